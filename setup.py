@@ -1,0 +1,42 @@
+"""ament_python package for smartcell (colcon on hardware, pip in the project venv)."""
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = 'smartcell'
+
+# One console script per node; the executable name is the node name and its YAML key.
+NODE_EXECUTABLES = {
+    'twin': 'smartcell.nodes.twin:main',
+    'arm': 'smartcell.nodes.arm:main',
+    'scanner': 'smartcell.nodes.scanner:main',
+    'supervisor': 'smartcell.nodes.supervisor:main',
+    'mes_bridge': 'smartcell.nodes.mes_bridge:main',
+    'vibration_sensor': 'smartcell.nodes.vibration_sensor:main',
+    'energy_meter': 'smartcell.nodes.energy_meter:main',
+    'wearable': 'smartcell.nodes.wearable:main',
+}
+
+setup(
+    name=PACKAGE,
+    version='0.1.0',
+    packages=find_packages(exclude=['test', 'test.*', 'bench']),
+    data_files=[
+        ('share/ament_index/resource_index/packages', ['resource/' + PACKAGE]),
+        ('share/' + PACKAGE, ['package.xml']),
+        ('share/' + PACKAGE + '/launch', glob('launch/*.py')),
+        ('share/' + PACKAGE + '/config', glob('config/*.yaml')),
+        ('share/' + PACKAGE + '/urdf', glob('urdf/*.urdf')),
+    ],
+    install_requires=['setuptools'],
+    zip_safe=False,
+    maintainer='smartcell maintainers',
+    maintainer_email='maintainers@smartcell.invalid',
+    description='ROS 2 controller for a collaborative-robot cell.',
+    license='Apache-2.0',
+    tests_require=['pytest'],
+    entry_points={
+        'console_scripts': [f'{name} = {target}' for name, target in NODE_EXECUTABLES.items()]
+        + ['smartcell = smartcell.cli:main'],
+    },
+)

@@ -1,0 +1,146 @@
+"""Parameter specifications: declared once, used by the nodes and by config validation.
+
+A node declares its ROS parameters from these specs (with description and range), and
+`smartcell sim`/`ros2 launch` validate the YAML against the same specs before anything
+starts, so a typo in a config file is an error naming the key, never a silent default.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import yaml
+
+ParamValue = bool | int | float | str | list
+
+
+class ConfigError(ValueError):
+    """A configuration value or file is invalid; the message names the thing and what is accepted."""
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One ROS parameter: name, default, description with unit, and its accepted range or choices."""
+
+    name: str
+    default: ParamValue
+    description: str
+    min: float | None = None          # inclusive
+    max: float | None = None          # inclusive
+    choices: tuple[str, ...] = ()
+    read_only: bool = True            # most are start-up configuration
+
+    def kind(self) -> type:
+        return type(self.default)
+
+    def accepted(self) -> str:
+        if self.choices:
+            return 'one of ' + ', '.join(repr(c) for c in self.choices)
+        if self.min is not None or self.max is not None:
+            lo = '-inf' if self.min is None else f'{self.min:g}'
+            hi = 'inf' if self.max is None else f'{self.max:g}'
+            return f'a {self.kind().__name__} in [{lo}, {hi}]'
+        return f'a {self.kind().__name__}'
+
+    def validate(self, value: Any, where: str = '') -> ParamValue:
+        """Return the value coerced to the spec's type, or raise ConfigError naming the parameter."""
+        label = f'{where}{self.name}'
+        kind = self.kind()
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if kind is list:
+            if not isinstance(value, (list, tuple)):
+                raise ConfigError(f'parameter {label!r} must be a list, got {value!r}')
+            value = list(value)
+            element = type(self.default[0]) if self.default else None
+            if element is float:
+                value = [float(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value]
+            if element is not None and not all(isinstance(v, element) for v in value):
+                raise ConfigError(f'parameter {label!r} must be a list of {element.__name__}, got {value!r}')
+            if element is float and not all(math.isfinite(v) for v in value):
+                raise ConfigError(f'parameter {label!r} must hold finite numbers, got {value!r}')
+            return value
+        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+            raise ConfigError(f'parameter {label!r} must be {self.accepted()}, got {value!r}')
+        if kind is float and not math.isfinite(value):
+            raise ConfigError(f'parameter {label!r} must be finite, got {value!r}')
+        if self.choices and value not in self.choices:
+            raise ConfigError(f'parameter {label!r} must be {self.accepted()}, got {value!r}')
+        if self.min is not None and value < self.min or self.max is not None and value > self.max:
+            raise ConfigError(f'parameter {label!r} must be {self.accepted()}, got {value!r}')
+        return value
+
+
+@dataclass(frozen=True)
+class NodeParams:
+    """The parameter specs of one node; `name` is the node name, executable and YAML key."""
+
+    name: str
+    specs: tuple[ParamSpec, ...]
+    by_name: dict[str, ParamSpec] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, 'by_name', {s.name: s for s in self.specs})
+        if len(self.by_name) != len(self.specs):
+            raise ValueError(f'duplicate parameter in node {self.name!r}')
+
+    def defaults(self) -> dict[str, ParamValue]:
+        return {s.name: s.default for s in self.specs}
+
+    def resolve(self, overrides: Mapping[str, Any], *, allow_unknown: Sequence[str] = ()) -> dict[str, ParamValue]:
+        """Defaults overlaid with validated overrides; an unknown key is an error naming it."""
+        values = self.defaults()
+        for key, value in overrides.items():
+            if key in allow_unknown:
+                continue
+            spec = self.by_name.get(key)
+            if spec is None:
+                raise ConfigError(
+                    f'unknown parameter {key!r} for node {self.name!r}; accepted: {", ".join(sorted(self.by_name))}')
+            values[key] = spec.validate(value, where=f'{self.name}.')
+        return values
+
+
+# Parameters every node accepts (set by ROS itself or cell-wide under `/**`).
+COMMON_PARAMS = ('use_sim_time', 'cell_id', 'world_frame')
+
+
+def load_cell_config(path: str | Path, registry: Mapping[str, NodeParams]) -> dict[str, dict[str, ParamValue]]:
+    """Read a ROS 2 parameter YAML and validate every node section against `registry`.
+
+    Returns resolved parameters per node (defaults + cell-wide `/**` values + the node's own).
+    Raises ConfigError for a missing file, bad YAML, an unknown node or an unknown parameter.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f'config file not found: {path}')
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f'config file {path} is not valid YAML: {exc}') from exc
+    if not isinstance(document, dict):
+        raise ConfigError(f'config file {path} must map node names to sections')
+    sections: dict[str, dict[str, Any]] = {}
+    for key, section in document.items():
+        node = str(key).strip('/').split('/')[-1] if key != '/**' else '/**'
+        if node != '/**' and node not in registry:
+            raise ConfigError(f'unknown node {key!r} in {path}; accepted: /**, {", ".join(sorted(registry))}')
+        if not isinstance(section, dict) or set(section) != {'ros__parameters'}:
+            raise ConfigError(f'section {key!r} in {path} must hold exactly one key, ros__parameters')
+        params = section['ros__parameters'] or {}
+        if not isinstance(params, dict):
+            raise ConfigError(f'{key}.ros__parameters in {path} must be a mapping')
+        sections[node] = params
+    cell_wide = sections.pop('/**', {})
+    unknown_common = set(cell_wide) - set(COMMON_PARAMS)
+    if unknown_common:
+        raise ConfigError(f'unknown cell-wide parameter(s) {sorted(unknown_common)} under /** in {path}; '
+                          f'accepted: {", ".join(COMMON_PARAMS)}')
+    resolved = {}
+    for name, node_params in registry.items():
+        merged = {k: v for k, v in cell_wide.items() if k in node_params.by_name}
+        merged.update(sections.get(name, {}))
+        resolved[name] = node_params.resolve(merged, allow_unknown=COMMON_PARAMS)
+    return resolved

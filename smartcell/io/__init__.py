@@ -1,0 +1,1 @@
+"""Transports and storage (MQTT, OPC UA, SQLite outbox) behind small interfaces."""

@@ -1,0 +1,1 @@
+"""Thin rclpy adapters: one executable per node; callbacks convert, call the core, publish."""

@@ -1,0 +1,56 @@
+"""The one list of nodes a cell runs, read by launch/cell.launch.py and by `smartcell sim`.
+
+Pure Python (no rclpy, no launch): tests check the launch file against it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import import_module
+from typing import Literal
+
+from smartcell.core.params import NodeParams
+
+When = Literal['always', 'sim', 'hardware']
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One node of the cell. `name` is the node name, the executable and the YAML key."""
+
+    name: str
+    when: When               # 'sim': only with the twin; 'hardware': only without it
+    params_ref: str          # 'module:ATTRIBUTE' of its NodeParams, importable without rclpy
+    summary: str
+
+    @property
+    def module(self) -> str:
+        return f'smartcell.nodes.{self.name}'
+
+    def params(self) -> NodeParams:
+        module, attribute = self.params_ref.split(':')
+        return getattr(import_module(module), attribute)
+
+    def runs(self, sim: bool) -> bool:
+        return self.when == 'always' or (self.when == 'sim') == sim
+
+
+CELL_NODES: tuple[NodeSpec, ...] = (
+    NodeSpec('twin', 'sim', 'smartcell.core.node_params:TWIN',
+             'PyBullet twin: cobot, person, safety laser scanner; publishes /clock in sim'),
+    NodeSpec('scanner', 'always', 'smartcell.core.node_params:SCANNER',
+             'people tracking from the safety laser scanner'),
+    NodeSpec('arm', 'always', 'smartcell.core.node_params:ARM',
+             'one arm interface: sim backend (twin) or ros2_control backend (vendor driver)'),
+    NodeSpec('supervisor', 'always', 'smartcell.core.node_params:SUPERVISOR',
+             'cell state machine, safety zones / SSM, speed scale, tasks'),
+)
+
+
+def nodes_for(sim: bool) -> tuple[NodeSpec, ...]:
+    """The nodes a cell starts, in start order."""
+    return tuple(n for n in CELL_NODES if n.runs(sim))
+
+
+def param_registry() -> dict[str, NodeParams]:
+    """Node name -> its parameter specs, for validating a config file."""
+    return {n.name: n.params() for n in CELL_NODES}

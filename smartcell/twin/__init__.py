@@ -1,0 +1,1 @@
+"""PyBullet digital twin of the cell. Every function takes an explicit physics client id."""
