@@ -1,0 +1,1 @@
+"""Command implementations behind `smartcell <command>`; each module has `main(argv) -> int`."""
