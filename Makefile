@@ -1,0 +1,42 @@
+# The two commands of the README:  make sim   and   make test
+# Everything the project needs is installed here, into .venv, from pinned versions.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+# Regular (non-editable) install: only then are launch/, config/ and urdf/ in the share directory
+# that ament_index finds. Re-installed whenever a packaged file changes.
+SOURCES := $(shell find smartcell launch config urdf resource -type f -not -name '*.pyc' 2>/dev/null) setup.py setup.cfg package.xml
+export AMENT_PREFIX_PATH := $(abspath $(VENV))
+export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
+
+DURATION ?= 300
+SEED     ?= 1
+PYTEST_ARGS ?=
+
+.PHONY: sim test venv bench clean
+
+sim: $(VENV)/.smartcell-installed
+	$(BIN)/smartcell sim --duration $(DURATION) --seed $(SEED)
+
+test: $(VENV)/.smartcell-installed
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+venv: $(VENV)/.smartcell-installed
+
+$(VENV)/.requirements-installed: requirements.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip==26.3 || $(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt setuptools==84.2.1
+	touch $@
+
+$(VENV)/.smartcell-installed: $(VENV)/.requirements-installed $(SOURCES)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation --force-reinstall .
+	rm -rf build smartcell.egg-info
+	touch $@
+
+bench: $(VENV)/.smartcell-installed
+	for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) build smartcell.egg-info
