@@ -93,9 +93,9 @@ class NodeParams:
         """Defaults overlaid with validated overrides; an unknown key is an error naming it."""
         values = self.defaults()
         for key, value in overrides.items():
-            if key in allow_unknown:
-                continue
             spec = self.by_name.get(key)
+            if spec is None and key in allow_unknown:
+                continue
             if spec is None:
                 raise ConfigError(
                     f'unknown parameter {key!r} for node {self.name!r}; accepted: {", ".join(sorted(self.by_name))}')

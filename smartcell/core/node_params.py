@@ -1,0 +1,70 @@
+"""Parameter specs of the cell's main nodes: twin, scanner, arm, supervisor.
+
+Units are in the names. Defaults describe the simulated cell of urdf/ and config/cell.yaml.
+"""
+from __future__ import annotations
+
+from smartcell.core.params import NodeParams, ParamSpec as P
+
+TWIN = NodeParams('twin', (
+    P('gui', False, 'open the PyBullet GUI window (headless DIRECT otherwise)', read_only=True),
+    P('scenario', 'shift', 'person behaviour scenario (see smartcell sim --help for the list)'),
+    P('seed', 1, 'random seed of the scenario and sensor noise', min=0, max=2**31 - 1),
+    P('physics_rate_hz', 240.0, 'physics integration rate in Hz', min=60.0, max=2000.0),
+    P('tick_rate_hz', 30.0, 'twin tick = safety scanner rate in Hz (25-40 like real safety scanners)',
+      min=25.0, max=40.0),
+    P('lockstep', False, 'wait for the arm command of every tick (deterministic, as fast as possible); '
+      'otherwise paced by real_time_factor'),
+    P('lockstep_timeout_s', 10.0, 'wall-clock seconds to wait for the arm in lockstep before failing',
+      min=0.1, max=600.0),
+    P('real_time_factor', 1.0, 'pacing when not in lockstep: simulated seconds per wall second',
+      min=0.05, max=100.0),
+    P('duration_s', 0.0, 'simulated seconds to run; 0 runs until shut down', min=0.0, max=1e7),
+    P('urdf_path', '', 'robot URDF; empty uses the installed share/smartcell/urdf/ur5e.urdf'),
+    P('scan_noise_m', 0.01, 'standard deviation of the simulated range noise in m', min=0.0, max=0.1),
+))
+
+SCANNER = NodeParams('scanner', (
+    P('scanner_frame', 'scanner_link', 'frame_id expected on incoming scans'),
+    P('world_frame', 'world', 'frame of the published people positions'),
+    P('scanner_pose_xy_yaw', [0.0, 0.0, 0.0],
+      'scanner pose in the world frame: x m, y m, yaw rad (the twin reports its own mount)'),
+    P('monitored_area_m', [-6.0, -6.0, 6.0, 6.0], 'people are tracked inside xmin, ymin, xmax, ymax (m, world)'),
+    P('cluster_gap_m', 0.10, 'range jump between neighbouring beams that splits clusters, m', min=0.01, max=1.0),
+    P('max_leg_width_m', 0.35, 'wider clusters are not legs, m', min=0.05, max=1.0),
+    P('max_leg_pair_distance_m', 0.65, 'two legs closer than this are one person, m', min=0.1, max=1.5),
+    P('association_gate_m', 0.6, 'max distance between a track prediction and a detection, m', min=0.05, max=3.0),
+    P('track_timeout_s', 0.5, 'a track unseen this long is dropped, s', min=0.0, max=5.0),
+    P('scan_timeout_s', 0.1, 'no scan for this long -> ERROR on /diagnostics, s', min=0.02, max=5.0),
+))
+
+ARM = NodeParams('arm', (
+    P('backend', 'sim', 'sim drives the PyBullet twin; ros2_control streams to a vendor driver',
+      choices=('sim', 'ros2_control')),
+    P('controller_topic', '/scaled_joint_trajectory_controller/joint_trajectory',
+      'ros2_control backend: the joint trajectory controller command topic'),
+    P('driver_joint_states_topic', '/joint_states', 'ros2_control backend: joint states from the driver'),
+    P('control_rate_hz', 50.0, 'ros2_control backend: streaming rate in Hz', min=5.0, max=1000.0),
+    P('stream_horizon_s', 0.1, 'ros2_control backend: each streamed point lies this far ahead, s',
+      min=0.005, max=2.0),
+    P('deadman_timeout_s', 0.2, 'no speed limit for this long -> the arm stops by itself, s',
+      min=0.02, max=5.0),
+    P('scale_ramp_down_per_s', 4.0, 'speed-scale decrease rate, 1/s (fast to slow down)', min=0.5, max=100.0),
+    P('scale_ramp_up_per_s', 0.5, 'speed-scale increase rate, 1/s (slow to speed up)', min=0.05, max=10.0),
+    P('lockstep', False, 'sim backend: handle tick t only with the twin state and safety verdict of tick t'),
+    P('initial_positions_rad', [0.0, -1.57, 1.57, -1.57, -1.57, 0.0],
+      'sim backend: joint positions before the first twin state arrives, rad'),
+))
+
+SUPERVISOR = NodeParams('supervisor', (
+    P('warning_distance_m', 1.5, 'person closer than this to the robot -> reduced speed, m', min=0.1, max=10.0),
+    P('protective_distance_m', 0.6, 'person closer than this -> protective stop, m', min=0.05, max=10.0),
+    P('reduced_speed_scale', 0.3, 'speed scale in the warning zone', min=0.0, max=1.0),
+    P('people_timeout_s', 0.07, 'people data older or silent longer than this -> protective stop '
+      '(two scanner periods at 30 Hz), s', min=0.01, max=2.0),
+    P('robot_state_timeout_s', 0.2, 'joint states older than this -> protective stop, s', min=0.01, max=2.0),
+    P('lockstep', False, 'evaluate people data of time t with the robot state of time t (simulation)'),
+    P('world_frame', 'world', 'frame people data must be expressed in'),
+    P('robot_base_xyz_yaw', [0.0, 0.0, 0.0, 0.0], 'robot base_link pose in the world frame: x, y, z m, yaw rad'),
+    P('cycle_waypoints', 'pick_place', 'name of the pick-and-place cycle the arm runs when no job is loaded'),
+))

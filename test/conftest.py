@@ -1,0 +1,22 @@
+"""Test-session isolation: a random DDS domain, localhost discovery, ament index of the venv."""
+import os
+import random
+import sys
+from pathlib import Path
+
+# Set before any test imports rclpy or starts a node process (children inherit the environment).
+os.environ.setdefault('ROS_DOMAIN_ID', str(random.SystemRandom().randint(101, 232)))
+os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+os.environ.setdefault('AMENT_PREFIX_PATH', sys.prefix)
+os.environ.setdefault('MPLBACKEND', 'Agg')
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope='session')
+def repo() -> Path:
+    """The source checkout (for config/ and urdf/ files under test)."""
+    return REPO
