@@ -1,0 +1,43 @@
+"""The `smartcell` command: one entry point, one module per sub-command (imported on demand)."""
+from __future__ import annotations
+
+import os
+import sys
+from importlib import import_module
+
+# sub-command -> (module with main(argv) -> int, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    'sim': ('smartcell.tools.sim', 'run the simulated cell (PyBullet twin + the cell nodes) faster than real time'),
+    'campaign': ('smartcell.tools.campaign', 'run many seeded safety scenarios and report violations'),
+    'safety-report': ('smartcell.tools.safety_report', 'summarise and plot a safety evidence log'),
+    'stopping-table': ('smartcell.tools.stopping_table', 'measure the arm stopping times/distances in the twin'),
+    'analyze-vibration': ('smartcell.tools.analyze_vibration', 'analyse a recorded vibration signal'),
+    'audit': ('smartcell.tools.audit', 'verify an audit trail (hash chain) of production and safety records'),
+}
+
+
+def usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = ['usage: smartcell <command> [options]   (smartcell <command> --help for its options)', '',
+             'commands:']
+    lines += [f'  {name.ljust(width)}  {text}' for name, (_, text) in COMMANDS.items()]
+    return '\n'.join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # The ROS wheels do not set the ament index; a venv install is its own prefix.
+    os.environ.setdefault('AMENT_PREFIX_PATH', sys.prefix)
+    if not argv or argv[0] in ('-h', '--help'):
+        print(usage())
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    if command not in COMMANDS:
+        print(f'smartcell: unknown command {command!r}; accepted: {", ".join(COMMANDS)}', file=sys.stderr)
+        return 2
+    module = import_module(COMMANDS[command][0])
+    return int(module.main(rest) or 0)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

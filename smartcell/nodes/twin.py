@@ -1,0 +1,202 @@
+"""Twin node: the PyBullet cell (cobot, person, safety laser scanner) and the simulation clock."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import Pose, PoseArray
+from rclpy.node import Node
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import JointState, LaserScan
+
+from smartcell.core.kinematics import JOINT_NAMES
+from smartcell.core.node_params import TWIN
+from smartcell.core.params import ConfigError
+from smartcell.nodes.common import (LATCHED_QOS, LEVEL_ERROR, LEVEL_OK, STREAM_QOS, declare_parameters,
+                                    diagnostic_array, diagnostic_status, run_node, s_to_stamp, stamp_to_s)
+
+WARMUP_REPUBLISH_S = 0.5     # wall seconds: re-send tick 0 until the pipeline answers (discovery)
+STATUS_PERIOD_S = 0.5        # simulated seconds between twin/status updates
+
+
+class Twin(Node):
+    """The simulated cell and its clock.
+
+    Publishes: `/clock` (rosgraph_msgs/Clock); `scan` (sensor_msgs/LaserScan, frame `scanner_link`,
+    one per tick); `twin/joint_states` (sensor_msgs/JointState measured in the physics: rad, rad/s, N·m);
+    `twin/people_truth` (geometry_msgs/PoseArray, world frame: true person positions, for evaluation);
+    `twin/status` (diagnostic_msgs/DiagnosticArray latched: state warming/running/finished/failed,
+    sim_time_s, wall_time_s, ticks, true min person-robot distance, contacts); `/diagnostics`.
+    Subscribes: `twin/joint_command` (sensor_msgs/JointState position/velocity set-points from the arm).
+    Lockstep: tick k publishes the outputs of time t_k; the command the arm computed from tick k-1 drives
+    the physics from t_k to t_k+1 (one scan period of actuation delay, part of the reaction time).
+    Parameters: smartcell.core.node_params.TWIN.
+    """
+
+    def __init__(self) -> None:
+        super().__init__('twin')
+        self._config = declare_parameters(self, TWIN)
+        from smartcell.twin import scenarios, world as twin_world
+        if self._config['scenario'] not in scenarios.SCENARIOS:
+            raise ConfigError(f'unknown scenario {self._config["scenario"]!r}; accepted: '
+                              f'{", ".join(sorted(scenarios.SCENARIOS))}')
+        urdf = self._config['urdf_path'] or None
+        self._client = twin_world.connect(gui=self._config['gui'])
+        self._world = twin_world.CellWorld.for_scenario(
+            self._client, self._config['scenario'], seed=self._config['seed'], urdf_path=urdf,
+            physics_rate_hz=self._config['physics_rate_hz'], scan_rate_hz=self._config['tick_rate_hz'],
+            scan_noise_m=self._config['scan_noise_m'])
+        self._dt_s = 1.0 / self._config['tick_rate_hz']
+        self._tick = 0
+        self._expected_command_ns = 0             # lockstep: the stamp of the command that unblocks the next step
+        self._command = None                      # (positions, velocities) applied until the next one
+        self._min_distance_m = float('inf')
+        self._contacts = 0
+        self._state = 'warming'
+        self._failure = ''
+        self._wall_start: float | None = None
+        self._last_publish_wall = 0.0
+        self._next_status_s = 0.0
+
+        self._clock_pub = self.create_publisher(Clock, '/clock', 10)
+        self._scan_pub = self.create_publisher(LaserScan, 'scan', STREAM_QOS)
+        self._joint_pub = self.create_publisher(JointState, 'twin/joint_states', STREAM_QOS)
+        self._truth_pub = self.create_publisher(PoseArray, 'twin/people_truth', 10)
+        self._status_pub = self.create_publisher(DiagnosticArray, 'twin/status', LATCHED_QOS)
+        self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.create_subscription(JointState, 'twin/joint_command', self._on_command, STREAM_QOS)
+        if self._config['lockstep']:
+            self._watch = self.create_timer(0.05, self._watch_lockstep)
+        else:
+            period = self._dt_s / self._config['real_time_factor']
+            self.create_timer(period, self._free_running_tick)
+        self._publish_tick()
+        self._publish_status()
+
+    # -- lockstep -------------------------------------------------------------------------------
+    def _on_command(self, msg: JointState) -> None:
+        command = (np.asarray(msg.position, dtype=float), np.asarray(msg.velocity, dtype=float))
+        if not self._config['lockstep']:
+            self._command = command
+            return
+        key = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        if self._state in ('finished', 'failed') or key != self._expected_command_ns:
+            return      # a repeat of a warm-up tick, already handled
+        if self._state == 'warming':
+            # The pipeline answered tick 0: step t0 -> t1 holding the start pose, then continue pipelined.
+            self._state, self._wall_start = 'running', time.monotonic()
+            self._step_physics()
+            if self._finished():
+                return
+            self._publish_tick()
+        # Command(t_k-1) drives t_k -> t_k+1 while the pipeline already works on the scan of t_k.
+        self._command = command
+        self._step_physics()
+        if self._finished():
+            return
+        self._publish_tick()
+        self._expected_command_ns = self._tick_ns(self._tick - 1)
+
+    def _watch_lockstep(self) -> None:
+        now = time.monotonic()
+        if self._state == 'warming' and now - self._last_publish_wall > WARMUP_REPUBLISH_S:
+            self._publish_tick()       # discovery may have missed it; every node handles a repeat idempotently
+        elif self._state == 'running' and now - self._last_publish_wall > self._config['lockstep_timeout_s']:
+            self._fail(f'no arm command for tick {self._tick} within {self._config["lockstep_timeout_s"]} s '
+                       '(is the arm, scanner or supervisor down?)')
+
+    # -- free running (ros2 launch sim:=true) --------------------------------------------------------
+    def _free_running_tick(self) -> None:
+        if self._state in ('finished', 'failed'):
+            return
+        if self._state == 'warming':
+            self._state, self._wall_start = 'running', time.monotonic()
+        self._step_physics()
+        if not self._finished():
+            self._publish_tick()
+
+    # -- shared ----------------------------------------------------------------------------------------
+    def _step_physics(self) -> None:
+        if self._command is not None:
+            self._world.set_joint_targets(*self._command)
+        self._world.step(self._dt_s)
+        self._tick += 1
+        self._min_distance_m = min(self._min_distance_m, self._world.min_person_robot_distance())
+        self._contacts += len(self._world.person_robot_contacts())
+
+    def _finished(self) -> bool:
+        duration = self._config['duration_s']
+        if duration > 0 and self._tick * self._dt_s >= duration - 1e-9:
+            self._state = 'finished'
+            self._publish_status()
+            return True
+        return False
+
+    def _tick_ns(self, tick: int) -> int:
+        return int(round(tick * self._dt_s * 1e9))
+
+    def _publish_tick(self) -> None:
+        self._last_publish_wall = time.monotonic()
+        stamp = s_to_stamp(self._tick_ns(self._tick) * 1e-9)
+        self._clock_pub.publish(Clock(clock=stamp))
+        q, qd, effort = self._world.joint_state()
+        joints = JointState(name=list(JOINT_NAMES), position=q.tolist(), velocity=qd.tolist(), effort=effort.tolist())
+        joints.header.stamp = stamp
+        self._joint_pub.publish(joints)
+        self._scan_pub.publish(self._scan_msg(stamp))
+        if self._truth_pub.get_subscription_count():
+            self._truth_pub.publish(self._truth_msg(stamp))
+        if stamp_to_s(stamp) >= self._next_status_s:
+            self._next_status_s += STATUS_PERIOD_S
+            self._publish_status()
+
+    def _scan_msg(self, stamp) -> LaserScan:
+        frame = self._world.scan()
+        msg = LaserScan(angle_min=frame.angle_min, angle_max=frame.angle_max, angle_increment=frame.angle_increment,
+                        time_increment=0.0, scan_time=self._dt_s, range_min=frame.range_min,
+                        range_max=frame.range_max)
+        msg.ranges = frame.ranges        # float32 array: rosidl takes it without a copy loop
+        msg.header.stamp = stamp
+        msg.header.frame_id = 'scanner_link'
+        return msg
+
+    def _truth_msg(self, stamp) -> PoseArray:
+        msg = PoseArray()
+        msg.header.stamp, msg.header.frame_id = stamp, 'world'
+        for x, y in self._world.people_positions():
+            pose = Pose()
+            pose.position.x, pose.position.y = float(x), float(y)
+            pose.orientation.w = 1.0
+            msg.poses.append(pose)
+        return msg
+
+    def _fail(self, reason: str) -> None:
+        self._state, self._failure = 'failed', reason
+        self.get_logger().error(reason)
+        self._publish_status()
+
+    def _publish_status(self) -> None:
+        wall = 0.0 if self._wall_start is None else time.monotonic() - self._wall_start
+        level = LEVEL_ERROR if self._state == 'failed' else LEVEL_OK
+        message = self._failure or f'{self._state}, scenario {self._config["scenario"]}'
+        last_tick = self._tick_ns(self._tick if self._state != 'finished' else self._tick - 1)
+        status = diagnostic_status('smartcell/twin', 'pybullet', level, message, {
+            'state': self._state, 'sim_time_s': self._tick * self._dt_s, 'wall_time_s': repr(wall),
+            'ticks': self._tick, 'last_tick_ns': last_tick,
+            'min_person_robot_distance_m': repr(self._min_distance_m), 'contacts': self._contacts,
+            'scenario': self._config['scenario'], 'seed': self._config['seed']})
+        array = diagnostic_array(s_to_stamp(self._tick * self._dt_s), [status])
+        self._status_pub.publish(array)
+        self._diag_pub.publish(array)
+
+    def on_shutdown(self) -> None:
+        self._world.close()
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(Twin, args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

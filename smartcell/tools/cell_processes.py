@@ -1,0 +1,103 @@
+"""Start and stop the cell's node processes (the set in smartcell.topology) outside `ros2 launch`.
+
+Used by `smartcell sim`, the campaign, the node tests and the benchmarks, so every one of them runs
+the very executables the launch file runs, each in its own process, over real DDS.
+"""
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Mapping
+
+from smartcell.topology import NodeSpec
+
+
+def ros_value(value: object) -> str:
+    """A parameter value in `-p name:=value` syntax (YAML)."""
+    if isinstance(value, bool):
+        return 'true' if value else 'false'
+    if isinstance(value, (list, tuple)):
+        return '[' + ','.join(ros_value(v) for v in value) + ']'
+    if isinstance(value, str):
+        return "'" + value + "'"
+    return repr(value)
+
+
+def node_command(spec_module: str, name: str, params_file: Path | None,
+                 overrides: Mapping[str, object], namespace: str = '') -> list[str]:
+    command = [sys.executable, '-m', spec_module, '--ros-args', '-r', f'__node:={name}']
+    if namespace:
+        command += ['-r', f'__ns:={namespace}']
+    if params_file is not None:
+        command += ['--params-file', str(params_file)]
+    for key, value in overrides.items():
+        command += ['-p', f'{key}:={ros_value(value)}']
+    return command
+
+
+def isolated_ros_env(base: Mapping[str, str] | None = None, domain_id: int | None = None) -> dict[str, str]:
+    """Environment for a private simulated cell: never talks to a real cell on the network."""
+    env = dict(os.environ if base is None else base)
+    env['ROS_DOMAIN_ID'] = str(domain_id if domain_id is not None else
+                               env.get('SMARTCELL_SIM_DOMAIN_ID') or random.SystemRandom().randint(101, 232))
+    env['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+    env.setdefault('AMENT_PREFIX_PATH', sys.prefix)
+    env.setdefault('PYTHONUNBUFFERED', '1')
+    return env
+
+
+@dataclass
+class CellProcesses:
+    """A set of node processes with their logs; stop() is safe to call twice."""
+
+    log_dir: Path
+    env: dict[str, str]
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    def start(self, name: str, command: list[str]) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_dir / f'{name}.log', 'wb')
+        self.processes[name] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=self.env,
+                                                start_new_session=True)
+        log.close()
+
+    def start_nodes(self, specs: Iterable[NodeSpec], params_file: Path | None,
+                    overrides: Mapping[str, Mapping[str, object]], namespace: str = '') -> None:
+        for spec in specs:
+            self.start(spec.name, node_command(spec.module, spec.name, params_file,
+                                               overrides.get(spec.name, {}), namespace))
+
+    def failed(self) -> dict[str, int]:
+        """Processes that have exited, with their exit codes."""
+        return {name: p.returncode for name, p in self.processes.items() if p.poll() is not None}
+
+    def log_tail(self, name: str, lines: int = 15) -> str:
+        path = self.log_dir / f'{name}.log'
+        if not path.exists():
+            return ''
+        return '\n'.join(path.read_text(errors='replace').splitlines()[-lines:])
+
+    def kill(self, name: str) -> None:
+        """SIGKILL one process (crash tests)."""
+        process = self.processes[name]
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGINT)
+        deadline = time.monotonic() + timeout_s
+        for process in self.processes.values():
+            remaining = max(0.1, deadline - time.monotonic())
+            try:
+                process.wait(timeout=remaining)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=5)
