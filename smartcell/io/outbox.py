@@ -1,0 +1,361 @@
+"""Store-and-forward outbox: every record goes to SQLite (WAL, on disk) first, then to each transport.
+
+Contract (documented in docs/mes.md):
+* A record is on disk, in one transaction with its per-stream sequence number and audit hash, before
+  any transport sees it. A `kill -9` at any moment loses nothing that `append` returned.
+* Delivery is at-least-once per transport, in storage order (so in order per stream): a transport's
+  cursor only moves past records it acknowledged. A crash between send and cursor update re-sends.
+* Record ids are unique and, for cell events, deterministic: consumers deduplicate on `record_id`
+  and get exactly-once *at the consumer*. Appending a record whose id is stored already is a no-op.
+* Bounded: when more than `capacity_records` are undelivered, a new telemetry record replaces the
+  oldest undelivered telemetry record; production and safety records are never dropped (the
+  outbox grows past its capacity for them and `fill_fraction` > 1 says so; the bridge alarms at 80 %).
+* Durability: `synchronous='NORMAL'` (default) survives process crashes; `'FULL'` also survives
+  power loss at the cost of an fsync per transaction.
+"""
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Protocol, Sequence
+
+from smartcell.core.audit import GENESIS_HASH, seal
+from smartcell.core.mes import Record, is_chained
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    pos INTEGER PRIMARY KEY AUTOINCREMENT,   -- storage order = delivery order
+    record_id TEXT NOT NULL UNIQUE,
+    stream TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    chained INTEGER NOT NULL,                -- 1: production/safety (kept, audit chain); 0: telemetry
+    json TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS records_telemetry ON records(pos) WHERE chained = 0;
+CREATE INDEX IF NOT EXISTS records_chained ON records(pos) WHERE chained = 1;
+CREATE TABLE IF NOT EXISTS streams (stream TEXT PRIMARY KEY, last_seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS cursors (transport TEXT PRIMARY KEY, delivered_pos INTEGER NOT NULL);
+"""
+
+
+class TransportDown(RuntimeError):
+    """The transport cannot deliver now (broker or MES unreachable); the dispatcher backs off."""
+
+
+@dataclass(frozen=True)
+class Pending:
+    """One stored record waiting for a transport: its JSON is sent as is (no re-encoding)."""
+
+    pos: int
+    record_id: str
+    stream: str
+    seq: int
+    json: str
+
+    def record(self) -> Record:
+        return Record.from_json(self.json)
+
+
+class Transport(Protocol):
+    """A destination of records. `send` returns how many of `items`, from the first, were delivered."""
+
+    name: str
+
+    def send(self, items: Sequence[Pending]) -> int: ...
+
+
+@dataclass(frozen=True)
+class OutboxConfig:
+    capacity_records: int = 1_000_000     # undelivered records before telemetry is dropped
+    alarm_fraction: float = 0.8           # fill fraction that raises the OUTBOX_FULL alarm
+    synchronous: str = 'NORMAL'           # NORMAL: crash-safe; FULL: power-loss-safe
+    batch_size: int = 500                 # records per transport send
+    backoff_initial_s: float = 0.5        # first retry delay after a failed send, s
+    backoff_max_s: float = 60.0           # retry delay ceiling, s
+
+    def __post_init__(self) -> None:
+        if self.synchronous not in ('NORMAL', 'FULL'):
+            raise ValueError(f'synchronous must be NORMAL or FULL, got {self.synchronous!r}')
+        if self.capacity_records < 1 or self.batch_size < 1:
+            raise ValueError('capacity_records and batch_size must be >= 1')
+        if not 0 < self.backoff_initial_s <= self.backoff_max_s:
+            raise ValueError('need 0 < backoff_initial_s <= backoff_max_s')
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    record: Record | None        # as stored (seq, hashes); None when refused
+    duplicate: bool = False      # the id was stored already: nothing changed
+    dropped_telemetry: int = 0   # older telemetry records dropped to make room
+    refused: bool = False        # a telemetry record refused (full, nothing older to drop)
+
+
+class Outbox:
+    """SQLite WAL store of records with a delivery cursor per transport. Thread-safe."""
+
+    def __init__(self, path: str | Path, transports: Sequence[str], config: OutboxConfig = OutboxConfig(),
+                 on_append: Callable[[], None] | None = None) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.config = config
+        self.transports = tuple(transports)
+        self._on_append = on_append
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+        self._db.execute('PRAGMA journal_mode=WAL')
+        self._db.execute(f'PRAGMA synchronous={config.synchronous}')
+        self._db.executescript(SCHEMA)
+        with self._transaction():
+            top = self._db.execute('SELECT coalesce(max(pos), 0) FROM records').fetchone()[0]
+            for name in self.transports:
+                # a transport added to an existing store starts with records stored from now on
+                self._db.execute('INSERT OR IGNORE INTO cursors VALUES (?, ?)', (name, top))
+        self._load_state()
+
+    # ------------------------------------------------------------ state
+
+    def _load_state(self) -> None:
+        db = self._db
+        self._seq = dict(db.execute('SELECT stream, last_seq FROM streams'))
+        head = db.execute('SELECT json FROM records WHERE chained = 1 ORDER BY pos DESC LIMIT 1').fetchone()
+        self._chain_head = Record.from_json(head[0]).hash if head else GENESIS_HASH
+        self._cursor = {name: db.execute('SELECT delivered_pos FROM cursors WHERE transport = ?',
+                                         (name,)).fetchone()[0] for name in self.transports}
+        self._backlog = {name: db.execute('SELECT count(*) FROM records WHERE pos > ?', (pos,)).fetchone()[0]
+                         for name, pos in self._cursor.items()}
+
+    def _transaction(self):
+        return _Transaction(self._db)
+
+    # ------------------------------------------------------------ writing
+
+    def append(self, record: Record) -> AppendResult:
+        return self.append_many([record])[0]
+
+    def append_many(self, records: Sequence[Record]) -> list[AppendResult]:
+        """Store records in one transaction (sequence numbers and chain hashes assigned here)."""
+        results: list[AppendResult] = []
+        with self._lock:
+            seq_before, head_before = dict(self._seq), self._chain_head
+            backlog_before = dict(self._backlog)
+            try:
+                with self._transaction():
+                    results = [self._append_locked(r) for r in records]
+            except BaseException:
+                self._seq, self._chain_head, self._backlog = seq_before, head_before, backlog_before
+                raise
+        if self._on_append is not None and any(r.record is not None and not r.duplicate for r in results):
+            self._on_append()
+        return results
+
+    def _append_locked(self, record: Record) -> AppendResult:
+        db = self._db
+        found = db.execute('SELECT json FROM records WHERE record_id = ?', (record.record_id,)).fetchone()
+        if found:
+            return AppendResult(Record.from_json(found[0]), duplicate=True)
+        chained = is_chained(record.stream)
+        dropped = 0
+        if not chained and self._undelivered() >= self.config.capacity_records:
+            dropped = self._drop_oldest_telemetry()
+            if dropped == 0:
+                return AppendResult(None, refused=True)
+        seq = self._seq.get(record.stream, 0) + 1
+        data = record.to_dict()
+        data['seq'] = seq
+        if chained:
+            data = seal(data, self._chain_head)
+        stored = Record.from_dict(data)
+        db.execute('INSERT INTO records (record_id, stream, seq, chained, json) VALUES (?, ?, ?, ?, ?)',
+                   (stored.record_id, stored.stream, seq, int(chained), stored.to_json()))
+        db.execute('INSERT INTO streams VALUES (?, ?) ON CONFLICT(stream) DO UPDATE SET last_seq = excluded.last_seq',
+                   (stored.stream, seq))
+        self._seq[stored.stream] = seq
+        if chained:
+            self._chain_head = stored.hash
+        for name in self.transports:
+            self._backlog[name] += 1
+        return AppendResult(stored, dropped_telemetry=dropped)
+
+    def _drop_oldest_telemetry(self) -> int:
+        low = min(self._cursor.values(), default=0)
+        row = self._db.execute('SELECT pos FROM records WHERE chained = 0 AND pos > ? ORDER BY pos LIMIT 1',
+                               (low,)).fetchone()
+        if row is None:
+            return 0
+        self._db.execute('DELETE FROM records WHERE pos = ?', (row[0],))
+        for name, cursor in self._cursor.items():
+            if row[0] > cursor:
+                self._backlog[name] -= 1
+        return 1
+
+    # ------------------------------------------------------------ delivery
+
+    def pending(self, transport: str, limit: int | None = None) -> list[Pending]:
+        """The next undelivered records for a transport, in storage order."""
+        with self._lock:
+            rows = self._db.execute(
+                'SELECT pos, record_id, stream, seq, json FROM records WHERE pos > ? ORDER BY pos LIMIT ?',
+                (self._cursor[transport], limit or self.config.batch_size)).fetchall()
+        return [Pending(*row) for row in rows]
+
+    def ack(self, transport: str, upto_pos: int) -> None:
+        """The transport delivered every record up to and including `upto_pos`."""
+        with self._lock:
+            old = self._cursor[transport]
+            if upto_pos <= old:
+                return
+            with self._transaction():
+                delivered = self._db.execute('SELECT count(*) FROM records WHERE pos > ? AND pos <= ?',
+                                             (old, upto_pos)).fetchone()[0]
+                self._db.execute('UPDATE cursors SET delivered_pos = ? WHERE transport = ?', (upto_pos, transport))
+                self._cursor[transport] = upto_pos
+                self._backlog[transport] -= delivered
+                # telemetry delivered everywhere is no longer needed; production/safety stay (audit trail)
+                self._db.execute('DELETE FROM records WHERE chained = 0 AND pos <= ?',
+                                 (min(self._cursor.values()),))
+
+    # ------------------------------------------------------------ reading
+
+    def _undelivered(self) -> int:
+        return max(self._backlog.values(), default=0)
+
+    def backlog(self, transport: str | None = None) -> int:
+        """Undelivered records for one transport, or the largest backlog of all."""
+        with self._lock:
+            return self._backlog[transport] if transport else self._undelivered()
+
+    def fill_fraction(self) -> float:
+        return self.backlog() / self.config.capacity_records
+
+    def stream_seq(self, stream: str) -> int:
+        with self._lock:
+            return self._seq.get(stream, 0)
+
+    def audit_records(self) -> Iterator[dict]:
+        yield from iter_audit_records(self.path)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE .. COMMIT, ROLLBACK on any error (the connection is in autocommit mode)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute('BEGIN IMMEDIATE')
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._db.execute('COMMIT' if exc_type is None else 'ROLLBACK')
+
+
+def iter_audit_records(path: str | Path) -> Iterator[dict | Exception]:
+    """The chained records of an outbox database, in chain order; unreadable rows come as exceptions."""
+    import json
+    db = sqlite3.connect(f'file:{Path(path)}?mode=ro', uri=True)
+    try:
+        for (text,) in db.execute('SELECT json FROM records WHERE chained = 1 ORDER BY pos'):
+            try:
+                yield json.loads(text)
+            except ValueError as exc:
+                yield exc
+    finally:
+        db.close()
+
+
+# ---------------------------------------------------------------- dispatcher
+
+def backoff_delay_s(failures: int, initial_s: float, max_s: float) -> float:
+    """Exponential backoff: initial, 2x, 4x, ... capped at max_s (failures >= 1)."""
+    return min(max_s, initial_s * 2.0 ** max(0, failures - 1))
+
+
+@dataclass
+class LinkState:
+    """Delivery state of one transport, shown in /diagnostics."""
+
+    up: bool = True
+    failures: int = 0                  # consecutive failed attempts
+    next_try_s: float = 0.0            # monotonic time of the next attempt
+    last_error: str = ''
+    delivered: int = 0                 # records delivered since start
+
+
+@dataclass
+class Dispatcher:
+    """Worker thread that drains the outbox to every transport, each with its own exponential backoff."""
+
+    outbox: Outbox
+    transports: Sequence[Transport]
+    clock: Callable[[], float] = time.monotonic
+    idle_poll_s: float = 1.0
+    links: dict[str, LinkState] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        names = [t.name for t in self.transports]
+        missing = set(names) - set(self.outbox.transports)
+        if missing:
+            raise ValueError(f'transport(s) {sorted(missing)} have no cursor in the outbox; '
+                             f'outbox transports: {", ".join(self.outbox.transports)}')
+        self.links = {name: LinkState() for name in names}
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> 'Dispatcher':
+        self._thread = threading.Thread(target=self._run, name='outbox-dispatcher', daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            wait_s = self.step()
+            self._wake.wait(timeout=wait_s)
+            self._wake.clear()
+
+    def step(self) -> float:
+        """One pass over the transports; returns how long to wait before the next pass, s."""
+        now = self.clock()
+        wait_s = self.idle_poll_s
+        for transport in self.transports:
+            link = self.links[transport.name]
+            if now < link.next_try_s:
+                wait_s = min(wait_s, link.next_try_s - now)
+                continue
+            items = self.outbox.pending(transport.name)
+            if not items:
+                continue
+            try:
+                sent = transport.send(items)
+                error = '' if sent == len(items) else f'only {sent} of {len(items)} acknowledged'
+            except TransportDown as exc:
+                sent, error = 0, str(exc) or 'transport down'
+            except Exception as exc:  # a transport bug must not stop delivery to the others: back off, report
+                sent, error = 0, f'{type(exc).__name__}: {exc}'
+            if sent:
+                self.outbox.ack(transport.name, items[sent - 1].pos)
+                link.delivered += sent
+            if error:
+                link.up, link.failures, link.last_error = False, link.failures + 1, error
+                link.next_try_s = now + backoff_delay_s(link.failures, self.outbox.config.backoff_initial_s,
+                                                        self.outbox.config.backoff_max_s)
+                wait_s = min(wait_s, link.next_try_s - now)
+            else:
+                link.up, link.failures, link.last_error, link.next_try_s = True, 0, '', 0.0
+                wait_s = 0.0    # there may be more
+        return max(0.0, wait_s)
