@@ -67,4 +67,9 @@ SUPERVISOR = NodeParams('supervisor', (
     P('world_frame', 'world', 'frame people data must be expressed in'),
     P('robot_base_xyz_yaw', [0.0, 0.0, 0.0, 0.0], 'robot base_link pose in the world frame: x, y, z m, yaw rad'),
     P('cycle_waypoints', 'pick_place', 'name of the pick-and-place cycle the arm runs when no job is loaded'),
+    P('motions_file', '', 'named arm configurations and cycles; empty uses the installed config/motions.yaml'),
+    P('nominal_speed_fraction', 0.5, 'planned joint speed as a fraction of each joint limit', min=0.05, max=1.0),
+    P('auto_start', False, 'start the cell by itself on the first valid safety cycle (simulation)'),
+    P('evidence_log', '', 'append-only safety evidence log (JSON lines); empty: none'),
+    P('job', '', 'job recipe file to run (config/job_*.yaml); empty: the pick-and-place cycle'),
 ))

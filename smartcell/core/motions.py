@@ -1,0 +1,67 @@
+"""Named arm configurations and motion cycles, loaded from config/motions.yaml.
+
+Robot work is planned here as joint-space segments from the arm's actual position to a named
+configuration, timed so that no joint exceeds a fraction of its speed limit.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from smartcell.core.params import ConfigError
+from smartcell.core.trajectory import PEAK_TO_MEAN_SPEED, JointLimitsView, JointTrajectoryPlan
+
+
+@dataclass(frozen=True)
+class MotionLibrary:
+    """Joint configurations by name (rad) and cycles (sequences of configuration names)."""
+
+    configurations: dict[str, np.ndarray]
+    cycles: dict[str, tuple[str, ...]]
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, limits: JointLimitsView) -> 'MotionLibrary':
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f'motions file not found: {path}')
+        document = yaml.safe_load(path.read_text()) or {}
+        unknown = set(document) - {'configurations', 'cycles'}
+        if unknown:
+            raise ConfigError(f'unknown key(s) {sorted(unknown)} in {path}; accepted: configurations, cycles')
+        configurations = {}
+        for name, values in (document.get('configurations') or {}).items():
+            q = np.asarray(values, dtype=float)
+            if q.shape != (len(limits.names),) or not np.all(np.isfinite(q)):
+                raise ConfigError(f'configuration {name!r} in {path} needs {len(limits.names)} finite joint '
+                                  f'values in rad, got {values!r}')
+            outside = (q < limits.lower_rad) | (q > limits.upper_rad)
+            if outside.any():
+                joint = limits.names[int(np.argmax(outside))]
+                raise ConfigError(f'configuration {name!r} in {path}: {joint} is outside its limits')
+            configurations[name] = q
+        cycles = {}
+        for name, steps in (document.get('cycles') or {}).items():
+            missing = [s for s in steps or [] if s not in configurations]
+            if not steps or missing:
+                raise ConfigError(f'cycle {name!r} in {path} names unknown configuration(s) {missing}; '
+                                  f'known: {", ".join(sorted(configurations))}')
+            cycles[name] = tuple(steps)
+        return cls(configurations, cycles)
+
+    def cycle(self, name: str) -> tuple[str, ...]:
+        if name not in self.cycles:
+            raise ConfigError(f'unknown motion cycle {name!r}; accepted: {", ".join(sorted(self.cycles))}')
+        return self.cycles[name]
+
+
+def segment_plan(start_rad: np.ndarray, target_rad: np.ndarray, limits: JointLimitsView,
+                 speed_fraction: float, min_duration_s: float = 0.3) -> JointTrajectoryPlan:
+    """One segment start -> target, timed so every joint's peak speed stays within speed_fraction of its limit."""
+    if not 0.0 < speed_fraction <= 1.0:
+        raise ValueError(f'speed_fraction must be in (0, 1], got {speed_fraction}')
+    distance = np.abs(np.asarray(target_rad, float) - np.asarray(start_rad, float))
+    duration = max(min_duration_s, float(np.max(PEAK_TO_MEAN_SPEED * distance / (limits.velocity_radps * speed_fraction))))
+    return JointTrajectoryPlan(tuple(limits.names), np.array([duration]), np.asarray(target_rad, float)[None, :])

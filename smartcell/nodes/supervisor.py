@@ -1,0 +1,275 @@
+"""Supervisor node: cell state machine, safety verdicts (zones + SSM), and the robot's work."""
+from __future__ import annotations
+
+import json
+import uuid
+from collections import OrderedDict
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from geometry_msgs.msg import PoseArray
+from rclpy.node import Node
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64, String
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from smartcell.core.cell import CellStateMachine, Event, IllegalTransition, State
+from smartcell.core.kinematics import JOINT_NAMES
+from smartcell.core.motions import MotionLibrary, segment_plan
+from smartcell.core.node_params import SUPERVISOR
+from smartcell.core.supervision import CellKpis, SafetyPipeline
+from smartcell.core.verdict import VERDICT_STATUS_NAME, verdict_values
+from smartcell.nodes.arm import LIMITS
+from smartcell.nodes.common import (LATCHED_QOS, LEVEL_ERROR, LEVEL_OK, LEVEL_WARN, STREAM_QOS, declare_parameters,
+                                    diagnostic_array, diagnostic_status, run_node, s_to_stamp, stamp_to_s)
+from smartcell.share import share_file
+
+REQUESTS = {'start': Event.START, 'stop': Event.STOP, 'pause': Event.PAUSE, 'resume': Event.RESUME,
+            'reset': Event.RESET, 'emergency_stop': Event.EMERGENCY_STOP}
+SAFETY_LEVEL = {'normal': LEVEL_OK, 'reduced': LEVEL_OK, 'protective_stop': LEVEL_WARN,
+                'emergency_stop': LEVEL_ERROR, 'fault': LEVEL_ERROR}
+
+
+class Supervisor(Node):
+    """Runs the cell: who may move how fast, what the robot does next, what the cell reports.
+
+    Subscribes: `humans` (geometry_msgs/PoseArray, world frame, m); `joint_states`
+    (sensor_msgs/JointState, rad, rad/s); `arm/trajectory_result` (diagnostic_msgs/DiagnosticStatus);
+    `arm/mode` (std_msgs/String).
+    Publishes: `speed_scale` (std_msgs/Float64 latched, [0, 1]); `safety/verdict`
+    (diagnostic_msgs/DiagnosticArray, stamp of the people data: mode, state, zone, separation_m,
+    protective_distance_m, allowed_speed_mps, speed_scale, reason); `cell/state` (std_msgs/String
+    latched); `cell/events` (std_msgs/String, one JSON object per event); `cell/kpi`
+    (diagnostic_msgs/DiagnosticArray latched, cumulative shift KPIs); `arm/joint_trajectory`
+    (trajectory_msgs/JointTrajectory); `/diagnostics`.
+    Services (std_srvs/Trigger): `cell/start`, `cell/stop`, `cell/pause`, `cell/resume`, `cell/reset`,
+    `cell/emergency_stop` — an illegal request answers success=false naming the state and request.
+    Parameters: smartcell.core.node_params.SUPERVISOR.
+    """
+
+    def __init__(self) -> None:
+        super().__init__('supervisor')
+        self._config = declare_parameters(self, SUPERVISOR)
+        self._cell_id = 'cell'
+        self._lockstep = self._config['lockstep']
+        self._safety = SafetyPipeline.from_params(self._config, share_file('config', 'stopping.yaml'))
+        self._cell = CellStateMachine()
+        self._motions = MotionLibrary.from_yaml(self._config['motions_file'] or share_file('config', 'motions.yaml'),
+                                                LIMITS)
+        self._cycle = self._motions.cycle(self._config['cycle_waypoints'])
+        self._cycle_index = 0
+        self._pending_trajectory = ''       # id of the segment sent and not finished
+        self._kpis = CellKpis()
+        self._joints: JointState | None = None
+        self._people_by_stamp: OrderedDict[int, PoseArray] = OrderedDict()
+        self._joints_by_stamp: OrderedDict[int, JointState] = OrderedDict()
+        self._last_people_ns = -1
+        self._last_verdict_msg: DiagnosticArray | None = None
+
+        self._scale_pub = self.create_publisher(Float64, 'speed_scale', LATCHED_QOS)
+        self._verdict_pub = self.create_publisher(DiagnosticArray, 'safety/verdict', STREAM_QOS)
+        self._state_pub = self.create_publisher(String, 'cell/state', LATCHED_QOS)
+        self._events_pub = self.create_publisher(String, 'cell/events', 50)
+        self._kpi_pub = self.create_publisher(DiagnosticArray, 'cell/kpi', LATCHED_QOS)
+        self._trajectory_pub = self.create_publisher(JointTrajectory, 'arm/joint_trajectory', 10)
+        self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.create_subscription(PoseArray, 'humans', self._on_humans, STREAM_QOS)
+        self.create_subscription(JointState, 'joint_states', self._on_joint_states, STREAM_QOS)
+        self.create_subscription(DiagnosticStatus, 'arm/trajectory_result', self._on_trajectory_result, 10)
+        for name, event in REQUESTS.items():
+            self.create_service(Trigger, f'cell/{name}', self._request_handler(event))
+        # Watchdog: silence on `humans` is a stop; checked at twice the timeout rate.
+        if not self._lockstep:
+            self.create_timer(self._config['people_timeout_s'] / 2.0, self._on_watchdog)
+        self.create_timer(1.0, self._publish_diagnostics)
+        self._scale_pub.publish(Float64(data=0.0))
+        self._publish_state()
+
+    # -- inputs ---------------------------------------------------------------------------------------
+    def _on_humans(self, msg: PoseArray) -> None:
+        key = _stamp_ns(msg.header.stamp)
+        if key <= self._last_people_ns:
+            if key == self._last_people_ns and self._last_verdict_msg is not None:
+                self._verdict_pub.publish(self._last_verdict_msg)    # a repeated tick: same answer, no new state
+            return
+        if not self._lockstep:
+            self._evaluate(msg, self._joints, self._now_s())
+            return
+        self._people_by_stamp[key] = msg
+        self._pair_lockstep()
+
+    def _on_joint_states(self, msg: JointState) -> None:
+        self._joints = msg
+        if self._lockstep:
+            self._joints_by_stamp[_stamp_ns(msg.header.stamp)] = msg
+            self._pair_lockstep()
+
+    def _pair_lockstep(self) -> None:
+        # Simulation: the people seen at t are judged against the robot at t, whatever arrives first.
+        for key in [k for k in self._people_by_stamp if k in self._joints_by_stamp]:
+            people = self._people_by_stamp.pop(key)
+            joints = self._joints_by_stamp.pop(key)
+            self._evaluate(people, joints, stamp_to_s(people.header.stamp))
+            for pending in (self._people_by_stamp, self._joints_by_stamp):
+                for old in [k for k in pending if k < key]:
+                    del pending[old]
+
+    def _on_watchdog(self) -> None:
+        verdict = self._safety.on_silence(self._now_s())
+        if verdict is not None:
+            self._publish_verdict(verdict)
+            self._react_to_safety(verdict)
+
+    def _on_trajectory_result(self, msg: DiagnosticStatus) -> None:
+        if msg.name != self._pending_trajectory:
+            return
+        self._pending_trajectory = ''
+        if msg.level == DiagnosticStatus.OK:
+            self._cycle_index += 1
+            if self._cycle_index % len(self._cycle) == 0:
+                self._kpis.cycles += 1
+                self._emit('unit_complete', unit=self._kpis.cycles, good=True)
+        elif msg.level == DiagnosticStatus.ERROR:
+            self._emit('fault', reason=f'arm refused motion: {msg.message}')
+            self._handle(Event.FAULT_DETECTED, msg.message)
+
+    # -- the cycle -------------------------------------------------------------------------------------
+    def _evaluate(self, people: PoseArray, joints: JointState | None, now_s: float) -> None:
+        self._last_people_ns = _stamp_ns(people.header.stamp)
+        verdict = self._safety.evaluate(people_arrays(people), joint_arrays(joints), now_s)
+        self._publish_verdict(verdict, people.header.stamp)
+        self._react_to_safety(verdict)
+        self._kpis.account(verdict, stamp_to_s(people.header.stamp), self._cell.state is State.RUNNING)
+        self._drive_robot(joints)
+        self._kpi_pub.publish(diagnostic_array(people.header.stamp, [diagnostic_status(
+            'smartcell/cell', self._cell_id, LEVEL_OK, self._cell.state.value, self._kpis.as_dict())]))
+
+    def _react_to_safety(self, verdict) -> None:
+        state = self._cell.state
+        stopped = verdict.state.value in ('protective_stop', 'fault')
+        if stopped and state is State.RUNNING:
+            self._kpis.protective_stops += 1
+            self._handle(Event.SAFETY_STOP, verdict.reason)
+        elif not stopped and state is State.PROTECTIVE_STOP:
+            self._handle(Event.SAFETY_CLEAR, 'separation safe for the hold time')
+            self._pending_trajectory = ''     # re-plan the interrupted segment from the actual position
+        elif state is State.IDLE and self._config['auto_start'] and not self._kpis.started:
+            self._kpis.started = True
+            self._handle(Event.START, 'auto_start')
+            if self._cell.state is State.STARTING:
+                self._handle(Event.STARTED, 'cell ready')
+
+    def _drive_robot(self, joints: JointState | None) -> None:
+        if self._cell.state is not State.RUNNING or self._pending_trajectory or joints is None:
+            return
+        arrays = joint_arrays(joints)
+        if arrays is None:
+            return
+        actual = arrays[1]
+        target = self._motions.configurations[self._cycle[self._cycle_index % len(self._cycle)]]
+        plan = segment_plan(actual, target, LIMITS, self._config['nominal_speed_fraction'])
+        self._pending_trajectory = f'segment-{self._cycle_index}'
+        msg = JointTrajectory(joint_names=list(JOINT_NAMES))
+        msg.header.frame_id = self._pending_trajectory
+        msg.points = [JointTrajectoryPoint(positions=plan.positions_rad[0].tolist(),
+                                           time_from_start=_duration_msg(plan.times_s[0]))]
+        self._trajectory_pub.publish(msg)
+
+    # -- requests ---------------------------------------------------------------------------------------
+    def _request_handler(self, event: Event):
+        def handle(request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+            try:
+                transition = self._handle(event, 'requested by service')
+            except IllegalTransition as exc:
+                response.success, response.message = False, str(exc)
+                return response
+            if self._cell.state is State.STARTING:
+                self._handle(Event.STARTED, 'cell ready')
+            if event is Event.EMERGENCY_STOP:
+                self._safety.emergency_stop(self._now_s(), 'emergency stop requested')
+            elif event is Event.RESET:
+                self._safety.reset(self._now_s())
+            response.success, response.message = True, f'{transition.source.value} -> {self._cell.state.value}'
+            return response
+        return handle
+
+    def _handle(self, event: Event, reason: str):
+        transition = self._cell.handle(event, self._now_s(), reason)
+        self._emit('state_change', **{'from': transition.source.value, 'to': transition.target.value,
+                                      'reason': reason})
+        self._publish_state()
+        return transition
+
+    # -- outputs ----------------------------------------------------------------------------------------
+    def _publish_verdict(self, verdict, stamp=None) -> None:
+        stamp = stamp if stamp is not None else s_to_stamp(self._now_s())
+        self._scale_pub.publish(Float64(data=verdict.speed_scale))
+        status = DiagnosticStatus(level=SAFETY_LEVEL.get(verdict.state.value, LEVEL_ERROR), name=VERDICT_STATUS_NAME,
+                                  message=verdict.reason, hardware_id=self._cell_id)
+        from diagnostic_msgs.msg import KeyValue
+        status.values = [KeyValue(key=k, value=v) for k, v in verdict_values(self._safety.verdict_fields(verdict))]
+        msg = diagnostic_array(stamp, [status])
+        self._last_verdict_msg = msg
+        self._verdict_pub.publish(msg)
+
+    def _publish_state(self) -> None:
+        self._state_pub.publish(String(data=self._cell.state.value))
+
+    def _emit(self, event_type: str, **fields) -> None:
+        record = {'event_id': str(uuid.uuid4()), 'cell_id': self._cell_id, 'type': event_type,
+                  'stamp': self._now_s(), **fields}
+        self._events_pub.publish(String(data=json.dumps(record)))
+
+    def _publish_diagnostics(self) -> None:
+        verdict = self._safety.last_verdict
+        level = SAFETY_LEVEL.get(verdict.state.value, LEVEL_ERROR) if verdict else LEVEL_WARN
+        message = (verdict.reason or verdict.state.value) if verdict else 'no people data yet'
+        statuses = [
+            diagnostic_status('smartcell/supervisor/safety', self._cell_id, level, message,
+                              self._safety.verdict_fields(verdict) if verdict else {}),
+            diagnostic_status('smartcell/supervisor/cell', self._cell_id,
+                              LEVEL_ERROR if self._cell.state.value in ('fault', 'emergency_stop') else LEVEL_OK,
+                              self._cell.state.value, self._kpis.as_dict()),
+        ]
+        self._diag_pub.publish(diagnostic_array(self.get_clock().now().to_msg(), statuses))
+
+    def _now_s(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+
+def people_arrays(msg: PoseArray) -> tuple[float, str, np.ndarray]:
+    """(stamp s, frame, positions (N, 3) m): NaN and all are passed on; the core judges them."""
+    positions = np.array([(p.position.x, p.position.y, p.position.z) for p in msg.poses], dtype=float)
+    return stamp_to_s(msg.header.stamp), msg.header.frame_id, positions.reshape(-1, 3)
+
+
+def joint_arrays(msg: JointState | None) -> tuple[float, np.ndarray, np.ndarray] | None:
+    """(stamp s, positions rad, velocities rad/s) in the arm's joint order, or None when unusable."""
+    if msg is None:
+        return None
+    index = {name: i for i, name in enumerate(msg.name)}
+    if any(name not in index for name in JOINT_NAMES) or len(msg.position) != len(msg.name):
+        return None
+    order = [index[name] for name in JOINT_NAMES]
+    velocity = np.asarray(msg.velocity, dtype=float)[order] if len(msg.velocity) == len(msg.name) \
+        else np.zeros(len(JOINT_NAMES))
+    return stamp_to_s(msg.header.stamp), np.asarray(msg.position, dtype=float)[order], velocity
+
+
+def _stamp_ns(stamp) -> int:
+    return stamp.sec * 1_000_000_000 + stamp.nanosec
+
+
+def _duration_msg(seconds: float):
+    from builtin_interfaces.msg import Duration
+    nanoseconds = int(seconds * 1e9)
+    return Duration(sec=nanoseconds // 1_000_000_000, nanosec=nanoseconds % 1_000_000_000)
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(Supervisor, args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
