@@ -1,0 +1,592 @@
+"""Vibration analytics for gearbox and bearing condition monitoring (numpy, scipy.fft, pywavelets).
+
+One window of accelerometer samples (any sample rate) becomes a `VibrationFeatures`: time-domain
+statistics, spectrum band energies and dominant peaks, the envelope spectrum with amplitudes at
+the bearing defect frequencies and shaft harmonics, and wavelet-packet band energies. A
+`HealthBaseline` learnt on healthy windows turns features into a health index (normalised
+Mahalanobis distance, about 1 when healthy); `diagnose` names the likely fault with a confidence;
+`estimate_rul` extrapolates the health-index trend to a threshold.
+
+Units: acceleration in the unit of the input (m/s^2 in smartcell), frequency in Hz, time in s.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import numpy as np
+import pywt
+from scipy import fft as sfft
+
+# ---------------------------------------------------------------------------------------------
+# Bearing kinematics
+
+
+@dataclass(frozen=True)
+class BearingGeometry:
+    """Rolling-element bearing geometry for the defect frequency formulas."""
+
+    n_balls: int
+    ball_diameter_mm: float
+    pitch_diameter_mm: float
+    contact_angle_deg: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.n_balls < 3:
+            raise ValueError(f'bearing n_balls must be >= 3, got {self.n_balls}')
+        if not 0.0 < self.ball_diameter_mm < self.pitch_diameter_mm:
+            raise ValueError('bearing needs 0 < ball_diameter_mm < pitch_diameter_mm, got '
+                             f'{self.ball_diameter_mm} and {self.pitch_diameter_mm}')
+        if not 0.0 <= self.contact_angle_deg < 90.0:
+            raise ValueError(f'bearing contact_angle_deg must be in [0, 90), got {self.contact_angle_deg}')
+
+
+# Deep-groove ball bearings; 6205-2RS JEM SKF is the drive-end bearing of the CWRU data set.
+BEARING_PRESETS: dict[str, BearingGeometry] = {
+    '6205': BearingGeometry(n_balls=9, ball_diameter_mm=7.94, pitch_diameter_mm=39.04),
+    '6203': BearingGeometry(n_balls=8, ball_diameter_mm=6.75, pitch_diameter_mm=28.50),
+    '6204': BearingGeometry(n_balls=8, ball_diameter_mm=7.94, pitch_diameter_mm=33.50),
+    '6206': BearingGeometry(n_balls=9, ball_diameter_mm=9.53, pitch_diameter_mm=46.00),
+}
+
+
+def bearing_preset(name: str) -> BearingGeometry:
+    try:
+        return BEARING_PRESETS[name]
+    except KeyError:
+        raise ValueError(f'unknown bearing preset {name!r}; accepted: {", ".join(sorted(BEARING_PRESETS))}') from None
+
+
+@dataclass(frozen=True)
+class FaultFrequencies:
+    """Characteristic frequencies in Hz for one shaft speed (inner ring rotating, outer fixed)."""
+
+    shaft_hz: float
+    ftf_hz: float    # fundamental train (cage) frequency
+    bsf_hz: float    # ball spin frequency (a ball defect shows at 2 x BSF, hitting both races)
+    bpfo_hz: float   # ball pass frequency, outer race
+    bpfi_hz: float   # ball pass frequency, inner race
+
+    def as_dict(self) -> dict[str, float]:
+        return {'shaft_hz': self.shaft_hz, 'ftf_hz': self.ftf_hz, 'bsf_hz': self.bsf_hz,
+                'bpfo_hz': self.bpfo_hz, 'bpfi_hz': self.bpfi_hz}
+
+
+def fault_frequencies(bearing: BearingGeometry, shaft_hz: float) -> FaultFrequencies:
+    """Classical kinematic formulas (no slip): Harris, Rolling Bearing Analysis."""
+    ratio = bearing.ball_diameter_mm / bearing.pitch_diameter_mm * math.cos(math.radians(bearing.contact_angle_deg))
+    n = bearing.n_balls
+    return FaultFrequencies(
+        shaft_hz=shaft_hz,
+        ftf_hz=shaft_hz / 2.0 * (1.0 - ratio),
+        bsf_hz=shaft_hz * bearing.pitch_diameter_mm / (2.0 * bearing.ball_diameter_mm) * (1.0 - ratio ** 2),
+        bpfo_hz=shaft_hz * n / 2.0 * (1.0 - ratio),
+        bpfi_hz=shaft_hz * n / 2.0 * (1.0 + ratio))
+
+
+# ---------------------------------------------------------------------------------------------
+# Configuration and results
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    """How a window is analysed. Band edges in Hz; `None` band = automatic from the sample rate."""
+
+    band_edges_hz: tuple[float, ...] = (0.0, 100.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0)
+    envelope_band_hz: tuple[float, float] | None = None   # None: [0.08, 0.40] x sample rate
+    wavelet: str = 'db4'
+    wavelet_level: int = 3               # 2**level packet bands
+    harmonic_tolerance: float = 0.02     # relative search width around a frequency (speed error)
+    bearing_harmonics: int = 3           # defect harmonics summed in the envelope spectrum
+    n_peaks: int = 5
+
+    def envelope_band(self, sample_rate_hz: float) -> tuple[float, float]:
+        if self.envelope_band_hz is None:
+            return 0.08 * sample_rate_hz, 0.40 * sample_rate_hz
+        lo, hi = self.envelope_band_hz
+        if not 0.0 <= lo < hi <= sample_rate_hz / 2.0:
+            raise ValueError(f'envelope band {self.envelope_band_hz} Hz must satisfy 0 <= low < high <= '
+                             f'Nyquist ({sample_rate_hz / 2.0:g} Hz)')
+        return lo, hi
+
+
+@dataclass(frozen=True)
+class Spectrum:
+    """Single-sided amplitude spectrum: a sine of amplitude A shows a peak of about A at its frequency."""
+
+    freqs_hz: np.ndarray
+    amplitude: np.ndarray
+
+    @property
+    def resolution_hz(self) -> float:
+        return float(self.freqs_hz[1] - self.freqs_hz[0]) if len(self.freqs_hz) > 1 else math.inf
+
+    def amplitude_near(self, freq_hz: float, tolerance: float) -> float:
+        """Largest amplitude within +-max(tolerance x f, 1 bin) of `freq_hz`; 0 beyond the spectrum."""
+        if not 0.0 < freq_hz < self.freqs_hz[-1]:
+            return 0.0
+        df = self.resolution_hz
+        width = max(tolerance * freq_hz, df)
+        lo = max(int(math.floor((freq_hz - width) / df)), 0)
+        hi = min(int(math.ceil((freq_hz + width) / df)) + 1, len(self.amplitude))
+        return float(self.amplitude[lo:hi].max())
+
+    def floor_near(self, freq_hz: float, span: float = 0.25) -> float:
+        """Median amplitude over +-span x f around `freq_hz`: the local noise floor for a prominence."""
+        df = self.resolution_hz
+        width = max(span * freq_hz, 10 * df)
+        lo = max(int((freq_hz - width) / df), 1)
+        hi = min(int((freq_hz + width) / df) + 1, len(self.amplitude))
+        if hi <= lo:
+            return 0.0
+        values = self.amplitude[lo:hi]
+        return float(np.partition(values, values.size // 2)[values.size // 2])   # median, cheaper
+
+
+@dataclass(frozen=True)
+class TimeFeatures:
+    rms: float             # input unit (m/s^2)
+    peak: float            # max |x|
+    peak_to_peak: float
+    crest_factor: float    # peak / rms, dimensionless; sine sqrt(2), Gaussian ~3-4, impacts > 5
+    kurtosis: float        # Pearson (not excess): Gaussian 3, impulsive > 3
+    skewness: float
+    mean: float
+
+
+@dataclass(frozen=True)
+class FrequencyMatch:
+    """Amplitude found at one characteristic frequency and how far it stands out of the floor."""
+
+    name: str
+    freq_hz: float
+    amplitude: float       # in the spectrum it was looked for (envelope or plain), input unit
+    prominence: float      # amplitude / local median floor (dimensionless, >= 3 ~ clear line)
+
+
+@dataclass(frozen=True)
+class VibrationFeatures:
+    """Everything extracted from one window. `vector()` gives the numbers a baseline is fitted on."""
+
+    sample_rate_hz: float
+    n_samples: int
+    time: TimeFeatures
+    band_energies: tuple[float, ...]              # mean-square per band of AnalysisConfig.band_edges_hz
+    peaks: tuple[tuple[float, float], ...]        # (freq Hz, amplitude), largest first
+    wavelet_energies: tuple[float, ...]           # fraction of energy per packet band, low to high
+    envelope_band_hz: tuple[float, float]
+    shaft: tuple[FrequencyMatch, ...] = ()        # 0.5x, 1x, 2x, 3x ... in the plain spectrum
+    bearing: tuple[FrequencyMatch, ...] = ()      # ftf, bsf, bpfo, bpfi in the envelope spectrum
+    fault_freqs: FaultFrequencies | None = None
+
+    def vector(self) -> np.ndarray:
+        """Baseline features: logs of amplitudes (they change multiplicatively), shape statistics as is."""
+        t = self.time
+        values = [math.log(max(t.rms, _TINY)), math.log(max(t.peak, _TINY)), t.crest_factor, t.kurtosis,
+                  t.skewness]
+        values += [math.log(max(e, _TINY)) for e in self.band_energies]
+        values += [math.log(max(m.amplitude, _TINY)) for m in self.shaft]
+        values += [math.log(max(m.amplitude, _TINY)) for m in self.bearing]
+        return np.asarray(values, dtype=float)
+
+    def vector_names(self) -> tuple[str, ...]:
+        names = ['log_rms', 'log_peak', 'crest_factor', 'kurtosis', 'skewness']
+        names += [f'log_band_energy_{i}' for i in range(len(self.band_energies))]
+        names += [f'log_shaft_{m.name}' for m in self.shaft]
+        names += [f'log_env_{m.name}' for m in self.bearing]
+        return tuple(names)
+
+    def summary(self) -> dict[str, object]:
+        """JSON-ready dictionary with units in the keys."""
+        t = self.time
+        out: dict[str, object] = {
+            'rms': t.rms, 'peak': t.peak, 'peak_to_peak': t.peak_to_peak, 'crest_factor': t.crest_factor,
+            'kurtosis': t.kurtosis, 'skewness': t.skewness, 'mean': t.mean,
+            'band_energies_ms': list(self.band_energies),
+            'dominant_peaks_hz_amplitude': [list(p) for p in self.peaks],
+            'wavelet_energy_fractions': list(self.wavelet_energies),
+            'envelope_band_hz': list(self.envelope_band_hz),
+        }
+        if self.fault_freqs is not None:
+            out['fault_frequencies_hz'] = self.fault_freqs.as_dict()
+        out['shaft_harmonics'] = [m.__dict__ for m in self.shaft]
+        out['bearing_envelope'] = [m.__dict__ for m in self.bearing]
+        return out
+
+
+_TINY = 1e-12
+_HANN_ENBW_BINS = 1.5
+
+# Shaft orders looked at in the plain spectrum: sub-harmonic and half orders for looseness,
+# 1x imbalance, 2x misalignment, 3x-4x looseness / misalignment.
+SHAFT_ORDERS: tuple[tuple[str, float], ...] = (
+    ('0.5x', 0.5), ('1x', 1.0), ('1.5x', 1.5), ('2x', 2.0), ('2.5x', 2.5), ('3x', 3.0), ('4x', 4.0))
+BEARING_LINES = ('ftf', 'bsf', 'bpfo', 'bpfi')
+
+
+# ---------------------------------------------------------------------------------------------
+# Feature extraction
+
+
+def validate_window(samples: np.ndarray, sample_rate_hz: float) -> np.ndarray:
+    """A 1-D finite float array of at least 16 samples, or ValueError naming what is wrong."""
+    x = np.asarray(samples, dtype=float)
+    if x.ndim != 1:
+        raise ValueError(f'vibration window must be 1-D, got shape {x.shape}')
+    if x.size < 16:
+        raise ValueError(f'vibration window needs at least 16 samples, got {x.size}')
+    if not (math.isfinite(sample_rate_hz) and sample_rate_hz > 0.0):
+        raise ValueError(f'sample rate must be a positive number of Hz, got {sample_rate_hz!r}')
+    if not np.isfinite(x).all():
+        raise ValueError(f'vibration window holds {int((~np.isfinite(x)).sum())} NaN/inf samples')
+    return x
+
+
+def time_features(x: np.ndarray) -> TimeFeatures:
+    mean = float(x.mean())
+    centred = x - mean
+    m2 = float(centred @ centred) / x.size
+    rms = math.sqrt(float(x @ x) / x.size)
+    peak = float(np.abs(x).max())
+    if m2 <= 0.0:
+        skewness, kurtosis = 0.0, 0.0
+    else:
+        sq = centred * centred
+        skewness = float(sq @ centred) / x.size / m2 ** 1.5
+        kurtosis = float(sq @ sq) / x.size / m2 ** 2
+    return TimeFeatures(rms=rms, peak=peak, peak_to_peak=float(x.max() - x.min()),
+                        crest_factor=peak / rms if rms > 0.0 else 0.0, kurtosis=kurtosis, skewness=skewness,
+                        mean=mean)
+
+
+def _raw_spectrum(x: np.ndarray) -> np.ndarray:
+    """rfft of the window with its mean removed; every spectrum of the window derives from it (one FFT)."""
+    spectrum = sfft.rfft(x)
+    spectrum[0] = 0.0
+    return spectrum
+
+
+def _hann_amplitude(raw: np.ndarray, n: int) -> np.ndarray:
+    """Amplitude of the periodic-Hann-windowed spectrum from the raw one.
+
+    Multiplying by w = 0.5 - 0.5 cos(2 pi k / n) in time is the 3-tap convolution
+    0.5 X[k] - 0.25 (X[k-1] + X[k+1]) in frequency: no second FFT. Neighbours beyond the
+    ends are the conjugate-symmetric bins of the full spectrum.
+    """
+    last_neighbour = np.conj(raw[-2]) if n % 2 == 0 else np.conj(raw[-1])
+    padded = np.concatenate((np.conj(raw[1:2]), raw, [last_neighbour]))
+    windowed = 0.5 * raw - 0.25 * (padded[:-2] + padded[2:])
+    return np.abs(windowed) * (4.0 / n)        # 2 (single-sided) / coherent gain (n / 2)
+
+
+def amplitude_spectrum(x: np.ndarray, sample_rate_hz: float) -> Spectrum:
+    """Hann-windowed single-sided amplitude spectrum, corrected for the window's coherent gain."""
+    return Spectrum(sfft.rfftfreq(x.size, 1.0 / sample_rate_hz), _hann_amplitude(_raw_spectrum(x), x.size))
+
+
+def envelope_spectrum(x: np.ndarray, sample_rate_hz: float, band_hz: tuple[float, float],
+                      raw: np.ndarray | None = None) -> Spectrum:
+    """Amplitude spectrum of the envelope of `x` band-passed to `band_hz` (the resonance the impacts excite).
+
+    Band-pass and Hilbert transform are one step in the frequency domain: the positive-frequency
+    bins inside the band, doubled, are the analytic signal of the band. Its magnitude does not
+    change when the band is shifted to 0 Hz, so the inverse FFT runs at baseband on 1.5 x the
+    band's bin count (the envelope is exact up to half the band width) instead of the full window.
+    The result has the window's frequency resolution and reaches half the band width.
+    """
+    n = x.size
+    raw = _raw_spectrum(x) if raw is None else raw
+    df = sample_rate_hz / n
+    lo = max(int(math.ceil(band_hz[0] / df)), 1)
+    hi = min(int(math.floor(band_hz[1] / df)) + 1, raw.size)
+    if hi - lo < 8:
+        raise ValueError(f'envelope band {band_hz} Hz holds only {max(hi - lo, 0)} bins at {df:g} Hz resolution; '
+                         'widen the band or use a longer window')
+    m = sfft.next_fast_len(int(1.5 * (hi - lo)) + 1)
+    baseband = np.zeros(m, dtype=complex)
+    baseband[:hi - lo] = raw[lo:hi] * (2.0 * m / n)
+    envelope = np.abs(sfft.ifft(baseband))
+    return amplitude_spectrum(envelope, m * df)
+
+
+def band_energies(spectrum: Spectrum, edges_hz: Sequence[float]) -> tuple[float, ...]:
+    """Mean-square signal per band [edge_i, edge_i+1) from the Hann amplitude spectrum (Parseval).
+
+    A line of amplitude A carries A^2/2 of mean square, but the Hann window spreads it over bins
+    whose squares sum to 1.5 x its peak^2 (equivalent noise bandwidth 1.5 bins): divide by 1.5,
+    which also makes broadband noise come out right.
+    """
+    power = spectrum.amplitude ** 2 / (2.0 * _HANN_ENBW_BINS)
+    cumulative = np.concatenate(([0.0], np.cumsum(power)))
+    idx = np.searchsorted(spectrum.freqs_hz, edges_hz)
+    return tuple(float(cumulative[b] - cumulative[a]) for a, b in zip(idx[:-1], idx[1:]))
+
+
+def dominant_peaks(spectrum: Spectrum, count: int) -> tuple[tuple[float, float], ...]:
+    """The `count` largest local maxima (freq Hz, amplitude), largest first."""
+    a = spectrum.amplitude
+    if a.size < 3:
+        return ()
+    is_peak = np.flatnonzero((a[1:-1] > a[:-2]) & (a[1:-1] >= a[2:])) + 1
+    if is_peak.size == 0:
+        return ()
+    if is_peak.size > count:
+        is_peak = is_peak[np.argpartition(a[is_peak], -count)[-count:]]
+    top = is_peak[np.argsort(a[is_peak])[::-1]]
+    return tuple((float(spectrum.freqs_hz[i]), float(a[i])) for i in top)
+
+
+def wavelet_packet_energies(x: np.ndarray, wavelet: str = 'db4', level: int = 3) -> tuple[float, ...]:
+    """Fraction of signal energy in each of the 2**level wavelet-packet bands, in frequency order.
+
+    A full packet tree by repeated single-level DWTs (the tree object of pywt costs more than the
+    transforms). Natural order is not frequency order: a high-pass branch mirrors the spectrum,
+    so band k of frequency order is node k XOR (k >> 1) (Gray code) of natural order.
+    """
+    nodes = [x]
+    for _ in range(level):
+        nodes = [part for node in nodes for part in pywt.dwt(node, wavelet, mode='periodization')]
+    natural = np.array([float(node @ node) for node in nodes])
+    energies = natural[[k ^ (k >> 1) for k in range(len(natural))]]
+    total = energies.sum()
+    return tuple((energies / total).tolist()) if total > 0.0 else tuple([0.0] * len(energies))
+
+
+def _matches(spectrum: Spectrum, lines: Sequence[tuple[str, float]], tolerance: float,
+             harmonics: int = 1) -> tuple[FrequencyMatch, ...]:
+    out = []
+    for name, freq in lines:
+        amplitude = 0.0
+        prominence = 0.0
+        for k in range(1, harmonics + 1):
+            a = spectrum.amplitude_near(k * freq, tolerance)
+            floor = spectrum.floor_near(k * freq)
+            amplitude += a
+            prominence += a / floor if floor > 0.0 else 0.0
+        out.append(FrequencyMatch(name, freq, amplitude / harmonics, prominence / harmonics))
+    return tuple(out)
+
+
+def extract_features(samples: np.ndarray, sample_rate_hz: float, shaft_hz: float | None = None,
+                     bearing: BearingGeometry | None = None,
+                     config: AnalysisConfig = AnalysisConfig()) -> VibrationFeatures:
+    """All features of one window. Shaft lines need `shaft_hz`; bearing lines need both."""
+    x = validate_window(samples, sample_rate_hz)
+    raw = _raw_spectrum(x)
+    spectrum = Spectrum(sfft.rfftfreq(x.size, 1.0 / sample_rate_hz), _hann_amplitude(raw, x.size))
+    band = config.envelope_band(sample_rate_hz)
+    nyquist = sample_rate_hz / 2.0
+    edges = [e for e in config.band_edges_hz if e < nyquist] + [nyquist]
+    shaft: tuple[FrequencyMatch, ...] = ()
+    bearing_matches: tuple[FrequencyMatch, ...] = ()
+    freqs = None
+    if shaft_hz is not None and shaft_hz > 0.0:
+        shaft = _matches(spectrum, [(name, order * shaft_hz) for name, order in SHAFT_ORDERS],
+                         config.harmonic_tolerance)
+        if bearing is not None:
+            freqs = fault_frequencies(bearing, shaft_hz)
+            envelope = envelope_spectrum(x, sample_rate_hz, band, raw)
+            bearing_matches = _matches(envelope, [('ftf', freqs.ftf_hz), ('bsf', 2.0 * freqs.bsf_hz),
+                                                  ('bpfo', freqs.bpfo_hz), ('bpfi', freqs.bpfi_hz)],
+                                       config.harmonic_tolerance, config.bearing_harmonics)
+    return VibrationFeatures(
+        sample_rate_hz=sample_rate_hz, n_samples=x.size, time=time_features(x),
+        band_energies=band_energies(spectrum, edges), peaks=dominant_peaks(spectrum, config.n_peaks),
+        wavelet_energies=wavelet_packet_energies(x, config.wavelet, config.wavelet_level),
+        envelope_band_hz=band, shaft=shaft, bearing=bearing_matches, fault_freqs=freqs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Health index against a learnt baseline
+
+
+@dataclass(frozen=True)
+class HealthBaseline:
+    """Mean and shrunk covariance of healthy feature vectors (see `fit_baseline`)."""
+
+    names: tuple[str, ...]
+    mean: np.ndarray
+    std: np.ndarray
+    inv_cov: np.ndarray
+    n_windows: int
+
+    def z_scores(self, vector: np.ndarray) -> np.ndarray:
+        return (np.asarray(vector, dtype=float) - self.mean) / self.std
+
+    def health_index(self, vector: np.ndarray) -> float:
+        """Mahalanobis distance / sqrt(n features): about 1 for a healthy window, grows with damage."""
+        d = np.asarray(vector, dtype=float) - self.mean
+        if not np.isfinite(d).all():
+            return math.inf      # unknown is treated as unhealthy
+        return math.sqrt(max(float(d @ self.inv_cov @ d), 0.0) / len(d))
+
+
+def fit_baseline(vectors: Sequence[np.ndarray], names: Sequence[str], *, shrinkage: float = 0.5,
+                 std_floor: float = 0.05) -> HealthBaseline:
+    """Learn a baseline from healthy windows.
+
+    The covariance is shrunk towards its diagonal (few windows, many correlated features) and
+    every standard deviation is floored at `std_floor` (a 5 % change of a log amplitude): a
+    simulated or very steady machine would otherwise raise alarms on numerical noise.
+    """
+    data = np.asarray(vectors, dtype=float)
+    if data.ndim != 2 or data.shape[0] < 3:
+        raise ValueError(f'baseline needs at least 3 healthy windows, got {data.shape[0] if data.ndim == 2 else 0}')
+    if data.shape[1] != len(names):
+        raise ValueError(f'baseline has {data.shape[1]} features but {len(names)} names')
+    if not np.isfinite(data).all():
+        raise ValueError('baseline windows hold NaN/inf features')
+    if not 0.0 <= shrinkage <= 1.0:
+        raise ValueError(f'shrinkage must be in [0, 1], got {shrinkage}')
+    mean = data.mean(axis=0)
+    std = np.maximum(data.std(axis=0, ddof=1), std_floor)
+    corr = np.corrcoef(data, rowvar=False) if data.shape[0] > 2 else np.eye(data.shape[1])
+    corr = np.nan_to_num(corr, nan=0.0)
+    np.fill_diagonal(corr, 1.0)
+    corr = (1.0 - shrinkage) * corr + shrinkage * np.eye(data.shape[1])
+    cov = corr * np.outer(std, std)
+    return HealthBaseline(tuple(names), mean, std, np.linalg.pinv(cov), data.shape[0])
+
+
+@dataclass(frozen=True)
+class HealthThresholds:
+    warn: float = 3.0      # health index (dimensionless)
+    alarm: float = 6.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Fault class
+
+
+FAULT_CLASSES = ('healthy', 'imbalance', 'misalignment', 'looseness', 'outer_race', 'inner_race', 'ball')
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    fault: str                       # one of FAULT_CLASSES, or 'unknown' (abnormal, no pattern)
+    confidence: float                # [0, 1], heuristic: margin over the runner-up and the threshold
+    evidence: Mapping[str, float] = field(default_factory=dict)   # class -> score
+
+
+def _class_scores(features: VibrationFeatures, baseline: HealthBaseline | None) -> dict[str, float]:
+    """Score per fault class: z-score rise of the class's lines against the baseline when there is
+    one; otherwise, baseline-free, how far bearing lines stand out of the envelope spectrum
+    (prominence) and how much of the energy the shaft lines carry."""
+    shaft = {m.name: m for m in features.shaft}
+    bearing = {m.name: m for m in features.bearing}
+    if baseline is not None:
+        z = dict(zip(baseline.names, baseline.z_scores(features.vector())))
+
+        def score(*keys: str) -> float:
+            vals = [z.get(k, 0.0) for k in keys]
+            return float(np.mean(vals)) if vals else 0.0
+        scores = {'imbalance': score('log_shaft_1x'), 'misalignment': score('log_shaft_2x'),
+                  'looseness': score('log_shaft_0.5x', 'log_shaft_1.5x', 'log_shaft_2.5x', 'log_shaft_3x'),
+                  'outer_race': score('log_env_bpfo'), 'inner_race': score('log_env_bpfi'),
+                  'ball': score('log_env_bsf')}
+        # A misaligned shaft also lifts 1x, an imbalanced one barely lifts 2x: keep them apart.
+        if scores['misalignment'] > 0.0 and scores['imbalance'] > 0.0:
+            scores['imbalance'] -= 0.5 * scores['misalignment']
+        return scores
+
+    def prom(table: Mapping[str, FrequencyMatch], *keys: str) -> float:
+        vals = [table[k].prominence for k in keys if k in table]
+        return float(np.mean(vals)) if vals else 0.0
+
+    # Every rotating machine shows a clear 1x line, so without a baseline a shaft fault is only
+    # called when its lines carry a large share of the acceleration's mean square (normally
+    # dominated by broadband and high-frequency content): score 8 x share, 4 = half the energy.
+    mean_square = max(features.time.rms ** 2 - features.time.mean ** 2, _TINY)
+
+    def share(*keys: str) -> float:
+        return 8.0 * sum(shaft[k].amplitude ** 2 / 2.0 for k in keys if k in shaft) / mean_square
+    one_x = shaft.get('1x')
+    ratio_2x = shaft['2x'].amplitude / one_x.amplitude if one_x and one_x.amplitude > 0 and '2x' in shaft else 0.0
+    return {'imbalance': share('1x') if ratio_2x < 0.5 else 0.0,
+            'misalignment': share('1x', '2x') if ratio_2x >= 0.5 else 0.0,
+            'looseness': share('0.5x', '1.5x', '2.5x', '3x', '4x'),
+            'outer_race': prom(bearing, 'bpfo'), 'inner_race': prom(bearing, 'bpfi'), 'ball': prom(bearing, 'bsf')}
+
+
+def diagnose(features: VibrationFeatures, baseline: HealthBaseline | None = None,
+             thresholds: HealthThresholds = HealthThresholds(), *, score_threshold: float | None = None) -> Diagnosis:
+    """Name the likely fault. With a baseline: healthy below the warn health index; otherwise the
+    class whose lines rose most (z >= score_threshold, default 3). Without one: the class with
+    the highest baseline-free score (>= score_threshold, default 4; see `_class_scores`)."""
+    scores = _class_scores(features, baseline)
+    threshold = score_threshold if score_threshold is not None else (3.0 if baseline is not None else 4.0)
+    ranked = sorted(scores.items(), key=lambda kv: kv[1], reverse=True)
+    (best, best_score), (_, second_score) = ranked[0], ranked[1]
+    if baseline is not None:
+        hi = baseline.health_index(features.vector())
+        if hi < thresholds.warn and best_score < threshold:
+            return Diagnosis('healthy', _confidence(thresholds.warn, hi, thresholds.warn), scores)
+        if best_score < threshold:
+            return Diagnosis('unknown', _confidence(hi, thresholds.warn, thresholds.warn), scores)
+    elif best_score < threshold:
+        return Diagnosis('healthy', _confidence(threshold, best_score, threshold), scores)
+    separation = best_score / (best_score + max(second_score, 0.0))
+    return Diagnosis(best, separation * _confidence(best_score, threshold, threshold), scores)
+
+
+def _confidence(value: float, threshold: float, scale: float) -> float:
+    """0 at the threshold, towards 1 as `value` moves past it by several `scale`s."""
+    if not math.isfinite(value):
+        return 1.0
+    return float(1.0 - math.exp(-max(value - threshold, 0.0) / max(scale, _TINY) * 2.0)) if value > threshold else 0.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Remaining useful life
+
+
+@dataclass(frozen=True)
+class RulEstimate:
+    rul_s: float            # time until the health index reaches the threshold; inf: no degradation trend
+    low_s: float            # 90 % band of the estimate (delta method on the fitted trend)
+    high_s: float
+    model: str              # 'exponential' or 'linear'
+    reason: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {'rul_s': self.rul_s, 'rul_low_s': self.low_s, 'rul_high_s': self.high_s, 'model': self.model,
+                'reason': self.reason}
+
+
+_Z90 = 1.645
+
+
+def estimate_rul(times_s: Sequence[float], health: Sequence[float], threshold: float,
+                 model: str = 'exponential', min_points: int = 5) -> RulEstimate:
+    """Fit the health-index trend (exponential: log HI linear in t; or linear) and extrapolate it to
+    `threshold`. Uncertainty: the fitted parameter covariance propagated to the crossing time."""
+    if model not in ('exponential', 'linear'):
+        raise ValueError(f"RUL model must be 'exponential' or 'linear', got {model!r}")
+    t = np.asarray(times_s, dtype=float)
+    h = np.asarray(health, dtype=float)
+    keep = np.isfinite(t) & np.isfinite(h) & ((h > 0.0) if model == 'exponential' else True)
+    t, h = t[keep], h[keep]
+    if t.size and h[-1] >= threshold:
+        return RulEstimate(0.0, 0.0, 0.0, model, 'health index at or above the threshold')
+    if t.size < min_points:
+        return RulEstimate(math.inf, math.inf, math.inf, model, f'only {t.size} valid points, need {min_points}')
+    y = np.log(h) if model == 'exponential' else h
+    level = math.log(threshold) if model == 'exponential' else threshold
+    t0 = t[-1]
+    a = np.column_stack((np.ones_like(t), t - t0))      # intercept at the latest point
+    coef, *_ = np.linalg.lstsq(a, y, rcond=None)
+    residual = y - a @ coef
+    dof = max(t.size - 2, 1)
+    sigma2 = float(residual @ residual) / dof
+    cov = sigma2 * np.linalg.pinv(a.T @ a)
+    c, b = float(coef[0]), float(coef[1])
+    sb = math.sqrt(max(cov[1, 1], 0.0))
+    if b <= 0.0 or b < 2.0 * sb:
+        return RulEstimate(math.inf, math.inf, math.inf, model,
+                           f'no significant degradation trend (slope {b:.3g} +- {sb:.3g} per s)')
+    rul = (level - c) / b
+    grad = np.array([-1.0 / b, -(level - c) / b ** 2])
+    std = math.sqrt(max(float(grad @ cov @ grad), 0.0))
+    return RulEstimate(max(rul, 0.0), max(rul - _Z90 * std, 0.0), rul + _Z90 * std, model,
+                       f'{model} trend over {t.size} points')
