@@ -83,7 +83,7 @@ def diagnostic_array(stamp: Time, statuses: list[DiagnosticStatus]) -> Diagnosti
 
 def _fmt(value: object) -> str:
     if isinstance(value, float):
-        return f'{value:.4g}'
+        return f'{value:.6g}'
     return str(value)
 
 
