@@ -294,3 +294,37 @@ def _reject_unknown_keys(mapping: Mapping, accepted: Iterable[str], where: str) 
     unknown = [str(k) for k in mapping if k not in accepted]
     if unknown:
         raise RecipeError(f'{where}: unknown key(s) {", ".join(unknown)}; accepted: {", ".join(accepted)}')
+
+
+def generated_recipe(n_steps: int, seed: int, *, n_stations: int = 4, handover_share: float = 0.1,
+                     either_share: float = 0.3, precedence_density: float = 0.3, max_duration_s: int = 10,
+                     integer_durations: bool = True) -> Recipe:
+    """A random but valid recipe for tests and benchmarks (deterministic in `seed`).
+
+    Steps draw their predecessors from earlier steps only (so there is never a cycle); about
+    `handover_share` of them are handovers and `either_share` may go to either actor.
+    """
+    import random
+
+    rng = random.Random(seed)
+    stations = [f'station_{i}' for i in range(n_stations)]
+    steps = []
+    for i in range(n_steps):
+        roll = rng.random()
+        if roll < handover_share:
+            actor, kind = BOTH, rng.choice(HANDOVER_KINDS)
+        elif roll < handover_share + either_share:
+            actor, kind = EITHER, rng.choice(ROBOT_MOTION_KINDS)
+        else:
+            actor = rng.choice((ROBOT, HUMAN))
+            kind = rng.choice(KINDS_BY_ACTOR[actor])
+
+        def draw() -> float:
+            return float(rng.randint(1, max_duration_s)) if integer_durations else rng.uniform(1.0, max_duration_s)
+
+        duration: Any = {ROBOT: draw(), HUMAN: draw()} if actor == EITHER else draw()
+        window = range(max(0, i - 8), i)   # nearby steps, like a real assembly sequence
+        after = [f's{j}' for j in window if rng.random() < precedence_density]
+        steps.append({'id': f's{i}', 'actor': actor, 'kind': kind, 'station': rng.choice(stations),
+                      'duration_s': duration, 'after': after})
+    return recipe_from_dict({'job': f'generated_{n_steps}_{seed}', 'stations': stations, 'steps': steps})

@@ -1,0 +1,568 @@
+"""Allocation and scheduling of a recipe's steps between the robot and the person.
+
+The problem: every step of every unit is done once, by one of its allowed executors (robot,
+person, or both for a handover), for its nominal duration; a step starts after the steps it
+waits for have ended; the robot does one step at a time, so does the person, and so does each
+station (a handover occupies robot, person and station together, which is what synchronises
+it). Minimise the makespan: the end of the last step.
+
+This is a multi-mode resource-constrained project scheduling problem with unary resources.
+Schedules are built with the serial schedule-generation scheme (SGS) with gap insertion: take
+the steps in a precedence-feasible list and put each at the earliest time its predecessors and
+all its resources allow. Over all lists and all executor choices the SGS reaches every active
+schedule, and an optimal schedule is active, so:
+
+  * exact (few steps): branch and bound over (next step, executor) choices with a critical-path
+    and a workload bound, skipping partial schedules already seen. Optimal when it finishes
+    within `exact_max_nodes`; `Schedule.optimal` says so.
+  * heuristic (more steps): list scheduling with several priority rules (critical path, unit
+    order, successors), the `either` executor picked on the fly (earliest finish), then a local
+    search flipping `either` assignments, within an iteration count and an optional time budget.
+
+Both baselines are always evaluated too and the best schedule wins, so the result is never
+worse than either baseline: naive (every `either` step to the robot, each actor works through
+the recipe in file order, unit after unit, no gap filling) and sequential (one step at a time).
+
+Over a batch of units the steps of all units are scheduled together, so the robot starts unit
+k+1 while the person finishes unit k whenever the constraints allow (pipelining).
+
+Pure Python; no ROS.
+"""
+from __future__ import annotations
+
+import bisect
+import heapq
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Sequence
+
+from smartcell.core.tasks import BOTH, EITHER, HUMAN, ROBOT, Recipe, topological_order
+
+EPS_S = 1e-9          # time comparison tolerance, s
+_NEVER = -1e18        # start of an "always busy before" interval, s
+
+StepKey = tuple[int, str]   # (unit index, step id)
+
+
+class ScheduleError(ValueError):
+    """A schedule breaks a constraint; the message lists every violation."""
+
+
+@dataclass(frozen=True)
+class ScheduledStep:
+    unit: int
+    step_id: str
+    actor: str            # 'robot', 'human' or 'both' (handover)
+    station: str
+    start_s: float
+    end_s: float
+    fixed: bool = False   # already running when planned: start is actual, end an estimate
+
+    @property
+    def key(self) -> StepKey:
+        return (self.unit, self.step_id)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    entries: tuple[ScheduledStep, ...]   # sorted by start time
+    origin_s: float                      # time the plan starts from, s
+    makespan_s: float                    # last end - origin, s
+    method: str                          # 'exact', 'heuristic', 'naive', 'sequential', ...
+    optimal: bool = False                # proven optimal (exact search finished)
+
+    def entry(self, unit: int, step_id: str) -> ScheduledStep:
+        for e in self.entries:
+            if e.unit == unit and e.step_id == step_id:
+                return e
+        raise KeyError(f'step {step_id!r} of unit {unit} is not in this schedule')
+
+    def for_executor(self, executor: str) -> tuple[ScheduledStep, ...]:
+        """Entries that occupy `executor` ('robot' or 'human'), handovers included, by start time."""
+        return tuple(e for e in self.entries if e.actor in (executor, BOTH))
+
+    def busy_s(self, executor: str) -> float:
+        return sum(e.end_s - e.start_s for e in self.for_executor(executor))
+
+
+@dataclass(frozen=True)
+class InProgress:
+    """A step already started when re-planning; it keeps its executor."""
+
+    unit: int
+    step_id: str
+    actor: str
+    start_s: float
+    expected_end_s: float
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    """What to plan: the remaining steps of `units` units from `now_s`."""
+
+    recipe: Recipe
+    units: int = 1
+    now_s: float = 0.0
+    done: frozenset[StepKey] = frozenset()
+    in_progress: tuple[InProgress, ...] = ()
+    executor_free_s: tuple[tuple[str, float], ...] = ()   # ('human', t): person not available before t s
+    either_to: str | None = None                           # force pending `either` steps to this executor
+
+
+@dataclass(frozen=True)
+class Scheduler:
+    """Scheduling settings. With time_budget_s=None the result depends only on the inputs."""
+
+    exact_max_steps: int = 8             # exact search when at most this many steps remain
+    exact_max_nodes: int = 200_000       # node budget of the exact search
+    search_iterations: int = 300         # local-search moves of the heuristic
+    time_budget_s: float | None = 0.08   # wall-clock cap of the heuristic, s (None: iterations only)
+    seed: int = 0
+
+    def schedule(self, recipe: Recipe, units: int = 1) -> Schedule:
+        return self.plan(PlanRequest(recipe, units))
+
+    def plan(self, request: PlanRequest) -> Schedule:
+        problem = _Problem.build(request)
+        candidates = [_naive(problem), _sequential(problem)]
+        if len(problem.jobs) <= self.exact_max_steps:
+            exact = _branch_and_bound(problem, self.exact_max_nodes, incumbent=min(candidates, key=_span))
+            if exact is not None:
+                candidates.append(exact)
+        if not any(c.optimal for c in candidates):
+            candidates.append(_heuristic(problem, self))
+        best = min(candidates, key=lambda s: (round(s.makespan_s, 9), not s.optimal, _METHOD_RANK[s.method]))
+        return best
+
+
+_METHOD_RANK = {'exact': 0, 'heuristic': 1, 'naive': 2, 'sequential': 3}
+
+
+def schedule_recipe(recipe: Recipe, units: int = 1, scheduler: Scheduler | None = None) -> Schedule:
+    """Best schedule of `units` units of `recipe` with the default (or given) scheduler."""
+    return (scheduler or Scheduler()).schedule(recipe, units)
+
+
+def naive_schedule(recipe: Recipe, units: int = 1) -> Schedule:
+    """Baseline: `either` steps to the robot; each actor follows the recipe order, unit by unit, no gap filling."""
+    return _naive(_Problem.build(PlanRequest(recipe, units)))
+
+
+def sequential_schedule(recipe: Recipe, units: int = 1) -> Schedule:
+    """Baseline: one step at a time in recipe order, `either` steps to the faster executor."""
+    return _sequential(_Problem.build(PlanRequest(recipe, units)))
+
+
+# --- validation ------------------------------------------------------------------------------
+
+def schedule_violations(recipe: Recipe, schedule: Schedule, units: int = 1,
+                        done: Iterable[StepKey] = (), check_durations: bool = True) -> list[str]:
+    """Every broken constraint of `schedule`, as messages naming the step; [] when valid.
+
+    The schedule must hold every (unit, step) not in `done` exactly once. Entries marked fixed
+    (and all entries when check_durations is False, e.g. a log of what really happened) are not
+    held to the nominal duration.
+    """
+    problems: list[str] = []
+    done = frozenset(done)
+    expected = {(u, s.id) for u in range(units) for s in recipe.steps} - done
+    seen: dict[StepKey, ScheduledStep] = {}
+    for e in schedule.entries:
+        name = f'step {e.step_id!r} of unit {e.unit}'
+        if e.key in seen:
+            problems.append(f'{name} is scheduled twice')
+            continue
+        seen[e.key] = e
+        if e.key not in expected:
+            problems.append(f'{name} is not expected (done, unknown step or unit outside 0..{units - 1})')
+            continue
+        step = recipe.by_id[e.step_id]
+        if e.actor not in step.executors:
+            problems.append(f'{name} is given to {e.actor!r}; accepted: {", ".join(step.executors)}')
+            continue
+        if e.station != step.station:
+            problems.append(f'{name} is at station {e.station!r}, the recipe says {step.station!r}')
+        if not (math.isfinite(e.start_s) and math.isfinite(e.end_s)) or e.end_s < e.start_s:
+            problems.append(f'{name} has bad times start={e.start_s!r} s, end={e.end_s!r} s')
+            continue
+        if check_durations and not e.fixed and abs(e.end_s - e.start_s - step.duration_s(e.actor)) > 1e-6:
+            problems.append(f'{name} lasts {e.end_s - e.start_s:g} s, nominal for {e.actor} is '
+                            f'{step.duration_s(e.actor):g} s')
+        if not e.fixed and e.start_s < schedule.origin_s - EPS_S:
+            problems.append(f'{name} starts at {e.start_s:g} s, before the plan origin {schedule.origin_s:g} s')
+    for key in sorted(expected - set(seen)):
+        problems.append(f'step {key[1]!r} of unit {key[0]} is missing')
+    for e in seen.values():
+        if e.key not in expected:
+            continue
+        for before in recipe.by_id[e.step_id].after:
+            if (e.unit, before) in done:
+                continue
+            p = seen.get((e.unit, before))
+            if p is not None and p.end_s > e.start_s + EPS_S:
+                problems.append(f'step {e.step_id!r} of unit {e.unit} starts at {e.start_s:g} s before '
+                                f'{before!r} ends at {p.end_s:g} s')
+    occupancy: dict[str, list[ScheduledStep]] = {}
+    for e in seen.values():
+        users = [e.station] + ([ROBOT, HUMAN] if e.actor == BOTH else [e.actor])
+        for resource in users:
+            occupancy.setdefault(resource, []).append(e)
+    for resource, entries in occupancy.items():
+        entries.sort(key=lambda x: (x.start_s, x.end_s))
+        for a, b in zip(entries, entries[1:]):
+            if b.start_s < a.end_s - EPS_S:
+                problems.append(f'{resource!r} is used by step {a.step_id!r} of unit {a.unit} and step '
+                                f'{b.step_id!r} of unit {b.unit} at the same time ({b.start_s:g} s < {a.end_s:g} s)')
+    if seen:
+        span = max(e.end_s for e in seen.values()) - schedule.origin_s
+        if abs(span - schedule.makespan_s) > 1e-6:
+            problems.append(f'makespan_s is {schedule.makespan_s:g} s but the last step ends {span:g} s after origin')
+    return problems
+
+
+def validate_schedule(recipe: Recipe, schedule: Schedule, units: int = 1, done: Iterable[StepKey] = (),
+                      check_durations: bool = True) -> None:
+    """Raise ScheduleError listing every violation (see schedule_violations)."""
+    problems = schedule_violations(recipe, schedule, units, done, check_durations)
+    if problems:
+        raise ScheduleError('invalid schedule: ' + '; '.join(problems))
+
+
+# --- the problem in index form ----------------------------------------------------------------
+
+def _resources(station: str, executor: str) -> tuple[str, ...]:
+    return (ROBOT, HUMAN, station) if executor == BOTH else (executor, station)
+
+
+@dataclass(frozen=True)
+class _Job:
+    key: StepKey
+    station: str
+    modes: tuple[tuple[str, float], ...]   # (executor, duration s)
+    preds: tuple[int, ...]
+    release_s: float                       # earliest start: now, or end of an in-progress predecessor
+    file_index: int
+
+
+@dataclass
+class _Problem:
+    request: PlanRequest
+    jobs: list[_Job]
+    succs: list[list[int]] = field(default_factory=list)
+    fixed: list[ScheduledStep] = field(default_factory=list)
+    busy: dict[str, list[tuple[float, float]]] = field(default_factory=dict)   # resource -> fixed intervals
+    tail_s: list[float] = field(default_factory=list)   # critical path from job start to the end, s
+
+    @staticmethod
+    def build(request: PlanRequest) -> '_Problem':
+        recipe, now = request.recipe, request.now_s
+        if request.units < 1:
+            raise ValueError(f'units must be >= 1, got {request.units!r}')
+        if request.either_to not in (None, ROBOT, HUMAN):
+            raise ValueError(f'either_to must be robot, human or None, got {request.either_to!r}')
+        running = {(p.unit, p.step_id): p for p in request.in_progress}
+        fixed = [ScheduledStep(p.unit, p.step_id, p.actor, recipe.by_id[p.step_id].station, p.start_s,
+                               max(p.expected_end_s, now), fixed=True) for p in request.in_progress]
+        fixed_end = {f.key: f.end_s for f in fixed}
+        busy: dict[str, list[tuple[float, float]]] = {}
+        for f in fixed:
+            for r in _resources(f.station, f.actor):
+                busy.setdefault(r, []).append((f.start_s, f.end_s))
+        for executor, free_s in request.executor_free_s:
+            busy.setdefault(executor, []).append((_NEVER, free_s))
+        order = topological_order(recipe)
+        position = {step_id: i for i, step_id in enumerate(order)}
+        index: dict[StepKey, int] = {}
+        jobs: list[_Job] = []
+        for unit in range(request.units):
+            for step_id in order:
+                key = (unit, step_id)
+                if key in request.done or key in running:
+                    continue
+                step = recipe.by_id[step_id]
+                modes = step.durations_s
+                if step.actor == EITHER and request.either_to is not None:
+                    modes = tuple(m for m in modes if m[0] == request.either_to)
+                release = max([now] + [fixed_end[(unit, b)] for b in step.after if (unit, b) in fixed_end])
+                preds = tuple(index[(unit, b)] for b in step.after if (unit, b) in index)
+                index[key] = len(jobs)
+                jobs.append(_Job(key, step.station, modes, preds, release, position[step_id]))
+        problem = _Problem(request, jobs, fixed=fixed, busy=busy)
+        problem.succs = [[] for _ in jobs]
+        for j, job in enumerate(jobs):
+            for p in job.preds:
+                problem.succs[p].append(j)
+        problem.tail_s = [0.0] * len(jobs)
+        for j in reversed(range(len(jobs))):   # jobs are in topological order
+            shortest = min(d for _, d in jobs[j].modes)
+            problem.tail_s[j] = shortest + max((problem.tail_s[s] for s in problem.succs[j]), default=0.0)
+        return problem
+
+    def to_schedule(self, starts: Sequence[float], modes: Sequence[int], method: str,
+                    optimal: bool = False) -> Schedule:
+        entries = list(self.fixed)
+        for j, job in enumerate(self.jobs):
+            executor, duration = job.modes[modes[j]]
+            entries.append(ScheduledStep(job.key[0], job.key[1], executor, job.station, starts[j], starts[j] + duration))
+        entries.sort(key=lambda e: (e.start_s, e.unit, e.step_id))
+        origin = self.request.now_s
+        end = max((e.end_s for e in entries), default=origin)
+        return Schedule(tuple(entries), origin, end - origin, method, optimal)
+
+
+def _span(schedule: Schedule) -> float:
+    return schedule.makespan_s
+
+
+class _Timelines:
+    """Busy intervals per resource, sorted and disjoint, for earliest-fit placement."""
+
+    def __init__(self, busy: dict[str, list[tuple[float, float]]]) -> None:
+        self.starts: dict[str, list[float]] = {}
+        self.ends: dict[str, list[float]] = {}
+        for resource, intervals in busy.items():
+            merged: list[list[float]] = []
+            for a, b in sorted(intervals):   # overlapping reservations (away + running) merge into one
+                if merged and a <= merged[-1][1]:
+                    merged[-1][1] = max(merged[-1][1], b)
+                else:
+                    merged.append([a, b])
+            for a, b in merged:
+                self.add(resource, a, b)
+
+    def earliest(self, resources: Sequence[str], est: float, duration: float) -> float:
+        t = est
+        moved = True
+        while moved:
+            moved = False
+            for r in resources:
+                ends = self.ends.get(r)
+                if not ends:
+                    continue
+                i = bisect.bisect_right(ends, t + EPS_S)
+                if i < len(ends) and self.starts[r][i] < t + duration - EPS_S:
+                    t = ends[i]
+                    moved = True
+        return t
+
+    def latest_end(self, resources: Sequence[str]) -> float:
+        return max((self.ends[r][-1] for r in resources if self.ends.get(r)), default=_NEVER)
+
+    def add(self, resource: str, start: float, end: float) -> None:
+        starts = self.starts.setdefault(resource, [])
+        ends = self.ends.setdefault(resource, [])
+        i = bisect.bisect_right(starts, start)
+        starts.insert(i, start)
+        ends.insert(i, end)
+
+    def remove(self, resource: str, start: float) -> None:
+        i = bisect.bisect_left(self.starts[resource], start)
+        del self.starts[resource][i]
+        del self.ends[resource][i]
+
+
+# --- schedule generation ----------------------------------------------------------------------
+
+def _sgs(problem: _Problem, order: Sequence[int], modes: Sequence[int | None], insertion: bool = True
+         ) -> tuple[list[float], list[int], float]:
+    """Serial SGS: place jobs in `order` at their earliest feasible start.
+
+    A mode of None picks, for that job, the executor that finishes it earliest.
+    Without insertion a job never starts before the last end on its resources (no gap filling).
+    """
+    jobs = problem.jobs
+    timelines = _Timelines(problem.busy)
+    starts = [0.0] * len(jobs)
+    ends = [0.0] * len(jobs)
+    chosen = [0] * len(jobs)
+    span = max((f.end_s for f in problem.fixed), default=problem.request.now_s)
+    for j in order:
+        job = jobs[j]
+        est = max([job.release_s] + [ends[p] for p in job.preds])
+        best: tuple[float, int, float] | None = None
+        candidates = range(len(job.modes)) if modes[j] is None else (modes[j],)
+        for m in candidates:
+            executor, duration = job.modes[m]
+            resources = _resources(job.station, executor)
+            earliest = est if insertion else max(est, timelines.latest_end(resources))
+            start = timelines.earliest(resources, earliest, duration)
+            if best is None or start + duration < best[0] + best[2] - EPS_S:
+                best = (start, m, duration)
+        start, m, duration = best
+        for r in _resources(job.station, job.modes[m][0]):
+            timelines.add(r, start, start + duration)
+        starts[j], ends[j], chosen[j] = start, start + duration, m
+        span = max(span, start + duration)
+    return starts, chosen, span
+
+
+def _priority_list(problem: _Problem, key: Callable[[int], tuple]) -> list[int]:
+    """Precedence-feasible list: repeatedly take the ready job with the smallest key."""
+    waiting = [len(job.preds) for job in problem.jobs]
+    ready = [(key(j), j) for j, w in enumerate(waiting) if w == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        _, j = heapq.heappop(ready)
+        order.append(j)
+        for s in problem.succs[j]:
+            waiting[s] -= 1
+            if waiting[s] == 0:
+                heapq.heappush(ready, (key(s), s))
+    return order
+
+
+def _rules(problem: _Problem) -> dict[str, Callable[[int], tuple]]:
+    jobs, tail = problem.jobs, problem.tail_s
+    n_succ = [len(s) for s in problem.succs]
+    return {
+        'critical_path': lambda j: (-tail[j], jobs[j].key[0], jobs[j].file_index),
+        'unit_then_critical_path': lambda j: (jobs[j].key[0], -tail[j], jobs[j].file_index),
+        'release_then_critical_path': lambda j: (jobs[j].release_s, -tail[j], jobs[j].key[0], jobs[j].file_index),
+        'most_successors': lambda j: (-n_succ[j], -tail[j], jobs[j].key[0], jobs[j].file_index),
+        'recipe_order': lambda j: (jobs[j].key[0], jobs[j].file_index),
+    }
+
+
+def _naive(problem: _Problem) -> Schedule:
+    modes = [next((i for i, m in enumerate(job.modes) if m[0] == ROBOT), 0) for job in problem.jobs]
+    order = _priority_list(problem, _rules(problem)['recipe_order'])
+    starts, chosen, _ = _sgs(problem, order, modes, insertion=False)
+    return problem.to_schedule(starts, chosen, 'naive')
+
+
+def _sequential(problem: _Problem) -> Schedule:
+    order = _priority_list(problem, _rules(problem)['recipe_order'])
+    timelines = _Timelines(problem.busy)
+    starts = [0.0] * len(problem.jobs)
+    modes = [min(range(len(job.modes)), key=lambda m: job.modes[m][1]) for job in problem.jobs]
+    t = max([problem.request.now_s] + [f.end_s for f in problem.fixed])
+    for j in order:
+        job = problem.jobs[j]
+        executor, duration = job.modes[modes[j]]
+        resources = _resources(job.station, executor)
+        t = timelines.earliest(resources, max(t, job.release_s, timelines.latest_end(resources)), duration)
+        starts[j] = t
+        for r in resources:
+            timelines.add(r, t, t + duration)
+        t += duration
+    return problem.to_schedule(starts, modes, 'sequential')
+
+
+def _heuristic(problem: _Problem, settings: Scheduler) -> Schedule:
+    """Priority rules with on-the-fly executor choice, then local search over `either` executors."""
+    deadline = None if settings.time_budget_s is None else time.perf_counter() + settings.time_budget_s
+    best: tuple[float, list[int], list[float], list[int]] | None = None
+    free = [None] * len(problem.jobs)
+    for rule in _rules(problem).values():
+        order = _priority_list(problem, rule)
+        starts, chosen, span = _sgs(problem, order, free)
+        if best is None or span < best[0] - EPS_S:
+            best = (span, order, starts, chosen)
+    span, order, starts, modes = best
+    flippable = [j for j, job in enumerate(problem.jobs) if len(job.modes) > 1]
+    rng = random.Random(settings.seed)
+    for _ in range(settings.search_iterations if flippable else 0):
+        if deadline is not None and time.perf_counter() > deadline:
+            break
+        trial = list(modes)
+        for j in rng.sample(flippable, min(len(flippable), rng.choice((1, 1, 2)))):
+            trial[j] = 1 - trial[j]
+        trial_starts, trial_modes, trial_span = _sgs(problem, order, trial)
+        # Sideways moves (equal makespan) are accepted to walk across plateaus.
+        if trial_span <= span + EPS_S:
+            if trial_span < span - EPS_S:
+                # Re-derive the list from the improved schedule: start order is precedence-feasible.
+                order = sorted(range(len(problem.jobs)), key=lambda j: (trial_starts[j], problem.jobs[j].file_index))
+            span, starts, modes = trial_span, trial_starts, trial_modes
+    return problem.to_schedule(starts, modes, 'heuristic')
+
+
+def _branch_and_bound(problem: _Problem, max_nodes: int, incumbent: Schedule) -> Schedule | None:
+    """Depth-first search over (ready job, executor), earliest-fit placement; None if out of nodes."""
+    jobs = problem.jobs
+    n = len(jobs)
+    if n == 0:
+        return problem.to_schedule([], [], 'exact', optimal=True)
+    timelines = _Timelines(problem.busy)
+    best_span = incumbent.makespan_s + problem.request.now_s
+    best: list = [None]
+    starts = [0.0] * n
+    ends = [0.0] * n
+    modes = [0] * n
+    placed = [False] * n
+    min_duration = [min(d for _, d in job.modes) for job in jobs]
+    base_span = max((f.end_s for f in problem.fixed), default=problem.request.now_s)
+    seen: set[frozenset] = set()
+    nodes = [0]
+    by_priority = sorted(range(n), key=lambda j: -problem.tail_s[j])
+
+    def lower_bound(span: float) -> float:
+        est = [0.0] * n
+        bound = span
+        load = {ROBOT: 0.0, HUMAN: 0.0}
+        shared = 0.0
+        first = math.inf
+        for j in range(n):   # topological order
+            if placed[j]:
+                continue
+            job = jobs[j]
+            est[j] = max([job.release_s] + [ends[p] if placed[p] else est[p] + min_duration[p] for p in job.preds])
+            bound = max(bound, est[j] + problem.tail_s[j])
+            first = min(first, est[j])
+            executors = [m[0] for m in job.modes]
+            if executors == [BOTH]:
+                load[ROBOT] += min_duration[j]
+                load[HUMAN] += min_duration[j]
+            elif len(executors) == 1:
+                load[executors[0]] += min_duration[j]
+            else:
+                shared += min_duration[j]
+        if first < math.inf:
+            bound = max(bound, first + max(load.values()), first + (load[ROBOT] + load[HUMAN] + shared) / 2.0)
+        return bound
+
+    def search(count: int, span: float, key: frozenset) -> bool:
+        nonlocal best_span
+        nodes[0] += 1
+        if nodes[0] > max_nodes:
+            return False
+        if count == n:
+            if span < best_span - EPS_S:
+                best_span = span
+                best[0] = (list(starts), list(modes))
+            return True
+        if lower_bound(span) >= best_span - EPS_S:
+            return True
+        for j in by_priority:
+            if placed[j] or not all(placed[p] for p in jobs[j].preds):
+                continue
+            job = jobs[j]
+            est = max([job.release_s] + [ends[p] for p in job.preds])
+            for m, (executor, duration) in enumerate(job.modes):
+                resources = _resources(job.station, executor)
+                start = timelines.earliest(resources, est, duration)
+                child = key | {(j, m, round(start, 9))}
+                if child in seen:
+                    continue
+                seen.add(child)
+                for r in resources:
+                    timelines.add(r, start, start + duration)
+                placed[j], starts[j], ends[j], modes[j] = True, start, start + duration, m
+                finished = search(count + 1, max(span, start + duration), child)
+                placed[j] = False
+                for r in resources:
+                    timelines.remove(r, start)
+                if not finished:
+                    return False
+        return True
+
+    complete = search(0, base_span, frozenset())
+    if not complete:
+        return None
+    if best[0] is None:
+        # Nothing beat the incumbent, which is therefore optimal.
+        return Schedule(incumbent.entries, incumbent.origin_s, incumbent.makespan_s, incumbent.method, optimal=True)
+    return problem.to_schedule(best[0][0], best[0][1], 'exact', optimal=True)
