@@ -1,0 +1,144 @@
+"""Outbox + MQTT against a real broker (amqtt or mosquitto subprocess) and a deduplicating consumer."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from smartcell.core.mes import Alarm, EquipmentState, JobResponse, SafetyEvent, make_record, telemetry_record
+from smartcell.io.broker import LocalBroker, TcpLink
+from smartcell.io.mqtt import DedupConsumer, MqttSettings, MqttTopics, MqttTransport
+from smartcell.io.outbox import Dispatcher, Outbox, OutboxConfig
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from outbox_child import record  # noqa: E402 - the child's own record maker, so ids match by construction
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+
+
+@pytest.fixture
+def broker(tmp_path):
+    with LocalBroker(workdir=tmp_path / 'broker') as running:
+        yield running
+
+
+def consumer_for(port, topic_filter, client_id='dedup'):
+    consumer = DedupConsumer('127.0.0.1', port, topic_filter, client_id=client_id).start()
+    assert consumer.subscribed.wait(10.0), 'consumer did not subscribe'
+    return consumer
+
+
+def mixed_record(i):
+    bodies = (JobResponse(order_id=f'O{i}', state='running', produced=i), SafetyEvent(kind='slowdown', duration_s=1.0),
+              EquipmentState(state='running'), Alarm(code='A', severity='info', text=str(i)))
+    return make_record(bodies[i % 4], 'cell-1', float(i), source_id=f'evt-{i}')
+
+
+def assert_exactly_once_in_order(consumer, expected_ids):
+    by_stream = consumer.records
+    got = [r['record_id'] for records in by_stream.values() for r in records]
+    assert sorted(got) == sorted(expected_ids)
+    for stream, records in by_stream.items():
+        seqs = [r['seq'] for r in records]
+        assert seqs == list(range(1, len(seqs) + 1)), f'stream {stream} out of order or with gaps'
+    assert consumer.order_violations == 0 and consumer.conflicts == 0
+
+
+def test_broker_down_for_a_long_stretch_then_back(tmp_path, broker):
+    link = TcpLink(broker.port).restore()      # the producer reaches the broker through this link
+    consumer = consumer_for(broker.port, 'test/cell-1/#')
+    box = Outbox(tmp_path / 'o.sqlite', ['mqtt'],
+                 OutboxConfig(batch_size=200, backoff_initial_s=0.05, backoff_max_s=0.4))
+    transport = MqttTransport(MqttSettings(port=link.port, client_id='producer', reconnect_max_s=1),
+                              MqttTopics('test', 'cell-1')).start()
+    dispatcher = Dispatcher(box, [transport])
+    box._on_append = dispatcher.wake
+    dispatcher.start()
+    try:
+        records = [mixed_record(i) for i in range(4000)]
+        box.append_many(records[:200])
+        assert consumer.wait_until(lambda c: len(c.seen) == 200, 20.0)
+        broker.kill()                                       # broker dies (SIGKILL) ...
+        link.cut()
+        for start in range(200, 4000, 100):                 # ... while the cell keeps producing
+            box.append_many(records[start:start + 100])
+        deadline = time.monotonic() + 30
+        while dispatcher.links['mqtt'].failures < 6 and time.monotonic() < deadline:
+            time.sleep(0.05)                                # polling: the outage lasts until 6 retries failed
+        assert dispatcher.links['mqtt'].failures >= 6 and not dispatcher.links['mqtt'].up
+        assert box.backlog('mqtt') == 3800
+        assert not consumer.subscribed.is_set()             # the consumer saw the broker go too
+        broker.start()                                      # same port
+        assert consumer.subscribed.wait(20.0), 'consumer did not come back'
+        link.restore()                                      # producer's network back after the consumer
+        assert consumer.wait_until(lambda c: len(c.seen) == 4000, 60.0), f'got {consumer.count()} of 4000'
+        assert_exactly_once_in_order(consumer, [r.record_id for r in records])
+        deadline = time.monotonic() + 10
+        while box.backlog('mqtt') and time.monotonic() < deadline:
+            time.sleep(0.02)                                # polling: the last PUBACKs may still be on their way
+        assert box.backlog('mqtt') == 0 and dispatcher.links['mqtt'].up
+    finally:
+        dispatcher.stop()
+        transport.stop()
+        consumer.stop()
+        link.cut()
+
+
+def test_retained_state_last_will_and_order_intake(tmp_path, broker):
+    received = []
+    topics = MqttTopics('test', 'cell-2')
+    transport = MqttTransport(MqttSettings(port=broker.port, client_id='p2', keepalive_s=5), topics,
+                              on_order=received.append).start()
+    state = make_record(EquipmentState(state='paused', previous='running'), 'cell-2', 1.0, source_id='s1')
+    transport.publish_state(state.to_json())
+    consumer = consumer_for(broker.port, 'test/cell-2/#', client_id='watcher')
+    try:
+        assert consumer.wait_until(lambda c: c.other.get(topics.status) == b'online'
+                                   and topics.state in c.other, 10.0)
+        import json
+        assert json.loads(consumer.other[topics.state])['body']['state'] == 'paused'
+        consumer._client.publish(topics.orders_in, b'{"order_id": "X"}', qos=1)
+        deadline = time.monotonic() + 10
+        while not received and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert received == [b'{"order_id": "X"}']
+        transport.answer_order('X', 'missing field quantity')
+        assert consumer.wait_until(lambda c: topics.orders_rejected in c.other, 10.0)
+        assert json.loads(consumer.other[topics.orders_rejected])['reason'] == 'missing field quantity'
+        # the producer vanishes without DISCONNECT: the broker publishes its last will
+        transport._client._sock.close()
+        transport._client.loop_stop()
+        assert consumer.wait_until(lambda c: c.other.get(topics.status) == b'offline', 20.0)
+    finally:
+        consumer.stop()
+
+
+def test_kill_9_mid_stream_loses_nothing_and_consumer_sees_each_once(tmp_path, broker):
+    count = 3000
+    db = tmp_path / 'k9.sqlite'
+    consumer = consumer_for(broker.port, 'test/cell-k9/#')
+    env = {**os.environ, 'PYTHONPATH': str(ROOT)}
+    command = [sys.executable, str(HERE / 'outbox_child.py'), str(db), str(broker.port), str(count)]
+    first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert consumer.wait_until(lambda c: len(c.seen) >= count // 4, 60.0)
+        first.send_signal(signal.SIGKILL)                    # mid-stream, no clean-up of any kind
+        first.wait(10)
+        at_kill = consumer.count()
+        assert at_kill < count, 'the kill came too late to test anything'
+        second = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
+        try:
+            assert second.stdout.readline().strip() == 'drained'
+            assert consumer.wait_until(lambda c: len(c.seen) == count, 30.0), f'got {consumer.count()} of {count}'
+            assert_exactly_once_in_order(consumer, [record(i).record_id for i in range(count)])
+        finally:
+            second.kill()
+            second.wait(10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+        consumer.stop()
