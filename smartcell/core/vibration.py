@@ -488,6 +488,13 @@ def _class_scores(features: VibrationFeatures, baseline: HealthBaseline | None) 
         # A misaligned shaft also lifts 1x, an imbalanced one barely lifts 2x: keep them apart.
         if scores['misalignment'] > 0.0 and scores['imbalance'] > 0.0:
             scores['imbalance'] -= 0.5 * scores['misalignment']
+        # One defect's impacts raise the whole envelope spectrum, so every bearing line rises
+        # against the baseline; which line it is comes from the spectrum's shape: weight each
+        # bearing score by its line's prominence relative to the most prominent one.
+        top = max((m.prominence for m in features.bearing), default=0.0)
+        for cls, line in (('outer_race', 'bpfo'), ('inner_race', 'bpfi'), ('ball', 'bsf')):
+            if top > 0.0 and line in bearing:
+                scores[cls] *= bearing[line].prominence / top
         return scores
 
     def prom(table: Mapping[str, FrequencyMatch], *keys: str) -> float:
@@ -590,3 +597,182 @@ def estimate_rul(times_s: Sequence[float], health: Sequence[float], threshold: f
     std = math.sqrt(max(float(grad @ cov @ grad), 0.0))
     return RulEstimate(max(rul, 0.0), max(rul - _Z90 * std, 0.0), rul + _Z90 * std, model,
                        f'{model} trend over {t.size} points')
+
+
+# ---------------------------------------------------------------------------------------------
+# Streaming monitor of one gearbox (what the node runs per joint; no ROS here)
+
+LEVEL_OK, LEVEL_WARN, LEVEL_ERROR = 0, 1, 2    # same numbers as diagnostic_msgs/DiagnosticStatus
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    sample_rate_hz: float
+    window_s: float
+    bearing: BearingGeometry
+    analysis: AnalysisConfig = AnalysisConfig()
+    min_shaft_hz: float = 2.0             # slower windows carry no fault information
+    max_speed_variation: float = 0.1      # (max - min) / mean shaft speed over a window
+    baseline_windows: int = 20
+    thresholds: HealthThresholds = HealthThresholds()
+    rms_alarm_mps2: float = 50.0          # absolute limit, independent of the baseline
+    rul_warn_s: float = 86400.0
+    trend_windows: int = 30
+
+    @property
+    def window_samples(self) -> int:
+        return max(int(round(self.window_s * self.sample_rate_hz)), 16)
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """Outcome of one window. `state`: learning (baseline), assessed, idle (not assessable), invalid."""
+
+    stamp_s: float
+    state: str
+    level: int
+    message: str
+    shaft_hz: float
+    features: VibrationFeatures | None = None
+    health_index: float = math.nan
+    diagnosis: Diagnosis | None = None
+    rul: RulEstimate | None = None
+
+
+# Columns of one joint's row in the published feature matrix (vibration/features).
+FEATURE_COLUMNS = ('rms_mps2', 'peak_mps2', 'crest_factor', 'kurtosis', 'skewness', 'shaft_hz',
+                   'shaft_1x_mps2', 'shaft_2x_mps2', 'env_bpfo_mps2', 'env_bpfi_mps2', 'env_ball_mps2',
+                   'health_index', 'fault_code', 'fault_confidence', 'rul_s', 'level')
+FAULT_CODES = FAULT_CLASSES + ('unknown',)     # fault_code = index here; -1 = not assessed
+
+
+def feature_row(assessment: Assessment | None) -> list[float]:
+    """One row of FEATURE_COLUMNS; NaN where a value does not exist (yet)."""
+    row = [math.nan] * len(FEATURE_COLUMNS)
+    if assessment is None:
+        return row
+    row[FEATURE_COLUMNS.index('shaft_hz')] = assessment.shaft_hz
+    row[FEATURE_COLUMNS.index('level')] = float(assessment.level)
+    f = assessment.features
+    if f is not None:
+        row[0:5] = [f.time.rms, f.time.peak, f.time.crest_factor, f.time.kurtosis, f.time.skewness]
+        shaft = {m.name: m.amplitude for m in f.shaft}
+        bearing = {m.name: m.amplitude for m in f.bearing}
+        row[6:11] = [shaft.get('1x', math.nan), shaft.get('2x', math.nan), bearing.get('bpfo', math.nan),
+                     bearing.get('bpfi', math.nan), bearing.get('bsf', math.nan)]
+    row[FEATURE_COLUMNS.index('health_index')] = assessment.health_index
+    if assessment.diagnosis is not None:
+        row[FEATURE_COLUMNS.index('fault_code')] = float(FAULT_CODES.index(assessment.diagnosis.fault))
+        row[FEATURE_COLUMNS.index('fault_confidence')] = assessment.diagnosis.confidence
+    else:
+        row[FEATURE_COLUMNS.index('fault_code')] = -1.0
+    if assessment.rul is not None:
+        row[FEATURE_COLUMNS.index('rul_s')] = assessment.rul.rul_s
+    return row
+
+
+class GearboxMonitor:
+    """Cuts a sample stream into windows, learns a baseline on the first assessable ones, then
+    rates each window: health index, fault class, RUL from the health trend, and a level.
+
+    Levels are conservative: a window with NaN samples is an ERROR (broken sensor), an RMS over
+    the absolute limit is an ERROR even while learning, and windows that cannot be assessed
+    (standing or accelerating shaft) keep the last level instead of falling back to OK.
+    """
+
+    def __init__(self, config: MonitorConfig) -> None:
+        self.config = config
+        n = config.window_samples
+        self._buffer = np.empty(2 * n)
+        self._filled = 0
+        self._speed_sum = 0.0           # sample-weighted shaft speed over the buffered samples
+        self._speed_min = math.inf
+        self._speed_max = 0.0
+        self._speed_unknown = False
+        self._learning: list[np.ndarray] = []
+        self._names: tuple[str, ...] = ()
+        self.baseline: HealthBaseline | None = None
+        self._trend_t: list[float] = []
+        self._trend_hi: list[float] = []
+        self.last: Assessment | None = None
+        self.samples_received = 0
+        self.windows = 0
+
+    def add_samples(self, samples: np.ndarray, shaft_hz: float, stamp_s: float) -> list[Assessment]:
+        """Append samples taken at shaft speed `shaft_hz` (NaN = unknown); returns the windows completed."""
+        x = np.asarray(samples, dtype=float).ravel()
+        self.samples_received += x.size
+        out = []
+        n = self.config.window_samples
+        start = 0
+        while start < x.size:
+            take = min(x.size - start, n - self._filled)
+            self._buffer[self._filled:self._filled + take] = x[start:start + take]
+            self._filled += take
+            start += take
+            if math.isfinite(shaft_hz):
+                self._speed_sum += shaft_hz * take
+                self._speed_min = min(self._speed_min, shaft_hz)
+                self._speed_max = max(self._speed_max, shaft_hz)
+            else:
+                self._speed_unknown = True
+            if self._filled == n:
+                out.append(self._assess(self._buffer[:n].copy(), stamp_s))
+                self._filled = 0
+                self._speed_sum, self._speed_min, self._speed_max = 0.0, math.inf, 0.0
+                self._speed_unknown = False
+        return out
+
+    def _assess(self, window: np.ndarray, stamp_s: float) -> Assessment:
+        c = self.config
+        self.windows += 1
+        shaft = math.nan if self._speed_unknown else self._speed_sum / window.size
+        previous_level = self.last.level if self.last is not None else LEVEL_OK
+        if not np.isfinite(window).all():
+            return self._keep(Assessment(stamp_s, 'invalid', LEVEL_ERROR,
+                                         'window holds NaN/inf samples: accelerometer or wiring fault', shaft))
+        rms = math.sqrt(float(window @ window) / window.size)
+        if rms >= c.rms_alarm_mps2:
+            absolute = Assessment(stamp_s, 'assessed', LEVEL_ERROR,
+                                  f'RMS {rms:.3g} m/s^2 above the absolute limit {c.rms_alarm_mps2:g}', shaft,
+                                  features=extract_features(window, c.sample_rate_hz, None, None, c.analysis))
+            return self._keep(absolute)
+        variation = (self._speed_max - self._speed_min) / shaft if shaft > 0 else math.inf
+        if not math.isfinite(shaft) or shaft < c.min_shaft_hz or not variation <= c.max_speed_variation:
+            reason = ('shaft speed unknown' if not math.isfinite(shaft) else
+                      f'shaft {shaft:.3g} Hz below {c.min_shaft_hz:g} Hz' if shaft < c.min_shaft_hz else
+                      f'shaft speed varied {variation:.0%} over the window')
+            message = f'not assessed ({reason}); level of the last assessed window kept'
+            return self._keep(Assessment(stamp_s, 'idle', previous_level, message, shaft))
+        features = extract_features(window, c.sample_rate_hz, shaft, c.bearing, c.analysis)
+        vector = features.vector()
+        if self.baseline is None:
+            self._learning.append(vector)
+            self._names = features.vector_names()
+            if len(self._learning) >= c.baseline_windows:
+                self.baseline = fit_baseline(self._learning, self._names)
+                self._learning = []
+            done = c.baseline_windows if self.baseline is not None else len(self._learning)
+            return self._keep(Assessment(stamp_s, 'learning', LEVEL_OK,
+                                         f'learning baseline ({done}/{c.baseline_windows} windows)', shaft, features,
+                                         diagnosis=diagnose(features)))
+        hi = self.baseline.health_index(vector)
+        diagnosis = diagnose(features, self.baseline, c.thresholds)
+        self._trend_t.append(stamp_s)
+        self._trend_hi.append(hi)
+        del self._trend_t[:-c.trend_windows], self._trend_hi[:-c.trend_windows]
+        rul = estimate_rul(self._trend_t, self._trend_hi, c.thresholds.alarm)
+        if hi >= c.thresholds.alarm:
+            level, verdict = LEVEL_ERROR, f'health index {hi:.3g} >= alarm {c.thresholds.alarm:g}'
+        elif hi >= c.thresholds.warn:
+            level, verdict = LEVEL_WARN, f'health index {hi:.3g} >= warn {c.thresholds.warn:g}'
+        elif rul.rul_s < c.rul_warn_s:
+            level, verdict = LEVEL_WARN, f'predicted to reach the alarm in {rul.rul_s:.0f} s'
+        else:
+            level, verdict = LEVEL_OK, f'health index {hi:.3g}'
+        message = f'{verdict}; {diagnosis.fault} ({diagnosis.confidence:.0%})'
+        return self._keep(Assessment(stamp_s, 'assessed', level, message, shaft, features, hi, diagnosis, rul))
+
+    def _keep(self, assessment: Assessment) -> Assessment:
+        self.last = assessment
+        return assessment

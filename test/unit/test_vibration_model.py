@@ -57,3 +57,56 @@ def test_unknown_fault_kind_is_named():
                                               (1e6, 1.0)])
 def test_fault_severity_grows_exponentially_from_onset_and_saturates(elapsed, expected):
     assert fault_severity(elapsed, onset_s=10.0, initial=0.01, growth_per_s=0.1) == pytest.approx(expected)
+
+
+def _monitor(**overrides):
+    from smartcell.core.vibration import MonitorConfig, bearing_preset
+    settings = dict(sample_rate_hz=FS, window_s=0.5, bearing=bearing_preset('6205'), baseline_windows=8)
+    settings.update(overrides)
+    return MonitorConfig(**settings)
+
+
+def test_monitor_learns_then_reaches_error_as_an_outer_race_fault_grows():
+    from smartcell.core.vibration import FAULT_CODES, FEATURE_COLUMNS, GearboxMonitor, LEVEL_ERROR, feature_row
+    monitor = GearboxMonitor(_monitor())
+    vibration = GearboxVibration(GearboxModel(sample_rate_hz=FS), np.random.default_rng(5))
+    shaft_hz = vibration.shaft_hz(JOINT_SPEED_RAD_S)
+    assessments = []
+    for tick in range(600):                       # 30 Hz joint states, 20 s
+        t = tick / 30.0
+        severity = fault_severity(t, onset_s=6.0, initial=0.02, growth_per_s=0.4)
+        chunk = vibration.generate(427, JOINT_SPEED_RAD_S, EFFORT_NM, {'outer_race': severity})
+        assessments += monitor.add_samples(chunk, shaft_hz, t)
+    states = [a.state for a in assessments]
+    assert states[:8] == ['learning'] * 8 and states[8] == 'assessed'
+    assert assessments[8].level == 0
+    assert assessments[-1].level == LEVEL_ERROR
+    assert assessments[-1].diagnosis.fault == 'outer_race'
+    first_error = next(i for i, a in enumerate(assessments) if a.level == LEVEL_ERROR)
+    assert all(a.level == LEVEL_ERROR for a in assessments[first_error:])
+    row = feature_row(assessments[-1])
+    assert len(row) == len(FEATURE_COLUMNS)
+    assert FAULT_CODES[int(row[FEATURE_COLUMNS.index('fault_code')])] == 'outer_race'
+    assert monitor.samples_received == 600 * 427
+
+
+def test_monitor_flags_nan_samples_and_keeps_the_level_when_the_shaft_stands():
+    from smartcell.core.vibration import GearboxMonitor, LEVEL_ERROR
+    monitor = GearboxMonitor(_monitor(window_s=0.1))
+    n = monitor.config.window_samples
+    bad = np.zeros(n)
+    bad[5] = np.nan
+    [invalid] = monitor.add_samples(bad, 16.0, 1.0)
+    assert invalid.level == LEVEL_ERROR and 'NaN' in invalid.message
+    [idle] = monitor.add_samples(np.random.default_rng(6).standard_normal(n) * 0.05, 0.5, 2.0)
+    assert idle.state == 'idle' and idle.level == LEVEL_ERROR      # kept, not silently OK
+    [unknown] = monitor.add_samples(np.zeros(n), float('nan'), 3.0)
+    assert unknown.state == 'idle' and 'unknown' in unknown.message
+
+
+def test_monitor_absolute_rms_limit_trips_even_while_learning():
+    from smartcell.core.vibration import GearboxMonitor, LEVEL_ERROR
+    monitor = GearboxMonitor(_monitor(window_s=0.1, rms_alarm_mps2=5.0))
+    n = monitor.config.window_samples
+    [a] = monitor.add_samples(10.0 * np.sin(np.arange(n)), 16.0, 1.0)
+    assert a.level == LEVEL_ERROR and 'absolute' in a.message

@@ -1,0 +1,195 @@
+"""Vibration sensor node: gearbox condition monitoring per joint (smart sensor: reports health, not samples)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.node import Node
+from sensor_msgs.msg import Imu, JointState
+from std_msgs.msg import Float64MultiArray, MultiArrayDimension
+
+from smartcell.core.params import ConfigError
+from smartcell.core.sensor_params import VIBRATION_SENSOR
+from smartcell.core.vibration import (FEATURE_COLUMNS, LEVEL_OK, AnalysisConfig, Assessment, GearboxMonitor,
+                                      HealthThresholds, MonitorConfig, bearing_preset, feature_row)
+from smartcell.nodes.common import (LEVEL_ERROR, LEVEL_STALE, LEVEL_WARN, STREAM_QOS, declare_parameters,
+                                    diagnostic_array, diagnostic_status, run_node, stamp_to_s)
+from smartcell.twin.vibration_model import GearboxModel, GearboxVibration, fault_severity
+
+
+class VibrationSensor(Node):
+    """Monitors the gearbox of every joint from an accelerometer stream.
+
+    Subscribes: `joint_states` (sensor_msgs/JointState: velocity rad/s gives the shaft speed x
+    gear_ratio; in sim also effort N m as load); source imu: `<raw_topic_prefix>/<joint>`
+    (sensor_msgs/Imu, linear_acceleration.x m/s^2, one sample per message); source batch: the
+    same topics as std_msgs/Float64MultiArray (consecutive samples at sample_rate_hz, m/s^2).
+    Publishes: `vibration/features` (std_msgs/Float64MultiArray, one row per joint in joint_names
+    order, columns FEATURE_COLUMNS; dim[0].label = 'joints:<names>', dim[1].label =
+    'features:<columns>'; NaN = not available), after every completed window;
+    `vibration/health` (diagnostic_msgs/DiagnosticArray, one status per gearbox, same as below)
+    after every completed window; `/diagnostics` (1 Hz: per gearbox `smartcell/vibration_sensor/<joint>`,
+    hardware id `gearbox/<joint>`, OK/WARN/ERROR from the health index, RUL and absolute RMS, STALE
+    when its input stops; plus the node status `smartcell/vibration_sensor`).
+    Parameters: smartcell.core.sensor_params.VIBRATION_SENSOR (read-only, units in the names).
+    """
+
+    def __init__(self) -> None:
+        super().__init__('vibration_sensor')
+        c = self._config = declare_parameters(self, VIBRATION_SENSOR)
+        band = tuple(c['envelope_band_hz'])
+        if len(band) != 2:
+            raise ConfigError(f'vibration_sensor.envelope_band_hz must be [low, high] Hz, got {list(band)}')
+        analysis = AnalysisConfig(envelope_band_hz=None if band == (0.0, 0.0) else band)
+        self._bearing = bearing_preset(c['bearing'])
+        monitor_config = MonitorConfig(
+            sample_rate_hz=c['sample_rate_hz'], window_s=c['window_s'], bearing=self._bearing, analysis=analysis,
+            min_shaft_hz=c['min_shaft_hz'], max_speed_variation=c['max_speed_variation'],
+            baseline_windows=c['baseline_windows'],
+            thresholds=HealthThresholds(warn=c['health_warn'], alarm=c['health_alarm']),
+            rms_alarm_mps2=c['rms_alarm_mps2'], rul_warn_s=c['rul_warn_s'], trend_windows=c['trend_windows'])
+        try:
+            analysis.envelope_band(c['sample_rate_hz'])
+        except ValueError as exc:
+            raise ConfigError(f'vibration_sensor.envelope_band_hz: {exc}') from exc
+        self._joints: list[str] = list(c['joint_names'])
+        if c['fault_joint'] and c['fault_joint'] not in self._joints:
+            raise ConfigError(f'vibration_sensor.fault_joint {c["fault_joint"]!r} is not a monitored joint; '
+                              f'accepted: empty (all) or one of {", ".join(self._joints)}')
+        self._monitors = {j: GearboxMonitor(monitor_config) for j in self._joints}
+        self._speed_rad_s = {j: math.nan for j in self._joints}
+        self._effort_nm = {j: 0.0 for j in self._joints}
+        self._last_input_s: dict[str, float | None] = {j: None for j in self._joints}
+        self._rad_s_to_shaft_hz = c['gear_ratio'] / (2.0 * math.pi)
+        # Simulation: one continuous generated stream per gearbox, advanced by joint-state stamps.
+        rng = np.random.default_rng(c['seed'])
+        model = GearboxModel(sample_rate_hz=c['sample_rate_hz'], gear_ratio=c['gear_ratio'], bearing=self._bearing,
+                             resonance_hz=min(5000.0, 0.3 * c['sample_rate_hz']))
+        self._sim = {j: GearboxVibration(model, rng.spawn(1)[0]) for j in self._joints} if c['source'] == 'sim' else {}
+        self._sim_first_s: float | None = None
+        self._sim_last_s: float | None = None
+        self._sim_carry = 0.0          # fractional sample left over between joint states
+        self._features_pub = self.create_publisher(Float64MultiArray, 'vibration/features', STREAM_QOS)
+        self._health_pub = self.create_publisher(DiagnosticArray, 'vibration/health', STREAM_QOS)
+        self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.create_subscription(JointState, 'joint_states', self._on_joint_states, STREAM_QOS)
+        prefix = c['raw_topic_prefix'].rstrip('/')
+        for joint in self._joints:
+            if c['source'] == 'imu':
+                self.create_subscription(Imu, f'{prefix}/{joint}', lambda msg, j=joint: self._on_imu(j, msg),
+                                         STREAM_QOS)
+            elif c['source'] == 'batch':
+                self.create_subscription(Float64MultiArray, f'{prefix}/{joint}',
+                                         lambda msg, j=joint: self._on_batch(j, msg), STREAM_QOS)
+        self.create_timer(1.0, self._publish_diagnostics)
+
+    # -- inputs ------------------------------------------------------------------------------
+
+    def _now_s(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _on_joint_states(self, msg: JointState) -> None:
+        for i, name in enumerate(msg.name):
+            if name in self._speed_rad_s:
+                self._speed_rad_s[name] = msg.velocity[i] if i < len(msg.velocity) else math.nan
+                self._effort_nm[name] = msg.effort[i] if i < len(msg.effort) else 0.0
+        if self._sim:
+            self._simulate(stamp_to_s(msg.header.stamp))
+
+    def _simulate(self, stamp_s: float) -> None:
+        if self._sim_last_s is None or self._sim_first_s is None:
+            self._sim_first_s = self._sim_last_s = stamp_s
+            return
+        dt = stamp_s - self._sim_last_s
+        if dt <= 0.0:
+            return                      # repeated or out-of-order stamp: nothing new happened
+        self._sim_last_s = stamp_s
+        if dt > max(1.0, 2.0 * self._config['window_s']):
+            self._sim_carry = 0.0       # a pause in the joint states: restart, do not invent a long signal
+            return
+        exact = dt * self._config['sample_rate_hz'] + self._sim_carry
+        n = int(exact)
+        self._sim_carry = exact - n
+        c = self._config
+        severity = fault_severity(stamp_s - self._sim_first_s, c['fault_onset_s'], c['fault_initial_severity'],
+                                  c['fault_growth_per_s'])
+        completed = []
+        for joint, generator in self._sim.items():
+            faulty = c['fault'] != 'none' and c['fault_joint'] in ('', joint)
+            speed = self._speed_rad_s[joint]
+            samples = generator.generate(n, speed if math.isfinite(speed) else 0.0, self._effort_nm[joint],
+                                         {c['fault']: severity} if faulty else {})
+            completed += self._feed(joint, samples, stamp_s)
+        self._publish_windows(completed)
+
+    def _on_imu(self, joint: str, msg: Imu) -> None:
+        self._publish_windows(self._feed(joint, np.array([msg.linear_acceleration.x]), stamp_to_s(msg.header.stamp)))
+
+    def _on_batch(self, joint: str, msg: Float64MultiArray) -> None:
+        self._publish_windows(self._feed(joint, np.asarray(msg.data, dtype=float), self._now_s()))
+
+    def _feed(self, joint: str, samples: np.ndarray, stamp_s: float) -> list[tuple[str, Assessment]]:
+        self._last_input_s[joint] = self._now_s()
+        shaft_hz = abs(self._speed_rad_s[joint]) * self._rad_s_to_shaft_hz
+        return [(joint, a) for a in self._monitors[joint].add_samples(samples, shaft_hz, stamp_s)]
+
+    # -- outputs -----------------------------------------------------------------------------
+
+    def _publish_windows(self, completed: list[tuple[str, Assessment]]) -> None:
+        if not completed:
+            return
+        msg = Float64MultiArray()
+        msg.layout.dim = [
+            MultiArrayDimension(label='joints:' + ','.join(self._joints), size=len(self._joints),
+                                stride=len(self._joints) * len(FEATURE_COLUMNS)),
+            MultiArrayDimension(label='features:' + ','.join(FEATURE_COLUMNS), size=len(FEATURE_COLUMNS),
+                                stride=len(FEATURE_COLUMNS))]
+        msg.data = [float(v) for j in self._joints for v in feature_row(self._monitors[j].last)]
+        self._features_pub.publish(msg)
+        self._health_pub.publish(diagnostic_array(self.get_clock().now().to_msg(), self._gearbox_statuses()))
+
+    def _gearbox_statuses(self) -> list:
+        now = self._now_s()
+        statuses = []
+        for joint in self._joints:
+            monitor = self._monitors[joint]
+            last = monitor.last
+            seen = self._last_input_s[joint]
+            level = last.level if last is not None else LEVEL_OK
+            message = last.message if last is not None else 'waiting for the first window'
+            if seen is None or now - seen > self._config['stale_timeout_s']:
+                level = LEVEL_STALE
+                message = ('no accelerometer input yet' if seen is None else
+                           f'no accelerometer input for {now - seen:.1f} s') + '; health unknown'
+            values = {'state': last.state if last else 'waiting', 'samples_received': monitor.samples_received,
+                      'windows': monitor.windows,
+                      'shaft_hz': last.shaft_hz if last else math.nan,
+                      'rms_mps2': last.features.time.rms if last and last.features else math.nan,
+                      'kurtosis': last.features.time.kurtosis if last and last.features else math.nan,
+                      'health_index': last.health_index if last else math.nan,
+                      'fault': last.diagnosis.fault if last and last.diagnosis else 'unknown',
+                      'fault_confidence': last.diagnosis.confidence if last and last.diagnosis else 0.0,
+                      'rul_s': last.rul.rul_s if last and last.rul else math.inf}
+            statuses.append(diagnostic_status(f'smartcell/vibration_sensor/{joint}', f'gearbox/{joint}',
+                                              level, message, values))
+        return statuses
+
+    def _publish_diagnostics(self) -> None:
+        gearboxes = self._gearbox_statuses()
+        worst = max((s.level[0] if isinstance(s.level, bytes) else s.level) for s in gearboxes)
+        counts = {name: sum(1 for s in gearboxes if (s.level[0] if isinstance(s.level, bytes) else s.level) == lvl)
+                  for name, lvl in (('ok', LEVEL_OK), ('warn', LEVEL_WARN), ('error', LEVEL_ERROR),
+                                    ('stale', LEVEL_STALE))}
+        node = diagnostic_status('smartcell/vibration_sensor', f'source/{self._config["source"]}', worst,
+                                 f'{len(gearboxes)} gearboxes: ' + ', '.join(f'{v} {k}' for k, v in counts.items() if v),
+                                 {f'gearboxes_{k}': v for k, v in counts.items()})
+        self._diag_pub.publish(diagnostic_array(self.get_clock().now().to_msg(), [node] + gearboxes))
+
+
+def main(args=None) -> int:
+    return run_node(lambda: VibrationSensor(), args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

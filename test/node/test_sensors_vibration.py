@@ -1,0 +1,97 @@
+"""Vibration sensor node in its own process over real DDS: an injected fault reaches ERROR."""
+from __future__ import annotations
+
+import pytest
+
+from smartcell.core.sensor_params import UR5E_JOINTS
+from smartcell.core.vibration import FAULT_CODES, FEATURE_COLUMNS
+from smartcell.tools.cell_processes import node_command
+
+pytestmark = pytest.mark.ros
+
+JOINT_STATE_PERIOD_S = 1.0 / 30.0
+
+
+def _joint_state_pump(peer, speed_rad_s: float):
+    """A timer that publishes joint states whose stamps advance 1/30 s per message, faster than
+    real time (like a simulation on sim time), with every joint moving at `speed_rad_s`."""
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import JointState
+
+    from smartcell.nodes.common import s_to_stamp
+    publisher = peer.node.create_publisher(JointState, 'joint_states',
+                                           QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE))
+    clock = {'t': 100.0}
+
+    def tick():
+        msg = JointState()
+        msg.header.stamp = s_to_stamp(clock['t'])
+        msg.name = list(UR5E_JOINTS)
+        msg.position = [0.0] * 6
+        msg.velocity = [speed_rad_s] * 6
+        msg.effort = [40.0] * 6
+        publisher.publish(msg)
+        clock['t'] += JOINT_STATE_PERIOD_S
+    return clock, peer.node.create_timer(0.005, tick)
+
+
+def test_injected_outer_race_fault_reaches_error_on_its_gearbox_only(peer, processes):
+    from diagnostic_msgs.msg import DiagnosticArray
+    from std_msgs.msg import Float64MultiArray
+    processes.start('vibration_sensor', node_command('smartcell.nodes.vibration_sensor', 'vibration_sensor', None, {
+        'source': 'sim', 'sample_rate_hz': 6400.0, 'window_s': 0.25, 'baseline_windows': 6,
+        'fault': 'outer_race', 'fault_joint': 'elbow_joint', 'fault_onset_s': 3.0,
+        'fault_initial_severity': 0.05, 'fault_growth_per_s': 0.6, 'seed': 3}))
+    statuses = {}
+    features = []
+    peer.node.create_subscription(DiagnosticArray, '/diagnostics',
+                                  lambda m: statuses.update({s.name: s for s in m.status}), 10)
+    peer.node.create_subscription(Float64MultiArray, 'vibration/features', features.append, 10)
+    clock, _ = _joint_state_pump(peer, speed_rad_s=1.0)
+
+    def level(joint):
+        status = statuses.get(f'smartcell/vibration_sensor/{joint}')
+        return None if status is None else status.level[0]
+
+    peer.wait_for(lambda: level('elbow_joint') == 2, 60.0, 'ERROR on the elbow gearbox', processes)
+    elbow = statuses['smartcell/vibration_sensor/elbow_joint']
+    assert elbow.hardware_id == 'gearbox/elbow_joint'
+    values = {kv.key: kv.value for kv in elbow.values}
+    assert values['fault'] == 'outer_race'
+    assert float(values['health_index']) >= 6.0
+    assert clock['t'] > 103.0                         # the fault only began 3 s (sim) after the start
+    # Healthy gearboxes were assessed and are not in ERROR.
+    others = [level(j) for j in UR5E_JOINTS if j != 'elbow_joint']
+    assert all(lvl in (0, 1) for lvl in others), others
+    assert statuses['smartcell/vibration_sensor'].level[0] == 2
+    # The labelled feature matrix: one row per joint, the documented columns.
+    last = features[-1]
+    assert last.layout.dim[0].label == 'joints:' + ','.join(UR5E_JOINTS)
+    assert last.layout.dim[1].label == 'features:' + ','.join(FEATURE_COLUMNS)
+    row = list(last.data)[2 * len(FEATURE_COLUMNS):3 * len(FEATURE_COLUMNS)]
+    assert FAULT_CODES[int(row[FEATURE_COLUMNS.index('fault_code')])] == 'outer_race'
+
+
+def test_gearboxes_go_stale_when_joint_states_stop(peer, processes):
+    from diagnostic_msgs.msg import DiagnosticArray
+    processes.start('vibration_sensor', node_command('smartcell.nodes.vibration_sensor', 'vibration_sensor', None, {
+        'source': 'sim', 'sample_rate_hz': 6400.0, 'window_s': 0.25, 'stale_timeout_s': 0.5}))
+    statuses = {}
+    peer.node.create_subscription(DiagnosticArray, '/diagnostics',
+                                  lambda m: statuses.update({s.name: s for s in m.status}), 10)
+    name = 'smartcell/vibration_sensor/wrist_3_joint'
+    peer.wait_for(lambda: name in statuses, 30.0, 'first diagnostics', processes)
+    assert statuses[name].level[0] == 3 and 'no accelerometer input yet' in statuses[name].message
+    _, pump = _joint_state_pump(peer, speed_rad_s=1.0)
+    peer.wait_for(lambda: statuses[name].level[0] == 0, 30.0, 'OK while joint states flow', processes)
+    peer.node.destroy_timer(pump)
+    peer.wait_for(lambda: statuses[name].level[0] == 3, 30.0, 'STALE after joint states stop', processes)
+    assert 'no accelerometer input for' in statuses[name].message
+
+
+def test_unknown_fault_joint_is_a_configuration_error(processes, peer):
+    processes.start('vibration_sensor', node_command('smartcell.nodes.vibration_sensor', 'vibration_sensor', None,
+                                                     {'fault_joint': 'knee_joint'}))
+    peer.wait_for(lambda: 'vibration_sensor' in processes.failed(), 30.0, 'the node to refuse the config')
+    assert processes.failed()['vibration_sensor'] == 2
+    assert 'knee_joint' in processes.log_tail('vibration_sensor')
