@@ -76,6 +76,8 @@ WEARABLE = NodeParams('wearable', (
     P('max_hr_bpm', 185.0, 'operator maximum heart rate (220 - age if not measured), bpm', min=100.0, max=230.0),
     P('hr_weight', 0.7, 'share of heart-rate reserve in the workload (rest: motion)', min=0.0, max=1.0),
     P('motion_full_scale_mps2', 4.0, 'dynamic wrist acceleration counted as full load, m/s^2', min=0.1, max=100.0),
+    P('sustainable_load', 0.3, 'workload (0-1) kept up for a shift: above builds fatigue, below recovers',
+      min=0.01, max=0.99),
     P('fatigue_time_constant_s', 3600.0, 'fatigue build-up time constant at full load, s', min=1.0, max=1e6),
     P('recovery_time_constant_s', 1200.0, 'recovery time constant at rest, s', min=1.0, max=1e6),
     P('initial_fatigue', 0.0, 'index at start (e.g. carried over from the last shift)', min=0.0, max=1.0),

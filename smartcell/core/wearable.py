@@ -6,7 +6,8 @@ publishes nothing else and logs no biometric value.
 
 Model: the workload L in [0, 1] mixes heart-rate reserve (Karvonen: (HR - HR_rest) /
 (HR_max - HR_rest)) with dynamic acceleration. Fatigue F follows a fatigue-recovery balance
-    dF/dt = L (1 - F) / tau_fatigue - (1 - L) F / tau_recovery,
+around a sustainable load L_s (about 30 % of heart-rate reserve can be kept up for a shift):
+    dF/dt = max(L - L_s, 0) / (1 - L_s) (1 - F) / tau_fatigue - max(L_s - L, 0) / L_s F / tau_recovery,
 integrated exactly for each sample interval (L held constant). Its right-hand side rises with L
 for every F in [0, 1], so F is monotone in the workload: more heart-rate load never gives a lower
 index, and F stays in [0, 1].
@@ -27,6 +28,7 @@ class FatigueConfig:
     max_hr_bpm: float = 185.0              # 220 - age is the usual estimate; set per operator
     hr_weight: float = 0.7                 # share of heart rate in the workload, the rest is motion
     motion_full_scale_mps2: float = 4.0    # dynamic acceleration counted as full physical load
+    sustainable_load: float = 0.3          # workload an operator keeps up for a shift (~30 % HR reserve)
     fatigue_time_constant_s: float = 3600.0   # at full load, 1 - F shrinks by e in this time
     recovery_time_constant_s: float = 1200.0  # at rest, F shrinks by e in this time
     min_plausible_hr_bpm: float = 30.0     # outside: sensor off the skin or motion artefact
@@ -37,6 +39,8 @@ class FatigueConfig:
             raise ValueError(f'need 0 < resting_hr_bpm < max_hr_bpm, got {self.resting_hr_bpm}, {self.max_hr_bpm}')
         if not 0.0 <= self.hr_weight <= 1.0:
             raise ValueError(f'hr_weight must be in [0, 1], got {self.hr_weight}')
+        if not 0.0 < self.sustainable_load < 1.0:
+            raise ValueError(f'sustainable_load must be in (0, 1), got {self.sustainable_load}')
         if self.fatigue_time_constant_s <= 0.0 or self.recovery_time_constant_s <= 0.0:
             raise ValueError('fatigue and recovery time constants must be > 0 s')
 
@@ -50,9 +54,17 @@ def workload(hr_bpm: float, accel_magnitude_mps2: float, config: FatigueConfig) 
 
 
 def fatigue_step(fatigue: float, load: float, dt_s: float, config: FatigueConfig) -> float:
-    """Exact solution of the fatigue-recovery balance over `dt_s` at constant `load`."""
-    gain = load / config.fatigue_time_constant_s
-    rate = gain + (1.0 - load) / config.recovery_time_constant_s
+    """Exact solution of the fatigue-recovery balance over `dt_s` at constant `load`.
+
+    Load above the sustainable level builds fatigue, load below it lets the operator recover, in
+    proportion to the distance from that level; at exactly that level nothing changes.
+    """
+    sustainable = config.sustainable_load
+    gain = max(load - sustainable, 0.0) / (1.0 - sustainable) / config.fatigue_time_constant_s
+    recovery = max(sustainable - load, 0.0) / sustainable / config.recovery_time_constant_s
+    rate = gain + recovery
+    if rate == 0.0:
+        return float(fatigue)
     steady = gain / rate
     return float(steady + (fatigue - steady) * math.exp(-rate * max(dt_s, 0.0)))
 
