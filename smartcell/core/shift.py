@@ -1,0 +1,413 @@
+"""Run-time task runner: dispatches a batch's steps to the robot and the person, re-plans on disruptions.
+
+The supervisor node owns one ShiftRunner and calls it from its callbacks:
+
+  next_actions(now_s)                 -> what the robot and the person should do now (dispatches)
+  step_done(step_id, unit, executor, now_s)   arm motion finished / person acknowledged
+  on_person_absent / on_person_present(now_s) person left / came back (presence sensing)
+  on_person_late(now_s)               the person's step runs late (also checked in next_actions)
+  on_fatigue(index, now_s)            wearable fatigue index in [0, 1], None when no wearable
+  on_protective_stop / on_safety_clear(now_s) the robot may not / may move again
+
+Rules (docs/tasks.md has the details):
+  * Each executor follows the order of the current plan strictly: it starts its first pending
+    planned step once that step's predecessors are done, its station is free and, for a
+    handover, the other executor is free too. Because a valid plan orders every resource
+    consistently, this never deadlocks while active steps keep finishing.
+  * A step becomes DONE only through step_done; a DONE step is never dispatched again and a
+    second step_done for it raises ShiftError. A handover is done when both executors reported.
+  * Re-planning (absence, lateness, fatigue, protective stop, clear) keeps done steps done and
+    running steps running on their executor, and re-plans only the pending ones.
+  * Deterministic given the inputs when the scheduler has no wall-clock budget (the default).
+
+Pure Python; no ROS.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import Enum
+
+from smartcell.core.scheduling import (InProgress, PlanRequest, Schedule, ScheduledStep, Scheduler, StepKey,
+                                       validate_schedule)
+from smartcell.core.tasks import BOTH, HUMAN, ROBOT, Recipe
+
+EXECUTORS = (ROBOT, HUMAN)
+
+
+class StepState(str, Enum):
+    PENDING = 'pending'
+    ACTIVE = 'active'
+    DONE = 'done'
+
+
+class ShiftError(ValueError):
+    """A report that does not match the runner's state (unknown, not active, already done)."""
+
+
+@dataclass(frozen=True)
+class ShiftConfig:
+    late_threshold_s: float = 15.0         # a person step this long past its expected end is late, s
+    fatigue_high: float = 0.7              # fatigue index at/above this -> `either` steps to the robot
+    fatigue_low: float = 0.5               # ... until it falls to/below this (hysteresis against flapping)
+    absent_return_guess_s: float = 60.0    # planning assumption: an absent person is back after this, s
+    stop_clear_guess_s: float = 5.0        # planning assumption: a protective stop lasts this long, s
+
+    def __post_init__(self) -> None:
+        for name in ('late_threshold_s', 'absent_return_guess_s', 'stop_clear_guess_s'):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0.0):
+                raise ValueError(f'ShiftConfig.{name} must be a positive finite number of s, got {value!r}')
+        if not 0.0 <= self.fatigue_low <= self.fatigue_high <= 1.0:
+            raise ValueError(f'ShiftConfig needs 0 <= fatigue_low <= fatigue_high <= 1, got '
+                             f'{self.fatigue_low!r}, {self.fatigue_high!r}')
+
+
+@dataclass(frozen=True)
+class Action:
+    """One step handed to one executor. For a handover both executors get the same step."""
+
+    unit: int
+    step_id: str
+    executor: str          # who receives this action: 'robot' or 'human'
+    station: str           # station name; the node converts it to joint targets for the robot
+    kind: str              # pick, place, process, present, receive (robot); assemble, inspect... (person)
+    handover: bool
+    started_s: float
+    expected_end_s: float
+
+
+@dataclass(frozen=True)
+class NextActions:
+    robot: Action | None
+    human: Action | None
+    robot_note: str = ''   # why the robot has no action (or '' when it has one)
+    human_note: str = ''
+
+
+@dataclass(frozen=True)
+class ShiftKpis:
+    elapsed_s: float
+    units_done: int
+    cycle_times_s: tuple[float, ...]   # per finished unit: first step start to last step end, s
+    robot_busy_s: float
+    human_busy_s: float
+    robot_idle_s: float
+    human_idle_s: float
+    robot_utilisation: float           # busy / elapsed, 1
+    human_utilisation: float
+    safety_stop_s: float               # time spent in protective stops, s
+    replans: int
+    reallocated_steps: int             # pending steps whose planned executor changed at a re-plan
+
+
+@dataclass
+class _Running:
+    executor: str                      # 'robot', 'human' or 'both'
+    start_s: float
+    expected_end_s: float
+    reported: frozenset[str] = frozenset()   # executors that reported done (handover needs both)
+
+
+class ShiftRunner:
+    """Tracks every (unit, step) of a batch and decides who does what next."""
+
+    def __init__(self, recipe: Recipe, units: int, scheduler: Scheduler | None = None, now_s: float = 0.0,
+                 config: ShiftConfig = ShiftConfig()) -> None:
+        if units < 1:
+            raise ValueError(f'units must be >= 1, got {units!r}')
+        self.recipe = recipe
+        self.units = units
+        self.config = config
+        self._scheduler = scheduler or Scheduler(time_budget_s=None)
+        self._start_s = now_s
+        self._state: dict[StepKey, StepState] = {(u, s.id): StepState.PENDING
+                                                  for u in range(units) for s in recipe.steps}
+        self._running: dict[StepKey, _Running] = {}
+        self._log: list[ScheduledStep] = []
+        self._human_present = True
+        self._fatigued = False
+        self._stop_since_s: float | None = None
+        self._stop_total_s = 0.0
+        self._replans = 0
+        self._reallocated = 0
+        self._reasons: list[tuple[float, str]] = []
+        self._assumed_until_s = math.inf
+        self._plan = self._make_plan(now_s)
+
+    # --- queries ----------------------------------------------------------------------------
+
+    @property
+    def plan(self) -> Schedule:
+        return self._plan
+
+    @property
+    def finished(self) -> bool:
+        return all(s is StepState.DONE for s in self._state.values())
+
+    @property
+    def log(self) -> tuple[ScheduledStep, ...]:
+        """What really happened: finished steps with executor and actual start/end, in finishing order."""
+        return tuple(self._log)
+
+    @property
+    def replan_reasons(self) -> tuple[tuple[float, str], ...]:
+        return tuple(self._reasons)
+
+    @property
+    def human_present(self) -> bool:
+        return self._human_present
+
+    @property
+    def fatigued(self) -> bool:
+        return self._fatigued
+
+    def state_of(self, unit: int, step_id: str) -> StepState:
+        key = (unit, step_id)
+        if key not in self._state:
+            raise ShiftError(f'unknown step {step_id!r} of unit {unit} (job {self.recipe.job!r}, '
+                             f'units 0..{self.units - 1})')
+        return self._state[key]
+
+    def done_steps(self) -> frozenset[StepKey]:
+        return frozenset(k for k, s in self._state.items() if s is StepState.DONE)
+
+    # --- dispatching ------------------------------------------------------------------------
+
+    def next_actions(self, now_s: float) -> NextActions:
+        """The robot's and the person's current step; starts the next planned ones that can start."""
+        self.on_person_late(now_s)
+        if now_s >= self._assumed_until_s:
+            self._replan(now_s, 'absence or stop lasts longer than the plan assumed')
+        actions: dict[str, Action | None] = {}
+        notes: dict[str, str] = {}
+        for executor in EXECUTORS:
+            current = self._current(executor)
+            if current is not None:
+                actions[executor], notes[executor] = self._action(current, executor), ''
+                continue
+            key, note = self._next_startable(executor)
+            if key is None:
+                actions[executor], notes[executor] = None, note
+                continue
+            self._start(key, now_s)
+            actions[executor], notes[executor] = self._action(key, executor), ''
+        # A handover started for one executor is also the other's action now.
+        for executor in EXECUTORS:
+            if actions[executor] is None and self._current(executor) is not None:
+                actions[executor], notes[executor] = self._action(self._current(executor), executor), ''
+        return NextActions(actions[ROBOT], actions[HUMAN], notes[ROBOT], notes[HUMAN])
+
+    def step_done(self, step_id: str, unit: int, executor: str, now_s: float) -> bool:
+        """Record that `executor` finished `step_id` of `unit`; True when the step is now DONE.
+
+        A handover is DONE once both executors reported. Raises ShiftError (changing nothing) for
+        an unknown step, a step that is not active, or the wrong executor.
+        """
+        key = (unit, step_id)
+        state = self.state_of(unit, step_id)
+        name = f'step {step_id!r} of unit {unit}'
+        if state is StepState.DONE:
+            raise ShiftError(f'{name} is already done; a step is never done twice')
+        if state is StepState.PENDING:
+            raise ShiftError(f'{name} was not started (pending); only active steps can be done')
+        running = self._running[key]
+        allowed = EXECUTORS if running.executor == BOTH else (running.executor,)
+        if executor not in allowed:
+            raise ShiftError(f'{name} is being done by {running.executor!r}; {executor!r} cannot report it '
+                             f'(accepted: {", ".join(allowed)})')
+        running.reported = running.reported | {executor}
+        if not set(allowed) <= running.reported:
+            return False
+        del self._running[key]
+        self._state[key] = StepState.DONE
+        step = self.recipe.by_id[step_id]
+        self._log.append(ScheduledStep(unit, step_id, running.executor, step.station, running.start_s, now_s))
+        return True
+
+    # --- disruptions ------------------------------------------------------------------------
+
+    def on_person_absent(self, now_s: float) -> None:
+        """The person left: their unfinished step goes back to pending; `either` steps go to the robot."""
+        if not self._human_present:
+            return
+        self._human_present = False
+        for key, running in list(self._running.items()):
+            if running.executor in (HUMAN, BOTH):
+                # Never acknowledged, so not done: it will be done again from its start.
+                del self._running[key]
+                self._state[key] = StepState.PENDING
+        self._replan(now_s, 'person absent')
+
+    def on_person_present(self, now_s: float) -> None:
+        if self._human_present:
+            return
+        self._human_present = True
+        self._replan(now_s, 'person back')
+
+    def on_person_late(self, now_s: float) -> bool:
+        """Re-plan when the person's step runs late_threshold_s past its expected end; True if re-planned."""
+        for key, running in self._running.items():
+            if running.executor in (HUMAN, BOTH) and now_s > running.expected_end_s + self.config.late_threshold_s:
+                # Assume it needs another threshold; the plan moves work the robot can take over.
+                running.expected_end_s = now_s + self.config.late_threshold_s
+                self._replan(now_s, f'person late on step {key[1]!r} of unit {key[0]}')
+                return True
+        return False
+
+    def on_fatigue(self, index: float | None, now_s: float) -> str:
+        """Apply a fatigue index in [0, 1] with hysteresis; returns what was done and why.
+
+        None (no wearable), NaN or a value outside [0, 1] changes nothing: fatigue is a comfort
+        rule, not a safety function, so doubt keeps the current allocation rather than flapping it.
+        """
+        if index is None:
+            return 'no fatigue index (no wearable): allocation unchanged'
+        if not (isinstance(index, (int, float)) and math.isfinite(index) and 0.0 <= index <= 1.0):
+            return f'fatigue index {index!r} is not in [0, 1]: ignored, allocation unchanged'
+        if not self._fatigued and index >= self.config.fatigue_high:
+            self._fatigued = True
+            self._replan(now_s, f'fatigue {index:.2f} >= {self.config.fatigue_high:.2f}')
+            return 'fatigued: either steps go to the robot'
+        if self._fatigued and index <= self.config.fatigue_low:
+            self._fatigued = False
+            self._replan(now_s, f'fatigue {index:.2f} <= {self.config.fatigue_low:.2f}')
+            return 'recovered: either steps are allocated freely again'
+        return 'fatigue state unchanged'
+
+    def on_protective_stop(self, now_s: float) -> None:
+        """The robot must not move: no new robot steps; the plan gives the person what it can."""
+        if self._stop_since_s is not None:
+            return
+        self._stop_since_s = now_s
+        self._replan(now_s, 'protective stop')
+
+    def on_safety_clear(self, now_s: float) -> None:
+        if self._stop_since_s is None:
+            return
+        stopped_s = now_s - self._stop_since_s
+        self._stop_total_s += stopped_s
+        self._stop_since_s = None
+        for running in self._running.values():
+            if running.executor in (ROBOT, BOTH):
+                running.expected_end_s += stopped_s   # the motion was frozen meanwhile
+        self._replan(now_s, f'safety clear after {stopped_s:.1f} s')
+
+    # --- KPIs -------------------------------------------------------------------------------
+
+    def kpis(self, now_s: float) -> ShiftKpis:
+        elapsed = max(now_s - self._start_s, 0.0)
+        busy = {ROBOT: 0.0, HUMAN: 0.0}
+        for entry in self._log:
+            for executor in _occupies(entry.actor):
+                busy[executor] += entry.end_s - entry.start_s
+        for running in self._running.values():
+            for executor in _occupies(running.executor):
+                busy[executor] += max(now_s - running.start_s, 0.0)
+        cycle_times = []
+        for unit in range(self.units):
+            entries = [e for e in self._log if e.unit == unit]
+            if len(entries) == len(self.recipe.steps):
+                cycle_times.append(max(e.end_s for e in entries) - min(e.start_s for e in entries))
+        stop = self._stop_total_s + (now_s - self._stop_since_s if self._stop_since_s is not None else 0.0)
+        return ShiftKpis(
+            elapsed_s=elapsed, units_done=len(cycle_times), cycle_times_s=tuple(cycle_times),
+            robot_busy_s=busy[ROBOT], human_busy_s=busy[HUMAN],
+            robot_idle_s=max(elapsed - busy[ROBOT], 0.0), human_idle_s=max(elapsed - busy[HUMAN], 0.0),
+            robot_utilisation=busy[ROBOT] / elapsed if elapsed > 0 else 0.0,
+            human_utilisation=busy[HUMAN] / elapsed if elapsed > 0 else 0.0,
+            safety_stop_s=stop, replans=self._replans, reallocated_steps=self._reallocated)
+
+    # --- internals --------------------------------------------------------------------------
+
+    def _current(self, executor: str) -> StepKey | None:
+        for key, running in self._running.items():
+            if executor in _occupies(running.executor):
+                return key
+        return None
+
+    def _planned(self, key: StepKey) -> ScheduledStep:
+        return self._plan.entry(*key)
+
+    def _next_startable(self, executor: str) -> tuple[StepKey | None, str]:
+        if executor == HUMAN and not self._human_present:
+            return None, 'person absent'
+        if executor == ROBOT and self._stop_since_s is not None:
+            return None, 'protective stop'
+        if self.finished:
+            return None, 'all steps done'
+        # The first pending step of every resource (executor or station) in plan order: a step
+        # starts only when it is first on all its resources, so nobody jumps the planned queue
+        # and the step planned earliest can always start once its predecessors are done.
+        first: dict[str, ScheduledStep] = {}
+        for entry in self._plan.entries:
+            if self._state[entry.key] is StepState.PENDING:
+                for resource in _occupies(entry.actor) + (entry.station,):
+                    first.setdefault(resource, entry)
+        entry = first.get(executor)
+        if entry is None:
+            return None, f'no pending step planned for the {executor}'
+        name = f'step {entry.step_id!r} of unit {entry.unit}'
+        waiting = [b for b in self.recipe.by_id[entry.step_id].after
+                   if self._state[(entry.unit, b)] is not StepState.DONE]
+        if waiting:
+            return None, f'{name} waits for {", ".join(waiting)}'
+        if any(self.recipe.by_id[k[1]].station == entry.station for k in self._running):
+            return None, f'{name} waits for station {entry.station!r}'
+        for resource in _occupies(entry.actor) + (entry.station,):
+            ahead = first[resource]
+            if ahead is not entry:
+                return None, f'{name} waits: step {ahead.step_id!r} of unit {ahead.unit} is planned first at {resource}'
+        for other in _occupies(entry.actor):
+            if other == executor:
+                continue
+            if other == HUMAN and not self._human_present:
+                return None, f'{name} (handover) waits for the person, who is absent'
+            if other == ROBOT and self._stop_since_s is not None:
+                return None, f'{name} (handover) waits for the robot (protective stop)'
+            if self._current(other) is not None:
+                return None, f'{name} (handover) waits for the {other} to finish its step'
+        return entry.key, ''
+
+    def _start(self, key: StepKey, now_s: float) -> None:
+        entry = self._planned(key)
+        duration = self.recipe.by_id[key[1]].duration_s(entry.actor)
+        self._running[key] = _Running(entry.actor, now_s, now_s + duration)
+        self._state[key] = StepState.ACTIVE
+
+    def _action(self, key: StepKey, executor: str) -> Action:
+        running = self._running[key]
+        step = self.recipe.by_id[key[1]]
+        return Action(key[0], key[1], executor, step.station, step.kind, step.is_handover,
+                      running.start_s, running.expected_end_s)
+
+    def _make_plan(self, now_s: float) -> Schedule:
+        free = []
+        if not self._human_present:
+            free.append((HUMAN, now_s + self.config.absent_return_guess_s))
+        if self._stop_since_s is not None:
+            free.append((ROBOT, now_s + self.config.stop_clear_guess_s))
+        # When a guess runs out, the plan would keep others waiting for the absent one: re-plan then.
+        self._assumed_until_s = min((t for _, t in free), default=math.inf)
+        either_to = ROBOT if (self._fatigued or not self._human_present) else None
+        done = self.done_steps()
+        request = PlanRequest(
+            self.recipe, self.units, now_s=now_s, done=done,
+            in_progress=tuple(InProgress(k[0], k[1], r.executor, r.start_s, r.expected_end_s)
+                              for k, r in sorted(self._running.items())),
+            executor_free_s=tuple(free), either_to=either_to)
+        plan = self._scheduler.plan(request)
+        # Run-time check: a plan that breaks a constraint is never executed (the node faults).
+        validate_schedule(self.recipe, plan, self.units, done=done)
+        return plan
+
+    def _replan(self, now_s: float, reason: str) -> None:
+        old = {e.key: e.actor for e in self._plan.entries if self._state[e.key] is StepState.PENDING}
+        self._plan = self._make_plan(now_s)
+        self._replans += 1
+        self._reallocated += sum(1 for e in self._plan.entries if e.key in old and old[e.key] != e.actor)
+        self._reasons.append((now_s, reason))
+
+
+def _occupies(actor: str) -> tuple[str, ...]:
+    return EXECUTORS if actor == BOTH else (actor,)
