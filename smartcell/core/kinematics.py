@@ -130,7 +130,7 @@ def check_joint_limits(q: np.ndarray | list[float], limits: JointLimits = UR5E_L
 # ---------------------------------------------------------------------------------------------
 
 _NUMERIC_SLACK = 1e-9            # acos/asin arguments this far past +-1 are rounding, not unreachability
-_SINGULAR_SIN_Q5 = 1e-9          # |sin q5| below this: wrist singularity, q6 is free (keep the seed's)
+_SINGULAR_SIN_Q5 = 1e-6          # |sin q5| below this: wrist singularity, q6 is (nearly) free
 _IK_CHECK_POSITION_M = 1e-6
 _IK_CHECK_ROTATION = 1e-6            # max abs difference of rotation-matrix entries
 
@@ -165,13 +165,15 @@ def _all_solutions(target_in_base: np.ndarray, q6_if_singular: float) -> list[np
         for q5 in (np.arccos(c5), -np.arccos(c5)):
             s5 = np.sin(q5)
             z1 = np.array([s1, -c1, 0.0])
+            q6_options = [np.arctan2(-(y_axis @ z1) / s5, (x_axis @ z1) / s5)] if s5 != 0.0 else []
             if abs(s5) < _SINGULAR_SIN_Q5:
-                # Wrist singularity: z6 is parallel to z1 and only q2+q3+q4+-q6 is fixed. q6 moves
-                # the wrist-1 centre on a circle, so try the seed's q6 and a 5 deg grid; the
-                # nearest-to-seed choice below picks among the reachable ones.
-                q6_options = np.concatenate(([q6_if_singular], np.radians(np.arange(-180.0, 180.0, 5.0))))
-            else:
-                q6_options = np.array([np.arctan2(-(y_axis @ z1) / s5, (x_axis @ z1) / s5)])
+                # Wrist singularity: z6 is (nearly) parallel to z1 and only q2+q3+q4+-q6 is fixed,
+                # so the q6 above is rounding noise. q6 moves the wrist-1 centre on a circle: try the
+                # seed's q6 and a 5 deg grid too; the FK check and nearest-to-seed choice pick among them.
+                # The two extremes of that circle (nearest to and farthest from the shoulder) cover
+                # the stretched and folded limits that a grid would miss.
+                q6_options += [q6_if_singular, *_wrist_circle_extremes(q1, q5, target_in_base),
+                               *np.radians(np.arange(-180.0, 180.0, 5.0))]
             for q6 in q6_options:
                 _planar_solutions(q1, q5, q6, target_in_base, solutions, errors)
     if not solutions:
@@ -179,14 +181,28 @@ def _all_solutions(target_in_base: np.ndarray, q6_if_singular: float) -> list[np
     return solutions
 
 
+def _t14(q1: float, q5: float, q6: float, target_in_base: np.ndarray) -> np.ndarray:
+    t01 = _dh_transform(q1, DH_D_M[0], 0.0, DH_ALPHA_RAD[0])
+    t45 = _dh_transform(q5, DH_D_M[4], 0.0, DH_ALPHA_RAD[4])
+    t56 = _dh_transform(q6, DH_D_M[5], 0.0, DH_ALPHA_RAD[5])
+    return np.linalg.inv(t01) @ target_in_base @ np.linalg.inv(t45 @ t56)
+
+
+def _wrist_circle_extremes(q1: float, q5: float, target_in_base: np.ndarray) -> tuple[float, float]:
+    """At the wrist singularity the wrist-1 centre, in the arm plane, is c + A cos q6 + B sin q6;
+    return the q6 putting it nearest to and farthest from the shoulder."""
+    at_0, at_half_pi, at_pi = (_t14(q1, q5, q6, target_in_base)[:2, 3] for q6 in (0.0, np.pi / 2, np.pi))
+    centre = (at_0 + at_pi) / 2.0
+    a, b = at_0 - centre, at_half_pi - centre
+    nearest = float(np.arctan2(-centre @ b, -centre @ a))
+    return nearest, nearest + np.pi
+
+
 def _planar_solutions(q1: float, q5: float, q6: float, target_in_base: np.ndarray,
                       solutions: list[np.ndarray], errors: list[str]) -> None:
     """Append the elbow-up/down solutions for given q1, q5, q6 (joints 2-4 form a planar 3R chain)."""
     a2, a3 = DH_A_M[1], DH_A_M[2]
-    t01 = _dh_transform(q1, DH_D_M[0], 0.0, DH_ALPHA_RAD[0])
-    t45 = _dh_transform(q5, DH_D_M[4], 0.0, DH_ALPHA_RAD[4])
-    t56 = _dh_transform(q6, DH_D_M[5], 0.0, DH_ALPHA_RAD[5])
-    t14 = np.linalg.inv(t01) @ target_in_base @ np.linalg.inv(t45 @ t56)
+    t14 = _t14(q1, q5, q6, target_in_base)
     x, y = t14[0, 3], t14[1, 3]
     try:
         c3 = _clip_unit((x * x + y * y - a2 * a2 - a3 * a3) / (2.0 * a2 * a3),
