@@ -118,13 +118,14 @@ class Scheduler:
     exact_max_steps: int = 8             # exact search when at most this many steps remain
     exact_max_nodes: int = 200_000       # node budget of the exact search
     search_iterations: int = 300         # local-search moves of the heuristic
-    time_budget_s: float | None = 0.08   # wall-clock cap of the heuristic, s (None: iterations only)
+    time_budget_s: float | None = 0.08   # wall-clock cap of plan(), s, checked by the local search (None: iterations only)
     seed: int = 0
 
     def schedule(self, recipe: Recipe, units: int = 1) -> Schedule:
         return self.plan(PlanRequest(recipe, units))
 
     def plan(self, request: PlanRequest) -> Schedule:
+        deadline = None if self.time_budget_s is None else time.perf_counter() + self.time_budget_s
         problem = _Problem.build(request)
         candidates = [_naive(problem), _sequential(problem)]
         if len(problem.jobs) <= self.exact_max_steps:
@@ -132,7 +133,7 @@ class Scheduler:
             if exact is not None:
                 candidates.append(exact)
         if not any(c.optimal for c in candidates):
-            candidates.append(_heuristic(problem, self))
+            candidates.append(_heuristic(problem, self, deadline))
         best = min(candidates, key=lambda s: (round(s.makespan_s, 9), not s.optimal, _METHOD_RANK[s.method]))
         return best
 
@@ -451,9 +452,9 @@ def _sequential(problem: _Problem) -> Schedule:
     return problem.to_schedule(starts, modes, 'sequential')
 
 
-def _heuristic(problem: _Problem, settings: Scheduler) -> Schedule:
-    """Priority rules with on-the-fly executor choice, then local search over `either` executors."""
-    deadline = None if settings.time_budget_s is None else time.perf_counter() + settings.time_budget_s
+def _heuristic(problem: _Problem, settings: Scheduler, deadline: float | None) -> Schedule:
+    """Priority rules with on-the-fly executor choice, then a local search that flips `either`
+    executors or moves one step earlier in the list; a move is kept when the makespan does not grow."""
     best: tuple[float, list[int], list[float], list[int]] | None = None
     free = [None] * len(problem.jobs)
     for rule in _rules(problem).values():
@@ -464,20 +465,37 @@ def _heuristic(problem: _Problem, settings: Scheduler) -> Schedule:
     span, order, starts, modes = best
     flippable = [j for j, job in enumerate(problem.jobs) if len(job.modes) > 1]
     rng = random.Random(settings.seed)
-    for _ in range(settings.search_iterations if flippable else 0):
+    for _ in range(settings.search_iterations if len(problem.jobs) > 1 else 0):
         if deadline is not None and time.perf_counter() > deadline:
             break
-        trial = list(modes)
-        for j in rng.sample(flippable, min(len(flippable), rng.choice((1, 1, 2)))):
-            trial[j] = 1 - trial[j]
-        trial_starts, trial_modes, trial_span = _sgs(problem, order, trial)
-        # Sideways moves (equal makespan) are accepted to walk across plateaus.
+        trial_order, trial = order, modes
+        if flippable and rng.random() < 0.5:
+            trial = list(modes)
+            for j in rng.sample(flippable, min(len(flippable), rng.choice((1, 1, 2)))):
+                trial[j] = 1 - trial[j]
+        else:
+            trial_order = _move_earlier(problem, order, rng)
+        trial_starts, trial_modes, trial_span = _sgs(problem, trial_order, trial)
+        # Sideways moves (equal makespan) are kept to walk across plateaus.
         if trial_span <= span + EPS_S:
             if trial_span < span - EPS_S:
                 # Re-derive the list from the improved schedule: start order is precedence-feasible.
-                order = sorted(range(len(problem.jobs)), key=lambda j: (trial_starts[j], problem.jobs[j].file_index))
-            span, starts, modes = trial_span, trial_starts, trial_modes
+                trial_order = sorted(range(len(problem.jobs)),
+                                     key=lambda j: (trial_starts[j], problem.jobs[j].file_index))
+            span, order, starts, modes = trial_span, trial_order, trial_starts, trial_modes
     return problem.to_schedule(starts, modes, 'heuristic')
+
+
+def _move_earlier(problem: _Problem, order: list[int], rng: random.Random) -> list[int]:
+    """The list with one job moved to a random earlier place that still follows its predecessors."""
+    position = {j: i for i, j in enumerate(order)}
+    i = rng.randrange(len(order))
+    j = order[i]
+    earliest = max((position[p] + 1 for p in problem.jobs[j].preds), default=0)
+    if earliest >= i:
+        return order
+    k = rng.randint(earliest, i - 1)
+    return order[:k] + [j] + order[k:i] + order[i + 1:]
 
 
 def _branch_and_bound(problem: _Problem, max_nodes: int, incumbent: Schedule) -> Schedule | None:
