@@ -1,0 +1,229 @@
+"""`smartcell analyze-vibration FILE`: features, fault-frequency matches and a verdict as JSON.
+
+FILE is a CSV (one sample per row; a header row and several columns are allowed, pick one with
+--column) or a NPY array (1-D, or 2-D with --column). Bad input (unreadable, wrong shape, NaN,
+too short for the requested resolution, missing or implausible sample rate) prints one clear
+error on stderr and exits with code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from smartcell.core.vibration import (BEARING_PRESETS, AnalysisConfig, BearingGeometry, amplitude_spectrum,
+                                      bearing_preset, diagnose, envelope_spectrum, extract_features,
+                                      fault_frequencies)
+
+EXIT_BAD_INPUT = 2
+
+
+class InputError(ValueError):
+    """The file or an option cannot be analysed; the message says what and what is accepted."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog='smartcell analyze-vibration', description=__doc__.split('\n\n')[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument('file', type=Path, help='CSV or NPY file of acceleration samples')
+    p.add_argument('--sample-rate-hz', '--fs', dest='sample_rate_hz', type=float, required=True,
+                   help='sample rate of the file in Hz (required)')
+    p.add_argument('--column', type=int, default=None, help='column to analyse in a multi-column file (0-based)')
+    speed = p.add_mutually_exclusive_group()
+    speed.add_argument('--rpm', type=float, help='shaft speed in rev/min')
+    speed.add_argument('--shaft-hz', type=float, help='shaft speed in Hz')
+    p.add_argument('--bearing', choices=sorted(BEARING_PRESETS), help='named bearing preset')
+    p.add_argument('--n-balls', type=int, help='bearing geometry: number of rolling elements')
+    p.add_argument('--ball-diameter-mm', type=float, help='bearing geometry: rolling element diameter, mm')
+    p.add_argument('--pitch-diameter-mm', type=float, help='bearing geometry: pitch diameter, mm')
+    p.add_argument('--contact-angle-deg', type=float, default=0.0, help='bearing geometry: contact angle, deg')
+    p.add_argument('--resolution-hz', type=float, default=1.0,
+                   help='required frequency resolution in Hz: the file must hold sample_rate / resolution samples')
+    p.add_argument('--envelope-band-hz', type=float, nargs=2, metavar=('LOW', 'HIGH'),
+                   help='envelope band-pass in Hz (default 0.08-0.40 x sample rate)')
+    p.add_argument('--plot', type=Path, help='write spectrum and envelope spectrum with the fault frequencies to this PNG')
+    return p
+
+
+def load_samples(path: Path, column: int | None) -> np.ndarray:
+    """One channel of samples from a CSV or NPY file, or InputError naming the problem."""
+    if not path.is_file():
+        raise InputError(f'{path}: no such file')
+    suffix = path.suffix.lower()
+    try:
+        if suffix == '.npy':
+            data = np.load(path, allow_pickle=False)
+        elif suffix in ('.csv', '.txt'):
+            data = _load_csv(path)
+        else:
+            raise InputError(f'{path}: unsupported file type {suffix!r}; accepted: .csv, .txt, .npy')
+    except InputError:
+        raise
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise InputError(f'{path}: unreadable ({exc})') from exc
+    if not np.issubdtype(np.asarray(data).dtype, np.number):
+        raise InputError(f'{path}: holds {data.dtype} values, not numbers')
+    data = np.asarray(data, dtype=float)
+    if data.ndim == 2 and column is None and data.shape[1] == 1:
+        column = 0
+    if data.ndim == 2:
+        if column is None:
+            raise InputError(f'{path}: has {data.shape[1]} columns; choose one with --column 0..{data.shape[1] - 1}')
+        if not 0 <= column < data.shape[1]:
+            raise InputError(f'{path}: --column {column} out of range; accepted: 0..{data.shape[1] - 1}')
+        data = data[:, column]
+    elif data.ndim != 1:
+        raise InputError(f'{path}: wrong shape {data.shape}; accepted: 1-D samples or 2-D rows x columns')
+    elif column not in (None, 0):
+        raise InputError(f'{path}: has one column; --column {column} does not exist')
+    bad = ~np.isfinite(data)
+    if bad.any():
+        raise InputError(f'{path}: {int(bad.sum())} NaN/inf samples (first at index {int(np.argmax(bad))})')
+    return data
+
+
+def _load_csv(path: Path) -> np.ndarray:
+    try:
+        return np.loadtxt(path, delimiter=',', ndmin=1)
+    except ValueError:
+        return np.loadtxt(path, delimiter=',', skiprows=1, ndmin=1)   # a header row
+
+
+def _bearing(args: argparse.Namespace) -> BearingGeometry | None:
+    geometry = (args.n_balls, args.ball_diameter_mm, args.pitch_diameter_mm)
+    if args.bearing and any(v is not None for v in geometry):
+        raise InputError('give either --bearing or the geometry (--n-balls, --ball-diameter-mm, --pitch-diameter-mm)')
+    if args.bearing:
+        return bearing_preset(args.bearing)
+    if all(v is None for v in geometry):
+        return None
+    if any(v is None for v in geometry):
+        raise InputError('bearing geometry needs all of --n-balls, --ball-diameter-mm, --pitch-diameter-mm')
+    try:
+        return BearingGeometry(args.n_balls, args.ball_diameter_mm, args.pitch_diameter_mm, args.contact_angle_deg)
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+
+
+def _check(args: argparse.Namespace, samples: np.ndarray, shaft_hz: float | None,
+           bearing: BearingGeometry | None) -> AnalysisConfig:
+    fs = args.sample_rate_hz
+    if not (math.isfinite(fs) and fs > 0.0):
+        raise InputError(f'--sample-rate-hz must be a positive number of Hz, got {fs}')
+    if not (math.isfinite(args.resolution_hz) and args.resolution_hz > 0.0):
+        raise InputError(f'--resolution-hz must be > 0, got {args.resolution_hz}')
+    needed = int(math.ceil(fs / args.resolution_hz))
+    if samples.size < needed:
+        raise InputError(f'{args.file}: {samples.size} samples ({samples.size / fs:.3g} s) are too short for '
+                         f'{args.resolution_hz:g} Hz resolution at {fs:g} Hz; need at least {needed} samples '
+                         f'(or a coarser --resolution-hz)')
+    if shaft_hz is not None and not (math.isfinite(shaft_hz) and shaft_hz > 0.0):
+        raise InputError(f'shaft speed must be > 0, got {shaft_hz} Hz')
+    if shaft_hz is not None and bearing is not None:
+        highest = 3.0 * fault_frequencies(bearing, shaft_hz).bpfi_hz    # third BPFI harmonic
+        if highest >= fs / 2.0:
+            raise InputError(f'sample rate {fs:g} Hz is too low: bearing lines reach {highest:.4g} Hz, above the '
+                             f'Nyquist frequency {fs / 2:g} Hz (wrong --sample-rate-hz?)')
+    config = AnalysisConfig(envelope_band_hz=tuple(args.envelope_band_hz) if args.envelope_band_hz else None)
+    try:
+        config.envelope_band(fs)
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+    return config
+
+
+def analyse(args: argparse.Namespace) -> dict[str, object]:
+    samples = load_samples(args.file, args.column)
+    shaft_hz = args.rpm / 60.0 if args.rpm is not None else args.shaft_hz
+    bearing = _bearing(args)
+    config = _check(args, samples, shaft_hz, bearing)
+    try:
+        features = extract_features(samples, args.sample_rate_hz, shaft_hz, bearing, config)
+    except ValueError as exc:
+        raise InputError(f'{args.file}: {exc}') from exc
+    diagnosis = diagnose(features)
+    result: dict[str, object] = {
+        'file': str(args.file), 'samples': int(samples.size), 'sample_rate_hz': args.sample_rate_hz,
+        'duration_s': samples.size / args.sample_rate_hz, 'shaft_hz': shaft_hz,
+        'bearing': None if bearing is None else bearing.__dict__,
+        'features': features.summary(),
+        'matches': [{'name': m.name, 'freq_hz': m.freq_hz, 'amplitude': m.amplitude, 'prominence': m.prominence,
+                     'matched': m.prominence >= 4.0} for m in features.bearing + features.shaft],
+        'verdict': {'fault': diagnosis.fault, 'confidence': diagnosis.confidence, 'scores': dict(diagnosis.evidence),
+                    'baseline': 'none: baseline-free rules (see docs/sensors.md)'},
+    }
+    if shaft_hz is None:
+        result['verdict']['note'] = 'no shaft speed given: no shaft or bearing lines checked'
+    elif bearing is None:
+        result['verdict']['note'] = 'no bearing given: bearing lines not checked'
+    if args.plot is not None:
+        try:
+            _plot(args.plot, samples, args.sample_rate_hz, features, config)
+        except OSError as exc:
+            raise InputError(f'cannot write the plot {args.plot}: {exc}') from exc
+        result['plot'] = str(args.plot)
+    return result
+
+
+def _plot(path: Path, samples: np.ndarray, fs: float, features, config: AnalysisConfig) -> None:
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    spectrum = amplitude_spectrum(samples, fs)
+    envelope = envelope_spectrum(samples, fs, config.envelope_band(fs))
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 7), constrained_layout=True)
+    top.semilogy(spectrum.freqs_hz, np.maximum(spectrum.amplitude, 1e-12), lw=0.6, color='0.2')
+    top.set(title='Spectrum (Hann, amplitude)', xlabel='frequency [Hz]', ylabel='amplitude')
+    for m in features.shaft:
+        top.axvline(m.freq_hz, color='tab:blue', lw=0.8, ls='--')
+        top.text(m.freq_hz, top.get_ylim()[1], m.name, color='tab:blue', fontsize=7, va='top', rotation=90)
+    if features.shaft:
+        top.set_xlim(0, min(fs / 2, 12 * features.shaft[1].freq_hz))
+    bottom.plot(envelope.freqs_hz, envelope.amplitude, lw=0.6, color='0.2')
+    lo, hi = config.envelope_band(fs)
+    bottom.set(title=f'Envelope spectrum (band {lo:.0f}-{hi:.0f} Hz)', xlabel='frequency [Hz]', ylabel='amplitude')
+    colours = {'ftf': 'tab:gray', 'bsf': 'tab:green', 'bpfo': 'tab:red', 'bpfi': 'tab:purple'}
+    for m in features.bearing:
+        for k in range(1, config.bearing_harmonics + 1):
+            bottom.axvline(k * m.freq_hz, color=colours[m.name], lw=0.8, ls='--',
+                           label=f'{m.name} {m.freq_hz:.1f} Hz' if k == 1 else None)
+    if features.bearing:
+        bottom.set_xlim(0, min(envelope.freqs_hz[-1], 4 * max(m.freq_hz for m in features.bearing)))
+        bottom.legend(fontsize=8)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _json_safe(value):
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        return _json_safe(value.item())
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:       # argparse already printed usage and the reason on stderr
+        return int(exc.code or 0)
+    try:
+        result = analyse(args)
+    except InputError as exc:
+        print(f'analyze-vibration: error: {exc}', file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(json.dumps(_json_safe(result), indent=2))
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
