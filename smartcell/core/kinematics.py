@@ -147,11 +147,11 @@ def _all_solutions(target_in_base: np.ndarray, q6_if_singular: float) -> list[np
     x_axis, y_axis, z_axis = rotation[:, 0], rotation[:, 1], rotation[:, 2]
     p5 = p6 - d6 * z_axis
     radius = float(np.hypot(p5[0], p5[1]))
-    if radius < abs(d4):
+    if radius < abs(d4) * (1.0 - _NUMERIC_SLACK):
         raise IKError(f'target wrist centre is {radius:.4f} m from the shoulder-pan axis, closer than the '
                       f'shoulder offset d4 = {d4} m: unreachable')
     psi = np.arctan2(p5[1], p5[0])
-    phi = np.arcsin(d4 / radius)
+    phi = np.arcsin(min(d4 / radius, 1.0))          # = 1 at the shoulder singularity (arm straight up)
     solutions = []
     errors = []
     for q1 in (psi + phi, psi + np.pi - phi):

@@ -173,3 +173,14 @@ def test_capsule_velocities_are_zero_at_rest_and_scale_with_speed():
     np.testing.assert_allclose(capsule_point_velocities(q, np.zeros(6)), 0.0)
     np.testing.assert_allclose(capsule_point_velocities(q, 2 * qd), 2 * capsule_point_velocities(q, qd),
                                atol=1e-7)
+
+
+@pytest.mark.parametrize('q', [
+    [0.0, 0.0, 0.0, -1.6, 0.0, 2.0],                      # wrist singular (q5 = 0) and arm stretched
+    [0.0, -np.pi / 2, 0.0, -np.pi / 2, -np.pi / 2, 0.0],  # shoulder singular: wrist centre on the d4 circle
+    [0.5, -1.0, 1.2, 0.3, np.pi, -0.7],                   # wrist singular (q5 = pi)
+])
+def test_ik_handles_singular_poses(q):
+    target = forward_kinematics(q)
+    solution = inverse_kinematics(target, np.zeros(6))
+    np.testing.assert_allclose(forward_kinematics(solution), target, atol=1e-6)
