@@ -1,0 +1,39 @@
+"""config/sensors.yaml and config/diagnostics_aggregator.yaml agree with the sensor nodes."""
+from __future__ import annotations
+
+import yaml
+
+from smartcell.core.params import load_cell_config
+from smartcell.core.sensor_params import ENERGY_METER, UR5E_JOINTS, VIBRATION_SENSOR, WEARABLE
+
+REGISTRY = {p.name: p for p in (VIBRATION_SENSOR, ENERGY_METER, WEARABLE)}
+
+
+def test_sensors_yaml_is_valid_and_lists_every_parameter(repo):
+    path = repo / 'config' / 'sensors.yaml'
+    resolved = load_cell_config(path, REGISTRY)
+    document = yaml.safe_load(path.read_text())
+    for name, params in REGISTRY.items():
+        assert set(document[name]['ros__parameters']) == set(params.by_name), name
+        assert resolved[name]['source'] == 'sim' if name != 'energy_meter' else resolved[name]['source'] == 'joint_states'
+
+
+def test_aggregator_expects_the_status_names_the_sensor_nodes_publish(repo):
+    document = yaml.safe_load((repo / 'config' / 'diagnostics_aggregator.yaml').read_text())
+    analyzers = document['analyzers']['ros__parameters']
+    expected = set()
+    prefixes = set()
+
+    def walk(section):
+        for value in section.values():
+            if isinstance(value, dict):
+                expected.update(value.get('expected', []))
+                prefixes.update(value.get('startswith', []))
+                walk(value)
+    walk(analyzers)
+    ours = {'smartcell/vibration_sensor', 'smartcell/energy_meter', 'smartcell/energy_meter/environment',
+            'smartcell/wearable'} | {f'smartcell/vibration_sensor/{j}' for j in UR5E_JOINTS}
+    assert ours <= expected
+    for node in ('twin', 'scanner', 'arm', 'supervisor', 'mes_bridge', 'vibration_sensor', 'energy_meter',
+                 'wearable'):
+        assert f'smartcell/{node}' in prefixes, node
