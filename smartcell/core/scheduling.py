@@ -129,11 +129,13 @@ class Scheduler:
         problem = _Problem.build(request)
         candidates = [_naive(problem), _sequential(problem)]
         if len(problem.jobs) <= self.exact_max_steps:
-            exact = _branch_and_bound(problem, self.exact_max_nodes, incumbent=min(candidates, key=_span))
+            # Priority rules alone give a good incumbent cheaply; the better it is, the more the search prunes.
+            candidates.append(_heuristic(problem, self, deadline, iterations=0))
+            exact = _branch_and_bound(problem, self.exact_max_nodes, min(candidates, key=_span), deadline)
             if exact is not None:
                 candidates.append(exact)
         if not any(c.optimal for c in candidates):
-            candidates.append(_heuristic(problem, self, deadline))
+            candidates.append(_heuristic(problem, self, deadline, iterations=self.search_iterations))
         best = min(candidates, key=lambda s: (round(s.makespan_s, 9), not s.optimal, _METHOD_RANK[s.method]))
         return best
 
@@ -452,7 +454,7 @@ def _sequential(problem: _Problem) -> Schedule:
     return problem.to_schedule(starts, modes, 'sequential')
 
 
-def _heuristic(problem: _Problem, settings: Scheduler, deadline: float | None) -> Schedule:
+def _heuristic(problem: _Problem, settings: Scheduler, deadline: float | None, iterations: int) -> Schedule:
     """Priority rules with on-the-fly executor choice, then a local search that flips `either`
     executors or moves one step earlier in the list; a move is kept when the makespan does not grow."""
     best: tuple[float, list[int], list[float], list[int]] | None = None
@@ -465,7 +467,7 @@ def _heuristic(problem: _Problem, settings: Scheduler, deadline: float | None) -
     span, order, starts, modes = best
     flippable = [j for j, job in enumerate(problem.jobs) if len(job.modes) > 1]
     rng = random.Random(settings.seed)
-    for _ in range(settings.search_iterations if len(problem.jobs) > 1 else 0):
+    for _ in range(iterations if len(problem.jobs) > 1 else 0):
         if deadline is not None and time.perf_counter() > deadline:
             break
         trial_order, trial = order, modes
@@ -498,8 +500,10 @@ def _move_earlier(problem: _Problem, order: list[int], rng: random.Random) -> li
     return order[:k] + [j] + order[k:i] + order[i + 1:]
 
 
-def _branch_and_bound(problem: _Problem, max_nodes: int, incumbent: Schedule) -> Schedule | None:
-    """Depth-first search over (ready job, executor), earliest-fit placement; None if out of nodes."""
+def _branch_and_bound(problem: _Problem, max_nodes: int, incumbent: Schedule, deadline: float | None
+                      ) -> Schedule | None:
+    """Depth-first search over (ready job, executor), earliest-fit placement; None when it runs out
+    of nodes or time (then nothing is proven)."""
     jobs = problem.jobs
     n = len(jobs)
     if n == 0:
@@ -546,6 +550,8 @@ def _branch_and_bound(problem: _Problem, max_nodes: int, incumbent: Schedule) ->
         nonlocal best_span
         nodes[0] += 1
         if nodes[0] > max_nodes:
+            return False
+        if deadline is not None and nodes[0] % 32 == 0 and time.perf_counter() > deadline:
             return False
         if count == n:
             if span < best_span - EPS_S:
