@@ -12,9 +12,11 @@ Where a protective stop resumes to, and why:
   * EMERGENCY_STOP -> IDLE only on an explicit RESET; an emergency stop must never resume by
     itself (ISO 13850, ISO 10218-1), and after a reset the operator starts again deliberately.
   * FAULT -> IDLE only on RESET, for the same reason: someone must have looked at it.
-  * A pause is an operator decision, so safety facts while PAUSED are recorded but keep the
-    cell PAUSED; RESUME while the safety stop is still active lands in PROTECTIVE_STOP (never in
-    RUNNING with a person in the protective zone), from where SAFETY_CLEAR resumes as usual.
+  * A pause is an operator decision, so safety facts while PAUSED (or STARTING) are recorded but
+    keep the state; entering RUNNING (RESUME, STARTED) while the safety stop is still active
+    lands in PROTECTIVE_STOP, never in RUNNING with a person in the protective zone, and from
+    there SAFETY_CLEAR resumes as usual. The arm obeys the safety verdict's speed scale in every
+    state anyway; these states decide what the cell *asks* the arm to do.
 
 Pure Python; no ROS.
 """
@@ -71,7 +73,6 @@ TRANSITIONS: dict[tuple[State, Event], State] = {
     (S.IDLE, E.START): S.STARTING,
     (S.STARTING, E.STARTED): S.RUNNING,
     (S.STARTING, E.STOP): S.STOPPING,
-    (S.STARTING, E.SAFETY_STOP): S.PROTECTIVE_STOP,
     (S.RUNNING, E.PAUSE): S.PAUSED,
     (S.RUNNING, E.STOP): S.STOPPING,
     (S.RUNNING, E.SAFETY_STOP): S.PROTECTIVE_STOP,
@@ -84,6 +85,7 @@ TRANSITIONS: dict[tuple[State, Event], State] = {
     (S.PROTECTIVE_STOP, E.STOP): S.STOPPING,
     (S.PROTECTIVE_STOP, E.JOB_COMPLETE): S.STOPPING,
     (S.STOPPING, E.STOPPED): S.IDLE,
+    (S.STOPPING, E.JOB_COMPLETE): S.STOPPING,         # the last step ended while stopping: nothing to add
     (S.EMERGENCY_STOP, E.RESET): S.IDLE,              # never automatic
     (S.FAULT, E.RESET): S.IDLE,
 }

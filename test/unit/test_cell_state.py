@@ -27,7 +27,7 @@ EXPECTED_FACTS = {
     (S.RUNNING, E.JOB_COMPLETE): S.STOPPING,
     (S.PAUSED, E.JOB_COMPLETE): S.STOPPING,
     (S.PROTECTIVE_STOP, E.JOB_COMPLETE): S.STOPPING,
-    (S.STARTING, E.SAFETY_STOP): S.PROTECTIVE_STOP,
+    (S.STOPPING, E.JOB_COMPLETE): S.STOPPING,
     (S.RUNNING, E.SAFETY_STOP): S.PROTECTIVE_STOP,
     (S.PROTECTIVE_STOP, E.SAFETY_CLEAR): S.RUNNING,
     **{(state, E.FAULT_DETECTED): S.FAULT for state in State if state is not S.EMERGENCY_STOP},
@@ -114,8 +114,12 @@ def test_started_while_safety_stop_active_goes_to_protective_stop():
     machine = CellStateMachine()
     machine.handle(E.SAFETY_STOP, now_s=0.5)
     machine.handle(E.START, now_s=1.0)
+    machine.handle(E.SAFETY_STOP, now_s=1.5)
+    assert machine.state is S.STARTING              # start-up continues; the arm obeys the verdict
     machine.handle(E.STARTED, now_s=2.0)
     assert machine.state is S.PROTECTIVE_STOP
+    machine.handle(E.SAFETY_CLEAR, now_s=3.0)
+    assert machine.state is S.RUNNING
 
 
 def test_service_requests_answer_like_trigger():
