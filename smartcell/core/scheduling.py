@@ -31,6 +31,7 @@ Pure Python; no ROS.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import heapq
 import math
 import random
@@ -137,6 +138,12 @@ class Scheduler:
         if not any(c.optimal for c in candidates):
             candidates.append(_heuristic(problem, self, deadline, iterations=self.search_iterations))
         best = min(candidates, key=lambda s: (round(s.makespan_s, 9), not s.optimal, _METHOD_RANK[s.method]))
+        if not best.optimal:
+            # A schedule that meets the lower bound is optimal, whatever found it.
+            base = max((f.end_s for f in problem.fixed), default=request.now_s)
+            bound = _lower_bound(problem, [False] * len(problem.jobs), [0.0] * len(problem.jobs), base)
+            if best.makespan_s + request.now_s <= bound + EPS_S:
+                best = dataclasses.replace(best, optimal=True)
         return best
 
 
@@ -257,6 +264,7 @@ class _Problem:
     fixed: list[ScheduledStep] = field(default_factory=list)
     busy: dict[str, list[tuple[float, float]]] = field(default_factory=dict)   # resource -> fixed intervals
     tail_s: list[float] = field(default_factory=list)   # critical path from job start to the end, s
+    min_duration_s: list[float] = field(default_factory=list)
 
     @staticmethod
     def build(request: PlanRequest) -> '_Problem':
@@ -297,6 +305,7 @@ class _Problem:
         for j, job in enumerate(jobs):
             for p in job.preds:
                 problem.succs[p].append(j)
+        problem.min_duration_s = [min(d for _, d in job.modes) for job in jobs]
         problem.tail_s = [0.0] * len(jobs)
         for j in reversed(range(len(jobs))):   # jobs are in topological order
             shortest = min(d for _, d in jobs[j].modes)
@@ -500,6 +509,37 @@ def _move_earlier(problem: _Problem, order: list[int], rng: random.Random) -> li
     return order[:k] + [j] + order[k:i] + order[i + 1:]
 
 
+def _lower_bound(problem: _Problem, placed: Sequence[bool], ends: Sequence[float], span: float) -> float:
+    """A makespan no completion of the partial schedule can beat (absolute time, s).
+
+    Critical path from each unplaced job's earliest start, and workload: the robot's (and the
+    person's) mandatory work, or both executors' total work shared out, after the earliest start.
+    """
+    jobs, min_duration = problem.jobs, problem.min_duration_s
+    est = [0.0] * len(jobs)
+    bound = span
+    load = {ROBOT: 0.0, HUMAN: 0.0}
+    shared = 0.0
+    first = math.inf
+    for j, job in enumerate(jobs):   # topological order
+        if placed[j]:
+            continue
+        est[j] = max([job.release_s] + [ends[p] if placed[p] else est[p] + min_duration[p] for p in job.preds])
+        bound = max(bound, est[j] + problem.tail_s[j])
+        first = min(first, est[j])
+        executors = [m[0] for m in job.modes]
+        if executors == [BOTH]:
+            load[ROBOT] += min_duration[j]
+            load[HUMAN] += min_duration[j]
+        elif len(executors) == 1:
+            load[executors[0]] += min_duration[j]
+        else:
+            shared += min_duration[j]
+    if first < math.inf:
+        bound = max(bound, first + max(load.values()), first + (load[ROBOT] + load[HUMAN] + shared) / 2.0)
+    return bound
+
+
 def _branch_and_bound(problem: _Problem, max_nodes: int, incumbent: Schedule, deadline: float | None
                       ) -> Schedule | None:
     """Depth-first search over (ready job, executor), earliest-fit placement; None when it runs out
@@ -515,36 +555,10 @@ def _branch_and_bound(problem: _Problem, max_nodes: int, incumbent: Schedule, de
     ends = [0.0] * n
     modes = [0] * n
     placed = [False] * n
-    min_duration = [min(d for _, d in job.modes) for job in jobs]
     base_span = max((f.end_s for f in problem.fixed), default=problem.request.now_s)
     seen: set[frozenset] = set()
     nodes = [0]
     by_priority = sorted(range(n), key=lambda j: -problem.tail_s[j])
-
-    def lower_bound(span: float) -> float:
-        est = [0.0] * n
-        bound = span
-        load = {ROBOT: 0.0, HUMAN: 0.0}
-        shared = 0.0
-        first = math.inf
-        for j in range(n):   # topological order
-            if placed[j]:
-                continue
-            job = jobs[j]
-            est[j] = max([job.release_s] + [ends[p] if placed[p] else est[p] + min_duration[p] for p in job.preds])
-            bound = max(bound, est[j] + problem.tail_s[j])
-            first = min(first, est[j])
-            executors = [m[0] for m in job.modes]
-            if executors == [BOTH]:
-                load[ROBOT] += min_duration[j]
-                load[HUMAN] += min_duration[j]
-            elif len(executors) == 1:
-                load[executors[0]] += min_duration[j]
-            else:
-                shared += min_duration[j]
-        if first < math.inf:
-            bound = max(bound, first + max(load.values()), first + (load[ROBOT] + load[HUMAN] + shared) / 2.0)
-        return bound
 
     def search(count: int, span: float, key: frozenset) -> bool:
         nonlocal best_span
@@ -558,7 +572,7 @@ def _branch_and_bound(problem: _Problem, max_nodes: int, incumbent: Schedule, de
                 best_span = span
                 best[0] = (list(starts), list(modes))
             return True
-        if lower_bound(span) >= best_span - EPS_S:
+        if _lower_bound(problem, placed, ends, span) >= best_span - EPS_S:
             return True
         for j in by_priority:
             if placed[j] or not all(placed[p] for p in jobs[j].preds):

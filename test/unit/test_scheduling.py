@@ -208,3 +208,10 @@ def test_validator_names_each_violation(rows, fragment):
 
 def test_validator_checks_the_makespan():
     assert any('makespan_s' in p for p in schedule_violations(DEMO, with_rows(GOOD, makespan=5.0)))
+
+
+def test_gearbox_single_unit_is_proven_optimal_by_the_exact_search(repo):
+    recipe = load_recipe(repo / 'config' / 'job_gearbox.yaml')
+    proven = Scheduler(exact_max_steps=len(recipe.steps), time_budget_s=None).schedule(recipe)
+    assert proven.optimal
+    assert Scheduler().schedule(recipe).makespan_s == pytest.approx(proven.makespan_s)
