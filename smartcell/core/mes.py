@@ -553,3 +553,38 @@ def parse_orders(text: str, known_work_masters: Collection[str]) -> list[JobOrde
                                                item.order_id, 'order_id')
             seen.add(item.order_id)
     return results
+
+
+# ---------------------------------------------------------------- job control and outbox alarm
+
+# ISA-95 job-control command -> supervisor Trigger service (namespace-relative).
+JOB_COMMAND_SERVICE: dict[str, str] = {
+    'Start': 'cell/start',
+    'Pause': 'cell/pause',
+    'Resume': 'cell/resume',
+    'Abort': 'cell/stop',
+}
+JOB_COMMANDS = ('Store', 'StoreAndStart', 'Start', 'Pause', 'Resume', 'Abort', 'Cancel', 'GetJobResponse')
+
+
+def service_for(command: str) -> str:
+    """The supervisor service for a job command; an unknown command is an error naming the accepted ones."""
+    try:
+        return JOB_COMMAND_SERVICE[command]
+    except KeyError:
+        raise ValueError(f'job command {command!r} has no supervisor service; accepted: '
+                         f'{", ".join(JOB_COMMAND_SERVICE)}') from None
+
+
+@dataclass(frozen=True)
+class FillAlarm:
+    """Outbox fill hysteresis: raise above `raise_fraction`, clear below `clear_fraction`."""
+
+    raise_fraction: float = 0.8
+    clear_fraction: float = 0.7
+
+    def next_state(self, active: bool, fill_fraction: float) -> bool:
+        # the gap between the two thresholds stops the alarm from chattering at 80 %
+        if active:
+            return fill_fraction >= self.clear_fraction
+        return fill_fraction > self.raise_fraction

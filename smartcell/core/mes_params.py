@@ -38,8 +38,8 @@ MES_BRIDGE = NodeParams('mes_bridge', (
     ParamSpec('opcua_cert_file', '', 'server certificate (DER or PEM); empty with sign_encrypt = self-signed, '
                                      'generated next to the outbox'),
     ParamSpec('opcua_key_file', '', 'server private key (PEM)'),
-    ParamSpec('opcua_users_file', '', 'YAML users file {name: {password_sha256: hex, role: operator|viewer}}; '
-                                      'empty = no user logins'),
+    ParamSpec('opcua_users_file', '', 'YAML users file {name: {password_hash, role: operator|viewer}}, hashes from '
+                                      'smartcell.io.opcua.hash_password; empty = no user logins'),
     ParamSpec('opcua_anonymous', 'read_only', 'anonymous sessions: read_only or disabled', choices=OPCUA_ANONYMOUS),
     ParamSpec('outbox_capacity_records', 1_000_000, 'undelivered records before telemetry is dropped',
               min=100, max=100_000_000),

@@ -254,8 +254,9 @@ class OpcUaServer:
         return self
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        if self._loop is not None and self._stop_event is not None:
-            self._loop.call_soon_threadsafe(self._stop_event.set)
+        loop, self._loop = self._loop, None      # later set_values/emit_alarm calls become no-ops
+        if loop is not None and self._stop_event is not None:
+            loop.call_soon_threadsafe(self._stop_event.set)
         if self._thread is not None:
             self._thread.join(timeout_s)
 
@@ -264,13 +265,15 @@ class OpcUaServer:
         unknown = [p for p in values if p not in self._nodes]
         if unknown:
             raise KeyError(f'unknown OPC UA variable path(s) {unknown}')
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._queue, dict(values))
+        loop = self._loop
+        if loop is not None:
+            loop.call_soon_threadsafe(self._queue, dict(values))
 
     def emit_alarm(self, code: str, severity: str, text: str) -> None:
         """Fire an alarm event on the cell object (severity info/warning/error/critical)."""
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self._fire(code, severity, text)))
+        loop = self._loop
+        if loop is not None:
+            loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self._fire(code, severity, text)))
 
     # ------------------------------------------------------------ inside the loop
 

@@ -359,3 +359,70 @@ class Dispatcher:
                 link.up, link.failures, link.last_error, link.next_try_s = True, 0, '', 0.0
                 wait_s = 0.0    # there may be more
         return max(0.0, wait_s)
+
+
+# ---------------------------------------------------------------- writer thread
+
+class OutboxWriter:
+    """Takes records from any thread without blocking and appends them in batches on its own thread.
+
+    ROS callbacks must not do disk I/O; they `submit` here. `on_result` (called on the writer
+    thread) sees every AppendResult, e.g. to raise an alarm when telemetry is refused.
+    """
+
+    def __init__(self, outbox: Outbox, on_result: Callable[[AppendResult], None] | None = None,
+                 max_batch: int = 1000) -> None:
+        import queue
+        self.outbox = outbox
+        self._on_result = on_result
+        self._max_batch = max_batch
+        self._queue: 'queue.Queue[Record | None]' = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name='outbox-writer', daemon=True)
+        self.last_error = ''
+        self.written = 0
+
+    def start(self) -> 'OutboxWriter':
+        self._thread.start()
+        return self
+
+    def submit(self, records: Sequence[Record]) -> None:
+        for record in records:
+            self._queue.put(record)
+
+    def queued(self) -> int:
+        return self._queue.qsize()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Write what is queued, then end the thread."""
+        self._queue.put(None)
+        self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        import queue
+        stopping = False
+        while not stopping:
+            batch = [self._queue.get()]
+            while len(batch) < self._max_batch:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            stopping = None in batch
+            records = [r for r in batch if r is not None]
+            if not records:
+                continue
+            try:
+                results = self.outbox.append_many(records)
+            except sqlite3.Error as exc:
+                # the disk is full or the file is broken: keep the records queued in memory and retry
+                self.last_error = f'outbox write failed: {exc}'
+                for record in records + ([None] if stopping else []):
+                    self._queue.put(record)
+                stopping = False
+                time.sleep(0.5)     # back off before touching the failing disk again (writer thread only)
+                continue
+            self.last_error = ''
+            self.written += sum(1 for r in results if r.record is not None and not r.duplicate)
+            if self._on_result is not None:
+                for result in results:
+                    self._on_result(result)

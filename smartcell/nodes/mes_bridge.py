@@ -1,0 +1,390 @@
+"""MES bridge node: cell topics -> ISA-95 records -> outbox on disk -> MQTT and OPC UA; job orders in."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64, String
+from std_srvs.srv import Trigger
+
+from smartcell.core.mes import (
+    JOB_COMMANDS, Alarm, EquipmentState, FillAlarm, JobOrder, JobResponse, JobState, JobTracker, OrderRejected,
+    Record, SafetyEventsSummary, Stream, make_record, order_to_json, parse_orders, records_from_event, service_for,
+    telemetry_record, validate_order, EXAMPLE_ORDERS_YAML)
+from smartcell.core.mes_params import MES_BRIDGE, MesBridgeConfig, bridge_config
+from smartcell.core.oee import compute_oee, job_window, state_before
+from smartcell.core.params import ConfigError
+from smartcell.io.mqtt import MqttSettings, MqttTopics, MqttTransport
+from smartcell.io.opcua import (AXES, EMERGENCY_STOP, OPERATIONAL_MODE, PROTECTIVE_STOP, SPEED_OVERRIDE, OpcUaServer,
+                                OpcUaSettings, axis_path, load_users)
+from smartcell.io.outbox import AppendResult, Dispatcher, Outbox, OutboxConfig, OutboxWriter, Pending
+from smartcell.nodes.common import (LATCHED_QOS, LEVEL_ERROR, LEVEL_OK, LEVEL_WARN, STREAM_QOS, diagnostic_array,
+                                    diagnostic_status, declare_parameters, run_node)
+
+EVENTS_QOS = QoSProfile(depth=200, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
+                        durability=DurabilityPolicy.VOLATILE)
+# Orders stay available to a supervisor that (re)joins later: transient-local with a deep history.
+ORDERS_QOS = QoSProfile(depth=100, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
+                        durability=DurabilityPolicy.TRANSIENT_LOCAL)
+MAX_EVENTS_KEPT = 100_000        # cell events kept in memory for OEE (about a shift at 1 event/s)
+
+
+class OpcUaRecordSink:
+    """Outbox transport that shows records on the OPC UA server (job counts, state, alarm events)."""
+
+    name = 'opcua'
+
+    def __init__(self, server: OpcUaServer) -> None:
+        self._server = server
+
+    def send(self, items: list[Pending]) -> int:
+        for item in items:
+            record = item.record()
+            body = record.body
+            if record.kind == 'JobResponse' and body['state'] != JobState.REJECTED.value:
+                # a rejected order never became the current job; it is answered on its own channel
+                self._server.set_values({'Job/OrderId': body['order_id'], 'Job/State': body['state'],
+                                         'Job/WorkMaster': body['work_master'], 'Job/Quantity': body['quantity'],
+                                         'Job/Produced': body['produced'], 'Job/Good': body['good'],
+                                         'Job/Scrap': body['scrap']})
+            elif record.kind == 'Alarm':
+                self._server.emit_alarm(body['code'], body['severity'], body['text'])
+            elif record.kind == 'EquipmentState' and body['mode']:
+                self._server.set_values({'Mode': body['mode']})
+            elif record.kind == 'OeeResult':
+                self._server.set_values({'OEE/Availability': body['availability'],
+                                         'OEE/Performance': body['performance'], 'OEE/Quality': body['quality'],
+                                         'OEE/OEE': body['oee'], 'OEE/PerformanceOver100': body['performance_over_100']})
+        return len(items)
+
+
+class MesBridge(Node):
+    """Bridge between the cell and the MES.
+
+    Subscribes: cell/state (String, latched), cell/events (String JSON, reliable), speed_scale (Float64,
+      latched), joint_states (JointState: rad), safety/verdict (DiagnosticArray), energy/report (String JSON).
+    Publishes: mes/job_order (String JSON JobOrder, reliable transient-local depth 100), /diagnostics
+      (status 'smartcell/mes_bridge': link up/down and backlog per transport, outbox fill %).
+    Calls: cell/start, cell/pause, cell/resume, cell/stop (std_srvs/Trigger) for OPC UA job control.
+    External: MQTT <topic_prefix>/<cell_id>/... (docs/mes.md), OPC UA server at opcua_endpoint.
+    Parameters: smartcell.core.mes_params.MES_BRIDGE (db path, MQTT host/port/TLS/credentials, OPC UA
+      endpoint/security/users, cell id, topic prefix, work masters with ideal cycle times in s, periods in s).
+    """
+
+    def __init__(self) -> None:
+        super().__init__('mes_bridge')
+        self.cfg: MesBridgeConfig = bridge_config(declare_parameters(self, MES_BRIDGE))
+        cfg = self.cfg
+        self._lock = threading.Lock()            # tracker and events: touched by ROS, MQTT and OPC UA threads
+        self._tracker = JobTracker()
+        self._events: list[dict[str, Any]] = []
+        self._energy: dict[str, Any] | None = None
+        self._joints: tuple[float, ...] = ()
+        self._fill_alarm_active = False
+        self._alarm_rule = FillAlarm()
+
+        self._opcua = self._make_opcua(cfg) if cfg.opcua_enabled else None
+        self._mqtt = (MqttTransport(MqttSettings(
+            host=cfg.mqtt_host, port=cfg.mqtt_port, keepalive_s=cfg.mqtt_keepalive_s, tls=cfg.mqtt_tls,
+            ca_file=cfg.mqtt_ca_file, cert_file=cfg.mqtt_cert_file, key_file=cfg.mqtt_key_file,
+            username=cfg.mqtt_username, password=cfg.mqtt_password, reconnect_max_s=cfg.backoff_max_s),
+            MqttTopics(cfg.topic_prefix, cfg.cell_id), on_order=self._on_mqtt_order) if cfg.mqtt_enabled else None)
+        transports = [t for t in (self._mqtt, OpcUaRecordSink(self._opcua) if self._opcua else None) if t]
+        self._outbox = Outbox(cfg.db_path, [t.name for t in transports], OutboxConfig(
+            capacity_records=cfg.outbox_capacity_records, synchronous=cfg.outbox_synchronous,
+            backoff_initial_s=cfg.backoff_initial_s, backoff_max_s=cfg.backoff_max_s))
+        self._dispatcher = Dispatcher(self._outbox, transports)
+        self._outbox._on_append = self._dispatcher.wake
+        self._writer = OutboxWriter(self._outbox, on_result=self._on_append_result)
+
+        self._orders_pub = self.create_publisher(String, 'mes/job_order', ORDERS_QOS)
+        self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self._supervisor_clients = {name: self.create_client(Trigger, name) for name in
+                          ('cell/start', 'cell/pause', 'cell/resume', 'cell/stop')}
+        self.create_subscription(String, 'cell/state', self._on_state, LATCHED_QOS)
+        self.create_subscription(String, 'cell/events', self._on_event, EVENTS_QOS)
+        self.create_subscription(Float64, 'speed_scale', self._on_speed_scale, LATCHED_QOS)
+        self.create_subscription(JointState, 'joint_states', self._on_joints, STREAM_QOS)
+        self.create_subscription(DiagnosticArray, 'safety/verdict', self._on_verdict, STREAM_QOS)
+        self.create_subscription(String, 'energy/report', self._on_energy, STREAM_QOS)
+        self.create_timer(cfg.telemetry_period_s, self._on_telemetry_tick)
+        self.create_timer(cfg.diagnostics_period_s, self._on_diagnostics_tick)
+
+        self._writer.start()
+        self._dispatcher.start()
+        if self._mqtt:
+            self._mqtt.start()
+        self._load_orders_file(cfg.orders_file)
+        self.get_logger().info(f'mes_bridge up: outbox {cfg.db_path}, MQTT '
+                               f'{cfg.mqtt_host}:{cfg.mqtt_port if cfg.mqtt_enabled else "off"}, OPC UA '
+                               f'{cfg.opcua_endpoint if cfg.opcua_enabled else "off"}')
+
+    def _make_opcua(self, cfg: MesBridgeConfig) -> OpcUaServer:
+        try:
+            users = load_users(cfg.opcua_users_file) if cfg.opcua_users_file else ()
+            cert, key = cfg.opcua_cert_file, cfg.opcua_key_file
+            if cfg.opcua_security != 'none' and not cert:
+                from smartcell.io.opcua import generate_self_signed
+                cert = str(cfg.db_path.parent / f'opcua_{cfg.cell_id}.der')
+                key = str(cfg.db_path.parent / f'opcua_{cfg.cell_id}.pem')
+                cfg.db_path.parent.mkdir(parents=True, exist_ok=True)
+                generate_self_signed(cert, key, 'urn:smartcell:mes_bridge')
+            settings = OpcUaSettings(endpoint=cfg.opcua_endpoint, cell_id=cfg.cell_id, security=cfg.opcua_security,
+                                     cert_file=cert, key_file=key, users=users, anonymous=cfg.opcua_anonymous)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f'mes_bridge OPC UA settings: {exc}') from exc
+        try:
+            return OpcUaServer(settings, self._on_job_command).start()
+        except RuntimeError as exc:
+            raise ConfigError(f'mes_bridge.opcua_endpoint {cfg.opcua_endpoint!r}: {exc}') from exc
+
+    # ------------------------------------------------------------ records out
+
+    def _store(self, records: list[Record]) -> None:
+        self._writer.submit(records)
+
+    def _on_append_result(self, result: AppendResult) -> None:
+        if result.refused:
+            self.get_logger().warning('outbox full of production/safety records: telemetry sample refused',
+                                      throttle_duration_sec=10.0)
+
+    def _now_s(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    # ------------------------------------------------------------ subscriptions (convert, call, publish)
+
+    def _on_state(self, msg: String) -> None:
+        state = msg.data.strip().lower()
+        if self._opcua:
+            self._opcua.set_values({'State': state, EMERGENCY_STOP: state == 'emergency_stop',
+                                    PROTECTIVE_STOP: state == 'protective_stop'})
+        if self._mqtt:
+            self._mqtt.publish_state(make_record(EquipmentState(state=state), self.cfg.cell_id, self._now_s()).to_json())
+
+    def _on_event(self, msg: String) -> None:
+        try:
+            event = json.loads(msg.data)
+            if not isinstance(event, dict) or 'type' not in event:
+                raise ValueError('not an object with a type')
+        except ValueError as exc:
+            self.get_logger().error(f'cell/events message ignored, not a JSON event: {exc}: {msg.data[:120]!r}')
+            return
+        with self._lock:
+            energy = self._energy_for(event)
+            records = records_from_event(event, self.cfg.cell_id, self._tracker, energy)
+            self._events.append(event)
+            del self._events[:-MAX_EVENTS_KEPT]
+            if event.get('type') == 'job_complete':
+                records += self._job_summary(event)
+        self._store(records)
+
+    def _energy_for(self, event: dict[str, Any]) -> dict[str, Any] | None:
+        """The metered energy of this unit, if the meter's last cycle is this unit."""
+        last = (self._energy or {}).get('last_cycle')
+        if event.get('type') != 'unit_complete' or not isinstance(last, dict) or last.get('unit') != event.get('unit'):
+            return None
+        return {'energy_j': last.get('energy_j'), 'co2e_g': last.get('co2e_g')}
+
+    def _job_summary(self, event: dict[str, Any]) -> list[Record]:
+        """Safety summary and OEE of the job that just completed (called with the lock held)."""
+        order_id = str(event.get('order_id', ''))
+        response = self._tracker.responses.get(order_id)
+        ideal = self.cfg.ideal_cycle_s.get(response.work_master if response else '')
+        try:
+            start, end = job_window(self._events, order_id)
+            # the time split between states does not depend on the ideal cycle time; 1 s stands in
+            # when the work master is unknown, and then no OEE is reported
+            result = compute_oee(self._events, start, end, ideal or 1.0, order_id=order_id,
+                                 initial_state=state_before(self._events, start))
+        except ValueError as exc:
+            self.get_logger().warning(f'no job summary for {order_id!r}: {exc}')
+            return []
+        window = [e for e in self._events if start <= float(e.get('stamp', 0.0)) < end]
+        summary = SafetyEventsSummary(
+            window_start_s=start, window_end_s=end, order_id=order_id,
+            safety_stops=sum(1 for e in window if e.get('type') == 'safety_stop'),
+            emergency_stops=sum(1 for e in window if e.get('type') == 'state_change' and e.get('to') == 'emergency_stop'),
+            slowdowns=sum(1 for e in window if e.get('type') == 'slowdown'),
+            stop_time_s=result.losses.safety_stop_s, slowdown_time_s=result.losses.slowdown_s)
+        source = str(event.get('event_id') or '')
+        records = [make_record(summary, self.cfg.cell_id, end, source_id=source or None)]
+        if ideal is None:
+            self.get_logger().warning(f'no OEE for job {order_id!r}: its work master is unknown to the bridge')
+        else:
+            records.append(telemetry_record(self.cfg.cell_id, end, 'OeeResult',
+                                            {'order_id': order_id, **result.to_dict()}, stream=Stream.OEE))
+        return records
+
+    def _on_speed_scale(self, msg: Float64) -> None:
+        if self._opcua:
+            self._opcua.set_values({SPEED_OVERRIDE: float(msg.data)})
+
+    def _on_joints(self, msg: JointState) -> None:
+        self._joints = tuple(float(q) for q in msg.position[:AXES])
+
+    def _on_verdict(self, msg: DiagnosticArray) -> None:
+        if not self._opcua or not msg.status:
+            return
+        values = {kv.key: kv.value for kv in msg.status[0].values}
+        if 'mode' in values:
+            self._opcua.set_values({OPERATIONAL_MODE: values['mode']})
+
+    def _on_energy(self, msg: String) -> None:
+        try:
+            report = json.loads(msg.data)
+        except ValueError:
+            self.get_logger().warning('energy/report is not JSON; energy left unmetered', throttle_duration_sec=10.0)
+            return
+        with self._lock:
+            self._energy = report if isinstance(report, dict) else None
+
+    def _on_telemetry_tick(self) -> None:
+        joints = self._joints
+        if not joints:
+            return
+        if self._opcua:
+            self._opcua.set_values({axis_path(i + 1): q for i, q in enumerate(joints)})
+        self._store([telemetry_record(self.cfg.cell_id, self._now_s(), 'AxisPositions', {'position_rad': list(joints)})])
+
+    def _on_diagnostics_tick(self) -> None:
+        fill = self._outbox.fill_fraction()
+        active = self._alarm_rule.next_state(self._fill_alarm_active, fill)
+        if active != self._fill_alarm_active:
+            self._fill_alarm_active = active
+            text = f'outbox {fill:.0%} full' if active else f'outbox back to {fill:.0%}'
+            self._store([make_record(Alarm(code='OUTBOX_FULL', severity='warning', text=text, active=active),
+                                     self.cfg.cell_id, self._now_s())])
+        values: dict[str, object] = {'outbox_fill_percent': 100.0 * fill, 'db_path': str(self.cfg.db_path),
+                                     'writer_queue_records': self._writer.queued()}
+        level, problems = LEVEL_OK, []
+        for name, link in self._dispatcher.links.items():
+            values[f'{name}_link'] = 'up' if link.up else 'down'
+            values[f'{name}_backlog_records'] = self._outbox.backlog(name)
+            values[f'{name}_delivered_records'] = link.delivered
+            if not link.up:
+                level, problems = LEVEL_WARN, problems + [f'{name} down: {link.last_error}']
+        if self._mqtt:
+            values['mqtt_connected'] = self._mqtt.connected
+            if self._opcua:
+                self._opcua.set_values({'Links/MqttConnected': self._mqtt.connected,
+                                        'Links/OutboxBacklog': self._outbox.backlog()})
+        if self._writer.last_error:
+            level, problems = LEVEL_ERROR, problems + [self._writer.last_error]
+        if active:
+            level, problems = max(level, LEVEL_WARN), problems + [f'outbox {fill:.0%} full']
+        status = diagnostic_status('smartcell/mes_bridge', self.cfg.cell_id, level,
+                                   '; '.join(problems) or 'all links up', values)
+        self._diag_pub.publish(diagnostic_array(self.get_clock().now().to_msg(), [status]))
+
+    # ------------------------------------------------------------ job intake (file, MQTT, OPC UA)
+
+    def _load_orders_file(self, orders_file: str) -> None:
+        if not orders_file:
+            return
+        try:
+            text = EXAMPLE_ORDERS_YAML if orders_file == 'example' else open(orders_file, encoding='utf-8').read()
+        except OSError as exc:
+            raise ConfigError(f'mes_bridge.orders_file {orders_file!r} cannot be read: {exc}') from exc
+        for item in parse_orders(text, self.cfg.work_masters):
+            if isinstance(item, OrderRejected):
+                self.get_logger().error(f'orders file {orders_file}: {item.reason}')
+                self._record_rejection(item)
+            else:
+                self._accept(item)
+
+    def intake(self, raw: Any) -> tuple[bool, str, str]:
+        """Validate an order from any channel: (accepted, order_id, reason). Valid orders are stored and queued."""
+        try:
+            order = validate_order(raw, self.cfg.work_masters)
+        except OrderRejected as exc:
+            self._record_rejection(exc)
+            return False, exc.order_id, exc.reason
+        with self._lock:
+            known = order.order_id in self._tracker.orders
+        if known:
+            reason = f'order_id {order.order_id!r} was received already'
+            self._record_rejection(OrderRejected(reason, order.order_id, 'order_id'))
+            return False, order.order_id, reason
+        self._accept(order)
+        return True, order.order_id, ''
+
+    def _accept(self, order: JobOrder) -> None:
+        with self._lock:
+            self._tracker.remember(order)
+        self._store([make_record(order, self.cfg.cell_id, self._now_s(), source_id=f'order/{order.order_id}')])
+        self._orders_pub.publish(String(data=order_to_json(order)))
+
+    def _record_rejection(self, exc: OrderRejected) -> None:
+        response = JobResponse(order_id=exc.order_id, state=JobState.REJECTED.value, reason=exc.reason)
+        self._store([make_record(response, self.cfg.cell_id, self._now_s())])
+
+    def _on_mqtt_order(self, payload: bytes) -> None:
+        """paho thread: validate and answer on orders/accepted or orders/rejected."""
+        accepted, order_id, reason = self.intake(payload)
+        self._mqtt.answer_order(order_id, '' if accepted else reason)
+
+    def _on_job_command(self, command: str, argument: str) -> tuple[bool, str]:
+        """OPC UA worker thread: ISA-95 job control."""
+        if command not in JOB_COMMANDS:
+            return False, f'unknown command {command!r}; accepted: {", ".join(JOB_COMMANDS)}'
+        if command in ('Store', 'StoreAndStart'):
+            accepted, order_id, reason = self.intake(argument)
+            if not accepted:
+                return False, reason
+            if command == 'Store':
+                return True, f'order {order_id} stored and queued'
+            ok, message = self._call_supervisor('Start')
+            return ok, f'order {order_id} stored; start: {message}'
+        if command == 'GetJobResponse':
+            with self._lock:
+                response = self._tracker.responses.get(argument)
+                order = self._tracker.orders.get(argument)
+            if response is None and order is None:
+                return False, f'unknown order {argument!r}'
+            body = response or JobResponse(order_id=argument, state=JobState.WAITING.value,
+                                           work_master=order.work_master, quantity=order.quantity)
+            return True, json.dumps(make_record(body, self.cfg.cell_id, self._now_s()).body, sort_keys=True)
+        if command == 'Cancel':
+            return False, ('Cancel is not supported: the supervisor has no interface to remove a queued order '
+                           '(use Abort to stop the running job)')
+        return self._call_supervisor(command)
+
+    def _call_supervisor(self, command: str) -> tuple[bool, str]:
+        """Call the supervisor's Trigger service from a worker thread; the node's executor completes it."""
+        client = self._supervisor_clients[service_for(command)]
+        if not client.service_is_ready():
+            return False, f'supervisor service {client.srv_name} is not available'
+        future = client.call_async(Trigger.Request())
+        deadline = time.monotonic() + self.cfg.service_timeout_s
+        while not future.done():
+            if time.monotonic() > deadline:
+                future.cancel()
+                return False, f'{client.srv_name} did not answer within {self.cfg.service_timeout_s} s'
+            time.sleep(0.01)   # worker thread (OPC UA method), not a ROS callback
+        response = future.result()
+        return bool(response.success), response.message
+
+    # ------------------------------------------------------------ shutdown
+
+    def on_shutdown(self) -> None:
+        self._writer.stop()
+        self._dispatcher.stop()
+        if self._mqtt:
+            self._mqtt.stop()
+        if self._opcua:
+            self._opcua.stop()
+        self._outbox.close()
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(lambda: MesBridge(), args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -1,0 +1,262 @@
+"""mes_bridge across processes: real DDS, real MQTT broker, real OPC UA client, SQLite on disk.
+
+The test process plays the supervisor (cell/state, cell/events, Trigger services) and the MES (MQTT
+consumer, OPC UA client); the bridge runs as its own executable.
+"""
+import asyncio
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+rclpy = pytest.importorskip('rclpy')
+from asyncua import Client, ua  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
+from sensor_msgs.msg import JointState  # noqa: E402
+from std_msgs.msg import String  # noqa: E402
+from std_srvs.srv import Trigger  # noqa: E402
+
+from smartcell.io.broker import LocalBroker, free_port  # noqa: E402
+from smartcell.io.mqtt import DedupConsumer  # noqa: E402
+from smartcell.io.opcua import axis_path, hash_password  # noqa: E402
+from smartcell.tools.audit import main as audit_main  # noqa: E402
+
+pytestmark = pytest.mark.ros
+ROOT = Path(__file__).resolve().parents[2]
+CELL = 'cell-t'
+DOMAIN = 100 + random.randrange(100)
+LATCHED = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
+                     durability=DurabilityPolicy.TRANSIENT_LOCAL)
+ORDERS = QoSProfile(depth=100, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
+                    durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+def poll(condition, timeout_s):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
+class FakeCell:
+    """The supervisor side, spun in a background thread."""
+
+    def __init__(self):
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, domain_id=DOMAIN)
+        self.node = rclpy.create_node('fake_supervisor', context=self.context)
+        self.state_pub = self.node.create_publisher(String, 'cell/state', LATCHED)
+        self.events_pub = self.node.create_publisher(String, 'cell/events', 50)
+        self.joints_pub = self.node.create_publisher(JointState, 'joint_states', 10)
+        self.orders, self.diagnostics, self.calls = [], [], []
+        self.node.create_subscription(String, 'mes/job_order', lambda m: self.orders.append(json.loads(m.data)), ORDERS)
+        self.node.create_subscription(DiagnosticArray, '/diagnostics', self.diagnostics.append, 10)
+        for name in ('start', 'pause', 'resume', 'stop'):
+            self.node.create_service(Trigger, f'cell/{name}', self._service(name))
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self.thread.start()
+
+    def _service(self, name):
+        def handle(request, response):
+            self.calls.append(name)
+            response.success, response.message = True, f'{name} accepted'
+            return response
+        return handle
+
+    def event(self, kind, **fields):
+        payload = {'event_id': str(uuid.uuid4()), 'cell_id': CELL, 'type': kind,
+                   'stamp': self.node.get_clock().now().nanoseconds * 1e-9, **fields}
+        self.events_pub.publish(String(data=json.dumps(payload)))
+        return payload
+
+    def close(self):
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.shutdown(context=self.context)
+
+
+@pytest.fixture
+def cell():
+    fake = FakeCell()
+    yield fake
+    fake.close()
+
+
+@pytest.fixture
+def broker(tmp_path):
+    with LocalBroker(workdir=tmp_path / 'broker') as running:
+        yield running
+
+
+def start_bridge(tmp_path, broker_port, opcua_port):
+    users = tmp_path / 'users.yaml'
+    users.write_text(f'mes: {{password_hash: "{hash_password("pw", iterations=1000)}", role: operator}}\n')
+    env = {**os.environ, 'ROS_DOMAIN_ID': str(DOMAIN), 'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST',
+           'AMENT_PREFIX_PATH': str(ROOT / '.venv'), 'PYTHONPATH': str(ROOT)}
+    params = {'cell_id': CELL, 'db_path': str(tmp_path / 'outbox.sqlite'), 'mqtt_port': broker_port,
+              'opcua_endpoint': f'opc.tcp://127.0.0.1:{opcua_port}/smartcell/', 'opcua_users_file': str(users),
+              'telemetry_period_s': 0.2, 'diagnostics_period_s': 0.2, 'backoff_max_s': 1.0}
+    args = [sys.executable, '-m', 'smartcell.nodes.mes_bridge', '--ros-args']
+    for key, value in params.items():
+        args += ['-p', f'{key}:={value}']
+    return subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def stop(process):
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+def bridge_output(process):
+    if process.poll() is None:
+        stop(process)
+    return process.stdout.read()
+
+
+def streams(consumer):
+    return {name: len(records) for name, records in consumer.records.items()}
+
+
+def test_bridge_end_to_end(tmp_path, cell, broker):
+    consumer = DedupConsumer('127.0.0.1', broker.port, f'smartcell/{CELL}/#', client_id='mes').start()
+    assert consumer.subscribed.wait(10)
+    opcua_port = free_port()
+    bridge = start_bridge(tmp_path, broker.port, opcua_port)
+    try:
+        assert poll(lambda: cell.events_pub.get_subscription_count() > 0, 30), 'bridge did not subscribe'
+        assert consumer.wait_until(lambda c: c.other.get(f'smartcell/{CELL}/status') == b'online', 20)
+        publisher = consumer._client       # the MES sends PO-1; the bridge validates and queues it
+        publisher.publish(f'smartcell/{CELL}/orders/in', json.dumps({'order_id': 'PO-1', 'work_master': 'bracket_a',
+                                                                    'quantity': 3}), qos=1)
+        assert poll(lambda: [o['order_id'] for o in cell.orders] == ['PO-1'], 10), cell.orders
+        cell.state_pub.publish(String(data='running'))
+        cell.joints_pub.publish(JointState(name=[f'j{i}' for i in range(6)], position=[0.1 * i for i in range(6)]))
+        events = [cell.event('job_accepted', order_id='PO-1'), cell.event('job_started', order_id='PO-1'),
+                  cell.event('state_change', **{'from': 'idle', 'to': 'running', 'reason': 'job'})]
+        events += [cell.event('unit_complete', order_id='PO-1', unit=i, cycle_time_s=1.0, good=i != 2)
+                   for i in (1, 2, 3)]
+        events += [cell.event('safety_stop', reason='person in stop zone'),
+                   cell.event('alarm', code='GRIP', severity='warning', text='gripper slow'),
+                   cell.event('job_complete', order_id='PO-1', produced=3, good=2, scrap=1)]
+        expected = {'job_order': 1, 'job_response': 3, 'equipment_state': 1, 'unit': 3, 'safety': 1, 'alarm': 1,
+                    'safety_summary': 1, 'oee': 1}
+        assert consumer.wait_until(lambda c: all(len(c.records.get(s, [])) >= n for s, n in expected.items()), 30), \
+            (streams(consumer), bridge_output(bridge))
+        final = consumer.records['job_response'][-1]
+        assert final['body']['state'] == 'completed' and final['body']['scrap'] == 1
+        assert all(r['cell_id'] == CELL for rs in consumer.records.values() for r in rs)
+        # the record id is derived from the event id: the MES can trace every record to its event
+        assert consumer.records['alarm'][0]['body']['code'] == 'GRIP'
+        assert consumer.wait_until(lambda c: f'smartcell/{CELL}/state' in c.other, 10)
+        assert json.loads(consumer.other[f'smartcell/{CELL}/state'])['body']['state'] == 'running'
+        assert consumer.wait_until(lambda c: c.other.get(f'smartcell/{CELL}/status') == b'online', 10)
+
+        assert consumer.records['oee'][0]['body']['quality'] == pytest.approx(2 / 3)
+        # MQTT intake: invalid -> rejected with the reason, nothing queued; valid -> mes/job_order
+        publisher.publish(f'smartcell/{CELL}/orders/in', json.dumps({'order_id': 'BAD-1', 'work_master': 'bracket_a',
+                                                                    'quantity': -4}), qos=1)
+        assert consumer.wait_until(lambda c: f'smartcell/{CELL}/orders/rejected' in c.other, 10)
+        rejection = json.loads(consumer.other[f'smartcell/{CELL}/orders/rejected'])
+        assert rejection['order_id'] == 'BAD-1' and 'quantity' in rejection['reason']
+        publisher.publish(f'smartcell/{CELL}/orders/in', json.dumps({'order_id': 'PO-2', 'work_master': 'bracket_b',
+                                                                    'quantity': 4}), qos=1)
+        assert poll(lambda: [o['order_id'] for o in cell.orders] == ['PO-1', 'PO-2'], 10), cell.orders
+
+        # OPC UA: browse values pushed by the node, job control through the supervisor's services
+        async def opcua():
+            client = Client(f'opc.tcp://127.0.0.1:{opcua_port}/smartcell/')
+            client.set_user('mes')
+            client.set_password('pw')
+            async with client:
+                idx = await client.get_namespace_index('urn:smartcell:mes')
+                node = lambda path: client.get_node(ua.NodeId(f'{CELL}/{path}', idx))  # noqa: E731
+                assert await node('State').read_value() == 'running'
+                deadline = time.monotonic() + 10
+                while await node(axis_path(3)).read_value() != pytest.approx(0.2) and time.monotonic() < deadline:
+                    await asyncio.sleep(0.05)
+                assert await node(axis_path(3)).read_value() == pytest.approx(0.2)
+                assert await node('Job/Produced').read_value() == 3
+                control = node('JobControl')
+                status, message = await control.call_method(ua.NodeId(f'{CELL}/JobControl/Start', idx), 'PO-2')
+                assert (status, message) == (0, 'start accepted')
+                status, message = await control.call_method(
+                    ua.NodeId(f'{CELL}/JobControl/Store', idx), json.dumps({'order_id': 'PO-3', 'work_master': 'x',
+                                                                            'quantity': 1}))
+                assert status == 1 and 'unknown work master' in message
+                status, message = await control.call_method(ua.NodeId(f'{CELL}/JobControl/GetJobResponse', idx),
+                                                            'PO-1')
+                assert status == 0 and json.loads(message)['state'] == 'completed'
+        asyncio.run(opcua())
+        assert cell.calls == ['start']
+        assert [o['order_id'] for o in cell.orders] == ['PO-1', 'PO-2']   # the invalid orders queued nothing
+
+        def bridge_status():
+            for array in list(cell.diagnostics):
+                for status in array.status:
+                    if status.name == 'smartcell/mes_bridge':
+                        yield {kv.key: kv.value for kv in status.values}
+        assert poll(lambda: any(v.get('mqtt_link') == 'up' and v.get('mqtt_backlog_records') == '0'
+                                for v in bridge_status()), 10)
+    finally:
+        stop(bridge)
+        consumer.stop()
+    output = bridge.stdout.read()
+    assert bridge.returncode == 0, output
+    assert audit_main(['verify', str(tmp_path / 'outbox.sqlite')]) == 0
+    assert consumer.order_violations == 0 and consumer.conflicts == 0
+
+
+def test_bridge_kill_9_and_restart_keeps_chain_and_delivers_once(tmp_path, cell, broker):
+    consumer = DedupConsumer('127.0.0.1', broker.port, f'smartcell/{CELL}/#', client_id='mes-k9').start()
+    assert consumer.subscribed.wait(10)
+    first = start_bridge(tmp_path, broker.port, free_port())
+    try:
+        assert poll(lambda: cell.events_pub.get_subscription_count() > 0, 30)
+        before = [cell.event('alarm', code=f'A{i}', severity='info', text='x') for i in range(50)]
+        assert consumer.wait_until(lambda c: len(c.records.get('alarm', [])) >= 10, 20)
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert poll(lambda: cell.events_pub.get_subscription_count() == 0, 20)
+    second = start_bridge(tmp_path, broker.port, free_port())
+    try:
+        assert poll(lambda: cell.events_pub.get_subscription_count() > 0, 30)
+        after = [cell.event('alarm', code=f'B{i}', severity='info', text='y') for i in range(50)]
+        after_ids_seen = lambda c: {r['body']['code'] for r in c.records.get('alarm', [])} >= {  # noqa: E731
+            e['code'] for e in after}
+        assert consumer.wait_until(after_ids_seen, 30), streams(consumer)
+    finally:
+        stop(second)
+        consumer.stop()
+    alarms = consumer.records['alarm']
+    seqs = [r['seq'] for r in alarms]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)    # in order, no record twice
+    assert consumer.conflicts == 0 and consumer.order_violations == 0
+    # every alarm either process stored reached the consumer, each once; the chain is intact
+    from smartcell.io.outbox import iter_audit_records
+    stored = [r['record_id'] for r in iter_audit_records(tmp_path / 'outbox.sqlite') if r['stream'] == 'alarm']
+    assert sorted(stored) == sorted(r['record_id'] for r in alarms)
+    assert {r['body']['code'] for r in alarms} >= {e['code'] for e in after}
+    assert {r['body']['code'] for r in alarms if r['body']['code'].startswith('A')} <= {e['code'] for e in before}
+    assert audit_main(['verify', str(tmp_path / 'outbox.sqlite')]) == 0
