@@ -11,6 +11,8 @@ from typing import Literal
 from smartcell.core.params import NodeParams
 
 When = Literal['always', 'sim', 'hardware']
+Group = Literal['cell', 'sensors', 'mes']
+GROUPS: tuple[str, ...] = ('cell', 'sensors', 'mes')
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,7 @@ class NodeSpec:
     when: When               # 'sim': only with the twin; 'hardware': only without it
     params_ref: str          # 'module:ATTRIBUTE' of its NodeParams, importable without rclpy
     summary: str
+    group: Group = 'cell'    # 'cell' always runs; 'sensors' and 'mes' can be switched off
 
     @property
     def module(self) -> str:
@@ -43,12 +46,23 @@ CELL_NODES: tuple[NodeSpec, ...] = (
              'one arm interface: sim backend (twin) or ros2_control backend (vendor driver)'),
     NodeSpec('supervisor', 'always', 'smartcell.core.node_params:SUPERVISOR',
              'cell state machine, safety zones / SSM, speed scale, tasks'),
+    NodeSpec('vibration_sensor', 'always', 'smartcell.core.sensor_params:VIBRATION_SENSOR',
+             'gearbox vibration analytics: features, health, fault class, RUL', 'sensors'),
+    NodeSpec('energy_meter', 'always', 'smartcell.core.sensor_params:ENERGY_METER',
+             'energy and CO2e per cycle and part, environment sensor', 'sensors'),
+    NodeSpec('wearable', 'always', 'smartcell.core.sensor_params:WEARABLE',
+             'operator fatigue index (raw biometrics never leave the node)', 'sensors'),
+    NodeSpec('mes_bridge', 'always', 'smartcell.core.mes_params:MES_BRIDGE',
+             'ISA-95 records to OPC UA and MQTT through a store-and-forward outbox', 'mes'),
 )
 
 
-def nodes_for(sim: bool) -> tuple[NodeSpec, ...]:
-    """The nodes a cell starts, in start order."""
-    return tuple(n for n in CELL_NODES if n.runs(sim))
+def nodes_for(sim: bool, groups: tuple[str, ...] = GROUPS) -> tuple[NodeSpec, ...]:
+    """The nodes a cell starts, in start order; `groups` selects the optional ones."""
+    unknown = set(groups) - set(GROUPS)
+    if unknown:
+        raise ValueError(f'unknown node group(s) {sorted(unknown)}; accepted: {", ".join(GROUPS)}')
+    return tuple(n for n in CELL_NODES if n.runs(sim) and (n.group == 'cell' or n.group in groups))
 
 
 def param_registry() -> dict[str, NodeParams]:
