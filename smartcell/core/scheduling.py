@@ -119,7 +119,7 @@ class Scheduler:
     exact_max_steps: int = 8             # exact search when at most this many steps remain
     exact_max_nodes: int = 200_000       # node budget of the exact search
     search_iterations: int = 300         # local-search moves of the heuristic
-    time_budget_s: float | None = 0.08   # wall-clock cap of plan(), s, checked by the local search (None: iterations only)
+    time_budget_s: float | None = 0.08   # wall-clock cap of one plan() call, s (None: node/move counts only)
     seed: int = 0
 
     def schedule(self, recipe: Recipe, units: int = 1) -> Schedule:
@@ -317,7 +317,8 @@ class _Problem:
         entries = list(self.fixed)
         for j, job in enumerate(self.jobs):
             executor, duration = job.modes[modes[j]]
-            entries.append(ScheduledStep(job.key[0], job.key[1], executor, job.station, starts[j], starts[j] + duration))
+            entries.append(ScheduledStep(job.key[0], job.key[1], executor, job.station, starts[j],
+                                         starts[j] + duration))
         entries.sort(key=lambda e: (e.start_s, e.unit, e.step_id))
         origin = self.request.now_s
         end = max((e.end_s for e in entries), default=origin)
