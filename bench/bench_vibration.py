@@ -19,7 +19,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
+# One core means one thread: BLAS worker threads would otherwise spin beside the pinned one.
+for _var in ('OPENBLAS_NUM_THREADS', 'OMP_NUM_THREADS', 'MKL_NUM_THREADS'):
+    os.environ.setdefault(_var, '1')
+
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -161,18 +165,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--batch', type=int, default=2560, help='samples per Float64MultiArray')
     parser.add_argument('--skip-node', action='store_true', help='only the feature benchmark (no ROS)')
     args = parser.parse_args(argv)
-    print(f'feature benchmark {_pin_to_one_core() if args.skip_node else "in this process"}; '
-          f'numpy {np.__version__}')
-    if not args.skip_node:
-        # Pin only the feature part: fork a pinned child so the node benchmark keeps both cores.
-        pid = os.fork()
-        if pid == 0:
-            print(f'  ({_pin_to_one_core()})')
-            bench_features(args.windows)
-            os._exit(0)
-        os.waitpid(pid, 0)
-    else:
-        bench_features(args.windows)
+    all_cores = os.sched_getaffinity(0) if hasattr(os, 'sched_getaffinity') else None
+    print(f'feature benchmark {_pin_to_one_core()}; numpy {np.__version__}, BLAS threads 1')
+    bench_features(args.windows)
+    if all_cores is not None:
+        os.sched_setaffinity(0, all_cores)     # the node process started next inherits the affinity
     if args.skip_node:
         return 0
     return 0 if bench_node(args.duration_s, args.rate_factor, args.batch) else 1
