@@ -428,13 +428,15 @@ class HealthBaseline:
         return math.sqrt(max(float(d @ self.inv_cov @ d), 0.0) / len(d))
 
 
-def fit_baseline(vectors: Sequence[np.ndarray], names: Sequence[str], *, shrinkage: float = 0.5,
+def fit_baseline(vectors: Sequence[np.ndarray], names: Sequence[str], *, shrinkage: float | None = None,
                  std_floor: float = 0.05) -> HealthBaseline:
     """Learn a baseline from healthy windows.
 
-    The covariance is shrunk towards its diagonal (few windows, many correlated features) and
-    every standard deviation is floored at `std_floor` (a 5 % change of a log amplitude): a
-    simulated or very steady machine would otherwise raise alarms on numerical noise.
+    The correlation is shrunk towards the identity, the more the fewer windows there are per
+    feature (default max(0.5, 1 - n / (2 k)) for n windows of k features): a handful of windows
+    cannot estimate many correlations. Standard deviations are widened by sqrt(1 + 1/n) (a new
+    window also differs from the estimated mean) and floored at `std_floor` (a 5 % change of a log
+    amplitude): a simulated or very steady machine would otherwise alarm on numerical noise.
     """
     data = np.asarray(vectors, dtype=float)
     if data.ndim != 2 or data.shape[0] < 3:
@@ -443,10 +445,13 @@ def fit_baseline(vectors: Sequence[np.ndarray], names: Sequence[str], *, shrinka
         raise ValueError(f'baseline has {data.shape[1]} features but {len(names)} names')
     if not np.isfinite(data).all():
         raise ValueError('baseline windows hold NaN/inf features')
+    n, k = data.shape
+    if shrinkage is None:
+        shrinkage = max(0.5, 1.0 - n / (2.0 * k))
     if not 0.0 <= shrinkage <= 1.0:
         raise ValueError(f'shrinkage must be in [0, 1], got {shrinkage}')
     mean = data.mean(axis=0)
-    std = np.maximum(data.std(axis=0, ddof=1), std_floor)
+    std = np.maximum(data.std(axis=0, ddof=1) * math.sqrt(1.0 + 1.0 / n), std_floor)
     corr = np.corrcoef(data, rowvar=False) if data.shape[0] > 2 else np.eye(data.shape[1])
     corr = np.nan_to_num(corr, nan=0.0)
     np.fill_diagonal(corr, 1.0)

@@ -95,3 +95,47 @@ def test_unknown_fault_joint_is_a_configuration_error(processes, peer):
     peer.wait_for(lambda: 'vibration_sensor' in processes.failed(), 30.0, 'the node to refuse the config')
     assert processes.failed()['vibration_sensor'] == 2
     assert 'knee_joint' in processes.log_tail('vibration_sensor')
+
+
+def test_hardware_batch_stream_with_a_growing_defect_reaches_error(peer, processes):
+    """source=batch: the node sees only raw Float64MultiArray batches (as from a DAQ) and joint states."""
+    import array
+
+    import numpy as np
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from std_msgs.msg import Float64MultiArray
+
+    from smartcell.twin.vibration_model import GearboxModel, GearboxVibration
+    fs, window = 6400.0, 1600
+    processes.start('vibration_sensor', node_command('smartcell.nodes.vibration_sensor', 'vibration_sensor', None, {
+        'source': 'batch', 'joint_names': ['elbow_joint'], 'sample_rate_hz': fs, 'window_s': window / fs,
+        'baseline_windows': 5, 'stale_timeout_s': 30.0}))
+    statuses = {}
+    peer.node.create_subscription(DiagnosticArray, 'vibration/health',
+                                  lambda m: statuses.update({s.name: s for s in m.status}), 10)
+    raw = peer.node.create_publisher(Float64MultiArray, 'vibration/raw/elbow_joint',
+                                     QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE))
+    _joint_state_pump(peer, speed_rad_s=1.0)
+    peer.wait_for(lambda: raw.get_subscription_count() > 0, 30.0, 'node subscribed to the raw topic', processes)
+    model = GearboxModel(sample_rate_hz=fs, resonance_hz=0.3 * fs)
+    generator = GearboxVibration(model, np.random.default_rng(4))
+    name = 'smartcell/vibration_sensor/elbow_joint'
+
+    def windows_done() -> int:
+        status = statuses.get(name)
+        return 0 if status is None else int({kv.key: kv.value for kv in status.values}['windows'])
+    # Healthy windows for the baseline, one at a time so every window sees the current joint speed.
+    for k in range(6):
+        raw.publish(Float64MultiArray(data=array.array('d', generator.generate(window, 1.0, 40.0, {}).tobytes())))
+        peer.wait_for(lambda: windows_done() >= k + 1, 30.0, f'window {k + 1} analysed', processes)
+    assert statuses[name].level[0] == 0, statuses[name].message
+    for k in range(6, 12):
+        samples = generator.generate(window, 1.0, 40.0, {'inner_race': 1.0})
+        raw.publish(Float64MultiArray(data=array.array('d', samples.tobytes())))
+        peer.wait_for(lambda: windows_done() >= k + 1, 30.0, f'window {k + 1} analysed', processes)
+    status = statuses[name]
+    values = {kv.key: kv.value for kv in status.values}
+    assert status.level[0] == 2, status.message
+    assert values['fault'] == 'inner_race'
+    assert int(values['samples_received']) == 12 * window
