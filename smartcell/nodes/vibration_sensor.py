@@ -6,6 +6,7 @@ import math
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Float64MultiArray, MultiArrayDimension
 
@@ -75,13 +76,18 @@ class VibrationSensor(Node):
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.create_subscription(JointState, 'joint_states', self._on_joint_states, STREAM_QOS)
         prefix = c['raw_topic_prefix'].rstrip('/')
+        # Raw streams come in bursts (one Imu per sample, or DAQ blocks): the reader queue holds
+        # 0.5 s of IMU samples or 50 batches, so a busy executor does not lose any.
+        imu_qos = QoSProfile(depth=int(min(max(0.5 * c['sample_rate_hz'], 100), 20000)),
+                             history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)
+        batch_qos = QoSProfile(depth=50, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)
         for joint in self._joints:
             if c['source'] == 'imu':
                 self.create_subscription(Imu, f'{prefix}/{joint}', lambda msg, j=joint: self._on_imu(j, msg),
-                                         STREAM_QOS)
+                                         imu_qos)
             elif c['source'] == 'batch':
                 self.create_subscription(Float64MultiArray, f'{prefix}/{joint}',
-                                         lambda msg, j=joint: self._on_batch(j, msg), STREAM_QOS)
+                                         lambda msg, j=joint: self._on_batch(j, msg), batch_qos)
         self.create_timer(1.0, self._publish_diagnostics)
 
     # -- inputs ------------------------------------------------------------------------------

@@ -139,3 +139,28 @@ def test_hardware_batch_stream_with_a_growing_defect_reaches_error(peer, process
     assert status.level[0] == 2, status.message
     assert values['fault'] == 'inner_race'
     assert int(values['samples_received']) == 12 * window
+
+
+def test_hardware_imu_stream_with_nan_samples_is_an_error(peer, processes):
+    """source=imu: one sample per sensor_msgs/Imu; a NaN sample marks the window (and gearbox) ERROR."""
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Imu
+    processes.start('vibration_sensor', node_command('smartcell.nodes.vibration_sensor', 'vibration_sensor', None, {
+        'source': 'imu', 'joint_names': ['wrist_1_joint'], 'sample_rate_hz': 500.0, 'window_s': 0.05,
+        'stale_timeout_s': 30.0}))
+    statuses = {}
+    peer.node.create_subscription(DiagnosticArray, 'vibration/health',
+                                  lambda m: statuses.update({s.name: s for s in m.status}), 10)
+    imu = peer.node.create_publisher(Imu, 'vibration/raw/wrist_1_joint',
+                                     QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
+    peer.wait_for(lambda: imu.get_subscription_count() > 0, 30.0, 'node subscribed to the IMU topic', processes)
+    for k in range(25):                       # one 25-sample window, sample 7 broken
+        msg = Imu()
+        msg.linear_acceleration.x = float('nan') if k == 7 else 0.1 * (-1) ** k
+        imu.publish(msg)
+    name = 'smartcell/vibration_sensor/wrist_1_joint'
+    peer.wait_for(lambda: name in statuses, 30.0, 'the window verdict', processes)
+    assert statuses[name].level[0] == 2
+    assert 'NaN' in statuses[name].message
+    assert statuses[name].hardware_id == 'gearbox/wrist_1_joint'
