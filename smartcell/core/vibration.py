@@ -649,6 +649,17 @@ class Assessment:
     diagnosis: Diagnosis | None = None
     rul: RulEstimate | None = None
 
+    def key_values(self) -> dict[str, object]:
+        """What an operator sees of this window in /diagnostics (units in the keys)."""
+        time_features = self.features.time if self.features is not None else None
+        return {'state': self.state, 'shaft_hz': self.shaft_hz,
+                'rms_mps2': time_features.rms if time_features else math.nan,
+                'kurtosis': time_features.kurtosis if time_features else math.nan,
+                'health_index': self.health_index,
+                'fault': self.diagnosis.fault if self.diagnosis else 'unknown',
+                'fault_confidence': self.diagnosis.confidence if self.diagnosis else 0.0,
+                'rul_s': self.rul.rul_s if self.rul else math.inf}
+
 
 # Columns of one joint's row in the published feature matrix (vibration/features).
 FEATURE_COLUMNS = ('rms_mps2', 'peak_mps2', 'crest_factor', 'kurtosis', 'skewness', 'shaft_hz',

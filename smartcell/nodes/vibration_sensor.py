@@ -153,11 +153,13 @@ class VibrationSensor(Node):
                                 stride=len(FEATURE_COLUMNS))]
         msg.data = [float(v) for j in self._joints for v in feature_row(self._monitors[j].last)]
         self._features_pub.publish(msg)
-        self._health_pub.publish(diagnostic_array(self.get_clock().now().to_msg(), self._gearbox_statuses()))
+        self._health_pub.publish(diagnostic_array(self.get_clock().now().to_msg(),
+                                                   self._gearbox_statuses(self._gearbox_levels())))
 
-    def _gearbox_statuses(self) -> list:
+    def _gearbox_levels(self) -> list[tuple[str, int, str, dict[str, object]]]:
+        """Per gearbox: joint, level, message, key values; STALE overrides when its input stopped."""
         now = self._now_s()
-        statuses = []
+        out = []
         for joint in self._joints:
             monitor = self._monitors[joint]
             last = monitor.last
@@ -168,29 +170,26 @@ class VibrationSensor(Node):
                 level = LEVEL_STALE
                 message = ('no accelerometer input yet' if seen is None else
                            f'no accelerometer input for {now - seen:.1f} s') + '; health unknown'
-            values = {'state': last.state if last else 'waiting', 'samples_received': monitor.samples_received,
-                      'windows': monitor.windows,
-                      'shaft_hz': last.shaft_hz if last else math.nan,
-                      'rms_mps2': last.features.time.rms if last and last.features else math.nan,
-                      'kurtosis': last.features.time.kurtosis if last and last.features else math.nan,
-                      'health_index': last.health_index if last else math.nan,
-                      'fault': last.diagnosis.fault if last and last.diagnosis else 'unknown',
-                      'fault_confidence': last.diagnosis.confidence if last and last.diagnosis else 0.0,
-                      'rul_s': last.rul.rul_s if last and last.rul else math.inf}
-            statuses.append(diagnostic_status(f'smartcell/vibration_sensor/{joint}', f'gearbox/{joint}',
-                                              level, message, values))
-        return statuses
+            values = {'samples_received': monitor.samples_received, 'windows': monitor.windows}
+            values.update(last.key_values() if last is not None else {'state': 'waiting'})
+            out.append((joint, level, message, values))
+        return out
+
+    @staticmethod
+    def _gearbox_statuses(gearboxes: list[tuple[str, int, str, dict[str, object]]]) -> list:
+        return [diagnostic_status(f'smartcell/vibration_sensor/{joint}', f'gearbox/{joint}', level, message, values)
+                for joint, level, message, values in gearboxes]
 
     def _publish_diagnostics(self) -> None:
-        gearboxes = self._gearbox_statuses()
-        worst = max((s.level[0] if isinstance(s.level, bytes) else s.level) for s in gearboxes)
-        counts = {name: sum(1 for s in gearboxes if (s.level[0] if isinstance(s.level, bytes) else s.level) == lvl)
-                  for name, lvl in (('ok', LEVEL_OK), ('warn', LEVEL_WARN), ('error', LEVEL_ERROR),
-                                    ('stale', LEVEL_STALE))}
-        node = diagnostic_status('smartcell/vibration_sensor', f'source/{self._config["source"]}', worst,
-                                 f'{len(gearboxes)} gearboxes: ' + ', '.join(f'{v} {k}' for k, v in counts.items() if v),
+        gearboxes = self._gearbox_levels()
+        levels = [level for _, level, _, _ in gearboxes]
+        counts = {name: levels.count(level) for name, level in
+                  (('ok', LEVEL_OK), ('warn', LEVEL_WARN), ('error', LEVEL_ERROR), ('stale', LEVEL_STALE))}
+        node = diagnostic_status('smartcell/vibration_sensor', f'source/{self._config["source"]}', max(levels),
+                                 f'{len(levels)} gearboxes: ' + ', '.join(f'{v} {k}' for k, v in counts.items() if v),
                                  {f'gearboxes_{k}': v for k, v in counts.items()})
-        self._diag_pub.publish(diagnostic_array(self.get_clock().now().to_msg(), [node] + gearboxes))
+        self._diag_pub.publish(diagnostic_array(self.get_clock().now().to_msg(),
+                                                [node] + self._gearbox_statuses(gearboxes)))
 
 
 def main(args=None) -> int:
