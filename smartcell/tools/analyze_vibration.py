@@ -46,7 +46,8 @@ def _parser() -> argparse.ArgumentParser:
                    help='required frequency resolution in Hz: the file must hold sample_rate / resolution samples')
     p.add_argument('--envelope-band-hz', type=float, nargs=2, metavar=('LOW', 'HIGH'),
                    help='envelope band-pass in Hz (default 0.08-0.40 x sample rate)')
-    p.add_argument('--plot', type=Path, help='write spectrum and envelope spectrum with the fault frequencies to this PNG')
+    p.add_argument('--plot', type=Path,
+                   help='write spectrum and envelope spectrum with the fault frequencies to this PNG')
     return p
 
 

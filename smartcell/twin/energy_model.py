@@ -47,7 +47,8 @@ class EnvironmentSimulator:
         dt = max(dt_s, 0.0)
         mean = np.array([p.pm2_5_ug_m3, p.pm10_ug_m3, p.temperature_c, p.humidity_pct])
         spread = np.array([1.0, 2.0, 0.05, 0.3])      # per sqrt(s): slow drifts
-        self._state += p.reversion_per_s * (mean - self._state) * dt + spread * math.sqrt(dt) * self._rng.standard_normal(4)
+        noise = spread * math.sqrt(dt) * self._rng.standard_normal(4)
+        self._state += p.reversion_per_s * (mean - self._state) * dt + noise
         if self._rng.random() < p.dust_events_per_h / 3600.0 * dt:
             self._dust_ug_m3 += p.dust_event_ug_m3
         self._dust_ug_m3 *= math.exp(-p.dust_decay_per_s * dt)

@@ -15,7 +15,8 @@ def test_sensors_yaml_is_valid_and_lists_every_parameter(repo):
     document = yaml.safe_load(path.read_text())
     for name, params in REGISTRY.items():
         assert set(document[name]['ros__parameters']) == set(params.by_name), name
-        assert resolved[name]['source'] == 'sim' if name != 'energy_meter' else resolved[name]['source'] == 'joint_states'
+        expected_source = 'joint_states' if name == 'energy_meter' else 'sim'
+        assert resolved[name]['source'] == expected_source
 
 
 def test_aggregator_expects_the_status_names_the_sensor_nodes_publish(repo):
