@@ -306,8 +306,8 @@ def link_capsules(q: np.ndarray | list[float], tool_length: float = DEFAULT_TOOL
         [origin[2] + 0.007 * axis[2], origin[3] + 0.007 * axis[3]],
         # wrist 1 housing: from the forearm plane out to the wrist-2 axis
         [origin[3] - 0.03 * axis[3], origin[4] + 0.05 * axis[3]],
-        # wrist 2 housing along z4
-        [origin[4] - 0.05 * axis[4], origin[5]],
+        # wrist 2 housing along z4, past the wrist-3 axis
+        [origin[4] - 0.05 * axis[4], origin[5] + 0.05 * axis[4]],
         # wrist 3 housing along z5 up to the flange
         [origin[5] - 0.05 * axis[5], origin[6]],
         # tool / gripper
