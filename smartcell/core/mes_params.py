@@ -47,7 +47,9 @@ MES_BRIDGE = NodeParams('mes_bridge', (
               choices=('NORMAL', 'FULL')),
     ParamSpec('backoff_initial_s', 0.5, 'first retry delay after a failed delivery, s', min=0.01, max=60.0),
     ParamSpec('backoff_max_s', 30.0, 'longest retry delay, s', min=0.1, max=3600.0),
-    ParamSpec('telemetry_period_s', 1.0, 'axis positions / OEE snapshot period, s (node clock)', min=0.05, max=3600.0),
+    ParamSpec('telemetry_period_s', 1.0, 'axis positions period, s (node clock)', min=0.05, max=3600.0),
+    ParamSpec('shift_length_s', 28800.0, 'shift length for shift OEE, s; shifts start at 00:00 UTC + k x length '
+                                         '(node clock)', min=1.0, max=86400.0),
     ParamSpec('diagnostics_period_s', 1.0, '/diagnostics period, s (node clock)', min=0.1, max=60.0),
     ParamSpec('service_timeout_s', 2.0, 'wait for a supervisor service answer, s', min=0.1, max=60.0),
 ))
@@ -84,6 +86,7 @@ class MesBridgeConfig:
     backoff_initial_s: float
     backoff_max_s: float
     telemetry_period_s: float
+    shift_length_s: float
     diagnostics_period_s: float
     service_timeout_s: float
 
@@ -114,6 +117,6 @@ def bridge_config(values: Mapping[str, ParamValue], environ: Mapping[str, str] =
         'mqtt_tls', 'mqtt_ca_file', 'mqtt_cert_file', 'mqtt_key_file', 'mqtt_username', 'opcua_enabled',
         'opcua_endpoint', 'opcua_security', 'opcua_cert_file', 'opcua_key_file', 'opcua_users_file',
         'opcua_anonymous', 'outbox_capacity_records', 'outbox_synchronous', 'backoff_initial_s', 'backoff_max_s',
-        'telemetry_period_s', 'diagnostics_period_s', 'service_timeout_s')}
+        'telemetry_period_s', 'shift_length_s', 'diagnostics_period_s', 'service_timeout_s')}
     return MesBridgeConfig(db_path=Path(db_path), ideal_cycle_s=dict(zip(masters, cycles)),
                            mqtt_password=password, **plain)

@@ -57,7 +57,7 @@ class OpcUaRecordSink:
                 self._server.emit_alarm(body['code'], body['severity'], body['text'])
             elif record.kind == 'EquipmentState' and body['mode']:
                 self._server.set_values({'Mode': body['mode']})
-            elif record.kind == 'OeeResult':
+            elif record.kind in ('OeeResult', 'ShiftOee'):
                 self._server.set_values({'OEE/Availability': body['availability'],
                                          'OEE/Performance': body['performance'], 'OEE/Quality': body['quality'],
                                          'OEE/OEE': body['oee'], 'OEE/PerformanceOver100': body['performance_over_100']})
@@ -87,6 +87,8 @@ class MesBridge(Node):
         self._energy: dict[str, Any] | None = None
         self._joints: tuple[float, ...] = ()
         self._fill_alarm_active = False
+        self._shift_start_s: float | None = None     # node-clock start of the current shift
+        self._state_at_shift_start = 'idle'
         self._alarm_rule = FillAlarm()
 
         self._opcua = self._make_opcua(cfg) if cfg.opcua_enabled else None
@@ -245,12 +247,61 @@ class MesBridge(Node):
             self._energy = report if isinstance(report, dict) else None
 
     def _on_telemetry_tick(self) -> None:
+        self._check_shift_end()
         joints = self._joints
         if not joints:
             return
         if self._opcua:
             self._opcua.set_values({axis_path(i + 1): q for i, q in enumerate(joints)})
         self._store([telemetry_record(self.cfg.cell_id, self._now_s(), 'AxisPositions', {'position_rad': list(joints)})])
+
+    def _check_shift_end(self) -> None:
+        now = self._now_s()
+        length = self.cfg.shift_length_s
+        start = (now // length) * length
+        if self._shift_start_s is None:
+            # the first shift is counted from when the bridge started seeing events, not before
+            self._shift_start_s = now
+            return
+        if start <= self._shift_start_s:
+            return
+        with self._lock:
+            records = self._shift_summary(self._shift_start_s, start)
+            self._state_at_shift_start = state_before(self._events, start, self._state_at_shift_start)
+            # memory stays bounded: events before the new shift are no longer needed (jobs in
+            # progress keep theirs, so a job's OEE still covers its whole run)
+            open_jobs = {o for o, r in self._tracker.responses.items() if r.state == JobState.RUNNING.value}
+            self._events = [e for e in self._events if float(e.get('stamp', 0.0)) >= start
+                            or e.get('order_id') in open_jobs]
+        self._shift_start_s = start
+        self._store(records)
+
+    def _shift_summary(self, start: float, end: float) -> list[Record]:
+        """OEE and safety summary of a finished shift (called with the lock held)."""
+        orders = {str(e.get('order_id', '')) for e in self._events if e.get('type') == 'unit_complete'
+                  and start < float(e.get('stamp', 0.0)) <= end}
+        ideal = {}
+        for order_id in orders:
+            order = self._tracker.orders.get(order_id)
+            cycle = self.cfg.ideal_cycle_s.get(order.work_master) if order else None
+            if cycle is not None:
+                ideal[order_id] = cycle
+        try:
+            # an order without a known work master raises here, naming it: no guessed OEE
+            result = compute_oee(self._events, start, end, ideal, initial_state=self._state_at_shift_start)
+        except ValueError as exc:
+            self.get_logger().warning(f'no shift OEE for [{start:.0f}, {end:.0f}) s: {exc}')
+            return []
+        window = [e for e in self._events if start <= float(e.get('stamp', 0.0)) < end]
+        summary = SafetyEventsSummary(
+            window_start_s=start, window_end_s=end,
+            safety_stops=sum(1 for e in window if e.get('type') == 'safety_stop'),
+            emergency_stops=sum(1 for e in window if e.get('type') == 'state_change' and e.get('to') == 'emergency_stop'),
+            slowdowns=sum(1 for e in window if e.get('type') == 'slowdown'),
+            stop_time_s=result.losses.safety_stop_s, slowdown_time_s=result.losses.slowdown_s)
+        source = f'shift/{start:.3f}'
+        return [make_record(summary, self.cfg.cell_id, end, source_id=source),
+                telemetry_record(self.cfg.cell_id, end, 'ShiftOee', result.to_dict(), stream=Stream.OEE)]
 
     def _on_diagnostics_tick(self) -> None:
         fill = self._outbox.fill_fraction()

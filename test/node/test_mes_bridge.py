@@ -109,7 +109,7 @@ def start_bridge(tmp_path, broker_port, opcua_port):
            'AMENT_PREFIX_PATH': str(ROOT / '.venv'), 'PYTHONPATH': str(ROOT)}
     params = {'cell_id': CELL, 'db_path': str(tmp_path / 'outbox.sqlite'), 'mqtt_port': broker_port,
               'opcua_endpoint': f'opc.tcp://127.0.0.1:{opcua_port}/smartcell/', 'opcua_users_file': str(users),
-              'telemetry_period_s': 0.2, 'diagnostics_period_s': 0.2, 'backoff_max_s': 1.0}
+              'telemetry_period_s': 0.2, 'diagnostics_period_s': 0.2, 'backoff_max_s': 1.0, 'shift_length_s': 2.0}
     args = [sys.executable, '-m', 'smartcell.nodes.mes_bridge', '--ros-args']
     for key, value in params.items():
         args += ['-p', f'{key}:={value}']
@@ -170,7 +170,11 @@ def test_bridge_end_to_end(tmp_path, cell, broker):
         assert json.loads(consumer.other[f'smartcell/{CELL}/state'])['body']['state'] == 'running'
         assert consumer.wait_until(lambda c: c.other.get(f'smartcell/{CELL}/status') == b'online', 10)
 
-        assert consumer.records['oee'][0]['body']['quality'] == pytest.approx(2 / 3)
+        job_oee = [r for r in consumer.records['oee'] if r['kind'] == 'OeeResult']
+        assert job_oee[0]['body']['quality'] == pytest.approx(2 / 3)
+        # 2 s shifts in this test: shift OEE and shift safety summaries arrive as shifts end
+        assert consumer.wait_until(lambda c: any(r['kind'] == 'ShiftOee' for r in c.records.get('oee', [])), 10)
+        assert any(r['body']['order_id'] == '' for r in consumer.records['safety_summary'])
         # MQTT intake: invalid -> rejected with the reason, nothing queued; valid -> mes/job_order
         publisher.publish(f'smartcell/{CELL}/orders/in', json.dumps({'order_id': 'BAD-1', 'work_master': 'bracket_a',
                                                                     'quantity': -4}), qos=1)
