@@ -91,7 +91,9 @@ class EnergyMeter:
         self._max_gap_s = max_gap_s
         self._last_t: float | None = None
         self._last_power_w = math.nan
+        self._last_breakdown_w: np.ndarray | None = None
         self.energy_j_total = 0.0
+        self.breakdown_j: np.ndarray | None = None     # per consumer (e.g. joint), same integration
         self._cycle_energy_j = 0.0
         self._cycle_start_s: float | None = None
         self._cycle_unmetered_s = 0.0
@@ -115,14 +117,25 @@ class EnergyMeter:
         else:
             energy = self._last_power_w * dt
             self.energy_j_total += energy
+            if self._last_breakdown_w is not None and self.breakdown_j is not None:
+                self.breakdown_j += self._last_breakdown_w * dt
             self._cycle_energy_j += energy
         self._last_t = t_s
 
-    def add_power(self, t_s: float, power_w: float) -> None:
-        """A power sample at ROS time `t_s`; the previous sample's power is integrated up to `t_s`."""
+    def add_power(self, t_s: float, power_w: float, breakdown_w: Sequence[float] | None = None) -> None:
+        """A power sample at ROS time `t_s`; the previous sample's power is integrated up to `t_s`.
+
+        `breakdown_w` optionally splits the power per consumer (e.g. per joint drive, W); it is
+        integrated into `breakdown_j` over the same metered intervals.
+        """
         self._advance(t_s)
         if self._last_t is not None and t_s >= self._last_t:
             self._last_power_w = float(power_w) if math.isfinite(power_w) else math.nan
+            if breakdown_w is not None:
+                parts = np.asarray(breakdown_w, dtype=float)
+                if self.breakdown_j is None or self.breakdown_j.shape != parts.shape:
+                    self.breakdown_j = np.zeros(parts.shape)
+                self._last_breakdown_w = np.where(np.isfinite(parts), parts, 0.0)
 
     def close_cycle(self, t_s: float, unit: int, order_id: str = '') -> CycleEnergy:
         """End the current cycle at `t_s` (a unit_complete stamp) and start the next one there."""

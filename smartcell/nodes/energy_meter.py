@@ -11,7 +11,7 @@ from sensor_msgs.msg import JointState, RelativeHumidity, Temperature
 from std_msgs.msg import Float64, String
 
 from smartcell.core.energy import (DriveLossModel, EnergyMeter as EnergyIntegrator, Limit, cell_power_w,
-                                   evaluate_environment)
+                                   evaluate_environment, joint_power_w)
 from smartcell.core.params import ConfigError
 from smartcell.core.sensor_params import ENERGY_METER
 from smartcell.nodes.common import (LEVEL_ERROR, LEVEL_OK, LEVEL_STALE, LEVEL_WARN, STREAM_QOS, declare_parameters,
@@ -70,6 +70,7 @@ class EnergyMeter(Node):
                                       c['regen_efficiency'])
         self._meter = EnergyIntegrator(c['grid_co2e_g_per_kwh'], c['max_gap_s'])
         self._last_power_input_s: float | None = None
+        self._joint_names: list[str] = []
         self._bad_events = 0
         self._environment: dict[str, float] = {}
         self._environment_seen_s: dict[str, float] = {}
@@ -105,10 +106,12 @@ class EnergyMeter(Node):
     def _on_joint_states(self, msg: JointState) -> None:
         n = len(msg.name)
         if len(msg.effort) != n or len(msg.velocity) != n:
-            power = math.nan     # torque or speed missing: unknown power, counted as unmetered
+            power, joints = math.nan, None     # torque or speed missing: unknown power, counted as unmetered
         else:
+            joints = joint_power_w(msg.effort, msg.velocity, self._losses)
             power = cell_power_w(list(msg.effort), list(msg.velocity), self._losses, self._config['idle_power_w'])
-        self._meter.add_power(stamp_to_s(msg.header.stamp), power)
+            self._joint_names = list(msg.name)
+        self._meter.add_power(stamp_to_s(msg.header.stamp), power, joints)
         self._last_power_input_s = self._now_s()
 
     def _on_power(self, msg: Float64) -> None:
@@ -167,6 +170,8 @@ class EnergyMeter(Node):
                   'last_unit_co2e_g': last.co2e_g if last else math.nan,
                   'last_unit_unmetered_s': last.unmetered_s if last else 0.0,
                   'grid_co2e_g_per_kwh': self._meter.grid_g_per_kwh, 'malformed_events': self._bad_events}
+        if self._meter.breakdown_j is not None and len(self._joint_names) == len(self._meter.breakdown_j):
+            values.update({f'energy_j_{name}': float(e) for name, e in zip(self._joint_names, self._meter.breakdown_j)})
         if seen is None or now - seen > self._config['stale_timeout_s']:
             level, message = LEVEL_STALE, ('no power input yet' if seen is None else
                                            f'no power input for {now - seen:.1f} s; energy not metered')

@@ -69,7 +69,10 @@ def test_energy_meter_reports_energy_per_part_from_joint_torques_and_speeds(peer
         'source': 'joint_states', 'idle_power_w': 100.0, 'copper_loss_w_per_nm2': 0.0,
         'friction_loss_w_per_rad_s': 0.0, 'grid_co2e_g_per_kwh': 400.0, 'report_rate_hz': 20.0,
         'environment': 'sim'}))
-    reports = []
+    reports, meter_status = [], {}
+    from diagnostic_msgs.msg import DiagnosticArray
+    peer.node.create_subscription(DiagnosticArray, '/diagnostics', lambda m: meter_status.update(
+        {s.name: {kv.key: kv.value for kv in s.values} for s in m.status}), 10)
     peer.node.create_subscription(String, 'energy/report', lambda m: reports.append(json.loads(m.data)),
                                   QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
                                              durability=DurabilityPolicy.TRANSIENT_LOCAL))
@@ -79,17 +82,20 @@ def test_energy_meter_reports_energy_per_part_from_joint_torques_and_speeds(peer
                                         reliability=ReliabilityPolicy.RELIABLE))
     peer.wait_for(lambda: joints.get_subscription_count() and events.get_subscription_count() and reports, 30.0,
                   'energy meter to connect', processes)
-    # 5 s of 10 N m x 2 rad/s on one joint at 30 Hz: (20 W + 100 W idle) x 5 s = 600 J.
-    for k in range(151):
-        msg = JointState()
-        msg.header.stamp = s_to_stamp(50.0 + k / 30.0)
-        msg.name = ['a', 'b']
-        msg.position = [0.0, 0.0]
-        msg.velocity = [2.0, 0.0]
-        msg.effort = [10.0, 0.0]
-        joints.publish(msg)
-        peer.executor.spin_once(timeout_sec=0.0)
-    peer.wait_for(lambda: reports[-1]['energy_j_total'] >= 600.0 - 1e-6, 30.0, 'all joint states metered', processes)
+    # 5 s of 10 N m x 2 rad/s on one joint at 30 Hz: (20 W + 100 W idle) x 5 s = 600 J. Sent in
+    # chunks of 15, each one waited for, so the node's reader queue (depth 20) never overflows.
+    for chunk_start in range(0, 151, 15):
+        for k in range(chunk_start, min(chunk_start + 15, 151)):
+            msg = JointState()
+            msg.header.stamp = s_to_stamp(50.0 + k / 30.0)
+            msg.name = ['a', 'b']
+            msg.position = [0.0, 0.0]
+            msg.velocity = [2.0, 0.0]
+            msg.effort = [10.0, 0.0]
+            joints.publish(msg)
+        metered_j = 120.0 * (min(chunk_start + 15, 151) - 1) / 30.0
+        peer.wait_for(lambda: reports[-1]['energy_j_total'] >= metered_j - 1e-6, 30.0,
+                      f'{metered_j:.0f} J metered', processes)
     events.publish(String(data=json.dumps({'event_id': 'e1', 'cell_id': 'c', 'type': 'unit_complete',
                                            'stamp': 55.0, 'order_id': 'WO-7', 'unit': 1,
                                            'cycle_time_s': 5.0, 'good': True})))
@@ -100,3 +106,8 @@ def test_energy_meter_reports_energy_per_part_from_joint_torques_and_speeds(peer
     assert report['last_cycle']['energy_j'] == pytest.approx(600.0, rel=1e-6)
     assert report['last_cycle']['co2e_g'] == pytest.approx(600.0 / 3.6e6 * 400.0, rel=1e-6)
     assert report['power_w'] == pytest.approx(120.0)
+    # Per-joint energy in /diagnostics: joint a did 20 W x 5 s, joint b nothing.
+    peer.wait_for(lambda: 'energy_j_a' in meter_status.get('smartcell/energy_meter', {}), 30.0,
+                  'per-joint energy on /diagnostics', processes)
+    assert float(meter_status['smartcell/energy_meter']['energy_j_a']) == pytest.approx(100.0, rel=1e-3)
+    assert float(meter_status['smartcell/energy_meter']['energy_j_b']) == 0.0

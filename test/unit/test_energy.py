@@ -101,3 +101,13 @@ def test_simulated_environment_is_reproducible_and_plausible():
     assert ra == [b.step(1.0) for _ in range(600)]
     assert all(0.0 <= r['humidity'] <= 100.0 and r['pm2_5'] >= 0.0 for r in ra)
     assert 15.0 < np.mean([r['temperature'] for r in ra]) < 30.0
+
+
+def test_energy_per_joint_adds_up_to_the_drives_share():
+    meter = EnergyMeter(grid_g_per_kwh=400.0)
+    for t in np.arange(0.0, 5.0 + 1e-9, 0.1):
+        torques, speeds = [10.0, -4.0, 0.0], [2.0, 1.0, 0.0]   # joint 2 brakes (no regeneration)
+        joints = joint_power_w(torques, speeds, NO_LOSSES)
+        meter.add_power(float(t), cell_power_w(torques, speeds, NO_LOSSES, 50.0), joints)
+    assert meter.breakdown_j.tolist() == pytest.approx([100.0, 0.0, 0.0])        # 20 W x 5 s
+    assert meter.energy_j_total == pytest.approx(100.0 + 50.0 * 5.0)
