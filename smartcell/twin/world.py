@@ -1,0 +1,409 @@
+"""The simulated cell: floor, work table with the UR5e, stations, fence, people, safety scanner.
+
+World frame: z up, origin on the floor straight under the robot's base_link, x towards the
+operator side (the fence opening and the shared assembly station). See docs/twin.md.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pybullet as p
+
+from smartcell.core.kinematics import JOINT_NAMES, UR5E_LIMITS
+from smartcell.twin.human import ISO_TS_15066_REGIONS, BodyDimensions, PersonPath, PersonState, SimulatedPerson
+from smartcell.twin.robot import RobotHandle, default_urdf_path, load_robot, reset_joints
+
+# Arm pose at start: elbow up, tool pointing down over the table (rad, JOINT_NAMES order).
+HOME_Q_RAD = (0.0, -1.57, 1.57, -1.57, -1.57, 0.0)
+
+
+def connect(gui: bool = False) -> int:
+    """Open a PyBullet physics client: headless DIRECT unless gui; returns its client id."""
+    client = p.connect(p.GUI if gui else p.DIRECT)
+    if client < 0:
+        raise RuntimeError('PyBullet could not open a ' + ('GUI (is there a display?)' if gui else 'DIRECT')
+                           + ' physics client')
+    return client
+
+
+def disconnect(client_id: int) -> None:
+    """Close a client opened by connect(); closing one that is already closed does nothing."""
+    if p.isConnected(physicsClientId=client_id):
+        p.disconnect(physicsClientId=client_id)
+
+
+# ---------------------------------------------------------------------------------------------
+# Layout
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Box:
+    """A static box: size (x, y, z) m, centre (x, y, z) m and yaw rad in the world."""
+
+    name: str
+    size_m: tuple[float, float, float]
+    centre_m: tuple[float, float, float]
+    yaw_rad: float = 0.0
+    rgba: tuple[float, float, float, float] = (0.6, 0.6, 0.6, 1.0)
+
+
+@dataclass(frozen=True)
+class Station:
+    """A work place: the work point (m, world) and, if people work there, where they stand."""
+
+    name: str
+    position_m: tuple[float, float, float]
+    yaw_rad: float = 0.0
+    person_xy_m: tuple[float, float] | None = None
+    shared: bool = False                # humans and the robot both work here (collaborative)
+
+
+@dataclass(frozen=True)
+class Fence:
+    """Rectangular guard fence (m, world) with one opening in its xmax side."""
+
+    xmin_m: float
+    ymin_m: float
+    xmax_m: float
+    ymax_m: float
+    height_m: float = 1.4
+    thickness_m: float = 0.04
+    opening_centre_y_m: float = 1.1     # the opening is in the x = xmax side
+    opening_width_m: float = 1.0
+
+    def panels(self) -> tuple[Box, ...]:
+        t, h = self.thickness_m, self.height_m
+        grey = (0.95, 0.80, 0.10, 1.0)                     # safety yellow
+        lo = self.opening_centre_y_m - self.opening_width_m / 2
+        hi = self.opening_centre_y_m + self.opening_width_m / 2
+        if not self.ymin_m < lo < hi < self.ymax_m:
+            raise ValueError(f'fence opening [{lo}, {hi}] m must lie inside the side [{self.ymin_m}, {self.ymax_m}] m')
+        width_x, width_y = self.xmax_m - self.xmin_m, self.ymax_m - self.ymin_m
+        mid_x, mid_y = (self.xmin_m + self.xmax_m) / 2, (self.ymin_m + self.ymax_m) / 2
+        return (
+            Box('fence_xmin', (t, width_y, h), (self.xmin_m, mid_y, h / 2), rgba=grey),
+            Box('fence_ymin', (width_x, t, h), (mid_x, self.ymin_m, h / 2), rgba=grey),
+            Box('fence_ymax', (width_x, t, h), (mid_x, self.ymax_m, h / 2), rgba=grey),
+            Box('fence_xmax_low', (t, lo - self.ymin_m, h), (self.xmax_m, (self.ymin_m + lo) / 2, h / 2), rgba=grey),
+            Box('fence_xmax_high', (t, self.ymax_m - hi, h), (self.xmax_m, (hi + self.ymax_m) / 2, h / 2), rgba=grey),
+        )
+
+
+@dataclass(frozen=True)
+class ScannerMount:
+    """Safety laser scanner pose: position (m, world) and yaw (rad) of the scan's 0 angle."""
+
+    position_m: tuple[float, float, float]
+    yaw_rad: float
+    frame_id: str = 'scanner_link'
+
+
+@dataclass(frozen=True)
+class Area:
+    """Axis-aligned rectangle on the floor (m, world) where people may walk."""
+
+    xmin_m: float
+    ymin_m: float
+    xmax_m: float
+    ymax_m: float
+
+    def sample(self, rng: np.random.Generator) -> tuple[float, float]:
+        return (float(rng.uniform(self.xmin_m, self.xmax_m)), float(rng.uniform(self.ymin_m, self.ymax_m)))
+
+    def contains(self, xy: tuple[float, float]) -> bool:
+        return self.xmin_m <= xy[0] <= self.xmax_m and self.ymin_m <= xy[1] <= self.ymax_m
+
+
+REQUIRED_STATIONS = ('pick', 'place', 'assembly', 'operator_bench')
+
+
+@dataclass(frozen=True)
+class CellLayout:
+    """Everything static in the cell and where people can go. Distances in m, angles in rad."""
+
+    floor_size_m: tuple[float, float]
+    table: Box
+    robot_base_position_m: tuple[float, float, float]
+    robot_base_yaw_rad: float
+    stations: tuple[Station, ...]
+    fence: Fence
+    scanner: ScannerMount
+    furniture: tuple[Box, ...] = ()              # other static boxes (e.g. the operator bench)
+    door_outside_xy_m: tuple[float, float] = (2.9, 1.1)     # just outside the opening
+    door_inside_xy_m: tuple[float, float] = (2.1, 1.1)      # just inside it
+    inside_areas: tuple[Area, ...] = ()          # free floor inside the fence (each reachable in a
+                                                 # straight line from door_inside_xy_m)
+    outside_area: Area = Area(2.9, -2.0, 5.5, 3.0)
+    by_name: dict[str, Station] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, 'by_name', {s.name: s for s in self.stations})
+        missing = [name for name in REQUIRED_STATIONS if name not in self.by_name]
+        if missing:
+            raise ValueError(f'cell layout lacks station(s) {missing}; required: {list(REQUIRED_STATIONS)}')
+
+    def station(self, name: str) -> Station:
+        try:
+            return self.by_name[name]
+        except KeyError:
+            raise KeyError(f'unknown station {name!r}; stations: {sorted(self.by_name)}') from None
+
+    def static_boxes(self) -> tuple[Box, ...]:
+        return (self.table, *self.fence.panels(), *self.furniture)
+
+
+TABLE_HEIGHT_M = 0.75
+
+DEFAULT_LAYOUT = CellLayout(
+    floor_size_m=(12.0, 12.0),
+    # A closed cabinet table (x -0.6..0.9, y -0.5..0.5): solid down to the floor, so the scanner
+    # sees a wall, not four table legs that would look like two people.
+    table=Box('work_table', (1.5, 1.0, TABLE_HEIGHT_M), (0.15, 0.0, TABLE_HEIGHT_M / 2), rgba=(0.45, 0.47, 0.5, 1)),
+    robot_base_position_m=(0.0, 0.0, TABLE_HEIGHT_M),
+    robot_base_yaw_rad=0.0,
+    stations=(
+        Station('pick', (0.35, -0.35, TABLE_HEIGHT_M)),
+        Station('place', (-0.35, 0.35, TABLE_HEIGHT_M)),
+        Station('assembly', (0.70, 0.0, TABLE_HEIGHT_M), person_xy_m=(1.20, 0.0), shared=True),
+        Station('operator_bench', (3.6, -1.1, 0.9), yaw_rad=-math.pi / 2, person_xy_m=(3.6, -0.55)),
+    ),
+    # Tight on the back (x = -0.75) and right (y = -0.65) sides, where the table hides the floor
+    # from the scanner: the 0.15 m gaps are too narrow for a person.
+    fence=Fence(-0.75, -0.65, 2.5, 2.0, opening_centre_y_m=1.1, opening_width_m=1.0),
+    # At the table's front-left corner, 0.17 m above the floor, facing diagonally out: the 270 deg
+    # field covers the front and left of the cell and the opening; the table fills the rest.
+    scanner=ScannerMount((0.95, 0.55, 0.17), math.pi / 4),
+    furniture=(Box('operator_bench', (1.2, 0.6, 0.9), (3.6, -1.1, 0.45), rgba=(0.55, 0.4, 0.25, 1)),),
+    door_outside_xy_m=(2.9, 1.1),
+    door_inside_xy_m=(2.1, 1.1),
+    inside_areas=(Area(1.3, -0.3, 2.1, 1.7), Area(-0.4, 0.9, 2.1, 1.7)),
+    outside_area=Area(2.9, -2.0, 5.5, 3.0),
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# The world
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Contact:
+    """A person touching the robot, summed over the contact points of one region-link pair."""
+
+    person: str
+    region: str                     # one of human.REGION_NAMES
+    iso_region: str                 # the ISO/TS 15066 body region it stands for
+    robot_link: str
+    normal_force_n: float           # N, summed over the points
+    position_m: tuple[float, float, float]      # deepest point, on the robot, world frame
+
+
+class CellWorld:
+    """The cell in one PyBullet client: static scene, the arm, people following their paths.
+
+    Time advances only in step(dt), in fixed physics substeps of 1/physics_rate_hz; people are
+    placed kinematically at the end of every step for the new sim_time.
+    """
+
+    def __init__(self, client_id: int, layout: CellLayout = DEFAULT_LAYOUT, urdf_path: str | Path | None = None,
+                 seed: int = 0, people: tuple[PersonPath, ...] | list[PersonPath] = (),
+                 physics_rate_hz: float = 240.0, initial_q_rad: tuple[float, ...] = HOME_Q_RAD,
+                 body: BodyDimensions = BodyDimensions()) -> None:
+        if not 60.0 <= physics_rate_hz <= 2000.0:
+            raise ValueError(f'physics_rate_hz must be in [60, 2000] Hz, got {physics_rate_hz}')
+        if not p.isConnected(physicsClientId=client_id):
+            raise ValueError(f'physics client {client_id} is not connected; open one with connect()')
+        self.client_id = client_id
+        self.layout = layout
+        self.physics_rate_hz = float(physics_rate_hz)
+        self.rng = np.random.default_rng(seed)       # the only source of randomness of the twin
+        self._sim_time_s = 0.0
+        self._substeps_done = 0
+        self._closed = False
+        self._last_distance_m = math.inf
+        cid = client_id
+        p.setGravity(0, 0, -9.81, physicsClientId=cid)
+        p.setPhysicsEngineParameter(fixedTimeStep=1.0 / self.physics_rate_hz, numSubSteps=0, physicsClientId=cid)
+        self._static_ids: list[int] = [self._make_floor()]
+        self._static_ids += [self._make_box(box) for box in layout.static_boxes()]
+        self._marker_ids = [self._make_station_marker(s) for s in layout.stations] + [self._make_scanner_marker()]
+        self.robot: RobotHandle = load_robot(cid, urdf_path or default_urdf_path(), layout.robot_base_position_m,
+                                             layout.robot_base_yaw_rad)
+        # The twin is about people and the arm: arm-versus-furniture collisions are the motion
+        # planner's business, and contacts with the table it stands on would only add noise.
+        for link in self.robot.link_names:
+            for static in self._static_ids:
+                p.setCollisionFilterPair(self.robot.body_id, static, link, -1, 0, physicsClientId=cid)
+        reset_joints(self.robot, np.asarray(initial_q_rad))
+        self._q_target = np.asarray(initial_q_rad, dtype=float)
+        self._qd_target = np.zeros(len(JOINT_NAMES))
+        self._apply_joint_targets()
+        self.paths: list[PersonPath | None] = list(people)
+        self.people: list[SimulatedPerson] = [SimulatedPerson(cid, f'person_{i}', body, path.state_at(0.0))
+                                              for i, path in enumerate(self.paths)]
+        self._person_of_body: dict[int, tuple[str, str]] = {}
+        for person in self.people:
+            for body_id, region in person.region_by_body.items():
+                self._person_of_body[body_id] = (person.name, region)
+
+    # -- scene building ------------------------------------------------------------------------
+
+    def _make_floor(self) -> int:
+        shape = p.createCollisionShape(p.GEOM_PLANE, physicsClientId=self.client_id)
+        visual = p.createVisualShape(p.GEOM_BOX, halfExtents=[*(s / 2 for s in self.layout.floor_size_m), 0.001],
+                                     rgbaColor=[0.82, 0.82, 0.8, 1], physicsClientId=self.client_id)
+        return p.createMultiBody(0.0, shape, visual, [0, 0, 0], physicsClientId=self.client_id)
+
+    def _make_box(self, box: Box) -> int:
+        half = [s / 2 for s in box.size_m]
+        shape = p.createCollisionShape(p.GEOM_BOX, halfExtents=half, physicsClientId=self.client_id)
+        visual = p.createVisualShape(p.GEOM_BOX, halfExtents=half, rgbaColor=box.rgba, physicsClientId=self.client_id)
+        return p.createMultiBody(0.0, shape, visual, box.centre_m, p.getQuaternionFromEuler((0, 0, box.yaw_rad)),
+                                 physicsClientId=self.client_id)
+
+    def _make_station_marker(self, station: Station) -> int:
+        # Visual only: a flat tile on the work surface; nothing for rays or contacts to hit.
+        colour = (0.1, 0.7, 0.2, 1) if station.shared else (0.2, 0.3, 0.8, 1)
+        visual = p.createVisualShape(p.GEOM_BOX, halfExtents=[0.1, 0.1, 0.004], rgbaColor=colour,
+                                     physicsClientId=self.client_id)
+        x, y, z = station.position_m
+        return p.createMultiBody(0.0, -1, visual, [x, y, z + 0.004], physicsClientId=self.client_id)
+
+    def _make_scanner_marker(self) -> int:
+        # Visual only, so the scanner's own housing never blocks its beams.
+        visual = p.createVisualShape(p.GEOM_CYLINDER, radius=0.05, length=0.15, rgbaColor=(0.95, 0.85, 0.1, 1),
+                                     physicsClientId=self.client_id)
+        return p.createMultiBody(0.0, -1, visual, self.layout.scanner.position_m, physicsClientId=self.client_id)
+
+    # -- arm -----------------------------------------------------------------------------------
+
+    def set_joint_targets(self, q_rad: np.ndarray, qd_radps: np.ndarray | None = None) -> None:
+        """Position control towards q (rad) with feed-forward qd (rad/s); speed and torque are
+        limited to the UR5e's joint limits. A non-finite or out-of-range target is refused."""
+        q = np.asarray(q_rad, dtype=float)
+        qd = np.zeros(len(JOINT_NAMES)) if qd_radps is None else np.asarray(qd_radps, dtype=float)
+        if q.shape != (len(JOINT_NAMES),) or qd.shape != (len(JOINT_NAMES),):
+            raise ValueError(f'joint targets need {len(JOINT_NAMES)} values in order {JOINT_NAMES}, '
+                             f'got shapes {q.shape} and {qd.shape}')
+        if not (np.all(np.isfinite(q)) and np.all(np.isfinite(qd))):
+            raise ValueError(f'joint targets must be finite, got q={q}, qd={qd}')
+        outside = (q < UR5E_LIMITS.lower) | (q > UR5E_LIMITS.upper)
+        if np.any(outside):
+            j = int(np.argmax(outside))
+            raise ValueError(f'{JOINT_NAMES[j]} target {q[j]:.4f} rad is outside '
+                             f'[{UR5E_LIMITS.lower[j]:.4f}, {UR5E_LIMITS.upper[j]:.4f}] rad')
+        self._q_target = q
+        self._qd_target = np.clip(qd, -UR5E_LIMITS.velocity, UR5E_LIMITS.velocity)
+        self._apply_joint_targets()
+
+    def _apply_joint_targets(self) -> None:
+        for j, index in enumerate(self.robot.joint_indices):
+            p.setJointMotorControl2(self.robot.body_id, index, p.POSITION_CONTROL,
+                                    targetPosition=float(self._q_target[j]), targetVelocity=float(self._qd_target[j]),
+                                    force=float(UR5E_LIMITS.effort[j]), maxVelocity=float(UR5E_LIMITS.velocity[j]),
+                                    positionGain=0.3, velocityGain=1.0, physicsClientId=self.client_id)
+
+    def joint_state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(q rad, qd rad/s, effort N·m) in JOINT_NAMES order; effort is the motor torque applied last substep."""
+        states = p.getJointStates(self.robot.body_id, self.robot.joint_indices, physicsClientId=self.client_id)
+        return (np.array([s[0] for s in states]), np.array([s[1] for s in states]), np.array([s[3] for s in states]))
+
+    def link_poses(self) -> dict[str, tuple[tuple[float, float, float], tuple[float, float, float, float]]]:
+        """World pose (position m, quaternion xyzw) of every robot link frame, by URDF link name."""
+        indices = [i for i in self.robot.link_names if i >= 0]
+        states = p.getLinkStates(self.robot.body_id, indices, computeForwardKinematics=True,
+                                 physicsClientId=self.client_id)
+        return {self.robot.link_names[i]: (s[4], s[5]) for i, s in zip(indices, states)}
+
+    def moving_shapes(self) -> tuple[tuple[int, int], ...]:
+        """(body id, link index) of every shape that moves: people's regions and robot links with
+        a collision shape. Everything else in the world is static (see SafetyScanner)."""
+        robot_links = tuple((self.robot.body_id, link) for link in sorted(self.robot.link_names)
+                            if p.getCollisionShapeData(self.robot.body_id, link, physicsClientId=self.client_id))
+        return tuple((body, -1) for body in self._person_of_body) + robot_links
+
+    # -- time ----------------------------------------------------------------------------------
+
+    @property
+    def sim_time(self) -> float:
+        """Simulated time in s since the world was made."""
+        return self._sim_time_s
+
+    def step(self, dt_s: float) -> None:
+        """Advance by dt (s), rounded to whole physics substeps (at least one)."""
+        if not dt_s > 0:
+            raise ValueError(f'step dt must be > 0 s, got {dt_s}')
+        self._check_open()
+        substeps = max(1, round(dt_s * self.physics_rate_hz))
+        for _ in range(substeps):
+            p.stepSimulation(physicsClientId=self.client_id)
+        self._substeps_done += substeps
+        # Counting substeps (not adding floats) keeps sim_time exact over long runs.
+        self._sim_time_s = self._substeps_done / self.physics_rate_hz
+        self._place_people()
+
+    def _place_people(self) -> None:
+        for person, path in zip(self.people, self.paths):
+            if path is not None:
+                person.apply(path.state_at(self._sim_time_s))
+
+    # -- people --------------------------------------------------------------------------------
+
+    def set_person_state(self, index: int, state: PersonState) -> None:
+        """Pin person `index` to a state (their path is dropped), e.g. to stage a test."""
+        self.paths[index] = None
+        self.people[index].apply(state)
+
+    def min_person_robot_distance(self, max_distance_m: float = 20.0) -> float:
+        """Smallest distance (m) between any person region and any robot link shape (PyBullet's
+        closest points); negative when they interpenetrate; +inf with nobody within max_distance_m."""
+        # Closest-point queries cost per shape pair within the query distance, so ask first within a
+        # little more than last time's answer: any hit there is the true minimum (a closer pair
+        # would be inside the query too). Only an empty answer needs the full-range query.
+        hint = self._last_distance_m + 0.5 if math.isfinite(self._last_distance_m) else max_distance_m
+        best = self._closest(min(max(hint, 0.05), max_distance_m))
+        if not math.isfinite(best) and hint < max_distance_m:
+            best = self._closest(max_distance_m)
+        self._last_distance_m = best
+        return best
+
+    def _closest(self, query_distance_m: float) -> float:
+        best = math.inf
+        for body in self._person_of_body:
+            for point in p.getClosestPoints(body, self.robot.body_id, query_distance_m, physicsClientId=self.client_id):
+                best = min(best, point[8])
+        return best
+
+    def person_robot_contacts(self) -> list[Contact]:
+        """Contacts of the last physics substep between people and the robot, one per region-link pair."""
+        pairs: dict[tuple[str, str, str], list] = {}
+        for point in p.getContactPoints(bodyA=self.robot.body_id, physicsClientId=self.client_id):
+            owner = self._person_of_body.get(point[2])
+            if owner is None:
+                continue
+            key = (owner[0], owner[1], self.robot.link_names[point[3]])
+            pairs.setdefault(key, []).append(point)
+        contacts = []
+        for (person, region, link), points in sorted(pairs.items()):
+            deepest = min(points, key=lambda pt: pt[8])
+            contacts.append(Contact(person, region, ISO_TS_15066_REGIONS[region], link,
+                                    float(sum(pt[9] for pt in points)), tuple(deepest[5])))
+        return contacts
+
+    # -- lifetime ------------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError('this CellWorld is closed')
+
+    def close(self) -> None:
+        """Remove everything this world added to its client (the client stays open)."""
+        if self._closed or not p.isConnected(physicsClientId=self.client_id):
+            self._closed = True
+            return
+        bodies = [*self._static_ids, *self._marker_ids, self.robot.body_id, *self._person_of_body]
+        for body in bodies:
+            p.removeBody(body, physicsClientId=self.client_id)
+        self._closed = True

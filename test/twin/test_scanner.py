@@ -1,0 +1,119 @@
+"""The simulated safety laser scanner: geometry, legs at the right range and bearing, REP 117 inf."""
+import math
+
+import numpy as np
+import pytest
+
+from smartcell.twin.human import BodyDimensions, PathBuilder, PersonState
+from smartcell.twin.scanner import SafetyScanner, ScannerConfig
+from smartcell.twin.scenarios import scenario_paths
+from smartcell.twin.world import CellWorld
+
+pytestmark = pytest.mark.twin
+
+
+def _world_with_person(client, urdf_path, state: PersonState | None) -> CellWorld:
+    world = CellWorld(client, urdf_path=urdf_path, people=[PathBuilder((50.0, 50.0)).build()])
+    if state is not None:
+        world.set_person_state(0, state)
+    return world
+
+
+def _scanner(world: CellWorld, config: ScannerConfig = ScannerConfig(), seed: int = 0) -> SafetyScanner:
+    return SafetyScanner(world.client_id, world.layout.scanner, config, rng=np.random.default_rng(seed),
+                         moving_shapes=world.moving_shapes())
+
+
+def test_scan_layout_is_a_laserscan_of_541_beams_over_270_degrees(client, urdf_path):
+    world = _world_with_person(client, urdf_path, None)
+    frame = _scanner(world).scan(stamp_s=1.25)
+    assert frame.ranges.dtype == np.float32 and frame.ranges.shape == (541,)
+    assert math.degrees(frame.angle_min_rad) == pytest.approx(-135.0)
+    assert math.degrees(frame.angle_max_rad) == pytest.approx(135.0)
+    assert math.degrees(frame.angle_increment_rad) == pytest.approx(0.5)
+    assert (frame.range_min_m, frame.range_max_m, frame.stamp_s) == (0.05, 9.0, 1.25)
+    assert frame.frame_id == 'scanner_link'
+    assert frame.scan_time_s == pytest.approx(1 / 30)
+    finite = frame.ranges[np.isfinite(frame.ranges)]
+    assert np.all((finite >= 0.05) & (finite <= 9.0))
+    with pytest.raises(ValueError):
+        frame.ranges[0] = 1.0                      # frames are immutable
+
+
+def test_beams_through_the_fence_opening_return_inf(client, urdf_path):
+    world = _world_with_person(client, urdf_path, None)
+    scanner = _scanner(world)
+    frame = scanner.scan(0.0)
+    mount = world.layout.scanner
+    fence = world.layout.fence
+    # Bearing from the scanner to the middle of the opening: nothing out there within 9 m.
+    x, y, _ = mount.position_m
+    bearing = math.atan2(fence.opening_centre_y_m - y, fence.xmax_m - x) - mount.yaw_rad
+    beam = int(round((bearing - frame.angle_min_rad) / frame.angle_increment_rad))
+    assert np.all(np.isinf(frame.ranges[beam - 5:beam + 6]))
+    # And a beam at the fence panel below the opening hits the panel (a finite range).
+    bearing_panel = math.atan2(fence.ymin_m + 0.3 - y, fence.xmax_m - x) - mount.yaw_rad
+    beam_panel = int(round((bearing_panel - frame.angle_min_rad) / frame.angle_increment_rad))
+    expected = math.hypot(fence.xmax_m - fence.thickness_m / 2 - x, fence.ymin_m + 0.3 - y)
+    assert frame.ranges[beam_panel] == pytest.approx(expected, abs=0.05)
+
+
+@pytest.mark.parametrize('xy', [(2.0, 0.0), (1.6, 1.3), (1.3, -0.2), (-0.2, 1.4)])
+def test_scanner_sees_both_legs_at_their_range_and_bearing(client, urdf_path, xy):
+    dims = BodyDimensions()
+    # Facing away from the scanner, so that the two legs are side by side, not one behind the other.
+    mount_xy = (0.95, 0.55)
+    to_person = math.atan2(xy[1] - mount_xy[1], xy[0] - mount_xy[0])
+    state = PersonState(*xy, yaw_rad=to_person)
+    world = _world_with_person(client, urdf_path, state)
+    config = ScannerConfig(noise_std_m=0.01)
+    frame = _scanner(world, config).scan(0.0)
+    lateral = np.array([-math.sin(state.yaw_rad), math.cos(state.yaw_rad)]) * dims.hip_half_width_m
+    for leg in (np.array(xy) + lateral, np.array(xy) - lateral):
+        offset = leg - mount_xy
+        bearing = math.atan2(offset[1], offset[0]) - world.layout.scanner.yaw_rad
+        beam = int(round((bearing - frame.angle_min_rad) / frame.angle_increment_rad))
+        # The beam through the leg's axis meets its surface one radius short of the axis.
+        expected = float(np.hypot(*offset)) - dims.lower_leg_radius_m
+        assert frame.ranges[beam] == pytest.approx(expected, abs=4 * config.noise_std_m + 0.005)
+
+
+def test_range_noise_has_the_configured_sigma(client, urdf_path):
+    world = _world_with_person(client, urdf_path, PersonState(2.0, 0.0, 0.0))
+    exact = _scanner(world, ScannerConfig(noise_std_m=0.0)).scan(0.0).ranges.astype(float)
+    noisy_scanner = _scanner(world, ScannerConfig(noise_std_m=0.02), seed=3)
+    hit = np.isfinite(exact)
+    errors = np.concatenate([noisy_scanner.scan(0.0).ranges[hit].astype(float) - exact[hit] for _ in range(20)])
+    assert np.all(np.isfinite(errors))                  # noise never turns a hit into "no return"
+    assert np.std(errors) == pytest.approx(0.02, rel=0.1)
+    assert abs(np.mean(errors)) < 0.002
+
+
+def test_noise_comes_only_from_the_given_generator(client, urdf_path):
+    world = _world_with_person(client, urdf_path, PersonState(2.0, 0.0, 0.0))
+    first = _scanner(world, seed=7).scan(0.0).ranges
+    second = _scanner(world, seed=7).scan(0.0).ranges
+    other = _scanner(world, seed=8).scan(0.0).ranges
+    np.testing.assert_array_equal(first, second)
+    assert not np.array_equal(first, other)
+
+
+def test_casting_only_beams_near_moving_shapes_equals_casting_all(client, urdf_path):
+    world = CellWorld(client, urdf_path=urdf_path, people=scenario_paths('shift_two_people', 5, 120.0))
+    scanner = _scanner(world, ScannerConfig(noise_std_m=0.0))
+    compared_with_people = 0
+    for tick in range(120 * 30):
+        world.step(1 / 30)
+        if tick % 15:
+            continue
+        sectored, full = scanner.scan(0.0), scanner.scan(0.0, cast_all_beams=True)
+        np.testing.assert_allclose(sectored.ranges, full.ranges, atol=1e-5)
+        compared_with_people += scanner.last_beams_cast > 0
+    assert compared_with_people > 10
+
+
+@pytest.mark.parametrize('kwargs, name', [({'rate_hz': 50.0}, 'rate_hz'), ({'noise_std_m': -0.1}, 'noise_std_m'),
+                                          ({'range_min_m': 10.0}, 'range_min_m')])
+def test_bad_scanner_config_names_the_parameter(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        ScannerConfig(**kwargs)

@@ -1,0 +1,142 @@
+"""The cell world: loading, stepping, joint control, person-robot distance and contacts."""
+import math
+
+import numpy as np
+import pybullet as p
+import pytest
+
+from smartcell.core.kinematics import UR5E_LIMITS
+from smartcell.twin.human import REGION_NAMES, PersonState
+from smartcell.twin.robot import reset_joints
+from smartcell.twin.world import DEFAULT_LAYOUT, HOME_Q_RAD, CellLayout, CellWorld, connect, disconnect
+
+pytestmark = pytest.mark.twin
+
+UPRIGHT_Q = np.array([0.0, -np.pi / 2, 0.0, -np.pi / 2, 0.0, 0.0])
+
+
+def test_connect_is_headless_and_disconnect_is_idempotent():
+    client = connect()
+    assert p.getConnectionInfo(client)['connectionMethod'] == p.DIRECT
+    disconnect(client)
+    disconnect(client)
+    assert not p.isConnected(client)
+
+
+def test_world_loads_and_steps_in_whole_substeps(client, urdf_path):
+    world = CellWorld(client, urdf_path=urdf_path, physics_rate_hz=240.0)
+    q, qd, effort = world.joint_state()
+    np.testing.assert_allclose(q, HOME_Q_RAD, atol=1e-9)
+    assert qd.shape == effort.shape == (6,)
+    for _ in range(90):
+        world.step(1 / 30)
+    assert world.sim_time == pytest.approx(3.0, abs=1e-12)
+    # Holding home against gravity: the arm does not sag.
+    np.testing.assert_allclose(world.joint_state()[0], HOME_Q_RAD, atol=0.01)
+    with pytest.raises(ValueError, match='dt'):
+        world.step(0.0)
+    world.close()
+    with pytest.raises(RuntimeError, match='closed'):
+        world.step(0.1)
+
+
+def test_joint_targets_are_reached_within_the_speed_limit(client, urdf_path):
+    world = CellWorld(client, urdf_path=urdf_path)
+    target = np.array([0.8, -1.2, 1.0, -1.4, -1.2, 0.6])
+    world.set_joint_targets(target)
+    peak_speed = np.zeros(6)
+    for _ in range(120):
+        world.step(1 / 30)
+        peak_speed = np.maximum(peak_speed, np.abs(world.joint_state()[1]))
+    np.testing.assert_allclose(world.joint_state()[0], target, atol=0.01)
+    assert np.all(peak_speed <= UR5E_LIMITS.velocity * 1.05), peak_speed
+    assert peak_speed.max() > 0.5             # it did move, and quickly
+
+
+@pytest.mark.parametrize('q, why', [(np.full(6, np.nan), 'finite'), (np.array([0, 0, 3.5, 0, 0, 0]), 'elbow_joint'),
+                                    (np.zeros(5), '6 values')])
+def test_bad_joint_targets_are_refused(client, urdf_path, q, why):
+    world = CellWorld(client, urdf_path=urdf_path)
+    with pytest.raises(ValueError, match=why):
+        world.set_joint_targets(q)
+
+
+def _still(state: PersonState):
+    from smartcell.twin.human import PathBuilder
+    return PathBuilder((state.x_m, state.y_m), yaw_rad=state.yaw_rad).build()
+
+
+def _upright_world(client, urdf_path) -> CellWorld:
+    """Arm straight up; one person parked far away."""
+    return CellWorld(client, urdf_path=urdf_path, initial_q_rad=tuple(UPRIGHT_Q),
+                     people=[_still(PersonState(50.0, 50.0, 0.0))])
+
+
+# Arm straight up, seen from -y: the upper arm is offset towards +y (along the shoulder-lift axis)
+# and the wrist and gripper point to +y, so the nearest robot surface is the shoulder-pan housing,
+# a vertical cylinder of radius 0.06 m (URDF) around the base axis, world z 0.825-0.975 m, which
+# overlaps the torso's height (0.90-1.45 m).
+SHOULDER_HOUSING_RADIUS_M = 0.06
+
+
+@pytest.mark.parametrize('gap_m', [0.3, 0.6, 1.2])
+def test_min_person_robot_distance_is_the_true_gap(client, urdf_path, gap_m):
+    world = _upright_world(client, urdf_path)
+    assert world.min_person_robot_distance(max_distance_m=5.0) == math.inf          # nobody near
+    torso_half_depth = world.people[0].dims.torso_size_m[0] / 2
+    # Facing the robot (+y), arms hanging: the torso front is the nearest part of the person.
+    y = -(SHOULDER_HOUSING_RADIUS_M + gap_m + torso_half_depth)
+    world.set_person_state(0, PersonState(0.0, y, math.pi / 2))
+    assert world.min_person_robot_distance() == pytest.approx(gap_m, abs=0.02)
+
+
+def test_a_forced_contact_is_attributed_to_the_right_body_region(client, urdf_path):
+    world = _upright_world(client, urdf_path)
+    # Facing the robot from +y with both arms reaching forward at shoulder height (1.42 m): standing
+    # at x = +0.22 m puts the right arm (person's right = world -x here) through the forearm/elbow.
+    world.set_person_state(0, PersonState(0.22, 0.6, -math.pi / 2, reach=1.0))
+    world.step(1 / 30)
+    contacts = world.person_robot_contacts()
+    assert contacts, 'no contact reported'
+    assert {c.region for c in contacts} == {'forearm_hand_right'}
+    assert all(c.normal_force_n > 0 for c in contacts)
+    assert {c.robot_link for c in contacts} <= {'forearm_link', 'upper_arm_link', 'wrist_1_link'}
+    assert contacts[0].iso_region.startswith('lower arm')
+    assert world.min_person_robot_distance() < 0          # interpenetrating
+
+
+def test_no_contacts_when_apart(client, urdf_path):
+    world = _upright_world(client, urdf_path)
+    world.set_person_state(0, PersonState(0.22, 1.5, -math.pi / 2, reach=1.0))
+    world.step(1 / 30)
+    assert world.person_robot_contacts() == []
+
+
+def test_people_follow_their_paths_deterministically(client, urdf_path):
+    from smartcell.twin.scenarios import scenario_paths
+    paths = scenario_paths('intrusion', seed=4, duration_s=30.0)
+    world = CellWorld(client, urdf_path=urdf_path, people=paths)
+    for _ in range(150):
+        world.step(1 / 30)
+    expected = paths[0].state_at(world.sim_time)
+    head = world.people[0].body_ids[REGION_NAMES.index('head')]
+    position, _ = p.getBasePositionAndOrientation(head, physicsClientId=client)
+    assert position[:2] == pytest.approx((expected.x_m, expected.y_m), abs=1e-6)
+
+
+def test_layout_requires_the_named_stations():
+    with pytest.raises(ValueError, match='assembly'):
+        CellLayout(DEFAULT_LAYOUT.floor_size_m, DEFAULT_LAYOUT.table, DEFAULT_LAYOUT.robot_base_position_m, 0.0,
+                   tuple(s for s in DEFAULT_LAYOUT.stations if s.name != 'assembly'), DEFAULT_LAYOUT.fence,
+                   DEFAULT_LAYOUT.scanner)
+    assert DEFAULT_LAYOUT.station('assembly').shared
+    with pytest.raises(KeyError, match='operator_bench'):
+        DEFAULT_LAYOUT.station('nowhere')
+
+
+def test_robot_is_not_blocked_by_the_table_it_stands_on(client, urdf_path):
+    world = CellWorld(client, urdf_path=urdf_path)
+    reset_joints(world.robot, np.array([0.0, -0.3, 1.2, -1.5, -1.57, 0.0]))   # tool down near the table top
+    world.set_joint_targets(np.array([0.0, -0.3, 1.2, -1.5, -1.57, 0.0]))
+    world.step(0.5)
+    assert p.getContactPoints(bodyA=world.robot.body_id, physicsClientId=client) == ()
