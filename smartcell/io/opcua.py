@@ -392,3 +392,23 @@ def _argument(name: str, kind: ua.VariantType, doc: str) -> ua.Argument:
 
 def job_response_json(response: Mapping[str, Any] | None) -> str:
     return json.dumps(response if response is not None else {}, sort_keys=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m smartcell.io.opcua hash-password`: print a password_hash for the users file."""
+    import argparse
+    import getpass
+    import sys
+    parser = argparse.ArgumentParser(prog='python -m smartcell.io.opcua')
+    parser.add_argument('command', choices=['hash-password'])
+    parser.parse_args(argv)
+    password = getpass.getpass('password: ') if sys.stdin.isatty() else sys.stdin.readline().rstrip('\n')
+    if not password:
+        print('empty password refused', file=sys.stderr)
+        return 2
+    print(hash_password(password))
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
