@@ -15,6 +15,8 @@ TWIN = NodeParams('twin', (
       min=25.0, max=40.0),
     P('lockstep', False, 'wait for the arm command of every tick (deterministic, as fast as possible); '
       'otherwise paced by real_time_factor'),
+    P('lockstep_lag_ticks', 1, 'lockstep: ticks between a scan and the arm command it produced being applied '
+      '(modelled sensing-to-actuation delay; must be covered by the reaction time T_r)', min=1, max=4),
     P('lockstep_timeout_s', 10.0, 'wall-clock seconds to wait for the arm in lockstep before failing',
       min=0.1, max=600.0),
     P('real_time_factor', 1.0, 'pacing when not in lockstep: simulated seconds per wall second',

@@ -81,3 +81,101 @@ class CellKpis:
                 'reduced_speed_time_s': round(self.reduced_speed_time_s, 6),
                 'safety_stop_time_s': round(self.safety_stop_time_s, 6),
                 'min_separation_m': self.min_separation_m}
+
+
+# ---------------------------------------------------------------------------------------------
+# The safety pipeline the supervisor node calls: message arrays in, verdict out.
+# ---------------------------------------------------------------------------------------------
+
+class SafetyState(str):
+    """Placeholder until the SSM monitor lands: values 'normal', 'reduced', 'protective_stop', ..."""
+
+    @property
+    def value(self) -> str:
+        return str(self)
+
+
+@dataclass(frozen=True)
+class ZoneVerdict:
+    stamp_s: float
+    state: SafetyState
+    zone: str
+    separation_m: float
+    speed_scale: float
+    reason: str
+
+
+class SafetyPipeline:
+    """First cut: static distance zones from the closest robot capsule; doubt means stop."""
+
+    def __init__(self, config: dict, base: BasePose) -> None:
+        self._config = config
+        self._base = base
+        self._estop = False
+        self._last_people_s: float | None = None
+        self.last_verdict: ZoneVerdict | None = None
+
+    @classmethod
+    def from_params(cls, config: dict, stopping_path) -> 'SafetyPipeline':
+        return cls(config, BasePose.from_list(config['robot_base_xyz_yaw']))
+
+    def _verdict(self, stamp_s, state, zone, separation, scale, reason) -> ZoneVerdict:
+        self.last_verdict = ZoneVerdict(stamp_s, SafetyState(state), zone, separation, scale, reason)
+        return self.last_verdict
+
+    def evaluate(self, people, joints, now_s: float) -> ZoneVerdict:
+        stamp_s, frame, positions = people
+        self._last_people_s = stamp_s
+        if self._estop:
+            return self._verdict(stamp_s, 'emergency_stop', 'fault', math.inf, 0.0, 'emergency stop: reset required')
+        problem = self._doubt(stamp_s, frame, positions, joints, now_s)
+        if problem:
+            return self._verdict(stamp_s, 'protective_stop', 'fault', math.inf, 0.0, problem)
+        geometry = robot_geometry(joints[0], joints[1], joints[2], self._base)
+        separation = math.inf
+        if len(positions):
+            from smartcell.core.kinematics import points_to_capsules_distance
+            # A person is a vertical line from the floor to 2 m: sample it every 0.1 m.
+            heights = np.arange(0.0, 2.0001, 0.1)
+            column = np.concatenate([np.column_stack([np.repeat(positions[:, :2], len(heights), axis=0),
+                                                      np.tile(heights, len(positions))])])
+            separation = float(points_to_capsules_distance(column, geometry.capsules_m, geometry.radii_m).min()) - 0.2
+        if separation < self._config['protective_distance_m']:
+            return self._verdict(stamp_s, 'protective_stop', 'protective', separation, 0.0,
+                                 f'person {separation:.2f} m from the robot (protective distance '
+                                 f'{self._config["protective_distance_m"]} m)')
+        if separation < self._config['warning_distance_m']:
+            return self._verdict(stamp_s, 'reduced', 'warning', separation, self._config['reduced_speed_scale'],
+                                 f'person {separation:.2f} m from the robot: reduced speed')
+        return self._verdict(stamp_s, 'normal', 'clear', separation, 1.0, '')
+
+    def _doubt(self, stamp_s, frame, positions, joints, now_s) -> str:
+        if frame != self._config['world_frame']:
+            return f'people data in frame {frame!r}, expected {self._config["world_frame"]!r}'
+        if not np.all(np.isfinite(positions)):
+            return 'people data contains NaN or infinite values'
+        if now_s - stamp_s > self._config['people_timeout_s']:
+            return f'people data is {now_s - stamp_s:.3f} s old'
+        if joints is None:
+            return 'no robot joint state'
+        if now_s - joints[0] > self._config['robot_state_timeout_s']:
+            return f'robot joint state is {now_s - joints[0]:.3f} s old'
+        if not (np.all(np.isfinite(joints[1])) and np.all(np.isfinite(joints[2]))):
+            return 'robot joint state contains NaN'
+        return ''
+
+    def on_silence(self, now_s: float) -> ZoneVerdict | None:
+        if self._last_people_s is None or now_s - self._last_people_s > self._config['people_timeout_s']:
+            age = 'never received' if self._last_people_s is None else f'silent for {now_s - self._last_people_s:.3f} s'
+            return self._verdict(now_s, 'protective_stop', 'fault', math.inf, 0.0, f'people data {age}')
+        return None
+
+    def emergency_stop(self, now_s: float, reason: str) -> None:
+        self._estop = True
+
+    def reset(self, now_s: float) -> None:
+        self._estop = False
+
+    def verdict_fields(self, verdict: ZoneVerdict) -> dict[str, object]:
+        return {'state': verdict.state.value, 'zone': verdict.zone, 'separation_m': verdict.separation_m,
+                'speed_scale': verdict.speed_scale, 'reason': verdict.reason}

@@ -14,7 +14,7 @@ from std_msgs.msg import Float64, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from smartcell.core.cell import CellStateMachine, Event, IllegalTransition, State
+from smartcell.core.cell import SERVICE_REQUESTS, CellStateMachine, Event, IllegalTransition, State
 from smartcell.core.kinematics import JOINT_NAMES
 from smartcell.core.motions import MotionLibrary, segment_plan
 from smartcell.core.node_params import SUPERVISOR
@@ -25,8 +25,6 @@ from smartcell.nodes.common import (LATCHED_QOS, LEVEL_ERROR, LEVEL_OK, LEVEL_WA
                                     diagnostic_array, diagnostic_status, run_node, s_to_stamp, stamp_to_s)
 from smartcell.share import share_file
 
-REQUESTS = {'start': Event.START, 'stop': Event.STOP, 'pause': Event.PAUSE, 'resume': Event.RESUME,
-            'reset': Event.RESET, 'emergency_stop': Event.EMERGENCY_STOP}
 SAFETY_LEVEL = {'normal': LEVEL_OK, 'reduced': LEVEL_OK, 'protective_stop': LEVEL_WARN,
                 'emergency_stop': LEVEL_ERROR, 'fault': LEVEL_ERROR}
 
@@ -53,7 +51,7 @@ class Supervisor(Node):
         self._config = declare_parameters(self, SUPERVISOR)
         self._cell_id = 'cell'
         self._lockstep = self._config['lockstep']
-        self._safety = SafetyPipeline.from_params(self._config, share_file('config', 'stopping.yaml'))
+        self._safety = SafetyPipeline.from_params(self._config, None)
         self._cell = CellStateMachine()
         self._motions = MotionLibrary.from_yaml(self._config['motions_file'] or share_file('config', 'motions.yaml'),
                                                 LIMITS)
@@ -66,6 +64,8 @@ class Supervisor(Node):
         self._joints_by_stamp: OrderedDict[int, JointState] = OrderedDict()
         self._last_people_ns = -1
         self._last_verdict_msg: DiagnosticArray | None = None
+        self._safety_stopped = False
+        self._tick_now_s = 0.0
 
         self._scale_pub = self.create_publisher(Float64, 'speed_scale', LATCHED_QOS)
         self._verdict_pub = self.create_publisher(DiagnosticArray, 'safety/verdict', STREAM_QOS)
@@ -77,7 +77,7 @@ class Supervisor(Node):
         self.create_subscription(PoseArray, 'humans', self._on_humans, STREAM_QOS)
         self.create_subscription(JointState, 'joint_states', self._on_joint_states, STREAM_QOS)
         self.create_subscription(DiagnosticStatus, 'arm/trajectory_result', self._on_trajectory_result, 10)
-        for name, event in REQUESTS.items():
+        for name, event in SERVICE_REQUESTS.items():
             self.create_service(Trigger, f'cell/{name}', self._request_handler(event))
         # Watchdog: silence on `humans` is a stop; checked at twice the timeout rate.
         if not self._lockstep:
@@ -137,28 +137,33 @@ class Supervisor(Node):
     # -- the cycle -------------------------------------------------------------------------------------
     def _evaluate(self, people: PoseArray, joints: JointState | None, now_s: float) -> None:
         self._last_people_ns = _stamp_ns(people.header.stamp)
+        self._tick_now_s = now_s
         verdict = self._safety.evaluate(people_arrays(people), joint_arrays(joints), now_s)
         self._publish_verdict(verdict, people.header.stamp)
         self._react_to_safety(verdict)
-        self._kpis.account(verdict, stamp_to_s(people.header.stamp), self._cell.state is State.RUNNING)
+        self._kpis.account(verdict.speed_scale, verdict.separation_m, stamp_to_s(people.header.stamp),
+                           self._cell.state in (State.RUNNING, State.PROTECTIVE_STOP))
         self._drive_robot(joints)
         self._kpi_pub.publish(diagnostic_array(people.header.stamp, [diagnostic_status(
             'smartcell/cell', self._cell_id, LEVEL_OK, self._cell.state.value, self._kpis.as_dict())]))
 
     def _react_to_safety(self, verdict) -> None:
-        state = self._cell.state
-        stopped = verdict.state.value in ('protective_stop', 'fault')
-        if stopped and state is State.RUNNING:
-            self._kpis.protective_stops += 1
-            self._handle(Event.SAFETY_STOP, verdict.reason)
-        elif not stopped and state is State.PROTECTIVE_STOP:
-            self._handle(Event.SAFETY_CLEAR, 'separation safe for the hold time')
-            self._pending_trajectory = ''     # re-plan the interrupted segment from the actual position
-        elif state is State.IDLE and self._config['auto_start'] and not self._kpis.started:
+        stopped = verdict.state.value in ('protective_stop', 'fault', 'emergency_stop')
+        if stopped != self._safety_stopped:
+            self._safety_stopped = stopped
+            if stopped:
+                if self._cell.state is State.RUNNING:
+                    self._kpis.protective_stops += 1
+                self._emit('safety_stop', reason=verdict.reason)
+                self._handle(Event.SAFETY_STOP, verdict.reason)
+            else:
+                self._emit('safety_clear')
+                self._handle(Event.SAFETY_CLEAR, 'protective zone clear and safety data fresh')
+                self._pending_trajectory = ''     # re-plan the interrupted motion from the actual position
+        if self._config['auto_start'] and not self._kpis.started and self._cell.state is State.IDLE:
             self._kpis.started = True
             self._handle(Event.START, 'auto_start')
-            if self._cell.state is State.STARTING:
-                self._handle(Event.STARTED, 'cell ready')
+            self._handle(Event.STARTED, 'cell ready')
 
     def _drive_robot(self, joints: JointState | None) -> None:
         if self._cell.state is not State.RUNNING or self._pending_trajectory or joints is None:
@@ -190,15 +195,18 @@ class Supervisor(Node):
                 self._safety.emergency_stop(self._now_s(), 'emergency stop requested')
             elif event is Event.RESET:
                 self._safety.reset(self._now_s())
-            response.success, response.message = True, f'{transition.source.value} -> {self._cell.state.value}'
+            response.success = True
+            response.message = f'{transition.source.value.lower()} -> {self._cell.state.value.lower()}'
             return response
         return handle
 
     def _handle(self, event: Event, reason: str):
+        before = self._cell.state
         transition = self._cell.handle(event, self._now_s(), reason)
-        self._emit('state_change', **{'from': transition.source.value, 'to': transition.target.value,
-                                      'reason': reason})
-        self._publish_state()
+        if self._cell.state is not before:
+            self._emit('state_change', **{'from': before.value.lower(), 'to': self._cell.state.value.lower(),
+                                          'reason': reason})
+            self._publish_state()
         return transition
 
     # -- outputs ----------------------------------------------------------------------------------------
@@ -214,7 +222,7 @@ class Supervisor(Node):
         self._verdict_pub.publish(msg)
 
     def _publish_state(self) -> None:
-        self._state_pub.publish(String(data=self._cell.state.value))
+        self._state_pub.publish(String(data=self._cell.state.value.lower()))
 
     def _emit(self, event_type: str, **fields) -> None:
         record = {'event_id': str(uuid.uuid4()), 'cell_id': self._cell_id, 'type': event_type,
@@ -235,6 +243,8 @@ class Supervisor(Node):
         self._diag_pub.publish(diagnostic_array(self.get_clock().now().to_msg(), statuses))
 
     def _now_s(self) -> float:
+        if self._lockstep:
+            return self._tick_now_s     # simulation: the time of the tick being handled
         return self.get_clock().now().nanoseconds * 1e-9
 
 

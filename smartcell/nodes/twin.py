@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from array import array
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
@@ -11,6 +12,7 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import JointState, LaserScan
 
 from smartcell.core.kinematics import JOINT_NAMES
+from smartcell.twin.world import disconnect
 from smartcell.core.node_params import TWIN
 from smartcell.core.params import ConfigError
 from smartcell.nodes.common import (LATCHED_QOS, LEVEL_ERROR, LEVEL_OK, STREAM_QOS, declare_parameters,
@@ -29,25 +31,18 @@ class Twin(Node):
     `twin/status` (diagnostic_msgs/DiagnosticArray latched: state warming/running/finished/failed,
     sim_time_s, wall_time_s, ticks, true min person-robot distance, contacts); `/diagnostics`.
     Subscribes: `twin/joint_command` (sensor_msgs/JointState position/velocity set-points from the arm).
-    Lockstep: tick k publishes the outputs of time t_k; the command the arm computed from tick k-1 drives
-    the physics from t_k to t_k+1 (one scan period of actuation delay, part of the reaction time).
+    Lockstep: tick k publishes the outputs of time t_k; the command the arm computed from tick k-L
+    (L = lockstep_lag_ticks) drives the physics from t_k to t_k+1: L scan periods of processing and
+    actuation delay, part of the reaction time T_r; it lets L ticks be in the pipeline at once.
     Parameters: smartcell.core.node_params.TWIN.
     """
 
     def __init__(self) -> None:
         super().__init__('twin')
         self._config = declare_parameters(self, TWIN)
-        from smartcell.twin import scenarios, world as twin_world
-        if self._config['scenario'] not in scenarios.SCENARIOS:
-            raise ConfigError(f'unknown scenario {self._config["scenario"]!r}; accepted: '
-                              f'{", ".join(sorted(scenarios.SCENARIOS))}')
-        urdf = self._config['urdf_path'] or None
-        self._client = twin_world.connect(gui=self._config['gui'])
-        self._world = twin_world.CellWorld.for_scenario(
-            self._client, self._config['scenario'], seed=self._config['seed'], urdf_path=urdf,
-            physics_rate_hz=self._config['physics_rate_hz'], scan_rate_hz=self._config['tick_rate_hz'],
-            scan_noise_m=self._config['scan_noise_m'])
+        self._world, self._scanner = build_world(self._config)
         self._dt_s = 1.0 / self._config['tick_rate_hz']
+        self._lag = self._config['lockstep_lag_ticks']
         self._tick = 0
         self._expected_command_ns = 0             # lockstep: the stamp of the command that unblocks the next step
         self._command = None                      # (positions, velocities) applied until the next one
@@ -84,19 +79,20 @@ class Twin(Node):
         if self._state in ('finished', 'failed') or key != self._expected_command_ns:
             return      # a repeat of a warm-up tick, already handled
         if self._state == 'warming':
-            # The pipeline answered tick 0: step t0 -> t1 holding the start pose, then continue pipelined.
+            # The pipeline answered tick 0: the first `lag` steps hold the start pose, then pipelined.
             self._state, self._wall_start = 'running', time.monotonic()
-            self._step_physics()
-            if self._finished():
-                return
-            self._publish_tick()
-        # Command(t_k-1) drives t_k -> t_k+1 while the pipeline already works on the scan of t_k.
+            for _ in range(self._lag):
+                self._step_physics()
+                if self._finished():
+                    return
+                self._publish_tick()
+        # Command(t_k-lag) drives t_k -> t_k+1 while the pipeline works on the scans since then.
         self._command = command
         self._step_physics()
         if self._finished():
             return
         self._publish_tick()
-        self._expected_command_ns = self._tick_ns(self._tick - 1)
+        self._expected_command_ns = self._tick_ns(self._tick - self._lag)
 
     def _watch_lockstep(self) -> None:
         now = time.monotonic()
@@ -123,7 +119,8 @@ class Twin(Node):
         self._world.step(self._dt_s)
         self._tick += 1
         self._min_distance_m = min(self._min_distance_m, self._world.min_person_robot_distance())
-        self._contacts += len(self._world.person_robot_contacts())
+        if self._world.person_robot_contacts():
+            self._contacts += 1      # ticks with a person-robot contact
 
     def _finished(self) -> bool:
         duration = self._config['duration_s']
@@ -152,21 +149,25 @@ class Twin(Node):
             self._publish_status()
 
     def _scan_msg(self, stamp) -> LaserScan:
-        frame = self._world.scan()
-        msg = LaserScan(angle_min=frame.angle_min, angle_max=frame.angle_max, angle_increment=frame.angle_increment,
-                        time_increment=0.0, scan_time=self._dt_s, range_min=frame.range_min,
-                        range_max=frame.range_max)
-        msg.ranges = frame.ranges        # float32 array: rosidl takes it without a copy loop
+        frame = self._scanner.scan(stamp_to_s(stamp))
+        msg = LaserScan(angle_min=frame.angle_min_rad, angle_max=frame.angle_max_rad,
+                        angle_increment=frame.angle_increment_rad, time_increment=frame.time_increment_s,
+                        scan_time=frame.scan_time_s, range_min=frame.range_min_m, range_max=frame.range_max_m)
+        # array('f') from the raw bytes: assigning the numpy array directly converts element by element.
+        msg.ranges = array('f', np.ascontiguousarray(frame.ranges, dtype=np.float32).tobytes())
         msg.header.stamp = stamp
-        msg.header.frame_id = 'scanner_link'
+        msg.header.frame_id = frame.frame_id
         return msg
 
     def _truth_msg(self, stamp) -> PoseArray:
         msg = PoseArray()
         msg.header.stamp, msg.header.frame_id = stamp, 'world'
-        for x, y in self._world.people_positions():
+        for path in self._world.paths:
+            if path is None:
+                continue
+            state = path.state_at(self._world.sim_time)
             pose = Pose()
-            pose.position.x, pose.position.y = float(x), float(y)
+            pose.position.x, pose.position.y = state.x_m, state.y_m
             pose.orientation.w = 1.0
             msg.poses.append(pose)
         return msg
@@ -192,6 +193,26 @@ class Twin(Node):
 
     def on_shutdown(self) -> None:
         self._world.close()
+        disconnect(self._world.client_id)
+
+
+def build_world(config: dict) -> tuple['CellWorld', 'SafetyScanner']:
+    """The cell of the default layout with the scenario's people and the safety scanner."""
+    from smartcell.twin.scanner import SafetyScanner, ScannerConfig
+    from smartcell.twin.scenarios import SCENARIOS, scenario_paths
+    from smartcell.twin.world import DEFAULT_LAYOUT, CellWorld, connect
+    if config['scenario'] not in SCENARIOS:
+        raise ConfigError(f'unknown scenario {config["scenario"]!r}; accepted: {", ".join(sorted(SCENARIOS))}')
+    # Scenario paths are generated up front for the run (8 h when it runs until shut down).
+    horizon_s = config['duration_s'] if config['duration_s'] > 0 else 8 * 3600.0
+    people = scenario_paths(config['scenario'], config['seed'], horizon_s, DEFAULT_LAYOUT)
+    client = connect(gui=config['gui'])
+    world = CellWorld(client, DEFAULT_LAYOUT, config['urdf_path'] or None, seed=config['seed'], people=people,
+                      physics_rate_hz=config['physics_rate_hz'])
+    scanner = SafetyScanner(client, DEFAULT_LAYOUT.scanner,
+                            ScannerConfig(rate_hz=config['tick_rate_hz'], noise_std_m=config['scan_noise_m']),
+                            rng=world.rng)
+    return world, scanner
 
 
 def main(args: list[str] | None = None) -> int:

@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 from smartcell.core.params import ConfigError, load_cell_config
-from smartcell.topology import nodes_for, param_registry
+from smartcell.topology import GROUPS, nodes_for, param_registry
 from smartcell.tools.cell_processes import CellProcesses, isolated_ros_env
 
 START_TIMEOUT_S = 60.0          # wall seconds for all processes to come up
@@ -33,6 +33,7 @@ class SimOptions:
     log_dir: Path
     progress: bool
     job: str = ''
+    groups: tuple[str, ...] = GROUPS
 
 
 def parse_args(argv: list[str]) -> SimOptions:
@@ -47,7 +48,12 @@ def parse_args(argv: list[str]) -> SimOptions:
     parser.add_argument('--job', default='', help='job recipe to run (default: the pick-and-place cycle)')
     parser.add_argument('--log-dir', type=Path, default=None, help='node logs and evidence (default runs/<time>)')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+    parser.add_argument('--without', default='', metavar='GROUPS',
+                        help='comma-separated optional node groups to leave out: sensors, mes')
     args = parser.parse_args(argv)
+    without = {g for g in args.without.split(',') if g}
+    if without - {'sensors', 'mes'}:
+        parser.error(f'unknown group(s) in --without: {sorted(without - {"sensors", "mes"})}; accepted: sensors, mes')
     if not args.duration > 0:
         parser.error(f'--duration must be > 0 s, got {args.duration}')
     if not 0 <= args.seed < 2**31:
@@ -60,7 +66,7 @@ def parse_args(argv: list[str]) -> SimOptions:
         parser.error(str(exc))
     log_dir = args.log_dir or Path('runs') / datetime.now().strftime('sim-%Y%m%d-%H%M%S')
     return SimOptions(args.duration, args.seed, args.scenario, args.gui, Path(config), log_dir,
-                      not args.no_progress, args.job)
+                      not args.no_progress, args.job, tuple(g for g in GROUPS if g not in without))
 
 
 def scenario_names() -> list[str]:
@@ -72,28 +78,40 @@ def scenario_names() -> list[str]:
 
 
 def node_overrides(options: SimOptions) -> dict[str, dict[str, object]]:
-    """What simulation changes against the cell file: sim time, lockstep, the scenario."""
+    """What simulation changes against the cell file: lockstep, the scenario, sim time.
+
+    The lockstep nodes (scanner, arm, supervisor) take their time from the stamps of the tick they
+    handle, so they need no /clock (three fewer messages a tick); the others run on sim time.
+    """
     sim_time = {'use_sim_time': True}
-    return {
+    overrides: dict[str, dict[str, object]] = {spec.name: dict(sim_time) for spec in nodes_for(sim=True)}
+    overrides.update({
         'twin': {'lockstep': True, 'duration_s': float(options.duration_s), 'seed': options.seed,
                  'scenario': options.scenario, 'gui': options.gui},
-        'scanner': dict(sim_time),
-        'arm': {**sim_time, 'backend': 'sim', 'lockstep': True},
-        'supervisor': {**sim_time, 'lockstep': True, 'auto_start': True,
+        'scanner': {},
+        'arm': {'backend': 'sim', 'lockstep': True},
+        'supervisor': {'lockstep': True, 'auto_start': True,
                        'evidence_log': str((options.log_dir / 'safety_evidence.jsonl').resolve()),
                        **({'job': options.job} if options.job else {})},
-    }
+    })
+    return overrides
 
 
 def run(options: SimOptions, env: dict[str, str] | None = None) -> dict[str, float]:
     """Run one simulated shift; returns the KPIs. Raises RuntimeError with the failing node's log."""
     load_cell_config(options.config, param_registry())       # refuse bad config before starting anything
+    import os
+
     import rclpy
     from smartcell.tools.sim_monitor import SimMonitor
-    processes = CellProcesses(options.log_dir, env or isolated_ros_env())
+    env = env or isolated_ros_env()
+    # This process observes the same private domain as the nodes it starts.
+    for key in ('ROS_DOMAIN_ID', 'ROS_AUTOMATIC_DISCOVERY_RANGE'):
+        os.environ[key] = env[key]
+    processes = CellProcesses(options.log_dir, env)
     context = None
     try:
-        processes.start_nodes(nodes_for(sim=True), options.config, node_overrides(options))
+        processes.start_nodes(nodes_for(sim=True, groups=options.groups), options.config, node_overrides(options))
         context = rclpy.Context()
         rclpy.init(context=context, args=[])
         monitor = SimMonitor(context, options.duration_s, options.progress)
