@@ -111,3 +111,22 @@ def test_energy_meter_reports_energy_per_part_from_joint_torques_and_speeds(peer
                   'per-joint energy on /diagnostics', processes)
     assert float(meter_status['smartcell/energy_meter']['energy_j_a']) == pytest.approx(100.0, rel=1e-3)
     assert float(meter_status['smartcell/energy_meter']['energy_j_b']) == 0.0
+
+
+def test_energy_meter_power_meter_source_meters_and_goes_stale(peer, processes):
+    from diagnostic_msgs.msg import DiagnosticArray
+    from std_msgs.msg import Float64, String
+    processes.start('energy_meter', node_command('smartcell.nodes.energy_meter', 'energy_meter', None, {
+        'source': 'power_meter', 'report_rate_hz': 10.0, 'stale_timeout_s': 0.5, 'environment': 'off'}))
+    reports, levels = [], []
+    peer.node.create_subscription(String, 'energy/report', lambda m: reports.append(json.loads(m.data)), 10)
+    peer.node.create_subscription(DiagnosticArray, '/diagnostics', lambda m: levels.extend(
+        s.level[0] for s in m.status if s.name == 'smartcell/energy_meter'), 10)
+    peer.wait_for(lambda: levels and levels[-1] == 3, 30.0, 'STALE before any power reading', processes)
+    meter = peer.node.create_publisher(Float64, 'energy/power_w', 10)
+    pump = peer.node.create_timer(0.05, lambda: meter.publish(Float64(data=500.0)))
+    peer.wait_for(lambda: reports and reports[-1]['power_w'] == 500.0 and reports[-1]['energy_j_total'] > 100.0,
+                  30.0, 'metered power', processes)
+    peer.wait_for(lambda: levels[-1] == 0, 30.0, 'OK while the meter reports', processes)
+    peer.node.destroy_timer(pump)
+    peer.wait_for(lambda: levels[-1] == 3, 30.0, 'STALE after the meter stops', processes)
