@@ -130,3 +130,35 @@ def test_energy_meter_power_meter_source_meters_and_goes_stale(peer, processes):
     peer.wait_for(lambda: levels[-1] == 0, 30.0, 'OK while the meter reports', processes)
     peer.node.destroy_timer(pump)
     peer.wait_for(lambda: levels[-1] == 3, 30.0, 'STALE after the meter stops', processes)
+
+
+def test_environment_topics_alarm_and_stale(peer, processes):
+    from diagnostic_msgs.msg import DiagnosticArray
+    from sensor_msgs.msg import RelativeHumidity, Temperature
+    from std_msgs.msg import Float64
+    processes.start('energy_meter', node_command('smartcell.nodes.energy_meter', 'energy_meter', None, {
+        'source': 'power_meter', 'report_rate_hz': 10.0, 'environment': 'topics', 'environment_timeout_s': 5.0}))
+    status = {}
+    peer.node.create_subscription(DiagnosticArray, '/diagnostics', lambda m: status.update(
+        {s.name: s for s in m.status if s.name == 'smartcell/energy_meter/environment'}), 10)
+    name = 'smartcell/energy_meter/environment'
+    peer.wait_for(lambda: name in status, 30.0, 'environment status', processes)
+    assert status[name].level[0] == 3                      # nothing read yet: STALE, not "clean air"
+    temperature = peer.node.create_publisher(Temperature, 'environment/temperature', 10)
+    humidity = peer.node.create_publisher(RelativeHumidity, 'environment/humidity', 10)
+    pm2_5 = peer.node.create_publisher(Float64, 'environment/pm2_5_ug_m3', 10)
+    pm10 = peer.node.create_publisher(Float64, 'environment/pm10_ug_m3', 10)
+    readings = {'temperature_c': 45.0}
+
+    def publish_all():
+        temperature.publish(Temperature(temperature=readings['temperature_c']))
+        humidity.publish(RelativeHumidity(relative_humidity=0.45))
+        pm2_5.publish(Float64(data=8.0))
+        pm10.publish(Float64(data=15.0))
+    peer.node.create_timer(0.05, publish_all)
+    peer.wait_for(lambda: status[name].level[0] == 2, 30.0, 'ERROR at 45 degC', processes)
+    assert 'temperature' in status[name].message
+    readings['temperature_c'] = 22.0
+    peer.wait_for(lambda: status[name].level[0] == 0, 30.0, 'OK back in the band', processes)
+    values = {kv.key: kv.value for kv in status[name].values}
+    assert float(values['humidity_pct']) == pytest.approx(45.0)
