@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from smartcell.core.scheduling import Scheduler, schedule_violations
 from smartcell.core.shift import ShiftConfig, ShiftError, ShiftRunner, StepState
-from smartcell.core.tasks import BOTH, EITHER, HUMAN, ROBOT, generated_recipe, load_recipe
+from smartcell.core.tasks import BOTH, EITHER, HUMAN, ROBOT, generated_recipe, load_recipe, recipe_from_dict
 
 SCHEDULER = Scheduler(time_budget_s=None, search_iterations=30)
 
@@ -53,7 +53,7 @@ def test_actions_name_station_and_motion_kind(repo):
     demo = load_recipe(repo / 'config' / 'job_demo.yaml')
     runner = ShiftRunner(demo, 1, SCHEDULER, now_s=0.0)
     first = runner.next_actions(0.0)
-    assert (first.robot.step_id, first.robot.station, first.robot.kind) == ('pick_part', 'kitting', 'pick')
+    assert (first.robot.step_id, first.robot.station, first.robot.kind) == ('pick_part', 'pick', 'pick')
     assert first.human is None and 'present_part' in first.human_note
     assert runner.next_actions(1.0) == first          # idempotent while the step runs
     runner.step_done('pick_part', 0, ROBOT, 4.0)
@@ -99,15 +99,23 @@ def test_absent_person_gets_no_step_and_either_steps_go_to_the_robot(gearbox):
     assert run_to_end(runner, 30.0) > 30.0 and runner.finished
 
 
-def test_fatigue_with_hysteresis_moves_either_steps(gearbox):
-    runner = ShiftRunner(gearbox, 2, SCHEDULER, now_s=0.0)
-    assert any(e.actor == HUMAN and gearbox.by_id[e.step_id].actor == EITHER for e in runner.plan.entries)
+ROBOT_HEAVY = recipe_from_dict({'job': 'robot_heavy', 'stations': ['pick', 'place', 'assembly'], 'steps': [
+    {'id': 'weld', 'actor': 'robot', 'kind': 'process', 'station': 'place', 'duration_s': 20},
+    {'id': 'sort', 'actor': 'either', 'kind': 'pick', 'station': 'pick', 'duration_s': {'robot': 6, 'human': 4}},
+    {'id': 'stack', 'actor': 'either', 'kind': 'place', 'station': 'assembly',
+     'duration_s': {'robot': 6, 'human': 5}, 'after': ['sort']},
+]})
+
+
+def test_fatigue_with_hysteresis_moves_either_steps():
+    runner = ShiftRunner(ROBOT_HEAVY, 2, SCHEDULER, now_s=0.0)
+    assert any(e.actor == HUMAN for e in runner.plan.entries)   # the robot is busy welding
     for bad in (None, math.nan, 1.5, -0.1):
         assert 'unchanged' in runner.on_fatigue(bad, 1.0)
     assert not runner.fatigued
     runner.on_fatigue(0.8, 2.0)
     assert runner.fatigued
-    assert all(e.actor == ROBOT for e in runner.plan.entries if gearbox.by_id[e.step_id].actor == EITHER)
+    assert all(e.actor == ROBOT for e in runner.plan.entries)
     assert runner.kpis(2.0).reallocated_steps > 0
     runner.on_fatigue(0.6, 3.0)
     assert runner.fatigued                      # inside the hysteresis band
