@@ -1,77 +1,20 @@
 """The arm node in its own process over real DDS (sim backend, driven by this test as the twin)."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
-from builtin_interfaces.msg import Duration
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from sensor_msgs.msg import JointState
-from std_msgs.msg import String
+from diagnostic_msgs.msg import DiagnosticStatus
 from std_srvs.srv import Trigger
-from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from smartcell.core.kinematics import JOINT_NAMES
-from smartcell.core.verdict import VERDICT_STATUS_NAME
-from smartcell.nodes.common import LATCHED_QOS, STREAM_QOS
 from smartcell.tools.cell_processes import node_command
 
 pytestmark = pytest.mark.ros
 HOME = [0.0, -1.571, 1.571, -1.571, -1.571, 0.0]
 
 
-class FakeTwin:
-    """Plays the twin: echoes the arm's commands back as measured joint states."""
-
-    def __init__(self, peer) -> None:
-        node = peer.node
-        self.peer = peer
-        self.position = np.array(HOME)
-        self.commands: list[JointState] = []
-        self.results: list[DiagnosticStatus] = []
-        self.mode = ''
-        self.state_pub = node.create_publisher(JointState, 'twin/joint_states', STREAM_QOS)
-        self.verdict_pub = node.create_publisher(DiagnosticArray, 'safety/verdict', STREAM_QOS)
-        self.trajectory_pub = node.create_publisher(JointTrajectory, 'arm/joint_trajectory', 10)
-        node.create_subscription(JointState, 'twin/joint_command', self._on_command, STREAM_QOS)
-        node.create_subscription(DiagnosticStatus, 'arm/trajectory_result', self.results.append, 10)
-        node.create_subscription(String, 'arm/mode', self._on_mode, LATCHED_QOS)
-        self.scale = 1.0
-        node.create_timer(0.02, self._tick)
-
-    def _on_command(self, msg: JointState) -> None:
-        self.commands.append(msg)
-        self.position = np.array(msg.position)
-
-    def _on_mode(self, msg: String) -> None:
-        self.mode = msg.data
-
-    def _tick(self) -> None:
-        now = self.peer.node.get_clock().now().to_msg()
-        state = JointState(name=list(JOINT_NAMES), position=self.position.tolist(), velocity=[0.0] * 6)
-        state.header.stamp = now
-        self.state_pub.publish(state)
-        if self.scale is not None:
-            status = DiagnosticStatus(name=VERDICT_STATUS_NAME, values=[KeyValue(key='speed_scale',
-                                                                                value=repr(self.scale))])
-            verdict = DiagnosticArray(status=[status])
-            verdict.header.stamp = now
-            self.verdict_pub.publish(verdict)
-
-    def send(self, trajectory_id: str, target: list[float], seconds: float) -> None:
-        msg = JointTrajectory(joint_names=list(JOINT_NAMES))
-        msg.header.frame_id = trajectory_id
-        msg.points = [JointTrajectoryPoint(positions=target, time_from_start=Duration(
-            sec=int(seconds), nanosec=int((seconds % 1) * 1e9)))]
-        self.trajectory_pub.publish(msg)
-
-    def result(self, trajectory_id: str) -> DiagnosticStatus | None:
-        return next((r for r in self.results if r.name == trajectory_id), None)
-
-
 @pytest.fixture
-def arm(peer, processes):
+def arm(peer, processes, fake_twin):
     processes.start('arm', node_command('smartcell.nodes.arm', 'arm', None, {'deadman_timeout_s': 0.2}))
-    twin = FakeTwin(peer)
+    twin = fake_twin(peer)
     peer.wait_for(lambda: len(twin.commands) > 5 and twin.mode, 30, 'arm commands', processes)
     return twin
 

@@ -1,0 +1,107 @@
+"""People injected on `humans` -> supervisor process -> arm process: the arm slows and stops.
+
+Real DDS between three processes (this test plays the scanner and the twin), real services.
+"""
+from __future__ import annotations
+
+import pytest
+from geometry_msgs.msg import Pose, PoseArray
+from sensor_msgs.msg import TimeReference
+from std_msgs.msg import String
+from std_srvs.srv import Trigger
+
+from smartcell.nodes.common import LATCHED_QOS, STREAM_QOS
+from smartcell.tools.cell_processes import node_command
+
+pytestmark = pytest.mark.ros
+
+
+class People:
+    """Publishes people positions (world frame) at 50 Hz from this process."""
+
+    def __init__(self, peer) -> None:
+        self.peer = peer
+        self.positions: list[tuple[float, float]] | None = [(4.0, 3.0)]
+        self.frame = 'world'
+        self.publisher = peer.node.create_publisher(PoseArray, 'humans', STREAM_QOS)
+        peer.node.create_timer(0.02, self._tick)
+
+    def _tick(self) -> None:
+        if self.positions is None:
+            return              # the scanner went silent
+        msg = PoseArray()
+        msg.header.stamp = self.peer.node.get_clock().now().to_msg()
+        msg.header.frame_id = self.frame
+        for x, y in self.positions:
+            pose = Pose()
+            pose.position.x, pose.position.y = x, y
+            pose.orientation.w = 1.0
+            msg.poses.append(pose)
+        self.publisher.publish(msg)
+
+
+@pytest.fixture
+def cell(peer, processes, fake_twin):
+    processes.start('supervisor', node_command('smartcell.nodes.supervisor', 'supervisor', None, {
+        'robot_base_xyz_yaw': [0.0, 0.0, 0.75, 0.0], 'warning_distance_m': 1.5, 'protective_distance_m': 0.6}))
+    processes.start('arm', node_command('smartcell.nodes.arm', 'arm', None, {}))
+    twin = fake_twin(peer, publish_verdicts=False)     # verdicts come from the real supervisor
+    people = People(peer)
+    state = {'cell': '', 'applied': []}
+    peer.node.create_subscription(String, 'cell/state', lambda m: state.update(cell=m.data), LATCHED_QOS)
+    peer.node.create_subscription(TimeReference, 'arm/speed_limit_applied',
+                                  lambda m: state['applied'].append(float(m.source)), STREAM_QOS)
+    peer.wait_for(lambda: state['cell'] == 'idle' and len(twin.commands) > 3, 30, 'cell idle', processes)
+    return twin, people, state
+
+
+def applied_now(peer, state, processes, expected: float, what: str) -> None:
+    peer.wait_for(lambda: state['applied'] and state['applied'][-1] == pytest.approx(expected), 10, what, processes)
+
+
+def test_people_slow_then_stop_the_arm_and_the_cell_follows(peer, processes, cell):
+    twin, people, state = cell
+    answer = peer.call(Trigger, 'cell/start', processes=processes)
+    assert answer.success, answer.message
+    peer.wait_for(lambda: state['cell'] == 'running', 10, 'running', processes)
+    peer.wait_for(lambda: twin.mode == 'executing', 10, 'arm executing the cycle', processes)
+    applied_now(peer, state, processes, 1.0, 'full speed with nobody near')
+
+    people.positions = [(1.6, 0.0)]         # ~1 m from the forearm: warning zone
+    applied_now(peer, state, processes, 0.3, 'reduced speed')
+    assert state['cell'] == 'running'
+
+    people.positions = [(0.7, 0.0)]         # reaching the table edge: protective zone
+    applied_now(peer, state, processes, 0.0, 'protective stop')
+    peer.wait_for(lambda: state['cell'] == 'protective_stop', 10, 'cell protective_stop', processes)
+    peer.wait_for(lambda: twin.mode == 'paused', 10, 'arm paused', processes)
+
+    people.positions = [(4.0, 3.0)]         # gone: the cell resumes by itself (SSM protective stop)
+    peer.wait_for(lambda: state['cell'] == 'running', 10, 'running again', processes)
+    applied_now(peer, state, processes, 1.0, 'full speed again')
+
+
+@pytest.mark.parametrize('fault', ['silence', 'nan', 'wrong_frame'])
+def test_doubtful_people_data_stops_the_arm(peer, processes, cell, fault):
+    twin, people, state = cell
+    assert peer.call(Trigger, 'cell/start', processes=processes).success
+    applied_now(peer, state, processes, 1.0, 'full speed')
+    if fault == 'silence':
+        people.positions = None
+    elif fault == 'nan':
+        people.positions = [(float('nan'), 0.0)]
+    else:
+        people.frame = 'scanner_link'
+    applied_now(peer, state, processes, 0.0, f'stop on {fault}')
+    peer.wait_for(lambda: state['cell'] == 'protective_stop', 10, 'cell protective_stop', processes)
+
+
+def test_illegal_requests_are_refused_with_the_state_named(peer, processes, cell):
+    answer = peer.call(Trigger, 'cell/resume', processes=processes)
+    assert not answer.success
+    assert 'RESUME' in answer.message and 'IDLE' in answer.message
+    assert peer.call(Trigger, 'cell/emergency_stop', processes=processes).success
+    refused = peer.call(Trigger, 'cell/start', processes=processes)
+    assert not refused.success and 'EMERGENCY_STOP' in refused.message
+    assert peer.call(Trigger, 'cell/reset', processes=processes).success
+    assert peer.call(Trigger, 'cell/start', processes=processes).success
