@@ -263,7 +263,8 @@ class ShiftRunner:
         """
         if index is None:
             return 'no fatigue index (no wearable): allocation unchanged'
-        if not (isinstance(index, (int, float)) and math.isfinite(index) and 0.0 <= index <= 1.0):
+        if isinstance(index, bool) or not (isinstance(index, (int, float)) and math.isfinite(index)
+                                           and 0.0 <= index <= 1.0):
             return f'fatigue index {index!r} is not in [0, 1]: ignored, allocation unchanged'
         if not self._fatigued and index >= self.config.fatigue_high:
             self._fatigued = True

@@ -110,7 +110,7 @@ ROBOT_HEAVY = recipe_from_dict({'job': 'robot_heavy', 'stations': ['pick', 'plac
 def test_fatigue_with_hysteresis_moves_either_steps():
     runner = ShiftRunner(ROBOT_HEAVY, 2, SCHEDULER, now_s=0.0)
     assert any(e.actor == HUMAN for e in runner.plan.entries)   # the robot is busy welding
-    for bad in (None, math.nan, 1.5, -0.1):
+    for bad in (None, math.nan, 1.5, -0.1, True, '0.9'):
         assert 'unchanged' in runner.on_fatigue(bad, 1.0)
     assert not runner.fatigued
     runner.on_fatigue(0.8, 2.0)
