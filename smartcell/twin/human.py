@@ -148,6 +148,20 @@ def shape_specs(dims: BodyDimensions = BodyDimensions()) -> dict[str, tuple[int,
     }
 
 
+def region_bounding_radii(dims: BodyDimensions = BodyDimensions()) -> np.ndarray:
+    """(R,) radius (m) of a sphere around each region's centre that contains the whole region."""
+    radii = []
+    for region in REGION_NAMES:
+        shape, size = shape_specs(dims)[region]
+        if shape == p.GEOM_SPHERE:
+            radii.append(size['radius'])
+        elif shape == p.GEOM_BOX:
+            radii.append(float(np.linalg.norm(size['halfExtents'])))
+        else:
+            radii.append(size['height'] / 2 + size['radius'])
+    return np.array(radii)
+
+
 # ---------------------------------------------------------------------------------------------
 # Paths: keyframes (time, position, facing, reach) with straight walking between them.
 # ---------------------------------------------------------------------------------------------
@@ -280,7 +294,9 @@ class SimulatedPerson:
         self.name = name
         self.dims = dims
         self.state = initial
+        self.bounding_radii_m = region_bounding_radii(dims)
         positions, quaternions = region_poses(initial, dims)
+        self.positions_m = positions
         bodies = []
         for (region, (shape, size)), position, quaternion in zip(shape_specs(dims).items(), positions, quaternions):
             colour = SKIN_RGBA if region in ('head', 'forearm_hand_left', 'forearm_hand_right') else CLOTHES_RGBA
@@ -297,6 +313,7 @@ class SimulatedPerson:
         """Place every body region for this state (kinematic: no forces, no inertia)."""
         self.state = state
         positions, quaternions = region_poses(state, self.dims)
+        self.positions_m = positions                 # region centres (R, 3), world
         for body, position, quaternion in zip(self.body_ids, positions.tolist(), quaternions.tolist()):
             p.resetBasePositionAndOrientation(body, position, quaternion, physicsClientId=self.client_id)
 

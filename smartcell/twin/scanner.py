@@ -103,15 +103,14 @@ class SafetyScanner:
         self._background_m = self._static_background()
         self.last_beams_cast = 0            # beams cast by the last scan() (for benchmarks)
 
-    def _cast(self, index: np.ndarray, ray_from: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Hit body ids and ranges from the scanner origin (m) of the beams `index`, cast from ray_from."""
-        hits = p.rayTestBatch(ray_from.tolist(), self._ray_to[index].tolist(), physicsClientId=self.client_id)
-        body = np.fromiter((h[0] for h in hits), dtype=np.int64, count=len(hits))
-        link = np.fromiter((h[1] for h in hits), dtype=np.int64, count=len(hits))
+    def _cast(self, ray_from: np.ndarray, ray_to: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Hit (body, link) ids and ranges from the scanner origin (m, inf = no hit) of the given rays."""
+        hits = p.rayTestBatch(ray_from.tolist(), ray_to.tolist(), physicsClientId=self.client_id)
+        ids = np.array([(h[0], h[1]) for h in hits], dtype=np.int64).reshape(-1, 2)
         points = np.array([h[3] for h in hits], dtype=float).reshape(-1, 3)
-        ranges = np.linalg.norm(points[:, :2] - self._origin[:2], axis=1)
-        ranges[body < 0] = np.inf
-        return np.stack([body, link], axis=1), ranges
+        ranges = np.hypot(points[:, 0] - self._origin[0], points[:, 1] - self._origin[1])
+        ranges[ids[:, 0] < 0] = np.inf
+        return ids, ranges
 
     def _static_background(self) -> np.ndarray:
         """Ranges (m) of every beam to the static scene, looking through the moving shapes."""
@@ -120,7 +119,7 @@ class SafetyScanner:
         ray_from = self._ray_from.copy()
         background = np.full(index.size, np.inf)
         for _ in range(16):                  # a beam crosses at most a few people's limbs
-            ids, ranges = self._cast(index, ray_from[index])
+            ids, ranges = self._cast(ray_from[index], self._ray_to[index])
             hit_moving = np.array([(int(b), int(l)) in moving for b, l in ids], dtype=bool)
             done = ~hit_moving
             background[index[done]] = ranges[done]
@@ -133,7 +132,8 @@ class SafetyScanner:
 
     def _beams_near_moving_shapes(self) -> np.ndarray:
         """Mask of beams whose direction meets the xy bounding box of a moving shape in the scan plane."""
-        mask = np.zeros(self._beam_angles.size, dtype=bool)
+        n = self._beam_angles.size
+        mask = np.zeros(n, dtype=bool)
         if not self._moving:
             return mask
         boxes = np.array([p.getAABB(b, l, physicsClientId=self.client_id) for b, l in self._moving])  # (S, 2, 3)
@@ -141,32 +141,44 @@ class SafetyScanner:
         boxes = boxes[(boxes[:, 0, 2] <= height) & (boxes[:, 1, 2] >= height)]
         if boxes.size == 0:
             return mask
-        lo, hi = boxes[:, 0, :2] - self._origin[:2], boxes[:, 1, :2] - self._origin[:2]
-        if np.any(np.all((lo <= 0.0) & (hi >= 0.0), axis=1)):
+        x = boxes[:, [0, 0, 1, 1], 0] - self._origin[0]          # the four xy corners of each box
+        y = boxes[:, [0, 1, 1, 0], 1] - self._origin[1]
+        if np.any((x.min(axis=1) <= 0.0) & (x.max(axis=1) >= 0.0) & (y.min(axis=1) <= 0.0) & (y.max(axis=1) >= 0.0)):
             mask[:] = True                   # a shape around the scanner itself: cast everything
             return mask
-        corners = np.stack([lo, np.stack([lo[:, 0], hi[:, 1]], 1), hi, np.stack([hi[:, 0], lo[:, 1]], 1)], axis=1)
-        centre = (lo + hi) / 2
-        centre_angle = np.arctan2(centre[:, 1], centre[:, 0]) - self.mount.yaw_rad
-        corner_angle = np.arctan2(corners[..., 1], corners[..., 0]) - self.mount.yaw_rad
-        offset = (corner_angle - centre_angle[:, None] + np.pi) % (2 * np.pi) - np.pi    # box subtends < pi
-        margin = 1.5 * self.config.angular_resolution_rad
-        first = centre_angle + offset.min(axis=1) - margin
-        last = centre_angle + offset.max(axis=1) + margin
-        beams = self._beam_angles[None, :]
-        for turn in (-2 * np.pi, 0.0, 2 * np.pi):
-            mask |= np.any((beams >= first[:, None] + turn) & (beams <= last[:, None] + turn), axis=0)
+        centre = np.arctan2(y.mean(axis=1), x.mean(axis=1))
+        offset = (np.arctan2(y, x) - centre[:, None] + np.pi) % (2 * np.pi) - np.pi     # a box subtends < pi
+        # Beam index interval of each box (one beam of margin each side); the +-2 pi copies catch
+        # a field of view wider than pi wrapping around the back.
+        relative = (centre - self.mount.yaw_rad - self.angle_min_rad).tolist()
+        low, high = offset.min(axis=1).tolist(), offset.max(axis=1).tolist()
+        resolution = self.config.angular_resolution_rad
+        for r, lo, hi in zip(relative, low, high):
+            for turn in (-2 * math.pi, 0.0, 2 * math.pi):
+                first = max(math.floor((r + turn + lo) / resolution) - 1, 0)
+                last = min(math.ceil((r + turn + hi) / resolution) + 2, n)
+                if first < last:
+                    mask[first:last] = True
         return mask
 
     def scan(self, stamp_s: float, cast_all_beams: bool = False) -> ScanFrame:
-        """The scan as of now, stamped stamp_s, with noise; one rayTestBatch."""
+        """The scan as of now, stamped stamp_s, with noise; one rayTestBatch.
+
+        cast_all_beams: cast every beam over the full range instead (the plain reference
+        implementation, for tests and benchmarks)."""
         cfg = self.config
-        ranges = self._background_m.copy()
-        mask = np.ones(ranges.size, dtype=bool) if cast_all_beams else self._beams_near_moving_shapes()
-        index = np.nonzero(mask)[0]
-        self.last_beams_cast = int(index.size)
-        if index.size:
-            _, ranges[index] = self._cast(index, self._ray_from[index])
+        if cast_all_beams:
+            _, ranges = self._cast(self._ray_from, self._ray_to)
+            self.last_beams_cast = int(ranges.size)
+        else:
+            ranges = self._background_m.copy()
+            index = np.nonzero(self._beams_near_moving_shapes())[0]
+            self.last_beams_cast = int(index.size)
+            if index.size:
+                # Nothing moving can hide inside the static scene, so each ray stops just past it.
+                reach_m = np.minimum(self._background_m[index] + 0.05, cfg.range_max_m)
+                _, cast = self._cast(self._ray_from[index], self._origin + reach_m[:, None] * self._directions[index])
+                ranges[index] = np.where(np.isfinite(cast), cast, self._background_m[index])
         hit = np.isfinite(ranges)
         if cfg.noise_std_m > 0:
             ranges = ranges + self._rng.normal(0.0, cfg.noise_std_m, ranges.size)

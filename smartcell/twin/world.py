@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pybullet as p
 
-from smartcell.core.kinematics import JOINT_NAMES, UR5E_LIMITS
+from smartcell.core.kinematics import JOINT_NAMES, UR5E_LIMITS, link_capsules, points_to_capsules_distance
 from smartcell.twin.human import ISO_TS_15066_REGIONS, BodyDimensions, PersonPath, PersonState, SimulatedPerson
 from smartcell.twin.robot import RobotHandle, default_urdf_path, load_robot, reset_joints
 
@@ -222,7 +222,6 @@ class CellWorld:
         self._sim_time_s = 0.0
         self._substeps_done = 0
         self._closed = False
-        self._last_distance_m = math.inf
         cid = client_id
         p.setGravity(0, 0, -9.81, physicsClientId=cid)
         p.setPhysicsEngineParameter(fixedTimeStep=1.0 / self.physics_rate_hz, numSubSteps=0, physicsClientId=cid)
@@ -251,10 +250,14 @@ class CellWorld:
     # -- scene building ------------------------------------------------------------------------
 
     def _make_floor(self) -> int:
-        shape = p.createCollisionShape(p.GEOM_PLANE, physicsClientId=self.client_id)
-        visual = p.createVisualShape(p.GEOM_BOX, halfExtents=[*(s / 2 for s in self.layout.floor_size_m), 0.001],
-                                     rgbaColor=[0.82, 0.82, 0.8, 1], physicsClientId=self.client_id)
-        return p.createMultiBody(0.0, shape, visual, [0, 0, 0], physicsClientId=self.client_id)
+        # A thin box, not an infinite plane: its bounding box stays below the scan plane, so the
+        # scanner's rays skip it in the broad phase (nothing rests on the floor: people are
+        # kinematic and the robot is bolted to the table).
+        half = [*(s / 2 for s in self.layout.floor_size_m), 0.005]
+        shape = p.createCollisionShape(p.GEOM_BOX, halfExtents=half, physicsClientId=self.client_id)
+        visual = p.createVisualShape(p.GEOM_BOX, halfExtents=half, rgbaColor=[0.82, 0.82, 0.8, 1],
+                                     physicsClientId=self.client_id)
+        return p.createMultiBody(0.0, shape, visual, [0, 0, -0.005], physicsClientId=self.client_id)
 
     def _make_box(self, box: Box) -> int:
         half = [s / 2 for s in box.size_m]
@@ -359,22 +362,30 @@ class CellWorld:
     def min_person_robot_distance(self, max_distance_m: float = 20.0) -> float:
         """Smallest distance (m) between any person region and any robot link shape (PyBullet's
         closest points); negative when they interpenetrate; +inf with nobody within max_distance_m."""
-        # Closest-point queries cost per shape pair within the query distance, so ask first within a
-        # little more than last time's answer: any hit there is the true minimum (a closer pair
-        # would be inside the query too). Only an empty answer needs the full-range query.
-        hint = self._last_distance_m + 0.5 if math.isfinite(self._last_distance_m) else max_distance_m
-        best = self._closest(min(max(hint, 0.05), max_distance_m))
-        if not math.isfinite(best) and hint < max_distance_m:
-            best = self._closest(max_distance_m)
-        self._last_distance_m = best
-        return best
-
-    def _closest(self, query_distance_m: float) -> float:
+        if not self.people:
+            return math.inf
+        # Exact queries cost per shape pair, so regions go in order of a cheap lower bound - region
+        # centre to the robot's link capsules (which enclose its shapes, see test_urdf.py) minus the
+        # region's bounding radius - and stop once the bound exceeds the best exact distance found.
+        centres = np.concatenate([person.positions_m for person in self.people])
+        radii = np.concatenate([person.bounding_radii_m for person in self.people])
+        bodies = [body for person in self.people for body in person.body_ids]
+        lower = points_to_capsules_distance(centres, self._robot_capsules_world()).min(axis=1) - radii
         best = math.inf
-        for body in self._person_of_body:
-            for point in p.getClosestPoints(body, self.robot.body_id, query_distance_m, physicsClientId=self.client_id):
+        for i in np.argsort(lower):
+            query_m = min(best, max_distance_m)
+            if lower[i] > query_m:
+                break
+            for point in p.getClosestPoints(bodies[i], self.robot.body_id, query_m, physicsClientId=self.client_id):
                 best = min(best, point[8])
         return best
+
+    def _robot_capsules_world(self) -> np.ndarray:
+        q = np.array([s[0] for s in p.getJointStates(self.robot.body_id, self.robot.joint_indices,
+                                                      physicsClientId=self.client_id)])
+        c, s = math.cos(self.layout.robot_base_yaw_rad), math.sin(self.layout.robot_base_yaw_rad)
+        rotation = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+        return link_capsules(q) @ rotation.T + np.asarray(self.layout.robot_base_position_m)
 
     def person_robot_contacts(self) -> list[Contact]:
         """Contacts of the last physics substep between people and the robot, one per region-link pair."""
