@@ -140,3 +140,24 @@ def test_robot_is_not_blocked_by_the_table_it_stands_on(client, urdf_path):
     world.set_joint_targets(np.array([0.0, -0.3, 1.2, -1.5, -1.57, 0.0]))
     world.step(0.5)
     assert p.getContactPoints(bodyA=world.robot.body_id, physicsClientId=client) == ()
+
+
+def test_pruned_distance_query_equals_brute_force(client, urdf_path):
+    """The lower-bound pruning in min_person_robot_distance never changes the answer."""
+    from smartcell.twin.scenarios import scenario_paths
+    world = CellWorld(client, urdf_path=urdf_path, people=scenario_paths('intrusion', seed=3, duration_s=60.0))
+    rng = np.random.default_rng(0)
+    bodies = [b for person in world.people for b in person.body_ids]
+    compared_close = 0
+    for tick in range(60 * 30):
+        if tick % 30 == 0:
+            world.set_joint_targets(rng.uniform([-1, -2.0, -2.0, -2.5, -2.5, -3], [1, -0.8, 2.0, -0.5, 0.5, 3]))
+        world.step(1 / 30)
+        if tick % 10:
+            continue
+        brute = min((pt[8] for b in bodies
+                     for pt in p.getClosestPoints(b, world.robot.body_id, 20.0, physicsClientId=client)),
+                    default=math.inf)
+        assert world.min_person_robot_distance() == pytest.approx(brute, abs=1e-9)
+        compared_close += brute < 0.5
+    assert compared_close > 3
