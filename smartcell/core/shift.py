@@ -183,6 +183,12 @@ class ShiftRunner:
         notes: dict[str, str] = {}
         for executor in EXECUTORS:
             current = self._current(executor)
+            if current is not None and executor in self._running[current].reported:
+                # Its part of a handover is finished; it holds until the other one confirms.
+                actions[executor] = None
+                notes[executor] = (f'step {current[1]!r} of unit {current[0]}: waiting for the other '
+                                   f'executor to confirm the handover')
+                continue
             if current is not None:
                 actions[executor], notes[executor] = self._action(current, executor), ''
                 continue
@@ -194,8 +200,9 @@ class ShiftRunner:
             actions[executor], notes[executor] = self._action(key, executor), ''
         # A handover started for one executor is also the other's action now.
         for executor in EXECUTORS:
-            if actions[executor] is None and self._current(executor) is not None:
-                actions[executor], notes[executor] = self._action(self._current(executor), executor), ''
+            current = self._current(executor)
+            if actions[executor] is None and current is not None and executor not in self._running[current].reported:
+                actions[executor], notes[executor] = self._action(current, executor), ''
         return NextActions(actions[ROBOT], actions[HUMAN], notes[ROBOT], notes[HUMAN])
 
     def step_done(self, step_id: str, unit: int, executor: str, now_s: float) -> bool:

@@ -62,6 +62,9 @@ def test_actions_name_station_and_motion_kind(repo):
     assert handover.robot.handover and handover.robot.kind == 'present'
     assert runner.step_done('present_part', 0, ROBOT, 7.0) is False   # waits for the person
     assert runner.state_of(0, 'present_part') is StepState.ACTIVE
+    holding = runner.next_actions(7.0)
+    assert holding.robot is None and 'confirm the handover' in holding.robot_note
+    assert holding.human == handover.human
     assert runner.step_done('present_part', 0, HUMAN, 7.5) is True
 
 
@@ -153,7 +156,8 @@ def test_late_person_triggers_a_replan_once_per_threshold(gearbox):
 
 
 EVENTS = st.lists(st.tuples(
-    st.sampled_from(['robot_done', 'human_done', 'absent', 'present', 'fatigue', 'stop', 'clear', 'late']),
+    st.sampled_from(['robot_done', 'human_done', 'robot_part', 'absent', 'present', 'fatigue', 'stop', 'clear',
+                     'late']),
     st.floats(0.0, 20.0),                                   # time advance, s
     st.one_of(st.none(), st.floats(0.0, 1.0), st.just(math.nan))), max_size=60)
 
@@ -168,6 +172,9 @@ def apply(runner, events, now_s=0.0):
             if action is not None:
                 was_done = finish(runner, action, now_s)
                 assert was_done and (action.unit, action.step_id) not in done_before
+        elif name == 'robot_part':   # the robot's half of a handover only; the step stays active
+            if actions.robot is not None and actions.robot.handover:
+                assert not runner.step_done(actions.robot.step_id, actions.robot.unit, ROBOT, now_s)
         elif name == 'absent':
             runner.on_person_absent(now_s)
         elif name == 'present':
