@@ -10,6 +10,9 @@ from typing import Iterable, Mapping
 
 VERDICT_STATUS_NAME = 'smartcell/safety'
 SPEED_SCALE_KEY = 'speed_scale'
+# The newest motion (trajectory id) the supervisor had sent when it gave the verdict: in lockstep
+# simulation the arm starts that motion at this verdict's tick, so runs repeat exactly.
+MOTION_KEY = 'motion_id'
 
 
 class VerdictError(ValueError):

@@ -16,7 +16,7 @@ from smartcell.core.kinematics import JOINT_NAMES, UR5E_LIMITS
 from smartcell.core.node_params import ARM
 from smartcell.core.trajectory import (ArmMode, JointLimitsView, JointTrajectoryPlan, ScaleRamp,
                                        TrajectoryExecutor, TrajectoryRejected)
-from smartcell.core.verdict import VERDICT_STATUS_NAME, VerdictError, speed_scale_from_values
+from smartcell.core.verdict import MOTION_KEY, VERDICT_STATUS_NAME, VerdictError, speed_scale_from_values
 from smartcell.nodes.common import (LATCHED_QOS, LEVEL_ERROR, LEVEL_OK, LEVEL_WARN, STREAM_QOS,
                                     declare_parameters, diagnostic_array, diagnostic_status, run_node,
                                     stamp_to_s)
@@ -68,9 +68,12 @@ class Arm(Node):
         self._trajectory_id = ''
         self._mode: ArmMode | None = None
         self._rejections = 0
-        # Lockstep: verdicts waiting for the twin state of the same stamp (ns -> scale or error).
-        self._pending_verdicts: OrderedDict[int, float] = OrderedDict()
+        # Lockstep: verdicts waiting for the twin state of the same stamp (ns -> scale, motion id).
+        self._pending_verdicts: OrderedDict[int, tuple[float, str]] = OrderedDict()
         self._pending_states: OrderedDict[int, JointState] = OrderedDict()
+        self._queued_motions: dict[str, JointTrajectory] = {}
+        self._loaded_motion = ''
+        self._handled_key = -1
 
         self._mode_pub = self.create_publisher(String, 'arm/mode', LATCHED_QOS)
         self._result_pub = self.create_publisher(DiagnosticStatus, 'arm/trajectory_result', 10)
@@ -97,6 +100,15 @@ class Arm(Node):
 
     # -- inputs ------------------------------------------------------------------------------
     def _on_trajectory(self, msg: JointTrajectory) -> None:
+        if self._lockstep:
+            # Simulation: a motion starts at the tick whose verdict names it, never at arrival time.
+            self._queued_motions[msg.header.frame_id] = msg
+            self._advance_lockstep()
+            return
+        self._load(msg)
+
+    def _load(self, msg: JointTrajectory) -> None:
+        self._loaded_motion = msg.header.frame_id
         try:
             plan = plan_from_msg(msg)
             self._executor.load(plan, self._actual)
@@ -114,8 +126,9 @@ class Arm(Node):
         self._last_verdict_rx_s = self._now_s()
         if self._lockstep:
             key = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-            self._pending_verdicts[key] = scale
-            self._advance_lockstep()
+            if key > self._handled_key:
+                self._pending_verdicts[key] = (scale, verdict_motion(msg))
+                self._advance_lockstep()
             return
         self._apply_scale(scale, msg)
 
@@ -133,15 +146,23 @@ class Arm(Node):
         self._state_pub.publish(msg)
         if self._lockstep:
             key = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-            self._pending_states[key] = msg
-            self._advance_lockstep()
+            if key > self._handled_key:
+                self._pending_states[key] = msg
+                self._advance_lockstep()
         else:
             self._tick(stamp_to_s(msg.header.stamp), msg.header.stamp)
 
     def _advance_lockstep(self) -> None:
-        for key in [k for k in self._pending_states if k in self._pending_verdicts]:
+        for key in sorted(k for k in self._pending_states if k in self._pending_verdicts):
+            scale, motion = self._pending_verdicts[key]
+            if motion and motion != self._loaded_motion:
+                if motion not in self._queued_motions:
+                    return          # the verdict names a motion still on its way: wait for it
+                self._load(self._queued_motions.pop(motion))
             state = self._pending_states.pop(key)
-            self._executor.set_speed_limit(self._pending_verdicts.pop(key))
+            del self._pending_verdicts[key]
+            self._handled_key = key
+            self._executor.set_speed_limit(scale)
             self._tick(stamp_to_s(state.header.stamp), state.header.stamp)
             # Anything older than the handled tick can never pair any more.
             for pending in (self._pending_states, self._pending_verdicts):
@@ -243,6 +264,14 @@ def verdict_scale(msg: DiagnosticArray) -> float:
             except VerdictError:
                 return 0.0
     return 0.0
+
+
+def verdict_motion(msg: DiagnosticArray) -> str:
+    """The id of the newest motion the supervisor had sent when it gave this verdict."""
+    for status in msg.status:
+        if status.name == VERDICT_STATUS_NAME:
+            return next((kv.value for kv in status.values if kv.key == MOTION_KEY), '')
+    return ''
 
 
 def plan_from_msg(msg: JointTrajectory) -> JointTrajectoryPlan:

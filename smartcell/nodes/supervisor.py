@@ -19,7 +19,7 @@ from smartcell.core.kinematics import JOINT_NAMES
 from smartcell.core.motions import MotionLibrary, segment_plan
 from smartcell.core.node_params import SUPERVISOR
 from smartcell.core.supervision import CellKpis, SafetyPipeline
-from smartcell.core.verdict import VERDICT_STATUS_NAME, verdict_values
+from smartcell.core.verdict import MOTION_KEY, VERDICT_STATUS_NAME, verdict_values
 from smartcell.nodes.arm import LIMITS
 from smartcell.nodes.common import (LATCHED_QOS, LEVEL_ERROR, LEVEL_OK, LEVEL_WARN, STREAM_QOS, declare_parameters,
                                     diagnostic_array, diagnostic_status, run_node, s_to_stamp, stamp_to_s)
@@ -65,6 +65,8 @@ class Supervisor(Node):
         self._last_people_ns = -1
         self._last_verdict_msg: DiagnosticArray | None = None
         self._safety_stopped = False
+        self._motion_count = 0
+        self._last_motion = ''
         self._tick_now_s = 0.0
 
         self._scale_pub = self.create_publisher(Float64, 'speed_scale', LATCHED_QOS)
@@ -139,11 +141,11 @@ class Supervisor(Node):
         self._last_people_ns = _stamp_ns(people.header.stamp)
         self._tick_now_s = now_s
         verdict = self._safety.evaluate(people_arrays(people), joint_arrays(joints), now_s)
-        self._publish_verdict(verdict, people.header.stamp)
         self._react_to_safety(verdict)
         self._kpis.account(verdict.speed_scale, verdict.separation_m, stamp_to_s(people.header.stamp),
                            self._cell.state in (State.RUNNING, State.PROTECTIVE_STOP))
         self._drive_robot(joints)
+        self._publish_verdict(verdict, people.header.stamp)    # after the motion it may name
         self._kpi_pub.publish(diagnostic_array(people.header.stamp, [diagnostic_status(
             'smartcell/cell', self._cell_id, LEVEL_OK, self._cell.state.value, self._kpis.as_dict())]))
 
@@ -174,7 +176,8 @@ class Supervisor(Node):
         actual = arrays[1]
         target = self._motions.configurations[self._cycle[self._cycle_index % len(self._cycle)]]
         plan = segment_plan(actual, target, LIMITS, self._config['nominal_speed_fraction'])
-        self._pending_trajectory = f'segment-{self._cycle_index}'
+        self._motion_count += 1
+        self._pending_trajectory = self._last_motion = f'motion-{self._motion_count}'
         msg = JointTrajectory(joint_names=list(JOINT_NAMES))
         msg.header.frame_id = self._pending_trajectory
         msg.points = [JointTrajectoryPoint(positions=plan.positions_rad[0].tolist(),
@@ -216,7 +219,8 @@ class Supervisor(Node):
         status = DiagnosticStatus(level=SAFETY_LEVEL.get(verdict.state.value, LEVEL_ERROR), name=VERDICT_STATUS_NAME,
                                   message=verdict.reason, hardware_id=self._cell_id)
         from diagnostic_msgs.msg import KeyValue
-        status.values = [KeyValue(key=k, value=v) for k, v in verdict_values(self._safety.verdict_fields(verdict))]
+        fields = {**self._safety.verdict_fields(verdict), MOTION_KEY: self._last_motion}
+        status.values = [KeyValue(key=k, value=v) for k, v in verdict_values(fields)]
         msg = diagnostic_array(stamp, [status])
         self._last_verdict_msg = msg
         self._verdict_pub.publish(msg)
