@@ -96,7 +96,8 @@ def main() -> None:
         while not transport.connected:
             time.sleep(0.01)
         elapsed = drain(box, transport, args.records, consumer)
-        print(f'drain {args.records:,} after outage, {broker.kind} broker -> consumer: {rate(consumer.count(), elapsed)}'
+        print(f'drain {args.records:,} after outage, {broker.kind} broker -> consumer: '
+              f'{rate(consumer.count(), elapsed)}'
               f'; duplicates {consumer.duplicates}, order violations {consumer.order_violations}')
         transport.stop()
         consumer.stop()

@@ -16,7 +16,8 @@ MES_BRIDGE = NodeParams('mes_bridge', (
     ParamSpec('db_path', '', 'outbox SQLite file; empty: $ROS_HOME/smartcell/mes_outbox_<cell_id>.sqlite '
                              '(ROS_HOME defaults to ~/.ros)'),
     ParamSpec('topic_prefix', 'smartcell', 'MQTT topic prefix: <prefix>/<cell_id>/...'),
-    ParamSpec('work_masters', ['bracket_a', 'bracket_b', 'housing_c'], 'known products; orders for others are rejected'),
+    ParamSpec('work_masters', ['bracket_a', 'bracket_b', 'housing_c'],
+              'known products; orders for others are rejected'),
     ParamSpec('ideal_cycle_s', [30.0, 45.0, 60.0], 'ideal cycle time per work master (same order), s'),
     ParamSpec('orders_file', '', "job orders to load at start (YAML/JSON list); 'example' = the embedded example; "
                                  "empty = none"),

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Iterable, Mapping, Sequence
 
+from smartcell.core.mes import SafetyEventsSummary
+
 
 class Loss(str, Enum):
     SAFETY_STOP = 'safety_stop'                 # protective / emergency stop
@@ -236,3 +238,14 @@ def state_before(events: Iterable[Mapping[str, Any]], stamp_s: float, default: s
         if event.get('type') == 'state_change':
             state = str(event.get('to', state))
     return state
+
+
+def safety_summary(events: Iterable[Mapping[str, Any]], result: OeeResult, order_id: str = '') -> SafetyEventsSummary:
+    """Safety activity in the window of an OEE result (a job or a shift)."""
+    window = [e for e in events if result.window_start_s <= float(e.get('stamp', 0.0)) < result.window_end_s]
+    return SafetyEventsSummary(
+        window_start_s=result.window_start_s, window_end_s=result.window_end_s, order_id=order_id,
+        safety_stops=sum(1 for e in window if e.get('type') == 'safety_stop'),
+        emergency_stops=sum(1 for e in window if e.get('type') == 'state_change' and e.get('to') == 'emergency_stop'),
+        slowdowns=sum(1 for e in window if e.get('type') == 'slowdown'),
+        stop_time_s=result.losses.safety_stop_s, slowdown_time_s=result.losses.slowdown_s)

@@ -157,7 +157,8 @@ def generate_self_signed(cert_path: str | Path, key_path: str | Path, applicatio
         names.append(x509.DNSName(host))
     usage = [ExtendedKeyUsageOID.CLIENT_AUTH] if client else [ExtendedKeyUsageOID.SERVER_AUTH,
                                                              ExtendedKeyUsageOID.CLIENT_AUTH]
-    cert = generate_self_signed_app_certificate(key, common_name, {'organizationName': 'smartcell'}, names, extended=usage)
+    cert = generate_self_signed_app_certificate(key, common_name, {'organizationName': 'smartcell'}, names,
+                                                extended=usage)
     Path(cert_path).parent.mkdir(parents=True, exist_ok=True)
     Path(cert_path).write_bytes(cert.public_bytes(serialization.Encoding.DER))
     Path(key_path).write_bytes(dump_private_key_as_pem(key))

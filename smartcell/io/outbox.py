@@ -149,7 +149,8 @@ class Outbox:
                     touched: set[str] = set()
                     results = [self._append_locked(r, touched) for r in records]
                     self._db.executemany(
-                        'INSERT INTO streams VALUES (?, ?) ON CONFLICT(stream) DO UPDATE SET last_seq = excluded.last_seq',
+                        'INSERT INTO streams VALUES (?, ?) '
+                        'ON CONFLICT(stream) DO UPDATE SET last_seq = excluded.last_seq',
                         [(stream, self._seq[stream]) for stream in touched])
             except BaseException:
                 self._seq, self._chain_head, self._backlog = seq_before, head_before, backlog_before

@@ -15,10 +15,10 @@ from std_srvs.srv import Trigger
 
 from smartcell.core.mes import (
     JOB_COMMANDS, Alarm, EquipmentState, FillAlarm, JobOrder, JobResponse, JobState, JobTracker, OrderRejected,
-    Record, SafetyEventsSummary, Stream, make_record, order_to_json, parse_orders, records_from_event, service_for,
+    Record, Stream, make_record, order_to_json, parse_orders, records_from_event, service_for,
     telemetry_record, validate_order, EXAMPLE_ORDERS_YAML)
 from smartcell.core.mes_params import MES_BRIDGE, MesBridgeConfig, bridge_config
-from smartcell.core.oee import compute_oee, job_window, state_before
+from smartcell.core.oee import compute_oee, job_window, safety_summary, state_before
 from smartcell.core.params import ConfigError
 from smartcell.io.mqtt import MqttSettings, MqttTopics, MqttTransport
 from smartcell.io.opcua import (AXES, EMERGENCY_STOP, OPERATIONAL_MODE, PROTECTIVE_STOP, SPEED_OVERRIDE, OpcUaServer,
@@ -60,7 +60,8 @@ class OpcUaRecordSink:
             elif record.kind in ('OeeResult', 'ShiftOee'):
                 self._server.set_values({'OEE/Availability': body['availability'],
                                          'OEE/Performance': body['performance'], 'OEE/Quality': body['quality'],
-                                         'OEE/OEE': body['oee'], 'OEE/PerformanceOver100': body['performance_over_100']})
+                                         'OEE/OEE': body['oee'],
+                                         'OEE/PerformanceOver100': body['performance_over_100']})
         return len(items)
 
 
@@ -167,7 +168,8 @@ class MesBridge(Node):
             self._opcua.set_values({'State': state, EMERGENCY_STOP: state == 'emergency_stop',
                                     PROTECTIVE_STOP: state == 'protective_stop'})
         if self._mqtt:
-            self._mqtt.publish_state(make_record(EquipmentState(state=state), self.cfg.cell_id, self._now_s()).to_json())
+            retained = make_record(EquipmentState(state=state), self.cfg.cell_id, self._now_s())
+            self._mqtt.publish_state(retained.to_json())
 
     def _on_event(self, msg: String) -> None:
         try:
@@ -207,13 +209,7 @@ class MesBridge(Node):
         except ValueError as exc:
             self.get_logger().warning(f'no job summary for {order_id!r}: {exc}')
             return []
-        window = [e for e in self._events if start <= float(e.get('stamp', 0.0)) < end]
-        summary = SafetyEventsSummary(
-            window_start_s=start, window_end_s=end, order_id=order_id,
-            safety_stops=sum(1 for e in window if e.get('type') == 'safety_stop'),
-            emergency_stops=sum(1 for e in window if e.get('type') == 'state_change' and e.get('to') == 'emergency_stop'),
-            slowdowns=sum(1 for e in window if e.get('type') == 'slowdown'),
-            stop_time_s=result.losses.safety_stop_s, slowdown_time_s=result.losses.slowdown_s)
+        summary = safety_summary(self._events, result, order_id)
         source = str(event.get('event_id') or '')
         records = [make_record(summary, self.cfg.cell_id, end, source_id=source or None)]
         if ideal is None:
@@ -253,7 +249,8 @@ class MesBridge(Node):
             return
         if self._opcua:
             self._opcua.set_values({axis_path(i + 1): q for i, q in enumerate(joints)})
-        self._store([telemetry_record(self.cfg.cell_id, self._now_s(), 'AxisPositions', {'position_rad': list(joints)})])
+        self._store([telemetry_record(self.cfg.cell_id, self._now_s(), 'AxisPositions',
+                                      {'position_rad': list(joints)})])
 
     def _check_shift_end(self) -> None:
         now = self._now_s()
@@ -292,13 +289,7 @@ class MesBridge(Node):
         except ValueError as exc:
             self.get_logger().warning(f'no shift OEE for [{start:.0f}, {end:.0f}) s: {exc}')
             return []
-        window = [e for e in self._events if start <= float(e.get('stamp', 0.0)) < end]
-        summary = SafetyEventsSummary(
-            window_start_s=start, window_end_s=end,
-            safety_stops=sum(1 for e in window if e.get('type') == 'safety_stop'),
-            emergency_stops=sum(1 for e in window if e.get('type') == 'state_change' and e.get('to') == 'emergency_stop'),
-            slowdowns=sum(1 for e in window if e.get('type') == 'slowdown'),
-            stop_time_s=result.losses.safety_stop_s, slowdown_time_s=result.losses.slowdown_s)
+        summary = safety_summary(self._events, result)
         source = f'shift/{start:.3f}'
         return [make_record(summary, self.cfg.cell_id, end, source_id=source),
                 telemetry_record(self.cfg.cell_id, end, 'ShiftOee', result.to_dict(), stream=Stream.OEE)]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from smartcell.core.mes import Alarm, EquipmentState, JobResponse, SafetyEvent, make_record, telemetry_record
+from smartcell.core.mes import Alarm, EquipmentState, JobResponse, SafetyEvent, make_record
 from smartcell.io.broker import LocalBroker, TcpLink
 from smartcell.io.mqtt import DedupConsumer, MqttSettings, MqttTopics, MqttTransport
 from smartcell.io.outbox import Dispatcher, Outbox, OutboxConfig

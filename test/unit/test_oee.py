@@ -106,3 +106,14 @@ def test_stop_classification_table(state, reason, between, expected):
 def test_bad_inputs_name_the_problem(kwargs, match):
     with pytest.raises(ValueError, match=match):
         compute_oee(units('J1', 1.0, 1), **kwargs)
+
+
+def test_safety_summary_of_the_shift():
+    from smartcell.core.oee import safety_summary
+    events = shift_events() + [sc(27000, 'idle', 'emergency_stop', 'e-stop'), sc(27100, 'emergency_stop', 'idle')]
+    result = compute_oee(events, 0.0, 28800.0, IDEAL)
+    summary = safety_summary(events, result)
+    assert (summary.safety_stops, summary.emergency_stops, summary.slowdowns) == (0, 1, 1)
+    assert summary.stop_time_s == pytest.approx(300.0 + 100.0)      # protective stop + e-stop
+    assert summary.slowdown_time_s == pytest.approx(120.0)
+    assert (summary.window_start_s, summary.window_end_s) == (0.0, 28800.0)
