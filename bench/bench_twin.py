@@ -9,7 +9,6 @@ contacts every tick - and reports how many simulated seconds run per wall-clock 
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import time
@@ -20,14 +19,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))    # run from a checkout without installing
 
-from smartcell.core.kinematics import inverse_kinematics  # noqa: E402
+from smartcell.twin.demo import arm_target, station_joint_targets  # noqa: E402
 from smartcell.twin.scanner import SafetyScanner, ScannerConfig  # noqa: E402
 from smartcell.twin.scenarios import scenario_paths  # noqa: E402
-from smartcell.twin.world import DEFAULT_LAYOUT, HOME_Q_RAD, CellLayout, CellWorld, connect, disconnect  # noqa: E402
+from smartcell.twin.world import DEFAULT_LAYOUT, CellWorld, connect, disconnect  # noqa: E402
 
 TICK_RATE_HZ = 30.0
-CYCLE_S = 6.0                   # pick -> place -> pick
-APPROACH_HEIGHT_M = 0.25        # tool above the station
 
 
 @dataclass(frozen=True)
@@ -46,26 +43,6 @@ class BenchResult:
     @property
     def cpu_real_time_factor(self) -> float:
         return self.sim_time_s / self.cpu_time_s
-
-
-def station_joint_targets(layout: CellLayout) -> tuple[np.ndarray, np.ndarray]:
-    """Joint positions (rad) with the tool pointing down above the pick and the place station."""
-    base = np.asarray(layout.robot_base_position_m)
-    tool_down = np.diag([1.0, -1.0, -1.0])             # tool z along world -z
-    targets = []
-    for name in ('pick', 'place'):
-        pose = np.eye(4)
-        pose[:3, :3] = tool_down
-        pose[:3, 3] = np.asarray(layout.station(name).position_m) - base + (0.0, 0.0, APPROACH_HEIGHT_M)
-        targets.append(inverse_kinematics(pose, np.asarray(HOME_Q_RAD)))
-    return targets[0], targets[1]
-
-
-def arm_target(t_s: float, pick: np.ndarray, place: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Smooth back-and-forth between two joint positions: q (rad) and qd (rad/s) at time t."""
-    s = 0.5 - 0.5 * math.cos(2 * math.pi * t_s / CYCLE_S)
-    ds = math.pi / CYCLE_S * math.sin(2 * math.pi * t_s / CYCLE_S)
-    return pick + s * (place - pick), ds * (place - pick)
 
 
 def run(duration_s: float, seed: int, scenario: str = 'shift') -> BenchResult:
@@ -117,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         result = run(args.duration, args.seed, scenario)
         print(f'{scenario:<18}{result.real_time_factor:>9.1f}x{result.cpu_real_time_factor:>8.1f}x'
               f'{result.scan_ms.mean():>14.3f}'
-              f'{np.percentile(result.scan_ms, 95):>13.3f}{result.beams_cast.mean():>12.1f}{result.full_scan_ms:>18.3f}')
+              f'{np.percentile(result.scan_ms, 95):>13.3f}{result.beams_cast.mean():>12.1f}'
+              f'{result.full_scan_ms:>18.3f}')
     return 0
 
 

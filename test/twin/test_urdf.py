@@ -97,6 +97,7 @@ def test_link_capsules_enclose_the_urdf_collision_shapes(client, urdf_path, seed
             continue                                          # inside another capsule
         p.resetBasePositionAndOrientation(probe, point.tolist(), [0, 0, 0, 1], physicsClientId=client)
         touching = p.getClosestPoints(probe, robot.body_id, 0.0, physicsClientId=client)
-        assert not touching, f'URDF shape of link {robot.link_names[touching[0][4]]} pokes out of capsule {m} at {point}'
+        assert not touching, \
+            f'URDF shape of link {robot.link_names[touching[0][4]]} pokes out of capsule {m} at {point}'
         checked += 1
     assert checked > 100
