@@ -623,7 +623,8 @@ class MonitorConfig:
     bearing: BearingGeometry
     analysis: AnalysisConfig = AnalysisConfig()
     min_shaft_hz: float = 2.0             # slower windows carry no fault information
-    max_speed_variation: float = 0.1      # (max - min) / mean shaft speed over a window
+    max_speed_variation: float = 0.5      # (max - min) / mean shaft speed over a window
+    order_tracking: bool = True           # resample varying-speed windows to constant shaft angle steps
     baseline_windows: int = 20
     thresholds: HealthThresholds = HealthThresholds()
     rms_alarm_mps2: float = 50.0          # absolute limit, independent of the baseline
@@ -693,13 +694,27 @@ def feature_row(assessment: Assessment | None) -> list[float]:
     return row
 
 
+def order_track(samples: np.ndarray, speeds_hz: np.ndarray, sample_rate_hz: float) -> np.ndarray:
+    """Resample a window taken at varying shaft speed onto equal steps of shaft angle.
+
+    Bearing and shaft lines are fixed multiples of the shaft speed: at a varying speed they smear
+    over a band, in the angle domain they are sharp again. The result has as many samples over
+    the same total angle, i.e. it is the window a constant shaft at the mean speed would give, so
+    the mean speed and the sample rate still describe it (computed order tracking).
+    """
+    angle_turns = np.cumsum(speeds_hz) / sample_rate_hz
+    uniform = np.linspace(angle_turns[0], angle_turns[-1], samples.size)
+    return np.interp(uniform, angle_turns, samples)
+
+
 class GearboxMonitor:
     """Cuts a sample stream into windows, learns a baseline on the first assessable ones, then
     rates each window: health index, fault class, RUL from the health trend, and a level.
 
     Levels are conservative: a window with NaN samples is an ERROR (broken sensor), an RMS over
     the absolute limit is an ERROR even while learning, and windows that cannot be assessed
-    (standing or accelerating shaft) keep the last level instead of falling back to OK.
+    (standing, reversing or strongly accelerating shaft) keep the last level instead of falling
+    back to OK. Windows at a moderately varying speed are order-tracked before analysis.
     """
 
     def __init__(self, config: MonitorConfig) -> None:
@@ -707,10 +722,7 @@ class GearboxMonitor:
         n = config.window_samples
         self._buffer = np.empty(2 * n)
         self._filled = 0
-        self._speed_sum = 0.0           # sample-weighted shaft speed over the buffered samples
-        self._speed_min = math.inf
-        self._speed_max = 0.0
-        self._speed_unknown = False
+        self._speeds = np.empty(2 * n)  # shaft speed (Hz) at every buffered sample, NaN = unknown
         self._learning: list[np.ndarray] = []
         self._names: tuple[str, ...] = ()
         self.baseline: HealthBaseline | None = None
@@ -730,25 +742,18 @@ class GearboxMonitor:
         while start < x.size:
             take = min(x.size - start, n - self._filled)
             self._buffer[self._filled:self._filled + take] = x[start:start + take]
+            self._speeds[self._filled:self._filled + take] = shaft_hz if math.isfinite(shaft_hz) else math.nan
             self._filled += take
             start += take
-            if math.isfinite(shaft_hz):
-                self._speed_sum += shaft_hz * take
-                self._speed_min = min(self._speed_min, shaft_hz)
-                self._speed_max = max(self._speed_max, shaft_hz)
-            else:
-                self._speed_unknown = True
             if self._filled == n:
-                out.append(self._assess(self._buffer[:n].copy(), stamp_s))
+                out.append(self._assess(self._buffer[:n].copy(), self._speeds[:n].copy(), stamp_s))
                 self._filled = 0
-                self._speed_sum, self._speed_min, self._speed_max = 0.0, math.inf, 0.0
-                self._speed_unknown = False
         return out
 
-    def _assess(self, window: np.ndarray, stamp_s: float) -> Assessment:
+    def _assess(self, window: np.ndarray, speeds_hz: np.ndarray, stamp_s: float) -> Assessment:
         c = self.config
         self.windows += 1
-        shaft = math.nan if self._speed_unknown else self._speed_sum / window.size
+        shaft = float(speeds_hz.mean())          # NaN if any speed is unknown
         previous_level = self.last.level if self.last is not None else LEVEL_OK
         if not np.isfinite(window).all():
             return self._keep(Assessment(stamp_s, 'invalid', LEVEL_ERROR,
@@ -759,13 +764,16 @@ class GearboxMonitor:
                                   f'RMS {rms:.3g} m/s^2 above the absolute limit {c.rms_alarm_mps2:g}', shaft,
                                   features=extract_features(window, c.sample_rate_hz, None, None, c.analysis))
             return self._keep(absolute)
-        variation = (self._speed_max - self._speed_min) / shaft if shaft > 0 else math.inf
-        if not math.isfinite(shaft) or shaft < c.min_shaft_hz or not variation <= c.max_speed_variation:
+        slowest = float(speeds_hz.min())
+        variation = (float(speeds_hz.max()) - slowest) / shaft if shaft > 0 else math.inf
+        if not math.isfinite(shaft) or slowest < c.min_shaft_hz or not variation <= c.max_speed_variation:
             reason = ('shaft speed unknown' if not math.isfinite(shaft) else
-                      f'shaft {shaft:.3g} Hz below {c.min_shaft_hz:g} Hz' if shaft < c.min_shaft_hz else
+                      f'shaft down to {slowest:.3g} Hz, below {c.min_shaft_hz:g} Hz' if slowest < c.min_shaft_hz else
                       f'shaft speed varied {variation:.0%} over the window')
             message = f'not assessed ({reason}); level of the last assessed window kept'
             return self._keep(Assessment(stamp_s, 'idle', previous_level, message, shaft))
+        if c.order_tracking and variation > 0.0:
+            window = order_track(window, speeds_hz, c.sample_rate_hz)
         features = extract_features(window, c.sample_rate_hz, shaft, c.bearing, c.analysis)
         vector = features.vector()
         if self.baseline is None:

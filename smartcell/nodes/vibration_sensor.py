@@ -47,6 +47,7 @@ class VibrationSensor(Node):
         monitor_config = MonitorConfig(
             sample_rate_hz=c['sample_rate_hz'], window_s=c['window_s'], bearing=self._bearing, analysis=analysis,
             min_shaft_hz=c['min_shaft_hz'], max_speed_variation=c['max_speed_variation'],
+            order_tracking=c['order_tracking'],
             baseline_windows=c['baseline_windows'],
             thresholds=HealthThresholds(warn=c['health_warn'], alarm=c['health_alarm']),
             rms_alarm_mps2=c['rms_alarm_mps2'], rul_warn_s=c['rul_warn_s'], trend_windows=c['trend_windows'])

@@ -110,3 +110,37 @@ def test_monitor_absolute_rms_limit_trips_even_while_learning():
     n = monitor.config.window_samples
     [a] = monitor.add_samples(10.0 * np.sin(np.arange(n)), 16.0, 1.0)
     assert a.level == LEVEL_ERROR and 'absolute' in a.message
+
+
+def test_order_tracking_sharpens_bearing_lines_at_a_varying_speed():
+    from smartcell.core.vibration import order_track
+    model = GearboxModel(sample_rate_hz=FS)
+    vibration = GearboxVibration(model, np.random.default_rng(7))
+    chunks, speeds = [], []
+    for k in range(30):                              # joint accelerates 0.7 -> 1.3 rad/s within 1 s
+        joint_speed = 0.7 + 0.6 * k / 29
+        chunks.append(vibration.generate(427, joint_speed, EFFORT_NM, {'outer_race': 0.5}))
+        speeds.append(np.full(427, vibration.shaft_hz(joint_speed)))
+    x, shaft = np.concatenate(chunks)[:int(FS)], np.concatenate(speeds)[:int(FS)]
+    mean_hz = float(shaft.mean())
+    plain = extract_features(x, FS, mean_hz, model.bearing)
+    tracked = extract_features(order_track(x, shaft, FS), FS, mean_hz, model.bearing)
+    bpfo = {m.name: m.prominence for m in tracked.bearing}['bpfo']
+    assert bpfo > 2.0 * {m.name: m.prominence for m in plain.bearing}['bpfo']
+    assert diagnose(tracked).fault == 'outer_race'
+
+
+def test_order_tracking_leaves_a_constant_speed_window_unchanged():
+    from smartcell.core.vibration import order_track
+    x = np.random.default_rng(8).standard_normal(1000)
+    assert np.allclose(order_track(x, np.full(1000, 15.0), FS), x)
+
+
+def test_monitor_skips_windows_where_the_shaft_stops_or_reverses():
+    from smartcell.core.vibration import GearboxMonitor
+    monitor = GearboxMonitor(_monitor(window_s=0.1))
+    n = monitor.config.window_samples
+    x = 0.05 * np.random.default_rng(9).standard_normal(n)
+    assert monitor.add_samples(x[:n // 2], 16.0, 1.0) == []
+    [a] = monitor.add_samples(x[n // 2:], 0.5, 1.1)          # the shaft slows to 0.5 Hz mid-window
+    assert a.state == 'idle' and 'below' in a.message
