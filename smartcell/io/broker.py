@@ -17,6 +17,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Mapping
 
 LOCALHOST = '127.0.0.1'
 
@@ -42,12 +43,19 @@ def wait_for_port(port: int, timeout_s: float, host: str = LOCALHOST) -> bool:
 class LocalBroker:
     """An MQTT 3.1.1 broker subprocess on 127.0.0.1:<port> (mosquitto if available, else amqtt)."""
 
-    def __init__(self, port: int | None = None, prefer: str = 'auto', workdir: str | Path | None = None) -> None:
+    def __init__(self, port: int | None = None, prefer: str = 'auto', workdir: str | Path | None = None,
+                 tls_cert: str | Path | None = None, tls_key: str | Path | None = None,
+                 users: Mapping[str, str] | None = None) -> None:
+        """`tls_cert`/`tls_key` (PEM): TLS listener. `users` {name: password}: logins required (amqtt only)."""
         self.port = port or free_port()
         mosquitto = shutil.which('mosquitto')
         if prefer == 'mosquitto' and not mosquitto:
             raise RuntimeError('mosquitto was asked for but is not on PATH')
-        self.kind = 'mosquitto' if mosquitto and prefer in ('auto', 'mosquitto') else 'amqtt'
+        if users and prefer == 'mosquitto':
+            raise RuntimeError('users are only supported with amqtt here (mosquitto needs mosquitto_passwd)')
+        self.kind = 'mosquitto' if mosquitto and prefer in ('auto', 'mosquitto') and not users else 'amqtt'
+        self._tls = (str(tls_cert), str(tls_key)) if tls_cert and tls_key else None
+        self._users = dict(users or {})
         self._workdir = Path(workdir or tempfile.mkdtemp(prefix='smartcell-broker-'))
         self._workdir.mkdir(parents=True, exist_ok=True)
         self._process: subprocess.Popen | None = None
@@ -56,14 +64,24 @@ class LocalBroker:
     def _command(self) -> list[str]:
         if self.kind == 'mosquitto':
             config = self._workdir / 'mosquitto.conf'
-            config.write_text(f'listener {self.port} {LOCALHOST}\nallow_anonymous true\npersistence false\n')
+            tls = f'certfile {self._tls[0]}\nkeyfile {self._tls[1]}\n' if self._tls else ''
+            config.write_text(f'listener {self.port} {LOCALHOST}\n{tls}allow_anonymous true\npersistence false\n')
             return [shutil.which('mosquitto'), '-c', str(config)]
         config = self._workdir / 'amqtt.yaml'
+        tls = f'    ssl: true\n    certfile: {self._tls[0]}\n    keyfile: {self._tls[1]}\n' if self._tls else ''
+        if self._users:
+            from pwdlib.hashers.argon2 import Argon2Hasher   # amqtt's own dependency
+            passwords = self._workdir / 'passwords'
+            hasher = Argon2Hasher()
+            passwords.write_text(''.join(f'{name}:{hasher.hash(pw)}\n' for name, pw in self._users.items()))
+            auth = f'  amqtt.plugins.authentication.FileAuthPlugin:\n    password_file: {passwords}\n'
+        else:
+            auth = '  amqtt.plugins.authentication.AnonymousAuthPlugin:\n    allow_anonymous: true\n'
         config.write_text(
             'listeners:\n  default:\n    type: tcp\n'
             f'    bind: {LOCALHOST}:{self.port}\n'
-            '    max_connections: 100\n'
-            'plugins:\n  amqtt.plugins.authentication.AnonymousAuthPlugin:\n    allow_anonymous: true\n')
+            f'    max_connections: 100\n{tls}'
+            f'plugins:\n{auth}')
         return [sys.executable, '-c', 'from amqtt.scripts.broker_script import main; main()', '-c', str(config)]
 
     def start(self, timeout_s: float = 20.0) -> 'LocalBroker':
@@ -184,3 +202,28 @@ class TcpLink:
 
     def __exit__(self, *exc) -> None:
         self.cut()
+
+
+def self_signed_tls(cert_path: str | Path, key_path: str | Path, host: str = LOCALHOST, days: int = 30) -> None:
+    """A self-signed TLS certificate (PEM) for `host`, usable as its own CA file (tests, local brokers)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=days))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host)),
+                                                        x509.DNSName('localhost')]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    Path(cert_path).write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    Path(key_path).write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                 serialization.NoEncryption()))

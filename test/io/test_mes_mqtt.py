@@ -11,7 +11,7 @@ import pytest
 from smartcell.core.mes import Alarm, EquipmentState, JobResponse, SafetyEvent, make_record
 from smartcell.io.broker import LocalBroker, TcpLink
 from smartcell.io.mqtt import DedupConsumer, MqttSettings, MqttTopics, MqttTransport
-from smartcell.io.outbox import Dispatcher, Outbox, OutboxConfig
+from smartcell.io.outbox import Dispatcher, Outbox, OutboxConfig, TransportDown
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from outbox_child import record  # noqa: E402 - the child's own record maker, so ids match by construction
@@ -142,3 +142,36 @@ def test_kill_9_mid_stream_loses_nothing_and_consumer_sees_each_once(tmp_path, b
         if first.poll() is None:
             first.kill()
         consumer.stop()
+
+
+def test_tls_and_credentials(tmp_path):
+    from smartcell.io.broker import self_signed_tls
+    self_signed_tls(tmp_path / 'broker.pem', tmp_path / 'broker.key')
+    with LocalBroker(workdir=tmp_path / 'broker', tls_cert=tmp_path / 'broker.pem', tls_key=tmp_path / 'broker.key',
+                     users={'cell': 'cell-pw'}) as broker:
+        topics = MqttTopics('tls', 'cell-3')
+        secure = MqttSettings(port=broker.port, client_id='tls-ok', tls=True, ca_file=str(tmp_path / 'broker.pem'),
+                              username='cell', password='cell-pw')
+        good = MqttTransport(secure, topics).start()
+        bad = MqttTransport(MqttSettings(**{**secure.__dict__, 'client_id': 'tls-bad', 'password': 'wrong'}),
+                            topics).start()
+        plain = MqttTransport(MqttSettings(port=broker.port, client_id='plain', username='cell', password='cell-pw'),
+                              topics).start()
+        try:
+            deadline = time.monotonic() + 20
+            while not good.connected and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert good.connected, good.last_error
+            box = Outbox(tmp_path / 'o.sqlite', ['mqtt'])
+            box.append(mixed_record(0))
+            assert good.send(box.pending('mqtt')) == 1                 # PUBACK over TLS
+            deadline = time.monotonic() + 10
+            while not (bad.last_error and plain.last_error) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            # each differs from the good one in one thing only: the password, or TLS
+            assert not bad.connected and not plain.connected
+            with pytest.raises(TransportDown):
+                bad.send(box.pending('mqtt'))
+        finally:
+            for transport in (good, bad, plain):
+                transport.stop()
