@@ -39,6 +39,8 @@ MES_BRIDGE = NodeParams('mes_bridge', (
     ParamSpec('opcua_cert_file', '', 'server certificate (DER or PEM); empty with sign_encrypt = self-signed, '
                                      'generated next to the outbox'),
     ParamSpec('opcua_key_file', '', 'server private key (PEM)'),
+    ParamSpec('opcua_trusted_certs_dir', '', 'encrypted endpoints accept only client certificates in this folder '
+                                             '(DER/PEM); empty = any client certificate'),
     ParamSpec('opcua_users_file', '', 'YAML users file {name: {password_hash, role: operator|viewer}}, hashes from '
                                       'smartcell.io.opcua.hash_password; empty = no user logins'),
     ParamSpec('opcua_anonymous', 'read_only', 'anonymous sessions: read_only or disabled', choices=OPCUA_ANONYMOUS),
@@ -80,6 +82,7 @@ class MesBridgeConfig:
     opcua_security: str
     opcua_cert_file: str
     opcua_key_file: str
+    opcua_trusted_certs_dir: str
     opcua_users_file: str
     opcua_anonymous: str
     outbox_capacity_records: int
@@ -116,7 +119,8 @@ def bridge_config(values: Mapping[str, ParamValue], environ: Mapping[str, str] =
     plain = {k: values[k] for k in (
         'cell_id', 'topic_prefix', 'orders_file', 'mqtt_enabled', 'mqtt_host', 'mqtt_port', 'mqtt_keepalive_s',
         'mqtt_tls', 'mqtt_ca_file', 'mqtt_cert_file', 'mqtt_key_file', 'mqtt_username', 'opcua_enabled',
-        'opcua_endpoint', 'opcua_security', 'opcua_cert_file', 'opcua_key_file', 'opcua_users_file',
+        'opcua_endpoint', 'opcua_security', 'opcua_cert_file', 'opcua_key_file', 'opcua_trusted_certs_dir',
+        'opcua_users_file',
         'opcua_anonymous', 'outbox_capacity_records', 'outbox_synchronous', 'backoff_initial_s', 'backoff_max_s',
         'telemetry_period_s', 'shift_length_s', 'diagnostics_period_s', 'service_timeout_s')}
     return MesBridgeConfig(db_path=Path(db_path), ideal_cycle_s=dict(zip(masters, cycles)),

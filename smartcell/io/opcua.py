@@ -210,6 +210,7 @@ class OpcUaSettings:
     namespace_uri: str = 'urn:smartcell:mes'
     application_uri: str = 'urn:smartcell:mes_bridge'
     extra_variables: int = 0               # Bench/Var_NNNN doubles (benchmark only)
+    trusted_client_certs_dir: str = ''     # encrypted endpoints: only client certificates in here (DER/PEM)
 
     def __post_init__(self) -> None:
         if self.security not in SECURITY_MODES:
@@ -330,6 +331,13 @@ class OpcUaServer:
         if s.cert_file:
             await server.load_certificate(s.cert_file)
             await server.load_private_key(s.key_file)
+        if s.trusted_client_certs_dir:
+            from asyncua.crypto.truststore import TrustStore
+            from asyncua.crypto.validator import CertificateValidator, CertificateValidatorOptions
+            store = TrustStore([Path(s.trusted_client_certs_dir)], [])
+            await store.load()
+            server.set_certificate_validator(CertificateValidator(
+                CertificateValidatorOptions.TRUSTED_VALIDATION | CertificateValidatorOptions.PEER_CLIENT, store))
         tokens = [ua.UserNameIdentityToken] + ([ua.AnonymousIdentityToken] if s.anonymous == 'read_only' else [])
         server.set_identity_tokens(tokens)
         idx = await server.register_namespace(s.namespace_uri)

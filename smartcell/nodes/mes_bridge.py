@@ -139,7 +139,8 @@ class MesBridge(Node):
                 cfg.db_path.parent.mkdir(parents=True, exist_ok=True)
                 generate_self_signed(cert, key, 'urn:smartcell:mes_bridge')
             settings = OpcUaSettings(endpoint=cfg.opcua_endpoint, cell_id=cfg.cell_id, security=cfg.opcua_security,
-                                     cert_file=cert, key_file=key, users=users, anonymous=cfg.opcua_anonymous)
+                                     cert_file=cert, key_file=key, users=users, anonymous=cfg.opcua_anonymous,
+                                     trusted_client_certs_dir=cfg.opcua_trusted_certs_dir)
         except (OSError, ValueError) as exc:
             raise ConfigError(f'mes_bridge OPC UA settings: {exc}') from exc
         try:

@@ -207,3 +207,32 @@ def test_basic256sha256_sign_and_encrypt(tmp_path):
         asyncio.run(scenario())
     finally:
         server.stop()
+
+
+def test_only_trusted_client_certificates(tmp_path):
+    trusted = tmp_path / 'trusted'
+    trusted.mkdir()
+    generate_self_signed(tmp_path / 'server.der', tmp_path / 'server.pem', 'urn:smartcell:mes_bridge')
+    generate_self_signed(trusted / 'client.der', tmp_path / 'client.pem', 'urn:smartcell:test-client', client=True)
+    generate_self_signed(tmp_path / 'stranger.der', tmp_path / 'stranger.pem', 'urn:smartcell:test-client',
+                         client=True)
+    server, _ = start_server(security='sign_encrypt', cert_file=str(tmp_path / 'server.der'),
+                             key_file=str(tmp_path / 'server.pem'), trusted_client_certs_dir=str(trusted))
+
+    async def connect(cert, key):
+        client = Client(server.endpoint, timeout=10)
+        client.application_uri = 'urn:smartcell:test-client'
+        await client.set_security(SecurityPolicyBasic256Sha256, str(cert), str(key),
+                                  mode=ua.MessageSecurityMode.SignAndEncrypt)
+        async with client:
+            idx = await client.get_namespace_index(NS)
+            return await client.get_node(node_id(idx, 'State')).read_value()
+
+    async def scenario():
+        assert await connect(trusted / 'client.der', tmp_path / 'client.pem') == 'idle'
+        with pytest.raises(Exception):
+            await connect(tmp_path / 'stranger.der', tmp_path / 'stranger.pem')
+    try:
+        asyncio.run(scenario())
+    finally:
+        server.stop()
