@@ -25,7 +25,7 @@ VIBRATION_SENSOR = NodeParams('vibration_sensor', (
     P('envelope_band_hz', [0.0, 0.0], 'envelope band-pass [low, high] in Hz; [0, 0] = 0.08-0.40 x sample rate'),
     P('min_shaft_hz', 2.0, 'windows where the shaft is slower at any time are not assessed (no information), Hz',
       min=0.1, max=500.0),
-    P('max_speed_variation', 0.5, 'windows whose shaft speed varies more ((max - min) / mean) are not assessed',
+    P('max_speed_variation', 2.0, 'windows whose shaft speed varies more ((max - min) / mean) are not assessed',
       min=0.0, max=10.0),
     P('order_tracking', True, 'resample varying-speed windows to equal shaft-angle steps before analysis'),
     P('baseline_windows', 20, 'healthy windows learnt per joint before health is assessed', min=3, max=10000),
