@@ -50,7 +50,8 @@ def run(duration_s: float, seed: int, scenario: str = 'shift') -> BenchResult:
     try:
         world = CellWorld(client, DEFAULT_LAYOUT, seed=seed, people=scenario_paths(scenario, seed, duration_s))
         scanner = SafetyScanner(client, DEFAULT_LAYOUT.scanner, ScannerConfig(rate_hz=TICK_RATE_HZ),
-                                rng=np.random.default_rng(seed), moving_shapes=world.moving_shapes())
+                                rng=np.random.default_rng(seed), moving_shapes=world.moving_shapes(),
+                                people=world.people)
         pick, place = station_joint_targets(DEFAULT_LAYOUT)
         ticks = int(round(duration_s * TICK_RATE_HZ))
         scan_ms, beams = np.empty(ticks), np.empty(ticks)

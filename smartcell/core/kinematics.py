@@ -342,3 +342,28 @@ def points_to_capsules_distance(points: np.ndarray, capsules: np.ndarray,
     t = np.clip(np.einsum('pmj,mj->pm', rel, direction) / length_sq, 0.0, 1.0)
     closest = start[None] + t[..., None] * direction[None]
     return np.linalg.norm(points[:, None, :] - closest, axis=2) - radii[None, :]
+
+
+def segment_distances(segments_a: np.ndarray, segments_b: np.ndarray) -> np.ndarray:
+    """(A, B) shortest distances (m) between segments (A, 2, 3) and (B, 2, 3); zero-length segments
+    are points. Clamped closest-point parameters, after C. Ericson, Real-Time Collision Detection, 5.1.9."""
+    segments_a = np.asarray(segments_a, dtype=float)
+    segments_b = np.asarray(segments_b, dtype=float)
+    a0, b0 = segments_a[:, None, 0], segments_b[None, :, 0]
+    da = segments_a[:, None, 1] - a0                                   # (A, 1, 3)
+    db = segments_b[None, :, 1] - b0                                   # (1, B, 3)
+    r = a0 - b0                                                        # (A, B, 3)
+    eps = 1e-12
+    aa = np.maximum((da * da).sum(axis=2), eps)                        # (A, 1)
+    bb = np.maximum((db * db).sum(axis=2), eps)                        # (1, B)
+    ab = (da * db).sum(axis=2)                                         # (A, B)
+    ar = (da * r).sum(axis=2)
+    br = (db * r).sum(axis=2)
+    denom = aa * bb - ab * ab
+    parallel = denom <= eps
+    s = np.where(parallel, 0.0, np.clip((ab * br - ar * bb) / np.where(parallel, 1.0, denom), 0.0, 1.0))
+    t = (ab * s + br) / bb
+    s = np.where(t < 0.0, np.clip(-ar / aa, 0.0, 1.0), np.where(t > 1.0, np.clip((ab - ar) / aa, 0.0, 1.0), s))
+    t = np.clip(t, 0.0, 1.0)
+    gap = r + s[..., None] * da - t[..., None] * db
+    return np.sqrt((gap * gap).sum(axis=2))

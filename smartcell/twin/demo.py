@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         world = CellWorld(client, seed=args.seed, people=scenario_paths(args.scenario, args.seed, args.duration))
         config = ScannerConfig()
         scanner = SafetyScanner(client, world.layout.scanner, config, rng=np.random.default_rng(args.seed),
-                                moving_shapes=world.moving_shapes())
+                                moving_shapes=world.moving_shapes(), people=world.people)
         pick, place = station_joint_targets(world.layout)
         closest_m, contacts, people_beams = math.inf, 0, 0
         wall_start = time.perf_counter()

@@ -109,6 +109,43 @@ def region_poses(state: PersonState, dims: BodyDimensions = BodyDimensions()) ->
     Limbs are capsules along their local z, the torso a box, the head a sphere (shape_specs()).
     A limb's pitch is its angle from hanging straight down, positive forward.
     """
+    positions, quaternions, _ = _region_frames(state, dims)
+    return positions, quaternions
+
+
+def region_segments(state: PersonState, dims: BodyDimensions = BodyDimensions()) -> tuple[np.ndarray, np.ndarray]:
+    """Each region as a segment (R, 2, 3) m in the world plus a radius (R,) m that together enclose it
+    (exactly for the capsules and the head; the torso box inside a vertical capsule)."""
+    positions, _, axes = _region_frames(state, dims)
+    return _segments(positions, axes, dims)
+
+
+def _segments(positions: np.ndarray, axes: np.ndarray, dims: BodyDimensions) -> tuple[np.ndarray, np.ndarray]:
+    half_length, radius = _segment_sizes(dims)
+    offset = half_length[:, None] * axes
+    return np.stack([positions - offset, positions + offset], axis=1), radius
+
+
+@functools.lru_cache(maxsize=8)
+def _segment_sizes(dims: BodyDimensions) -> tuple[np.ndarray, np.ndarray]:
+    half_length, radius = [], []
+    for region in REGION_NAMES:
+        shape, size = shape_specs(dims)[region]
+        if shape == p.GEOM_SPHERE:
+            half_length.append(0.0)
+            radius.append(size['radius'])
+        elif shape == p.GEOM_BOX:
+            hx, hy, hz = size['halfExtents']
+            half_length.append(hz)
+            radius.append(math.hypot(hx, hy))
+        else:
+            half_length.append(size['height'] / 2)
+            radius.append(size['radius'])
+    return np.array(half_length), np.array(radius)
+
+
+def _region_frames(state: PersonState, dims: BodyDimensions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Positions (R, 3), quaternions (R, 4) and shape z axes (R, 3) in the world."""
     reach = float(np.clip(state.reach, 0.0, 1.0))
     leg_swing = dims.max_leg_swing_rad * min(state.speed_mps / WALKING_SPEED_MPS, 1.25) \
         * math.sin(state.gait_phase_rad)                     # > 0: left leg forward
@@ -125,7 +162,9 @@ def region_poses(state: PersonState, dims: BodyDimensions = BodyDimensions()) ->
     sz, cz = math.sin(state.yaw_rad / 2), math.cos(state.yaw_rad / 2)
     sy, cy = np.sin(about_y / 2), np.cos(about_y / 2)
     quaternions = np.stack([-sz * sy, cz * sy, sz * cy, cz * cy], axis=1)
-    return positions, quaternions
+    local_axis = np.where(is_limb[:, None], direction, (0.0, 0.0, 1.0))
+    axes = local_axis @ np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]])
+    return positions, quaternions, axes
 
 
 def shape_specs(dims: BodyDimensions = BodyDimensions()) -> dict[str, tuple[int, dict[str, object]]]:
@@ -146,20 +185,6 @@ def shape_specs(dims: BodyDimensions = BodyDimensions()) -> dict[str, tuple[int,
         'lower_leg_left': capsule(dims.lower_leg_radius_m, dims.lower_leg_length_m + 2 * dims.lower_leg_radius_m),
         'lower_leg_right': capsule(dims.lower_leg_radius_m, dims.lower_leg_length_m + 2 * dims.lower_leg_radius_m),
     }
-
-
-def region_bounding_radii(dims: BodyDimensions = BodyDimensions()) -> np.ndarray:
-    """(R,) radius (m) of a sphere around each region's centre that contains the whole region."""
-    radii = []
-    for region in REGION_NAMES:
-        shape, size = shape_specs(dims)[region]
-        if shape == p.GEOM_SPHERE:
-            radii.append(size['radius'])
-        elif shape == p.GEOM_BOX:
-            radii.append(float(np.linalg.norm(size['halfExtents'])))
-        else:
-            radii.append(size['height'] / 2 + size['radius'])
-    return np.array(radii)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -294,9 +319,8 @@ class SimulatedPerson:
         self.name = name
         self.dims = dims
         self.state = initial
-        self.bounding_radii_m = region_bounding_radii(dims)
-        positions, quaternions = region_poses(initial, dims)
-        self.positions_m = positions
+        positions, quaternions, axes = _region_frames(initial, dims)
+        self.segments_m, self.radii_m = _segments(positions, axes, dims)
         bodies = []
         for (region, (shape, size)), position, quaternion in zip(shape_specs(dims).items(), positions, quaternions):
             colour = SKIN_RGBA if region in ('head', 'forearm_hand_left', 'forearm_hand_right') else CLOTHES_RGBA
@@ -312,8 +336,9 @@ class SimulatedPerson:
     def apply(self, state: PersonState) -> None:
         """Place every body region for this state (kinematic: no forces, no inertia)."""
         self.state = state
-        positions, quaternions = region_poses(state, self.dims)
-        self.positions_m = positions                 # region centres (R, 3), world
+        positions, quaternions, axes = _region_frames(state, self.dims)
+        # Each region as segment + radius, for cheap distance bounds and scanner sectors.
+        self.segments_m, self.radii_m = _segments(positions, axes, self.dims)
         for body, position, quaternion in zip(self.body_ids, positions.tolist(), quaternions.tolist()):
             p.resetBasePositionAndOrientation(body, position, quaternion, physicsClientId=self.client_id)
 

@@ -18,6 +18,7 @@ from typing import Sequence
 import numpy as np
 import pybullet as p
 
+from smartcell.twin.human import SimulatedPerson
 from smartcell.twin.world import ScannerMount
 
 
@@ -85,12 +86,18 @@ class SafetyScanner:
     """
 
     def __init__(self, client_id: int, mount: ScannerMount, config: ScannerConfig = ScannerConfig(), *,
-                 rng: np.random.Generator, moving_shapes: Sequence[tuple[int, int]] = ()) -> None:
+                 rng: np.random.Generator, moving_shapes: Sequence[tuple[int, int]] = (),
+                 people: Sequence[SimulatedPerson] = ()) -> None:
         self.client_id = client_id
         self.mount = mount
         self.config = config
         self._rng = rng
         self._moving = tuple(moving_shapes)
+        # People's regions are found from their enclosing capsules (tighter than bounding boxes of
+        # swinging legs, so fewer beams are cast); every other moving shape by its bounding box.
+        self._people = tuple(people)
+        people_bodies = {(body, -1) for person in self._people for body in person.body_ids}
+        self._boxed = tuple(shape for shape in self._moving if shape not in people_bodies)
         n = config.beam_count
         self.angle_min_rad = -config.angular_resolution_rad * (n - 1) / 2
         self._beam_angles = self.angle_min_rad + config.angular_resolution_rad * np.arange(n)   # scanner frame
@@ -131,35 +138,64 @@ class SafetyScanner:
         return background
 
     def _beams_near_moving_shapes(self) -> np.ndarray:
-        """Mask of beams whose direction meets the xy bounding box of a moving shape in the scan plane."""
-        n = self._beam_angles.size
-        mask = np.zeros(n, dtype=bool)
-        if not self._moving:
+        """Mask of beams whose direction may meet a moving shape in the scan plane."""
+        mask = np.zeros(self._beam_angles.size, dtype=bool)
+        circles = self._people_circles()
+        if circles.size and np.any(np.hypot(circles[:, 0], circles[:, 1]) <= circles[:, 2]):
+            mask[:] = True                   # a person around the scanner itself: cast everything
             return mask
-        boxes = np.array([p.getAABB(b, l, physicsClientId=self.client_id) for b, l in self._moving])  # (S, 2, 3)
+        centre = np.arctan2(circles[:, 1], circles[:, 0])
+        half = np.arcsin(np.clip(circles[:, 2] / np.hypot(circles[:, 0], circles[:, 1]), 0.0, 1.0))
+        intervals = [(centre - half).tolist(), (centre + half).tolist()]
+        if self._boxed:
+            boxes = np.array([p.getAABB(b, l, physicsClientId=self.client_id) for b, l in self._boxed])  # (S, 2, 3)
+            height = self._origin[2]
+            boxes = boxes[(boxes[:, 0, 2] <= height) & (boxes[:, 1, 2] >= height)]
+            if boxes.size:
+                x = boxes[:, [0, 0, 1, 1], 0] - self._origin[0]          # the four xy corners of each box
+                y = boxes[:, [0, 1, 1, 0], 1] - self._origin[1]
+                if np.any((x.min(axis=1) <= 0) & (x.max(axis=1) >= 0) & (y.min(axis=1) <= 0) & (y.max(axis=1) >= 0)):
+                    mask[:] = True           # a shape around the scanner itself: cast everything
+                    return mask
+                box_centre = np.arctan2(y.mean(axis=1), x.mean(axis=1))
+                offset = (np.arctan2(y, x) - box_centre[:, None] + np.pi) % (2 * np.pi) - np.pi  # subtends < pi
+                intervals[0] += (box_centre + offset.min(axis=1)).tolist()
+                intervals[1] += (box_centre + offset.max(axis=1)).tolist()
+        self._mark(mask, intervals[0], intervals[1])
+        return mask
+
+    def _people_circles(self) -> np.ndarray:
+        """(K, 3): centre x, y relative to the scanner (m) and radius (m) of circles enclosing where
+        the people's regions cut the scan plane."""
+        if not self._people:
+            return np.empty((0, 3))
+        segments = np.concatenate([person.segments_m for person in self._people])
+        radii = np.concatenate([person.radii_m for person in self._people])
         height = self._origin[2]
-        boxes = boxes[(boxes[:, 0, 2] <= height) & (boxes[:, 1, 2] >= height)]
-        if boxes.size == 0:
-            return mask
-        x = boxes[:, [0, 0, 1, 1], 0] - self._origin[0]          # the four xy corners of each box
-        y = boxes[:, [0, 1, 1, 0], 1] - self._origin[1]
-        if np.any((x.min(axis=1) <= 0.0) & (x.max(axis=1) >= 0.0) & (y.min(axis=1) <= 0.0) & (y.max(axis=1) >= 0.0)):
-            mask[:] = True                   # a shape around the scanner itself: cast everything
-            return mask
-        centre = np.arctan2(y.mean(axis=1), x.mean(axis=1))
-        offset = (np.arctan2(y, x) - centre[:, None] + np.pi) % (2 * np.pi) - np.pi     # a box subtends < pi
-        # Beam index interval of each box (one beam of margin each side); the +-2 pi copies catch
-        # a field of view wider than pi wrapping around the back.
-        relative = (centre - self.mount.yaw_rad - self.angle_min_rad).tolist()
-        low, high = offset.min(axis=1).tolist(), offset.max(axis=1).tolist()
+        z0, z1 = segments[:, 0, 2], segments[:, 1, 2]
+        crossing = (np.minimum(z0, z1) - radii <= height) & (np.maximum(z0, z1) + radii >= height)
+        segments, radii, z0, z1 = segments[crossing], radii[crossing], z0[crossing], z1[crossing]
+        dz = z1 - z0
+        t = np.clip(np.divide(height - z0, dz, out=np.full_like(dz, 0.5), where=np.abs(dz) > 1e-9), 0.0, 1.0)
+        centre = segments[:, 0] + t[:, None] * (segments[:, 1] - segments[:, 0])
+        length = np.linalg.norm(segments[:, 1] - segments[:, 0], axis=1)
+        cos_tilt = np.divide(np.abs(dz), length, out=np.ones_like(dz), where=length > 1e-9)
+        # A tilted capsule cuts the plane in an ellipse of semi-axis r / cos(tilt); the end cap adds at most r.
+        radius = radii / np.maximum(cos_tilt, 0.1) + radii
+        return np.column_stack([centre[:, 0] - self._origin[0], centre[:, 1] - self._origin[1], radius])
+
+    def _mark(self, mask: np.ndarray, first_rad: list[float], last_rad: list[float]) -> None:
+        """Set the beams within each [first, last] world-frame bearing interval, one beam of margin each side;
+        the +-2 pi copies catch a field of view wider than pi wrapping around the back."""
+        n = mask.size
         resolution = self.config.angular_resolution_rad
-        for r, lo, hi in zip(relative, low, high):
+        start = self.mount.yaw_rad + self.angle_min_rad
+        for lo, hi in zip(first_rad, last_rad):
             for turn in (-2 * math.pi, 0.0, 2 * math.pi):
-                first = max(math.floor((r + turn + lo) / resolution) - 1, 0)
-                last = min(math.ceil((r + turn + hi) / resolution) + 2, n)
+                first = max(math.floor((lo - start + turn) / resolution) - 1, 0)
+                last = min(math.ceil((hi - start + turn) / resolution) + 2, n)
                 if first < last:
                     mask[first:last] = True
-        return mask
 
     def scan(self, stamp_s: float, cast_all_beams: bool = False) -> ScanFrame:
         """The scan as of now, stamped stamp_s, with noise; one rayTestBatch.

@@ -5,6 +5,7 @@ operator side (the fence opening and the shared assembly station). See docs/twin
 """
 from __future__ import annotations
 
+import heapq
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,9 +13,14 @@ from pathlib import Path
 import numpy as np
 import pybullet as p
 
-from smartcell.core.kinematics import JOINT_NAMES, UR5E_LIMITS, link_capsules, points_to_capsules_distance
+from smartcell.core.kinematics import (JOINT_NAMES, LINK_CAPSULE_RADII, UR5E_LIMITS, link_capsules,
+                                       segment_distances)
 from smartcell.twin.human import ISO_TS_15066_REGIONS, BodyDimensions, PersonPath, PersonState, SimulatedPerson
 from smartcell.twin.robot import RobotHandle, default_urdf_path, load_robot, reset_joints
+
+# How far past a region's lower bound a closest-point query reaches (m): the bounds are within a
+# few cm of the truth, so one query per region usually settles it.
+DISTANCE_QUERY_SLACK_M = 0.15
 
 # Arm pose at start: elbow up, tool pointing down over the table (rad, JOINT_NAMES order).
 HOME_Q_RAD = (0.0, -1.57, 1.57, -1.57, -1.57, 0.0)
@@ -364,20 +370,28 @@ class CellWorld:
         closest points); negative when they interpenetrate; +inf with nobody within max_distance_m."""
         if not self.people:
             return math.inf
-        # Exact queries cost per shape pair, so regions go in order of a cheap lower bound - region
-        # centre to the robot's link capsules (which enclose its shapes, see test_urdf.py) minus the
-        # region's bounding radius - and stop once the bound exceeds the best exact distance found.
-        centres = np.concatenate([person.positions_m for person in self.people])
-        radii = np.concatenate([person.bounding_radii_m for person in self.people])
+        # Exact queries cost per shape pair, so regions go in order of a lower bound - each region's
+        # enclosing capsule (human.region_segments) to the robot's link capsules, which enclose its
+        # shapes (test_urdf.py) - and each query reaches only a little past that bound; a region
+        # with nothing there goes back in the queue with the query distance as its new bound.
+        segments = np.concatenate([person.segments_m for person in self.people])
+        radii = np.concatenate([person.radii_m for person in self.people])
         bodies = [body for person in self.people for body in person.body_ids]
-        lower = points_to_capsules_distance(centres, self._robot_capsules_world()).min(axis=1) - radii
+        gaps = segment_distances(segments, self._robot_capsules_world()) - radii[:, None] - LINK_CAPSULE_RADII
+        queue = [(float(bound), i) for i, bound in enumerate(gaps.min(axis=1))]
+        heapq.heapify(queue)
         best = math.inf
-        for i in np.argsort(lower):
-            query_m = min(best, max_distance_m)
-            if lower[i] > query_m:
+        while queue:
+            bound, i = heapq.heappop(queue)
+            limit = min(best, max_distance_m)
+            if bound > limit:
                 break
-            for point in p.getClosestPoints(bodies[i], self.robot.body_id, query_m, physicsClientId=self.client_id):
-                best = min(best, point[8])
+            query_m = min(limit, max(bound + DISTANCE_QUERY_SLACK_M, 0.0))
+            points = p.getClosestPoints(bodies[i], self.robot.body_id, query_m, physicsClientId=self.client_id)
+            if points:
+                best = min(best, min(point[8] for point in points))
+            elif query_m < limit:
+                heapq.heappush(queue, (query_m, i))
         return best
 
     def _robot_capsules_world(self) -> np.ndarray:

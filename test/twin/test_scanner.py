@@ -21,7 +21,7 @@ def _world_with_person(client, urdf_path, state: PersonState | None) -> CellWorl
 
 def _scanner(world: CellWorld, config: ScannerConfig = ScannerConfig(), seed: int = 0) -> SafetyScanner:
     return SafetyScanner(world.client_id, world.layout.scanner, config, rng=np.random.default_rng(seed),
-                         moving_shapes=world.moving_shapes())
+                         moving_shapes=world.moving_shapes(), people=world.people)
 
 
 def test_scan_layout_is_a_laserscan_of_541_beams_over_270_degrees(client, urdf_path):
@@ -98,11 +98,12 @@ def test_noise_comes_only_from_the_given_generator(client, urdf_path):
     assert not np.array_equal(first, other)
 
 
-def test_casting_only_beams_near_moving_shapes_equals_casting_all(client, urdf_path):
-    world = CellWorld(client, urdf_path=urdf_path, people=scenario_paths('shift_two_people', 5, 120.0))
+@pytest.mark.parametrize('scenario, duration_s', [('shift_two_people', 120.0), ('intrusion', 40.0)])
+def test_casting_only_beams_near_moving_shapes_equals_casting_all(client, urdf_path, scenario, duration_s):
+    world = CellWorld(client, urdf_path=urdf_path, people=scenario_paths(scenario, 5, duration_s))
     scanner = _scanner(world, ScannerConfig(noise_std_m=0.0))
     compared_with_people = 0
-    for tick in range(120 * 30):
+    for tick in range(int(duration_s * 30)):
         world.step(1 / 30)
         if tick % 15:
             continue

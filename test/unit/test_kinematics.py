@@ -184,3 +184,24 @@ def test_ik_handles_singular_poses(q):
     target = forward_kinematics(q)
     solution = inverse_kinematics(target, np.zeros(6))
     np.testing.assert_allclose(forward_kinematics(solution), target, atol=1e-6)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1))
+def test_segment_distances_match_dense_sampling(seed):
+    from smartcell.core.kinematics import segment_distances
+    rng = np.random.default_rng(seed)
+    a = rng.uniform(-1, 1, (3, 2, 3))
+    b = rng.uniform(-1, 1, (4, 2, 3))
+    a[0, 1] = a[0, 0]                                   # a point
+    b[1, 1] = b[1, 0] + 1e-3 * (b[1, 1] - b[1, 0])      # nearly a point
+    b[2] = b[3] + 0.3 * rng.normal(size=3)              # parallel to b[3], shifted
+    distances = segment_distances(a, b)
+    u = np.linspace(0, 1, 201)[:, None]
+    for i in range(3):
+        pa = a[i, 0] + u * (a[i, 1] - a[i, 0])
+        for j in range(4):
+            pb = b[j, 0] + u * (b[j, 1] - b[j, 0])
+            dense = np.linalg.norm(pa[:, None] - pb[None], axis=2).min()
+            assert distances[i, j] <= dense + 1e-9           # never above any sampled pair
+            assert distances[i, j] >= dense - 0.02           # and the 1/200 sampling gets within 2 cm
