@@ -102,14 +102,15 @@ def broker(tmp_path):
         yield running
 
 
-def start_bridge(tmp_path, broker_port, opcua_port):
+def start_bridge(tmp_path, broker_port, opcua_port, **extra):
     users = tmp_path / 'users.yaml'
     users.write_text(f'mes: {{password_hash: "{hash_password("pw", iterations=1000)}", role: operator}}\n')
     env = {**os.environ, 'ROS_DOMAIN_ID': str(DOMAIN), 'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST',
            'AMENT_PREFIX_PATH': str(ROOT / '.venv'), 'PYTHONPATH': str(ROOT)}
     params = {'cell_id': CELL, 'db_path': str(tmp_path / 'outbox.sqlite'), 'mqtt_port': broker_port,
               'opcua_endpoint': f'opc.tcp://127.0.0.1:{opcua_port}/smartcell/', 'opcua_users_file': str(users),
-              'telemetry_period_s': 0.2, 'diagnostics_period_s': 0.2, 'backoff_max_s': 1.0, 'shift_length_s': 2.0}
+              'telemetry_period_s': 0.2, 'diagnostics_period_s': 0.2, 'backoff_max_s': 1.0, 'shift_length_s': 2.0,
+              **extra}
     args = [sys.executable, '-m', 'smartcell.nodes.mes_bridge', '--ros-args']
     for key, value in params.items():
         args += ['-p', f'{key}:={value}']
@@ -264,3 +265,38 @@ def test_bridge_kill_9_and_restart_keeps_chain_and_delivers_once(tmp_path, cell,
     assert {r['body']['code'] for r in alarms} >= {e['code'] for e in after}
     assert {r['body']['code'] for r in alarms if r['body']['code'].startswith('A')} <= {e['code'] for e in before}
     assert audit_main(['verify', str(tmp_path / 'outbox.sqlite')]) == 0
+
+
+def test_outbox_fill_alarm_while_mes_is_down(tmp_path, cell):
+    """MQTT unreachable, small outbox: above 80 % the bridge alarms (record + /diagnostics WARN)."""
+    bridge = start_bridge(tmp_path, free_port(), free_port(), opcua_enabled=False, outbox_capacity_records=100)
+    try:
+        assert poll(lambda: cell.events_pub.get_subscription_count() > 0, 30)
+        def backlog():
+            for array in reversed(list(cell.diagnostics)):
+                for status in array.status:
+                    if status.name == 'smartcell/mes_bridge':
+                        return int({kv.key: kv.value for kv in status.values}['mqtt_backlog_records'])
+            return 0
+        # in chunks, each stored before the next, so a burst never outruns the publisher's history depth
+        for chunk in range(0, 85, 17):
+            for i in range(chunk, chunk + 17):
+                cell.event('alarm', code=f'C{i}', severity='info', text='filling')
+            assert poll(lambda: backlog() >= chunk + 17, 20), backlog()
+
+        def warned():
+            for array in list(cell.diagnostics):
+                for status in array.status:
+                    if status.name == 'smartcell/mes_bridge' and status.level == b'\x01' and 'full' in status.message:
+                        return {kv.key: kv.value for kv in status.values}
+            return None
+        assert poll(lambda: warned() is not None, 20), cell.diagnostics[-1].status[0]
+        values = warned()
+        assert values['mqtt_link'] == 'down' and float(values['outbox_fill_percent']) > 80.0
+    finally:
+        stop(bridge)
+    from smartcell.io.outbox import iter_audit_records
+    alarms = [r for r in iter_audit_records(tmp_path / 'outbox.sqlite') if r['stream'] == 'alarm']
+    assert len([r for r in alarms if r['body']['code'].startswith('C')]) == 85     # nothing dropped
+    full = [r for r in alarms if r['body']['code'] == 'OUTBOX_FULL']
+    assert len(full) == 1 and full[0]['body']['active'] is True
