@@ -33,6 +33,11 @@ $(VENV)/.requirements-installed: requirements.txt
 $(VENV)/.smartcell-installed: $(VENV)/.requirements-installed $(SOURCES)
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation --force-reinstall .
 	rm -rf build smartcell.egg-info
+	# colcon installs node executables in <prefix>/lib/smartcell (setup.cfg); pip only in bin/.
+	# launch_ros (ros2 launch / ros2 run) looks in <prefix>/lib/<package>/: link them there.
+	mkdir -p $(VENV)/lib/smartcell
+	for exe in $$($(BIN)/python -c "from importlib.metadata import distribution as d; print(*sorted(e.name for e in d('smartcell').entry_points if e.group == 'console_scripts'))"); do \
+	  ln -sfn ../../bin/$$exe $(VENV)/lib/smartcell/$$exe; done
 	touch $@
 
 bench: $(VENV)/.smartcell-installed

@@ -50,13 +50,16 @@ def generate_launch_description():
         OpaqueFunction(function=validate_config),
     ]
     for spec in CELL_NODES:
-        for condition, overrides in ((IfCondition(sim), sim_overrides(spec.name)),
-                                     (UnlessCondition(sim), hardware_overrides(spec.name))):
-            if not spec.runs(sim=isinstance(condition, IfCondition)):
+        # UnlessCondition subclasses IfCondition: branch on an explicit flag, never on isinstance.
+        for in_sim, condition, overrides in ((True, IfCondition(sim), sim_overrides(spec.name)),
+                                             (False, UnlessCondition(sim), hardware_overrides(spec.name))):
+            if not spec.runs(sim=in_sim):
                 continue
             entities.append(Node(
                 package='smartcell', executable=spec.name, name=spec.name,
                 namespace=LaunchConfiguration('namespace'),
                 parameters=[LaunchConfiguration('config'), overrides],
-                output='screen', emulate_tty=True, condition=condition))
+                output='screen', emulate_tty=True, condition=condition,
+                # the MES bridge flushes its outbox and closes its servers on shutdown
+                sigterm_timeout='15' if spec.name == 'mes_bridge' else '5'))
     return LaunchDescription(entities)

@@ -144,3 +144,13 @@ def load_cell_config(path: str | Path, registry: Mapping[str, NodeParams]) -> di
         merged.update(sections.get(name, {}))
         resolved[name] = node_params.resolve(merged, allow_unknown=COMMON_PARAMS)
     return resolved
+
+
+def markdown_table(params: NodeParams) -> str:
+    """The node's parameters as a Markdown table (README keeps one per node; a test keeps it in sync)."""
+    rows = [f'| `{params.name}` parameter | default | accepted | description |', '|---|---|---|---|']
+    for spec in params.specs:
+        default = repr(spec.default) if isinstance(spec.default, str) else str(spec.default).lower() \
+            if isinstance(spec.default, bool) else str(spec.default)
+        rows.append(f'| `{spec.name}` | `{default}` | {spec.accepted()} | {spec.description.replace("|", "/")} |')
+    return '\n'.join(rows)

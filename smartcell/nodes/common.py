@@ -104,6 +104,9 @@ def run_node(make_node: Callable[[], Node], args: list[str] | None = None) -> in
 
     def request_stop(signum, frame):  # noqa: ARG001 - signal handler signature
         stopping['flag'] = True
+        # A terminal Ctrl-C reaches every node and `ros2 launch` sends another SIGINT: the second
+        # one must not kill a node in the middle of its clean shutdown.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)

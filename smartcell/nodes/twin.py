@@ -76,7 +76,7 @@ class Twin(Node):
             self._command = command
             return
         key = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-        if self._state in ('finished', 'failed') or key != self._expected_command_ns:
+        if self._state not in ('warming', 'running') or key != self._expected_command_ns:
             return      # a repeat of a warm-up tick, already handled
         if self._state == 'warming':
             # The pipeline answered tick 0: the first `lag` steps hold the start pose, then pipelined.
@@ -192,6 +192,9 @@ class Twin(Node):
         self._diag_pub.publish(array)
 
     def on_shutdown(self) -> None:
+        for timer in list(self.timers):     # nothing may step the physics once it is disconnected
+            timer.cancel()
+        self._state = 'finished' if self._state == 'finished' else 'stopped'
         self._world.close()
         disconnect(self._world.client_id)
 

@@ -1,4 +1,4 @@
-"""The three sensor nodes start from config/sensors.yaml and report on /diagnostics."""
+"""The three sensor nodes start from config/cell.yaml and report on /diagnostics."""
 from __future__ import annotations
 
 import pytest
@@ -10,7 +10,7 @@ pytestmark = pytest.mark.ros
 
 def test_sensor_nodes_start_from_the_shipped_config(peer, processes, repo):
     from diagnostic_msgs.msg import DiagnosticArray
-    params = repo / 'config' / 'sensors.yaml'
+    params = repo / 'config' / 'cell.yaml'
     for name in ('vibration_sensor', 'energy_meter', 'wearable'):
         processes.start(name, node_command(f'smartcell.nodes.{name}', name, params, {}))
     seen = set()

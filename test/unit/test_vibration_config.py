@@ -1,20 +1,21 @@
-"""config/sensors.yaml and config/diagnostics_aggregator.yaml agree with the sensor nodes."""
+"""config/cell.yaml (sensor sections) and config/diagnostics_aggregator.yaml agree with the sensor nodes."""
 from __future__ import annotations
 
 import yaml
 
 from smartcell.core.params import load_cell_config
 from smartcell.core.sensor_params import ENERGY_METER, UR5E_JOINTS, VIBRATION_SENSOR, WEARABLE
+from smartcell.topology import param_registry
 
 REGISTRY = {p.name: p for p in (VIBRATION_SENSOR, ENERGY_METER, WEARABLE)}
 
 
-def test_sensors_yaml_is_valid_and_lists_every_parameter(repo):
-    path = repo / 'config' / 'sensors.yaml'
-    resolved = load_cell_config(path, REGISTRY)
+def test_sensor_sections_of_cell_yaml_are_valid_and_list_every_parameter(repo):
+    path = repo / 'config' / 'cell.yaml'
+    resolved = load_cell_config(path, param_registry())
     document = yaml.safe_load(path.read_text())
     for name, params in REGISTRY.items():
-        assert set(document[name]['ros__parameters']) == set(params.by_name), name
+        assert set(document[f'/**/{name}']['ros__parameters']) == set(params.by_name), name
         expected_source = 'joint_states' if name == 'energy_meter' else 'sim'
         assert resolved[name]['source'] == expected_source
 
