@@ -51,7 +51,7 @@ def run(duration_s: float, seed: int, scenario: str = 'shift') -> BenchResult:
         world = CellWorld(client, DEFAULT_LAYOUT, seed=seed, people=scenario_paths(scenario, seed, duration_s))
         scanner = SafetyScanner(client, DEFAULT_LAYOUT.scanner, ScannerConfig(rate_hz=TICK_RATE_HZ),
                                 rng=np.random.default_rng(seed), moving_shapes=world.moving_shapes(),
-                                people=world.people)
+                                people_capsules=world.people_capsules, boxed_shapes=world.robot_shapes())
         pick, place = station_joint_targets(DEFAULT_LAYOUT)
         ticks = int(round(duration_s * TICK_RATE_HZ))
         scan_ms, beams = np.empty(ticks), np.empty(ticks)

@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         world = CellWorld(client, seed=args.seed, people=scenario_paths(args.scenario, args.seed, args.duration))
         config = ScannerConfig()
         scanner = SafetyScanner(client, world.layout.scanner, config, rng=np.random.default_rng(args.seed),
-                                moving_shapes=world.moving_shapes(), people=world.people)
+                                moving_shapes=world.moving_shapes(),
+                                people_capsules=world.people_capsules, boxed_shapes=world.robot_shapes())
         pick, place = station_joint_targets(world.layout)
         closest_m, contacts, people_beams = math.inf, 0, 0
         wall_start = time.perf_counter()

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pybullet as p
 
-from smartcell.twin.human import SimulatedPerson
 from smartcell.twin.world import ScannerMount
 
 
@@ -78,26 +77,29 @@ class SafetyScanner:
     """Casts the scanner's beams in a PyBullet client; noise from the Generator it is given.
 
     The furniture and fence never move, so their ranges are cast once, at construction, into a
-    background scan. Each scan() then casts - in one rayTestBatch - only the beams whose
-    direction passes the bounding box of a moving shape (`moving_shapes`: (body, link) pairs,
-    i.e. the people's regions and the robot links) that crosses the scan plane; every other beam
-    returns the background range. That is exactly what casting all beams would return, about
-    ten times cheaper (test/twin/test_scanner.py compares the two).
+    background scan that looks through the `moving_shapes` ((body, link) pairs: the people's
+    regions and the robot links, CellWorld.moving_shapes()). Each scan() then casts - in one
+    rayTestBatch - only the beams whose direction may meet a moving shape where it crosses the
+    scan plane: people from `people_capsules` (a callable returning capsules that enclose them,
+    CellWorld.people_capsules), the `boxed_shapes` (CellWorld.robot_shapes()) from their bounding
+    boxes; every other beam returns the background range. That is exactly what casting all
+    beams would return, several times cheaper (test/twin/test_scanner.py compares the two).
     """
 
     def __init__(self, client_id: int, mount: ScannerMount, config: ScannerConfig = ScannerConfig(), *,
                  rng: np.random.Generator, moving_shapes: Sequence[tuple[int, int]] = (),
-                 people: Sequence[SimulatedPerson] = ()) -> None:
+                 people_capsules: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None,
+                 boxed_shapes: Sequence[tuple[int, int]] | None = None) -> None:
         self.client_id = client_id
         self.mount = mount
         self.config = config
         self._rng = rng
         self._moving = tuple(moving_shapes)
-        # People's regions are found from their enclosing capsules (tighter than bounding boxes of
-        # swinging legs, so fewer beams are cast); every other moving shape by its bounding box.
-        self._people = tuple(people)
-        people_bodies = {(body, -1) for person in self._people for body in person.body_ids}
-        self._boxed = tuple(shape for shape in self._moving if shape not in people_bodies)
+        # People are found from capsules enclosing their regions (CellWorld.people_capsules: tighter
+        # than the bounding boxes of swinging legs, and no per-shape PyBullet call); the shapes in
+        # boxed_shapes (default: all moving shapes) from their bounding boxes.
+        self._people_capsules = people_capsules
+        self._boxed = self._moving if boxed_shapes is None else tuple(boxed_shapes)
         n = config.beam_count
         self.angle_min_rad = -config.angular_resolution_rad * (n - 1) / 2
         self._beam_angles = self.angle_min_rad + config.angular_resolution_rad * np.arange(n)   # scanner frame
@@ -140,9 +142,9 @@ class SafetyScanner:
     def _beams_near_moving_shapes(self) -> np.ndarray:
         """Mask of beams whose direction may meet a moving shape in the scan plane."""
         mask = np.zeros(self._beam_angles.size, dtype=bool)
-        circles = self._people_circles()
+        circles = self._capsule_circles()
         if circles.size and np.any(np.hypot(circles[:, 0], circles[:, 1]) <= circles[:, 2]):
-            mask[:] = True                   # a person around the scanner itself: cast everything
+            mask[:] = True                   # a shape around the scanner itself: cast everything
             return mask
         centre = np.arctan2(circles[:, 1], circles[:, 0])
         half = np.arcsin(np.clip(circles[:, 2] / np.hypot(circles[:, 0], circles[:, 1]), 0.0, 1.0))
@@ -164,24 +166,27 @@ class SafetyScanner:
         self._mark(mask, intervals[0], intervals[1])
         return mask
 
-    def _people_circles(self) -> np.ndarray:
+    def _capsule_circles(self) -> np.ndarray:
         """(K, 3): centre x, y relative to the scanner (m) and radius (m) of circles enclosing where
-        the people's regions cut the scan plane."""
-        if not self._people:
+        the moving capsules cut the scan plane."""
+        if self._people_capsules is None:
             return np.empty((0, 3))
-        segments = np.concatenate([person.segments_m for person in self._people])
-        radii = np.concatenate([person.radii_m for person in self._people])
+        segments, radii = self._people_capsules()
         height = self._origin[2]
         z0, z1 = segments[:, 0, 2], segments[:, 1, 2]
         crossing = (np.minimum(z0, z1) - radii <= height) & (np.maximum(z0, z1) + radii >= height)
         segments, radii, z0, z1 = segments[crossing], radii[crossing], z0[crossing], z1[crossing]
         dz = z1 - z0
-        t = np.clip(np.divide(height - z0, dz, out=np.full_like(dz, 0.5), where=np.abs(dz) > 1e-9), 0.0, 1.0)
-        centre = segments[:, 0] + t[:, None] * (segments[:, 1] - segments[:, 0])
-        length = np.linalg.norm(segments[:, 1] - segments[:, 0], axis=1)
-        cos_tilt = np.divide(np.abs(dz), length, out=np.ones_like(dz), where=length > 1e-9)
-        # A tilted capsule cuts the plane in an ellipse of semi-axis r / cos(tilt); the end cap adds at most r.
-        radius = radii / np.maximum(cos_tilt, 0.1) + radii
+        axis = segments[:, 1] - segments[:, 0]
+        length = np.linalg.norm(axis, axis=1)
+        steep = np.abs(dz) > 0.1 * length          # axis at least ~6 deg out of the horizontal
+        # A capsule tilted by theta from the vertical cuts the plane inside the circle of radius
+        # r / cos(theta) around the point where its (extended) axis crosses the plane - end caps
+        # included, since max over d of d tan(theta) + sqrt(r^2 - d^2) is r / cos(theta). A
+        # near-horizontal one is taken whole: its mid-point and half length + r.
+        t = np.divide(height - z0, dz, out=np.full_like(dz, 0.5), where=steep)
+        centre = segments[:, 0] + np.where(steep, t, 0.5)[:, None] * axis
+        radius = np.where(steep, radii * length / np.where(steep, np.abs(dz), 1.0), length / 2 + radii)
         return np.column_stack([centre[:, 0] - self._origin[0], centre[:, 1] - self._origin[1], radius])
 
     def _mark(self, mask: np.ndarray, first_rad: list[float], last_rad: list[float]) -> None:

@@ -228,6 +228,7 @@ class CellWorld:
         self._sim_time_s = 0.0
         self._substeps_done = 0
         self._closed = False
+        self._capsules_cache: tuple[bytes, np.ndarray] = (b'', np.empty((0, 2, 3)))
         cid = client_id
         p.setGravity(0, 0, -9.81, physicsClientId=cid)
         p.setPhysicsEngineParameter(fixedTimeStep=1.0 / self.physics_rate_hz, numSubSteps=0, physicsClientId=cid)
@@ -326,12 +327,15 @@ class CellWorld:
                                  physicsClientId=self.client_id)
         return {self.robot.link_names[i]: (s[4], s[5]) for i, s in zip(indices, states)}
 
+    def robot_shapes(self) -> tuple[tuple[int, int], ...]:
+        """(body id, link index) of the robot links that have a collision shape."""
+        return tuple((self.robot.body_id, link) for link in sorted(self.robot.link_names)
+                     if p.getCollisionShapeData(self.robot.body_id, link, physicsClientId=self.client_id))
+
     def moving_shapes(self) -> tuple[tuple[int, int], ...]:
         """(body id, link index) of every shape that moves: people's regions and robot links with
         a collision shape. Everything else in the world is static (see SafetyScanner)."""
-        robot_links = tuple((self.robot.body_id, link) for link in sorted(self.robot.link_names)
-                            if p.getCollisionShapeData(self.robot.body_id, link, physicsClientId=self.client_id))
-        return tuple((body, -1) for body in self._person_of_body) + robot_links
+        return tuple((body, -1) for body in self._person_of_body) + self.robot_shapes()
 
     # -- time ----------------------------------------------------------------------------------
 
@@ -395,11 +399,23 @@ class CellWorld:
         return best
 
     def _robot_capsules_world(self) -> np.ndarray:
+        """The robot's link capsules (kinematics.link_capsules) in the world, computed once per joint state."""
         q = np.array([s[0] for s in p.getJointStates(self.robot.body_id, self.robot.joint_indices,
                                                       physicsClientId=self.client_id)])
-        c, s = math.cos(self.layout.robot_base_yaw_rad), math.sin(self.layout.robot_base_yaw_rad)
-        rotation = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
-        return link_capsules(q) @ rotation.T + np.asarray(self.layout.robot_base_position_m)
+        if self._capsules_cache[0] != q.tobytes():
+            c, s = math.cos(self.layout.robot_base_yaw_rad), math.sin(self.layout.robot_base_yaw_rad)
+            rotation = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+            capsules = link_capsules(q) @ rotation.T + np.asarray(self.layout.robot_base_position_m)
+            self._capsules_cache = (q.tobytes(), capsules)
+        return self._capsules_cache[1]
+
+    def people_capsules(self) -> tuple[np.ndarray, np.ndarray]:
+        """Capsules enclosing the people's body regions, now: segments (K, 2, 3) m and radii (K,) m in
+        the world (human.region_segments). For the scanner's beam selection."""
+        if not self.people:
+            return np.empty((0, 2, 3)), np.empty(0)
+        return (np.concatenate([person.segments_m for person in self.people]),
+                np.concatenate([person.radii_m for person in self.people]))
 
     def person_robot_contacts(self) -> list[Contact]:
         """Contacts of the last physics substep between people and the robot, one per region-link pair."""

@@ -19,9 +19,12 @@ def _world_with_person(client, urdf_path, state: PersonState | None) -> CellWorl
     return world
 
 
-def _scanner(world: CellWorld, config: ScannerConfig = ScannerConfig(), seed: int = 0) -> SafetyScanner:
+def _scanner(world: CellWorld, config: ScannerConfig = ScannerConfig(), seed: int = 0,
+             use_capsules: bool = True) -> SafetyScanner:
     return SafetyScanner(world.client_id, world.layout.scanner, config, rng=np.random.default_rng(seed),
-                         moving_shapes=world.moving_shapes(), people=world.people)
+                         moving_shapes=world.moving_shapes(),
+                         people_capsules=world.people_capsules if use_capsules else None,
+                         boxed_shapes=world.robot_shapes() if use_capsules else None)
 
 
 def test_scan_layout_is_a_laserscan_of_541_beams_over_270_degrees(client, urdf_path):
@@ -98,10 +101,12 @@ def test_noise_comes_only_from_the_given_generator(client, urdf_path):
     assert not np.array_equal(first, other)
 
 
-@pytest.mark.parametrize('scenario, duration_s', [('shift_two_people', 120.0), ('intrusion', 40.0)])
-def test_casting_only_beams_near_moving_shapes_equals_casting_all(client, urdf_path, scenario, duration_s):
+@pytest.mark.parametrize('scenario, duration_s, use_capsules', [('shift_two_people', 120.0, True),
+                                                                ('intrusion', 40.0, True), ('intrusion', 40.0, False)])
+def test_casting_only_beams_near_moving_shapes_equals_casting_all(client, urdf_path, scenario, duration_s,
+                                                                  use_capsules):
     world = CellWorld(client, urdf_path=urdf_path, people=scenario_paths(scenario, 5, duration_s))
-    scanner = _scanner(world, ScannerConfig(noise_std_m=0.0))
+    scanner = _scanner(world, ScannerConfig(noise_std_m=0.0), use_capsules=use_capsules)
     compared_with_people = 0
     for tick in range(int(duration_s * 30)):
         world.step(1 / 30)
