@@ -82,7 +82,7 @@ class Fence:
 
     def panels(self) -> tuple[Box, ...]:
         t, h = self.thickness_m, self.height_m
-        grey = (0.95, 0.80, 0.10, 1.0)                     # safety yellow
+        yellow = (0.95, 0.80, 0.10, 1.0)                   # safety yellow
         lo = self.opening_centre_y_m - self.opening_width_m / 2
         hi = self.opening_centre_y_m + self.opening_width_m / 2
         if not self.ymin_m < lo < hi < self.ymax_m:
@@ -90,11 +90,11 @@ class Fence:
         width_x, width_y = self.xmax_m - self.xmin_m, self.ymax_m - self.ymin_m
         mid_x, mid_y = (self.xmin_m + self.xmax_m) / 2, (self.ymin_m + self.ymax_m) / 2
         return (
-            Box('fence_xmin', (t, width_y, h), (self.xmin_m, mid_y, h / 2), rgba=grey),
-            Box('fence_ymin', (width_x, t, h), (mid_x, self.ymin_m, h / 2), rgba=grey),
-            Box('fence_ymax', (width_x, t, h), (mid_x, self.ymax_m, h / 2), rgba=grey),
-            Box('fence_xmax_low', (t, lo - self.ymin_m, h), (self.xmax_m, (self.ymin_m + lo) / 2, h / 2), rgba=grey),
-            Box('fence_xmax_high', (t, self.ymax_m - hi, h), (self.xmax_m, (hi + self.ymax_m) / 2, h / 2), rgba=grey),
+            Box('fence_xmin', (t, width_y, h), (self.xmin_m, mid_y, h / 2), rgba=yellow),
+            Box('fence_ymin', (width_x, t, h), (mid_x, self.ymin_m, h / 2), rgba=yellow),
+            Box('fence_ymax', (width_x, t, h), (mid_x, self.ymax_m, h / 2), rgba=yellow),
+            Box('fence_xmax_low', (t, lo - self.ymin_m, h), (self.xmax_m, (self.ymin_m + lo) / 2, h / 2), rgba=yellow),
+            Box('fence_xmax_high', (t, self.ymax_m - hi, h), (self.xmax_m, (hi + self.ymax_m) / 2, h / 2), rgba=yellow),
         )
 
 

@@ -123,3 +123,30 @@ def test_casting_only_beams_near_moving_shapes_equals_casting_all(client, urdf_p
 def test_bad_scanner_config_names_the_parameter(kwargs, name):
     with pytest.raises(ValueError, match=name):
         ScannerConfig(**kwargs)
+
+
+@pytest.mark.parametrize('scenario', ['empty', 'intrusion'])
+def test_core_people_tracker_finds_the_simulated_person_and_nothing_else(client, urdf_path, scenario):
+    """End to end with smartcell.core.tracking: the static cell gives no tracks; a person is tracked."""
+    from smartcell.core.tracking import PeopleTracker, Pose2D, ScanGeometry, TrackerConfig
+    world = CellWorld(client, urdf_path=urdf_path, people=scenario_paths(scenario, 2, 30.0))
+    scanner = _scanner(world)
+    mount = world.layout.scanner
+    first = scanner.scan(0.0)
+    tracker = PeopleTracker(TrackerConfig(monitored_area_m=(-6.0, -6.0, 6.0, 6.0)),
+                            Pose2D(mount.position_m[0], mount.position_m[1], mount.yaw_rad),
+                            ScanGeometry(first.angle_min_rad, first.angle_increment_rad, first.range_min_m,
+                                         first.range_max_m))
+    errors_m, ticks_with_tracks = [], 0
+    for _ in range(30 * 30):
+        world.step(1 / 30)
+        tracks = tracker.update(np.asarray(scanner.scan(world.sim_time).ranges, dtype=float), world.sim_time)
+        ticks_with_tracks += bool(tracks)
+        if tracks and world.paths:
+            truth = world.paths[0].state_at(world.sim_time)
+            errors_m.append(min(math.hypot(t.position_m[0] - truth.x_m, t.position_m[1] - truth.y_m) for t in tracks))
+    if scenario == 'empty':
+        assert ticks_with_tracks == 0
+    else:
+        assert ticks_with_tracks > 100
+        assert np.median(errors_m) < 0.1
