@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         world = CellWorld(client, seed=args.seed, people=scenario_paths(args.scenario, args.seed, args.duration))
         config = ScannerConfig()
-        scanner = SafetyScanner(client, world.layout.scanner, config, rng=np.random.default_rng(args.seed),
+        scanner = SafetyScanner(client, world.layout.scanner, config, rng=world.rng,
                                 moving_shapes=world.moving_shapes(),
                                 people_capsules=world.people_capsules, boxed_shapes=world.robot_shapes())
         pick, place = station_joint_targets(world.layout)

@@ -224,7 +224,9 @@ class CellWorld:
         self.client_id = client_id
         self.layout = layout
         self.physics_rate_hz = float(physics_rate_hz)
-        self.rng = np.random.default_rng(seed)       # the only source of randomness of the twin
+        # Seeded Generator for this world's sensors (e.g. SafetyScanner(..., rng=world.rng)); the
+        # people's paths come seeded from scenarios, so nothing in the twin draws unseeded numbers.
+        self.rng = np.random.default_rng(seed)
         self._sim_time_s = 0.0
         self._substeps_done = 0
         self._closed = False

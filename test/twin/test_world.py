@@ -161,3 +161,20 @@ def test_pruned_distance_query_equals_brute_force(client, urdf_path):
         assert world.min_person_robot_distance() == pytest.approx(brute, abs=1e-9)
         compared_close += brute < 0.5
     assert compared_close > 3
+
+
+def test_demo_arm_targets_hold_the_tool_down_above_pick_and_place():
+    from smartcell.core.kinematics import forward_kinematics
+    from smartcell.twin.demo import APPROACH_HEIGHT_M, station_joint_targets
+    base = np.array(DEFAULT_LAYOUT.robot_base_position_m)
+    for q, station in zip(station_joint_targets(DEFAULT_LAYOUT), ('pick', 'place')):
+        pose = forward_kinematics(q)
+        expected = np.array(DEFAULT_LAYOUT.station(station).position_m) + (0, 0, APPROACH_HEIGHT_M) - base
+        np.testing.assert_allclose(pose[:3, 3], expected, atol=1e-6)
+        np.testing.assert_allclose(pose[:3, 2], [0, 0, -1], atol=1e-6)
+
+
+def test_demo_runs_headless(capsys):
+    from smartcell.twin.demo import main
+    assert main(['--scenario', 'intrusion', '--duration', '2']) == 0
+    assert 'scenario intrusion, seed 1: 2.0 s simulated' in capsys.readouterr().out
