@@ -1,0 +1,170 @@
+"""Power and force limiting (ISO/TS 15066:2016 clause 5.5.5 and Annex A).
+
+Body-region limits come from config/body_regions.yaml (Tables A.2 and A.3). The permissible
+transient speed follows A.3.2, energy transfer into a spring of stiffness k (eq. A.6 solved for v):
+    v_max = F_max / sqrt(mu * k),   mu = (1/m_H + 1/m_R)^-1,   m_R = M/2 + m_L   (eq. A.5)
+F_max is the transient force limit (2x quasi-static, Table A.2). With a contact area A (cm^2) the
+pressure limit gives a second bound F = p_transient * A with the region's weakest area, and the
+smaller force wins (A.3.2: "the lower of the two values shall be used").
+"""
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from smartcell.core.params import ConfigError
+
+_N_PER_MM_TO_N_PER_M = 1000.0
+
+
+@dataclass(frozen=True)
+class BodyRegion:
+    """One ISO/TS 15066 body region: quasi-static limits and the body model of Table A.3."""
+
+    name: str
+    force_N: float                            # quasi-static force limit, N (Table A.2)
+    pressures_N_per_cm2: Mapping[str, float]  # quasi-static pressure limit per body area, N/cm^2
+    spring_constant_N_per_mm: float           # k, N/mm (Table A.3)
+    effective_mass_kg: float                  # m_H, kg (Table A.3)
+    transient_permitted: bool = True          # false for skull/forehead and face (A.3.2)
+    transient_multiplier: float = 2.0         # Table A.2: transient = 2x quasi-static
+
+    def __post_init__(self) -> None:
+        for name in ('force_N', 'spring_constant_N_per_mm', 'effective_mass_kg', 'transient_multiplier'):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+                    and value > 0.0):
+                raise ConfigError(f'body region {self.name!r}: {name} must be a number > 0, got {value!r}')
+        if not self.pressures_N_per_cm2:
+            raise ConfigError(f'body region {self.name!r}: areas must list at least one pressure limit (N/cm^2)')
+        for area, value in self.pressures_N_per_cm2.items():
+            if not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+                    and value > 0.0):
+                raise ConfigError(f'body region {self.name!r}: area {area!r} pressure must be a number > 0 N/cm^2, '
+                                  f'got {value!r}')
+
+    @property
+    def transient_force_N(self) -> float:
+        """Transient force limit (N); 0 where transient contact is not permitted."""
+        return self.force_N * self.transient_multiplier if self.transient_permitted else 0.0
+
+    @property
+    def min_pressure_N_per_cm2(self) -> float:
+        return min(self.pressures_N_per_cm2.values())
+
+
+@dataclass(frozen=True)
+class BodyModel:
+    """All body regions of the file plus the ones exposed at the shared station."""
+
+    regions: Mapping[str, BodyRegion]
+    exposed: tuple[str, ...]
+
+    def region(self, name: str) -> BodyRegion:
+        try:
+            return self.regions[name]
+        except KeyError:
+            raise ConfigError(f'unknown body region {name!r}; accepted: {", ".join(self.regions)}') from None
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> 'BodyModel':
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f'body region file not found: {path}')
+        try:
+            document = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise ConfigError(f'body region file {path} is not valid YAML: {exc}') from exc
+        return cls.from_mapping(document, where=str(path))
+
+    @classmethod
+    def from_mapping(cls, document: Any, where: str = 'body regions') -> 'BodyModel':
+        if not isinstance(document, dict) or not isinstance(document.get('regions'), dict):
+            raise ConfigError(f'{where}: must be a mapping with a `regions` mapping')
+        unknown = sorted(set(document) - {'transient_multiplier', 'exposed', 'regions'})
+        if unknown:
+            raise ConfigError(f'{where}: unknown key(s) {unknown}; accepted: exposed, regions, transient_multiplier')
+        multiplier = document.get('transient_multiplier', 2.0)
+        fields = {'force_N', 'transient_permitted', 'spring_constant_N_per_mm', 'effective_mass_kg', 'areas'}
+        regions = {}
+        for name, entry in document['regions'].items():
+            if not isinstance(entry, dict) or set(entry) != fields:
+                raise ConfigError(f'{where}: region {name!r} must hold exactly {", ".join(sorted(fields))}')
+            if not isinstance(entry['transient_permitted'], bool):
+                raise ConfigError(f'{where}: region {name!r}: transient_permitted must be true or false')
+            if not isinstance(entry['areas'], dict):
+                raise ConfigError(f'{where}: region {name!r}: areas must map body areas to pressures (N/cm^2)')
+            regions[name] = BodyRegion(name, entry['force_N'], dict(entry['areas']),
+                                       entry['spring_constant_N_per_mm'], entry['effective_mass_kg'],
+                                       entry['transient_permitted'], multiplier)
+        exposed = document.get('exposed', [])
+        if not isinstance(exposed, list) or any(name not in regions for name in exposed):
+            raise ConfigError(f'{where}: exposed must list region names among {", ".join(regions)}, got {exposed!r}')
+        return cls(regions, tuple(exposed))
+
+
+def robot_effective_mass(robot_moving_mass_kg: float, payload_kg: float) -> float:
+    """m_R = M/2 + m_L (kg), ISO/TS 15066 eq. (A.5): M moving parts of the robot, m_L payload + tool."""
+    if not (math.isfinite(robot_moving_mass_kg) and robot_moving_mass_kg > 0.0):
+        raise ConfigError(f'robot moving mass must be > 0 kg, got {robot_moving_mass_kg!r}')
+    if not (math.isfinite(payload_kg) and payload_kg >= 0.0):
+        raise ConfigError(f'payload must be >= 0 kg, got {payload_kg!r}')
+    return robot_moving_mass_kg / 2.0 + payload_kg
+
+
+def reduced_mass(human_mass_kg: float, robot_mass_kg: float) -> float:
+    """mu = (1/m_H + 1/m_R)^-1 (kg), the two-body reduced mass of eq. (A.4)."""
+    return 1.0 / (1.0 / human_mass_kg + 1.0 / robot_mass_kg)
+
+
+def max_transient_speed(region: BodyRegion, robot_moving_mass_kg: float, payload_kg: float,
+                        contact_area_cm2: float | None = None) -> float:
+    """Largest relative speed (m/s) for a transient contact with `region` within its limits.
+
+    We take the robot's moving mass M and payload m_L (not a ready m_R) so that eq. (A.5) is
+    applied in one place. 0 m/s where transient contact is not permitted (skull, face).
+    """
+    force_N = region.transient_force_N
+    if contact_area_cm2 is not None:
+        if not (math.isfinite(contact_area_cm2) and contact_area_cm2 > 0.0):
+            raise ConfigError(f'contact area must be > 0 cm^2, got {contact_area_cm2!r}')
+        pressure_force_N = region.min_pressure_N_per_cm2 * region.transient_multiplier * contact_area_cm2
+        force_N = min(force_N, pressure_force_N) if region.transient_permitted else 0.0
+    mu = reduced_mass(region.effective_mass_kg, robot_effective_mass(robot_moving_mass_kg, payload_kg))
+    k_N_per_m = region.spring_constant_N_per_mm * _N_PER_MM_TO_N_PER_M
+    return force_N / math.sqrt(mu * k_N_per_m)
+
+
+class ContactOutcome(enum.Enum):
+    WITHIN_LIMIT = 'within_limit'
+    ABOVE_TRANSIENT = 'above_transient'
+    ABOVE_QUASI_STATIC = 'above_quasi_static'
+
+
+@dataclass(frozen=True)
+class ContactVerdict:
+    region: str
+    force_N: float
+    limit_N: float          # the limit the contact was judged against, N
+    transient: bool
+    outcome: ContactOutcome
+
+    @property
+    def within_limit(self) -> bool:
+        return self.outcome is ContactOutcome.WITHIN_LIMIT
+
+
+def contact_verdict(region: BodyRegion, force_N: float, transient: bool) -> ContactVerdict:
+    """Judge a measured contact force (N); NaN or negative force counts as above the limit."""
+    limit_N = region.transient_force_N if transient else region.force_N
+    above = not (math.isfinite(force_N) and 0.0 <= force_N <= limit_N)
+    if not above:
+        outcome = ContactOutcome.WITHIN_LIMIT
+    else:
+        outcome = ContactOutcome.ABOVE_TRANSIENT if transient else ContactOutcome.ABOVE_QUASI_STATIC
+    return ContactVerdict(region.name, force_N, limit_N, transient, outcome)

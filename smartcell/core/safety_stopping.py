@@ -1,0 +1,180 @@
+"""Robot stopping model: stopping time T_s (s) and distance S_s (m) versus speed and payload.
+
+Data like the ISO 10218-1 Annex B tables robot makers publish: values at speed fractions and
+payload fractions (33/66/100 %). The file config/stopping.yaml holds either one Cartesian table
+for the robot (`robot_table`, distance in m) or per-joint tables (`joints`, distance in rad, each
+with the lever arm in m from its axis to the farthest robot/tool point). Per-joint tables combine
+conservatively: T_s = max over joints, S_s = sum of angle * lever arm (each joint's rotation moves
+a point at most that far; the sum bounds all joints stopping together).
+
+Lookup is conservative: at load the tables become non-decreasing in speed and payload (a faster
+or heavier robot is never assumed to stop sooner), and a query takes the table point at or above
+it on both axes (never below either neighbour). Fractions above 1 (100 %) are refused.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import yaml
+
+from smartcell.core.params import ConfigError
+from smartcell.core.safety_ssm import StoppingPoint
+
+_FRACTION_SLACK = 1e-9       # 1.0000000001 is rounding, not 100 % + something
+
+
+def _grid(document: Mapping[str, Any], key: str, where: str) -> np.ndarray:
+    values = document.get(key)
+    if not isinstance(values, list) or not values:
+        raise ConfigError(f'{where}: {key} must be a non-empty list of fractions in (0, 1], got {values!r}')
+    grid = np.array(values, dtype=float) if all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                for v in values) else None
+    if grid is None or not np.all(np.isfinite(grid)) or np.any(grid <= 0.0) or np.any(np.diff(grid) <= 0.0) \
+            or abs(grid[-1] - 1.0) > _FRACTION_SLACK:
+        raise ConfigError(f'{where}: {key} must be strictly increasing fractions in (0, 1] ending at 1.0, '
+                          f'got {values!r}')
+    return grid
+
+
+def _table(values: Any, shape: tuple[int, int], name: str, where: str) -> np.ndarray:
+    try:
+        table = np.array(values, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f'{where}: {name} must be a {shape[0]}x{shape[1]} table of numbers '
+                          '(rows: speed_fractions, columns: payload_fractions)') from exc
+    if table.shape != shape:
+        raise ConfigError(f'{where}: {name} must be {shape[0]} rows (speed_fractions) x {shape[1]} columns '
+                          f'(payload_fractions), got shape {table.shape}')
+    if not np.all(np.isfinite(table)) or np.any(table < 0.0):
+        raise ConfigError(f'{where}: {name} must hold finite numbers >= 0, got {values!r}')
+    return table
+
+
+def _upper_envelope(table: np.ndarray) -> np.ndarray:
+    """Non-decreasing along speed (rows) and payload (columns)."""
+    return np.maximum.accumulate(np.maximum.accumulate(table, axis=0), axis=1)
+
+
+@dataclass(frozen=True)
+class StoppingModel:
+    """Conservative stopping time (s) and distance (m) at a speed fraction and payload fraction."""
+
+    speed_fractions: np.ndarray          # (S,) strictly increasing, last = 1.0
+    payload_fractions: np.ndarray        # (P,) strictly increasing, last = 1.0
+    stopping_time_s: np.ndarray          # (S, P) s
+    stopping_distance_m: np.ndarray      # (S, P) m
+    rated_payload_kg: float = 0.0
+    provisional: bool = False
+    source: str = ''
+    _time_envelope: np.ndarray = field(init=False, repr=False, compare=False)
+    _distance_envelope: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        shape = (len(self.speed_fractions), len(self.payload_fractions))
+        for name in ('stopping_time_s', 'stopping_distance_m'):
+            if np.shape(getattr(self, name)) != shape:
+                raise ConfigError(f'StoppingModel.{name} must have shape {shape}')
+        object.__setattr__(self, '_time_envelope', _upper_envelope(np.asarray(self.stopping_time_s, float)))
+        object.__setattr__(self, '_distance_envelope', _upper_envelope(np.asarray(self.stopping_distance_m, float)))
+
+    # -- loading ------------------------------------------------------------------------------------
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> 'StoppingModel':
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f'stopping model file not found: {path}')
+        try:
+            document = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise ConfigError(f'stopping model {path} is not valid YAML: {exc}') from exc
+        return cls.from_mapping(document, where=str(path))
+
+    @classmethod
+    def from_mapping(cls, document: Any, where: str = 'stopping model') -> 'StoppingModel':
+        if not isinstance(document, dict):
+            raise ConfigError(f'{where}: must be a mapping with speed_fractions, payload_fractions and '
+                              'robot_table or joints')
+        known = {'robot', 'stop_category', 'provisional', 'source', 'rated_payload_kg', 'speed_fractions',
+                 'payload_fractions', 'robot_table', 'joints'}
+        unknown = sorted(set(document) - known)
+        if unknown:
+            raise ConfigError(f'{where}: unknown key(s) {unknown}; accepted: {", ".join(sorted(known))}')
+        speeds = _grid(document, 'speed_fractions', where)
+        payloads = _grid(document, 'payload_fractions', where)
+        shape = (len(speeds), len(payloads))
+        has_robot, has_joints = 'robot_table' in document, 'joints' in document
+        if has_robot == has_joints:
+            raise ConfigError(f'{where}: give exactly one of robot_table (Cartesian, m) or joints (rad + lever arm)')
+        if has_robot:
+            table = document['robot_table']
+            if not isinstance(table, dict) or set(table) != {'stopping_time_s', 'stopping_distance_m'}:
+                raise ConfigError(f'{where}: robot_table must hold exactly stopping_time_s and stopping_distance_m')
+            times = _table(table['stopping_time_s'], shape, 'robot_table.stopping_time_s', where)
+            distances = _table(table['stopping_distance_m'], shape, 'robot_table.stopping_distance_m', where)
+        else:
+            times, distances = cls._combine_joints(document['joints'], shape, where)
+        rated = document.get('rated_payload_kg', 0.0)
+        if not (isinstance(rated, (int, float)) and not isinstance(rated, bool) and math.isfinite(rated)
+                and rated >= 0.0):
+            raise ConfigError(f'{where}: rated_payload_kg must be a number >= 0 kg, got {rated!r}')
+        provisional = document.get('provisional', False)
+        if not isinstance(provisional, bool):
+            raise ConfigError(f'{where}: provisional must be true or false, got {provisional!r}')
+        return cls(speeds, payloads, times, distances, float(rated), provisional, str(document.get('source', '')))
+
+    @staticmethod
+    def _combine_joints(joints: Any, shape: tuple[int, int], where: str) -> tuple[np.ndarray, np.ndarray]:
+        if not isinstance(joints, dict) or not joints:
+            raise ConfigError(f'{where}: joints must map joint names to their tables')
+        times, distances = np.zeros(shape), np.zeros(shape)
+        for name, joint in joints.items():
+            label = f'joints.{name}'
+            if not isinstance(joint, dict) or set(joint) != {'lever_arm_m', 'stopping_time_s', 'stopping_distance_rad'}:
+                raise ConfigError(f'{where}: {label} must hold exactly lever_arm_m, stopping_time_s, '
+                                  'stopping_distance_rad')
+            lever = joint['lever_arm_m']
+            if not (isinstance(lever, (int, float)) and not isinstance(lever, bool) and math.isfinite(lever)
+                    and lever > 0.0):
+                raise ConfigError(f'{where}: {label}.lever_arm_m must be a number > 0 m, got {lever!r}')
+            times = np.maximum(times, _table(joint['stopping_time_s'], shape, f'{label}.stopping_time_s', where))
+            distances = distances + lever * _table(joint['stopping_distance_rad'], shape,
+                                                   f'{label}.stopping_distance_rad', where)
+        return times, distances
+
+    # -- lookup -------------------------------------------------------------------------------------
+    def _index(self, grid: np.ndarray, fraction: np.ndarray, what: str) -> np.ndarray:
+        fraction = np.asarray(fraction, dtype=float)
+        if np.any(~np.isfinite(fraction)) or np.any(fraction < 0.0) or np.any(fraction > 1.0 + _FRACTION_SLACK):
+            raise ValueError(f'{what} must be in [0, 1] (100 % is the largest tabulated value), got {fraction}')
+        # The grid point at or above the query: never below the upper neighbour.
+        return np.minimum(np.searchsorted(grid, fraction - _FRACTION_SLACK, side='left'), len(grid) - 1)
+
+    def lookup(self, speed_fraction: np.ndarray | float, payload_fraction: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+        """(T_s s, S_s m) arrays at the given speed fraction(s), non-decreasing in both fractions."""
+        rows = self._index(self.speed_fractions, speed_fraction, 'speed_fraction')
+        columns = self._index(self.payload_fractions, np.full(np.shape(rows), payload_fraction), 'payload_fraction')
+        return self._time_envelope[rows, columns], self._distance_envelope[rows, columns]
+
+    def stopping_time(self, speed_fraction: float, payload_fraction: float) -> float:
+        return float(self.lookup(speed_fraction, payload_fraction)[0])
+
+    def stopping_distance(self, speed_fraction: float, payload_fraction: float) -> float:
+        return float(self.lookup(speed_fraction, payload_fraction)[1])
+
+    def at(self, speed_fraction: float, payload_fraction: float) -> StoppingPoint:
+        time_s, distance_m = self.lookup(speed_fraction, payload_fraction)
+        return StoppingPoint(float(time_s), float(distance_m))
+
+    def payload_fraction(self, payload_kg: float) -> float:
+        """payload / rated payload; a payload above the rating is refused (the table does not cover it)."""
+        if self.rated_payload_kg <= 0.0:
+            return 1.0      # no rating given: assume the heaviest tabulated case
+        fraction = payload_kg / self.rated_payload_kg
+        if not (math.isfinite(fraction) and 0.0 <= fraction <= 1.0 + _FRACTION_SLACK):
+            raise ConfigError(f'payload {payload_kg!r} kg is outside [0, {self.rated_payload_kg:g}] kg, '
+                              'the rated payload of the stopping model')
+        return min(fraction, 1.0)

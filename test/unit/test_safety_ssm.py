@@ -1,0 +1,239 @@
+"""SSM (ISO/TS 15066 5.5.4), the stopping model and ISO 13855 zone sizing against hand arithmetic."""
+import math
+
+import numpy as np
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from smartcell.core.params import ConfigError
+from smartcell.core.safety_ssm import (SeparationInputs, StoppingPoint, check_protective_field, full_scale_speed,
+                                       intrusion_distance_iso13855_mm, max_robot_speed,
+                                       minimum_distance_iso13855_mm, protective_separation, speed_scale_for)
+from smartcell.core.safety_stopping import StoppingModel
+
+# T_r 0.1 s, T_s 0.3 s, S_s 0.2 m, C 0.1 m, Z_d 0.05 m, Z_r 0.02 m, floor 1.6 m/s
+INPUTS = SeparationInputs(reaction_time_s=0.1, stopping_time_s=0.3, stopping_distance_m=0.2,
+                          intrusion_distance_m=0.1, sensor_uncertainty_m=0.05, robot_position_uncertainty_m=0.02)
+
+
+@pytest.mark.parametrize('v_h,v_r,expected', [
+    # S_h = 1.6 * (0.1 + 0.3) = 0.64 (1.0 m/s floored to 1.6); S_r = 0.5 * 0.1 = 0.05;
+    # S_s = 0.2; C + Z_d + Z_r = 0.17  ->  0.64 + 0.05 + 0.2 + 0.17 = 1.06
+    (1.0, 0.5, 1.06),
+    # v_h above the floor: S_h = 2.0 * 0.4 = 0.8  ->  0.8 + 0.05 + 0.2 + 0.17 = 1.22
+    (2.0, 0.5, 1.22),
+    # robot moving away: S_r = 0  ->  0.64 + 0 + 0.2 + 0.17 = 1.01
+    (1.6, -0.5, 1.01),
+    # person walking away (negative speed toward the robot) still counts at the floor: 1.01
+    (-1.0, 0.0, 1.01),
+    # unknown (NaN) person speed -> floor: 1.01
+    (math.nan, 0.0, 1.01),
+])
+def test_protective_separation_hand_computed(v_h, v_r, expected):
+    assert protective_separation(INPUTS, v_h, v_r) == pytest.approx(expected)
+
+
+def test_stopping_point_overrides_the_fixed_terms():
+    # S_h = 1.6 * (0.1 + 0.5) = 0.96; S_r = 1.0 * 0.1 = 0.1; S_s = 0.4; 0.17 -> 1.63
+    assert protective_separation(INPUTS, 0.0, 1.0, StoppingPoint(0.5, 0.4)) == pytest.approx(1.63)
+
+
+def test_unknown_robot_speed_makes_the_separation_infinite():
+    assert protective_separation(INPUTS, 1.6, math.nan) == math.inf
+
+
+@pytest.mark.parametrize('separation,expected', [
+    (1.06, 0.5),      # (1.06 - 1.01) / 0.1 = 0.5 m/s
+    (1.21, 2.0),      # (1.21 - 1.01) / 0.1 = 2.0 m/s
+    (1.01, 0.0),      # exactly the speed-independent part: must stand still
+    (0.90, 0.0),      # closer than that: never negative
+])
+def test_max_robot_speed_closed_form(separation, expected):
+    assert max_robot_speed(separation, INPUTS, 1.6) == pytest.approx(expected, abs=1e-12)
+
+
+def test_max_robot_speed_with_speed_dependent_stopping_bisects_conservatively():
+    # S_s = 0.3 * v, T_s = 0.2 * v: S_p(v) = 1.6 (0.1 + 0.2 v) + 0.1 v + 0.3 v + 0.17 = 0.33 + 0.72 v
+    # separation 1.05 -> v = (1.05 - 0.33) / 0.72 = 1.0 m/s
+    def stopping(v):
+        return StoppingPoint(0.2 * v, 0.3 * v)
+    speed = max_robot_speed(1.05, INPUTS, 1.6, stopping)
+    assert speed == pytest.approx(1.0, abs=1e-9)
+    assert protective_separation(INPUTS, 1.6, speed, stopping(speed)) <= 1.05
+
+
+@pytest.mark.parametrize('bad', [{'reaction_time_s': 0.0}, {'reaction_time_s': 0.1, 'intrusion_distance_m': -0.1},
+                                 {'reaction_time_s': math.nan}, {'reaction_time_s': 0.1, 'stopping_time_s': math.inf}])
+def test_separation_inputs_refuse_bad_values_naming_them(bad):
+    with pytest.raises(ConfigError) as err:
+        SeparationInputs(**bad)
+    assert next(k for k in bad if k != 'reaction_time_s' or len(bad) == 1) in str(err.value)
+
+
+times = st.floats(0.0, 2.0)
+speeds = st.floats(-5.0, 5.0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(v_h=speeds, v_r=speeds, dv=st.floats(0.0, 3.0), t_r=st.floats(0.01, 1.0), dt=st.floats(0.0, 1.0),
+       t_s=times, s_s=st.floats(0.0, 2.0))
+def test_protective_separation_is_monotone_and_bounded_below(v_h, v_r, dv, t_r, dt, t_s, s_s):
+    base = SeparationInputs(reaction_time_s=t_r, intrusion_distance_m=0.3, sensor_uncertainty_m=0.1,
+                            robot_position_uncertainty_m=0.05)
+    stop = StoppingPoint(t_s, s_s)
+    s_p = protective_separation(base, v_h, v_r, stop)
+    assert s_p >= 0.3 + 0.1 + 0.05
+    assert protective_separation(base, v_h, v_r + dv, stop) >= s_p - 1e-12
+    slower = SeparationInputs(reaction_time_s=t_r + dt, intrusion_distance_m=0.3, sensor_uncertainty_m=0.1,
+                              robot_position_uncertainty_m=0.05)
+    assert protective_separation(slower, v_h, v_r, stop) >= s_p - 1e-12
+    assert protective_separation(base, v_h, v_r, StoppingPoint(t_s + dt, s_s)) >= s_p - 1e-12
+
+
+@settings(max_examples=200, deadline=None)
+@given(v_r=st.floats(0.0, 5.0), v_h=st.floats(0.0, 3.0))
+def test_max_robot_speed_inverts_protective_separation(v_r, v_h):
+    separation = protective_separation(INPUTS, v_h, v_r)
+    assert max_robot_speed(separation, INPUTS, v_h) == pytest.approx(v_r, abs=1e-9)
+
+
+@settings(max_examples=100, deadline=None)
+@given(separation=st.floats(0.0, 4.0), v_full=st.floats(-1.0, 3.0), v_h=st.floats(0.0, 3.0))
+def test_speed_scale_is_the_largest_scale_that_fits(separation, v_full, v_h):
+    model = StoppingModel.from_yaml('config/stopping.yaml')
+    scale = float(speed_scale_for(separation, INPUTS, v_h, v_full, lambda s: model.lookup(s, 1.0)))
+    assert 0.0 <= scale <= 1.0
+
+    def required(s):
+        point = model.at(s, 1.0)
+        return protective_separation(INPUTS, v_h, s * v_full, point)
+    if scale > 0.0:
+        assert required(scale) <= separation + 1e-9
+    if scale < 1.0:
+        assert required(min(1.0, scale + 1e-6)) > separation
+
+
+def test_speed_scale_without_model_equals_the_closed_form():
+    # max_robot_speed(1.06) = 0.5 m/s; at 2 m/s full-scale speed the scale is 0.25
+    assert float(speed_scale_for(1.06, INPUTS, 1.6, 2.0)) == pytest.approx(0.25, abs=1e-9)
+    # robot moving away from the person: only the fixed part counts: 1.01 <= 1.06 -> full speed
+    assert float(speed_scale_for(1.06, INPUTS, 1.6, -2.0)) == 1.0
+    # unknown full-scale speed (NaN) is treated as infinite: only scale 0 fits
+    assert float(speed_scale_for(1.06, INPUTS, 1.6, math.nan)) == 0.0
+
+
+@pytest.mark.parametrize('measured,scale,expected', [
+    (0.5, 0.5, 1.0),       # 0.5 m/s at half speed -> 1.0 m/s at full speed
+    (-0.2, 0.25, -0.8),    # moving away stays moving away
+    (0.0, 0.01, 1.5),      # below min_scale 0.05: the nominal 1.5 m/s toward the person
+    (0.0, math.nan, 1.5),
+])
+def test_full_scale_speed_guards_small_scales(measured, scale, expected):
+    assert float(full_scale_speed(measured, scale, 1.5, 0.05)) == pytest.approx(expected)
+
+
+# ---------------------------------------------------------------------------------------------
+# Stopping model
+# ---------------------------------------------------------------------------------------------
+
+def test_shipped_table_combines_joints_conservatively():
+    model = StoppingModel.from_yaml('config/stopping.yaml')
+    assert model.provisional
+    # 100 % / 100 %: T_s = max(0.34, 0.34, 0.26) = 0.34 s; S_s = 0.27*1.0 + 0.26*1.0 + 0.19*0.65 = 0.6535 m
+    assert model.stopping_time(1.0, 1.0) == pytest.approx(0.34)
+    assert model.stopping_distance(1.0, 1.0) == pytest.approx(0.6535)
+    # 0.5 / 0.5 take the 66 % / 66 % point: T_s = max(0.22, 0.21, 0.16); S_s = 0.11 + 0.10 + 0.08*0.65 = 0.262
+    assert model.stopping_time(0.5, 0.5) == pytest.approx(0.22)
+    assert model.stopping_distance(0.5, 0.5) == pytest.approx(0.262)
+    # below 33 %: the 33 % point (never extrapolated toward zero): 0.03 + 0.025 + 0.02*0.65 = 0.068
+    assert model.stopping_distance(0.1, 0.1) == pytest.approx(0.068)
+    assert model.payload_fraction(2.5) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize('speed,payload', [(1.01, 0.5), (0.5, 1.2), (-0.1, 0.5), (math.nan, 0.5)])
+def test_lookup_refuses_fractions_outside_the_table(speed, payload):
+    model = StoppingModel.from_yaml('config/stopping.yaml')
+    with pytest.raises(ValueError, match='must be in \\[0, 1\\]'):
+        model.at(speed, payload)
+
+
+def write_model(tmp_path, document):
+    path = tmp_path / 'stopping.yaml'
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+ROBOT = {'speed_fractions': [0.5, 1.0], 'payload_fractions': [1.0],
+         'robot_table': {'stopping_time_s': [[0.4], [0.3]], 'stopping_distance_m': [[0.1], [0.3]]}}
+
+
+def test_lookup_never_falls_below_a_neighbour(tmp_path):
+    # The measured time dips at full speed (0.3 < 0.4): the envelope keeps 0.4 s.
+    model = StoppingModel.from_yaml(write_model(tmp_path, ROBOT))
+    assert model.stopping_time(1.0, 1.0) == pytest.approx(0.4)
+    # 0.7 lies between 0.5 and 1.0: the upper neighbour (0.3 m), not an interpolation (0.18 m)
+    assert model.stopping_distance(0.7, 1.0) == pytest.approx(0.3)
+    fractions = np.linspace(0.0, 1.0, 41)
+    t_s, s_s = model.lookup(fractions, 1.0)
+    assert np.all(np.diff(t_s) >= 0.0) and np.all(np.diff(s_s) >= 0.0)
+
+
+@pytest.mark.parametrize('change,fragment', [
+    ({'speed_fractions': [0.5, 0.9]}, 'ending at 1.0'),
+    ({'speed_fractions': [1.0, 0.5]}, 'strictly increasing'),
+    ({'robot_table': {'stopping_time_s': [[0.4]], 'stopping_distance_m': [[0.1], [0.3]]}}, 'rows'),
+    ({'robot_table': {'stopping_time_s': [[0.4], [-0.3]], 'stopping_distance_m': [[0.1], [0.3]]}}, '>= 0'),
+    ({'joints': {}}, 'exactly one of robot_table'),
+    ({'colour': 'red'}, "unknown key(s) ['colour']"),
+])
+def test_bad_stopping_files_name_the_problem(tmp_path, change, fragment):
+    with pytest.raises(ConfigError) as err:
+        StoppingModel.from_yaml(write_model(tmp_path, {**ROBOT, **change}))
+    assert fragment in str(err.value)
+
+
+def test_missing_stopping_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match='not found'):
+        StoppingModel.from_yaml(tmp_path / 'nope.yaml')
+
+
+# ---------------------------------------------------------------------------------------------
+# ISO 13855
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('height_mm,expected_mm', [
+    (0.0, 1200.0),      # 1200 - 0
+    (300.0, 1080.0),    # 1200 - 0.4 * 300
+    (875.0, 850.0),     # 1200 - 350 = 850: the floor exactly
+    (1000.0, 850.0),    # 1200 - 400 = 800 < 850 -> 850
+])
+def test_intrusion_distance(height_mm, expected_mm):
+    assert intrusion_distance_iso13855_mm(height_mm) == pytest.approx(expected_mm)
+
+
+def test_minimum_distance_worked_case():
+    # T = 0.5 s, H = 300 mm: S = 1600 * 0.5 + 1080 = 1880 mm
+    assert minimum_distance_iso13855_mm(0.5, 300.0) == pytest.approx(1880.0)
+
+
+@pytest.mark.parametrize('call,fragment', [
+    (lambda: intrusion_distance_iso13855_mm(-1.0), 'outside ISO 13855 limits'),
+    (lambda: intrusion_distance_iso13855_mm(1001.0), 'outside ISO 13855 limits'),
+    # d = 70 mm: H >= 15 * (70 - 50) = 300 mm
+    (lambda: intrusion_distance_iso13855_mm(200.0, detection_capability_mm=70.0), '15 (d - 50) = 300 mm'),
+    (lambda: minimum_distance_iso13855_mm(0.5, 300.0, approach_speed_mm_per_s=1000.0), '>= 1600 mm/s'),
+    (lambda: minimum_distance_iso13855_mm(-0.1, 300.0), 'stopping time T'),
+])
+def test_iso13855_refuses_out_of_range_inputs(call, fragment):
+    with pytest.raises(ConfigError) as err:
+        call()
+    assert fragment in str(err.value)
+
+
+def test_check_protective_field_names_field_and_values():
+    check_protective_field(1.9, 1.88)
+    with pytest.raises(ConfigError) as err:
+        check_protective_field(1.5, 1.88, 'scanner_protective_field_m')
+    assert 'scanner_protective_field_m=1.5' in str(err.value) and '1.880' in str(err.value)
