@@ -75,7 +75,9 @@ joint_vectors = st.lists(st.floats(-np.pi, np.pi, allow_nan=False), min_size=6, 
 def test_ik_round_trip_reaches_the_pose(q, seed):
     target = forward_kinematics(q)
     solution = inverse_kinematics(target, seed)
-    np.testing.assert_allclose(forward_kinematics(solution), target, atol=1e-7)
+    # 1e-6 is what inverse_kinematics checks its answers to; near the wrist singularity q6 is
+    # ill-conditioned, so the last digits are not better than that.
+    np.testing.assert_allclose(forward_kinematics(solution), target, atol=1e-6)
     check_joint_limits(solution, UR5E_LIMITS)
 
 
