@@ -1,0 +1,289 @@
+"""SafetyMonitor behaviour: doubt stops, zones and SSM, hold and ramp, e-stop latch, mode caps."""
+import math
+
+import numpy as np
+import pytest
+
+import smartcell.core.safety as safety
+from smartcell.core.params import ConfigError
+from smartcell.core.safety import (EVENT_ON_TRANSITION, BodyModel, Mode, PeopleObservation, RobotObservation,
+                                   SafetyConfig, SafetyMonitor, SafetyState, SeparationInputs, StoppingModel,
+                                   segment_closest_parameters)
+
+DT = 1.0 / 30.0          # scanner period, s
+# A separation model small enough that only the zones matter (S_p(v) = 1.6 * 0.05 + 0.05 v m).
+ZONES_ONLY = SeparationInputs(reaction_time_s=0.05)
+
+
+def robot(stamp_s, speed_x_mps=0.0, applied_scale=1.0):
+    """One vertical capsule from the floor to 1 m at the origin, radius 0.1 m, moving along +x."""
+    capsules = np.array([[[0.0, 0.0, 0.0], [0.0, 0.0, 1.0]]])
+    velocities = np.zeros((1, 2, 3))
+    velocities[0, :, 0] = speed_x_mps * applied_scale
+    return RobotObservation(stamp_s, capsules, np.array([0.1]), velocities, applied_scale)
+
+
+def people(stamp_s, *xs, frame='world'):
+    return PeopleObservation(stamp_s, frame, np.array([[x, 0.0, 1.0] for x in xs]).reshape(-1, 3))
+
+
+def run(monitor, t0, t1, xs_of_t=lambda t: (), speed_x_mps=0.0):
+    """Feed one message per scanner period from t0 to t1 (s); returns the verdicts."""
+    verdicts = []
+    for k in range(int(round((t1 - t0) / DT)) + 1):
+        t = t0 + k * DT
+        applied = monitor.last_verdict.speed_scale if monitor.last_verdict else 0.0
+        verdicts.append(monitor.update(people(t, *xs_of_t(t)), robot(t, speed_x_mps, applied), t))
+    return verdicts
+
+
+def started(config=None, **kwargs):
+    """A monitor past its start-up restart interlock and ramp, at full speed with nobody around."""
+    monitor = SafetyMonitor(config or SafetyConfig(separation=ZONES_ONLY), None, **kwargs)
+    verdicts = run(monitor, 0.0, 3.0)
+    assert verdicts[-1].speed_scale == 1.0 and verdicts[-1].state is SafetyState.NORMAL
+    monitor.drain_events()
+    return monitor
+
+
+def test_separation_is_cylinder_to_capsule_surface():
+    monitor = started()
+    # person axis at x = 2.0; capsule axis at x = 0: 2.0 - 0.1 (capsule) - 0.2 (person) = 1.7 m
+    verdict = monitor.update(people(3.1, 2.0), robot(3.1), 3.1)
+    assert verdict.separation_m == pytest.approx(1.7)
+    assert verdict.closest_person_index == 0
+    verdict = monitor.update(people(3.2, 4.0, -1.5), robot(3.2), 3.2)
+    assert verdict.closest_person_index == 1
+    assert verdict.separation_m == pytest.approx(1.2)
+
+
+def test_segment_closest_points_handle_parallel_and_point_segments():
+    vertical = np.array([[[1.0, 0.0, 0.0], [1.0, 0.0, 2.0]]])
+    others = np.array([[[0.0, 0.0, 0.5], [0.0, 0.0, 1.5]],      # parallel, 1 m apart
+                       [[0.0, 0.0, 3.0], [0.0, 0.0, 3.0]],      # a point above: to (1, 0, 2): sqrt(1 + 1)
+                       [[-1.0, 0.0, 1.0], [3.0, 0.0, 1.0]]])    # crossing the axis: 0
+    _, _, distance = segment_closest_parameters(vertical, others)
+    assert distance[0] == pytest.approx([1.0, math.sqrt(2.0), 0.0])
+
+
+@pytest.mark.parametrize('observation,fragment', [
+    (lambda t: PeopleObservation(t, 'world', np.array([[np.nan, 0.0, 1.0]])), 'NaN'),
+    (lambda t: people(t, 2.0, frame='scanner_link'), "frame 'scanner_link', expected 'world'"),
+    (lambda t: people(t - 0.5, 2.0), 's old'),
+    (lambda t: people(t + 0.5, 2.0), 'in the future'),
+    (lambda t: people(t, 20.0), 'outside the plausible workspace'),
+    (lambda t: PeopleObservation(t, 'world', np.zeros((2, 2))), '(N, 3)'),
+])
+def test_doubtful_people_data_stops_with_the_reason(observation, fragment):
+    monitor = started()
+    t = 3.2
+    verdict = monitor.update(observation(t), robot(t), t)
+    assert verdict.state is SafetyState.PROTECTIVE_STOP
+    assert verdict.zone == 'fault'
+    assert verdict.speed_scale == 0.0
+    assert fragment in verdict.reason
+    assert [e.kind for e in monitor.drain_events()] == ['fault']
+
+
+def test_stamps_going_backwards_stop():
+    monitor = started()
+    monitor.update(people(3.2, 2.0), robot(3.2), 3.2)
+    verdict = monitor.update(people(3.19, 2.0), robot(3.2), 3.21)
+    assert verdict.state is SafetyState.PROTECTIVE_STOP and 'not newer' in verdict.reason
+
+
+@pytest.mark.parametrize('observation,fragment', [
+    (lambda t: robot(t - 1.0), 'robot data is'),
+    (lambda t: robot(t, applied_scale=1.5), 'outside [0, 1]'),
+    (lambda t: safety.RobotObservation(t, np.full((1, 2, 3), np.nan), np.array([0.1]), np.zeros((1, 2, 3)), 1.0),
+     'NaN'),
+    (lambda t: safety.RobotObservation(t, np.zeros((1, 3)), np.array([0.1]), np.zeros((1, 3)), 1.0), 'shapes'),
+])
+def test_doubtful_robot_data_stops_with_the_reason(observation, fragment):
+    monitor = started()
+    verdict = monitor.update(people(3.2, 2.0), observation(3.2), 3.2)
+    assert verdict.state is SafetyState.PROTECTIVE_STOP and fragment in verdict.reason
+
+
+def test_silence_stops_and_fresh_data_does_not():
+    monitor = SafetyMonitor(SafetyConfig(separation=ZONES_ONLY), None)
+    first = monitor.on_silence(0.0)
+    assert first is not None and first.speed_scale == 0.0 and 'no people data' in first.reason
+    monitor.update(people(1.0, 3.0), robot(1.0), 1.0)
+    assert monitor.on_silence(1.05) is None                       # 50 ms < 70 ms timeout
+    late = monitor.on_silence(1.08)                                # 80 ms > 70 ms
+    assert late.state is SafetyState.PROTECTIVE_STOP and 'silent for 0.080 s' in late.reason
+
+
+def test_internal_error_is_a_fault_stop(monkeypatch):
+    monitor = started()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError('boom')
+    monkeypatch.setattr(safety, 'pair_geometry', broken)
+    verdict = monitor.update(people(3.2, 2.0), robot(3.2), 3.2)
+    assert verdict.state is SafetyState.FAULT and verdict.speed_scale == 0.0 and 'boom' in verdict.reason
+    assert [e.kind for e in monitor.drain_events()] == ['fault']
+
+
+def test_zones_slow_at_once_then_hold_then_ramp():
+    monitor = started()
+    # warning zone: separation 1.0 m (x = 1.3) -> reduced 0.3 immediately
+    verdict = monitor.update(people(3.1, 1.3), robot(3.1), 3.1)
+    assert (verdict.state, verdict.zone, verdict.speed_scale) == (SafetyState.REDUCED, 'warning', 0.3)
+    assert 'warning distance' in verdict.reason
+    # protective zone: separation 0.5 m (x = 0.8) -> stop immediately
+    verdict = monitor.update(people(3.2, 0.8), robot(3.2), 3.2)
+    assert (verdict.state, verdict.zone, verdict.speed_scale) == (SafetyState.PROTECTIVE_STOP, 'protective', 0.0)
+    assert [e.kind for e in monitor.drain_events()] == ['intrusion', 'slow_down', 'stop']
+    # the person leaves: hold 0.5 s at 0, then ramp at 0.5/s
+    verdicts = run(monitor, 3.3, 6.0, lambda t: (3.0,))
+    scales = np.array([v.speed_scale for v in verdicts])
+    times = np.array([v.stamp_s for v in verdicts])
+    assert np.all(scales[times < 3.3 + 0.5 - 1e-9] == 0.0)
+    assert 'restart interlock' in verdicts[0].reason
+    # 1 s after the hold ended the scale is 0.5 (within one period of ramp)
+    at = int(np.argmin(np.abs(times - (3.3 + 0.5 + 1.0))))
+    assert scales[at] == pytest.approx(0.5, abs=0.5 * DT + 1e-9)
+    assert np.all(np.diff(scales) <= 0.5 * DT + 1e-9)
+    assert scales[-1] == 1.0
+    assert [e.kind for e in monitor.drain_events()] == ['resume', 'full_speed']
+
+
+def test_a_dip_during_the_hold_restarts_it():
+    monitor = started()
+    monitor.update(people(3.1, 0.8), robot(3.1), 3.1)                      # stop
+    run(monitor, 3.2, 3.5, lambda t: (3.0,))                                 # 0.3 s clear
+    monitor.update(people(3.55, 0.8), robot(3.55), 3.55)                   # back in: stop again
+    verdicts = run(monitor, 3.6, 4.05, lambda t: (3.0,))                    # 0.45 s clear < 0.5 s hold
+    assert all(v.speed_scale == 0.0 for v in verdicts)
+
+
+def ssm_config():
+    # S_p(v) = 1.6 (0.5 + 0.2) + 0.5 v + 0.1 + 0.2 = 1.42 + 0.5 v (m); zones are out of the way
+    return SafetyConfig(separation=SeparationInputs(reaction_time_s=0.5, stopping_time_s=0.2,
+                                                    stopping_distance_m=0.1, intrusion_distance_m=0.2),
+                        warning_distance_m=0.5, protective_distance_m=0.2)
+
+
+def test_ssm_limits_below_the_zone_rule():
+    monitor = started(ssm_config())
+    # separation 1.7 m (x = 2.0), robot at 1 m/s toward the person at full scale:
+    # v_max = (1.7 - 1.42) / 0.5 = 0.56 m/s -> scale 0.56
+    verdicts = run(monitor, 3.1, 3.3, lambda t: (2.0,), speed_x_mps=1.0)
+    assert verdicts[-1].target_scale == pytest.approx(0.56, abs=1e-9)
+    assert verdicts[-1].speed_scale == pytest.approx(0.56, abs=1e-9)
+    assert verdicts[-1].zone == 'clear' and verdicts[-1].reason.startswith('SSM')
+    assert verdicts[-1].human_speed_mps == pytest.approx(1.6)
+    # robot moving away at the same speed: only the fixed part 1.42 m <= 1.7 m -> full speed target
+    away = run(started(ssm_config()), 3.1, 3.3, lambda t: (2.0,), speed_x_mps=-1.0)
+    assert away[-1].target_scale == 1.0
+
+
+def test_person_walking_away_slows_no_more_than_one_standing_still():
+    standing = run(started(ssm_config()), 3.1, 3.5, lambda t: (2.0,), speed_x_mps=1.0)[-1]
+    # walking away at 1 m/s and passing x = 2.0 at t = 3.5
+    leaving = run(started(ssm_config()), 3.1, 3.5, lambda t: (2.0 + (t - 3.5),), speed_x_mps=1.0)[-1]
+    # approaching at 2.5 m/s (> floor): S_h grows by (2.5 - 1.6) * 0.7 = 0.63 m -> must be slower
+    approaching = run(started(ssm_config()), 3.1, 3.5, lambda t: (2.0 - 2.5 * (t - 3.5),), speed_x_mps=1.0)[-1]
+    assert leaving.target_scale == pytest.approx(standing.target_scale, abs=1e-9)
+    assert leaving.human_speed_mps == pytest.approx(1.6)
+    assert approaching.human_speed_mps == pytest.approx(2.5, abs=1e-6)
+    assert approaching.target_scale < standing.target_scale
+
+
+def test_stopping_model_and_evidence_margin():
+    model = StoppingModel.from_yaml('config/stopping.yaml')
+    monitor = SafetyMonitor(SafetyConfig(), model)
+    verdicts = run(monitor, 0.0, 3.0, lambda t: (4.0,), speed_x_mps=1.0)
+    last = verdicts[-1]
+    assert 0.0 < last.speed_scale <= 1.0
+    # the margin is separation - S_p at the speeds of the moment
+    assert last.margin_m == pytest.approx(last.separation_m - last.protective_distance_m)
+    assert last.protective_distance_m > SafetyConfig().separation.fixed_margin_m
+
+
+def test_emergency_stop_needs_an_explicit_reset():
+    monitor = started()
+    verdict = monitor.emergency_stop(3.1, 'button')
+    assert verdict.state is SafetyState.EMERGENCY_STOP and 'button' in verdict.reason
+    later = run(monitor, 3.2, 5.0, lambda t: (3.0,))
+    assert all(v.state is SafetyState.EMERGENCY_STOP and v.speed_scale == 0.0 for v in later)
+    assert monitor.on_silence(5.01).state is SafetyState.EMERGENCY_STOP
+    reset = monitor.reset(5.05)
+    assert reset.state is SafetyState.PROTECTIVE_STOP and reset.speed_scale == 0.0
+    after = run(monitor, 5.1, 8.0, lambda t: (3.0,))
+    assert after[0].speed_scale == 0.0 and after[-1].speed_scale == 1.0
+    kinds = [e.kind for e in monitor.drain_events()]
+    assert kinds[0] == 'emergency_stop' and 'reset' in kinds and kinds[-1] == 'full_speed'
+
+
+def test_manual_reduced_caps_every_capsule_point():
+    monitor = started()
+    verdict = monitor.set_mode(Mode.MANUAL_REDUCED, 3.1)
+    assert verdict.speed_scale == 0.0 and 'mode changed' in verdict.reason
+    assert [e.kind for e in monitor.drain_events()][0] == 'mode_change'
+    verdicts = run(monitor, 3.2, 6.0, lambda t: (3.0,), speed_x_mps=1.0)
+    # fastest point 1.0 m/s at full scale -> 0.25 / 1.0
+    assert verdicts[-1].speed_scale == pytest.approx(0.25)
+    assert verdicts[-1].mode is Mode.MANUAL_REDUCED and 'T1' in verdicts[-1].reason
+    # at a tiny applied scale the measured speed is not trusted: nominal 1.0 m/s is assumed -> 0.25
+    tiny = monitor.update(people(6.1, 3.0), robot(6.1, 0.0, applied_scale=0.01), 6.1)
+    assert tiny.target_scale == pytest.approx(0.25)
+
+
+@pytest.mark.parametrize('exposed,robot_speed,expected', [
+    # upper arms limit: 1.1547 m/s (see test_safety_pfl); robot at 2 m/s -> 0.577
+    (['hands_fingers', 'lower_arms_wrists', 'upper_arms_elbows'], 2.0, 300.0 / math.sqrt(2.25 * 30000.0) / 2.0),
+    # chest only: 0.6533 m/s; robot at 2 m/s -> 0.327
+    (['chest'], 2.0, 280.0 / math.sqrt(1.0 / (1 / 40 + 1 / 9) * 25000.0) / 2.0),
+    # hands only: 1.3632 m/s > 1 m/s robot -> no cap
+    (['hands_fingers'], 1.0, 1.0),
+])
+def test_collaborative_mode_caps_by_the_most_restrictive_exposed_region(exposed, robot_speed, expected):
+    body = BodyModel.from_yaml('config/body_regions.yaml')
+    body = BodyModel(body.regions, tuple(exposed))
+    monitor = SafetyMonitor(SafetyConfig(separation=ZONES_ONLY), None, Mode.COLLABORATIVE, body)
+    verdicts = run(monitor, 0.0, 4.0, lambda t: (3.0,), speed_x_mps=robot_speed)
+    assert verdicts[-1].target_scale == pytest.approx(expected)
+
+
+def test_collaborative_without_body_model_stops():
+    monitor = SafetyMonitor(SafetyConfig(separation=ZONES_ONLY), None, Mode.COLLABORATIVE)
+    verdicts = run(monitor, 0.0, 2.0, lambda t: (3.0,))
+    assert verdicts[-1].speed_scale == 0.0 and 'body-region model' in verdicts[-1].reason
+
+
+def test_contact_above_limit_latches_emergency_stop():
+    body = BodyModel.from_yaml('config/body_regions.yaml')
+    monitor = SafetyMonitor(SafetyConfig(separation=ZONES_ONLY), None, body=body)
+    run(monitor, 0.0, 3.0)
+    assert monitor.report_contact(3.1, 'hands_fingers', 100.0, transient=True).within_limit
+    assert monitor.last_verdict.state is SafetyState.NORMAL
+    assert not monitor.report_contact(3.2, 'hands_fingers', 300.0, transient=True).within_limit
+    assert monitor.last_verdict.state is SafetyState.EMERGENCY_STOP
+    contacts = [e for e in monitor.drain_events() if e.kind == 'contact']
+    assert [c.details['force_N'] for c in contacts] == [100.0, 300.0]
+
+
+def test_event_table_covers_every_state_change():
+    pairs = {(a, b) for a in SafetyState for b in SafetyState if a is not b}
+    assert set(EVENT_ON_TRANSITION) == pairs
+
+
+@pytest.mark.parametrize('kwargs,fragment', [
+    ({'protective_distance_m': 2.0}, 'must be smaller than warning_distance_m'),
+    ({'people_timeout_s': 0.0}, 'people_timeout_s must be a number > 0'),
+    ({'reduced_speed_scale': 1.5}, 'reduced_speed_scale must be in [0, 1]'),
+    ({'workspace_min_m': (0.0, 0.0, 0.0), 'workspace_max_m': (1.0, -1.0, 1.0)}, 'min < max'),
+    ({'ramp_up_per_s': math.nan}, 'ramp_up_per_s'),
+])
+def test_config_errors_name_the_key(kwargs, fragment):
+    with pytest.raises(ConfigError) as err:
+        SafetyConfig(**kwargs)
+    assert fragment in str(err.value)
+
+
+def test_finite_ramp_down_is_counted_in_the_reaction_time():
+    config = SafetyConfig(ramp_down_per_s=4.0)
+    assert config.effective_separation.reaction_time_s == pytest.approx(config.separation.reaction_time_s + 0.25)

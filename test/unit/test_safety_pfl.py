@@ -1,0 +1,107 @@
+"""PFL (ISO/TS 15066 Annex A): the shipped table against the standard, and eq. (A.4)-(A.6) by hand."""
+import math
+
+import pytest
+import yaml
+
+from smartcell.core.params import ConfigError
+from smartcell.core.safety_pfl import (BodyModel, ContactOutcome, contact_verdict, max_transient_speed,
+                                       reduced_mass, robot_effective_mass)
+
+BODY = BodyModel.from_yaml('config/body_regions.yaml')
+
+
+# Table A.2 (force N, lowest pressure N/cm^2) and Table A.3 (k N/mm, m_H kg), typed in again from
+# the standard so a typo in config/body_regions.yaml shows up here.
+@pytest.mark.parametrize('region,force,lowest_pressure,k,m_h,transient', [
+    ('skull_forehead', 130, 110, 150, 4.4, False),
+    ('face', 65, 110, 75, 4.4, False),
+    ('neck', 150, 140, 50, 1.2, True),
+    ('back_shoulders', 210, 160, 35, 40, True),
+    ('chest', 140, 120, 25, 40, True),
+    ('abdomen', 110, 140, 10, 40, True),
+    ('pelvis', 180, 210, 25, 40, True),
+    ('upper_arms_elbows', 150, 190, 30, 3, True),
+    ('lower_arms_wrists', 160, 180, 40, 2, True),
+    ('hands_fingers', 140, 190, 75, 0.6, True),
+    ('thighs_knees', 220, 220, 50, 75, True),
+    ('lower_legs', 130, 210, 60, 75, True),
+])
+def test_shipped_table_matches_iso_ts_15066_tables_a2_a3(region, force, lowest_pressure, k, m_h, transient):
+    entry = BODY.region(region)
+    assert entry.force_N == force
+    assert entry.min_pressure_N_per_cm2 == lowest_pressure
+    assert entry.spring_constant_N_per_mm == k
+    assert entry.effective_mass_kg == m_h
+    assert entry.transient_permitted is transient
+    assert entry.transient_force_N == (2 * force if transient else 0.0)
+
+
+def test_all_29_body_areas_are_present_and_head_is_not_exposed():
+    assert sum(len(r.pressures_N_per_cm2) for r in BODY.regions.values()) == 29
+    assert not {'skull_forehead', 'face'} & set(BODY.exposed)
+
+
+def test_effective_and_reduced_mass():
+    # m_R = 16 / 2 + 1 = 9 kg (eq. A.5); mu(hands) = 1 / (1/0.6 + 1/9) = 0.5625 kg (eq. A.4)
+    assert robot_effective_mass(16.0, 1.0) == pytest.approx(9.0)
+    assert reduced_mass(0.6, 9.0) == pytest.approx(0.5625)
+
+
+@pytest.mark.parametrize('region,area,expected', [
+    # hands: F = 2 * 140 = 280 N; sqrt(0.5625 kg * 75 000 N/m) = 205.396 -> 1.3632 m/s
+    ('hands_fingers', None, 280.0 / math.sqrt(0.5625 * 75000.0)),
+    # upper arms: mu = 1 / (1/3 + 1/9) = 2.25 kg; F = 300 N; sqrt(2.25 * 30 000) = 259.81 -> 1.1547 m/s
+    ('upper_arms_elbows', None, 300.0 / math.sqrt(2.25 * 30000.0)),
+    # chest: mu = 1 / (1/40 + 1/9) = 7.3469 kg; F = 280 N; k = 25 000 N/m -> 0.6533 m/s
+    ('chest', None, 280.0 / math.sqrt(1.0 / (1 / 40 + 1 / 9) * 25000.0)),
+    # hands with 0.5 cm^2: pressure bound 2 * 190 * 0.5 = 190 N < 280 N -> 190 / 205.396 = 0.925 m/s
+    ('hands_fingers', 0.5, 190.0 / math.sqrt(0.5625 * 75000.0)),
+    # hands with 1 cm^2: 380 N > 280 N, the force limit stays
+    ('hands_fingers', 1.0, 280.0 / math.sqrt(0.5625 * 75000.0)),
+    # no transient contact allowed with the face
+    ('face', None, 0.0),
+])
+def test_max_transient_speed(region, area, expected):
+    assert max_transient_speed(BODY.region(region), 16.0, 1.0, area) == pytest.approx(expected)
+
+
+def test_heavier_payload_lowers_the_permissible_speed():
+    hands = BODY.region('hands_fingers')
+    assert max_transient_speed(hands, 16.0, 5.0) < max_transient_speed(hands, 16.0, 1.0)
+
+
+@pytest.mark.parametrize('region,force,transient,outcome,limit', [
+    ('hands_fingers', 200.0, True, ContactOutcome.WITHIN_LIMIT, 280.0),
+    ('hands_fingers', 280.0, True, ContactOutcome.WITHIN_LIMIT, 280.0),      # at the limit: within
+    ('hands_fingers', 281.0, True, ContactOutcome.ABOVE_TRANSIENT, 280.0),
+    ('hands_fingers', 150.0, False, ContactOutcome.ABOVE_QUASI_STATIC, 140.0),
+    ('hands_fingers', math.nan, False, ContactOutcome.ABOVE_QUASI_STATIC, 140.0),
+    ('face', 10.0, True, ContactOutcome.ABOVE_TRANSIENT, 0.0),
+])
+def test_contact_verdict(region, force, transient, outcome, limit):
+    verdict = contact_verdict(BODY.region(region), force, transient)
+    assert verdict.outcome is outcome
+    assert verdict.limit_N == limit
+    assert verdict.within_limit == (outcome is ContactOutcome.WITHIN_LIMIT)
+
+
+@pytest.mark.parametrize('mutate,fragment', [
+    (lambda d: d['regions']['chest'].update(force_N=-1), "'chest': force_N must be a number > 0"),
+    (lambda d: d['regions']['chest'].pop('areas'), "region 'chest' must hold exactly"),
+    (lambda d: d.update(exposed=['tail']), 'exposed must list region names'),
+    (lambda d: d['regions']['neck']['areas'].update(neck_muscle='soft'), "area 'neck_muscle'"),
+])
+def test_bad_body_region_files_name_the_problem(tmp_path, mutate, fragment):
+    document = yaml.safe_load(open('config/body_regions.yaml'))
+    mutate(document)
+    path = tmp_path / 'regions.yaml'
+    path.write_text(yaml.safe_dump(document))
+    with pytest.raises(ConfigError) as err:
+        BodyModel.from_yaml(path)
+    assert fragment in str(err.value)
+
+
+def test_unknown_region_names_the_accepted_ones():
+    with pytest.raises(ConfigError, match="unknown body region 'tail'; accepted: skull_forehead"):
+        BODY.region('tail')
