@@ -3,7 +3,7 @@
 In the same run, the floor: a bare rclpy two-hop forwarding pipeline (source -> forwarder -> sink,
 three processes, same message types and QoS). Prints p50/p99/max of both and their ratio.
 
-    .venv/bin/python bench/bench_reaction_latency.py [--messages 10000] [--rate 200]
+    .venv/bin/python bench/bench_reaction_latency.py [--messages 10000] [--rate 100]
 """
 from __future__ import annotations
 
@@ -132,7 +132,7 @@ def summary(label: str, latencies_s: np.ndarray) -> dict[str, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--messages', type=int, default=10000)
-    parser.add_argument('--rate', type=float, default=200.0, help='people messages per second')
+    parser.add_argument('--rate', type=float, default=100.0, help='people messages per second')
     parser.add_argument('--role', choices=(ROLE_FORWARDER, ROLE_SINK), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.role:

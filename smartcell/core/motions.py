@@ -63,5 +63,29 @@ def segment_plan(start_rad: np.ndarray, target_rad: np.ndarray, limits: JointLim
     if not 0.0 < speed_fraction <= 1.0:
         raise ValueError(f'speed_fraction must be in (0, 1], got {speed_fraction}')
     distance = np.abs(np.asarray(target_rad, float) - np.asarray(start_rad, float))
-    duration = max(min_duration_s, float(np.max(PEAK_TO_MEAN_SPEED * distance / (limits.velocity_radps * speed_fraction))))
+    # 0.1 % margin: a segment timed exactly at the limit must not be refused for a rounding error.
+    duration = max(min_duration_s, 1.001 * float(np.max(PEAK_TO_MEAN_SPEED * distance
+                                                         / (limits.velocity_radps * speed_fraction))))
     return JointTrajectoryPlan(tuple(limits.names), np.array([duration]), np.asarray(target_rad, float)[None, :])
+
+
+def motions_for_step(station: str, kind: str, library: MotionLibrary) -> tuple[str, ...]:
+    """The configurations the arm visits for a robot step (or its half of a handover).
+
+    pick/place/process: approach from above, work, retreat; present: hold the part out over the
+    shared station (and stay there for the person); receive: from the present pose back up.
+    Raises ConfigError naming the station and kind when the library lacks a configuration.
+    """
+    if kind in ('pick', 'place', 'process'):
+        names = (f'above_{station}', station, f'above_{station}')
+    elif kind == 'present':
+        names = (f'above_{station}', 'present')
+    elif kind == 'receive':
+        names = ('present', f'above_{station}')
+    else:
+        raise ConfigError(f'the arm cannot do kind {kind!r}; accepted: pick, place, process, present, receive')
+    missing = [n for n in names if n not in library.configurations]
+    if missing:
+        raise ConfigError(f'robot step {kind!r} at station {station!r} needs arm configuration(s) {missing} '
+                          f'in the motions file; known: {", ".join(sorted(library.configurations))}')
+    return names

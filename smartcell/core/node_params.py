@@ -73,5 +73,11 @@ SUPERVISOR = NodeParams('supervisor', (
     P('nominal_speed_fraction', 0.5, 'planned joint speed as a fraction of each joint limit', min=0.05, max=1.0),
     P('auto_start', False, 'start the cell by itself on the first valid safety cycle (simulation)'),
     P('evidence_log', '', 'append-only safety evidence log (JSON lines); empty: none'),
-    P('job', '', 'job recipe file to run (config/job_*.yaml); empty: the pick-and-place cycle'),
+    P('job', '', 'job recipe to run: a name in the installed config/ (e.g. job_demo) or a path; '
+      'empty: the pick-and-place cycle'),
+    P('units', 3, 'units of the job to make per start', min=1, max=100000),
+    P('late_threshold_s', 15.0, 'a person step this long past its expected end is late -> re-plan, s',
+      min=1.0, max=3600.0),
+    P('fatigue_high', 0.7, 'fatigue index at/above which either-steps go to the robot', min=0.0, max=1.0),
+    P('fatigue_low', 0.5, 'fatigue index at/below which they may go back to the person', min=0.0, max=1.0),
 ))

@@ -113,6 +113,7 @@ class SafetyPipeline:
         self._base = base
         self._estop = False
         self._last_people_s: float | None = None
+        self._geometry_cache = None
         self.last_verdict: ZoneVerdict | None = None
 
     @classmethod
@@ -131,7 +132,7 @@ class SafetyPipeline:
         problem = self._doubt(stamp_s, frame, positions, joints, now_s)
         if problem:
             return self._verdict(stamp_s, 'protective_stop', 'fault', math.inf, 0.0, problem)
-        geometry = robot_geometry(joints[0], joints[1], joints[2], self._base)
+        geometry = self._geometry_of(joints)
         separation = math.inf
         if len(positions):
             from smartcell.core.kinematics import points_to_capsules_distance
@@ -148,6 +149,14 @@ class SafetyPipeline:
             return self._verdict(stamp_s, 'reduced', 'warning', separation, self._config['reduced_speed_scale'],
                                  f'person {separation:.2f} m from the robot: reduced speed')
         return self._verdict(stamp_s, 'normal', 'clear', separation, 1.0, '')
+
+    def _geometry_of(self, joints) -> RobotGeometry:
+        # Joint states often come faster than people data: the same state is not recomputed.
+        stamp_s, q, qd = joints
+        cached = self._geometry_cache
+        if cached is None or cached[0] != stamp_s or not (np.array_equal(cached[1], q) and np.array_equal(cached[2], qd)):
+            self._geometry_cache = (stamp_s, q.copy(), qd.copy(), robot_geometry(stamp_s, q, qd, self._base))
+        return self._geometry_cache[3]
 
     def _doubt(self, stamp_s, frame, positions, joints, now_s) -> str:
         if frame != self._config['world_frame']:

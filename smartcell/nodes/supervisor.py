@@ -16,7 +16,9 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from smartcell.core.cell import SERVICE_REQUESTS, CellStateMachine, Event, IllegalTransition, State
 from smartcell.core.kinematics import JOINT_NAMES
-from smartcell.core.motions import MotionLibrary, segment_plan
+from smartcell.core.motions import MotionLibrary, motions_for_step, segment_plan
+from smartcell.core.shift import ShiftConfig, ShiftError, ShiftRunner
+from smartcell.core.tasks import load_recipe
 from smartcell.core.node_params import SUPERVISOR
 from smartcell.core.supervision import CellKpis, SafetyPipeline
 from smartcell.core.verdict import MOTION_KEY, VERDICT_STATUS_NAME, verdict_values
@@ -57,6 +59,11 @@ class Supervisor(Node):
                                                 LIMITS)
         self._cycle = self._motions.cycle(self._config['cycle_waypoints'])
         self._cycle_index = 0
+        self._recipe = self._load_job(self._config['job'])
+        self._runner: ShiftRunner | None = None
+        self._robot_step: tuple | None = None          # (unit, step_id, remaining configuration names)
+        self._human_step: tuple | None = None          # (unit, step_id) shown to the person
+        self._fatigue: float | None = None
         self._pending_trajectory = ''       # id of the segment sent and not finished
         self._kpis = CellKpis()
         self._joints: JointState | None = None
@@ -79,12 +86,18 @@ class Supervisor(Node):
         self.create_subscription(PoseArray, 'humans', self._on_humans, STREAM_QOS)
         self.create_subscription(JointState, 'joint_states', self._on_joint_states, STREAM_QOS)
         self.create_subscription(DiagnosticStatus, 'arm/trajectory_result', self._on_trajectory_result, 10)
+        self.create_subscription(Float64, 'operator/fatigue', self._on_fatigue, LATCHED_QOS)
+        self._operator_step_pub = self.create_publisher(String, 'operator/current_step', LATCHED_QOS)
+        self._intent_pub = self.create_publisher(String, 'robot/intent', LATCHED_QOS)
+        self.create_service(Trigger, 'operator/step_done', self._on_operator_done)
         for name, event in SERVICE_REQUESTS.items():
             self.create_service(Trigger, f'cell/{name}', self._request_handler(event))
         # Watchdog: silence on `humans` is a stop; checked at twice the timeout rate.
         if not self._lockstep:
             self.create_timer(self._config['people_timeout_s'] / 2.0, self._on_watchdog)
         self.create_timer(1.0, self._publish_diagnostics)
+        if not self._lockstep:
+            self.create_timer(1.0, self._publish_kpis)
         self._scale_pub.publish(Float64(data=0.0))
         self._publish_state()
 
@@ -127,14 +140,69 @@ class Supervisor(Node):
         if msg.name != self._pending_trajectory:
             return
         self._pending_trajectory = ''
-        if msg.level == DiagnosticStatus.OK:
-            self._cycle_index += 1
-            if self._cycle_index % len(self._cycle) == 0:
-                self._kpis.cycles += 1
-                self._emit('unit_complete', unit=self._kpis.cycles, good=True)
-        elif msg.level == DiagnosticStatus.ERROR:
+        if msg.level == DiagnosticStatus.ERROR:
             self._emit('fault', reason=f'arm refused motion: {msg.message}')
             self._handle(Event.FAULT_DETECTED, msg.message)
+            return
+        if msg.level != DiagnosticStatus.OK:
+            return
+        if self._runner is not None:
+            self._robot_segment_done()
+            return
+        self._cycle_index += 1
+        if self._cycle_index % len(self._cycle) == 0:
+            self._kpis.cycles += 1
+            self._emit('unit_complete', unit=self._kpis.cycles, good=True)
+
+    def _robot_segment_done(self) -> None:
+        unit, step_id, remaining = self._robot_step
+        if remaining[1:]:
+            self._robot_step = (unit, step_id, remaining[1:])
+            return
+        self._robot_step = None
+        self._step_done(unit, step_id, 'robot')
+
+    def _step_done(self, unit: int, step_id: str, executor: str) -> None:
+        done_before = self._runner.kpis(self._now_s()).units_done
+        self._runner.step_done(step_id, unit, executor, self._now_s())
+        kpis = self._runner.kpis(self._now_s())
+        if kpis.units_done > done_before:
+            self._emit('unit_complete', unit=unit, cycle_time_s=kpis.cycle_times_s[-1], good=True)
+        if self._runner.finished:
+            self._emit('job_complete', produced=kpis.units_done, good=kpis.units_done, scrap=0)
+            self._handle(Event.JOB_COMPLETE, 'all units done')
+            self._handle(Event.STOPPED, 'arm at rest')
+
+    def _on_operator_done(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        if self._runner is None or self._human_step is None:
+            response.success, response.message = False, 'no step is waiting for the operator'
+            return response
+        unit, step_id = self._human_step
+        try:
+            self._step_done(unit, step_id, 'human')
+        except ShiftError as exc:
+            response.success, response.message = False, str(exc)
+            return response
+        self._human_step = None
+        response.success, response.message = True, f'step {step_id!r} of unit {unit} done'
+        return response
+
+    def _on_fatigue(self, msg: Float64) -> None:
+        self._fatigue = msg.data
+        if self._runner is not None:
+            self._runner.on_fatigue(msg.data, self._now_s())
+
+    def _load_job(self, job: str):
+        if not job:
+            return None
+        from pathlib import Path
+        path = Path(job) if ('/' in job or job.endswith('.yaml')) else share_file('config', f'{job}.yaml')
+        recipe = load_recipe(path)
+        for step in recipe.steps:          # every robot-capable step must have arm configurations
+            if step.actor != 'human':
+                for kind in ([step.kind] if step.actor != 'both' else [step.kind]):
+                    motions_for_step(step.station, kind, self._motions)
+        return recipe
 
     # -- the cycle -------------------------------------------------------------------------------------
     def _evaluate(self, people: PoseArray, joints: JointState | None, now_s: float) -> None:
@@ -146,8 +214,19 @@ class Supervisor(Node):
                            self._cell.state in (State.RUNNING, State.PROTECTIVE_STOP))
         self._drive_robot(joints)
         self._publish_verdict(verdict, people.header.stamp)    # after the motion it may name
-        self._kpi_pub.publish(diagnostic_array(people.header.stamp, [diagnostic_status(
-            'smartcell/cell', self._cell_id, LEVEL_OK, self._cell.state.value, self._kpis.as_dict())]))
+        if self._lockstep:
+            self._publish_kpis(people.header.stamp)            # every tick: the run's end is not known here
+
+    def _publish_kpis(self, stamp=None) -> None:
+        stamp = stamp if stamp is not None else self.get_clock().now().to_msg()
+        self._kpi_pub.publish(diagnostic_array(stamp, [diagnostic_status(
+            'smartcell/cell', self._cell_id, LEVEL_OK, self._cell.state.value.lower(), self._all_kpis())]))
+
+    def _all_kpis(self) -> dict[str, object]:
+        values = dict(self._kpis.as_dict())
+        if self._runner is not None:
+            values.update(shift_kpi_values(self._runner.kpis(self._now_s())))
+        return values
 
     def _react_to_safety(self, verdict) -> None:
         stopped = verdict.state.value in ('protective_stop', 'fault', 'emergency_stop')
@@ -168,13 +247,41 @@ class Supervisor(Node):
             self._handle(Event.STARTED, 'cell ready')
 
     def _drive_robot(self, joints: JointState | None) -> None:
-        if self._cell.state is not State.RUNNING or self._pending_trajectory or joints is None:
+        if self._cell.state is not State.RUNNING or joints is None:
+            return
+        if self._runner is not None:
+            self._drive_job()
+        if self._pending_trajectory:
             return
         arrays = joint_arrays(joints)
         if arrays is None:
             return
-        actual = arrays[1]
-        target = self._motions.configurations[self._cycle[self._cycle_index % len(self._cycle)]]
+        if self._runner is not None:
+            if self._robot_step is None:
+                return
+            name = self._robot_step[2][0]
+        else:
+            name = self._cycle[self._cycle_index % len(self._cycle)]
+        self._send_motion(arrays[1], self._motions.configurations[name])
+
+    def _drive_job(self) -> None:
+        actions = self._runner.next_actions(self._now_s())
+        robot = actions.robot
+        if robot is not None and (self._robot_step is None or self._robot_step[:2] != (robot.unit, robot.step_id)):
+            self._robot_step = (robot.unit, robot.step_id, motions_for_step(robot.station, robot.kind, self._motions))
+            self._intent_pub.publish(String(data=json.dumps({
+                'unit': robot.unit, 'step': robot.step_id, 'station': robot.station, 'kind': robot.kind,
+                'handover': robot.handover, 'expected_end_s': robot.expected_end_s})))
+        human = actions.human
+        key = None if human is None else (human.unit, human.step_id)
+        if key != self._human_step:
+            self._human_step = key
+            self._operator_step_pub.publish(String(data=json.dumps({} if human is None else {
+                'unit': human.unit, 'step': human.step_id, 'station': human.station, 'kind': human.kind,
+                'handover': human.handover, 'started_s': human.started_s,
+                'expected_end_s': human.expected_end_s, 'note': actions.human_note})))
+
+    def _send_motion(self, actual, target) -> None:
         plan = segment_plan(actual, target, LIMITS, self._config['nominal_speed_fraction'])
         self._motion_count += 1
         self._pending_trajectory = self._last_motion = f'motion-{self._motion_count}'
@@ -206,6 +313,18 @@ class Supervisor(Node):
     def _handle(self, event: Event, reason: str):
         before = self._cell.state
         transition = self._cell.handle(event, self._now_s(), reason)
+        if event is Event.START and self._recipe is not None:
+            self._runner = ShiftRunner(self._recipe, self._config['units'], now_s=self._now_s(), config=ShiftConfig(
+                late_threshold_s=self._config['late_threshold_s'], fatigue_high=self._config['fatigue_high'],
+                fatigue_low=self._config['fatigue_low']))
+            self._robot_step = self._human_step = None
+            self._emit('job_started', job=self._recipe.job, units=self._config['units'])
+            if self._fatigue is not None:
+                self._runner.on_fatigue(self._fatigue, self._now_s())
+        elif self._runner is not None and event is Event.SAFETY_STOP:
+            self._runner.on_protective_stop(self._now_s())
+        elif self._runner is not None and event is Event.SAFETY_CLEAR:
+            self._runner.on_safety_clear(self._now_s())
         if self._cell.state is not before:
             self._emit('state_change', **{'from': before.value.lower(), 'to': self._cell.state.value.lower(),
                                           'reason': reason})
@@ -242,7 +361,7 @@ class Supervisor(Node):
                               self._safety.verdict_fields(verdict) if verdict else {}),
             diagnostic_status('smartcell/supervisor/cell', self._cell_id,
                               LEVEL_ERROR if self._cell.state.value in ('fault', 'emergency_stop') else LEVEL_OK,
-                              self._cell.state.value, self._kpis.as_dict()),
+                              self._cell.state.value.lower(), self._all_kpis()),
         ]
         self._diag_pub.publish(diagnostic_array(self.get_clock().now().to_msg(), statuses))
 
@@ -250,6 +369,16 @@ class Supervisor(Node):
         if self._lockstep:
             return self._tick_now_s     # simulation: the time of the tick being handled
         return self.get_clock().now().nanoseconds * 1e-9
+
+
+def shift_kpi_values(kpis) -> dict[str, object]:
+    cycles = np.asarray(kpis.cycle_times_s, dtype=float)
+    return {'units_completed': kpis.units_done,
+            'cycle_time_mean_s': float(cycles.mean()) if len(cycles) else float('nan'),
+            'cycle_time_std_s': float(cycles.std()) if len(cycles) else float('nan'),
+            'robot_utilisation': kpis.robot_utilisation, 'human_utilisation': kpis.human_utilisation,
+            'robot_idle_s': kpis.robot_idle_s, 'human_idle_s': kpis.human_idle_s,
+            'replans': kpis.replans, 'reallocated_steps': kpis.reallocated_steps}
 
 
 def people_arrays(msg: PoseArray) -> tuple[float, str, np.ndarray]:

@@ -105,3 +105,12 @@ def test_verdict_values_round_trip_and_errors():
     for bad in ([], [('speed_scale', 'nan')], [('speed_scale', '1.2')], [('speed_scale', 'x')]):
         with pytest.raises(VerdictError):
             speed_scale_from_values(bad)
+
+
+def test_segment_at_full_speed_fraction_is_accepted_by_the_arm():
+    from smartcell.core.motions import segment_plan
+    start, target = np.zeros(2), np.array([1.0, -0.3])
+    plan = segment_plan(start, target, LIMITS, speed_fraction=1.0)
+    executor = TrajectoryExecutor(LIMITS, ScaleRamp(), start)
+    executor.load(plan, start)                     # must not be refused for rounding
+    assert plan.duration_s == pytest.approx(1.5 * 1.0 / 1.0, rel=0.01)

@@ -1,0 +1,88 @@
+"""A shared human-robot job over real DDS: supervisor and arm processes, the operator acknowledging
+over the real `operator/step_done` service, a protective stop mid-job that is re-planned and finished."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from geometry_msgs.msg import Pose, PoseArray
+from std_msgs.msg import String
+from std_srvs.srv import Trigger
+
+from smartcell.nodes.common import LATCHED_QOS, STREAM_QOS
+from smartcell.tools.cell_processes import node_command
+
+pytestmark = pytest.mark.ros
+
+
+class Cell:
+    def __init__(self, peer, processes, fake_twin) -> None:
+        processes.start('supervisor', node_command('smartcell.nodes.supervisor', 'supervisor', None, {
+            'robot_base_xyz_yaw': [0.0, 0.0, 0.75, 0.0], 'job': 'job_demo', 'units': 2,
+            'nominal_speed_fraction': 1.0}))
+        processes.start('arm', node_command('smartcell.nodes.arm', 'arm', None, {'scale_ramp_up_per_s': 10.0}))
+        self.peer, self.processes = peer, processes
+        self.twin = fake_twin(peer, publish_verdicts=False)
+        self.person = (4.0, 3.0)
+        self.people_pub = peer.node.create_publisher(PoseArray, 'humans', STREAM_QOS)
+        peer.node.create_timer(0.02, self._publish_people)
+        self.state = ''
+        self.operator_step: dict = {}
+        self.events: list[dict] = []
+        peer.node.create_subscription(String, 'cell/state', lambda m: setattr(self, 'state', m.data), LATCHED_QOS)
+        peer.node.create_subscription(String, 'operator/current_step',
+                                      lambda m: setattr(self, 'operator_step', json.loads(m.data)), LATCHED_QOS)
+        peer.node.create_subscription(String, 'cell/events', lambda m: self.events.append(json.loads(m.data)), 50)
+        peer.wait_for(lambda: self.state == 'idle', 30, 'cell idle', processes)
+
+    def _publish_people(self) -> None:
+        msg = PoseArray()
+        msg.header.stamp = self.peer.node.get_clock().now().to_msg()
+        msg.header.frame_id = 'world'
+        pose = Pose()
+        pose.position.x, pose.position.y = self.person
+        pose.orientation.w = 1.0
+        msg.poses.append(pose)
+        self.people_pub.publish(msg)
+
+    def events_of(self, kind: str) -> list[dict]:
+        return [e for e in self.events if e['type'] == kind]
+
+    def work_as_operator(self, until, timeout_s: float) -> list[str]:
+        """Acknowledge every step shown to the person until `until()` holds; returns the steps done."""
+        done = []
+        while not until():
+            self.peer.wait_for(lambda: until() or (self.operator_step.get('step') and
+                                                  (self.operator_step['unit'], self.operator_step['step'])
+                                                  not in {tuple(d) for d in done}),
+                               timeout_s, 'a step for the operator or the end', self.processes)
+            if until():
+                break
+            answer = self.peer.call(Trigger, 'operator/step_done', processes=self.processes)
+            assert answer.success, answer.message
+            done.append((self.operator_step['unit'], self.operator_step['step']))
+        return [step for _, step in done]
+
+
+def test_two_units_complete_with_acknowledgements(peer, processes, fake_twin):
+    cell = Cell(peer, processes, fake_twin)
+    assert peer.call(Trigger, 'operator/step_done', processes=processes).success is False
+    assert peer.call(Trigger, 'cell/start', processes=processes).success
+    done = cell.work_as_operator(lambda: bool(cell.events_of('job_complete')), timeout_s=90)
+    assert done.count('present_part') == 2 and done.count('assemble_part') == 2, (done, cell.events)
+    assert [e['unit'] for e in cell.events_of('unit_complete')] == [0, 1]
+    peer.wait_for(lambda: cell.state == 'idle', 10, 'idle after the job', processes)
+
+
+def test_protective_stop_mid_job_replans_and_finishes(peer, processes, fake_twin):
+    cell = Cell(peer, processes, fake_twin)
+    assert peer.call(Trigger, 'cell/start', processes=processes).success
+    peer.wait_for(lambda: cell.twin.mode == 'executing', 20, 'robot moving', processes)
+    cell.person = (0.7, 0.0)                    # into the protective zone mid-motion
+    peer.wait_for(lambda: cell.state == 'protective_stop', 10, 'protective stop', processes)
+    cell.person = (4.0, 3.0)
+    peer.wait_for(lambda: cell.state == 'running', 10, 'resumed', processes)
+    cell.work_as_operator(lambda: bool(cell.events_of('job_complete')), timeout_s=90)
+    complete = cell.events_of('job_complete')[0]
+    assert complete['produced'] == 2
+    assert cell.events_of('safety_stop') and cell.events_of('safety_clear')
