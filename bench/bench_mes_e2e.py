@@ -41,6 +41,7 @@ def main() -> None:
     parser.add_argument('--rate', type=float, default=20.0, help='events per second')
     args = parser.parse_args()
     domain = 100 + random.randrange(100)
+    namespace = f'/mes_bench_{uuid.uuid4().hex[:8]}'     # other sessions may share the domain id
     work = Path(tempfile.mkdtemp(prefix='bench-e2e-'))
     with LocalBroker(workdir=work / 'broker') as broker:
         consumer = DedupConsumer('127.0.0.1', broker.port, 'smartcell/bench/#').start()
@@ -48,13 +49,14 @@ def main() -> None:
         env = {**os.environ, 'ROS_DOMAIN_ID': str(domain), 'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST',
                'AMENT_PREFIX_PATH': str(ROOT / '.venv'), 'PYTHONPATH': str(ROOT)}
         bridge = subprocess.Popen(
-            [sys.executable, '-m', 'smartcell.nodes.mes_bridge', '--ros-args', '-p', 'cell_id:=bench',
+            [sys.executable, '-m', 'smartcell.nodes.mes_bridge', '--ros-args', '-r', f'__ns:={namespace}',
+             '-p', 'cell_id:=bench',
              '-p', f'db_path:={work / "outbox.sqlite"}', '-p', f'mqtt_port:={broker.port}',
              '-p', f'opcua_endpoint:=opc.tcp://127.0.0.1:{free_port()}/smartcell/'],
             env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         context = rclpy.Context()
         rclpy.init(context=context, domain_id=domain)
-        node = rclpy.create_node('bench_events', context=context)
+        node = rclpy.create_node('bench_events', namespace=namespace, context=context)
         publisher = node.create_publisher(String, 'cell/events', 50)
         executor = SingleThreadedExecutor(context=context)
         executor.add_node(node)

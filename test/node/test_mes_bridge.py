@@ -33,8 +33,10 @@ from smartcell.tools.audit import main as audit_main  # noqa: E402
 
 pytestmark = pytest.mark.ros
 ROOT = Path(__file__).resolve().parents[2]
-CELL = 'cell-t'
+CELL = f'cell-{uuid.uuid4().hex[:6]}'
 DOMAIN = 100 + random.randrange(100)
+# a namespace of our own: other test sessions on this machine may share the random domain id
+NAMESPACE = f'/mes_test_{uuid.uuid4().hex[:8]}'
 LATCHED = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
 ORDERS = QoSProfile(depth=100, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
@@ -56,7 +58,7 @@ class FakeCell:
     def __init__(self):
         self.context = rclpy.Context()
         rclpy.init(context=self.context, domain_id=DOMAIN)
-        self.node = rclpy.create_node('fake_supervisor', context=self.context)
+        self.node = rclpy.create_node('fake_supervisor', namespace=NAMESPACE, context=self.context)
         self.state_pub = self.node.create_publisher(String, 'cell/state', LATCHED)
         self.events_pub = self.node.create_publisher(String, 'cell/events', 50)
         self.joints_pub = self.node.create_publisher(JointState, 'joint_states', 10)
@@ -111,7 +113,7 @@ def start_bridge(tmp_path, broker_port, opcua_port, **extra):
               'opcua_endpoint': f'opc.tcp://127.0.0.1:{opcua_port}/smartcell/', 'opcua_users_file': str(users),
               'telemetry_period_s': 0.2, 'diagnostics_period_s': 0.2, 'backoff_max_s': 1.0, 'shift_length_s': 2.0,
               **extra}
-    args = [sys.executable, '-m', 'smartcell.nodes.mes_bridge', '--ros-args']
+    args = [sys.executable, '-m', 'smartcell.nodes.mes_bridge', '--ros-args', '-r', f'__ns:={NAMESPACE}']
     for key, value in params.items():
         args += ['-p', f'{key}:={value}']
     return subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -217,7 +219,7 @@ def test_bridge_end_to_end(tmp_path, cell, broker):
         def bridge_status():
             for array in list(cell.diagnostics):
                 for status in array.status:
-                    if status.name == 'smartcell/mes_bridge':
+                    if status.name == 'smartcell/mes_bridge' and status.hardware_id == CELL:
                         yield {kv.key: kv.value for kv in status.values}
         assert poll(lambda: any(v.get('mqtt_link') == 'up' and v.get('mqtt_backlog_records') == '0'
                                 for v in bridge_status()), 10)
@@ -275,7 +277,7 @@ def test_outbox_fill_alarm_while_mes_is_down(tmp_path, cell):
         def backlog():
             for array in reversed(list(cell.diagnostics)):
                 for status in array.status:
-                    if status.name == 'smartcell/mes_bridge':
+                    if status.name == 'smartcell/mes_bridge' and status.hardware_id == CELL:
                         return int({kv.key: kv.value for kv in status.values}['mqtt_backlog_records'])
             return 0
         # in chunks, each stored before the next, so a burst never outruns the publisher's history depth
@@ -287,7 +289,8 @@ def test_outbox_fill_alarm_while_mes_is_down(tmp_path, cell):
         def warned():
             for array in list(cell.diagnostics):
                 for status in array.status:
-                    if status.name == 'smartcell/mes_bridge' and status.level == b'\x01' and 'full' in status.message:
+                    if (status.name == 'smartcell/mes_bridge' and status.hardware_id == CELL
+                            and status.level == b'\x01' and 'full' in status.message):
                         return {kv.key: kv.value for kv in status.values}
             return None
         assert poll(lambda: warned() is not None, 20), cell.diagnostics[-1].status[0]
