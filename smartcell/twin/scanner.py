@@ -84,17 +84,21 @@ class SafetyScanner:
     CellWorld.people_capsules), the `boxed_shapes` (CellWorld.robot_shapes()) from their bounding
     boxes; every other beam returns the background range. That is exactly what casting all
     beams would return, several times cheaper (test/twin/test_scanner.py compares the two).
+    Without `moving_shapes` every scan casts all beams.
     """
 
     def __init__(self, client_id: int, mount: ScannerMount, config: ScannerConfig = ScannerConfig(), *,
-                 rng: np.random.Generator, moving_shapes: Sequence[tuple[int, int]] = (),
+                 rng: np.random.Generator, moving_shapes: Sequence[tuple[int, int]] | None = None,
                  people_capsules: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None,
                  boxed_shapes: Sequence[tuple[int, int]] | None = None) -> None:
         self.client_id = client_id
         self.mount = mount
         self.config = config
         self._rng = rng
-        self._moving = tuple(moving_shapes)
+        # Without the list of what moves, nothing can be assumed static: every scan casts every beam
+        # (correct, just slower). Never a background that could hold a person standing there now.
+        self._cast_everything = moving_shapes is None
+        self._moving = tuple(moving_shapes or ())
         # People are found from capsules enclosing their regions (CellWorld.people_capsules: tighter
         # than the bounding boxes of swinging legs, and no per-shape PyBullet call); the shapes in
         # boxed_shapes (default: all moving shapes) from their bounding boxes.
@@ -109,7 +113,8 @@ class SafetyScanner:
         # Beams start at range_min so that nothing at the housing itself is reported.
         self._ray_from = self._origin + config.range_min_m * self._directions
         self._ray_to = self._origin + config.range_max_m * self._directions
-        self._background_m = self._static_background()
+        self._background_m = np.full(self._beam_angles.size, np.inf) if self._cast_everything \
+            else self._static_background()
         self.last_beams_cast = 0            # beams cast by the last scan() (for benchmarks)
 
     def _cast(self, ray_from: np.ndarray, ray_to: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -208,7 +213,7 @@ class SafetyScanner:
         cast_all_beams: cast every beam over the full range instead (the plain reference
         implementation, for tests and benchmarks)."""
         cfg = self.config
-        if cast_all_beams:
+        if cast_all_beams or self._cast_everything:
             _, ranges = self._cast(self._ray_from, self._ray_to)
             self.last_beams_cast = int(ranges.size)
         else:

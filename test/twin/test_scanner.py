@@ -150,3 +150,16 @@ def test_core_people_tracker_finds_the_simulated_person_and_nothing_else(client,
     else:
         assert ticks_with_tracks > 100
         assert np.median(errors_m) < 0.1
+
+
+def test_without_the_moving_shapes_every_beam_is_cast_and_people_are_seen(client, urdf_path):
+    """A scanner not told what moves must not bake a person into a static background."""
+    world = _world_with_person(client, urdf_path, PersonState(2.0, 0.0, 0.0))
+    scanner = SafetyScanner(client, world.layout.scanner, ScannerConfig(noise_std_m=0.0), rng=np.random.default_rng(0))
+    with_person = scanner.scan(0.0).ranges
+    assert scanner.last_beams_cast == with_person.size
+    world.set_person_state(0, PersonState(1.6, 1.3, 0.0))        # the person moves elsewhere
+    moved = scanner.scan(0.0).ranges
+    informed = _scanner(world, ScannerConfig(noise_std_m=0.0)).scan(0.0).ranges
+    np.testing.assert_allclose(moved, informed, atol=1e-5)
+    assert not np.allclose(np.nan_to_num(moved, posinf=99), np.nan_to_num(with_person, posinf=99))
