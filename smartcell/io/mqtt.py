@@ -213,10 +213,14 @@ class DedupConsumer:
         self.subscribed = threading.Event()
         self._client = make_client(MqttSettings(host=self.host, port=self.port, reconnect_min_s=0.1,
                                                 reconnect_max_s=1.0), self.client_id)
-        self._client.on_connect = lambda c, u, f, rc, p: (not rc.is_failure) and c.subscribe(self.topic_filter, QOS)
+        self._client.on_connect = self._on_connect
         self._client.on_subscribe = lambda *args: self.subscribed.set()
         self._client.on_disconnect = lambda *args: self.subscribed.clear()
         self._client.on_message = self._on_message
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if not reason_code.is_failure:
+            client.subscribe(self.topic_filter, QOS)
 
     def start(self) -> 'DedupConsumer':
         self._client.connect_async(self.host, self.port, keepalive=10)

@@ -16,6 +16,7 @@ Contract (documented in docs/mes.md):
 from __future__ import annotations
 
 import json
+import queue
 import sqlite3
 import threading
 import time
@@ -384,7 +385,6 @@ class OutboxWriter:
 
     def __init__(self, outbox: Outbox, on_result: Callable[[AppendResult], None] | None = None,
                  max_batch: int = 1000) -> None:
-        import queue
         self.outbox = outbox
         self._on_result = on_result
         self._max_batch = max_batch
@@ -410,7 +410,6 @@ class OutboxWriter:
         self._thread.join(timeout_s)
 
     def _run(self) -> None:
-        import queue
         stopping = False
         while not stopping:
             batch = [self._queue.get()]
