@@ -28,6 +28,7 @@ from smartcell.core.params import ConfigError
 from smartcell.core.safety_pfl import (BodyModel, BodyRegion, ContactOutcome, ContactVerdict,  # noqa: F401
                                        contact_verdict, max_transient_speed, robot_effective_mass)
 from smartcell.core.safety_ssm import (HUMAN_SPEED_FLOOR_MPS, SeparationInputs, StoppingPoint,  # noqa: F401
+                                       StoppingSteps,
                                        check_protective_field, full_scale_speed, intrusion_distance_iso13855_mm,
                                        max_robot_speed, minimum_distance_iso13855_mm, protective_separation,
                                        speed_scale_for)
@@ -90,6 +91,8 @@ class SafetyConfig:
     robot_moving_mass_kg: float = 16.0          # M of ISO/TS 15066 eq. (A.5), kg (UR5e 20.6 kg - base)
     t1_speed_limit_mps: float = 0.25            # MANUAL_REDUCED cap on every capsule point, m/s
     contact_area_cm2: float | None = None       # PFL: also bound the force by pressure x area
+    update_period_s: float = 0.04               # longest time between two verdicts (25 Hz scanner), s:
+                                                # the SSM scale must still hold one period later
 
     def __post_init__(self) -> None:
         if not isinstance(self.separation, SeparationInputs):
@@ -97,7 +100,7 @@ class SafetyConfig:
         positive = ('warning_distance_m', 'protective_distance_m', 'people_timeout_s', 'robot_timeout_s',
                     'ramp_up_per_s', 'ramp_down_per_s', 'association_gate_m', 'person_height_m',
                     'nominal_robot_speed_mps', 'min_scale_for_estimate', 'speed_fraction_at_full_scale',
-                    'robot_moving_mass_kg', 't1_speed_limit_mps')
+                    'robot_moving_mass_kg', 't1_speed_limit_mps', 'update_period_s')
         for name in positive:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0.0
@@ -305,7 +308,12 @@ class SafetyMonitor:
         self._body = body
         self._mode = mode
         self._payload_fraction = stopping.payload_fraction(config.payload_kg) if stopping is not None else 1.0
-        self._separation = config.effective_separation
+        self._separation = config.effective_separation      # S_p as the standard defines it (evidence margin)
+        # The scale chosen now stands until the next verdict: choose it for T_r + one update period.
+        self._choice = dataclasses.replace(self._separation, reaction_time_s=self._separation.reaction_time_s
+                                           + config.update_period_s)
+        self._steps = stopping.steps(self._payload_fraction, config.speed_fraction_at_full_scale) \
+            if stopping is not None else StoppingSteps.constant(self._separation.fixed_stopping())
         self._pfl = self._pfl_limit(body) if body is not None else None
         self._scale = 0.0                   # what the arm must apply; starts stopped
         self._rising_since_s: float | None = None
@@ -414,8 +422,7 @@ class SafetyMonitor:
         measured = geometry.robot_speed_toward_mps
         v_full = full_scale_speed(measured, robot.applied_scale, self.config.nominal_robot_speed_mps,
                                   self.config.min_scale_for_estimate)
-        ssm = speed_scale_for(geometry.separation_m, self._separation, v_h, v_full,
-                              self._stopping_lookup if self._stopping is not None else None)
+        ssm = speed_scale_for(geometry.separation_m, self._choice, v_h, v_full, self._steps)
         limit_i, limit_c = np.unravel_index(int(np.argmin(ssm)), ssm.shape)
         person_min = geometry.separation_m.min(axis=1)
         closest = int(np.argmin(person_min))
@@ -426,29 +433,19 @@ class SafetyMonitor:
                            f'v_h {v_h[limit_i, limit_c]:.2f} m/s, robot {max(0.0, v_full[limit_i, limit_c]):.2f} '
                            f'm/s toward them at full scale'))
         # S_p at the speeds of this moment (applied scale), for the evidence margin.
-        t_s, s_s = self._stopping_at(np.full(measured.shape, robot.applied_scale))
+        t_s, s_s = self._steps.at(np.full(measured.shape, robot.applied_scale))
         s_p = v_h * (self._separation.reaction_time_s + t_s) + np.maximum(0.0, measured) * \
             self._separation.reaction_time_s + s_s + self._separation.fixed_margin_m
         margins = geometry.separation_m - s_p
         worst = np.unravel_index(int(np.argmin(margins)), margins.shape)
         target, reason = self._combine(rules)
-        stop_at_target = self._stopping_at(np.array([target]))
-        allowed = max_robot_speed(float(geometry.separation_m[limit_i, limit_c]), self._separation,
+        stop_at_target = self._steps.at(np.array([target]))
+        allowed = max_robot_speed(float(geometry.separation_m[limit_i, limit_c]), self._choice,
                                   float(v_h[limit_i, limit_c]),
                                   StoppingPoint(float(stop_at_target[0][0]), float(stop_at_target[1][0])))
         return self._moving_verdict(people.stamp_s, now_s, target, reason, separation, float(s_p[worst]),
                                     float(margins[worst]), min(allowed, self._mode_speed_cap()),
                                     float(v_h[limit_i, limit_c]), float(measured[limit_i, limit_c]), closest)
-
-    def _stopping_lookup(self, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        fraction = np.clip(scale * self.config.speed_fraction_at_full_scale, 0.0, 1.0)
-        return self._stopping.lookup(fraction, self._payload_fraction)
-
-    def _stopping_at(self, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if self._stopping is None:
-            return (np.full(scale.shape, self._separation.stopping_time_s),
-                    np.full(scale.shape, self._separation.stopping_distance_m))
-        return self._stopping_lookup(scale)
 
     def _human_speed_toward(self, previous: PeopleObservation | None, people: PeopleObservation,
                             positions: np.ndarray, geometry: PairGeometry) -> np.ndarray:

@@ -141,43 +141,69 @@ def full_scale_speed(measured_mps: np.ndarray | float, applied_scale: float, nom
     return measured / applied_scale
 
 
+@dataclass(frozen=True)
+class StoppingSteps:
+    """Stopping as a non-decreasing step function of the speed scale s: on (upper_scale[k-1],
+    upper_scale[k]] (the first step from 0) the robot stops in time_s[k] (s) over distance_m[k] (m)."""
+
+    upper_scale: np.ndarray      # (K,) strictly increasing, last >= 1
+    time_s: np.ndarray           # (K,) non-decreasing
+    distance_m: np.ndarray       # (K,) non-decreasing
+
+    def __post_init__(self) -> None:
+        upper, times, distances = (np.asarray(v, dtype=float) for v in (self.upper_scale, self.time_s,
+                                                                       self.distance_m))
+        if upper.ndim != 1 or len(upper) == 0 or times.shape != upper.shape or distances.shape != upper.shape:
+            raise ConfigError('StoppingSteps needs upper_scale, time_s, distance_m of the same length >= 1')
+        if np.any(np.diff(upper) <= 0.0) or upper[-1] < 1.0 - 1e-9 or upper[0] <= 0.0:
+            raise ConfigError(f'StoppingSteps.upper_scale must increase strictly from > 0 to >= 1, got {upper}')
+        if np.any(np.diff(times) < 0.0) or np.any(np.diff(distances) < 0.0) or np.any(times < 0.0) \
+                or np.any(distances < 0.0):
+            raise ConfigError('StoppingSteps time_s and distance_m must be >= 0 and non-decreasing in speed')
+
+    @classmethod
+    def constant(cls, point: StoppingPoint) -> 'StoppingSteps':
+        return cls(np.array([1.0]), np.array([point.time_s]), np.array([point.distance_m]))
+
+    def at(self, scale: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+        """(T_s s, S_s m) at the given scale(s): the step whose upper end is at or above the scale."""
+        index = np.minimum(np.searchsorted(self.upper_scale, np.asarray(scale, dtype=float) - 1e-9, side='left'),
+                           len(self.upper_scale) - 1)
+        return np.asarray(self.time_s)[index], np.asarray(self.distance_m)[index]
+
+
 def speed_scale_for(separation_m: np.ndarray | float, inputs: SeparationInputs, human_speed_mps: np.ndarray | float,
                     robot_speed_full_scale_mps: np.ndarray | float,
-                    stopping: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None) -> np.ndarray:
+                    stopping: StoppingSteps | None = None) -> np.ndarray:
     """Largest speed scale s in [0, 1] with S_p(v_r = s * v_full, T_s(s), S_s(s)) <= separation.
 
-    Vectorised over person/link pairs. `stopping(s) -> (T_s, S_s)` arrays (s, m) must be
-    non-decreasing in s (StoppingModel.lookup is); then S_p is non-decreasing in s and bisection
-    returns the lower end of the bracket, never above the true limit. Without a stopping model
-    the inputs' fixed T_s/S_s are used and the answer is the closed form of max_robot_speed / v_full.
+    Vectorised over person/link pairs; 0 when not even standing still fits. Closed form per
+    stopping step: on a step, S_p(s) = base + max(0, s v_full) T_r with base = v_h (T_r + T_s)
+    + S_s + C + Z_d + Z_r, so s <= (separation - base) / (v_full T_r). As S_p is non-decreasing
+    in s, the answer is the largest feasible s over the steps. Unknown (NaN) v_full counts as
+    infinite: only s = 0 can fit. Without a stopping model the inputs' fixed T_s/S_s are one step.
     """
+    steps = stopping if stopping is not None else StoppingSteps.constant(inputs.fixed_stopping())
     separation = np.asarray(separation_m, dtype=float)
     v_h = np.maximum(np.nan_to_num(np.asarray(human_speed_mps, dtype=float), nan=0.0), inputs.human_speed_floor_mps)
     v_full = np.nan_to_num(np.asarray(robot_speed_full_scale_mps, dtype=float), nan=np.inf)
     separation, v_h, v_full = np.broadcast_arrays(separation, v_h, v_full)
     separation = np.where(np.isnan(separation), -np.inf, separation)
-
-    def stopping_at(scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if stopping is None:
-            return np.full(scale.shape, inputs.stopping_time_s), np.full(scale.shape, inputs.stopping_distance_m)
-        return stopping(scale)
-
-    def required(scale: np.ndarray) -> np.ndarray:
-        t_s, s_s = stopping_at(scale)
-        with np.errstate(invalid='ignore'):      # 0 * inf: a stopped robot moves 0 m whatever its full speed
-            v_r = np.where(scale > 0.0, np.maximum(0.0, scale * v_full), 0.0)
-        return v_h * (inputs.reaction_time_s + t_s) + v_r * inputs.reaction_time_s + s_s + inputs.fixed_margin_m
-
-    ones, zeros = np.ones(separation.shape), np.zeros(separation.shape)
-    full_ok = required(ones) <= separation
-    none_ok = required(zeros) > separation
-    low, high = zeros.copy(), ones.copy()
-    for _ in range(_BISECTION_STEPS):
-        middle = 0.5 * (low + high)
-        ok = required(middle) <= separation
-        low = np.where(ok, middle, low)
-        high = np.where(ok, high, middle)
-    return np.where(full_ok, 1.0, np.where(none_ok, 0.0, low))
+    best = np.full(separation.shape, -1.0)          # -1: nothing fits yet
+    lower = 0.0
+    for upper, t_s, s_s in zip(steps.upper_scale, steps.time_s, steps.distance_m):
+        if lower >= 1.0:
+            break
+        high = min(float(upper), 1.0)
+        room = separation - (v_h * (inputs.reaction_time_s + t_s) + s_s + inputs.fixed_margin_m)
+        with np.errstate(divide='ignore', invalid='ignore', over='ignore'):
+            limit = np.where(v_full > 0.0, room / (v_full * inputs.reaction_time_s), np.inf)
+        candidate = np.minimum(high, limit)
+        # The first step includes s = 0; later ones start just above their lower end.
+        feasible = (room >= 0.0) & ((candidate >= 0.0) if lower == 0.0 else (candidate > lower))
+        best = np.where(feasible, np.maximum(best, candidate), best)
+        lower = high
+    return np.clip(best, 0.0, 1.0)
 
 
 # ---------------------------------------------------------------------------------------------

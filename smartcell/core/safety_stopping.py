@@ -22,7 +22,7 @@ import numpy as np
 import yaml
 
 from smartcell.core.params import ConfigError
-from smartcell.core.safety_ssm import StoppingPoint
+from smartcell.core.safety_ssm import StoppingPoint, StoppingSteps
 
 _FRACTION_SLACK = 1e-9       # 1.0000000001 is rounding, not 100 % + something
 
@@ -168,6 +168,17 @@ class StoppingModel:
     def at(self, speed_fraction: float, payload_fraction: float) -> StoppingPoint:
         time_s, distance_m = self.lookup(speed_fraction, payload_fraction)
         return StoppingPoint(float(time_s), float(distance_m))
+
+    def steps(self, payload_fraction: float, speed_fraction_at_full_scale: float = 1.0) -> StoppingSteps:
+        """The table at one payload as a step function of the speed scale for speed_scale_for.
+
+        Scale s runs at speed fraction s * speed_fraction_at_full_scale (1.0, the conservative
+        default, assumes the programme at full scale runs at the robot's maximum speed)."""
+        if not 0.0 < speed_fraction_at_full_scale <= 1.0:
+            raise ConfigError(f'speed_fraction_at_full_scale must be in (0, 1], got {speed_fraction_at_full_scale!r}')
+        column = int(self._index(self.payload_fractions, np.array(payload_fraction), 'payload_fraction'))
+        return StoppingSteps(self.speed_fractions / speed_fraction_at_full_scale, self._time_envelope[:, column],
+                             self._distance_envelope[:, column])
 
     def payload_fraction(self, payload_kg: float) -> float:
         """payload / rated payload; a payload above the rating is refused (the table does not cover it)."""

@@ -168,14 +168,18 @@ def ssm_config():
 
 def test_ssm_limits_below_the_zone_rule():
     monitor = started(ssm_config())
-    # separation 1.7 m (x = 2.0), robot at 1 m/s toward the person at full scale:
-    # v_max = (1.7 - 1.42) / 0.5 = 0.56 m/s -> scale 0.56
+    # separation 1.7 m (x = 2.0), robot at 1 m/s toward the person at full scale. The scale is
+    # chosen for T_r + one update period (0.5 + 0.04 s): S_p(v) = 1.6 (0.54 + 0.2) + 0.54 v + 0.3
+    # = 1.484 + 0.54 v  ->  v_max = (1.7 - 1.484) / 0.54 = 0.4 m/s -> scale 0.4
     verdicts = run(monitor, 3.1, 3.3, lambda t: (2.0,), speed_x_mps=1.0)
-    assert verdicts[-1].target_scale == pytest.approx(0.56, abs=1e-9)
-    assert verdicts[-1].speed_scale == pytest.approx(0.56, abs=1e-9)
+    assert verdicts[-1].target_scale == pytest.approx(0.4, abs=1e-9)
+    assert verdicts[-1].speed_scale == pytest.approx(0.4, abs=1e-9)
+    # evidence S_p uses T_r alone at the applied speed 0.4 m/s: 1.6 * 0.7 + 0.5 * 0.4 + 0.3 = 1.62 m
+    assert verdicts[-1].protective_distance_m == pytest.approx(1.62)
+    assert verdicts[-1].margin_m == pytest.approx(0.08)
     assert verdicts[-1].zone == 'clear' and verdicts[-1].reason.startswith('SSM')
     assert verdicts[-1].human_speed_mps == pytest.approx(1.6)
-    # robot moving away at the same speed: only the fixed part 1.42 m <= 1.7 m -> full speed target
+    # robot moving away at the same speed: only the fixed part 1.484 m <= 1.7 m -> full speed target
     away = run(started(ssm_config()), 3.1, 3.3, lambda t: (2.0,), speed_x_mps=-1.0)
     assert away[-1].target_scale == 1.0
 
