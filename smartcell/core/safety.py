@@ -223,7 +223,8 @@ def segment_closest_parameters(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray
     # General case: both segments have length; parallel segments (denom 0) start from s = 0.
     s = np.where(denom > eps, np.clip((ab * br - ar * bb) / np.where(denom > eps, denom, 1.0), 0.0, 1.0), 0.0)
     t = (ab * s + br) / safe_bb
-    s = np.where(t < 0.0, np.clip(-ar / safe_aa, 0.0, 1.0), np.where(t > 1.0, np.clip((ab - ar) / safe_aa, 0.0, 1.0), s))
+    s = np.where(t < 0.0, np.clip(-ar / safe_aa, 0.0, 1.0),
+                 np.where(t > 1.0, np.clip((ab - ar) / safe_aa, 0.0, 1.0), s))
     t = np.clip(t, 0.0, 1.0)
     # Degenerate cases: b is a point (t = 0), a is a point (s = 0), both points.
     b_point, a_point = bb <= eps, aa <= eps
@@ -550,7 +551,8 @@ class SafetyMonitor:
         return SafetyVerdict(stamp_s, self._mode, state, zone_name, separation, s_p, allowed, v_h, v_r, scale,
                              text, closest, margin, target)
 
-    def _stop_verdict(self, now_s: float, state: SafetyState, reason: str, stamp_s: float | None = None) -> SafetyVerdict:
+    def _stop_verdict(self, now_s: float, state: SafetyState, reason: str,
+                      stamp_s: float | None = None) -> SafetyVerdict:
         self._scale, self._rising_since_s, self._last_now_s = 0.0, None, now_s
         return SafetyVerdict(now_s if stamp_s is None else stamp_s, self._mode, state, 'fault', math.inf, math.nan,
                              0.0, self.config.separation.human_speed_floor_mps, 0.0, 0.0, reason, -1, math.inf, 0.0)

@@ -153,7 +153,8 @@ class StoppingModel:
         # The grid point at or above the query: never below the upper neighbour.
         return np.minimum(np.searchsorted(grid, fraction - _FRACTION_SLACK, side='left'), len(grid) - 1)
 
-    def lookup(self, speed_fraction: np.ndarray | float, payload_fraction: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    def lookup(self, speed_fraction: np.ndarray | float,
+               payload_fraction: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
         """(T_s s, S_s m) arrays at the given speed fraction(s), non-decreasing in both fractions."""
         rows = self._index(self.speed_fractions, speed_fraction, 'speed_fraction')
         columns = self._index(self.payload_fractions, np.full(np.shape(rows), payload_fraction), 'payload_fraction')

@@ -93,7 +93,8 @@ def format_summary(summary: Summary) -> str:
                      f'at {summary.worst_margin_stamp_s:.3f} s  {verdict}')
     else:
         lines.append('worst margin while moving: nobody near the moving arm')
-    lines.append(f'time at reduced speed: {summary.reduced_speed_time_s:.2f} s; stopped: {summary.stopped_time_s:.2f} s')
+    lines.append(f'time at reduced speed: {summary.reduced_speed_time_s:.2f} s; '
+                 f'stopped: {summary.stopped_time_s:.2f} s')
     if summary.reaction_times_s:
         ordered = sorted(summary.reaction_times_s)
         lines.append(f'reaction intrusion -> scale applied: {len(ordered)} of {summary.intrusions}, '

@@ -1,5 +1,6 @@
 """SafetyMonitor behaviour: doubt stops, zones and SSM, hold and ramp, e-stop latch, mode caps."""
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +14,8 @@ from smartcell.core.safety import (EVENT_ON_TRANSITION, BodyModel, Mode, PeopleO
 DT = 1.0 / 30.0          # scanner period, s
 # A separation model small enough that only the zones matter (S_p(v) = 1.6 * 0.05 + 0.05 v m).
 ZONES_ONLY = SeparationInputs(reaction_time_s=0.05)
+
+CONFIG = Path(__file__).resolve().parents[2] / 'config'
 
 
 def robot(stamp_s, speed_x_mps=0.0, applied_scale=1.0):
@@ -197,7 +200,7 @@ def test_person_walking_away_slows_no_more_than_one_standing_still():
 
 
 def test_stopping_model_and_evidence_margin():
-    model = StoppingModel.from_yaml('config/stopping.yaml')
+    model = StoppingModel.from_yaml(CONFIG / 'stopping.yaml')
     monitor = SafetyMonitor(SafetyConfig(), model)
     verdicts = run(monitor, 0.0, 3.0, lambda t: (4.0,), speed_x_mps=1.0)
     last = verdicts[-1]
@@ -245,7 +248,7 @@ def test_manual_reduced_caps_every_capsule_point():
     (['hands_fingers'], 1.0, 1.0),
 ])
 def test_collaborative_mode_caps_by_the_most_restrictive_exposed_region(exposed, robot_speed, expected):
-    body = BodyModel.from_yaml('config/body_regions.yaml')
+    body = BodyModel.from_yaml(CONFIG / 'body_regions.yaml')
     body = BodyModel(body.regions, tuple(exposed))
     monitor = SafetyMonitor(SafetyConfig(separation=ZONES_ONLY), None, Mode.COLLABORATIVE, body)
     verdicts = run(monitor, 0.0, 4.0, lambda t: (3.0,), speed_x_mps=robot_speed)
@@ -259,7 +262,7 @@ def test_collaborative_without_body_model_stops():
 
 
 def test_contact_above_limit_latches_emergency_stop():
-    body = BodyModel.from_yaml('config/body_regions.yaml')
+    body = BodyModel.from_yaml(CONFIG / 'body_regions.yaml')
     monitor = SafetyMonitor(SafetyConfig(separation=ZONES_ONLY), None, body=body)
     run(monitor, 0.0, 3.0)
     assert monitor.report_contact(3.1, 'hands_fingers', 100.0, transient=True).within_limit

@@ -1,5 +1,6 @@
 """PFL (ISO/TS 15066 Annex A): the shipped table against the standard, and eq. (A.4)-(A.6) by hand."""
 import math
+from pathlib import Path
 
 import pytest
 import yaml
@@ -8,7 +9,8 @@ from smartcell.core.params import ConfigError
 from smartcell.core.safety_pfl import (BodyModel, ContactOutcome, contact_verdict, max_transient_speed,
                                        reduced_mass, robot_effective_mass)
 
-BODY = BodyModel.from_yaml('config/body_regions.yaml')
+CONFIG = Path(__file__).resolve().parents[2] / 'config'
+BODY = BodyModel.from_yaml(CONFIG / 'body_regions.yaml')
 
 
 # Table A.2 (force N, lowest pressure N/cm^2) and Table A.3 (k N/mm, m_H kg), typed in again from
@@ -93,7 +95,7 @@ def test_contact_verdict(region, force, transient, outcome, limit):
     (lambda d: d['regions']['neck']['areas'].update(neck_muscle='soft'), "area 'neck_muscle'"),
 ])
 def test_bad_body_region_files_name_the_problem(tmp_path, mutate, fragment):
-    document = yaml.safe_load(open('config/body_regions.yaml'))
+    document = yaml.safe_load(open(CONFIG / 'body_regions.yaml'))
     mutate(document)
     path = tmp_path / 'regions.yaml'
     path.write_text(yaml.safe_dump(document))

@@ -1,5 +1,6 @@
 """SSM (ISO/TS 15066 5.5.4), the stopping model and ISO 13855 zone sizing against hand arithmetic."""
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +17,8 @@ from smartcell.core.safety_stopping import StoppingModel
 # T_r 0.1 s, T_s 0.3 s, S_s 0.2 m, C 0.1 m, Z_d 0.05 m, Z_r 0.02 m, floor 1.6 m/s
 INPUTS = SeparationInputs(reaction_time_s=0.1, stopping_time_s=0.3, stopping_distance_m=0.2,
                           intrusion_distance_m=0.1, sensor_uncertainty_m=0.05, robot_position_uncertainty_m=0.02)
+
+CONFIG = Path(__file__).resolve().parents[2] / 'config'
 
 
 @pytest.mark.parametrize('v_h,v_r,expected', [
@@ -102,7 +105,7 @@ def test_max_robot_speed_inverts_protective_separation(v_r, v_h):
 @settings(max_examples=100, deadline=None)
 @given(separation=st.floats(0.0, 4.0), v_full=st.floats(-1.0, 3.0), v_h=st.floats(0.0, 3.0))
 def test_speed_scale_is_the_largest_scale_that_fits(separation, v_full, v_h):
-    model = StoppingModel.from_yaml('config/stopping.yaml')
+    model = StoppingModel.from_yaml(CONFIG / 'stopping.yaml')
     scale = float(speed_scale_for(separation, INPUTS, v_h, v_full, model.steps(1.0)))
     assert 0.0 <= scale <= 1.0
 
@@ -139,7 +142,7 @@ def test_full_scale_speed_guards_small_scales(measured, scale, expected):
 # ---------------------------------------------------------------------------------------------
 
 def test_shipped_table_combines_joints_conservatively():
-    model = StoppingModel.from_yaml('config/stopping.yaml')
+    model = StoppingModel.from_yaml(CONFIG / 'stopping.yaml')
     assert model.provisional
     # 100 % / 100 %: T_s = max(0.34, 0.34, 0.26) = 0.34 s; S_s = 0.27*1.0 + 0.26*1.0 + 0.19*0.65 = 0.6535 m
     assert model.stopping_time(1.0, 1.0) == pytest.approx(0.34)
@@ -154,7 +157,7 @@ def test_shipped_table_combines_joints_conservatively():
 
 @pytest.mark.parametrize('speed,payload', [(1.01, 0.5), (0.5, 1.2), (-0.1, 0.5), (math.nan, 0.5)])
 def test_lookup_refuses_fractions_outside_the_table(speed, payload):
-    model = StoppingModel.from_yaml('config/stopping.yaml')
+    model = StoppingModel.from_yaml(CONFIG / 'stopping.yaml')
     with pytest.raises(ValueError, match='must be in \\[0, 1\\]'):
         model.at(speed, payload)
 
