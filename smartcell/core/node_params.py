@@ -59,7 +59,7 @@ ARM = NodeParams('arm', (
 ))
 
 SUPERVISOR = NodeParams('supervisor', (
-    P('warning_distance_m', 1.5, 'person closer than this to the robot -> reduced speed, m', min=0.1, max=10.0),
+    P('warning_distance_m', 2.5, 'person closer than this to the robot -> reduced speed, m', min=0.1, max=10.0),
     P('protective_distance_m', 0.6, 'person closer than this -> protective stop, m', min=0.05, max=10.0),
     P('reduced_speed_scale', 0.3, 'speed scale in the warning zone', min=0.0, max=1.0),
     P('people_timeout_s', 0.07, 'people data older or silent longer than this -> protective stop '
@@ -67,6 +67,18 @@ SUPERVISOR = NodeParams('supervisor', (
     P('robot_state_timeout_s', 0.2, 'joint states older than this -> protective stop, s', min=0.01, max=2.0),
     P('lockstep', False, 'evaluate people data of time t with the robot state of time t (simulation)'),
     P('world_frame', 'world', 'frame people data must be expressed in'),
+    P('mode', 'automatic', 'safety mode at start (changed later only through the safety/mode/* services)',
+      choices=('automatic', 'collaborative', 'manual_reduced')),
+    P('reaction_time_s', 0.15, 'T_r of ISO/TS 15066: sensing + processing + actuation, s', min=0.01, max=2.0),
+    P('human_speed_floor_mps', 1.6, 'person speed never assumed below this (ISO 13855), m/s', min=1.6, max=3.0),
+    P('intrusion_distance_m', 0.65, 'C: reach beyond the sensed body, m', min=0.0, max=2.0),
+    P('sensor_uncertainty_m', 0.10, 'Z_d: person position uncertainty, m', min=0.0, max=1.0),
+    P('robot_position_uncertainty_m', 0.02, 'Z_r: robot position uncertainty, m', min=0.0, max=0.5),
+    P('resume_hold_s', 0.5, 'separation must stay safe this long before speeding up again, s', min=0.0, max=30.0),
+    P('ramp_up_per_s', 0.5, 'speed-scale increase rate after the hold, 1/s', min=0.05, max=10.0),
+    P('payload_kg', 1.0, 'tool + part mass (stopping model and PFL), kg', min=0.0, max=5.0),
+    P('stopping_file', '', 'stopping time/distance table; empty uses the installed config/stopping.yaml'),
+    P('body_regions_file', '', 'ISO/TS 15066 body regions; empty uses the installed config/body_regions.yaml'),
     P('robot_base_xyz_yaw', [0.0, 0.0, 0.0, 0.0], 'robot base_link pose in the world frame: x, y, z m, yaw rad'),
     P('cycle_waypoints', 'pick_place', 'name of the pick-and-place cycle the arm runs when no job is loaded'),
     P('motions_file', '', 'named arm configurations and cycles; empty uses the installed config/motions.yaml'),

@@ -10,7 +10,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from smartcell.core.evidence import EvidenceWriter
 from smartcell.core.kinematics import LINK_CAPSULE_RADII, capsule_point_velocities, link_capsules
+from smartcell.core.safety import (Mode, PeopleObservation, RobotObservation, SafetyConfig, SafetyEvent,
+                                   SafetyMonitor, SafetyVerdict)
+from smartcell.core.safety_pfl import BodyModel
+from smartcell.core.safety_ssm import SeparationInputs
+from smartcell.core.safety_stopping import StoppingModel
 
 
 @dataclass(frozen=True)
@@ -87,68 +93,93 @@ class CellKpis:
 # The safety pipeline the supervisor node calls: message arrays in, verdict out.
 # ---------------------------------------------------------------------------------------------
 
-class SafetyState(str):
-    """Placeholder until the SSM monitor lands: values 'normal', 'reduced', 'protective_stop', ..."""
-
-    @property
-    def value(self) -> str:
-        return str(self)
-
-
-@dataclass(frozen=True)
-class ZoneVerdict:
-    stamp_s: float
-    state: SafetyState
-    zone: str
-    separation_m: float
-    speed_scale: float
-    reason: str
+NO_ROBOT = RobotGeometry(-math.inf, np.zeros((1, 2, 3)), np.zeros(1), np.zeros((1, 2, 3)))
 
 
 class SafetyPipeline:
-    """First cut: static distance zones from the closest robot capsule; doubt means stop."""
+    """Joint state -> robot capsules in the world, then the SafetyMonitor (zones + SSM + modes).
 
-    def __init__(self, config: dict, base: BasePose) -> None:
-        self._config = config
+    It remembers the scale it last commanded: with the arm ramping towards it, measured speed
+    divided by it is the robot's speed at full scale (the monitor guards small scales).
+    """
+
+    def __init__(self, monitor: SafetyMonitor, base: BasePose, evidence: EvidenceWriter | None = None) -> None:
+        self._monitor = monitor
         self._base = base
-        self._estop = False
-        self._last_people_s: float | None = None
+        self._evidence = evidence
+        self._commanded_scale = 0.0
         self._geometry_cache = None
-        self.last_verdict: ZoneVerdict | None = None
+        self.events: list[SafetyEvent] = []
 
     @classmethod
-    def from_params(cls, config: dict, stopping_path) -> 'SafetyPipeline':
-        return cls(config, BasePose.from_list(config['robot_base_xyz_yaw']))
+    def from_params(cls, config: dict, stopping_path, body_regions_path) -> 'SafetyPipeline':
+        separation = SeparationInputs(
+            reaction_time_s=config['reaction_time_s'], intrusion_distance_m=config['intrusion_distance_m'],
+            sensor_uncertainty_m=config['sensor_uncertainty_m'],
+            robot_position_uncertainty_m=config['robot_position_uncertainty_m'],
+            human_speed_floor_mps=config['human_speed_floor_mps'])
+        safety = SafetyConfig(
+            separation=separation, warning_distance_m=config['warning_distance_m'],
+            protective_distance_m=config['protective_distance_m'], reduced_speed_scale=config['reduced_speed_scale'],
+            people_timeout_s=config['people_timeout_s'], robot_timeout_s=config['robot_state_timeout_s'],
+            expected_frame=config['world_frame'], resume_hold_s=config['resume_hold_s'],
+            ramp_up_per_s=config['ramp_up_per_s'], payload_kg=config['payload_kg'])
+        stopping = StoppingModel.from_yaml(stopping_path)
+        body = BodyModel.from_yaml(body_regions_path)
+        evidence = EvidenceWriter(config['evidence_log']) if config['evidence_log'] else None
+        return cls(SafetyMonitor(safety, stopping, Mode(config['mode']), body=body),
+                   BasePose.from_list(config['robot_base_xyz_yaw']), evidence)
 
-    def _verdict(self, stamp_s, state, zone, separation, scale, reason) -> ZoneVerdict:
-        self.last_verdict = ZoneVerdict(stamp_s, SafetyState(state), zone, separation, scale, reason)
-        return self.last_verdict
+    @property
+    def last_verdict(self) -> SafetyVerdict | None:
+        return self._monitor.last_verdict
 
-    def evaluate(self, people, joints, now_s: float) -> ZoneVerdict:
+    def evaluate(self, people, joints, now_s: float) -> SafetyVerdict:
         stamp_s, frame, positions = people
-        self._last_people_s = stamp_s
-        if self._estop:
-            return self._verdict(stamp_s, 'emergency_stop', 'fault', math.inf, 0.0, 'emergency stop: reset required')
-        problem = self._doubt(stamp_s, frame, positions, joints, now_s)
-        if problem:
-            return self._verdict(stamp_s, 'protective_stop', 'fault', math.inf, 0.0, problem)
-        geometry = self._geometry_of(joints)
-        separation = math.inf
-        if len(positions):
-            from smartcell.core.kinematics import points_to_capsules_distance
-            # A person is a vertical line from the floor to 2 m: sample it every 0.1 m.
-            heights = np.arange(0.0, 2.0001, 0.1)
-            column = np.concatenate([np.column_stack([np.repeat(positions[:, :2], len(heights), axis=0),
-                                                      np.tile(heights, len(positions))])])
-            separation = float(points_to_capsules_distance(column, geometry.capsules_m, geometry.radii_m).min()) - 0.2
-        if separation < self._config['protective_distance_m']:
-            return self._verdict(stamp_s, 'protective_stop', 'protective', separation, 0.0,
-                                 f'person {separation:.2f} m from the robot (protective distance '
-                                 f'{self._config["protective_distance_m"]} m)')
-        if separation < self._config['warning_distance_m']:
-            return self._verdict(stamp_s, 'reduced', 'warning', separation, self._config['reduced_speed_scale'],
-                                 f'person {separation:.2f} m from the robot: reduced speed')
-        return self._verdict(stamp_s, 'normal', 'clear', separation, 1.0, '')
+        geometry = NO_ROBOT if joints is None else self._geometry_of(joints)
+        robot = RobotObservation(geometry.stamp_s, geometry.capsules_m, geometry.radii_m, geometry.velocities_mps,
+                                 self._commanded_scale)
+        return self._record(self._monitor.update(PeopleObservation(stamp_s, frame, positions), robot, now_s))
+
+    def on_silence(self, now_s: float) -> SafetyVerdict | None:
+        verdict = self._monitor.on_silence(now_s)
+        return None if verdict is None else self._record(verdict)
+
+    def emergency_stop(self, now_s: float, reason: str) -> SafetyVerdict:
+        return self._record(self._monitor.emergency_stop(now_s, reason))
+
+    def reset(self, now_s: float) -> SafetyVerdict:
+        return self._record(self._monitor.reset(now_s))
+
+    def set_mode(self, mode: Mode, now_s: float) -> SafetyVerdict:
+        return self._record(self._monitor.set_mode(mode, now_s))
+
+    def drain_events(self) -> list[SafetyEvent]:
+        events, self.events = self.events, []
+        return events
+
+    def close(self) -> None:
+        if self._evidence is not None:
+            self._evidence.close()
+
+    def _record(self, verdict: SafetyVerdict) -> SafetyVerdict:
+        applied = self._commanded_scale
+        self._commanded_scale = verdict.speed_scale
+        new_events = self._monitor.drain_events()
+        self.events.extend(new_events)
+        if self._evidence is not None:
+            self._evidence.cycle(verdict, applied)
+            for event in new_events:
+                self._evidence.event(event)
+        return verdict
+
+    @staticmethod
+    def verdict_fields(verdict: SafetyVerdict) -> dict[str, object]:
+        return {'mode': verdict.mode.value, 'state': verdict.state.value, 'zone': verdict.zone,
+                'separation_m': verdict.separation_m, 'protective_distance_m': verdict.protective_distance_m,
+                'allowed_speed_mps': verdict.allowed_speed_mps, 'human_speed_mps': verdict.human_speed_mps,
+                'robot_speed_toward_human_mps': verdict.robot_speed_toward_human_mps,
+                'margin_m': verdict.margin_m, 'speed_scale': verdict.speed_scale, 'reason': verdict.reason}
 
     def _geometry_of(self, joints) -> RobotGeometry:
         # Joint states often come faster than people data: the same state is not recomputed.
@@ -157,34 +188,3 @@ class SafetyPipeline:
         if cached is None or cached[0] != stamp_s or not (np.array_equal(cached[1], q) and np.array_equal(cached[2], qd)):
             self._geometry_cache = (stamp_s, q.copy(), qd.copy(), robot_geometry(stamp_s, q, qd, self._base))
         return self._geometry_cache[3]
-
-    def _doubt(self, stamp_s, frame, positions, joints, now_s) -> str:
-        if frame != self._config['world_frame']:
-            return f'people data in frame {frame!r}, expected {self._config["world_frame"]!r}'
-        if not np.all(np.isfinite(positions)):
-            return 'people data contains NaN or infinite values'
-        if now_s - stamp_s > self._config['people_timeout_s']:
-            return f'people data is {now_s - stamp_s:.3f} s old'
-        if joints is None:
-            return 'no robot joint state'
-        if now_s - joints[0] > self._config['robot_state_timeout_s']:
-            return f'robot joint state is {now_s - joints[0]:.3f} s old'
-        if not (np.all(np.isfinite(joints[1])) and np.all(np.isfinite(joints[2]))):
-            return 'robot joint state contains NaN'
-        return ''
-
-    def on_silence(self, now_s: float) -> ZoneVerdict | None:
-        if self._last_people_s is None or now_s - self._last_people_s > self._config['people_timeout_s']:
-            age = 'never received' if self._last_people_s is None else f'silent for {now_s - self._last_people_s:.3f} s'
-            return self._verdict(now_s, 'protective_stop', 'fault', math.inf, 0.0, f'people data {age}')
-        return None
-
-    def emergency_stop(self, now_s: float, reason: str) -> None:
-        self._estop = True
-
-    def reset(self, now_s: float) -> None:
-        self._estop = False
-
-    def verdict_fields(self, verdict: ZoneVerdict) -> dict[str, object]:
-        return {'state': verdict.state.value, 'zone': verdict.zone, 'separation_m': verdict.separation_m,
-                'speed_scale': verdict.speed_scale, 'reason': verdict.reason}

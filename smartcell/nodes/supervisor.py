@@ -20,6 +20,7 @@ from smartcell.core.motions import MotionLibrary, motions_for_step, segment_plan
 from smartcell.core.shift import ShiftConfig, ShiftError, ShiftRunner
 from smartcell.core.tasks import load_recipe
 from smartcell.core.node_params import SUPERVISOR
+from smartcell.core.safety import Mode
 from smartcell.core.supervision import CellKpis, SafetyPipeline
 from smartcell.core.verdict import MOTION_KEY, VERDICT_STATUS_NAME, verdict_values
 from smartcell.nodes.arm import LIMITS
@@ -27,6 +28,7 @@ from smartcell.nodes.common import (LATCHED_QOS, LEVEL_ERROR, LEVEL_OK, LEVEL_WA
                                     diagnostic_array, diagnostic_status, run_node, s_to_stamp, stamp_to_s)
 from smartcell.share import share_file
 
+ARRIVAL_TOLERANCE_RAD = 0.01     # joint error and speed (rad, rad/s) at which a motion counts as arrived
 SAFETY_LEVEL = {'normal': LEVEL_OK, 'reduced': LEVEL_OK, 'protective_stop': LEVEL_WARN,
                 'emergency_stop': LEVEL_ERROR, 'fault': LEVEL_ERROR}
 
@@ -53,7 +55,9 @@ class Supervisor(Node):
         self._config = declare_parameters(self, SUPERVISOR)
         self._cell_id = 'cell'
         self._lockstep = self._config['lockstep']
-        self._safety = SafetyPipeline.from_params(self._config, None)
+        self._safety = SafetyPipeline.from_params(
+            self._config, self._config['stopping_file'] or share_file('config', 'stopping.yaml'),
+            self._config['body_regions_file'] or share_file('config', 'body_regions.yaml'))
         self._cell = CellStateMachine()
         self._motions = MotionLibrary.from_yaml(self._config['motions_file'] or share_file('config', 'motions.yaml'),
                                                 LIMITS)
@@ -73,6 +77,7 @@ class Supervisor(Node):
         self._last_verdict_msg: DiagnosticArray | None = None
         self._safety_stopped = False
         self._motion_count = 0
+        self._pending_target = np.zeros(len(JOINT_NAMES))
         self._last_motion = ''
         self._tick_now_s = 0.0
 
@@ -92,6 +97,8 @@ class Supervisor(Node):
         self.create_service(Trigger, 'operator/step_done', self._on_operator_done)
         for name, event in SERVICE_REQUESTS.items():
             self.create_service(Trigger, f'cell/{name}', self._request_handler(event))
+        for mode in Mode:
+            self.create_service(Trigger, f'safety/mode/{mode.value}', self._mode_handler(mode))
         # Watchdog: silence on `humans` is a stop; checked at twice the timeout rate.
         if not self._lockstep:
             self.create_timer(self._config['people_timeout_s'] / 2.0, self._on_watchdog)
@@ -139,13 +146,26 @@ class Supervisor(Node):
     def _on_trajectory_result(self, msg: DiagnosticStatus) -> None:
         if msg.name != self._pending_trajectory:
             return
-        self._pending_trajectory = ''
         if msg.level == DiagnosticStatus.ERROR:
+            self._pending_trajectory = ''
             self._emit('fault', reason=f'arm refused motion: {msg.message}')
             self._handle(Event.FAULT_DETECTED, msg.message)
+        elif msg.level == DiagnosticStatus.OK and not self._lockstep:
+            self._motion_done()
+
+    def _check_arrival(self, joints: JointState | None) -> None:
+        """Lockstep: a motion is done at the tick its joint state reaches the target (deterministic),
+        not when the result message happens to arrive."""
+        arrays = joint_arrays(joints)
+        if not self._pending_trajectory or arrays is None:
             return
-        if msg.level != DiagnosticStatus.OK:
-            return
+        _, q, qd = arrays
+        if np.max(np.abs(q - self._pending_target)) < ARRIVAL_TOLERANCE_RAD and \
+                np.max(np.abs(qd)) < ARRIVAL_TOLERANCE_RAD:
+            self._motion_done()
+
+    def _motion_done(self) -> None:
+        self._pending_trajectory = ''
         if self._runner is not None:
             self._robot_segment_done()
             return
@@ -209,9 +229,12 @@ class Supervisor(Node):
         self._last_people_ns = _stamp_ns(people.header.stamp)
         self._tick_now_s = now_s
         verdict = self._safety.evaluate(people_arrays(people), joint_arrays(joints), now_s)
+        self._emit_safety_events()
         self._react_to_safety(verdict)
         self._kpis.account(verdict.speed_scale, verdict.separation_m, stamp_to_s(people.header.stamp),
                            self._cell.state in (State.RUNNING, State.PROTECTIVE_STOP))
+        if self._lockstep:
+            self._check_arrival(joints)
         self._drive_robot(joints)
         self._publish_verdict(verdict, people.header.stamp)    # after the motion it may name
         if self._lockstep:
@@ -285,6 +308,7 @@ class Supervisor(Node):
         plan = segment_plan(actual, target, LIMITS, self._config['nominal_speed_fraction'])
         self._motion_count += 1
         self._pending_trajectory = self._last_motion = f'motion-{self._motion_count}'
+        self._pending_target = np.asarray(target, dtype=float)
         msg = JointTrajectory(joint_names=list(JOINT_NAMES))
         msg.header.frame_id = self._pending_trajectory
         msg.points = [JointTrajectoryPoint(positions=plan.positions_rad[0].tolist(),
@@ -309,6 +333,22 @@ class Supervisor(Node):
             response.message = f'{transition.source.value.lower()} -> {self._cell.state.value.lower()}'
             return response
         return handle
+
+    def _mode_handler(self, mode: Mode):
+        def handle(request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+            before = self._safety.last_verdict.mode.value if self._safety.last_verdict else self._config['mode']
+            verdict = self._safety.set_mode(mode, self._now_s())
+            self._publish_verdict(verdict)
+            self._emit_safety_events()
+            self._emit('mode_change', mode=mode.value, previous=before)
+            response.success, response.message = True, f'safety mode {before} -> {mode.value}'
+            return response
+        return handle
+
+    def _emit_safety_events(self) -> None:
+        for event in self._safety.drain_events():
+            self._emit('safety_event', kind=event.kind, reason=event.reason, state=event.state.value,
+                       zone=event.zone, speed_scale=event.speed_scale)
 
     def _handle(self, event: Event, reason: str):
         before = self._cell.state
@@ -364,6 +404,9 @@ class Supervisor(Node):
                               self._cell.state.value.lower(), self._all_kpis()),
         ]
         self._diag_pub.publish(diagnostic_array(self.get_clock().now().to_msg(), statuses))
+
+    def on_shutdown(self) -> None:
+        self._safety.close()          # flush the evidence log
 
     def _now_s(self) -> float:
         if self._lockstep:

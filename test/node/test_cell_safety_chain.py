@@ -43,7 +43,7 @@ class People:
 @pytest.fixture
 def cell(peer, processes, fake_twin):
     processes.start('supervisor', node_command('smartcell.nodes.supervisor', 'supervisor', None, {
-        'robot_base_xyz_yaw': [0.0, 0.0, 0.75, 0.0], 'warning_distance_m': 1.5, 'protective_distance_m': 0.6}))
+        'robot_base_xyz_yaw': [0.0, 0.0, 0.75, 0.0], 'warning_distance_m': 2.5, 'protective_distance_m': 0.6}))
     processes.start('arm', node_command('smartcell.nodes.arm', 'arm', None, {}))
     twin = fake_twin(peer, publish_verdicts=False)     # verdicts come from the real supervisor
     people = People(peer)
@@ -67,11 +67,11 @@ def test_people_slow_then_stop_the_arm_and_the_cell_follows(peer, processes, cel
     peer.wait_for(lambda: twin.mode == 'executing', 10, 'arm executing the cycle', processes)
     applied_now(peer, state, processes, 1.0, 'full speed with nobody near')
 
-    people.positions = [(1.6, 0.0)]         # ~1 m from the forearm: warning zone
-    applied_now(peer, state, processes, 0.3, 'reduced speed')
+    people.positions = [(2.8, 0.0)]         # ~2 m from the arm: warning zone, SSM allows reduced speed
+    peer.wait_for(lambda: 0.0 < state['applied'][-1] < 1.0, 10, 'reduced speed', processes)
     assert state['cell'] == 'running'
 
-    people.positions = [(0.7, 0.0)]         # reaching the table edge: protective zone
+    people.positions = [(0.7, 0.0)]         # at the table edge: inside S_p and the protective zone
     applied_now(peer, state, processes, 0.0, 'protective stop')
     peer.wait_for(lambda: state['cell'] == 'protective_stop', 10, 'cell protective_stop', processes)
     peer.wait_for(lambda: twin.mode == 'paused', 10, 'arm paused', processes)

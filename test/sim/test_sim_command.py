@@ -60,7 +60,7 @@ def test_bad_options_are_refused_before_anything_starts(tmp_path, args, fragment
 def test_bad_config_is_refused_before_any_node_starts(tmp_path, repo):
     config = tmp_path / 'cell.yaml'
     config.write_text((repo / 'config' / 'cell.yaml').read_text().replace(
-        'warning_distance_m: 1.5', 'warning_distance_m: 1.5\n    warning_distanse_m: 1.0'))
+        'warning_distance_m: 2.5', 'warning_distance_m: 2.5\n    warning_distanse_m: 1.0'))
     run = sim(tmp_path, 'badcfg', '--duration', '5', '--config', str(config))
     assert run.returncode == 2
     assert "unknown parameter 'warning_distanse_m' for node 'supervisor'" in run.stderr
