@@ -294,3 +294,27 @@ def test_config_errors_name_the_key(kwargs, fragment):
 def test_finite_ramp_down_is_counted_in_the_reaction_time():
     config = SafetyConfig(ramp_down_per_s=4.0)
     assert config.effective_separation.reaction_time_s == pytest.approx(config.separation.reaction_time_s + 0.25)
+
+
+def test_a_rotating_link_counts_its_fastest_end_toward_the_person():
+    monitor = started()
+    # horizontal link from (0, 0, 1) to (1, 0, 1) swinging about its first end: the far end moves
+    # at 1 m/s along +y, the near end stands. Person at (0.5, 1.5): the link moves toward them
+    # at up to 1 m/s (far end), not 0.5 m/s (closest point) and not 0 (near end).
+    capsules = np.array([[[0.0, 0.0, 1.0], [1.0, 0.0, 1.0]]])
+    velocities = np.array([[[0.0, 0.0, 0.0], [0.0, 1.0, 0.0]]])
+    observation = RobotObservation(3.1, capsules, np.array([0.1]), velocities, 1.0)
+    verdict = monitor.update(PeopleObservation(3.1, 'world', np.array([[0.5, 1.5, 1.0]])), observation, 3.1)
+    assert verdict.robot_speed_toward_human_mps == pytest.approx(1.0)
+    # 1.5 - 0.1 - 0.2 = 1.2 m from the link surface
+    assert verdict.separation_m == pytest.approx(1.2)
+
+
+def test_a_new_person_counts_at_the_floor_speed_and_a_tracked_one_at_their_speed():
+    monitor = started(ssm_config())
+    first = monitor.update(people(3.1, 2.5), robot(3.1), 3.1)
+    # a second person appears far from the first: unmatched -> floor 1.6 m/s
+    second = monitor.update(people(3.1 + DT, 2.5 - 3.0 * DT, -2.0), robot(3.1 + DT), 3.1 + DT)
+    assert first.human_speed_mps == pytest.approx(1.6)
+    # person 0 approached at 3 m/s and limits the arm; person 1 (new) is at the floor
+    assert second.human_speed_mps == pytest.approx(3.0)

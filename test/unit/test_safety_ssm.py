@@ -240,3 +240,14 @@ def test_check_protective_field_names_field_and_values():
     with pytest.raises(ConfigError) as err:
         check_protective_field(1.5, 1.88, 'scanner_protective_field_m')
     assert 'scanner_protective_field_m=1.5' in str(err.value) and '1.880' in str(err.value)
+
+
+def test_stopping_steps_follow_the_programmed_speed_fraction():
+    model = StoppingModel.from_yaml(CONFIG / 'stopping.yaml')
+    # the programme's full scale is 50 % of the joint limits: scale 1.0 -> fraction 0.5 -> 66 % row
+    steps = model.steps(1.0, speed_fraction_at_full_scale=0.5)
+    t_s, s_s = steps.at(1.0)
+    assert float(t_s) == pytest.approx(model.stopping_time(0.66, 1.0))
+    assert float(s_s) == pytest.approx(model.stopping_distance(0.66, 1.0))
+    # scale 0.6 -> fraction 0.3 -> 33 % row
+    assert float(steps.at(0.6)[1]) == pytest.approx(model.stopping_distance(0.33, 1.0))
