@@ -9,6 +9,7 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PoseArray
 from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64, String
 from std_srvs.srv import Trigger
@@ -20,6 +21,7 @@ from smartcell.core.motions import MotionLibrary, motions_for_step, segment_plan
 from smartcell.core.shift import ShiftConfig, ShiftError, ShiftRunner
 from smartcell.core.tasks import load_recipe
 from smartcell.core.node_params import SUPERVISOR
+from smartcell.core.params import ConfigError
 from smartcell.core.safety import Mode
 from smartcell.core.supervision import CellKpis, SafetyPipeline
 from smartcell.core.verdict import MOTION_KEY, VERDICT_STATUS_NAME, verdict_values
@@ -84,7 +86,9 @@ class Supervisor(Node):
         self._scale_pub = self.create_publisher(Float64, 'speed_scale', LATCHED_QOS)
         self._verdict_pub = self.create_publisher(DiagnosticArray, 'safety/verdict', STREAM_QOS)
         self._state_pub = self.create_publisher(String, 'cell/state', LATCHED_QOS)
-        self._events_pub = self.create_publisher(String, 'cell/events', 50)
+        # Deep and reliable: a burst of events (a job end) must reach the MES bridge whole.
+        self._events_pub = self.create_publisher(String, 'cell/events', QoSProfile(
+            depth=500, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE))
         self._kpi_pub = self.create_publisher(DiagnosticArray, 'cell/kpi', LATCHED_QOS)
         self._trajectory_pub = self.create_publisher(JointTrajectory, 'arm/joint_trajectory', 10)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
@@ -95,6 +99,10 @@ class Supervisor(Node):
         self._operator_step_pub = self.create_publisher(String, 'operator/current_step', LATCHED_QOS)
         self._intent_pub = self.create_publisher(String, 'robot/intent', LATCHED_QOS)
         self.create_service(Trigger, 'operator/step_done', self._on_operator_done)
+        self.create_subscription(String, 'mes/job_order', self._on_job_order, QoSProfile(
+            depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+        self._order_id = ''
+        self._seen_orders: set[str] = set()
         for name, event in SERVICE_REQUESTS.items():
             self.create_service(Trigger, f'cell/{name}', self._request_handler(event))
         for mode in Mode:
@@ -187,9 +195,11 @@ class Supervisor(Node):
         self._runner.step_done(step_id, unit, executor, self._now_s())
         kpis = self._runner.kpis(self._now_s())
         if kpis.units_done > done_before:
-            self._emit('unit_complete', unit=unit, cycle_time_s=kpis.cycle_times_s[-1], good=True)
+            self._emit('unit_complete', unit=unit, cycle_time_s=kpis.cycle_times_s[-1], good=True,
+                       order_id=self._order_id)
         if self._runner.finished:
-            self._emit('job_complete', produced=kpis.units_done, good=kpis.units_done, scrap=0)
+            self._emit('job_complete', produced=kpis.units_done, good=kpis.units_done, scrap=0,
+                       order_id=self._order_id)
             self._handle(Event.JOB_COMPLETE, 'all units done')
             self._handle(Event.STOPPED, 'arm at rest')
 
@@ -206,6 +216,32 @@ class Supervisor(Node):
         self._human_step = None
         response.success, response.message = True, f'step {step_id!r} of unit {unit} done'
         return response
+
+    def _on_job_order(self, msg: String) -> None:
+        """An order validated by the MES bridge: accepted when the cell is idle and knows the product."""
+        try:
+            order = json.loads(msg.data)
+            order_id, work_master, quantity = order['order_id'], order['work_master'], int(order['quantity'])
+        except (ValueError, KeyError, TypeError) as exc:
+            self.get_logger().error(f'malformed job order {msg.data[:200]!r}: {exc}')
+            return
+        if order_id in self._seen_orders:
+            return                          # transient-local redelivery after a restart of either side
+        self._seen_orders.add(order_id)
+        reason = ''
+        if self._cell.state is not State.IDLE:
+            reason = f'the cell is {self._cell.state.value.lower()}, orders are accepted when idle'
+        else:
+            try:
+                recipe = self._load_job(f'job_{work_master}')
+            except (ConfigError, FileNotFoundError) as exc:
+                reason = f'unknown product {work_master!r}: {exc}'
+        if reason:
+            self._emit('job_rejected', order_id=order_id, reason=reason)
+            return
+        self._recipe, self._order_id = recipe, order_id
+        self._config = {**self._config, 'units': quantity}
+        self._emit('job_accepted', order_id=order_id, work_master=work_master, quantity=quantity)
 
     def _on_fatigue(self, msg: Float64) -> None:
         self._fatigue = msg.data
@@ -358,7 +394,7 @@ class Supervisor(Node):
                 late_threshold_s=self._config['late_threshold_s'], fatigue_high=self._config['fatigue_high'],
                 fatigue_low=self._config['fatigue_low']))
             self._robot_step = self._human_step = None
-            self._emit('job_started', job=self._recipe.job, units=self._config['units'])
+            self._emit('job_started', job=self._recipe.job, units=self._config['units'], order_id=self._order_id)
             if self._fatigue is not None:
                 self._runner.on_fatigue(self._fatigue, self._now_s())
         elif self._runner is not None and event is Event.SAFETY_STOP:

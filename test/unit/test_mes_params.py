@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 
 from smartcell.core.mes import FillAlarm, parse_orders, service_for, EXAMPLE_ORDERS_YAML, JobOrder, OrderRejected
+from smartcell.topology import param_registry
 from smartcell.core.mes_params import MES_BRIDGE, bridge_config
 from smartcell.core.params import ConfigError, load_cell_config
 
@@ -11,12 +12,16 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_shipped_yaml_matches_the_specs():
-    resolved = load_cell_config(ROOT / 'config' / 'mes.yaml', {'mes_bridge': MES_BRIDGE})['mes_bridge']
-    assert resolved == MES_BRIDGE.defaults()
+    resolved = load_cell_config(ROOT / 'config' / 'cell.yaml', param_registry())['mes_bridge']
+    # The cell file sets the cell id (cell-wide) and its products (the job recipes); the rest are defaults.
+    assert {k: v for k, v in resolved.items() if k not in ('cell_id', 'work_masters', 'ideal_cycle_s')} == \
+        {k: v for k, v in MES_BRIDGE.defaults().items() if k not in ('cell_id', 'work_masters', 'ideal_cycle_s')}
     cfg = bridge_config(resolved, environ={'ROS_HOME': '/data/ros', 'SMARTCELL_MQTT_PASSWORD': 'pw'})
-    assert str(cfg.db_path) == '/data/ros/smartcell/mes_outbox_cell-1.sqlite'
+    assert str(cfg.db_path) == '/data/ros/smartcell/mes_outbox_cell-01.sqlite'
     assert cfg.mqtt_password == 'pw'
-    assert cfg.ideal_cycle_s == {'bracket_a': 30.0, 'bracket_b': 45.0, 'housing_c': 60.0}
+    assert cfg.ideal_cycle_s == {'demo': 20.0, 'gearbox': 99.0}
+    for product in cfg.ideal_cycle_s:            # every product the MES may order has a recipe
+        assert (ROOT / 'config' / f'job_{product}.yaml').is_file()
 
 
 @pytest.mark.parametrize('override,words', [
