@@ -126,6 +126,30 @@ class SafetyConfig:
         if not self.expected_frame:
             raise ConfigError('expected_frame must name a frame, e.g. "world"')
 
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], *, ignore_unknown: bool = False) -> 'SafetyConfig':
+        """Build from flat key/values (e.g. ROS parameters): SafetyConfig fields, SeparationInputs
+        fields, and the supervisor's names world_frame / robot_state_timeout_s. An unknown key is a
+        ConfigError naming it and the accepted keys, unless ignore_unknown (a node's other params)."""
+        separation_keys = {f.name for f in dataclasses.fields(SeparationInputs)}
+        own_keys = {f.name for f in dataclasses.fields(cls)} - {'separation'}
+        aliases = {'world_frame': 'expected_frame', 'robot_state_timeout_s': 'robot_timeout_s'}
+        own: dict[str, Any] = {}
+        separation: dict[str, Any] = {}
+        for key, value in values.items():
+            name = aliases.get(key, key)
+            if isinstance(value, list):
+                value = tuple(value)
+            if name in own_keys:
+                own[name] = value
+            elif name in separation_keys:
+                separation[name] = value
+            elif not ignore_unknown:
+                accepted = sorted(own_keys | separation_keys | set(aliases))
+                raise ConfigError(f'unknown safety parameter {key!r}; accepted: {", ".join(accepted)}')
+        base = _default_separation()
+        return cls(separation=dataclasses.replace(base, **separation), **own)
+
     @property
     def effective_separation(self) -> SeparationInputs:
         """T_r including the time a finite ramp-down takes to go from full speed to zero."""
@@ -165,6 +189,13 @@ class SafetyVerdict:
     closest_person_index: int             # -1 if nobody
     margin_m: float = math.inf            # min over pairs of separation - S_p at current speeds
     target_scale: float = 0.0             # the rules' scale before hold and ramp
+
+    def as_fields(self) -> dict[str, object]:
+        """The verdict as the key/values the supervisor publishes (see smartcell.core.verdict)."""
+        return {'mode': self.mode.value, 'state': self.state.value, 'zone': self.zone,
+                'separation_m': self.separation_m, 'protective_distance_m': self.protective_distance_m,
+                'allowed_speed_mps': self.allowed_speed_mps, 'speed_scale': self.speed_scale,
+                'reason': self.reason}
 
 
 @dataclass(frozen=True)

@@ -318,3 +318,24 @@ def test_a_new_person_counts_at_the_floor_speed_and_a_tracked_one_at_their_speed
     assert first.human_speed_mps == pytest.approx(1.6)
     # person 0 approached at 3 m/s and limits the arm; person 1 (new) is at the floor
     assert second.human_speed_mps == pytest.approx(3.0)
+
+
+def test_config_from_flat_parameters():
+    config = SafetyConfig.from_mapping({'warning_distance_m': 2.0, 'world_frame': 'cell', 'reaction_time_s': 0.2,
+                                        'workspace_min_m': [-3.0, -3.0, -0.5], 'robot_state_timeout_s': 0.3})
+    assert config.warning_distance_m == 2.0 and config.expected_frame == 'cell'
+    assert config.separation.reaction_time_s == 0.2 and config.robot_timeout_s == 0.3
+    assert config.separation.intrusion_distance_m == SafetyConfig().separation.intrusion_distance_m
+    assert config.workspace_min_m == (-3.0, -3.0, -0.5)
+    with pytest.raises(ConfigError, match="unknown safety parameter 'warning_distance'; accepted: "):
+        SafetyConfig.from_mapping({'warning_distance': 2.0})
+    assert SafetyConfig.from_mapping({'job': 'x'}, ignore_unknown=True) == SafetyConfig()
+    with pytest.raises(ConfigError, match='reaction_time_s must be > 0'):
+        SafetyConfig.from_mapping({'reaction_time_s': 0.0})
+
+
+def test_verdict_fields_for_the_wire():
+    monitor = started()
+    fields = monitor.update(people(3.1, 1.3), robot(3.1), 3.1).as_fields()
+    assert fields['state'] == 'reduced' and fields['zone'] == 'warning' and fields['speed_scale'] == 0.3
+    assert fields['separation_m'] == pytest.approx(1.0) and 'warning distance' in fields['reason']
