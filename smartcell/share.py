@@ -15,7 +15,7 @@ def share_dir() -> Path:
     from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
     try:
         return Path(get_package_share_directory(PACKAGE))
-    except (PackageNotFoundError, KeyError, LookupError, ValueError) as exc:
+    except (PackageNotFoundError, KeyError, LookupError, ValueError, OSError) as exc:   # OSError: index unset
         raise ShareFileMissing(
             f'package {PACKAGE!r} is not in the ament index (AMENT_PREFIX_PATH='
             f'{os.environ.get("AMENT_PREFIX_PATH", "<unset>")}): install it with `make venv` '
