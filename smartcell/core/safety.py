@@ -439,7 +439,8 @@ class SafetyMonitor:
         doubt = people_doubt or self._robot_doubt(robot, now_s)
         if doubt:
             self._track = None              # no speed estimate across doubtful data
-            return self._stop_verdict(now_s, SafetyState.PROTECTIVE_STOP, doubt, stamp_s=people.stamp_s)
+            stamp_s = people.stamp_s if math.isfinite(people.stamp_s) else now_s
+            return self._stop_verdict(now_s, SafetyState.PROTECTIVE_STOP, doubt, stamp_s=stamp_s)
         previous, self._track = self._track, people
         positions = np.asarray(people.positions_m, dtype=float).reshape(-1, 3)
         rules = [self._mode_rule(robot)]
@@ -630,8 +631,11 @@ class SafetyMonitor:
             return 'robot capsule radius below 0 m'
         if not (math.isfinite(robot.applied_scale) and 0.0 <= robot.applied_scale <= 1.0):
             return f'robot applied speed scale {robot.applied_scale!r} is outside [0, 1]'
-        if not math.isfinite(robot.stamp_s) or now_s - robot.stamp_s > self.config.robot_timeout_s:
-            return f'robot data is {now_s - robot.stamp_s:.3f} s old (timeout {self.config.robot_timeout_s:g} s)'
+        age_s = now_s - robot.stamp_s
+        if not math.isfinite(age_s) or age_s > self.config.robot_timeout_s:
+            return f'robot data is {age_s:.3f} s old (timeout {self.config.robot_timeout_s:g} s)'
+        if age_s < -self.config.robot_timeout_s:
+            return f'robot data stamp is {-age_s:.3f} s in the future (clock mismatch)'
         return ''
 
     # -- events --------------------------------------------------------------------------------------

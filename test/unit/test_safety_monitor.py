@@ -76,6 +76,7 @@ def test_segment_closest_points_handle_parallel_and_point_segments():
     (lambda t: people(t + 0.5, 2.0), 'in the future'),
     (lambda t: people(t, 20.0), 'outside the plausible workspace'),
     (lambda t: PeopleObservation(t, 'world', np.zeros((2, 2))), '(N, 3)'),
+    (lambda t: PeopleObservation(math.nan, 'world', np.zeros((1, 3))), 'stamp is not finite'),
 ])
 def test_doubtful_people_data_stops_with_the_reason(observation, fragment):
     monitor = started()
@@ -97,6 +98,7 @@ def test_stamps_going_backwards_stop():
 
 @pytest.mark.parametrize('observation,fragment', [
     (lambda t: robot(t - 1.0), 'robot data is'),
+    (lambda t: robot(t + 1.0), 'robot data stamp is 1.000 s in the future'),
     (lambda t: robot(t, applied_scale=1.5), 'outside [0, 1]'),
     (lambda t: safety.RobotObservation(t, np.full((1, 2, 3), np.nan), np.array([0.1]), np.zeros((1, 2, 3)), 1.0),
      'NaN'),
