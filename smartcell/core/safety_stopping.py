@@ -126,6 +126,16 @@ class StoppingModel:
             raise ConfigError(f'{where}: provisional must be true or false, got {provisional!r}')
         return cls(speeds, payloads, times, distances, float(rated), provisional, str(document.get('source', '')))
 
+    def to_mapping(self, robot: str = '', stop_category: int = 2) -> dict[str, Any]:
+        """The model as a `robot_table` document for config/stopping.yaml (from_mapping reads it
+        back); the raw tables are written, the conservative envelope is rebuilt on loading."""
+        return {'robot': robot, 'stop_category': stop_category, 'provisional': self.provisional,
+                'source': self.source, 'rated_payload_kg': float(self.rated_payload_kg),
+                'speed_fractions': [float(v) for v in self.speed_fractions],
+                'payload_fractions': [float(v) for v in self.payload_fractions],
+                'robot_table': {'stopping_time_s': np.asarray(self.stopping_time_s, float).tolist(),
+                                'stopping_distance_m': np.asarray(self.stopping_distance_m, float).tolist()}}
+
     @staticmethod
     def _combine_joints(joints: Any, shape: tuple[int, int], where: str) -> tuple[np.ndarray, np.ndarray]:
         if not isinstance(joints, dict) or not joints:

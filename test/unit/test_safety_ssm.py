@@ -251,3 +251,16 @@ def test_stopping_steps_follow_the_programmed_speed_fraction():
     assert float(s_s) == pytest.approx(model.stopping_distance(0.66, 1.0))
     # scale 0.6 -> fraction 0.3 -> 33 % row
     assert float(steps.at(0.6)[1]) == pytest.approx(model.stopping_distance(0.33, 1.0))
+
+
+def test_a_measured_table_round_trips_through_the_file_format(tmp_path):
+    measured = StoppingModel(np.array([0.33, 0.66, 1.0]), np.array([0.5, 1.0]),
+                             np.array([[0.1, 0.12], [0.2, 0.22], [0.3, 0.33]]),
+                             np.array([[0.05, 0.06], [0.15, 0.17], [0.3, 0.35]]), rated_payload_kg=5.0,
+                             source='twin measurement')
+    path = tmp_path / 'stopping.yaml'
+    path.write_text(yaml.safe_dump(measured.to_mapping('ur5e')))
+    loaded = StoppingModel.from_yaml(path)
+    assert not loaded.provisional and loaded.source == 'twin measurement'
+    assert loaded.stopping_distance(0.5, 0.7) == pytest.approx(0.17)
+    np.testing.assert_allclose(loaded.stopping_time_s, measured.stopping_time_s)
