@@ -57,8 +57,8 @@ ZONES = ('clear', 'warning', 'protective', 'fault')
 def _default_separation() -> SeparationInputs:
     # T_r: 2 scanner periods at 30 Hz (67 ms) + tracking and supervisor (~20 ms) + arm command
     # latency (~60 ms). C: ISO 13855's 0.85 m reach counted from the tracked leg axis, minus the
-    # 0.2 m body cylinder already in the separation. T_s/S_s: the 100 %/100 % corner of
-    # config/stopping.yaml, used only when no stopping model is given.
+    # 0.2 m body cylinder already in the separation. T_s/S_s: the 100 %/100 % corner of the first
+    # (provisional) config/stopping.yaml, used only when no stopping model is given.
     return SeparationInputs(reaction_time_s=0.15, stopping_time_s=0.34, stopping_distance_m=0.65,
                             intrusion_distance_m=0.65, sensor_uncertainty_m=0.10,
                             robot_position_uncertainty_m=0.02)
@@ -392,7 +392,7 @@ class SafetyMonitor:
         """Change mode; the arm stops until the next cycle judges the new mode (then hold + ramp)."""
         previous, self._mode = self._mode, mode
         if mode is Mode.COLLABORATIVE and self._pfl is None:
-            reason = 'collaborative mode without a body-region model: PFL limit unknown'
+            reason = 'collaborative mode without a body-region model with exposed regions: PFL limit unknown'
         else:
             reason = f'mode changed from {previous.value} to {mode.value}: re-evaluating on the next cycle'
         state = SafetyState.EMERGENCY_STOP if self._estop_reason else SafetyState.PROTECTIVE_STOP
@@ -531,7 +531,7 @@ class SafetyMonitor:
         if math.isinf(cap):
             return _Rule(1.0, '')
         if self._mode is Mode.COLLABORATIVE and self._pfl is None:
-            return _Rule(0.0, 'collaborative mode without a body-region model: PFL limit unknown')
+            return _Rule(0.0, 'collaborative mode without a body-region model with exposed regions: PFL limit unknown')
         point_speeds = np.linalg.norm(robot.velocities_mps, axis=2)
         fastest = float(full_scale_speed(point_speeds.max(), robot.applied_scale,
                                          self.config.nominal_robot_speed_mps, self.config.min_scale_for_estimate))

@@ -141,8 +141,29 @@ def test_full_scale_speed_guards_small_scales(measured, scale, expected):
 # Stopping model
 # ---------------------------------------------------------------------------------------------
 
-def test_shipped_table_combines_joints_conservatively():
-    model = StoppingModel.from_yaml(CONFIG / 'stopping.yaml')
+# The first, provisional UR5e table (per joint, Annex B layout); config/stopping.yaml itself is
+# regenerated from twin measurements, so its numbers are not pinned here.
+PROVISIONAL = {
+    'provisional': True, 'rated_payload_kg': 5.0,
+    'speed_fractions': [0.33, 0.66, 1.0], 'payload_fractions': [0.33, 0.66, 1.0],
+    'joints': {
+        'shoulder_pan': {'lever_arm_m': 1.0,
+                         'stopping_time_s': [[0.12, 0.13, 0.14], [0.20, 0.22, 0.24], [0.28, 0.31, 0.34]],
+                         'stopping_distance_rad': [[0.030, 0.035, 0.040], [0.100, 0.110, 0.120],
+                                                   [0.210, 0.240, 0.270]]},
+        'shoulder_lift': {'lever_arm_m': 1.0,
+                          'stopping_time_s': [[0.11, 0.12, 0.14], [0.19, 0.21, 0.24], [0.27, 0.30, 0.34]],
+                          'stopping_distance_rad': [[0.025, 0.030, 0.035], [0.090, 0.100, 0.120],
+                                                    [0.190, 0.220, 0.260]]},
+        'elbow': {'lever_arm_m': 0.65,
+                  'stopping_time_s': [[0.09, 0.10, 0.11], [0.15, 0.16, 0.18], [0.22, 0.24, 0.26]],
+                  'stopping_distance_rad': [[0.020, 0.022, 0.025], [0.070, 0.080, 0.090], [0.150, 0.170, 0.190]]},
+    },
+}
+
+
+def test_joint_tables_combine_conservatively():
+    model = StoppingModel.from_mapping(PROVISIONAL)
     assert model.provisional
     # 100 % / 100 %: T_s = max(0.34, 0.34, 0.26) = 0.34 s; S_s = 0.27*1.0 + 0.26*1.0 + 0.19*0.65 = 0.6535 m
     assert model.stopping_time(1.0, 1.0) == pytest.approx(0.34)
@@ -153,6 +174,17 @@ def test_shipped_table_combines_joints_conservatively():
     # below 33 %: the 33 % point (never extrapolated toward zero): 0.03 + 0.025 + 0.02*0.65 = 0.068
     assert model.stopping_distance(0.1, 0.1) == pytest.approx(0.068)
     assert model.payload_fraction(2.5) == pytest.approx(0.5)
+
+
+def test_shipped_table_loads_and_is_conservative():
+    model = StoppingModel.from_yaml(CONFIG / 'stopping.yaml')
+    fractions = np.linspace(0.0, 1.0, 21)
+    for payload in (0.0, 0.5, 1.0):
+        t_s, s_s = model.lookup(fractions, payload)
+        assert np.all(np.diff(t_s) >= 0.0) and np.all(np.diff(s_s) >= 0.0)
+        assert np.all(t_s > 0.0) and np.all(s_s > 0.0)
+    # never below any table point at or under the query
+    assert model.stopping_distance(1.0, 1.0) >= np.max(model.stopping_distance_m)
 
 
 @pytest.mark.parametrize('speed,payload', [(1.01, 0.5), (0.5, 1.2), (-0.1, 0.5), (math.nan, 0.5)])
