@@ -93,21 +93,26 @@ class CellKpis:
 # The safety pipeline the supervisor node calls: message arrays in, verdict out.
 # ---------------------------------------------------------------------------------------------
 
+# Commanded scales kept: the arm's measured velocities lag the command by up to ~3 ticks
+# (lockstep lag, the arm's tick, its ramp), so the smallest of these bounds the applied scale.
+APPLIED_SCALE_HISTORY = 4
 NO_ROBOT = RobotGeometry(-math.inf, np.zeros((1, 2, 3)), np.zeros(1), np.zeros((1, 2, 3)))
 
 
 class SafetyPipeline:
     """Joint state -> robot capsules in the world, then the SafetyMonitor (zones + SSM + modes).
 
-    It remembers the scale it last commanded: with the arm ramping towards it, measured speed
-    divided by it is the robot's speed at full scale (the monitor guards small scales).
+    Measured speed divided by the applied scale is the robot's speed at full scale. The arm applies
+    a commanded scale a tick or two later and ramps towards it, so the applied scale is bounded from
+    below by the smallest of the last few commanded ones: dividing by that bound can only
+    overestimate the full-scale speed (the safe direction; the monitor guards small scales).
     """
 
     def __init__(self, monitor: SafetyMonitor, base: BasePose, evidence: EvidenceWriter | None = None) -> None:
         self._monitor = monitor
         self._base = base
         self._evidence = evidence
-        self._commanded_scale = 0.0
+        self._commanded_scales = [0.0] * APPLIED_SCALE_HISTORY
         self._geometry_cache = None
         self.events: list[SafetyEvent] = []
 
@@ -138,7 +143,7 @@ class SafetyPipeline:
         stamp_s, frame, positions = people
         geometry = NO_ROBOT if joints is None else self._geometry_of(joints)
         robot = RobotObservation(geometry.stamp_s, geometry.capsules_m, geometry.radii_m, geometry.velocities_mps,
-                                 self._commanded_scale)
+                                 min(self._commanded_scales))
         return self._record(self._monitor.update(PeopleObservation(stamp_s, frame, positions), robot, now_s))
 
     def on_silence(self, now_s: float) -> SafetyVerdict | None:
@@ -163,8 +168,8 @@ class SafetyPipeline:
             self._evidence.close()
 
     def _record(self, verdict: SafetyVerdict) -> SafetyVerdict:
-        applied = self._commanded_scale
-        self._commanded_scale = verdict.speed_scale
+        applied = min(self._commanded_scales)
+        self._commanded_scales = self._commanded_scales[1:] + [verdict.speed_scale]
         new_events = self._monitor.drain_events()
         self.events.extend(new_events)
         if self._evidence is not None:

@@ -42,3 +42,33 @@ def test_kpis_account_time_by_stamps_only_while_working():
     assert kpis.safety_stop_time_s == pytest.approx(1.0)
     assert kpis.min_separation_m == pytest.approx(0.3)
     assert kpis.as_dict()['min_separation_m'] == pytest.approx(0.3)
+
+
+class RecordingMonitor:
+    """Stands in for SafetyMonitor: records what the pipeline hands over, answers given scales."""
+
+    def __init__(self, scales):
+        self.scales = list(scales)
+        self.applied = []
+
+    def update(self, people, robot, now_s):
+        from smartcell.core.safety import Mode, SafetyState, SafetyVerdict
+        self.applied.append(robot.applied_scale)
+        return SafetyVerdict(now_s, Mode.AUTOMATIC, SafetyState.NORMAL, 'clear', math.inf, math.nan, 1.0, 1.6, 0.0,
+                             self.scales.pop(0), '', -1)
+
+    def drain_events(self):
+        return []
+
+
+def test_pipeline_divides_by_a_lower_bound_of_the_applied_scale():
+    from smartcell.core.supervision import APPLIED_SCALE_HISTORY, SafetyPipeline
+    commanded = [0.2, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+    monitor = RecordingMonitor(commanded)
+    pipeline = SafetyPipeline(monitor, BasePose(0, 0, 0, 0))
+    people = (0.0, 'world', np.zeros((0, 3)))
+    for k in range(len(commanded)):
+        pipeline.evaluate(people, (0.0, HOME, np.zeros(6)), 0.0)
+    # The arm lags and ramps: a low scale commanded once bounds the applied scale for a few ticks.
+    assert APPLIED_SCALE_HISTORY == 4
+    assert monitor.applied == [0.0, 0.0, 0.0, 0.0, 0.2, 1.0, 1.0]
