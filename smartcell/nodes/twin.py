@@ -1,6 +1,7 @@
 """Twin node: the PyBullet cell (cobot, person, safety laser scanner) and the simulation clock."""
 from __future__ import annotations
 
+import json
 import time
 from array import array
 
@@ -10,8 +11,12 @@ from geometry_msgs.msg import Pose, PoseArray
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import JointState, LaserScan
+from std_msgs.msg import String
+from std_srvs.srv import Trigger
 
 from smartcell.core.kinematics import JOINT_NAMES
+from smartcell.twin.human import PathBuilder
+from smartcell.twin.scenarios import TASK_DRIVEN_SCENARIO
 from smartcell.twin.world import disconnect
 from smartcell.core.node_params import TWIN
 from smartcell.core.params import ConfigError
@@ -62,6 +67,10 @@ class Twin(Node):
         self._status_pub = self.create_publisher(DiagnosticArray, 'twin/status', LATCHED_QOS)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.create_subscription(JointState, 'twin/joint_command', self._on_command, STREAM_QOS)
+        self._operator: SimulatedOperator | None = None
+        if self._config['scenario'] == TASK_DRIVEN_SCENARIO:
+            self._operator = SimulatedOperator(self._world, self.create_client(Trigger, 'operator/step_done'))
+            self.create_subscription(String, 'operator/current_step', self._operator.on_step, LATCHED_QOS)
         if self._config['lockstep']:
             self._watch = self.create_timer(0.05, self._watch_lockstep)
         else:
@@ -119,6 +128,8 @@ class Twin(Node):
             self._world.set_joint_targets(*self._command)
         self._world.step(self._dt_s)
         self._tick += 1
+        if self._operator is not None:
+            self._operator.tick()
         self._min_distance_m = min(self._min_distance_m, self._world.min_person_robot_distance())
         if self._world.person_robot_contacts():
             self._contacts += 1      # ticks with a person-robot contact
@@ -209,16 +220,68 @@ class Twin(Node):
         disconnect(self._world.client_id)
 
 
+class SimulatedOperator:
+    """The person of the 'operator' scenario: walks to the station of the step the supervisor shows,
+    works for its expected duration (arms forward at a shared station) and acknowledges over the
+    real `operator/step_done` service, as a person pressing the HMI button would.
+
+    Its acknowledgement reaches the supervisor like a real one, asynchronously: runs with a job
+    can differ by a tick in step timing (the bare cycle stays exactly repeatable).
+    """
+
+    def __init__(self, world, done_client) -> None:
+        self._world = world
+        self._done = done_client
+        self._ack_at_s: float | None = None
+        self._step: tuple | None = None
+
+    def on_step(self, msg: String) -> None:
+        step = json.loads(msg.data) if msg.data else {}
+        key = (step.get('unit'), step.get('step')) if step.get('step') else None
+        if key is None or key == self._step:
+            return
+        self._step = key
+        layout = self._world.layout
+        station = layout.station(step['station'])
+        x, y = station.position_m[:2]
+        target = station.person_xy_m or (x + 0.55, y)        # in front of a table station
+        now = self._world.sim_time
+        here = self._world.paths[0].state_at(now)
+        path = PathBuilder((here.x_m, here.y_m), start_s=now, yaw_rad=here.yaw_rad)
+        inside_now = not layout.outside_area.contains((here.x_m, here.y_m))
+        inside_target = not layout.outside_area.contains(target)
+        if inside_now != inside_target:          # through the fence opening, the only way in or out
+            for waypoint in ((layout.door_inside_xy_m, layout.door_outside_xy_m) if inside_now
+                             else (layout.door_outside_xy_m, layout.door_inside_xy_m)):
+                path.walk_to(waypoint)
+        path.walk_to(target)
+        work_s = max(1.0, float(step['expected_end_s']) - float(step['started_s']))
+        path.wait(work_s, reach=1.0 if station.shared else 0.0, face_xy_m=(x, y))
+        self._ack_at_s = path.time_s
+        path.wait(8 * 3600.0)                    # then stays there until the next step
+        self._world.paths[0] = path.build()
+
+    def tick(self) -> None:
+        if self._ack_at_s is not None and self._world.sim_time >= self._ack_at_s and self._done.service_is_ready():
+            self._ack_at_s = None
+            self._done.call_async(Trigger.Request())
+
+
 def build_world(config: dict) -> tuple['CellWorld', 'SafetyScanner']:
     """The cell of the default layout with the scenario's people and the safety scanner."""
     from smartcell.twin.scanner import SafetyScanner, ScannerConfig
     from smartcell.twin.scenarios import SCENARIOS, scenario_paths
     from smartcell.twin.world import DEFAULT_LAYOUT, CellWorld, connect
-    if config['scenario'] not in SCENARIOS:
-        raise ConfigError(f'unknown scenario {config["scenario"]!r}; accepted: {", ".join(sorted(SCENARIOS))}')
+    if config['scenario'] not in SCENARIOS and config['scenario'] != TASK_DRIVEN_SCENARIO:
+        raise ConfigError(f'unknown scenario {config["scenario"]!r}; accepted: '
+                          f'{", ".join(sorted(SCENARIOS) + [TASK_DRIVEN_SCENARIO])}')
     # Scenario paths are generated up front for the run (8 h when it runs until shut down).
     horizon_s = config['duration_s'] if config['duration_s'] > 0 else 8 * 3600.0
-    people = scenario_paths(config['scenario'], config['seed'], horizon_s, DEFAULT_LAYOUT)
+    if config['scenario'] == TASK_DRIVEN_SCENARIO:
+        bench = DEFAULT_LAYOUT.station('operator_bench').person_xy_m
+        people = (PathBuilder(bench).wait(horizon_s).build(),)     # at the bench until given a step
+    else:
+        people = scenario_paths(config['scenario'], config['seed'], horizon_s, DEFAULT_LAYOUT)
     client = connect(gui=config['gui'])
     world = CellWorld(client, DEFAULT_LAYOUT, config['urdf_path'] or None, seed=config['seed'], people=people,
                       physics_rate_hz=config['physics_rate_hz'])

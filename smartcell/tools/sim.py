@@ -42,7 +42,8 @@ def parse_args(argv: list[str]) -> SimOptions:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--duration', type=float, default=300.0, help='simulated seconds (default 300)')
     parser.add_argument('--seed', type=int, default=1, help='scenario and noise seed (default 1)')
-    parser.add_argument('--scenario', default='shift', help='person behaviour: ' + ', '.join(scenario_names()))
+    parser.add_argument('--scenario', default=None, help='person behaviour: ' + ', '.join(scenario_names())
+                        + ' (default: shift; operator with --job: the simulated operator does the job\'s steps)')
     parser.add_argument('--gui', action='store_true', help='show the PyBullet GUI (needs a display)')
     parser.add_argument('--config', type=Path, default=None, help='cell parameter file (default: installed cell.yaml)')
     parser.add_argument('--job', default='', help='job recipe to run (default: the pick-and-place cycle)')
@@ -58,6 +59,8 @@ def parse_args(argv: list[str]) -> SimOptions:
         parser.error(f'--duration must be > 0 s, got {args.duration}')
     if not 0 <= args.seed < 2**31:
         parser.error(f'--seed must be in [0, 2^31), got {args.seed}')
+    if args.scenario is None:
+        args.scenario = 'operator' if args.job else 'shift'
     if args.scenario not in scenario_names():
         parser.error(f'unknown scenario {args.scenario!r}; accepted: {", ".join(scenario_names())}')
     try:
@@ -71,10 +74,10 @@ def parse_args(argv: list[str]) -> SimOptions:
 
 def scenario_names() -> list[str]:
     try:
-        from smartcell.twin.scenarios import SCENARIOS
+        from smartcell.twin.scenarios import SCENARIOS, TASK_DRIVEN_SCENARIO
     except ImportError as exc:   # pybullet is optional on hardware (no wheel for Python 3.12)
         raise SystemExit(f'smartcell sim needs the PyBullet twin: {exc}. Install pybullet==3.2.7 (Python 3.11).')
-    return sorted(SCENARIOS)
+    return sorted(SCENARIOS) + [TASK_DRIVEN_SCENARIO]
 
 
 def node_overrides(options: SimOptions) -> dict[str, dict[str, object]]:
@@ -123,9 +126,14 @@ def run(options: SimOptions, env: dict[str, str] | None = None) -> dict[str, flo
 
 
 def format_kpis(kpis: dict[str, float]) -> str:
-    rows = [
-        ('pick-and-place cycles', f'{kpis["cycles"]:.0f}'),
-        ('units completed', f'{kpis.get("units_completed", 0):.0f}'),
+    rows = [('pick-and-place cycles', f'{kpis["cycles"]:.0f}')] if 'units_completed' not in kpis else [
+        ('units completed', f'{kpis["units_completed"]:.0f}'),
+        ('cycle time per unit (mean +- sd)', f'{kpis["cycle_time_mean_s"]:.1f} +- {kpis["cycle_time_std_s"]:.1f} s'),
+        ('robot / person utilisation', f'{kpis["robot_utilisation"]:.0%} / {kpis["human_utilisation"]:.0%}'),
+        ('robot / person idle', f'{kpis["robot_idle_s"]:.0f} / {kpis["human_idle_s"]:.0f} s'),
+        ('re-plans (re-allocated steps)', f'{kpis["replans"]:.0f} ({kpis["reallocated_steps"]:.0f})'),
+    ]
+    rows += [
         ('simulated time', f'{kpis["sim_time_s"]:.1f} s'),
         ('wall time', f'{kpis["wall_time_s"]:.1f} s'),
         ('real-time factor', f'{kpis["real_time_factor"]:.1f} x'),
@@ -134,7 +142,7 @@ def format_kpis(kpis: dict[str, float]) -> str:
         ('time at reduced speed', f'{kpis["reduced_speed_time_s"]:.1f} s'),
         ('time stopped by safety', f'{kpis["safety_stop_time_s"]:.1f} s'),
         ('protective stops', f'{kpis["protective_stops"]:.0f}'),
-        ('person-robot contacts', f'{kpis["contacts"]:.0f}'),
+        ('ticks with a person-robot contact', f'{kpis["contacts"]:.0f}'),
     ]
     width = max(len(name) for name, _ in rows)
     line = '-' * (width + 16)

@@ -43,15 +43,15 @@ class SimMonitor:
         self._bar = None
         if progress:
             from tqdm import tqdm
-            self._bar = tqdm(total=round(duration_s, 1), unit='sim s', desc='simulated shift',
+            self._bar = tqdm(total=round(duration_s, 1), unit='sim s', desc='simulated shift', mininterval=0.5,
                              bar_format='{l_bar}{bar}| {n:.0f}/{total:.0f} sim s [{elapsed}<{remaining}, {rate_fmt}]')
 
     def _on_twin(self, msg: DiagnosticArray) -> None:
         self._twin = msg
         values = values_of(msg, 'smartcell/twin') or {}
         if self._bar is not None and 'sim_time_s' in values:
-            self._bar.n = min(float(values['sim_time_s']), self._duration_s)
-            self._bar.refresh()
+            # update() (not a forced refresh) lets tqdm rate-limit the output, also into a log file
+            self._bar.update(min(float(values['sim_time_s']), self._duration_s) - self._bar.n)
 
     def _on_kpi(self, msg: DiagnosticArray) -> None:
         self._kpi = msg

@@ -105,6 +105,11 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
 )}
 
 
+# Not a scripted scenario: the person follows the steps the supervisor gives the operator
+# (`operator/current_step`), walks to the station, works, and acknowledges (twin node).
+TASK_DRIVEN_SCENARIO = 'operator'
+
+
 def scenario_paths(name: str, seed: int, duration_s: float,
                    layout: CellLayout = DEFAULT_LAYOUT) -> tuple[PersonPath, ...]:
     """People's paths of scenario `name` covering [0, duration_s] s; the same seed gives the same paths."""
