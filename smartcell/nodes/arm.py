@@ -4,7 +4,6 @@ from __future__ import annotations
 from collections import OrderedDict
 
 import numpy as np
-from builtin_interfaces.msg import Duration
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.node import Node
 from sensor_msgs.msg import JointState, TimeReference
@@ -19,7 +18,7 @@ from smartcell.core.trajectory import (ArmMode, JointLimitsView, JointTrajectory
 from smartcell.core.verdict import MOTION_KEY, VERDICT_STATUS_NAME, VerdictError, speed_scale_from_values
 from smartcell.nodes.common import (LATCHED_QOS, LEVEL_ERROR, LEVEL_OK, LEVEL_WARN, STREAM_QOS,
                                     declare_parameters, diagnostic_array, diagnostic_status, run_node,
-                                    stamp_to_s)
+                                    duration_msg, stamp_ns, stamp_to_s)
 
 LIMITS = JointLimitsView(JOINT_NAMES, np.asarray(UR5E_LIMITS.lower), np.asarray(UR5E_LIMITS.upper),
                          np.asarray(UR5E_LIMITS.velocity))
@@ -125,7 +124,7 @@ class Arm(Node):
         scale = verdict_scale(msg)
         self._last_verdict_rx_s = self._now_s()
         if self._lockstep:
-            key = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+            key = stamp_ns(msg.header.stamp)
             if key > self._handled_key:
                 self._pending_verdicts[key] = (scale, verdict_motion(msg))
                 self._advance_lockstep()
@@ -145,7 +144,7 @@ class Arm(Node):
         # Relay first: the supervisor needs the state of this tick to produce the verdict of this tick.
         self._state_pub.publish(msg)
         if self._lockstep:
-            key = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+            key = stamp_ns(msg.header.stamp)
             if key > self._handled_key:
                 self._pending_states[key] = msg
                 self._advance_lockstep()
@@ -194,17 +193,18 @@ class Arm(Node):
         self._last_tick_s = now_s
         was_active = self._executor.active
         q, qd = self._executor.step(dt)
-        if was_active and not self._executor.active:
-            self._publish_result(self._trajectory_id, DiagnosticStatus.OK, 'succeeded')
-            self._trajectory_id = ''
         if self._sim:
             command = JointState(name=list(JOINT_NAMES), position=q.tolist(), velocity=qd.tolist())
             command.header.stamp = stamp
             self._command_pub.publish(command)
         else:
             point = JointTrajectoryPoint(positions=q.tolist(), velocities=qd.tolist(),
-                                         time_from_start=_duration(self._config['stream_horizon_s']))
+                                         time_from_start=duration_msg(self._config['stream_horizon_s']))
             self._controller_pub.publish(JointTrajectory(joint_names=list(JOINT_NAMES), points=[point]))
+        if was_active and not self._executor.active:
+            # after the final set-point has left, so whoever sees the result also has the command
+            self._publish_result(self._trajectory_id, DiagnosticStatus.OK, 'succeeded')
+            self._trajectory_id = ''
         self._publish_mode()
 
     def _check_deadman(self) -> None:
@@ -288,11 +288,6 @@ def plan_from_msg(msg: JointTrajectory) -> JointTrajectoryPlan:
         positions.append(np.asarray(point.positions, dtype=float)[order])
     times = np.array([p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in msg.points])
     return JointTrajectoryPlan(tuple(JOINT_NAMES), times, np.array(positions))
-
-
-def _duration(seconds: float) -> Duration:
-    nanoseconds = int(seconds * 1e9)
-    return Duration(sec=nanoseconds // 1_000_000_000, nanosec=nanoseconds % 1_000_000_000)
 
 
 def main(args: list[str] | None = None) -> int:

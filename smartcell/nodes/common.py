@@ -7,7 +7,7 @@ import sys
 from typing import Callable, Mapping
 
 import rclpy
-from builtin_interfaces.msg import Time
+from builtin_interfaces.msg import Duration, Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
@@ -59,6 +59,16 @@ def declare_parameters(node: Node, params: NodeParams) -> dict[str, ParamValue]:
 
 def stamp_to_s(stamp: Time) -> float:
     return stamp.sec + stamp.nanosec * 1e-9
+
+
+def stamp_ns(stamp: Time) -> int:
+    """A stamp as integer nanoseconds: the exact key lockstep nodes pair messages by."""
+    return stamp.sec * 1_000_000_000 + stamp.nanosec
+
+
+def duration_msg(seconds: float) -> Duration:
+    nanoseconds = int(seconds * 1e9)
+    return Duration(sec=nanoseconds // 1_000_000_000, nanosec=nanoseconds % 1_000_000_000)
 
 
 def s_to_stamp(seconds: float) -> Time:

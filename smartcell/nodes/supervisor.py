@@ -27,7 +27,8 @@ from smartcell.core.supervision import CellKpis, SafetyPipeline
 from smartcell.core.verdict import MOTION_KEY, VERDICT_STATUS_NAME, verdict_values
 from smartcell.nodes.arm import LIMITS
 from smartcell.nodes.common import (LATCHED_QOS, LEVEL_ERROR, LEVEL_OK, LEVEL_WARN, STREAM_QOS, declare_parameters,
-                                    diagnostic_array, diagnostic_status, run_node, s_to_stamp, stamp_to_s)
+                                    diagnostic_array, diagnostic_status, duration_msg, run_node, s_to_stamp,
+                                    stamp_ns, stamp_to_s)
 from smartcell.share import share_file
 
 ARRIVAL_TOLERANCE_RAD = 0.01     # joint error and speed (rad, rad/s) at which a motion counts as arrived
@@ -118,7 +119,7 @@ class Supervisor(Node):
 
     # -- inputs ---------------------------------------------------------------------------------------
     def _on_humans(self, msg: PoseArray) -> None:
-        key = _stamp_ns(msg.header.stamp)
+        key = stamp_ns(msg.header.stamp)
         if key <= self._last_people_ns:
             if key == self._last_people_ns and self._last_verdict_msg is not None:
                 self._verdict_pub.publish(self._last_verdict_msg)    # a repeated tick: same answer, no new state
@@ -132,7 +133,7 @@ class Supervisor(Node):
     def _on_joint_states(self, msg: JointState) -> None:
         self._joints = msg
         if self._lockstep:
-            self._joints_by_stamp[_stamp_ns(msg.header.stamp)] = msg
+            self._joints_by_stamp[stamp_ns(msg.header.stamp)] = msg
             self._pair_lockstep()
 
     def _pair_lockstep(self) -> None:
@@ -262,7 +263,7 @@ class Supervisor(Node):
 
     # -- the cycle -------------------------------------------------------------------------------------
     def _evaluate(self, people: PoseArray, joints: JointState | None, now_s: float) -> None:
-        self._last_people_ns = _stamp_ns(people.header.stamp)
+        self._last_people_ns = stamp_ns(people.header.stamp)
         self._tick_now_s = now_s
         verdict = self._safety.evaluate(people_arrays(people), joint_arrays(joints), now_s)
         self._emit_safety_events()
@@ -348,7 +349,7 @@ class Supervisor(Node):
         msg = JointTrajectory(joint_names=list(JOINT_NAMES))
         msg.header.frame_id = self._pending_trajectory
         msg.points = [JointTrajectoryPoint(positions=plan.positions_rad[0].tolist(),
-                                           time_from_start=_duration_msg(plan.times_s[0]))]
+                                           time_from_start=duration_msg(plan.times_s[0]))]
         self._trajectory_pub.publish(msg)
 
     # -- requests ---------------------------------------------------------------------------------------
@@ -477,16 +478,6 @@ def joint_arrays(msg: JointState | None) -> tuple[float, np.ndarray, np.ndarray]
     velocity = np.asarray(msg.velocity, dtype=float)[order] if len(msg.velocity) == len(msg.name) \
         else np.zeros(len(JOINT_NAMES))
     return stamp_to_s(msg.header.stamp), np.asarray(msg.position, dtype=float)[order], velocity
-
-
-def _stamp_ns(stamp) -> int:
-    return stamp.sec * 1_000_000_000 + stamp.nanosec
-
-
-def _duration_msg(seconds: float):
-    from builtin_interfaces.msg import Duration
-    nanoseconds = int(seconds * 1e9)
-    return Duration(sec=nanoseconds // 1_000_000_000, nanosec=nanoseconds % 1_000_000_000)
 
 
 def main(args: list[str] | None = None) -> int:

@@ -21,7 +21,7 @@ from smartcell.twin.world import disconnect
 from smartcell.core.node_params import TWIN
 from smartcell.core.params import ConfigError
 from smartcell.nodes.common import (LATCHED_QOS, LEVEL_ERROR, LEVEL_OK, STREAM_QOS, declare_parameters,
-                                    diagnostic_array, diagnostic_status, run_node, s_to_stamp, stamp_to_s)
+                                    diagnostic_array, diagnostic_status, run_node, s_to_stamp, stamp_ns, stamp_to_s)
 
 WARMUP_REPUBLISH_S = 0.5     # wall seconds: re-send tick 0 until the pipeline answers (discovery)
 STATUS_PERIOD_S = 0.5        # simulated seconds between twin/status updates
@@ -85,7 +85,7 @@ class Twin(Node):
         if not self._config['lockstep']:
             self._command = command
             return
-        key = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        key = stamp_ns(msg.header.stamp)
         if self._state not in ('warming', 'running') or key != self._expected_command_ns:
             return      # a repeat of a warm-up tick, already handled
         if self._state == 'warming':

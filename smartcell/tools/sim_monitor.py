@@ -14,6 +14,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
+from smartcell.nodes.common import stamp_ns
 from smartcell.tools.cell_processes import CellProcesses
 
 LATEST = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -24,10 +25,6 @@ def values_of(msg: DiagnosticArray, name: str) -> dict[str, str] | None:
         if status.name == name:
             return {kv.key: kv.value for kv in status.values}
     return None
-
-
-def stamp_ns(msg: DiagnosticArray) -> int:
-    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
 
 
 class SimMonitor:
@@ -79,7 +76,7 @@ class SimMonitor:
                 if twin.get('state') == 'failed':
                     raise RuntimeError(f'the twin failed: {self._twin.status[0].message}; logs in {processes.log_dir}')
                 if twin.get('state') == 'finished' and self._kpi is not None \
-                        and stamp_ns(self._kpi) >= int(twin['last_tick_ns']):
+                        and stamp_ns(self._kpi.header.stamp) >= int(twin['last_tick_ns']):
                     return self._collect(twin)
                 if twin.get('sim_time_s') != last_progress[0]:
                     last_progress = (twin.get('sim_time_s'), time.monotonic())

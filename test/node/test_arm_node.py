@@ -43,7 +43,8 @@ def test_executes_then_controlled_stop_holds_position(peer, processes, arm):
     assert peer.call(Trigger, 'arm/resume', processes=processes).success
     peer.wait_for(lambda: arm.result('move') is not None, 15, 'completion', processes)
     assert arm.result('move').level == DiagnosticStatus.OK
-    assert arm.position[0] == pytest.approx(0.6, abs=1e-6)
+    # the final set-point is published before the result (topics may still arrive in either order)
+    peer.wait_for(lambda: abs(arm.position[0] - 0.6) < 1e-6, 5, 'final set-point', processes)
 
 
 def test_deadman_stops_the_arm_when_verdicts_stop(peer, processes, arm):

@@ -51,6 +51,7 @@ def test_people_are_published_in_the_world_frame_with_the_scan_stamp(peer, proce
         sent.append(100 + len(sent))
         publish('scanner_link', sent[-1])
         peer.executor.spin_once(timeout_sec=0.1)
+    peer.wait_for(lambda: len(received) == len(sent), 10, 'people for every scan sent', processes)
     person = received[-1]
     assert person.header.frame_id == 'world'
     assert person.header.stamp.sec in sent       # the stamp of the scan it came from, not a receipt time
