@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 from diagnostic_msgs.msg import DiagnosticStatus
 from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectoryPoint
 
 from smartcell.tools.cell_processes import node_command
 
@@ -71,3 +72,47 @@ def test_speed_scale_time_scales_the_motion(peer, processes, arm):
     peak = max(abs(c.velocity[0]) for c in moving)
     # Full speed would peak at 1.5 * 0.5 rad / 1 s = 0.75 rad/s; a quarter of it here.
     assert peak == pytest.approx(0.25 * 0.75, rel=0.1)
+
+
+def test_ros2_control_backend_streams_the_scaled_path_to_the_controller(peer, processes):
+    """Hardware backend: set-points go to the vendor's trajectory controller, state comes from its driver."""
+    from diagnostic_msgs.msg import DiagnosticArray, KeyValue
+    from sensor_msgs.msg import JointState
+    from trajectory_msgs.msg import JointTrajectory
+
+    from smartcell.core.kinematics import JOINT_NAMES
+    from smartcell.core.verdict import VERDICT_STATUS_NAME
+    from smartcell.nodes.common import STREAM_QOS, duration_msg
+    processes.start('arm', node_command('smartcell.nodes.arm', 'arm', None, {
+        'backend': 'ros2_control', 'controller_topic': 'ctrl/joint_trajectory',
+        'driver_joint_states_topic': 'driver/joint_states', 'control_rate_hz': 50.0}))
+    streamed: list[JointTrajectory] = []
+    peer.node.create_subscription(JointTrajectory, 'ctrl/joint_trajectory', streamed.append, 10)
+    driver = peer.node.create_publisher(JointState, 'driver/joint_states', STREAM_QOS)
+    verdicts = peer.node.create_publisher(DiagnosticArray, 'safety/verdict', STREAM_QOS)
+    requests = peer.node.create_publisher(JointTrajectory, 'arm/joint_trajectory', 10)
+
+    def feed() -> None:
+        now = peer.node.get_clock().now().to_msg()
+        state = JointState(name=list(JOINT_NAMES), position=HOME, velocity=[0.0] * 6)
+        state.header.stamp = now
+        driver.publish(state)
+        verdict = DiagnosticArray(status=[DiagnosticStatus(name=VERDICT_STATUS_NAME,
+                                                           values=[KeyValue(key='speed_scale', value='0.5')])])
+        verdict.header.stamp = now
+        verdicts.publish(verdict)
+    peer.node.create_timer(0.02, feed)
+    peer.wait_for(lambda: len(streamed) > 5, 20, 'streamed set-points', processes)
+    target = list(HOME)
+    target[0] = 0.3
+    request = JointTrajectory(joint_names=list(JOINT_NAMES))
+    request.header.frame_id = 'hw-move'
+    request.points = [JointTrajectoryPoint(positions=target, time_from_start=duration_msg(1.0))]
+    requests.publish(request)
+    peer.wait_for(lambda: streamed[-1].points[0].positions[0] > 0.299, 15, 'path streamed to the end', processes)
+    moving = [m.points[0] for m in streamed if abs(m.points[0].velocities[0]) > 1e-6]
+    assert moving, 'no moving set-points were streamed'
+    # at scale 0.5 the 1 s segment (peak 1.5 x 0.3 rad/s) peaks at half speed
+    assert max(abs(p.velocities[0]) for p in moving) == pytest.approx(0.5 * 0.45, rel=0.1)
+    assert all(list(m.joint_names) == list(JOINT_NAMES) for m in streamed)
+    assert streamed[-1].points[0].time_from_start.nanosec == 100_000_000     # stream_horizon_s default
