@@ -105,3 +105,17 @@ def test_illegal_requests_are_refused_with_the_state_named(peer, processes, cell
     assert not refused.success and 'EMERGENCY_STOP' in refused.message
     assert peer.call(Trigger, 'cell/reset', processes=processes).success
     assert peer.call(Trigger, 'cell/start', processes=processes).success
+
+
+def test_killing_the_supervisor_stops_the_arm_by_its_deadman(peer, processes, cell):
+    twin, people, state = cell
+    assert peer.call(Trigger, 'cell/start', processes=processes).success
+    peer.wait_for(lambda: twin.mode == 'executing', 20, 'arm executing', processes)
+    applied_now(peer, state, processes, 1.0, 'full speed')
+    processes.kill('supervisor')                    # SIGKILL: no goodbye message, just silence
+    del processes.processes['supervisor']
+    peer.wait_for(lambda: twin.mode == 'paused', 2, 'the arm stopping by itself', processes)
+    frozen = twin.position.copy()
+    count = len(twin.commands)
+    peer.wait_for(lambda: len(twin.commands) > count + 10, 5, 'more commands', processes)
+    assert twin.position == pytest.approx(frozen, abs=1e-9)
