@@ -77,6 +77,10 @@ SUPERVISOR = NodeParams('supervisor', (
     P('resume_hold_s', 0.5, 'separation must stay safe this long before speeding up again, s', min=0.0, max=30.0),
     P('ramp_up_per_s', 0.5, 'speed-scale increase rate after the hold, 1/s', min=0.05, max=10.0),
     P('payload_kg', 1.0, 'tool + part mass (stopping model and PFL), kg', min=0.0, max=5.0),
+    P('scanner_protective_field_m', 2.2, "distance of the safety scanner's own (safety-rated) protective "
+      'field from the hazard zone; checked at start-up against ISO 13855 S = K T + C, m', min=0.0, max=20.0),
+    P('scanner_response_time_s', 0.08, 'safety scanner response time (part of T of ISO 13855), s', min=0.0, max=1.0),
+    P('scan_plane_height_m', 0.17, 'height of the scan plane above the floor (H of ISO 13855), m', min=0.0, max=1.0),
     P('stopping_file', '', 'stopping time/distance table; empty uses the installed config/stopping.yaml'),
     P('body_regions_file', '', 'ISO/TS 15066 body regions; empty uses the installed config/body_regions.yaml'),
     P('robot_base_xyz_yaw', [0.0, 0.0, 0.0, 0.0], 'robot base_link pose in the world frame: x, y, z m, yaw rad'),

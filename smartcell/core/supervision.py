@@ -15,7 +15,7 @@ from smartcell.core.kinematics import LINK_CAPSULE_RADII, capsule_point_velociti
 from smartcell.core.safety import (Mode, PeopleObservation, RobotObservation, SafetyConfig, SafetyEvent,
                                    SafetyMonitor, SafetyVerdict)
 from smartcell.core.safety_pfl import BodyModel
-from smartcell.core.safety_ssm import SeparationInputs
+from smartcell.core.safety_ssm import SeparationInputs, check_protective_field, minimum_distance_iso13855_mm
 from smartcell.core.safety_stopping import StoppingModel
 
 
@@ -93,6 +93,18 @@ class CellKpis:
 # The safety pipeline the supervisor node calls: message arrays in, verdict out.
 # ---------------------------------------------------------------------------------------------
 
+def check_scanner_field(config: dict, stopping: StoppingModel) -> float:
+    """Refuse to start when the scanner's protective field is closer than ISO 13855 requires.
+
+    T = scanner response + the arm's longest stop in the table (full speed, full payload);
+    S = K T + C for a field parallel to the floor. Returns the required distance in m.
+    """
+    total_time_s = config['scanner_response_time_s'] + float(np.max(stopping.stopping_time_s))
+    required_m = minimum_distance_iso13855_mm(total_time_s, config['scan_plane_height_m'] * 1000.0) / 1000.0
+    check_protective_field(config['scanner_protective_field_m'], required_m, 'scanner_protective_field_m')
+    return required_m
+
+
 # Commanded scales kept: the arm's measured velocities lag the command by up to ~3 ticks
 # (lockstep lag, the arm's tick, its ramp), so the smallest of these bounds the applied scale.
 APPLIED_SCALE_HISTORY = 4
@@ -130,6 +142,7 @@ class SafetyPipeline:
             expected_frame=config['world_frame'], resume_hold_s=config['resume_hold_s'],
             ramp_up_per_s=config['ramp_up_per_s'], payload_kg=config['payload_kg'])
         stopping = StoppingModel.from_yaml(stopping_path)
+        check_scanner_field(config, stopping)
         body = BodyModel.from_yaml(body_regions_path)
         evidence = EvidenceWriter(config['evidence_log']) if config['evidence_log'] else None
         return cls(SafetyMonitor(safety, stopping, Mode(config['mode']), body=body),

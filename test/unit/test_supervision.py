@@ -72,3 +72,20 @@ def test_pipeline_divides_by_a_lower_bound_of_the_applied_scale():
     # The arm lags and ramps: a low scale commanded once bounds the applied scale for a few ticks.
     assert APPLIED_SCALE_HISTORY == 4
     assert monitor.applied == [0.0, 0.0, 0.0, 0.0, 0.2, 1.0, 1.0]
+
+
+def test_scanner_field_closer_than_iso13855_requires_is_refused(repo):
+    import pytest as _pytest
+
+    from smartcell.core.node_params import SUPERVISOR
+    from smartcell.core.params import ConfigError
+    from smartcell.core.safety_stopping import StoppingModel
+    from smartcell.core.supervision import check_scanner_field
+    stopping = StoppingModel.from_yaml(repo / 'config' / 'stopping.yaml')
+    config = SUPERVISOR.defaults()
+    required = check_scanner_field(config, stopping)
+    # S = 1600 mm/s x (0.08 s + longest stop) + (1200 - 0.4 x 170) mm
+    expected = (1600 * (0.08 + float(np.max(stopping.stopping_time_s))) + 1200 - 0.4 * 170) / 1000
+    assert required == _pytest.approx(expected)
+    with _pytest.raises(ConfigError, match='scanner_protective_field_m=1.0 m is smaller than'):
+        check_scanner_field({**config, 'scanner_protective_field_m': 1.0}, stopping)
