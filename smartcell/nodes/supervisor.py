@@ -67,6 +67,7 @@ class Supervisor(Node):
         self._cycle = self._motions.cycle(self._config['cycle_waypoints'])
         self._cycle_index = 0
         self._recipe = self._load_job(self._config['job'])
+        self._units = self._config['units']                # a MES order replaces recipe and quantity
         self._runner: ShiftRunner | None = None
         self._robot_step: tuple | None = None          # (unit, step_id, remaining configuration names)
         self._human_step: tuple | None = None          # (unit, step_id) shown to the person
@@ -240,8 +241,7 @@ class Supervisor(Node):
         if reason:
             self._emit('job_rejected', order_id=order_id, reason=reason)
             return
-        self._recipe, self._order_id = recipe, order_id
-        self._config = {**self._config, 'units': quantity}
+        self._recipe, self._order_id, self._units = recipe, order_id, quantity
         self._emit('job_accepted', order_id=order_id, work_master=work_master, quantity=quantity)
 
     def _on_fatigue(self, msg: Float64) -> None:
@@ -391,11 +391,11 @@ class Supervisor(Node):
         before = self._cell.state
         transition = self._cell.handle(event, self._now_s(), reason)
         if event is Event.START and self._recipe is not None:
-            self._runner = ShiftRunner(self._recipe, self._config['units'], now_s=self._now_s(), config=ShiftConfig(
+            self._runner = ShiftRunner(self._recipe, self._units, now_s=self._now_s(), config=ShiftConfig(
                 late_threshold_s=self._config['late_threshold_s'], fatigue_high=self._config['fatigue_high'],
                 fatigue_low=self._config['fatigue_low']))
             self._robot_step = self._human_step = None
-            self._emit('job_started', job=self._recipe.job, units=self._config['units'], order_id=self._order_id)
+            self._emit('job_started', job=self._recipe.job, units=self._units, order_id=self._order_id)
             if self._fatigue is not None:
                 self._runner.on_fatigue(self._fatigue, self._now_s())
         elif self._runner is not None and event is Event.SAFETY_STOP:

@@ -86,3 +86,21 @@ def test_protective_stop_mid_job_replans_and_finishes(peer, processes, fake_twin
     complete = cell.events_of('job_complete')[0]
     assert complete['produced'] == 2
     assert cell.events_of('safety_stop') and cell.events_of('safety_clear')
+
+
+def test_mes_orders_are_accepted_when_idle_and_known_else_rejected_with_a_reason(peer, processes, fake_twin):
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    cell = Cell(peer, processes, fake_twin)
+    orders = peer.node.create_publisher(String, 'mes/job_order', QoSProfile(
+        depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+    orders.publish(String(data=json.dumps({'order_id': 'PO-1', 'work_master': 'demo', 'quantity': 1})))
+    orders.publish(String(data=json.dumps({'order_id': 'PO-2', 'work_master': 'teapot', 'quantity': 1})))
+    peer.wait_for(lambda: len(cell.events_of('job_accepted')) + len(cell.events_of('job_rejected')) == 2, 20,
+                  'answers to both orders', processes)
+    assert [e['order_id'] for e in cell.events_of('job_accepted')] == ['PO-1']
+    rejected = cell.events_of('job_rejected')[0]
+    assert rejected['order_id'] == 'PO-2' and "unknown product 'teapot'" in rejected['reason']
+    assert peer.call(Trigger, 'cell/start', processes=processes).success
+    cell.work_as_operator(lambda: bool(cell.events_of('job_complete')), timeout_s=90)
+    done = cell.events_of('job_complete')[0]
+    assert done['order_id'] == 'PO-1' and done['produced'] == 1      # the order's quantity, not the parameter's 2
