@@ -450,6 +450,16 @@ class SafetyMonitor:
                                         self._mode_speed_cap(), self.config.separation.human_speed_floor_mps,
                                         0.0, -1)
         geometry = pair_geometry(positions, robot, self.config.person_radius_m, self.config.person_height_m)
+        if self._mode is Mode.COLLABORATIVE:
+            # Power and force limiting (ISO/TS 15066 5.5.5) replaces separation: contact with the
+            # exposed regions is permitted at the PFL speed, so neither SSM nor the zones stop the
+            # arm (doubtful data above still does).
+            person_min = geometry.separation_m.min(axis=1)
+            closest = int(np.argmin(person_min))
+            target, reason = self._combine(rules)
+            return self._moving_verdict(people.stamp_s, now_s, target, reason, float(person_min[closest]), math.nan,
+                                        math.inf, self._mode_speed_cap(), self.config.separation.human_speed_floor_mps,
+                                        float(geometry.robot_speed_toward_mps.min(axis=1)[closest]), closest)
         human_toward = self._human_speed_toward(previous, people, positions, geometry)
         v_h = np.maximum(np.nan_to_num(human_toward, nan=0.0), self._separation.human_speed_floor_mps)
         measured = geometry.robot_speed_toward_mps

@@ -68,6 +68,7 @@ class Supervisor(Node):
         self._cycle_index = 0
         self._recipe = self._load_job(self._config['job'])
         self._units = self._config['units']                # a MES order replaces recipe and quantity
+        self._base_mode = Mode(self._config['mode'])        # the mode chosen by parameter or service
         self._runner: ShiftRunner | None = None
         self._robot_step: tuple | None = None          # (unit, step_id, remaining configuration names)
         self._human_step: tuple | None = None          # (unit, step_id) shown to the person
@@ -213,8 +214,10 @@ class Supervisor(Node):
         try:
             self._step_done(unit, step_id, 'human')
         except ShiftError as exc:
+            self.get_logger().warning(f'operator acknowledgement refused: {exc}')
             response.success, response.message = False, str(exc)
             return response
+        self.get_logger().info(f'operator finished step {step_id!r} of unit {unit}')
         self._human_step = None
         response.success, response.message = True, f'step {step_id!r} of unit {unit} done'
         return response
@@ -327,6 +330,7 @@ class Supervisor(Node):
     def _drive_job(self) -> None:
         actions = self._runner.next_actions(self._now_s())
         robot = actions.robot
+        self._collaborate_for_handover(robot is not None and robot.handover)
         if robot is not None and (self._robot_step is None or self._robot_step[:2] != (robot.unit, robot.step_id)):
             self._robot_step = (robot.unit, robot.step_id, motions_for_step(robot.station, robot.kind, self._motions))
             self._intent_pub.publish(String(data=json.dumps({
@@ -340,6 +344,18 @@ class Supervisor(Node):
                 'unit': human.unit, 'step': human.step_id, 'station': human.station, 'kind': human.kind,
                 'handover': human.handover, 'started_s': human.started_s,
                 'expected_end_s': human.expected_end_s, 'note': actions.human_note})))
+
+    def _collaborate_for_handover(self, handover: bool) -> None:
+        """A handover needs the person within the separation distance: for its duration the cell runs
+        in COLLABORATIVE mode (PFL speed caps instead of the separation stop), then returns to the
+        operator-chosen mode. Only from AUTOMATIC; a T1 (manual reduced) choice is never overridden."""
+        current = self._safety.last_verdict.mode if self._safety.last_verdict else Mode(self._config['mode'])
+        wanted = Mode.COLLABORATIVE if handover and self._base_mode is Mode.AUTOMATIC else self._base_mode
+        if wanted is not current:
+            self._publish_verdict(self._safety.set_mode(wanted, self._now_s()))
+            self._emit_safety_events()
+            self._emit('mode_change', mode=wanted.value, previous=current.value,
+                       reason='handover step' if handover else 'handover done')
 
     def _send_motion(self, actual, target) -> None:
         plan = segment_plan(actual, target, LIMITS, self._config['nominal_speed_fraction'])
@@ -374,6 +390,7 @@ class Supervisor(Node):
     def _mode_handler(self, mode: Mode):
         def handle(request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
             before = self._safety.last_verdict.mode.value if self._safety.last_verdict else self._config['mode']
+            self._base_mode = mode
             verdict = self._safety.set_mode(mode, self._now_s())
             self._publish_verdict(verdict)
             self._emit_safety_events()

@@ -69,7 +69,8 @@ class Twin(Node):
         self.create_subscription(JointState, 'twin/joint_command', self._on_command, STREAM_QOS)
         self._operator: SimulatedOperator | None = None
         if self._config['scenario'] == TASK_DRIVEN_SCENARIO:
-            self._operator = SimulatedOperator(self._world, self.create_client(Trigger, 'operator/step_done'))
+            self._operator = SimulatedOperator(self._world, self.create_client(Trigger, 'operator/step_done'),
+                                               self.get_logger())
             self.create_subscription(String, 'operator/current_step', self._operator.on_step, LATCHED_QOS)
         if self._config['lockstep']:
             self._watch = self.create_timer(0.05, self._watch_lockstep)
@@ -229,8 +230,9 @@ class SimulatedOperator:
     can differ by a tick in step timing (the bare cycle stays exactly repeatable).
     """
 
-    def __init__(self, world, done_client) -> None:
+    def __init__(self, world, done_client, logger) -> None:
         self._world = world
+        self._logger = logger
         self._done = done_client
         self._ack_at_s: float | None = None
         self._step: tuple | None = None
@@ -241,6 +243,7 @@ class SimulatedOperator:
         if key is None or key == self._step:
             return
         self._step = key
+        self._logger.info(f'simulated operator goes to {step["station"]} for step {key}')
         layout = self._world.layout
         station = layout.station(step['station'])
         x, y = station.position_m[:2]
@@ -264,6 +267,7 @@ class SimulatedOperator:
     def tick(self) -> None:
         if self._ack_at_s is not None and self._world.sim_time >= self._ack_at_s and self._done.service_is_ready():
             self._ack_at_s = None
+            self._logger.info(f'simulated operator done with step {self._step} at t={self._world.sim_time:.2f} s')
             self._done.call_async(Trigger.Request())
 
 

@@ -341,3 +341,15 @@ def test_verdict_fields_for_the_wire():
     fields = monitor.update(people(3.1, 1.3), robot(3.1), 3.1).as_fields()
     assert fields['state'] == 'reduced' and fields['zone'] == 'warning' and fields['speed_scale'] == 0.3
     assert fields['separation_m'] == pytest.approx(1.0) and 'warning distance' in fields['reason']
+
+
+def test_collaborative_mode_lets_pfl_replace_the_separation_stop():
+    """At a handover the person is within S_p on purpose: PFL caps the speed instead of stopping."""
+    body = BodyModel.from_yaml(CONFIG / 'body_regions.yaml')
+    automatic = SafetyMonitor(SafetyConfig(separation=ZONES_ONLY), None, Mode.AUTOMATIC, body)
+    collaborative = SafetyMonitor(SafetyConfig(separation=ZONES_ONLY), None, Mode.COLLABORATIVE, body)
+    close = lambda t: (0.45,)     # noqa: E731 - inside the protective distance of 0.6 m
+    assert run(automatic, 0.0, 3.0, close, speed_x_mps=2.0)[-1].speed_scale == 0.0
+    verdict = run(collaborative, 0.0, 3.0, close, speed_x_mps=2.0)[-1]
+    assert verdict.target_scale == pytest.approx(300.0 / math.sqrt(2.25 * 30000.0) / 2.0)   # upper-arm PFL cap
+    assert verdict.speed_scale > 0.0 and 'PFL' in verdict.reason
