@@ -218,7 +218,7 @@ class Supervisor(Node):
             response.success, response.message = False, str(exc)
             return response
         self.get_logger().info(f'operator finished step {step_id!r} of unit {unit}')
-        self._human_step = None
+        # _human_step stays until the next dispatch publishes what the person does now (maybe nothing)
         response.success, response.message = True, f'step {step_id!r} of unit {unit} done'
         return response
 
@@ -310,10 +310,12 @@ class Supervisor(Node):
             self._handle(Event.STARTED, 'cell ready')
 
     def _drive_robot(self, joints: JointState | None) -> None:
+        if self._runner is not None and self._cell.state in (State.RUNNING, State.PROTECTIVE_STOP):
+            # The person keeps working while the arm is held by a protective stop (often because
+            # the person is right there); the arm's next motion waits for the speed scale.
+            self._drive_job()
         if self._cell.state is not State.RUNNING or joints is None:
             return
-        if self._runner is not None:
-            self._drive_job()
         if self._pending_trajectory:
             return
         arrays = joint_arrays(joints)

@@ -240,14 +240,23 @@ class SimulatedOperator:
     def on_step(self, msg: String) -> None:
         step = json.loads(msg.data) if msg.data else {}
         key = (step.get('unit'), step.get('step')) if step.get('step') else None
-        if key is None or key == self._step:
+        if key == self._step:
             return
         self._step = key
-        self._logger.info(f'simulated operator goes to {step["station"]} for step {key}')
         layout = self._world.layout
-        station = layout.station(step['station'])
+        if key is None:
+            # Nothing to do for the person: back to the bench, out of the robot's way.
+            station = layout.station('operator_bench')
+            step = {'station': station.name, 'started_s': 0.0, 'expected_end_s': 8 * 3600.0}
+            self._logger.info('simulated operator has no step: back to the bench')
+        else:
+            self._logger.info(f'simulated operator goes to {step["station"]} for step {key}')
+            station = layout.station(step['station'])
         x, y = station.position_m[:2]
-        target = station.person_xy_m or (x + 0.55, y)        # in front of a table station
+        # A table station without a place for the person: stand at the table's front edge, level with it.
+        table = layout.table
+        front_x = table.centre_m[0] + table.size_m[0] / 2 + 0.3
+        target = station.person_xy_m or (front_x, y)
         now = self._world.sim_time
         here = self._world.paths[0].state_at(now)
         path = PathBuilder((here.x_m, here.y_m), start_s=now, yaw_rad=here.yaw_rad)
@@ -260,7 +269,7 @@ class SimulatedOperator:
         path.walk_to(target)
         work_s = max(1.0, float(step['expected_end_s']) - float(step['started_s']))
         path.wait(work_s, reach=1.0 if station.shared else 0.0, face_xy_m=(x, y))
-        self._ack_at_s = path.time_s
+        self._ack_at_s = path.time_s if key is not None else None
         path.wait(8 * 3600.0)                    # then stays there until the next step
         self._world.paths[0] = path.build()
 

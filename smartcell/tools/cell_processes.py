@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping
 
+import yaml
+
 from smartcell.topology import NodeSpec
 
 
@@ -30,12 +32,21 @@ def ros_value(value: object) -> str:
 
 
 def node_command(spec_module: str, name: str, params_file: Path | None,
-                 overrides: Mapping[str, object], namespace: str = '') -> list[str]:
+                 overrides: Mapping[str, object], namespace: str = '',
+                 overrides_file: Path | None = None) -> list[str]:
+    """The node's command line. With a params file, overrides go in a second file for the same node
+    key: a plain `-p` is a `/**` (all nodes) value, which the file's node section would beat."""
     command = [sys.executable, '-m', spec_module, '--ros-args', '-r', f'__node:={name}']
     if namespace:
         command += ['-r', f'__ns:={namespace}']
     if params_file is not None:
         command += ['--params-file', str(params_file)]
+    if params_file is not None and overrides:
+        if overrides_file is None:
+            raise ValueError('overrides on top of a params file need an overrides_file to write them to')
+        overrides_file.parent.mkdir(parents=True, exist_ok=True)
+        overrides_file.write_text(yaml.safe_dump({f'/**/{name}': {'ros__parameters': dict(overrides)}}))
+        return command + ['--params-file', str(overrides_file)]
     for key, value in overrides.items():
         command += ['-p', f'{key}:={ros_value(value)}']
     return command
@@ -70,8 +81,8 @@ class CellProcesses:
     def start_nodes(self, specs: Iterable[NodeSpec], params_file: Path | None,
                     overrides: Mapping[str, Mapping[str, object]], namespace: str = '') -> None:
         for spec in specs:
-            self.start(spec.name, node_command(spec.module, spec.name, params_file,
-                                               overrides.get(spec.name, {}), namespace))
+            self.start(spec.name, node_command(spec.module, spec.name, params_file, overrides.get(spec.name, {}),
+                                               namespace, self.log_dir / f'{spec.name}.overrides.yaml'))
 
     def failed(self) -> dict[str, int]:
         """Processes that have exited, with their exit codes."""

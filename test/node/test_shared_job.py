@@ -68,7 +68,7 @@ def test_two_units_complete_with_acknowledgements(peer, processes, fake_twin):
     cell = Cell(peer, processes, fake_twin)
     assert peer.call(Trigger, 'operator/step_done', processes=processes).success is False
     assert peer.call(Trigger, 'cell/start', processes=processes).success
-    done = cell.work_as_operator(lambda: bool(cell.events_of('job_complete')), timeout_s=90)
+    done = cell.work_as_operator(lambda: bool(cell.events_of('job_complete')), timeout_s=240)
     assert done.count('present_part') == 2 and done.count('assemble_part') == 2, (done, cell.events)
     assert [e['unit'] for e in cell.events_of('unit_complete')] == [0, 1]
     peer.wait_for(lambda: cell.state == 'idle', 10, 'idle after the job', processes)
@@ -82,7 +82,7 @@ def test_protective_stop_mid_job_replans_and_finishes(peer, processes, fake_twin
     peer.wait_for(lambda: cell.state == 'protective_stop', 10, 'protective stop', processes)
     cell.person = (4.0, 3.0)
     peer.wait_for(lambda: cell.state == 'running', 10, 'resumed', processes)
-    cell.work_as_operator(lambda: bool(cell.events_of('job_complete')), timeout_s=90)
+    cell.work_as_operator(lambda: bool(cell.events_of('job_complete')), timeout_s=240)
     complete = cell.events_of('job_complete')[0]
     assert complete['produced'] == 2
     assert cell.events_of('safety_stop') and cell.events_of('safety_clear')
@@ -101,6 +101,6 @@ def test_mes_orders_are_accepted_when_idle_and_known_else_rejected_with_a_reason
     rejected = cell.events_of('job_rejected')[0]
     assert rejected['order_id'] == 'PO-2' and "unknown product 'teapot'" in rejected['reason']
     assert peer.call(Trigger, 'cell/start', processes=processes).success
-    cell.work_as_operator(lambda: bool(cell.events_of('job_complete')), timeout_s=90)
+    cell.work_as_operator(lambda: bool(cell.events_of('job_complete')), timeout_s=240)
     done = cell.events_of('job_complete')[0]
     assert done['order_id'] == 'PO-1' and done['produced'] == 1      # the order's quantity, not the parameter's 2
