@@ -140,9 +140,10 @@ class Arm(Node):
             self._applied_pub.publish(applied)
 
     def _on_twin_state(self, msg: JointState) -> None:
-        self._store_actual(msg)
         # Relay first: the supervisor needs the state of this tick to produce the verdict of this tick.
         self._state_pub.publish(msg)
+        if not self._lockstep:
+            self._store_actual(msg)
         if self._lockstep:
             key = stamp_ns(msg.header.stamp)
             if key > self._handled_key:
@@ -154,11 +155,14 @@ class Arm(Node):
     def _advance_lockstep(self) -> None:
         for key in sorted(k for k in self._pending_states if k in self._pending_verdicts):
             scale, motion = self._pending_verdicts[key]
-            if motion and motion != self._loaded_motion:
-                if motion not in self._queued_motions:
-                    return          # the verdict names a motion still on its way: wait for it
-                self._load(self._queued_motions.pop(motion))
+            if motion and motion != self._loaded_motion and motion not in self._queued_motions:
+                return              # the verdict names a motion still on its way: wait for it
             state = self._pending_states.pop(key)
+            # The measured state of this very tick (a later one may already have arrived): a motion
+            # starts from it, so runs repeat to the last bit.
+            self._store_actual(state)
+            if motion and motion != self._loaded_motion:
+                self._load(self._queued_motions.pop(motion))
             del self._pending_verdicts[key]
             self._handled_key = key
             self._executor.set_speed_limit(scale)

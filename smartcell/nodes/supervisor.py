@@ -4,9 +4,10 @@ from __future__ import annotations
 import json
 import uuid
 from collections import OrderedDict
+from pathlib import Path
 
 import numpy as np
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseArray
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -255,13 +256,11 @@ class Supervisor(Node):
     def _load_job(self, job: str):
         if not job:
             return None
-        from pathlib import Path
         path = Path(job) if ('/' in job or job.endswith('.yaml')) else share_file('config', f'{job}.yaml')
         recipe = load_recipe(path)
         for step in recipe.steps:          # every robot-capable step must have arm configurations
             if step.actor != 'human':
-                for kind in ([step.kind] if step.actor != 'both' else [step.kind]):
-                    motions_for_step(step.station, kind, self._motions)
+                motions_for_step(step.station, step.kind, self._motions)
         return recipe
 
     # -- the cycle -------------------------------------------------------------------------------------
@@ -433,7 +432,6 @@ class Supervisor(Node):
         self._scale_pub.publish(Float64(data=verdict.speed_scale))
         status = DiagnosticStatus(level=SAFETY_LEVEL.get(verdict.state.value, LEVEL_ERROR), name=VERDICT_STATUS_NAME,
                                   message=verdict.reason, hardware_id=self._cell_id)
-        from diagnostic_msgs.msg import KeyValue
         fields = {**self._safety.verdict_fields(verdict), MOTION_KEY: self._last_motion}
         status.values = [KeyValue(key=k, value=v) for k, v in verdict_values(fields)]
         msg = diagnostic_array(stamp, [status])
