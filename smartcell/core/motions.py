@@ -57,15 +57,20 @@ class MotionLibrary:
         return self.cycles[name]
 
 
+SEGMENT_TIME_MARGIN = 1.02
+
+
 def segment_plan(start_rad: np.ndarray, target_rad: np.ndarray, limits: JointLimitsView,
                  speed_fraction: float, min_duration_s: float = 0.3) -> JointTrajectoryPlan:
     """One segment start -> target, timed so every joint's peak speed stays within speed_fraction of its limit."""
     if not 0.0 < speed_fraction <= 1.0:
         raise ValueError(f'speed_fraction must be in (0, 1], got {speed_fraction}')
     distance = np.abs(np.asarray(target_rad, float) - np.asarray(start_rad, float))
-    # 0.1 % margin: a segment timed exactly at the limit must not be refused for a rounding error.
-    duration = max(min_duration_s, 1.001 * float(np.max(PEAK_TO_MEAN_SPEED * distance
-                                                         / (limits.velocity_radps * speed_fraction))))
+    # 2 % margin: the arm re-plans the segment from its own latest measured position, which may
+    # differ slightly from `start_rad`; at speed_fraction 1.0 a plan timed exactly at the limit was
+    # refused for that (seen in CI). 2 % of a speed-limited travel dwarfs any measurement drift.
+    duration = max(min_duration_s, SEGMENT_TIME_MARGIN * float(np.max(PEAK_TO_MEAN_SPEED * distance
+                                                                       / (limits.velocity_radps * speed_fraction))))
     return JointTrajectoryPlan(tuple(limits.names), np.array([duration]), np.asarray(target_rad, float)[None, :])
 
 
