@@ -20,7 +20,7 @@ import dataclasses
 import enum
 import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -412,19 +412,27 @@ class SafetyMonitor:
         return self._publish(self._stop_verdict(now_s, SafetyState.PROTECTIVE_STOP,
                                                 'reset: waiting for fresh people and robot data'))
 
-    def report_contact(self, now_s: float, region_name: str, force_N: float, transient: bool) -> ContactVerdict:
-        """Log a measured contact; above the region's limit it latches an emergency stop."""
+    def report_contact(self, now_s: float, region_names: str | Sequence[str], force_N: float, transient: bool,
+                       source: str = '') -> ContactVerdict:
+        """Log a measured contact; above the region's limit it latches an emergency stop.
+
+        `region_names`: the body region, or the regions a contact could be on when the sensor cannot
+        tell them apart (judged by the most restrictive). `source` says what touched what, for the log.
+        """
         if self._body is None:
             raise ConfigError('report_contact needs a body-region model (config/body_regions.yaml)')
-        verdict = contact_verdict(self._body.region(region_name), force_N, transient)
-        scale = self._scale
+        names = [region_names] if isinstance(region_names, str) else list(region_names)
+        region = self._body.most_restrictive(names)
+        verdict = contact_verdict(region, force_N, transient)
+        where = f' ({source})' if source else ''
         self._events.append(SafetyEvent(now_s, 'contact', self._current_state(), 'fault' if not verdict.within_limit
-                                        else self._current_zone(), f'contact with {region_name}: {force_N:g} N '
-                                        f'({verdict.outcome.value}, limit {verdict.limit_N:g} N)', scale,
-                                        {'region': region_name, 'force_N': force_N, 'transient': transient,
-                                         'limit_N': verdict.limit_N, 'outcome': verdict.outcome.value}))
+                                        else self._current_zone(), f'contact with {region.name}{where}: {force_N:g} N '
+                                        f'({verdict.outcome.value}, limit {verdict.limit_N:g} N)', self._scale,
+                                        {'region': region.name, 'force_N': force_N, 'transient': transient,
+                                         'limit_N': verdict.limit_N, 'outcome': verdict.outcome.value,
+                                         'source': source}))
         if not verdict.within_limit:
-            self.emergency_stop(now_s, f'contact with {region_name} above its limit: {force_N:g} N > '
+            self.emergency_stop(now_s, f'contact with {region.name}{where} above its limit: {force_N:g} N > '
                                        f'{verdict.limit_N:g} N')
         return verdict
 

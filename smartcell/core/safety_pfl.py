@@ -13,7 +13,7 @@ import enum
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import yaml
 
@@ -70,6 +70,14 @@ class BodyModel:
             return self.regions[name]
         except KeyError:
             raise ConfigError(f'unknown body region {name!r}; accepted: {", ".join(self.regions)}') from None
+
+    def most_restrictive(self, names: Iterable[str]) -> BodyRegion:
+        """Of the named regions, the one with the lowest quasi-static force limit: a contact that a
+        sensor cannot place more precisely (e.g. 'forearm or hand') is judged by the stricter one."""
+        candidates = [self.region(name) for name in names]
+        if not candidates:
+            raise ConfigError('a contact must name at least one body region')
+        return min(candidates, key=lambda region: region.force_N)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> 'BodyModel':

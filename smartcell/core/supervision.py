@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 
@@ -14,7 +15,7 @@ from smartcell.core.evidence import EvidenceWriter
 from smartcell.core.kinematics import LINK_CAPSULE_RADII, capsule_point_velocities, link_capsules
 from smartcell.core.safety import (Mode, PeopleObservation, RobotObservation, SafetyConfig, SafetyEvent,
                                    SafetyMonitor, SafetyVerdict)
-from smartcell.core.safety_pfl import BodyModel
+from smartcell.core.safety_pfl import BodyModel, ContactVerdict
 from smartcell.core.safety_ssm import SeparationInputs, check_protective_field, minimum_distance_iso13855_mm
 from smartcell.core.safety_stopping import StoppingModel
 
@@ -169,6 +170,16 @@ class SafetyPipeline:
     def reset(self, now_s: float) -> SafetyVerdict:
         return self._record(self._monitor.reset(now_s))
 
+    def report_contact(self, now_s: float, region_names: Sequence[str], force_N: float, transient: bool,
+                       source: str = '') -> ContactVerdict:
+        """A measured contact (SafetyMonitor.report_contact): logged; above its limit, an emergency stop."""
+        verdict = self._monitor.report_contact(now_s, region_names, force_N, transient, source)
+        if verdict.within_limit:
+            self._log_events()
+        else:
+            self._record(self._monitor.last_verdict)
+        return verdict
+
     def set_mode(self, mode: Mode, now_s: float) -> SafetyVerdict:
         return self._record(self._monitor.set_mode(mode, now_s))
 
@@ -183,13 +194,17 @@ class SafetyPipeline:
     def _record(self, verdict: SafetyVerdict) -> SafetyVerdict:
         applied = min(self._commanded_scales)
         self._commanded_scales = self._commanded_scales[1:] + [verdict.speed_scale]
+        if self._evidence is not None:
+            self._evidence.cycle(verdict, applied)
+        self._log_events()
+        return verdict
+
+    def _log_events(self) -> None:
         new_events = self._monitor.drain_events()
         self.events.extend(new_events)
         if self._evidence is not None:
-            self._evidence.cycle(verdict, applied)
             for event in new_events:
                 self._evidence.event(event)
-        return verdict
 
     @staticmethod
     def verdict_fields(verdict: SafetyVerdict) -> dict[str, object]:

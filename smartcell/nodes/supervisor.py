@@ -42,7 +42,8 @@ class Supervisor(Node):
 
     Subscribes: `humans` (geometry_msgs/PoseArray, world frame, m); `joint_states`
     (sensor_msgs/JointState, rad, rad/s); `arm/trajectory_result` (diagnostic_msgs/DiagnosticStatus);
-    `arm/mode` (std_msgs/String).
+    `arm/mode` (std_msgs/String); `twin/contacts` (diagnostic_msgs/DiagnosticArray, simulation: person-robot
+    contacts, each judged against its body region's quasi-static limit; above it -> emergency stop).
     Publishes: `speed_scale` (std_msgs/Float64 latched, [0, 1]); `safety/verdict`
     (diagnostic_msgs/DiagnosticArray, stamp of the people data: mode, state, zone, separation_m,
     protective_distance_m, allowed_speed_mps, speed_scale, reason); `cell/state` (std_msgs/String
@@ -100,6 +101,7 @@ class Supervisor(Node):
         self.create_subscription(JointState, 'joint_states', self._on_joint_states, STREAM_QOS)
         self.create_subscription(DiagnosticStatus, 'arm/trajectory_result', self._on_trajectory_result, 10)
         self.create_subscription(Float64, 'operator/fatigue', self._on_fatigue, LATCHED_QOS)
+        self.create_subscription(DiagnosticArray, 'twin/contacts', self._on_contacts, 10)
         self._operator_step_pub = self.create_publisher(String, 'operator/current_step', LATCHED_QOS)
         self._intent_pub = self.create_publisher(String, 'robot/intent', LATCHED_QOS)
         self.create_service(Trigger, 'operator/step_done', self._on_operator_done)
@@ -148,6 +150,27 @@ class Supervisor(Node):
             for pending in (self._people_by_stamp, self._joints_by_stamp):
                 for old in [k for k in pending if k < key]:
                     del pending[old]
+
+    def _on_contacts(self, msg: DiagnosticArray) -> None:
+        """Contacts are judged against the quasi-static limits (the stricter reading: the twin cannot
+        tell whether the person could get away); above one, the arm gets an emergency stop."""
+        for status in msg.status:
+            values = {kv.key: kv.value for kv in status.values}
+            try:
+                regions = [name for name in values['body_regions'].split(',') if name]
+                force_n = float(values['normal_force_n'])
+                verdict = self._safety.report_contact(stamp_to_s(msg.header.stamp), regions, force_n, transient=False,
+                                                      source=f'{status.name} on {status.hardware_id}')
+            except (KeyError, ValueError) as exc:    # ConfigError is a ValueError: unknown region
+                verdict = None
+                self._safety.emergency_stop(self._now_s(), f'unreadable contact report {status.name!r}: {exc}')
+            self._emit_safety_events()
+            if verdict is None or not verdict.within_limit:
+                self._publish_verdict(self._safety.last_verdict)
+                try:
+                    self._handle(Event.EMERGENCY_STOP, self._safety.last_verdict.reason)
+                except IllegalTransition:
+                    pass        # already in emergency stop: the safety latch above is what counts
 
     def _on_watchdog(self) -> None:
         verdict = self._safety.on_silence(self._now_s())

@@ -20,7 +20,7 @@ from smartcell.twin.scenarios import TASK_DRIVEN_SCENARIO
 from smartcell.twin.world import disconnect
 from smartcell.core.node_params import TWIN
 from smartcell.core.params import ConfigError
-from smartcell.nodes.common import (LATCHED_QOS, LEVEL_ERROR, LEVEL_OK, STREAM_QOS, declare_parameters,
+from smartcell.nodes.common import (LATCHED_QOS, LEVEL_ERROR, LEVEL_OK, LEVEL_WARN, STREAM_QOS, declare_parameters,
                                     diagnostic_array, diagnostic_status, run_node, s_to_stamp, stamp_ns, stamp_to_s)
 
 WARMUP_REPUBLISH_S = 0.5     # wall seconds: re-send tick 0 until the pipeline answers (discovery)
@@ -34,7 +34,11 @@ class Twin(Node):
     one per tick); `twin/joint_states` (sensor_msgs/JointState measured in the physics: rad, rad/s, N·m);
     `twin/people_truth` (geometry_msgs/PoseArray, world frame: true person positions, for evaluation);
     `twin/status` (diagnostic_msgs/DiagnosticArray latched: state warming/running/finished/failed,
-    sim_time_s, wall_time_s, ticks, true min person-robot distance, contacts); `/diagnostics`.
+    sim_time_s, wall_time_s, ticks, true min person-robot distance, contacts);
+    `twin/contacts` (diagnostic_msgs/DiagnosticArray, only on ticks with a person-robot contact: one
+    status per person body region and robot link, name `<person>/<region>`, hardware_id = robot link,
+    values body_regions (config/body_regions.yaml names, comma-separated), normal_force_n (N),
+    x_m/y_m/z_m (world)); `/diagnostics`.
     Subscribes: `twin/joint_command` (sensor_msgs/JointState position/velocity set-points from the arm).
     Lockstep: tick k publishes the outputs of time t_k; the command the arm computed from tick k-L
     (L = lockstep_lag_ticks) drives the physics from t_k to t_k+1: L scan periods of processing and
@@ -53,6 +57,7 @@ class Twin(Node):
         self._command = None                      # (positions, velocities) applied until the next one
         self._min_distance_m = float('inf')
         self._contacts = 0
+        self._step_contacts: list = []            # contacts of the last physics step
         self._state = 'warming'
         self._failure = ''
         self._wall_start: float | None = None
@@ -65,6 +70,7 @@ class Twin(Node):
         self._joint_pub = self.create_publisher(JointState, 'twin/joint_states', STREAM_QOS)
         self._truth_pub = self.create_publisher(PoseArray, 'twin/people_truth', 10)
         self._status_pub = self.create_publisher(DiagnosticArray, 'twin/status', LATCHED_QOS)
+        self._contacts_pub = self.create_publisher(DiagnosticArray, 'twin/contacts', 10)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.create_subscription(JointState, 'twin/joint_command', self._on_command, STREAM_QOS)
         self._operator: SimulatedOperator | None = None
@@ -132,7 +138,8 @@ class Twin(Node):
         if self._operator is not None:
             self._operator.tick()
         self._min_distance_m = min(self._min_distance_m, self._world.min_person_robot_distance())
-        if self._world.person_robot_contacts():
+        self._step_contacts = self._world.person_robot_contacts()
+        if self._step_contacts:
             self._contacts += 1      # ticks with a person-robot contact
 
     def _finished(self) -> bool:
@@ -164,6 +171,8 @@ class Twin(Node):
         self._clock_pub.publish(clock)
         self._joint_pub.publish(joints)
         self._scan_pub.publish(scan)
+        if self._step_contacts:
+            self._contacts_pub.publish(contacts_msg(stamp, self._step_contacts))
         if self._truth_pub.get_subscription_count():
             self._truth_pub.publish(self._truth_msg(stamp))
         if stamp_to_s(stamp) >= self._next_status_s:
@@ -278,6 +287,15 @@ class SimulatedOperator:
             self._ack_at_s = None
             self._logger.info(f'simulated operator done with step {self._step} at t={self._world.sim_time:.2f} s')
             self._done.call_async(Trigger.Request())
+
+
+def contacts_msg(stamp, contacts) -> DiagnosticArray:
+    """The twin's ground-truth contacts as a DiagnosticArray (see Twin: `twin/contacts`)."""
+    statuses = [diagnostic_status(f'{c.person}/{c.region}', c.robot_link, LEVEL_WARN, c.iso_region, {
+        'body_regions': ','.join(c.body_regions), 'normal_force_n': repr(c.normal_force_n),
+        'x_m': repr(c.position_m[0]), 'y_m': repr(c.position_m[1]), 'z_m': repr(c.position_m[2])})
+        for c in contacts]
+    return diagnostic_array(stamp, statuses)
 
 
 def build_world(config: dict) -> tuple['CellWorld', 'SafetyScanner']:

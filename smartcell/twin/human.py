@@ -34,6 +34,21 @@ ISO_TS_15066_REGIONS: dict[str, str] = {
 }
 REGION_NAMES: tuple[str, ...] = tuple(ISO_TS_15066_REGIONS)
 
+# The same regions as named in config/body_regions.yaml (the PFL limits). A twin region that spans
+# two ISO regions (forearm with hand) lists both: a contact there is judged by the stricter one.
+BODY_MODEL_REGIONS: dict[str, tuple[str, ...]] = {
+    'head': ('skull_forehead', 'face'),
+    'torso': ('chest', 'abdomen'),
+    'upper_arm_left': ('upper_arms_elbows',),
+    'upper_arm_right': ('upper_arms_elbows',),
+    'forearm_hand_left': ('lower_arms_wrists', 'hands_fingers'),
+    'forearm_hand_right': ('lower_arms_wrists', 'hands_fingers'),
+    'thigh_left': ('thighs_knees',),
+    'thigh_right': ('thighs_knees',),
+    'lower_leg_left': ('lower_legs',),
+    'lower_leg_right': ('lower_legs',),
+}
+
 WALKING_SPEED_MPS = 1.6          # ISO 13855 walking speed
 RUNNING_SPEED_MPS = 2.0          # ISO 13855 approach speed for close distances
 

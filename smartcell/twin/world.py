@@ -15,7 +15,8 @@ import pybullet as p
 
 from smartcell.core.kinematics import (JOINT_NAMES, LINK_CAPSULE_RADII, UR5E_LIMITS, link_capsules,
                                        segment_distances)
-from smartcell.twin.human import ISO_TS_15066_REGIONS, BodyDimensions, PersonPath, PersonState, SimulatedPerson
+from smartcell.twin.human import (BODY_MODEL_REGIONS, ISO_TS_15066_REGIONS, BodyDimensions, PersonPath, PersonState,
+                                  SimulatedPerson)
 from smartcell.twin.robot import RobotHandle, default_urdf_path, load_robot, reset_joints
 
 # How far past a region's lower bound a closest-point query reaches (m): the bounds are within a
@@ -201,6 +202,7 @@ class Contact:
     person: str
     region: str                     # one of human.REGION_NAMES
     iso_region: str                 # the ISO/TS 15066 body region it stands for
+    body_regions: tuple[str, ...]   # its region name(s) in config/body_regions.yaml (PFL limits)
     robot_link: str
     normal_force_n: float           # N, summed over the points
     position_m: tuple[float, float, float]      # deepest point, on the robot, world frame
@@ -431,8 +433,8 @@ class CellWorld:
         contacts = []
         for (person, region, link), points in sorted(pairs.items()):
             deepest = min(points, key=lambda pt: pt[8])
-            contacts.append(Contact(person, region, ISO_TS_15066_REGIONS[region], link,
-                                    float(sum(pt[9] for pt in points)), tuple(deepest[5])))
+            contacts.append(Contact(person, region, ISO_TS_15066_REGIONS[region], BODY_MODEL_REGIONS[region],
+                                    link, float(sum(pt[9] for pt in points)), tuple(deepest[5])))
         return contacts
 
     # -- lifetime ------------------------------------------------------------------------------

@@ -4,14 +4,19 @@ Real DDS between three processes (this test plays the scanner and the twin), rea
 """
 from __future__ import annotations
 
+import json
+
 import pytest
+from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Pose, PoseArray
 from sensor_msgs.msg import TimeReference
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from smartcell.nodes.common import LATCHED_QOS, STREAM_QOS
+from smartcell.nodes.twin import contacts_msg
 from smartcell.tools.cell_processes import node_command
+from smartcell.twin.world import Contact
 
 pytestmark = pytest.mark.ros
 
@@ -119,3 +124,34 @@ def test_killing_the_supervisor_stops_the_arm_by_its_deadman(peer, processes, ce
     count = len(twin.commands)
     peer.wait_for(lambda: len(twin.commands) > count + 10, 5, 'more commands', processes)
     assert twin.position == pytest.approx(frozen, abs=1e-9)
+
+
+def test_a_contact_above_its_quasi_static_limit_stops_the_arm(peer, processes, cell):
+    """A twin contact report within the limit is logged only; one above it is an emergency stop."""
+    twin, people, state = cell
+    events: list[dict] = []
+    peer.node.create_subscription(String, 'cell/events', lambda m: events.append(json.loads(m.data)), 100)
+    publisher = peer.node.create_publisher(DiagnosticArray, 'twin/contacts', 10)
+    assert peer.call(Trigger, 'cell/start', processes=processes).success
+    applied_now(peer, state, processes, 1.0, 'full speed')
+
+    def touch(force_n: float) -> None:
+        contact = Contact('person_0', 'forearm_hand_left', 'lower arm and wrist joint / hand and fingers',
+                          ('lower_arms_wrists', 'hands_fingers'), 'wrist_3_link', force_n, (0.5, 0.1, 1.0))
+        publisher.publish(contacts_msg(peer.node.get_clock().now().to_msg(), [contact]))
+
+    def contact_events() -> list[dict]:
+        return [e for e in events if e['type'] == 'safety_event' and e['kind'] == 'contact']
+
+    peer.wait_for(lambda: publisher.get_subscription_count() > 0, 10, 'supervisor subscribed', processes)
+    touch(100.0)                            # below 140 N (hands and fingers, the stricter of the two)
+    peer.wait_for(lambda: len(contact_events()) == 1, 10, 'contact logged', processes)
+    assert 'hands_fingers' in contact_events()[0]['reason'] and 'within_limit' in contact_events()[0]['reason']
+    assert state['cell'] == 'running'
+    touch(150.0)                            # within the lower-arm limit (160 N), above the hand's (140 N)
+    applied_now(peer, state, processes, 0.0, 'stop after the contact above the limit')
+    peer.wait_for(lambda: state['cell'] == 'emergency_stop', 10, 'cell emergency_stop', processes)
+    assert 'above_quasi_static' in contact_events()[-1]['reason']
+    people.positions = [(4.0, 3.0)]
+    refused = peer.call(Trigger, 'cell/start', processes=processes)
+    assert not refused.success                  # only a manual reset releases it

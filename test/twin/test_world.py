@@ -1,5 +1,6 @@
 """The cell world: loading, stepping, joint control, person-robot distance and contacts."""
 import math
+from pathlib import Path
 
 import numpy as np
 import pybullet as p
@@ -102,6 +103,7 @@ def test_a_forced_contact_is_attributed_to_the_right_body_region(client, urdf_pa
     assert all(c.normal_force_n > 0 for c in contacts)
     assert {c.robot_link for c in contacts} <= {'forearm_link', 'upper_arm_link', 'wrist_1_link'}
     assert contacts[0].iso_region.startswith('lower arm')
+    assert contacts[0].body_regions == ('lower_arms_wrists', 'hands_fingers')
     assert world.min_person_robot_distance() < 0          # interpenetrating
 
 
@@ -178,3 +180,12 @@ def test_demo_runs_headless(capsys):
     from smartcell.twin.demo import main
     assert main(['--scenario', 'intrusion', '--duration', '2']) == 0
     assert 'scenario intrusion, seed 1: 2.0 s simulated' in capsys.readouterr().out
+
+
+def test_every_twin_body_region_has_pfl_limits():
+    from smartcell.core.safety_pfl import BodyModel
+    from smartcell.twin.human import BODY_MODEL_REGIONS, REGION_NAMES
+    body = BodyModel.from_yaml(Path(__file__).resolve().parents[2] / 'config' / 'body_regions.yaml')
+    assert set(BODY_MODEL_REGIONS) == set(REGION_NAMES)
+    for names in BODY_MODEL_REGIONS.values():
+        assert body.most_restrictive(names).force_N > 0

@@ -275,6 +275,21 @@ def test_contact_above_limit_latches_emergency_stop():
     assert [c.details['force_N'] for c in contacts] == [100.0, 300.0]
 
 
+def test_contact_spanning_two_regions_is_judged_by_the_stricter_one():
+    # Hands and fingers allow 140 N quasi-static, lower arms 160 N: 150 N on "forearm or hand" is too much.
+    body = BodyModel.from_yaml(CONFIG / 'body_regions.yaml')
+    monitor = SafetyMonitor(SafetyConfig(separation=ZONES_ONLY), None, body=body)
+    run(monitor, 0.0, 3.0)
+    assert monitor.report_contact(3.1, ['lower_arms_wrists'], 150.0, transient=False).within_limit
+    verdict = monitor.report_contact(3.2, ['lower_arms_wrists', 'hands_fingers'], 150.0, transient=False,
+                                     source='person_0/forearm_hand_left on wrist_3_link')
+    assert verdict.region == 'hands_fingers' and verdict.limit_N == 140.0 and not verdict.within_limit
+    assert monitor.last_verdict.state is SafetyState.EMERGENCY_STOP
+    assert 'forearm_hand_left on wrist_3_link' in monitor.last_verdict.reason
+    with pytest.raises(ConfigError, match='unknown body region'):
+        monitor.report_contact(3.3, ['elbow'], 1.0, transient=False)
+
+
 def test_event_table_covers_every_state_change():
     pairs = {(a, b) for a in SafetyState for b in SafetyState if a is not b}
     assert set(EVENT_ON_TRANSITION) == pairs
