@@ -10,6 +10,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     'sim': ('smartcell.tools.sim', 'run the simulated cell (PyBullet twin + the cell nodes) faster than real time'),
     'twin-demo': ('smartcell.twin.demo', 'the PyBullet twin alone (headless or --gui), arm cycling, a person walking'),
     'safety-report': ('smartcell.tools.safety_report', 'summarise and plot a safety evidence log'),
+    'campaign': ('smartcell.tools.campaign', 'seeded safety scenarios in the twin: SSM audited against ground truth, '
+                 'parts/hour vs a static zone'),
     'stopping-table': ('smartcell.tools.stopping_table', "measure the arm's stopping times and distances in the twin"),
     'analyze-vibration': ('smartcell.tools.analyze_vibration', 'analyse a recorded vibration signal'),
     'audit': ('smartcell.tools.audit', 'verify or export the audit trail (hash chain) of production and safety records'),

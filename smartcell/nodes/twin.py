@@ -300,7 +300,7 @@ def contacts_msg(stamp, contacts) -> DiagnosticArray:
 
 def build_world(config: dict) -> tuple['CellWorld', 'SafetyScanner']:
     """The cell of the default layout with the scenario's people and the safety scanner."""
-    from smartcell.twin.scanner import SafetyScanner, ScannerConfig
+    from smartcell.twin.scanner import ScannerConfig, world_scanner
     from smartcell.twin.scenarios import SCENARIOS, scenario_paths
     from smartcell.twin.world import DEFAULT_LAYOUT, CellWorld, connect
     if config['scenario'] not in SCENARIOS and config['scenario'] != TASK_DRIVEN_SCENARIO:
@@ -316,12 +316,7 @@ def build_world(config: dict) -> tuple['CellWorld', 'SafetyScanner']:
     client = connect(gui=config['gui'])
     world = CellWorld(client, DEFAULT_LAYOUT, config['urdf_path'] or None, seed=config['seed'], people=people,
                       physics_rate_hz=config['physics_rate_hz'])
-    # The scanner casts only the beams that can see something that moves (people, arm): same
-    # ranges as casting all 541 beams, a fraction of the cost (test/twin checks the equality).
-    scanner = SafetyScanner(client, DEFAULT_LAYOUT.scanner,
-                            ScannerConfig(rate_hz=config['tick_rate_hz'], noise_std_m=config['scan_noise_m']),
-                            rng=world.rng, moving_shapes=world.moving_shapes(), people_capsules=world.people_capsules,
-                            boxed_shapes=world.robot_shapes())
+    scanner = world_scanner(world, ScannerConfig(rate_hz=config['tick_rate_hz'], noise_std_m=config['scan_noise_m']))
     return world, scanner
 
 

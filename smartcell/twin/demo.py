@@ -12,7 +12,7 @@ import time
 import numpy as np
 
 from smartcell.core.kinematics import inverse_kinematics
-from smartcell.twin.scanner import SafetyScanner, ScannerConfig
+from smartcell.twin.scanner import ScannerConfig, world_scanner
 from smartcell.twin.scenarios import SCENARIOS, scenario_paths
 from smartcell.twin.world import DEFAULT_LAYOUT, HOME_Q_RAD, CellLayout, CellWorld, connect, disconnect
 
@@ -56,9 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         world = CellWorld(client, seed=args.seed, people=scenario_paths(args.scenario, args.seed, args.duration))
         config = ScannerConfig()
-        scanner = SafetyScanner(client, world.layout.scanner, config, rng=world.rng,
-                                moving_shapes=world.moving_shapes(),
-                                people_capsules=world.people_capsules, boxed_shapes=world.robot_shapes())
+        scanner = world_scanner(world, config)
         pick, place = station_joint_targets(world.layout)
         closest_m, contacts, people_beams = math.inf, 0, 0
         wall_start = time.perf_counter()

@@ -242,3 +242,11 @@ class SafetyScanner:
         r = frame.ranges[finite].astype(float)
         x, y, _ = self.mount.position_m
         return np.stack([x + r * np.cos(angles), y + r * np.sin(angles)], axis=1)
+
+
+def world_scanner(world, config: ScannerConfig = ScannerConfig()) -> SafetyScanner:
+    """The safety scanner of a CellWorld, noise from the world's Generator, casting only the beams
+    that can see something that moves (same ranges as casting all beams; test/twin checks it)."""
+    return SafetyScanner(world.client_id, world.layout.scanner, config, rng=world.rng,
+                         moving_shapes=world.moving_shapes(), people_capsules=world.people_capsules,
+                         boxed_shapes=world.robot_shapes())

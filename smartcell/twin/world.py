@@ -373,18 +373,20 @@ class CellWorld:
         self.paths[index] = None
         self.people[index].apply(state)
 
-    def min_person_robot_distance(self, max_distance_m: float = 20.0) -> float:
-        """Smallest distance (m) between any person region and any robot link shape (PyBullet's
-        closest points); negative when they interpenetrate; +inf with nobody within max_distance_m."""
-        if not self.people:
+    def min_person_robot_distance(self, max_distance_m: float = 20.0, person_index: int | None = None) -> float:
+        """Smallest distance (m) between any person region (only person `person_index`'s when given)
+        and any robot link shape (PyBullet's closest points); negative when they interpenetrate;
+        +inf with nobody within max_distance_m."""
+        people = self.people if person_index is None else [self.people[person_index]]
+        if not people:
             return math.inf
         # Exact queries cost per shape pair, so regions go in order of a lower bound - each region's
         # enclosing capsule (human.region_segments) to the robot's link capsules, which enclose its
         # shapes (test_urdf.py) - and each query reaches only a little past that bound; a region
         # with nothing there goes back in the queue with the query distance as its new bound.
-        segments = np.concatenate([person.segments_m for person in self.people])
-        radii = np.concatenate([person.radii_m for person in self.people])
-        bodies = [body for person in self.people for body in person.body_ids]
+        segments = np.concatenate([person.segments_m for person in people])
+        radii = np.concatenate([person.radii_m for person in people])
+        bodies = [body for person in people for body in person.body_ids]
         gaps = segment_distances(segments, self._robot_capsules_world()) - radii[:, None] - LINK_CAPSULE_RADII
         queue = [(float(bound), i) for i, bound in enumerate(gaps.min(axis=1))]
         heapq.heapify(queue)

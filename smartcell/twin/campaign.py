@@ -1,0 +1,361 @@
+"""The safety scenario campaign: seeded scenarios run through the real safety pipeline in the twin.
+
+One process runs what the cell's nodes run, on the same core code and the same configuration
+(config/cell.yaml), without DDS in between: the twin's scanner -> PeopleTracker (scanner node)
+-> SafetyPipeline (supervisor node) -> TrajectoryExecutor (arm node) -> the physics, with the
+lockstep lag of the simulated cell. Each tick the SsmAudit checks the pipeline's decisions
+against the twin's ground truth, and every person-robot contact is judged against the body
+region's quasi-static limit (smartcell.core.ssm_audit has the rule).
+
+Each scenario is run twice, with SSM and with a static stop zone (the classic alternative), on
+the very same people paths, so the parts per hour compare like for like.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import sys
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from smartcell.core.kinematics import JOINT_NAMES, UR5E_LIMITS, capsule_point_velocities, link_capsules
+from smartcell.core.motions import MotionLibrary, segment_plan
+from smartcell.core.params import load_cell_config
+from smartcell.core.safety import SafetyState
+from smartcell.core.safety_pfl import BodyModel, ContactVerdict, contact_verdict
+from smartcell.core.safety_ssm import SeparationInputs
+from smartcell.core.safety_stopping import StoppingModel
+from smartcell.core.ssm_audit import PersonTruth, SsmAudit, StaticZonePolicy, robot_speed_toward
+from smartcell.core.supervision import SafetyPipeline, check_scanner_field
+from smartcell.core.tracking import PeopleTracker, Pose2D, ScanGeometry, TrackerConfig
+from smartcell.core.trajectory import JointLimitsView, ScaleRamp, TrajectoryExecutor
+from smartcell.topology import param_registry
+from smartcell.twin.human import RUNNING_SPEED_MPS, WALKING_SPEED_MPS, PathBuilder, PersonPath
+from smartcell.twin.scanner import ScannerConfig, world_scanner
+from smartcell.twin.world import DEFAULT_LAYOUT, Area, CellLayout, CellWorld, connect, disconnect
+
+POLICIES = ('ssm', 'static', 'none')     # 'none': no safety function at all, to show the audit can fail
+ARRIVAL_TOLERANCE_RAD = 0.01             # as the supervisor: joint error and speed at which a motion is done
+ROBOT_REACH_M = 0.85 + 0.15              # UR5e reach plus the tool: the hazard zone around the base
+STOP_STATES = (SafetyState.PROTECTIVE_STOP, SafetyState.EMERGENCY_STOP, SafetyState.FAULT)
+LIMITS = JointLimitsView(JOINT_NAMES, np.asarray(UR5E_LIMITS.lower), np.asarray(UR5E_LIMITS.upper),
+                         np.asarray(UR5E_LIMITS.velocity))
+
+# Free floor inside the fence of the default layout where a person can stand (m, world): the strip
+# in front of the table and the one on its left; the table and fence leave no room on the other
+# two sides (0.15 m gaps). Both strips contain the door's inside point, so a straight line from
+# there, or through their overlap, never crosses the table.
+FRONT_STRIP = Area(1.2, -0.35, 2.2, 1.7)
+LEFT_STRIP = Area(-0.45, 0.8, 2.2, 1.7)
+STRIP_OVERLAP = Area(1.3, 0.9, 2.1, 1.6)
+
+
+# ---------------------------------------------------------------------------------------------
+# Scenarios
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CampaignScenario:
+    index: int
+    seed: int
+    duration_s: float
+    paths: tuple[PersonPath, ...]
+    dropout_s: tuple[float, float] | None        # scanner silent over [start, end) s
+    description: str
+
+
+def _visit_target(rng: np.random.Generator) -> tuple[tuple[float, float], str]:
+    """A place next to the robot, on any side a person can reach, and which side it is."""
+    strip = FRONT_STRIP if rng.random() < 0.5 else LEFT_STRIP
+    xy = strip.sample(rng)
+    bearing = math.degrees(math.atan2(xy[1], xy[0]))
+    side = 'front' if bearing < 30 else 'front-left' if bearing < 60 else 'left' if bearing < 120 else 'back-left'
+    return xy, side
+
+
+def _person_path(rng: np.random.Generator, duration_s: float, layout: CellLayout) -> tuple[PersonPath, str]:
+    """Visits to random places around the robot: walking (1.0-1.6 m/s) or running (2.0 m/s), then
+    passing by, standing, reaching in toward the robot, or stopping short; in and out of the cell."""
+    robot_xy = layout.robot_base_position_m[:2]
+    inside_start = rng.random() < 0.25
+    start = STRIP_OVERLAP.sample(rng) if inside_start else layout.outside_area.sample(rng)
+    path = PathBuilder(start, 0.0, yaw_rad=float(rng.uniform(-math.pi, math.pi)))
+    path.wait(float(rng.uniform(0.0, 4.0)))
+    inside, notes = inside_start, []
+    while path.time_s < duration_s:
+        running = rng.random() < 0.3
+        speed = RUNNING_SPEED_MPS if running else float(rng.uniform(1.0, WALKING_SPEED_MPS))
+        if not inside:
+            path.walk_to(layout.door_outside_xy_m, speed).walk_to(layout.door_inside_xy_m, speed)
+            inside = True
+        target, side = _visit_target(rng)
+        path.walk_to(STRIP_OVERLAP.sample(rng), speed).walk_to(target, speed)
+        behaviour = rng.choice(['pass', 'stand', 'reach', 'reach'])
+        if behaviour == 'stand':
+            path.wait(float(rng.uniform(1.0, 5.0)), face_xy_m=robot_xy)
+        elif behaviour == 'reach':
+            path.wait(float(rng.uniform(1.0, 6.0)), reach=float(rng.uniform(0.5, 1.0)), face_xy_m=robot_xy)
+        notes.append(f'{"runs" if running else "walks"} {speed:.1f} m/s to the {side} ({behaviour})')
+        if rng.random() < 0.4:
+            path.walk_to(STRIP_OVERLAP.sample(rng), WALKING_SPEED_MPS)
+            path.walk_to(layout.door_inside_xy_m, WALKING_SPEED_MPS).walk_to(layout.door_outside_xy_m,
+                                                                             WALKING_SPEED_MPS)
+            path.walk_to(layout.outside_area.sample(rng), WALKING_SPEED_MPS).wait(float(rng.uniform(1.0, 8.0)))
+            inside = False
+            notes.append('leaves')
+    return path.build(), ('starts inside; ' if inside_start else '') + ', '.join(notes)
+
+
+def campaign_scenario(index: int, base_seed: int, duration_s: float,
+                      layout: CellLayout = DEFAULT_LAYOUT) -> CampaignScenario:
+    """Scenario `index` of the campaign seeded `base_seed`: the same arguments give the same scenario."""
+    if not duration_s > 0:
+        raise ValueError(f'scenario duration must be > 0 s, got {duration_s}')
+    seed = int(np.random.SeedSequence([base_seed, index]).generate_state(1)[0])
+    rng = np.random.default_rng(seed)
+    count = 2 if rng.random() < 0.25 else 1
+    paths, parts = [], []
+    for person, person_rng in enumerate(rng.spawn(count)):
+        person_path, notes = _person_path(person_rng, duration_s, layout)
+        paths.append(person_path)
+        parts.append(f'person {person}: {notes}')
+    dropout = None
+    if rng.random() < 0.15:
+        start = float(rng.uniform(1.0, max(1.5, duration_s - 2.0)))
+        dropout = (start, start + float(rng.uniform(0.1, 1.5)))
+        parts.append(f'scanner silent {dropout[0]:.1f}-{dropout[1]:.1f} s')
+    if count == 2:
+        parts.append('two people: one can hide the other from the scanner')
+    return CampaignScenario(index, seed, float(duration_s), tuple(paths), dropout, '; '.join(parts))
+
+
+# ---------------------------------------------------------------------------------------------
+# Running one scenario
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CampaignSettings:
+    """Everything a scenario run needs from the cell configuration (validated like the nodes do)."""
+
+    supervisor: dict
+    scanner: dict
+    arm: dict
+    twin: dict
+    stopping_path: Path
+    body_regions_path: Path
+    motions_path: Path
+
+    @classmethod
+    def from_files(cls, cell_yaml: Path, config_dir: Path) -> 'CampaignSettings':
+        params = load_cell_config(cell_yaml, param_registry())
+        supervisor = dict(params['supervisor'], evidence_log='')
+        return cls(supervisor, dict(params['scanner']), dict(params['arm']), dict(params['twin']),
+                   Path(supervisor['stopping_file'] or config_dir / 'stopping.yaml'),
+                   Path(supervisor['body_regions_file'] or config_dir / 'body_regions.yaml'),
+                   Path(supervisor['motions_file'] or config_dir / 'motions.yaml'))
+
+    @property
+    def tick_s(self) -> float:
+        return 1.0 / self.twin['tick_rate_hz']
+
+    def separation_inputs(self) -> SeparationInputs:
+        return SeparationInputs(reaction_time_s=self.supervisor['reaction_time_s'],
+                                human_speed_floor_mps=self.supervisor['human_speed_floor_mps'])
+
+    def static_field_radius_m(self) -> float:
+        """Robot reach plus the ISO 13855 distance S = K T + C the supervisor checks at start-up."""
+        return ROBOT_REACH_M + check_scanner_field(self.supervisor, StoppingModel.from_yaml(self.stopping_path))
+
+
+@dataclass
+class ScenarioResult:
+    index: int
+    policy: str
+    duration_s: float
+    parts: float                     # finished pick-place cycles, fractional (segments done / segments per cycle)
+    violations: int                  # SsmAudit violations (moving + stopping)
+    contacts: int                    # ticks x region-link pairs in contact
+    contacts_above_limit: int        # of those, above the region's quasi-static limit
+    stops: int                       # transitions into a stop
+    stopped_time_s: float
+    approach_samples: int
+    worst_margin_m: float
+    min_separation_m: float
+    wall_s: float
+    examples: list[dict] = field(default_factory=list)
+
+    @property
+    def parts_per_hour(self) -> float:
+        return self.parts / self.duration_s * 3600.0
+
+    def as_dict(self) -> dict:
+        values = asdict(self)
+        values['parts_per_hour'] = self.parts_per_hour
+        return values
+
+
+class _Policy:
+    """The speed scale source: the real SafetyPipeline, a static zone, or nothing."""
+
+    def __init__(self, name: str, settings: CampaignSettings) -> None:
+        if name not in POLICIES:
+            raise ValueError(f'unknown policy {name!r}; accepted: {", ".join(POLICIES)}')
+        self.name = name
+        self.pipeline = SafetyPipeline.from_params(settings.supervisor, settings.stopping_path,
+                                                   settings.body_regions_path)
+        base = settings.supervisor['robot_base_xyz_yaw']
+        self.static = StaticZonePolicy((base[0], base[1]), settings.static_field_radius_m(),
+                                       settings.supervisor['resume_hold_s'], settings.supervisor['people_timeout_s'])
+        self.scale = 0.0
+        self.emergency = ''
+
+    def decide(self, t: float, people_xyz: np.ndarray | None, q: np.ndarray, qd: np.ndarray) -> float:
+        """This tick's speed scale; people_xyz None: no scan arrived (dropout)."""
+        if self.name == 'ssm':
+            if people_xyz is None:
+                verdict = self.pipeline.on_silence(t)
+            else:
+                verdict = self.pipeline.evaluate((t, 'world', people_xyz), (t, q, qd), t)
+            if verdict is not None:
+                self.scale = verdict.speed_scale if verdict.state not in STOP_STATES else 0.0
+        elif self.name == 'static':
+            scale = self.static.on_silence(t) if people_xyz is None else self.static.update(people_xyz[:, :2], t)
+            if scale is not None:
+                self.scale = scale
+        else:
+            self.scale = 1.0
+        return 0.0 if self.emergency else self.scale
+
+    def on_contact(self, t: float, contact, body: BodyModel) -> ContactVerdict:
+        """Judge a twin contact against its region's quasi-static limit; above it, an emergency stop
+        (with SSM through the pipeline, exactly as the supervisor node does)."""
+        source = f'{contact.person}/{contact.region} on {contact.robot_link}'
+        if self.name == 'ssm':
+            return self.pipeline.report_contact(t, contact.body_regions, contact.normal_force_n, False, source)
+        verdict = contact_verdict(body.most_restrictive(contact.body_regions), contact.normal_force_n, False)
+        if not verdict.within_limit:
+            self.emergency = self.emergency or f'{source}: {verdict.force_N:g} N above {verdict.limit_N:g} N'
+        return verdict
+
+
+@contextlib.contextmanager
+def _native_stdout_silenced():
+    """PyBullet's C++ side prints URDF warnings on fd 1 for every world; a campaign builds thousands."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with open(os.devnull, 'w') as devnull:
+        os.dup2(devnull.fileno(), 1)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def run_scenario(scenario: CampaignScenario, policy_name: str, settings: CampaignSettings,
+                 layout: CellLayout = DEFAULT_LAYOUT) -> ScenarioResult:
+    """Run one scenario under one policy; deterministic for the same scenario and settings."""
+    wall_start = time.perf_counter()
+    dt = settings.tick_s
+    lag = settings.twin['lockstep_lag_ticks']
+    with _native_stdout_silenced():
+        client = connect()
+    try:
+        with _native_stdout_silenced():
+            world = CellWorld(client, layout, seed=scenario.seed, people=scenario.paths,
+                              physics_rate_hz=settings.twin['physics_rate_hz'],
+                              initial_q_rad=tuple(settings.arm['initial_positions_rad']))
+        scanner = world_scanner(world, ScannerConfig(rate_hz=settings.twin['tick_rate_hz'],
+                                                     noise_std_m=settings.twin['scan_noise_m']))
+        policy = _Policy(policy_name, settings)
+        body = BodyModel.from_yaml(settings.body_regions_path)
+        stopping = StoppingModel.from_yaml(settings.stopping_path)
+        audit = SsmAudit(settings.separation_inputs(),
+                         stopping.steps(stopping.payload_fraction(settings.supervisor['payload_kg'])))
+        cfg = settings.scanner
+        tracker_config = TrackerConfig(cluster_gap_m=cfg['cluster_gap_m'], max_leg_width_m=cfg['max_leg_width_m'],
+                                       max_leg_pair_distance_m=cfg['max_leg_pair_distance_m'],
+                                       association_gate_m=cfg['association_gate_m'],
+                                       track_timeout_s=cfg['track_timeout_s'],
+                                       monitored_area_m=tuple(cfg['monitored_area_m']))
+        tracker: PeopleTracker | None = None
+        q0 = np.asarray(settings.arm['initial_positions_rad'], dtype=float)
+        executor = TrajectoryExecutor(LIMITS, ScaleRamp(settings.arm['scale_ramp_down_per_s'],
+                                                        settings.arm['scale_ramp_up_per_s']), q0)
+        motions = MotionLibrary.from_yaml(settings.motions_path, LIMITS)
+        cycle = motions.cycle(settings.supervisor['cycle_waypoints'])
+        speed_fraction = settings.supervisor['nominal_speed_fraction']
+        base = settings.supervisor['robot_base_xyz_yaw']
+        rotation = np.array([[math.cos(base[3]), -math.sin(base[3]), 0.0], [math.sin(base[3]), math.cos(base[3]), 0.0],
+                             [0.0, 0.0, 1.0]])
+        offset = np.asarray(base[:3], dtype=float)
+
+        commands: deque = deque()
+        segment, target = 0, None
+        stopped, result = True, ScenarioResult(scenario.index, policy_name, scenario.duration_s, 0.0, 0, 0, 0, 0, 0.0,
+                                               0, math.inf, math.inf, 0.0)
+        ticks = int(round(scenario.duration_s / dt))
+        for tick in range(ticks):
+            t = tick * dt
+            q, qd, _ = world.joint_state()
+            # -- scanner node and supervisor ----------------------------------------------------
+            dropout = scenario.dropout_s is not None and scenario.dropout_s[0] <= t < scenario.dropout_s[1]
+            people_xyz = None
+            if not dropout:
+                frame = scanner.scan(t)
+                if tracker is None:
+                    tracker = PeopleTracker(tracker_config, Pose2D(*cfg['scanner_pose_xy_yaw']), ScanGeometry(
+                        frame.angle_min_rad, frame.angle_increment_rad, frame.range_min_m, frame.range_max_m))
+                tracks = tracker.update(np.asarray(frame.ranges, dtype=float), t)
+                people_xyz = np.array([(*track.position_m, 0.0) for track in tracks]).reshape(-1, 3)
+            scale = policy.decide(t, people_xyz, q, qd)
+            now_stopped = scale <= 0.0
+            if now_stopped and not stopped:
+                result.stops += 1
+            if not now_stopped and stopped and target is not None:
+                executor.load(segment_plan(q, target, LIMITS, speed_fraction), q)   # re-plan from where it is
+            stopped = now_stopped
+            if stopped:
+                result.stopped_time_s += dt
+            # -- motions (the supervisor's cycle) -------------------------------------------------
+            if target is not None and np.max(np.abs(q - target)) < ARRIVAL_TOLERANCE_RAD \
+                    and np.max(np.abs(qd)) < ARRIVAL_TOLERANCE_RAD:
+                segment, target = segment + 1, None
+                result.parts = segment / len(cycle)
+            if target is None and not stopped:
+                target = np.asarray(motions.configurations[cycle[segment % len(cycle)]], dtype=float)
+                executor.load(segment_plan(q, target, LIMITS, speed_fraction), q)
+            # -- ground truth at t, against this tick's decision ------------------------------------
+            points = (link_capsules(q) @ rotation.T + offset).reshape(-1, 3)
+            velocities = (capsule_point_velocities(q, qd) @ rotation.T).reshape(-1, 3)
+            truths = []
+            for index, path in enumerate(world.paths):
+                separation = world.min_person_robot_distance(person_index=index)
+                result.min_separation_m = min(result.min_separation_m, separation)
+                truths.append(PersonTruth(separation, path.state_at(t).speed_mps,
+                                          robot_speed_toward(world.people[index].segments_m, points, velocities)))
+            audit.sample(t, truths, float(np.max(np.linalg.norm(velocities, axis=1))), executor.applied_scale, scale)
+            # -- arm node and physics (lockstep lag) ----------------------------------------------
+            executor.set_speed_limit(scale)
+            commands.append(executor.step(dt if tick else 0.0))
+            if len(commands) > lag:
+                world.set_joint_targets(*commands.popleft())
+            world.step(dt)
+            for contact in world.person_robot_contacts():
+                result.contacts += 1
+                result.contacts_above_limit += not policy.on_contact(t + dt, contact, body).within_limit
+        result.violations = audit.violations
+        result.approach_samples = audit.approach_samples
+        result.worst_margin_m = audit.worst_margin_m
+        result.examples = [v.as_dict() for v in audit.kept]
+        policy.pipeline.close()
+        world.close()
+    finally:
+        disconnect(client)
+    result.wall_s = time.perf_counter() - wall_start
+    return result
