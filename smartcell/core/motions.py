@@ -11,8 +11,21 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from smartcell.core.kinematics import JOINT_NAMES, UR5E_LIMITS
 from smartcell.core.params import ConfigError
 from smartcell.core.trajectory import PEAK_TO_MEAN_SPEED, JointLimitsView, JointTrajectoryPlan
+
+# The UR5e's joint limits as trajectory validation and planning see them.
+UR5E_JOINT_LIMITS = JointLimitsView(JOINT_NAMES, np.asarray(UR5E_LIMITS.lower), np.asarray(UR5E_LIMITS.upper),
+                                    np.asarray(UR5E_LIMITS.velocity))
+
+
+def speed_limited(limits: JointLimitsView, max_speed_fraction: float) -> JointLimitsView:
+    """The same limits with every joint's velocity limit cut to max_speed_fraction of it: what the arm
+    enforces, so that the SSM's stopping distances (taken at that fraction) hold for any trajectory."""
+    if not 0.0 < max_speed_fraction <= 1.0:
+        raise ConfigError(f'max_joint_speed_fraction must be in (0, 1], got {max_speed_fraction!r}')
+    return JointLimitsView(limits.names, limits.lower_rad, limits.upper_rad, limits.velocity_radps * max_speed_fraction)
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,9 @@ ARM = NodeParams('arm', (
     P('lockstep', False, 'sim backend: handle tick t only with the twin state and safety verdict of tick t'),
     P('initial_positions_rad', [0.0, -1.57, 1.57, -1.57, -1.57, 0.0],
       'sim backend: joint positions before the first twin state arrives, rad'),
+    P('max_joint_speed_fraction', 0.5, 'trajectories faster than this fraction of any joint speed limit are '
+      "refused (set cell-wide under /**: the supervisor's SSM takes its stopping data at this fraction)",
+      min=0.05, max=1.0),
 ))
 
 SUPERVISOR = NodeParams('supervisor', (
@@ -86,7 +89,11 @@ SUPERVISOR = NodeParams('supervisor', (
     P('robot_base_xyz_yaw', [0.0, 0.0, 0.0, 0.0], 'robot base_link pose in the world frame: x, y, z m, yaw rad'),
     P('cycle_waypoints', 'pick_place', 'name of the pick-and-place cycle the arm runs when no job is loaded'),
     P('motions_file', '', 'named arm configurations and cycles; empty uses the installed config/motions.yaml'),
-    P('nominal_speed_fraction', 0.5, 'planned joint speed as a fraction of each joint limit', min=0.05, max=1.0),
+    P('nominal_speed_fraction', 0.5, 'planned joint speed as a fraction of each joint limit '
+      '(at most max_joint_speed_fraction)', min=0.05, max=1.0),
+    P('max_joint_speed_fraction', 0.5, 'the fastest joint speed the arm allows, as a fraction of its limits (set '
+      'cell-wide under /**; the arm enforces it): SSM stopping times and distances at speed scale 1 are '
+      'taken at this fraction', min=0.05, max=1.0),
     P('auto_start', False, 'start the cell by itself on the first valid safety cycle (simulation)'),
     P('evidence_log', '', 'append-only safety evidence log (JSON lines); empty: none'),
     P('job', '', 'job recipe to run: a name in the installed config/ (e.g. job_demo) or a path; '

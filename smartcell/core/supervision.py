@@ -12,6 +12,7 @@ from typing import Sequence
 import numpy as np
 
 from smartcell.core.evidence import EvidenceWriter
+from smartcell.core.params import ConfigError
 from smartcell.core.kinematics import LINK_CAPSULE_RADII, capsule_point_velocities, link_capsules
 from smartcell.core.safety import (Mode, PeopleObservation, RobotObservation, SafetyConfig, SafetyEvent,
                                    SafetyMonitor, SafetyVerdict)
@@ -141,7 +142,13 @@ class SafetyPipeline:
             protective_distance_m=config['protective_distance_m'], reduced_speed_scale=config['reduced_speed_scale'],
             people_timeout_s=config['people_timeout_s'], robot_timeout_s=config['robot_state_timeout_s'],
             expected_frame=config['world_frame'], resume_hold_s=config['resume_hold_s'],
-            ramp_up_per_s=config['ramp_up_per_s'], payload_kg=config['payload_kg'])
+            ramp_up_per_s=config['ramp_up_per_s'], payload_kg=config['payload_kg'],
+            # The arm refuses anything faster, so scale 1 is at most this fraction of the joint limits.
+            speed_fraction_at_full_scale=config['max_joint_speed_fraction'])
+        if config['nominal_speed_fraction'] > config['max_joint_speed_fraction']:
+            raise ConfigError(f"nominal_speed_fraction={config['nominal_speed_fraction']:g} is above "
+                              f"max_joint_speed_fraction={config['max_joint_speed_fraction']:g}: the arm would refuse "
+                              'every planned motion')
         stopping = StoppingModel.from_yaml(stopping_path)
         check_scanner_field(config, stopping)
         body = BodyModel.from_yaml(body_regions_path)

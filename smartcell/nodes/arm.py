@@ -11,17 +11,16 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from smartcell.core.kinematics import JOINT_NAMES, UR5E_LIMITS
+from smartcell.core.kinematics import JOINT_NAMES
+from smartcell.core.motions import UR5E_JOINT_LIMITS, speed_limited
 from smartcell.core.node_params import ARM
-from smartcell.core.trajectory import (ArmMode, JointLimitsView, JointTrajectoryPlan, ScaleRamp,
+from smartcell.core.trajectory import (ArmMode, JointTrajectoryPlan, ScaleRamp,
                                        TrajectoryExecutor, TrajectoryRejected)
 from smartcell.core.verdict import MOTION_KEY, VERDICT_STATUS_NAME, VerdictError, speed_scale_from_values
 from smartcell.nodes.common import (LATCHED_QOS, LEVEL_ERROR, LEVEL_OK, LEVEL_WARN, STREAM_QOS,
                                     declare_parameters, diagnostic_array, diagnostic_status, run_node,
                                     duration_msg, stamp_ns, stamp_to_s)
 
-LIMITS = JointLimitsView(JOINT_NAMES, np.asarray(UR5E_LIMITS.lower), np.asarray(UR5E_LIMITS.upper),
-                         np.asarray(UR5E_LIMITS.velocity))
 
 
 class Arm(Node):
@@ -57,7 +56,8 @@ class Arm(Node):
             from smartcell.core.params import ConfigError
             raise ConfigError(f'initial_positions_rad needs {len(JOINT_NAMES)} values, got {len(initial)}')
         self._executor = TrajectoryExecutor(
-            LIMITS, ScaleRamp(self._config['scale_ramp_down_per_s'], self._config['scale_ramp_up_per_s']), initial)
+            speed_limited(UR5E_JOINT_LIMITS, self._config['max_joint_speed_fraction']),
+            ScaleRamp(self._config['scale_ramp_down_per_s'], self._config['scale_ramp_up_per_s']), initial)
         self._actual = initial
         self._actual_velocity = np.zeros(len(JOINT_NAMES))
         self._actual_effort = np.zeros(len(JOINT_NAMES))

@@ -67,6 +67,16 @@ def summarize(results: list[dict], policies: tuple[str, ...]) -> dict:
         }
     if 'ssm' in summary and 'static' in summary and summary['static']['parts_per_hour'] > 0:
         summary['ssm_gain_over_static'] = summary['ssm']['parts_per_hour'] / summary['static']['parts_per_hour'] - 1
+    by_kind = {}
+    for kind in sorted({r['kind'] for r in results}):
+        rows = [r for r in results if r['kind'] == kind]
+        by_kind[kind] = {'scenarios': len({r['index'] for r in rows})}
+        for policy in policies:
+            mine = [r for r in rows if r['policy'] == policy]
+            duration = sum(r['duration_s'] for r in mine)
+            by_kind[kind][policy] = {'parts_per_hour': sum(r['parts'] for r in mine) / duration * 3600.0,
+                                     'violations': sum(r['violations'] for r in mine)}
+    summary['by_kind'] = by_kind
     return summary
 
 
@@ -88,6 +98,11 @@ def format_summary(summary: dict, policies: tuple[str, ...], wall_s: float, work
         lines.append(label.ljust(width) + ''.join(f'{fmt.format(summary[p][key]):>12}' for p in policies))
     if 'ssm_gain_over_static' in summary:
         lines += ['', f'SSM parts per hour vs the static zone: {summary["ssm_gain_over_static"]:+.1%}']
+    lines += ['', 'parts per hour by what the people do:', f'{"":<{width}}{"scenarios":>12}'
+              + ''.join(f'{p:>12}' for p in policies)]
+    for kind, values in summary['by_kind'].items():
+        lines.append(f'  {kind:<{width - 2}}{values["scenarios"]:>12}'
+                     + ''.join(f'{values[p]["parts_per_hour"]:>12.1f}' for p in policies))
     return '\n'.join(lines)
 
 

@@ -22,7 +22,10 @@ import yaml
 from smartcell.core.kinematics import JOINT_NAMES, PAYLOAD_KG, UR5E_LIMITS
 from smartcell.core.trajectory import ScaleRamp
 
-FRACTIONS = (0.33, 0.66, 1.0)
+# Fine at low speed: SSM lets the arm creep near people, where a coarse first step (33 %) would
+# charge the stopping distance of a third of full speed for any motion at all.
+SPEED_FRACTIONS = (0.1, 0.2, 0.33, 0.5, 0.66, 1.0)
+PAYLOAD_FRACTIONS = (0.33, 0.66, 1.0)
 MEASURED_JOINTS = {'shoulder_pan': (0, 1.0), 'shoulder_lift': (1, 1.0), 'elbow': (2, 0.65)}   # index, lever arm m
 START_Q = np.array([-2.5, -1.2, -2.0, -1.571, -1.571, 0.0])   # room to run on every measured joint
 STILL_RADPS = 0.01                       # joint speed below which it counts as stopped, rad/s
@@ -74,8 +77,8 @@ def stopping_table(ramp: ScaleRamp) -> dict:
     joints = {}
     for name, (index, lever) in MEASURED_JOINTS.items():
         times, angles = [], []
-        for speed in FRACTIONS:
-            row = [measure(index, speed, payload * PAYLOAD_KG, ramp) for payload in FRACTIONS]
+        for speed in SPEED_FRACTIONS:
+            row = [measure(index, speed, payload * PAYLOAD_KG, ramp) for payload in PAYLOAD_FRACTIONS]
             # Rounded up (never down) to the table's resolution.
             times.append([math.ceil(t * 1000) / 1000 for t, _ in row])
             angles.append([math.ceil(a * 10000) / 10000 for _, a in row])
@@ -85,13 +88,14 @@ def stopping_table(ramp: ScaleRamp) -> dict:
         'source': (f'measured in the PyBullet twin by `smartcell stopping-table` (speed-scale ramp '
                    f'{ramp.down_per_s:g}/s, physics {PHYSICS_RATE_HZ:g} Hz); a twin, not the real arm: check the '
                    "UR5e manual's stopping data on site"),
-        'rated_payload_kg': PAYLOAD_KG, 'speed_fractions': list(FRACTIONS), 'payload_fractions': list(FRACTIONS),
+        'rated_payload_kg': PAYLOAD_KG, 'speed_fractions': list(SPEED_FRACTIONS),
+        'payload_fractions': list(PAYLOAD_FRACTIONS),
         'joints': joints,
     }
 
 
 HEADER = """# Robot stopping model for SSM (ISO/TS 15066 5.5.4: T_s and S_s), in the ISO 10218-1 Annex B layout:
-# stopping time and distance at 33/66/100 % speed x 33/66/100 % payload (rows = speed, columns =
+# stopping time and distance at 10/20/33/50/66/100 % speed x 33/66/100 % payload (rows = speed, columns =
 # payload), for the three joints nearest the base. Written by `smartcell stopping-table`: measured in
 # the PyBullet twin, stop category 2 through the arm's speed-scale ramp. Read by
 # smartcell.core.safety_stopping.StoppingModel (T_s = max over joints, S_s = sum(angle x lever arm)).

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from smartcell.core.kinematics import JOINT_NAMES, UR5E_LIMITS, capsule_point_velocities, link_capsules
-from smartcell.core.motions import MotionLibrary, segment_plan
+from smartcell.core.kinematics import capsule_point_velocities, link_capsules
+from smartcell.core.motions import UR5E_JOINT_LIMITS as LIMITS, MotionLibrary, segment_plan, speed_limited
 from smartcell.core.params import load_cell_config
 from smartcell.core.safety import SafetyState
 from smartcell.core.safety_pfl import BodyModel, ContactVerdict, contact_verdict
@@ -33,7 +33,7 @@ from smartcell.core.safety_stopping import StoppingModel
 from smartcell.core.ssm_audit import PersonTruth, SsmAudit, StaticZonePolicy, robot_speed_toward
 from smartcell.core.supervision import SafetyPipeline, check_scanner_field
 from smartcell.core.tracking import PeopleTracker, Pose2D, ScanGeometry, TrackerConfig
-from smartcell.core.trajectory import JointLimitsView, ScaleRamp, TrajectoryExecutor
+from smartcell.core.trajectory import ScaleRamp, TrajectoryExecutor
 from smartcell.topology import param_registry
 from smartcell.twin.human import RUNNING_SPEED_MPS, WALKING_SPEED_MPS, PathBuilder, PersonPath
 from smartcell.twin.scanner import ScannerConfig, world_scanner
@@ -43,8 +43,6 @@ POLICIES = ('ssm', 'static', 'none')     # 'none': no safety function at all, to
 ARRIVAL_TOLERANCE_RAD = 0.01             # as the supervisor: joint error and speed at which a motion is done
 ROBOT_REACH_M = 0.85 + 0.15              # UR5e reach plus the tool: the hazard zone around the base
 STOP_STATES = (SafetyState.PROTECTIVE_STOP, SafetyState.EMERGENCY_STOP, SafetyState.FAULT)
-LIMITS = JointLimitsView(JOINT_NAMES, np.asarray(UR5E_LIMITS.lower), np.asarray(UR5E_LIMITS.upper),
-                         np.asarray(UR5E_LIMITS.velocity))
 
 # Free floor inside the fence of the default layout where a person can stand (m, world): the strip
 # in front of the table and the one on its left; the table and fence leave no room on the other
@@ -66,41 +64,76 @@ class CampaignScenario:
     duration_s: float
     paths: tuple[PersonPath, ...]
     dropout_s: tuple[float, float] | None        # scanner silent over [start, end) s
+    kind: str                                    # the behaviour (BEHAVIOURS), or two_people
     description: str
 
 
-def _visit_target(rng: np.random.Generator) -> tuple[tuple[float, float], str]:
-    """A place next to the robot, on any side a person can reach, and which side it is."""
-    strip = FRONT_STRIP if rng.random() < 0.5 else LEFT_STRIP
-    xy = strip.sample(rng)
+# What a person does in a scenario; each scenario draws one per person (equal odds).
+BEHAVIOURS = ('reach_in', 'stop_short', 'pass_by', 'wander')
+
+
+def _visit_target(rng: np.random.Generator, min_distance_m: float = 0.0) -> tuple[tuple[float, float], str]:
+    """A place on the free floor next to the robot, on any side a person can reach, at least
+    min_distance_m from the robot base, and which side it is (seen from the robot)."""
+    for _ in range(100):
+        xy = (FRONT_STRIP if rng.random() < 0.5 else LEFT_STRIP).sample(rng)
+        if math.hypot(*xy) >= min_distance_m:
+            break
     bearing = math.degrees(math.atan2(xy[1], xy[0]))
     side = 'front' if bearing < 30 else 'front-left' if bearing < 60 else 'left' if bearing < 120 else 'back-left'
     return xy, side
 
 
-def _person_path(rng: np.random.Generator, duration_s: float, layout: CellLayout) -> tuple[PersonPath, str]:
-    """Visits to random places around the robot: walking (1.0-1.6 m/s) or running (2.0 m/s), then
-    passing by, standing, reaching in toward the robot, or stopping short; in and out of the cell."""
+def _speed(rng: np.random.Generator) -> tuple[float, str]:
+    """Walking 1.0-1.6 m/s, or running at 2.0 m/s (ISO 13855) three times in ten."""
+    if rng.random() < 0.3:
+        return RUNNING_SPEED_MPS, 'runs'
+    return float(rng.uniform(1.0, WALKING_SPEED_MPS)), 'walks'
+
+
+def _person_path(rng: np.random.Generator, behaviour: str, duration_s: float,
+                 layout: CellLayout) -> tuple[PersonPath, str]:
+    """One person's path for the scenario, and what it does in words.
+
+    reach_in: into the cell to a place right next to the robot, then stands or reaches toward it;
+    stop_short: into the cell and stops 1.5-2.6 m from the robot to watch; pass_by: walks or runs
+    past the fence opening outside, to and fro; wander: through the cell from side to side without
+    stopping. Between visits a person may leave the cell for a while."""
     robot_xy = layout.robot_base_position_m[:2]
-    inside_start = rng.random() < 0.25
-    start = STRIP_OVERLAP.sample(rng) if inside_start else layout.outside_area.sample(rng)
+    inside = behaviour in ('reach_in', 'wander') and rng.random() < 0.25
+    start = STRIP_OVERLAP.sample(rng) if inside else layout.outside_area.sample(rng)
     path = PathBuilder(start, 0.0, yaw_rad=float(rng.uniform(-math.pi, math.pi)))
     path.wait(float(rng.uniform(0.0, 4.0)))
-    inside, notes = inside_start, []
+    notes = ['starts inside'] if inside else []
     while path.time_s < duration_s:
-        running = rng.random() < 0.3
-        speed = RUNNING_SPEED_MPS if running else float(rng.uniform(1.0, WALKING_SPEED_MPS))
+        speed, gait = _speed(rng)
+        if behaviour == 'pass_by':
+            x = float(rng.uniform(2.7, 3.3))
+            ends = (x, float(rng.uniform(-1.8, -0.5))), (x, float(rng.uniform(2.0, 2.9)))
+            for end in (ends if rng.random() < 0.5 else ends[::-1]):
+                path.walk_to(end, speed)
+            path.wait(float(rng.uniform(0.0, 3.0)))
+            notes.append(f'{gait} {speed:.1f} m/s past the opening')
+            continue
         if not inside:
             path.walk_to(layout.door_outside_xy_m, speed).walk_to(layout.door_inside_xy_m, speed)
             inside = True
-        target, side = _visit_target(rng)
-        path.walk_to(STRIP_OVERLAP.sample(rng), speed).walk_to(target, speed)
-        behaviour = rng.choice(['pass', 'stand', 'reach', 'reach'])
-        if behaviour == 'stand':
-            path.wait(float(rng.uniform(1.0, 5.0)), face_xy_m=robot_xy)
-        elif behaviour == 'reach':
-            path.wait(float(rng.uniform(1.0, 6.0)), reach=float(rng.uniform(0.5, 1.0)), face_xy_m=robot_xy)
-        notes.append(f'{"runs" if running else "walks"} {speed:.1f} m/s to the {side} ({behaviour})')
+        if behaviour == 'wander':
+            for _ in range(int(rng.integers(2, 5))):
+                target, side = _visit_target(rng)
+                path.walk_to(STRIP_OVERLAP.sample(rng), speed).walk_to(target, speed)
+                notes.append(f'{gait} {speed:.1f} m/s to the {side}')
+        elif behaviour == 'stop_short':
+            target, side = _visit_target(rng, min_distance_m=1.5)
+            path.walk_to(STRIP_OVERLAP.sample(rng), speed).walk_to(target, speed)
+            path.wait(float(rng.uniform(2.0, 8.0)), face_xy_m=robot_xy)
+            notes.append(f'{gait} {speed:.1f} m/s to the {side}, stops {math.dist(target, robot_xy):.1f} m away')
+        else:
+            target, side = _visit_target(rng)
+            path.walk_to(STRIP_OVERLAP.sample(rng), speed).walk_to(target, speed)
+            reach = float(rng.uniform(0.5, 1.0)) if rng.random() < 0.6 else 0.0
+            path.wait(float(rng.uniform(1.0, 6.0)), reach=reach, face_xy_m=robot_xy)
+            notes.append(f'{gait} {speed:.1f} m/s to the {side}, ' + ('reaches in' if reach else 'stands'))
         if rng.random() < 0.4:
             path.walk_to(STRIP_OVERLAP.sample(rng), WALKING_SPEED_MPS)
             path.walk_to(layout.door_inside_xy_m, WALKING_SPEED_MPS).walk_to(layout.door_outside_xy_m,
@@ -108,7 +141,7 @@ def _person_path(rng: np.random.Generator, duration_s: float, layout: CellLayout
             path.walk_to(layout.outside_area.sample(rng), WALKING_SPEED_MPS).wait(float(rng.uniform(1.0, 8.0)))
             inside = False
             notes.append('leaves')
-    return path.build(), ('starts inside; ' if inside_start else '') + ', '.join(notes)
+    return path.build(), ', '.join(notes)
 
 
 def campaign_scenario(index: int, base_seed: int, duration_s: float,
@@ -119,11 +152,12 @@ def campaign_scenario(index: int, base_seed: int, duration_s: float,
     seed = int(np.random.SeedSequence([base_seed, index]).generate_state(1)[0])
     rng = np.random.default_rng(seed)
     count = 2 if rng.random() < 0.25 else 1
+    behaviours = [str(rng.choice(BEHAVIOURS)) for _ in range(count)]
     paths, parts = [], []
     for person, person_rng in enumerate(rng.spawn(count)):
-        person_path, notes = _person_path(person_rng, duration_s, layout)
+        person_path, notes = _person_path(person_rng, behaviours[person], duration_s, layout)
         paths.append(person_path)
-        parts.append(f'person {person}: {notes}')
+        parts.append(f'person {person} ({behaviours[person]}): {notes}')
     dropout = None
     if rng.random() < 0.15:
         start = float(rng.uniform(1.0, max(1.5, duration_s - 2.0)))
@@ -131,7 +165,8 @@ def campaign_scenario(index: int, base_seed: int, duration_s: float,
         parts.append(f'scanner silent {dropout[0]:.1f}-{dropout[1]:.1f} s')
     if count == 2:
         parts.append('two people: one can hide the other from the scanner')
-    return CampaignScenario(index, seed, float(duration_s), tuple(paths), dropout, '; '.join(parts))
+    kind = '+'.join(behaviours) if count == 1 else 'two_people'
+    return CampaignScenario(index, seed, float(duration_s), tuple(paths), dropout, kind, '; '.join(parts))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -175,6 +210,7 @@ class CampaignSettings:
 @dataclass
 class ScenarioResult:
     index: int
+    kind: str
     policy: str
     duration_s: float
     parts: float                     # finished pick-place cycles, fractional (segments done / segments per cycle)
@@ -285,7 +321,7 @@ def run_scenario(scenario: CampaignScenario, policy_name: str, settings: Campaig
                                        monitored_area_m=tuple(cfg['monitored_area_m']))
         tracker: PeopleTracker | None = None
         q0 = np.asarray(settings.arm['initial_positions_rad'], dtype=float)
-        executor = TrajectoryExecutor(LIMITS, ScaleRamp(settings.arm['scale_ramp_down_per_s'],
+        executor = TrajectoryExecutor(speed_limited(LIMITS, settings.arm['max_joint_speed_fraction']), ScaleRamp(settings.arm['scale_ramp_down_per_s'],
                                                         settings.arm['scale_ramp_up_per_s']), q0)
         motions = MotionLibrary.from_yaml(settings.motions_path, LIMITS)
         cycle = motions.cycle(settings.supervisor['cycle_waypoints'])
@@ -297,8 +333,9 @@ def run_scenario(scenario: CampaignScenario, policy_name: str, settings: Campaig
 
         commands: deque = deque()
         segment, target = 0, None
-        stopped, result = True, ScenarioResult(scenario.index, policy_name, scenario.duration_s, 0.0, 0, 0, 0, 0, 0.0,
-                                               0, math.inf, math.inf, 0.0)
+        stopped = True
+        result = ScenarioResult(scenario.index, scenario.kind, policy_name, scenario.duration_s, 0.0, 0, 0, 0, 0, 0.0,
+                                0, math.inf, math.inf, 0.0)
         ticks = int(round(scenario.duration_s / dt))
         for tick in range(ticks):
             t = tick * dt

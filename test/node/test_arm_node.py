@@ -28,6 +28,18 @@ def test_trajectory_beyond_limits_is_refused_with_a_reason(peer, processes, arm)
     assert 'elbow_joint' in result.message and 'outside its limits' in result.message
 
 
+def test_trajectory_above_the_cell_speed_fraction_is_refused(peer, processes, arm):
+    # 1.2 rad in 1 s peaks at 1.8 rad/s: within the pan joint's 3.14 rad/s, above half of it (the
+    # cell's max_joint_speed_fraction 0.5, on which the SSM stopping distances rely).
+    target = list(HOME)
+    target[0] = 1.2
+    arm.send('too-fast', target, 1.0)
+    peer.wait_for(lambda: arm.result('too-fast') is not None, 10, 'refusal', processes)
+    result = arm.result('too-fast')
+    assert result.level == DiagnosticStatus.ERROR
+    assert 'shoulder_pan_joint would reach 1.800 rad/s' in result.message and '1.571' in result.message
+
+
 def test_executes_then_controlled_stop_holds_position(peer, processes, arm):
     target = list(HOME)
     target[0] = 0.6

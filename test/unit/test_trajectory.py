@@ -124,3 +124,15 @@ def test_segment_at_full_speed_is_accepted_from_a_slightly_different_actual_posi
     # the arm has drifted 1 % of the travel further away by the time the plan arrives: still accepted
     executor.load(plan, start - np.array([0.009, 0.0]))
     assert executor.active
+
+
+def test_speed_limited_arm_refuses_what_the_planner_at_a_higher_fraction_makes():
+    from smartcell.core.motions import segment_plan, speed_limited
+    from smartcell.core.params import ConfigError
+    start, target = np.zeros(2), np.array([1.0, -0.3])
+    arm = TrajectoryExecutor(speed_limited(LIMITS, 0.5), ScaleRamp(), start)
+    arm.load(segment_plan(start, target, LIMITS, speed_fraction=0.5), start)       # within: accepted
+    with pytest.raises(TrajectoryRejected, match='a would reach'):
+        arm.load(segment_plan(start, target, LIMITS, speed_fraction=0.6), start)
+    with pytest.raises(ConfigError, match='max_joint_speed_fraction'):
+        speed_limited(LIMITS, 0.0)
