@@ -98,6 +98,8 @@ def format_summary(summary: dict, policies: tuple[str, ...], wall_s: float, work
         lines.append(label.ljust(width) + ''.join(f'{fmt.format(summary[p][key]):>12}' for p in policies))
     if 'ssm_gain_over_static' in summary:
         lines += ['', f'SSM parts per hour vs the static zone: {summary["ssm_gain_over_static"]:+.1%}']
+    elif 'ssm' in policies and 'static' in policies:
+        lines += ['', 'SSM parts per hour vs the static zone: no ratio (the static zone made no parts)']
     lines += ['', 'parts per hour by what the people do:', f'{"":<{width}}{"scenarios":>12}'
               + ''.join(f'{p:>12}' for p in policies)]
     for kind, values in summary['by_kind'].items():
