@@ -12,6 +12,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     'safety-report': ('smartcell.tools.safety_report', 'summarise and plot a safety evidence log'),
     'campaign': ('smartcell.tools.campaign', 'seeded safety scenarios in the twin: SSM audited against ground truth, '
                  'parts/hour vs a static zone'),
+    'check-motions': ('smartcell.tools.check_motions', "sweep the arm's named motions through the twin's cell: "
+                      'table, fence, furniture'),
     'stopping-table': ('smartcell.tools.stopping_table', "measure the arm's stopping times and distances in the twin"),
     'analyze-vibration': ('smartcell.tools.analyze_vibration', 'analyse a recorded vibration signal'),
     'audit': ('smartcell.tools.audit', 'verify or export the audit trail (hash chain) of production and safety records'),

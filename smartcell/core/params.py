@@ -104,7 +104,7 @@ class NodeParams:
 
 
 # Parameters every node accepts (set by ROS itself or cell-wide under `/**`).
-COMMON_PARAMS = ('use_sim_time', 'cell_id', 'world_frame', 'max_joint_speed_fraction')
+COMMON_PARAMS = ('use_sim_time', 'cell_id', 'world_frame', 'max_joint_speed_fraction', 'motions_file')
 
 
 def load_cell_config(path: str | Path, registry: Mapping[str, NodeParams]) -> dict[str, dict[str, ParamValue]]:

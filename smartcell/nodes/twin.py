@@ -83,8 +83,24 @@ class Twin(Node):
         else:
             period = self._dt_s / self._config['real_time_factor']
             self.create_timer(period, self._free_running_tick)
+        self._check_motions()
         self._publish_tick()
         self._publish_status()
+
+    def _check_motions(self) -> None:
+        """Sweep the supervisor's motions through this cell before anything moves; refuse on a collision."""
+        from smartcell.core.motions import UR5E_JOINT_LIMITS, MotionLibrary
+        from smartcell.share import share_file
+        from smartcell.twin.motion_check import check_motions
+        library = MotionLibrary.from_yaml(self._config['motions_file'] or share_file('config', 'motions.yaml'),
+                                          UR5E_JOINT_LIMITS)
+        problems = check_motions(library, self._world.layout, self._config['urdf_path'] or None)
+        if problems:
+            self._fail(f'{len(problems)} arm motion(s) collide with the cell, not running: '
+                       + '; '.join(map(str, problems[:5])))
+        else:
+            self.get_logger().info(f'{len(library.configurations)} arm configurations and their segments '
+                                   'clear the table, fence and furniture')
 
     # -- lockstep -------------------------------------------------------------------------------
     def _on_command(self, msg: JointState) -> None:

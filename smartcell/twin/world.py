@@ -336,6 +336,28 @@ class CellWorld:
         return tuple((self.robot.body_id, link) for link in sorted(self.robot.link_names)
                      if p.getCollisionShapeData(self.robot.body_id, link, physicsClientId=self.client_id))
 
+    def static_obstacles(self) -> dict[str, int]:
+        """Body ids of the static boxes (table, fence panels, furniture) by name."""
+        boxes = self.layout.static_boxes()
+        return {box.name: body for box, body in zip(boxes, self._static_ids[1:])}
+
+    def robot_clearances(self, q_rad: np.ndarray, within_m: float,
+                         mounted_links: tuple[str, ...] = ('base_link', 'base_link_inertia', 'shoulder_link'),
+                         ) -> list[tuple[str, str, float]]:
+        """(obstacle, robot link, distance m) for every robot link closer than within_m to a static box
+        with the arm at q (negative: penetrating). The links bolted to the table are not checked
+        against it. Moves the arm there (teleport): for motion checks, not while simulating."""
+        reset_joints(self.robot, np.asarray(q_rad, dtype=float))
+        table = self.layout.table.name
+        found = []
+        for name, body in self.static_obstacles().items():
+            for point in p.getClosestPoints(self.robot.body_id, body, within_m, physicsClientId=self.client_id):
+                link = self.robot.link_names[point[3]]
+                if name == table and link in mounted_links:
+                    continue
+                found.append((name, link, float(point[8])))
+        return found
+
     def moving_shapes(self) -> tuple[tuple[int, int], ...]:
         """(body id, link index) of every shape that moves: people's regions and robot links with
         a collision shape. Everything else in the world is static (see SafetyScanner)."""

@@ -4,7 +4,7 @@ import pytest
 
 from smartcell.core.kinematics import DEFAULT_TOOL_LENGTH_M, forward_kinematics
 from smartcell.core.motions import MotionLibrary
-from smartcell.nodes.arm import LIMITS
+from smartcell.core.motions import UR5E_JOINT_LIMITS as LIMITS
 
 pytest.importorskip('pybullet')
 from smartcell.twin.world import DEFAULT_LAYOUT  # noqa: E402
