@@ -276,13 +276,15 @@ def test_check_protective_field_names_field_and_values():
 
 def test_stopping_steps_follow_the_programmed_speed_fraction():
     model = StoppingModel.from_yaml(CONFIG / 'stopping.yaml')
-    # the programme's full scale is 50 % of the joint limits: scale 1.0 -> fraction 0.5 -> 66 % row
+    # the programme's full scale is 50 % of the joint limits: scale 1.0 -> fraction 0.5 -> 50 % row
     steps = model.steps(1.0, speed_fraction_at_full_scale=0.5)
     t_s, s_s = steps.at(1.0)
-    assert float(t_s) == pytest.approx(model.stopping_time(0.66, 1.0))
-    assert float(s_s) == pytest.approx(model.stopping_distance(0.66, 1.0))
-    # scale 0.6 -> fraction 0.3 -> 33 % row
+    assert float(t_s) == pytest.approx(model.stopping_time(0.5, 1.0))
+    assert float(s_s) == pytest.approx(model.stopping_distance(0.5, 1.0))
+    # scale 0.6 -> fraction 0.3 -> 33 % row; scale 0.3 -> 0.15 -> 20 % row, a fifth of the 100 % distance
     assert float(steps.at(0.6)[1]) == pytest.approx(model.stopping_distance(0.33, 1.0))
+    assert float(steps.at(0.3)[1]) == pytest.approx(model.stopping_distance(0.2, 1.0))
+    assert float(steps.at(0.3)[1]) < 0.25 * model.stopping_distance(1.0, 1.0)
 
 
 def test_a_measured_table_round_trips_through_the_file_format(tmp_path):
