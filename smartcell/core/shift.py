@@ -172,6 +172,16 @@ class ShiftRunner:
     def done_steps(self) -> frozenset[StepKey]:
         return frozenset(k for k, s in self._state.items() if s is StepState.DONE)
 
+    def upcoming(self, executor: str) -> ScheduledStep | None:
+        """The executor's next step after its current one, as planned now (it may change at a
+        re-plan); None when nothing more is planned for it. For the operator's display."""
+        if executor not in EXECUTORS:
+            raise ShiftError(f'unknown executor {executor!r}; accepted: {", ".join(EXECUTORS)}')
+        for entry in self._plan.entries:
+            if self._state[entry.key] is StepState.PENDING and executor in _occupies(entry.actor):
+                return entry
+        return None
+
     # --- dispatching ------------------------------------------------------------------------
 
     def next_actions(self, now_s: float) -> NextActions:

@@ -48,7 +48,8 @@ class Supervisor(Node):
     protective_distance_m, allowed_speed_mps, speed_scale, reason); `cell/state` (std_msgs/String
     latched); `cell/events` (std_msgs/String, one JSON object per event); `cell/kpi`
     (diagnostic_msgs/DiagnosticArray latched, cumulative shift KPIs); `arm/joint_trajectory`
-    (trajectory_msgs/JointTrajectory); `/diagnostics`.
+    (trajectory_msgs/JointTrajectory); `operator/current_step`, `operator/next_step`, `robot/intent`
+    (std_msgs/String latched JSON, for the station display); `/diagnostics`.
     Services (std_srvs/Trigger): `cell/start`, `cell/stop`, `cell/pause`, `cell/resume`, `cell/reset`,
     `cell/emergency_stop` — an illegal request answers success=false naming the state and request.
     Parameters: smartcell.core.node_params.SUPERVISOR.
@@ -102,6 +103,8 @@ class Supervisor(Node):
         self.create_subscription(Float64, 'operator/fatigue', self._on_fatigue, LATCHED_QOS)
         self.create_subscription(DiagnosticArray, 'twin/contacts', self._on_contacts, 10)
         self._operator_step_pub = self.create_publisher(String, 'operator/current_step', LATCHED_QOS)
+        self._operator_next_pub = self.create_publisher(String, 'operator/next_step', LATCHED_QOS)
+        self._next_human_step: dict | None = None
         self._intent_pub = self.create_publisher(String, 'robot/intent', LATCHED_QOS)
         self.create_service(Trigger, 'operator/step_done', self._on_operator_done)
         self.create_subscription(String, 'mes/job_order', self._on_job_order, QoSProfile(
@@ -359,6 +362,14 @@ class Supervisor(Node):
             self._intent_pub.publish(String(data=json.dumps({
                 'unit': robot.unit, 'step': robot.step_id, 'station': robot.station, 'kind': robot.kind,
                 'handover': robot.handover, 'expected_end_s': robot.expected_end_s})))
+        upcoming = self._runner.upcoming('human')
+        next_step = {} if upcoming is None else {
+            'unit': upcoming.unit, 'step': upcoming.step_id, 'station': upcoming.station,
+            'kind': self._runner.recipe.by_id[upcoming.step_id].kind, 'handover': upcoming.actor == 'both',
+            'planned_start_s': upcoming.start_s, 'planned_end_s': upcoming.end_s}
+        if next_step != self._next_human_step:
+            self._next_human_step = next_step
+            self._operator_next_pub.publish(String(data=json.dumps(next_step)))
         human = actions.human
         key = None if human is None else (human.unit, human.step_id)
         if key != self._human_step:

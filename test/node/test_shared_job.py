@@ -34,6 +34,9 @@ class Cell:
         peer.node.create_subscription(String, 'operator/current_step',
                                       lambda m: setattr(self, 'operator_step', json.loads(m.data)), LATCHED_QOS)
         peer.node.create_subscription(String, 'cell/events', lambda m: self.events.append(json.loads(m.data)), 50)
+        self.next_steps: list[dict] = []
+        peer.node.create_subscription(String, 'operator/next_step',
+                                      lambda m: self.next_steps.append(json.loads(m.data)), LATCHED_QOS)
         peer.wait_for(lambda: self.state == 'idle', 30, 'cell idle', processes)
 
     def _publish_people(self) -> None:
@@ -73,6 +76,12 @@ def test_two_units_complete_with_acknowledgements(peer, processes, fake_twin):
     assert done.count('present_part') == 2 and done.count('assemble_part') == 2, (done, cell.events)
     assert [e['unit'] for e in cell.events_of('unit_complete')] == [0, 1]
     peer.wait_for(lambda: cell.state == 'idle', 10, 'idle after the job', processes)
+    # The display's "next" list: the person's steps in plan order, then nothing left.
+    announced = [(n['unit'], n['step']) for n in cell.next_steps if n]
+    assert announced[:2] == [(0, 'present_part'), (0, 'assemble_part')], cell.next_steps
+    assert {(1, 'present_part'), (1, 'assemble_part')} <= set(announced)
+    assert cell.next_steps[-1] == {}
+    assert all(n['station'] and n['planned_end_s'] >= n['planned_start_s'] for n in cell.next_steps if n)
 
 
 def test_protective_stop_mid_job_replans_and_finishes(peer, processes, fake_twin):

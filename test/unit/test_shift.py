@@ -68,6 +68,22 @@ def test_actions_name_station_and_motion_kind(repo):
     assert runner.step_done('present_part', 0, HUMAN, 7.5) is True
 
 
+def test_the_persons_next_step_is_the_first_pending_one_planned_for_them(repo):
+    demo = load_recipe(repo / 'config' / 'job_demo.yaml')
+    runner = ShiftRunner(demo, 2, SCHEDULER, now_s=0.0)
+    runner.next_actions(0.0)
+    upcoming = runner.upcoming(HUMAN)
+    planned = [e for e in runner.plan.entries if e.actor in (HUMAN, BOTH)]
+    assert upcoming == planned[0] and upcoming.step_id == 'present_part'
+    runner.step_done('pick_part', 0, ROBOT, 4.0)
+    runner.next_actions(4.0)                            # the handover starts: next is the one after it
+    assert runner.upcoming(HUMAN) == planned[1]
+    end = run_to_end(runner, 4.0)
+    assert runner.upcoming(HUMAN) is None and runner.upcoming(ROBOT) is None and end > 4.0
+    with pytest.raises(ShiftError, match='unknown executor'):
+        runner.upcoming('cobot')
+
+
 def test_bad_reports_raise_and_change_nothing(gearbox):
     runner = ShiftRunner(gearbox, 1, SCHEDULER, now_s=0.0)
     actions = runner.next_actions(0.0)
