@@ -38,10 +38,11 @@ class SimMonitor:
         self._node.create_subscription(DiagnosticArray, 'twin/status', self._on_twin, LATEST)
         self._node.create_subscription(DiagnosticArray, 'cell/kpi', self._on_kpi, LATEST)
         self._bar = None
+        self._units_shown: str | None = None
         if progress:
             from tqdm import tqdm
             self._bar = tqdm(total=round(duration_s, 1), unit='sim s', desc='simulated shift', mininterval=0.5,
-                             bar_format='{l_bar}{bar}| {n:.0f}/{total:.0f} sim s [{elapsed}<{remaining}, {rate_fmt}]')
+                             bar_format='{l_bar}{bar}| {n:.0f}/{total:.0f} sim s [{elapsed}<{remaining}, {rate_fmt}{postfix}]')
 
     def _on_twin(self, msg: DiagnosticArray) -> None:
         self._twin = msg
@@ -52,6 +53,15 @@ class SimMonitor:
 
     def _on_kpi(self, msg: DiagnosticArray) -> None:
         self._kpi = msg
+        if self._bar is None:
+            return
+        values = values_of(msg, 'smartcell/cell') or {}
+        # Units of a job, else pick-and-place cycles: what the shift has produced so far.
+        done, label = (values.get('units_completed'), 'units') if 'units_completed' in values \
+            else (values.get('cycles'), 'cycles')
+        if done is not None and _is_number(done) and done != self._units_shown:
+            self._units_shown = done
+            self._bar.set_postfix_str(f'{label} done {float(done):.0f}', refresh=False)
 
     def wait_for_kpis(self, processes: CellProcesses, start_timeout_s: float, stall_timeout_s: float) -> dict[str, float]:
         last_progress = (None, time.monotonic())

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -14,9 +15,9 @@ pytestmark = [pytest.mark.ros, pytest.mark.twin, pytest.mark.slow]
 VARYING = {'wall_time_s', 'real_time_factor'}
 
 
-def sim(tmp_path, name: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, '-m', 'smartcell.cli', 'sim', '--no-progress', '--log-dir',
-                           str(tmp_path / name), *args], capture_output=True, text=True, timeout=600)
+def sim(tmp_path, name: str, *args: str, progress: bool = False) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, '-m', 'smartcell.cli', 'sim', *([] if progress else ['--no-progress']),
+                           '--log-dir', str(tmp_path / name), *args], capture_output=True, text=True, timeout=600)
 
 
 def kpis(tmp_path, name: str) -> dict[str, float]:
@@ -36,6 +37,16 @@ def test_same_seed_same_kpis_and_faster_than_real_time(tmp_path):
     assert first['cycles'] >= 1                      # the arm worked
     assert first['real_time_factor'] > 1.0           # faster than real time even on a loaded CI machine
     assert (tmp_path / 'run1' / 'supervisor.log').exists()
+
+
+def test_the_progress_bar_counts_what_the_shift_produced(tmp_path):
+    run = sim(tmp_path, 'bar', '--duration', '15', '--scenario', 'empty', '--without', 'sensors,mes', progress=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    produced = kpis(tmp_path, 'bar')['cycles']
+    assert produced >= 1
+    shown = [int(n) for n in re.findall(r'cycles done (\d+)', run.stderr)]
+    assert shown and 1 <= max(shown) <= produced, run.stderr[-2000:]
+    assert '15/15 sim s' in run.stderr
 
 
 def test_full_node_set_runs(tmp_path):
