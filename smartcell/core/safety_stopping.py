@@ -70,6 +70,10 @@ class StoppingModel:
     rated_payload_kg: float = 0.0
     provisional: bool = False
     source: str = ''
+    # Each row's stop was commanded through the arm's scale ramp from scale (speed fraction / this),
+    # as in a cell whose scale 1 runs at this fraction of the joint limits. None: every row's ramp
+    # started at scale 1 (the longest stop at any cell fraction).
+    full_scale_speed_fraction: float | None = None
     _time_envelope: np.ndarray = field(init=False, repr=False, compare=False)
     _distance_envelope: np.ndarray = field(init=False, repr=False, compare=False)
 
@@ -99,7 +103,7 @@ class StoppingModel:
             raise ConfigError(f'{where}: must be a mapping with speed_fractions, payload_fractions and '
                               'robot_table or joints')
         known = {'robot', 'stop_category', 'provisional', 'source', 'rated_payload_kg', 'speed_fractions',
-                 'payload_fractions', 'robot_table', 'joints'}
+                 'payload_fractions', 'robot_table', 'joints', 'full_scale_speed_fraction'}
         unknown = sorted(set(document) - known)
         if unknown:
             raise ConfigError(f'{where}: unknown key(s) {unknown}; accepted: {", ".join(sorted(known))}')
@@ -124,7 +128,12 @@ class StoppingModel:
         provisional = document.get('provisional', False)
         if not isinstance(provisional, bool):
             raise ConfigError(f'{where}: provisional must be true or false, got {provisional!r}')
-        return cls(speeds, payloads, times, distances, float(rated), provisional, str(document.get('source', '')))
+        full_scale = document.get('full_scale_speed_fraction')
+        if full_scale is not None and not (isinstance(full_scale, (int, float)) and not isinstance(full_scale, bool)
+                                           and 0.0 < full_scale <= 1.0):
+            raise ConfigError(f'{where}: full_scale_speed_fraction must be in (0, 1] (or absent), got {full_scale!r}')
+        return cls(speeds, payloads, times, distances, float(rated), provisional, str(document.get('source', '')),
+                   None if full_scale is None else float(full_scale))
 
     def to_mapping(self, robot: str = '', stop_category: int = 2) -> dict[str, Any]:
         """The model as a `robot_table` document for config/stopping.yaml (from_mapping reads it
@@ -133,6 +142,8 @@ class StoppingModel:
                 'source': self.source, 'rated_payload_kg': float(self.rated_payload_kg),
                 'speed_fractions': [float(v) for v in self.speed_fractions],
                 'payload_fractions': [float(v) for v in self.payload_fractions],
+                **({} if self.full_scale_speed_fraction is None
+                   else {'full_scale_speed_fraction': self.full_scale_speed_fraction}),
                 'robot_table': {'stopping_time_s': np.asarray(self.stopping_time_s, float).tolist(),
                                 'stopping_distance_m': np.asarray(self.stopping_distance_m, float).tolist()}}
 
@@ -190,6 +201,16 @@ class StoppingModel:
         column = int(self._index(self.payload_fractions, np.array(payload_fraction), 'payload_fraction'))
         return StoppingSteps(self.speed_fractions / speed_fraction_at_full_scale, self._time_envelope[:, column],
                              self._distance_envelope[:, column])
+
+    def check_cell_fraction(self, max_joint_speed_fraction: float) -> None:
+        """Refuse a cell whose scale 1 is slower than the table's: there a given joint speed is a
+        higher scale, whose ramp to 0 takes longer than the table measured."""
+        if self.full_scale_speed_fraction is not None and max_joint_speed_fraction < self.full_scale_speed_fraction:
+            raise ConfigError(
+                f'the stopping table was measured with stops ramped from the scale of full_scale_speed_fraction='
+                f'{self.full_scale_speed_fraction:g}, but max_joint_speed_fraction={max_joint_speed_fraction:g}: '
+                'the cell\'s stops would last longer than the table says; re-measure with '
+                f'`smartcell stopping-table --full-scale-fraction {max_joint_speed_fraction:g}`')
 
     def payload_fraction(self, payload_kg: float) -> float:
         """payload / rated payload; a payload above the rating is refused (the table does not cover it)."""

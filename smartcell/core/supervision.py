@@ -150,6 +150,7 @@ class SafetyPipeline:
                               f"max_joint_speed_fraction={config['max_joint_speed_fraction']:g}: the arm would refuse "
                               'every planned motion')
         stopping = StoppingModel.from_yaml(stopping_path)
+        stopping.check_cell_fraction(config['max_joint_speed_fraction'])
         check_scanner_field(config, stopping)
         body = BodyModel.from_yaml(body_regions_path)
         evidence = EvidenceWriter(config['evidence_log']) if config['evidence_log'] else None

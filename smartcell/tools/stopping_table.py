@@ -34,8 +34,12 @@ PHYSICS_RATE_HZ = 1000.0                 # finer than the cell's 240 Hz: the sto
 
 
 def measure(joint_index: int, speed_fraction: float, payload_kg: float, ramp: ScaleRamp,
-            client_id: int | None = None) -> tuple[float, float]:
-    """(stopping time s, stopping angle rad) of one joint, from the stop command to standstill."""
+            client_id: int | None = None, full_scale_fraction: float | None = None) -> tuple[float, float]:
+    """(stopping time s, stopping angle rad) of one joint, from the stop command to standstill.
+
+    As in the cell, the stop ramps the speed scale down from the scale the joint runs at: speed
+    fraction / full_scale_fraction (scale 1 runs at full_scale_fraction of the limit); None ramps
+    from scale 1 whatever the speed (the longest stop)."""
     import pybullet as p
 
     from smartcell.twin.world import DEFAULT_LAYOUT, CellWorld, connect, disconnect
@@ -49,7 +53,8 @@ def measure(joint_index: int, speed_fraction: float, payload_kg: float, ramp: Sc
         speed = speed_fraction * UR5E_LIMITS.velocity[joint_index]
         direction = np.zeros(len(JOINT_NAMES))
         direction[joint_index] = 1.0
-        q_target, scale = START_Q.copy(), 1.0
+        start_scale = 1.0 if full_scale_fraction is None else min(1.0, speed_fraction / full_scale_fraction)
+        q_target, scale = START_Q.copy(), start_scale
         for _ in range(int(RUN_UP_S / dt)):
             q_target = q_target + direction * speed * dt
             world.set_joint_targets(q_target, direction * speed)
@@ -58,8 +63,8 @@ def measure(joint_index: int, speed_fraction: float, payload_kg: float, ramp: Sc
         elapsed = 0.0
         while True:
             scale = ramp.step(scale, 0.0, dt)
-            q_target = q_target + direction * speed * scale * dt
-            world.set_joint_targets(q_target, direction * speed * scale)
+            q_target = q_target + direction * speed * (scale / start_scale) * dt
+            world.set_joint_targets(q_target, direction * speed * (scale / start_scale))
             world.step(dt)
             elapsed += dt
             q, qd, _ = world.joint_state()
@@ -73,12 +78,13 @@ def measure(joint_index: int, speed_fraction: float, payload_kg: float, ramp: Sc
             disconnect(client)
 
 
-def stopping_table(ramp: ScaleRamp) -> dict:
+def stopping_table(ramp: ScaleRamp, full_scale_fraction: float | None = None) -> dict:
     joints = {}
     for name, (index, lever) in MEASURED_JOINTS.items():
         times, angles = [], []
         for speed in SPEED_FRACTIONS:
-            row = [measure(index, speed, payload * PAYLOAD_KG, ramp) for payload in PAYLOAD_FRACTIONS]
+            row = [measure(index, speed, payload * PAYLOAD_KG, ramp, full_scale_fraction=full_scale_fraction)
+                   for payload in PAYLOAD_FRACTIONS]
             # Rounded up (never down) to the table's resolution.
             times.append([math.ceil(t * 1000) / 1000 for t, _ in row])
             angles.append([math.ceil(a * 10000) / 10000 for _, a in row])
@@ -90,6 +96,7 @@ def stopping_table(ramp: ScaleRamp) -> dict:
                    "UR5e manual's stopping data on site"),
         'rated_payload_kg': PAYLOAD_KG, 'speed_fractions': list(SPEED_FRACTIONS),
         'payload_fractions': list(PAYLOAD_FRACTIONS),
+        **({} if full_scale_fraction is None else {'full_scale_speed_fraction': full_scale_fraction}),
         'joints': joints,
     }
 
@@ -97,7 +104,8 @@ def stopping_table(ramp: ScaleRamp) -> dict:
 HEADER = """# Robot stopping model for SSM (ISO/TS 15066 5.5.4: T_s and S_s), in the ISO 10218-1 Annex B layout:
 # stopping time and distance at 10/20/33/50/66/100 % speed x 33/66/100 % payload (rows = speed, columns =
 # payload), for the three joints nearest the base. Written by `smartcell stopping-table`: measured in
-# the PyBullet twin, stop category 2 through the arm's speed-scale ramp. Read by
+# the PyBullet twin, stop category 2 through the arm's speed-scale ramp, started from the scale that runs
+# the joint at that speed when scale 1 is full_scale_speed_fraction of the limits. Read by
 # smartcell.core.safety_stopping.StoppingModel (T_s = max over joints, S_s = sum(angle x lever arm)).
 """
 
@@ -108,10 +116,16 @@ def main(argv: list[str]) -> int:
     parser.add_argument('--out', type=Path, default=None, help='write the table here (default: print it)')
     parser.add_argument('--ramp-down', type=float, default=4.0,
                         help="the arm's scale_ramp_down_per_s, 1/s (default 4.0 as in config/cell.yaml)")
+    parser.add_argument('--full-scale-fraction', type=float, default=0.5,
+                        help='the cell\'s max_joint_speed_fraction: a stop ramps down from the scale that '
+                             'runs a joint at the measured speed (default 0.5 as in config/cell.yaml; 0 = always '
+                             'from scale 1, the longest stops, valid for any cell)')
     args = parser.parse_args(argv)
     if not args.ramp_down > 0:
         parser.error(f'--ramp-down must be > 0 1/s, got {args.ramp_down}')
-    table = stopping_table(ScaleRamp(down_per_s=args.ramp_down))
+    if not 0.0 <= args.full_scale_fraction <= 1.0:
+        parser.error(f'--full-scale-fraction must be in [0, 1], got {args.full_scale_fraction}')
+    table = stopping_table(ScaleRamp(down_per_s=args.ramp_down), args.full_scale_fraction or None)
     text = HEADER + yaml.safe_dump(table, sort_keys=False, default_flow_style=None, width=100)
     if args.out is None:
         sys.stdout.write(text)

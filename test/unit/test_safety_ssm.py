@@ -298,3 +298,20 @@ def test_a_measured_table_round_trips_through_the_file_format(tmp_path):
     assert not loaded.provisional and loaded.source == 'twin measurement'
     assert loaded.stopping_distance(0.5, 0.7) == pytest.approx(0.17)
     np.testing.assert_allclose(loaded.stopping_time_s, measured.stopping_time_s)
+
+
+def test_a_table_measured_for_a_faster_full_scale_is_refused_for_a_slower_cell():
+    model = StoppingModel.from_yaml(CONFIG / 'stopping.yaml')
+    assert model.full_scale_speed_fraction == 0.5
+    model.check_cell_fraction(0.5)
+    model.check_cell_fraction(1.0)                     # higher cell fraction: lower scales, shorter stops
+    with pytest.raises(ConfigError, match='max_joint_speed_fraction=0.3'):
+        model.check_cell_fraction(0.3)
+    round_trip = StoppingModel.from_mapping(model.to_mapping('ur5e'))
+    assert round_trip.full_scale_speed_fraction == 0.5
+    document = model.to_mapping('ur5e')
+    document['full_scale_speed_fraction'] = 1.5
+    with pytest.raises(ConfigError, match='full_scale_speed_fraction must be in'):
+        StoppingModel.from_mapping(document)
+    del document['full_scale_speed_fraction']
+    StoppingModel.from_mapping(document).check_cell_fraction(0.05)   # ramped from scale 1: valid anywhere
