@@ -311,8 +311,11 @@ def run_scenario(scenario: CampaignScenario, policy_name: str, settings: Campaig
         policy = _Policy(policy_name, settings)
         body = BodyModel.from_yaml(settings.body_regions_path)
         stopping = StoppingModel.from_yaml(settings.stopping_path)
+        # The stopping data at the scale the arm applies: scale 1 is at most max_joint_speed_fraction
+        # of the limits (the arm refuses anything faster).
         audit = SsmAudit(settings.separation_inputs(),
-                         stopping.steps(stopping.payload_fraction(settings.supervisor['payload_kg'])))
+                         stopping.steps(stopping.payload_fraction(settings.supervisor['payload_kg']),
+                                        settings.arm['max_joint_speed_fraction']))
         cfg = settings.scanner
         tracker_config = TrackerConfig(cluster_gap_m=cfg['cluster_gap_m'], max_leg_width_m=cfg['max_leg_width_m'],
                                        max_leg_pair_distance_m=cfg['max_leg_pair_distance_m'],
