@@ -13,7 +13,8 @@ import numpy as np
 
 from smartcell.core.evidence import EvidenceWriter
 from smartcell.core.params import ConfigError
-from smartcell.core.kinematics import LINK_CAPSULE_RADII, capsule_point_velocities, link_capsules
+from smartcell.core.kinematics import (DEFAULT_TOOL_LENGTH_M, LINK_CAPSULE_RADII, capsule_point_velocities,
+                                       forward_kinematics, link_capsules)
 from smartcell.core.safety import (Mode, PeopleObservation, RobotObservation, SafetyConfig, SafetyEvent,
                                    SafetyMonitor, SafetyVerdict)
 from smartcell.core.safety_pfl import BodyModel, ContactVerdict
@@ -57,6 +58,22 @@ def robot_geometry(stamp_s: float, q_rad: np.ndarray, qd_radps: np.ndarray, base
     capsules = link_capsules(q_rad) @ rotation.T + offset
     velocities = capsule_point_velocities(q_rad, qd_radps) @ rotation.T
     return RobotGeometry(stamp_s, capsules, LINK_CAPSULE_RADII, velocities)
+
+
+def tool_tip_world(q_rad: np.ndarray, base: BasePose, tool_length_m: float = DEFAULT_TOOL_LENGTH_M) -> np.ndarray:
+    """Where the gripper tip is (m, world) with the arm at q."""
+    tool0 = forward_kinematics(np.asarray(q_rad, dtype=float))
+    tip = tool0[:3, 3] + tool_length_m * tool0[:3, 2]
+    return base.rotation() @ tip + np.array([base.x_m, base.y_m, base.z_m])
+
+
+def person_near(people_xy_m: np.ndarray, point_xy_m: np.ndarray, radius_m: float) -> bool:
+    """Is any tracked person (N, 2) m within radius_m (horizontally) of a point? NaN counts as no."""
+    people = np.asarray(people_xy_m, dtype=float).reshape(-1, 2)
+    if len(people) == 0:
+        return False
+    distances = np.linalg.norm(people - np.asarray(point_xy_m, dtype=float)[:2], axis=1)
+    return bool(np.any(distances <= radius_m))
 
 
 @dataclass
@@ -156,6 +173,10 @@ class SafetyPipeline:
         evidence = EvidenceWriter(config['evidence_log']) if config['evidence_log'] else None
         return cls(SafetyMonitor(safety, stopping, Mode(config['mode']), body=body),
                    BasePose.from_list(config['robot_base_xyz_yaw']), evidence)
+
+    @property
+    def base(self) -> BasePose:
+        return self._base
 
     @property
     def last_verdict(self) -> SafetyVerdict | None:

@@ -24,13 +24,14 @@ from smartcell.core.tasks import load_recipe
 from smartcell.core.node_params import SUPERVISOR
 from smartcell.core.params import ConfigError
 from smartcell.core.safety import Mode
-from smartcell.core.supervision import CellKpis, SafetyPipeline
+from smartcell.core.supervision import CellKpis, SafetyPipeline, person_near, tool_tip_world
 from smartcell.core.verdict import MOTION_KEY, VERDICT_STATUS_NAME, verdict_values
 from smartcell.nodes.common import (LATCHED_QOS, LEVEL_ERROR, LEVEL_OK, LEVEL_WARN, STREAM_QOS, declare_parameters,
                                     diagnostic_array, diagnostic_status, duration_msg, run_node, s_to_stamp,
                                     stamp_ns, stamp_to_s)
 from smartcell.share import share_file
 
+HANDOVER_POSE = 'present'        # motions.yaml configuration that holds the part out to the person
 ARRIVAL_TOLERANCE_RAD = 0.01     # joint error and speed (rad, rad/s) at which a motion counts as arrived
 SAFETY_LEVEL = {'normal': LEVEL_OK, 'reduced': LEVEL_OK, 'protective_stop': LEVEL_WARN,
                 'emergency_stop': LEVEL_ERROR, 'fault': LEVEL_ERROR}
@@ -87,6 +88,9 @@ class Supervisor(Node):
         self._pending_target = np.zeros(len(JOINT_NAMES))
         self._last_motion = ''
         self._tick_now_s = 0.0
+        self._people_xy = np.empty((0, 2))     # tracked people of the latest cycle (m, world)
+        self._handover_note = ''
+        self._intent: dict = {}                # the robot's current step as shown on robot/intent
 
         self._scale_pub = self.create_publisher(Float64, 'speed_scale', LATCHED_QOS)
         self._verdict_pub = self.create_publisher(DiagnosticArray, 'safety/verdict', STREAM_QOS)
@@ -292,7 +296,9 @@ class Supervisor(Node):
     def _evaluate(self, people: PoseArray, joints: JointState | None, now_s: float) -> None:
         self._last_people_ns = stamp_ns(people.header.stamp)
         self._tick_now_s = now_s
-        verdict = self._safety.evaluate(people_arrays(people), joint_arrays(joints), now_s)
+        people_data = people_arrays(people)
+        self._people_xy = people_data[2][:, :2]
+        verdict = self._safety.evaluate(people_data, joint_arrays(joints), now_s)
         self._emit_safety_events()
         self._react_to_safety(verdict)
         self._kpis.account(verdict.speed_scale, verdict.separation_m, stamp_to_s(people.header.stamp),
@@ -349,9 +355,23 @@ class Supervisor(Node):
             if self._robot_step is None:
                 return
             name = self._robot_step[2][0]
+            if name == HANDOVER_POSE and not self._person_at_handover():
+                return          # hold the part back until somebody is there to take it
         else:
             name = self._cycle[self._cycle_index % len(self._cycle)]
         self._send_motion(arrays[1], self._motions.configurations[name])
+
+    def _person_at_handover(self) -> bool:
+        tip = tool_tip_world(self._motions.configurations[HANDOVER_POSE], self._safety.base)
+        present = person_near(self._people_xy, tip[:2], self._config['handover_presence_m'])
+        waiting = '' if present else (f'handover: waiting for a person within {self._config["handover_presence_m"]:g} m '
+                                      'of the part')
+        if waiting != self._handover_note:
+            self._handover_note = waiting
+            self.get_logger().info(waiting or 'handover: person there, presenting the part')
+            self._intent = {**self._intent, 'waiting': waiting}
+            self._intent_pub.publish(String(data=json.dumps(self._intent)))     # tell the display why
+        return present
 
     def _drive_job(self) -> None:
         actions = self._runner.next_actions(self._now_s())
@@ -359,9 +379,9 @@ class Supervisor(Node):
         self._collaborate_for_handover(robot is not None and robot.handover)
         if robot is not None and (self._robot_step is None or self._robot_step[:2] != (robot.unit, robot.step_id)):
             self._robot_step = (robot.unit, robot.step_id, motions_for_step(robot.station, robot.kind, self._motions))
-            self._intent_pub.publish(String(data=json.dumps({
-                'unit': robot.unit, 'step': robot.step_id, 'station': robot.station, 'kind': robot.kind,
-                'handover': robot.handover, 'expected_end_s': robot.expected_end_s})))
+            self._intent = {'unit': robot.unit, 'step': robot.step_id, 'station': robot.station, 'kind': robot.kind,
+                            'handover': robot.handover, 'expected_end_s': robot.expected_end_s, 'waiting': ''}
+            self._intent_pub.publish(String(data=json.dumps(self._intent)))
         upcoming = self._runner.upcoming('human')
         next_step = {} if upcoming is None else {
             'unit': upcoming.unit, 'step': upcoming.step_id, 'station': upcoming.station,

@@ -3,8 +3,11 @@ over the real `operator/step_done` service, a protective stop mid-job that is re
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import numpy as np
 import pytest
+import yaml
 from geometry_msgs.msg import Pose, PoseArray
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
@@ -13,6 +16,9 @@ from smartcell.nodes.common import LATCHED_QOS, STREAM_QOS
 from smartcell.tools.cell_processes import node_command
 
 pytestmark = pytest.mark.ros
+AWAY, AT_ASSEMBLY = (4.0, 3.0), (1.2, 0.0)        # m, world: far off; where the person works at the shared station
+PRESENT = np.array(yaml.safe_load((Path(__file__).resolve().parents[2] / 'config' / 'motions.yaml').read_text())
+                   ['configurations']['present'])
 
 
 class Cell:
@@ -24,7 +30,7 @@ class Cell:
                                                                                   'max_joint_speed_fraction': 1.0}))
         self.peer, self.processes = peer, processes
         self.twin = fake_twin(peer, publish_verdicts=False)
-        self.person = (4.0, 3.0)
+        self.person = AWAY
         self.people_pub = peer.node.create_publisher(PoseArray, 'humans', STREAM_QOS)
         peer.node.create_timer(0.02, self._publish_people)
         self.state = ''
@@ -62,9 +68,17 @@ class Cell:
                                timeout_s, 'a step for the operator or the end', self.processes)
             if until():
                 break
+            step = dict(self.operator_step)
+            if step['station'] == 'assembly':
+                self.person = AT_ASSEMBLY              # walks to the shared station
+            if step.get('handover'):
+                # takes the part once the arm holds it out (it does so only with somebody there)
+                self.peer.wait_for(lambda: np.max(np.abs(self.twin.position - PRESENT)) < 0.01, timeout_s,
+                                   'the arm presenting the part', self.processes)
             answer = self.peer.call(Trigger, 'operator/step_done', processes=self.processes)
             assert answer.success, answer.message
-            done.append((self.operator_step['unit'], self.operator_step['step']))
+            self.person = AWAY
+            done.append((step['unit'], step['step']))
         return [step for _, step in done]
 
 
@@ -84,13 +98,27 @@ def test_two_units_complete_with_acknowledgements(peer, processes, fake_twin):
     assert all(n['station'] and n['planned_end_s'] >= n['planned_start_s'] for n in cell.next_steps if n)
 
 
+def test_the_arm_holds_the_part_back_until_the_person_is_at_the_handover(peer, processes, fake_twin):
+    cell = Cell(peer, processes, fake_twin)
+    intents: list[dict] = []
+    peer.node.create_subscription(String, 'robot/intent', lambda m: intents.append(json.loads(m.data)), LATCHED_QOS)
+    assert peer.call(Trigger, 'cell/start', processes=processes).success
+    peer.wait_for(lambda: intents and intents[-1]['step'] == 'present_part' and intents[-1]['waiting'], 60,
+                  'the robot waiting at the handover', processes)
+    assert 'waiting for a person' in intents[-1]['waiting']
+    assert np.max(np.abs(cell.twin.position - PRESENT)) > 0.1          # not holding the part out
+    cell.person = AT_ASSEMBLY
+    peer.wait_for(lambda: np.max(np.abs(cell.twin.position - PRESENT)) < 0.01, 30, 'the part presented', processes)
+    assert intents[-1]['step'] == 'present_part' and intents[-1]['waiting'] == ''
+
+
 def test_protective_stop_mid_job_replans_and_finishes(peer, processes, fake_twin):
     cell = Cell(peer, processes, fake_twin)
     assert peer.call(Trigger, 'cell/start', processes=processes).success
     peer.wait_for(lambda: cell.twin.mode == 'executing', 20, 'robot moving', processes)
     cell.person = (0.7, 0.0)                    # into the protective zone mid-motion
     peer.wait_for(lambda: cell.state == 'protective_stop', 10, 'protective stop', processes)
-    cell.person = (4.0, 3.0)
+    cell.person = AWAY
     peer.wait_for(lambda: cell.state == 'running', 10, 'resumed', processes)
     cell.work_as_operator(lambda: bool(cell.events_of('job_complete')), timeout_s=240)
     complete = cell.events_of('job_complete')[0]

@@ -88,3 +88,4 @@ def test_static_zone_stops_inside_holds_then_releases_and_stops_on_silence():
     assert zone.on_silence(2.5) == 0.0
     with pytest.raises(ValueError, match='radius'):
         StaticZonePolicy((0.0, 0.0), 0.0, 0.5, 0.07)
+

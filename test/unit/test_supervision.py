@@ -89,3 +89,18 @@ def test_scanner_field_closer_than_iso13855_requires_is_refused(repo):
     assert required == _pytest.approx(expected)
     with _pytest.raises(ConfigError, match='scanner_protective_field_m=1.0 m is smaller than'):
         check_scanner_field({**config, 'scanner_protective_field_m': 1.0}, stopping)
+
+
+def test_handover_presence_helpers():
+    from smartcell.core.kinematics import forward_kinematics
+    from smartcell.core.supervision import BasePose, person_near, tool_tip_world
+    q = np.array([0.0, -1.571, 1.571, -1.571, -1.571, 0.0])
+    base = BasePose(1.0, 2.0, 0.75, math.pi / 2)
+    tool0 = forward_kinematics(q)
+    local_tip = tool0[:3, 3] + 0.15 * tool0[:3, 2]
+    expected = np.array([1.0 - local_tip[1], 2.0 + local_tip[0], 0.75 + local_tip[2]])     # yaw 90 deg
+    assert tool_tip_world(q, base) == pytest.approx(expected)
+    assert person_near(np.array([[0.0, 0.0], [1.0, 1.0]]), np.array([1.5, 1.0]), 0.6)
+    assert not person_near(np.array([[0.0, 0.0]]), np.array([1.5, 1.0]), 0.6)
+    assert not person_near(np.empty((0, 2)), np.array([0.0, 0.0]), 5.0)
+    assert not person_near(np.array([[math.nan, 0.0]]), np.array([0.0, 0.0]), 5.0)
