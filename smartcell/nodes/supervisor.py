@@ -364,8 +364,8 @@ class Supervisor(Node):
     def _person_at_handover(self) -> bool:
         tip = tool_tip_world(self._motions.configurations[HANDOVER_POSE], self._safety.base)
         present = person_near(self._people_xy, tip[:2], self._config['handover_presence_m'])
-        waiting = '' if present else (f'handover: waiting for a person within {self._config["handover_presence_m"]:g} m '
-                                      'of the part')
+        radius = self._config['handover_presence_m']
+        waiting = '' if present else f'handover: waiting for a person within {radius:g} m of the part'
         if waiting != self._handover_note:
             self._handover_note = waiting
             self.get_logger().info(waiting or 'handover: person there, presenting the part')

@@ -42,7 +42,8 @@ class SimMonitor:
         if progress:
             from tqdm import tqdm
             self._bar = tqdm(total=round(duration_s, 1), unit='sim s', desc='simulated shift', mininterval=0.5,
-                             bar_format='{l_bar}{bar}| {n:.0f}/{total:.0f} sim s [{elapsed}<{remaining}, {rate_fmt}{postfix}]')
+                             bar_format='{l_bar}{bar}| {n:.0f}/{total:.0f} sim s '
+                                        '[{elapsed}<{remaining}, {rate_fmt}{postfix}]')
 
     def _on_twin(self, msg: DiagnosticArray) -> None:
         self._twin = msg

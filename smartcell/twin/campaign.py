@@ -31,7 +31,7 @@ from smartcell.core.safety_pfl import BodyModel, ContactVerdict, contact_verdict
 from smartcell.core.safety_ssm import SeparationInputs
 from smartcell.core.safety_stopping import StoppingModel
 from smartcell.core.ssm_audit import PersonTruth, SsmAudit, StaticZonePolicy, robot_speed_toward
-from smartcell.core.supervision import SafetyPipeline, check_scanner_field
+from smartcell.core.supervision import BasePose, SafetyPipeline, check_scanner_field
 from smartcell.core.tracking import PeopleTracker, Pose2D, ScanGeometry, TrackerConfig
 from smartcell.core.trajectory import ScaleRamp, TrajectoryExecutor
 from smartcell.topology import param_registry
@@ -324,15 +324,14 @@ def run_scenario(scenario: CampaignScenario, policy_name: str, settings: Campaig
                                        monitored_area_m=tuple(cfg['monitored_area_m']))
         tracker: PeopleTracker | None = None
         q0 = np.asarray(settings.arm['initial_positions_rad'], dtype=float)
-        executor = TrajectoryExecutor(speed_limited(LIMITS, settings.arm['max_joint_speed_fraction']), ScaleRamp(settings.arm['scale_ramp_down_per_s'],
-                                                        settings.arm['scale_ramp_up_per_s']), q0)
+        executor = TrajectoryExecutor(speed_limited(LIMITS, settings.arm['max_joint_speed_fraction']),
+                                      ScaleRamp(settings.arm['scale_ramp_down_per_s'],
+                                                settings.arm['scale_ramp_up_per_s']), q0)
         motions = MotionLibrary.from_yaml(settings.motions_path, LIMITS)
         cycle = motions.cycle(settings.supervisor['cycle_waypoints'])
         speed_fraction = settings.supervisor['nominal_speed_fraction']
-        base = settings.supervisor['robot_base_xyz_yaw']
-        rotation = np.array([[math.cos(base[3]), -math.sin(base[3]), 0.0], [math.sin(base[3]), math.cos(base[3]), 0.0],
-                             [0.0, 0.0, 1.0]])
-        offset = np.asarray(base[:3], dtype=float)
+        base = BasePose.from_list(settings.supervisor['robot_base_xyz_yaw'])
+        rotation, offset = base.rotation(), np.array([base.x_m, base.y_m, base.z_m])
 
         commands: deque = deque()
         segment, target = 0, None
