@@ -109,7 +109,8 @@ def test_the_arm_holds_the_part_back_until_the_person_is_at_the_handover(peer, p
     assert np.max(np.abs(cell.twin.position - PRESENT)) > 0.1          # not holding the part out
     cell.person = AT_ASSEMBLY
     peer.wait_for(lambda: np.max(np.abs(cell.twin.position - PRESENT)) < 0.01, 30, 'the part presented', processes)
-    assert intents[-1]['step'] == 'present_part' and intents[-1]['waiting'] == ''
+    peer.wait_for(lambda: intents[-1]['waiting'] == '', 10, 'the display told the wait is over', processes)
+    assert intents[-1]['step'] == 'present_part'
 
 
 def test_protective_stop_mid_job_replans_and_finishes(peer, processes, fake_twin):
