@@ -90,6 +90,7 @@ class Supervisor(Node):
         self._tick_now_s = 0.0
         self._people_xy = np.empty((0, 2))     # tracked people of the latest cycle (m, world)
         self._handover_note = ''
+        self._handover_xy: np.ndarray | None = None     # where the part is held out (m, world)
         self._intent: dict = {}                # the robot's current step as shown on robot/intent
 
         self._scale_pub = self.create_publisher(Float64, 'speed_scale', LATCHED_QOS)
@@ -362,8 +363,9 @@ class Supervisor(Node):
         self._send_motion(arrays[1], self._motions.configurations[name])
 
     def _person_at_handover(self) -> bool:
-        tip = tool_tip_world(self._motions.configurations[HANDOVER_POSE], self._safety.base)
-        present = person_near(self._people_xy, tip[:2], self._config['handover_presence_m'])
+        if self._handover_xy is None:      # fixed pose and base: once
+            self._handover_xy = tool_tip_world(self._motions.configurations[HANDOVER_POSE], self._safety.base)[:2]
+        present = person_near(self._people_xy, self._handover_xy, self._config['handover_presence_m'])
         radius = self._config['handover_presence_m']
         waiting = '' if present else f'handover: waiting for a person within {radius:g} m of the part'
         if waiting != self._handover_note:
