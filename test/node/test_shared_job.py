@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import yaml
 from geometry_msgs.msg import Pose, PoseArray
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
@@ -16,6 +17,10 @@ from smartcell.nodes.common import LATCHED_QOS, STREAM_QOS
 from smartcell.tools.cell_processes import node_command
 
 pytestmark = pytest.mark.ros
+# Latched topics keep one message per publisher; a test that wants *every* message must not let a
+# quick second one replace the first in its own reader queue.
+EVERY_LATCHED = QoSProfile(depth=50, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
+                           durability=DurabilityPolicy.TRANSIENT_LOCAL)
 AWAY, AT_ASSEMBLY = (4.0, 3.0), (1.2, 0.0)        # m, world: far off; where the person works at the shared station
 PRESENT = np.array(yaml.safe_load((Path(__file__).resolve().parents[2] / 'config' / 'motions.yaml').read_text())
                    ['configurations']['present'])
@@ -42,7 +47,7 @@ class Cell:
         peer.node.create_subscription(String, 'cell/events', lambda m: self.events.append(json.loads(m.data)), 50)
         self.next_steps: list[dict] = []
         peer.node.create_subscription(String, 'operator/next_step',
-                                      lambda m: self.next_steps.append(json.loads(m.data)), LATCHED_QOS)
+                                      lambda m: self.next_steps.append(json.loads(m.data)), EVERY_LATCHED)
         peer.wait_for(lambda: self.state == 'idle', 30, 'cell idle', processes)
 
     def _publish_people(self) -> None:
@@ -101,7 +106,7 @@ def test_two_units_complete_with_acknowledgements(peer, processes, fake_twin):
 def test_the_arm_holds_the_part_back_until_the_person_is_at_the_handover(peer, processes, fake_twin):
     cell = Cell(peer, processes, fake_twin)
     intents: list[dict] = []
-    peer.node.create_subscription(String, 'robot/intent', lambda m: intents.append(json.loads(m.data)), LATCHED_QOS)
+    peer.node.create_subscription(String, 'robot/intent', lambda m: intents.append(json.loads(m.data)), EVERY_LATCHED)
     assert peer.call(Trigger, 'cell/start', processes=processes).success
     peer.wait_for(lambda: intents and intents[-1]['step'] == 'present_part' and intents[-1]['waiting'], 60,
                   'the robot waiting at the handover', processes)
@@ -128,7 +133,6 @@ def test_protective_stop_mid_job_replans_and_finishes(peer, processes, fake_twin
 
 
 def test_mes_orders_are_accepted_when_idle_and_known_else_rejected_with_a_reason(peer, processes, fake_twin):
-    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     cell = Cell(peer, processes, fake_twin)
     orders = peer.node.create_publisher(String, 'mes/job_order', QoSProfile(
         depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL))
