@@ -71,6 +71,13 @@ class MotionLibrary:
 
 
 SEGMENT_TIME_MARGIN = 1.02
+ARRIVAL_TOLERANCE_RAD = 0.01     # joint error and speed (rad, rad/s) at which a motion counts as arrived
+
+
+def arrived(q_rad: np.ndarray, qd_radps: np.ndarray, target_rad: np.ndarray) -> bool:
+    """A motion is done when every joint is within the tolerance of its target and nearly still."""
+    return bool(np.max(np.abs(np.asarray(q_rad) - target_rad)) < ARRIVAL_TOLERANCE_RAD
+                and np.max(np.abs(qd_radps)) < ARRIVAL_TOLERANCE_RAD)
 
 
 def segment_plan(start_rad: np.ndarray, target_rad: np.ndarray, limits: JointLimitsView,

@@ -48,6 +48,14 @@ class TrackerConfig:
     velocity_gain: float = 0.5            # alpha-beta filter gain on velocity (0..1)
     monitored_area_m: tuple[float, float, float, float] = (-10.0, -10.0, 10.0, 10.0)  # xmin, ymin, xmax, ymax
 
+    @classmethod
+    def from_params(cls, params: dict) -> 'TrackerConfig':
+        """From the scanner node's parameters (smartcell.core.node_params.SCANNER)."""
+        return cls(cluster_gap_m=params['cluster_gap_m'], max_leg_width_m=params['max_leg_width_m'],
+                   max_leg_pair_distance_m=params['max_leg_pair_distance_m'],
+                   association_gate_m=params['association_gate_m'], track_timeout_s=params['track_timeout_s'],
+                   monitored_area_m=tuple(params['monitored_area_m']))
+
     def __post_init__(self) -> None:
         if not 0.0 < self.velocity_gain <= 1.0:
             raise ValueError(f'velocity_gain must be in (0, 1], got {self.velocity_gain}')

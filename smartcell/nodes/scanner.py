@@ -30,13 +30,7 @@ class Scanner(Node):
         self._config = declare_parameters(self, SCANNER)
         x, y, yaw = self._config['scanner_pose_xy_yaw']
         self._scanner_pose = Pose2D(x, y, yaw)
-        self._tracker_config = TrackerConfig(
-            cluster_gap_m=self._config['cluster_gap_m'],
-            max_leg_width_m=self._config['max_leg_width_m'],
-            max_leg_pair_distance_m=self._config['max_leg_pair_distance_m'],
-            association_gate_m=self._config['association_gate_m'],
-            track_timeout_s=self._config['track_timeout_s'],
-            monitored_area_m=tuple(self._config['monitored_area_m']))
+        self._tracker_config = TrackerConfig.from_params(self._config)
         self._tracker: PeopleTracker | None = None
         self._geometry: ScanGeometry | None = None
         self._world_frame = self._config['world_frame']

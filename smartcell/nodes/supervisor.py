@@ -18,7 +18,8 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from smartcell.core.cell import SERVICE_REQUESTS, CellStateMachine, Event, IllegalTransition, State
 from smartcell.core.kinematics import JOINT_NAMES
-from smartcell.core.motions import UR5E_JOINT_LIMITS as LIMITS, MotionLibrary, motions_for_step, segment_plan
+from smartcell.core.motions import (UR5E_JOINT_LIMITS as LIMITS, MotionLibrary, arrived, motions_for_step,
+                                    segment_plan)
 from smartcell.core.shift import ShiftConfig, ShiftError, ShiftRunner
 from smartcell.core.tasks import load_recipe
 from smartcell.core.node_params import SUPERVISOR
@@ -32,7 +33,6 @@ from smartcell.nodes.common import (LATCHED_QOS, LEVEL_ERROR, LEVEL_OK, LEVEL_WA
 from smartcell.share import share_file
 
 HANDOVER_POSE = 'present'        # motions.yaml configuration that holds the part out to the person
-ARRIVAL_TOLERANCE_RAD = 0.01     # joint error and speed (rad, rad/s) at which a motion counts as arrived
 SAFETY_LEVEL = {'normal': LEVEL_OK, 'reduced': LEVEL_OK, 'protective_stop': LEVEL_WARN,
                 'emergency_stop': LEVEL_ERROR, 'fault': LEVEL_ERROR}
 
@@ -202,8 +202,7 @@ class Supervisor(Node):
         if not self._pending_trajectory or arrays is None:
             return
         _, q, qd = arrays
-        if np.max(np.abs(q - self._pending_target)) < ARRIVAL_TOLERANCE_RAD and \
-                np.max(np.abs(qd)) < ARRIVAL_TOLERANCE_RAD:
+        if arrived(q, qd, self._pending_target):
             self._motion_done()
 
     def _motion_done(self) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from smartcell.core.kinematics import capsule_point_velocities, link_capsules
-from smartcell.core.motions import UR5E_JOINT_LIMITS as LIMITS, MotionLibrary, segment_plan, speed_limited
+from smartcell.core.motions import UR5E_JOINT_LIMITS as LIMITS, MotionLibrary, arrived, segment_plan, speed_limited
 from smartcell.core.params import load_cell_config
 from smartcell.core.safety import SafetyState
 from smartcell.core.safety_pfl import BodyModel, ContactVerdict, contact_verdict
@@ -40,7 +40,6 @@ from smartcell.twin.scanner import ScannerConfig, world_scanner
 from smartcell.twin.world import DEFAULT_LAYOUT, Area, CellLayout, CellWorld, connect, disconnect
 
 POLICIES = ('ssm', 'static', 'none')     # 'none': no safety function at all, to show the audit can fail
-ARRIVAL_TOLERANCE_RAD = 0.01             # as the supervisor: joint error and speed at which a motion is done
 ROBOT_REACH_M = 0.85 + 0.15              # UR5e reach plus the tool: the hazard zone around the base
 STOP_STATES = (SafetyState.PROTECTIVE_STOP, SafetyState.EMERGENCY_STOP, SafetyState.FAULT)
 
@@ -317,11 +316,7 @@ def run_scenario(scenario: CampaignScenario, policy_name: str, settings: Campaig
                          stopping.steps(stopping.payload_fraction(settings.supervisor['payload_kg']),
                                         settings.arm['max_joint_speed_fraction']))
         cfg = settings.scanner
-        tracker_config = TrackerConfig(cluster_gap_m=cfg['cluster_gap_m'], max_leg_width_m=cfg['max_leg_width_m'],
-                                       max_leg_pair_distance_m=cfg['max_leg_pair_distance_m'],
-                                       association_gate_m=cfg['association_gate_m'],
-                                       track_timeout_s=cfg['track_timeout_s'],
-                                       monitored_area_m=tuple(cfg['monitored_area_m']))
+        tracker_config = TrackerConfig.from_params(cfg)
         tracker: PeopleTracker | None = None
         q0 = np.asarray(settings.arm['initial_positions_rad'], dtype=float)
         executor = TrajectoryExecutor(speed_limited(LIMITS, settings.arm['max_joint_speed_fraction']),
@@ -362,8 +357,7 @@ def run_scenario(scenario: CampaignScenario, policy_name: str, settings: Campaig
             if stopped:
                 result.stopped_time_s += dt
             # -- motions (the supervisor's cycle) -------------------------------------------------
-            if target is not None and np.max(np.abs(q - target)) < ARRIVAL_TOLERANCE_RAD \
-                    and np.max(np.abs(qd)) < ARRIVAL_TOLERANCE_RAD:
+            if target is not None and arrived(q, qd, target):
                 segment, target = segment + 1, None
                 result.parts = segment / len(cycle)
             if target is None and not stopped:
