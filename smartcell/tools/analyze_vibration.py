@@ -16,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-from smartcell.core.vibration import (BEARING_PRESETS, AnalysisConfig, BearingGeometry, amplitude_spectrum,
+from smartcell.core.sensors.vibration import (BEARING_PRESETS, AnalysisConfig, BearingGeometry, amplitude_spectrum,
                                       bearing_preset, diagnose, envelope_spectrum, extract_features,
                                       fault_frequencies)
 
@@ -45,7 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument('--resolution-hz', type=float, default=1.0,
                    help='required frequency resolution in Hz: the file must hold sample_rate / resolution samples')
     p.add_argument('--envelope-band-hz', type=float, nargs=2, metavar=('LOW', 'HIGH'),
-                   help='envelope band-pass in Hz (default 0.08-0.40 x sample rate)')
+                   help='envelope band-pass in Hz (default: the fast kurtogram\'s most impulsive band, '
+                        'else 0.08-0.40 x sample rate)')
     p.add_argument('--plot', type=Path,
                    help='write spectrum and envelope spectrum with the fault frequencies to this PNG')
     return p
@@ -130,7 +131,7 @@ def _check(args: argparse.Namespace, samples: np.ndarray, shaft_hz: float | None
         if highest >= fs / 2.0:
             raise InputError(f'sample rate {fs:g} Hz is too low: bearing lines reach {highest:.4g} Hz, above the '
                              f'Nyquist frequency {fs / 2:g} Hz (wrong --sample-rate-hz?)')
-    config = AnalysisConfig(envelope_band_hz=tuple(args.envelope_band_hz) if args.envelope_band_hz else None)
+    config = AnalysisConfig(envelope_band_hz=tuple(args.envelope_band_hz) if args.envelope_band_hz else 'auto')
     try:
         config.envelope_band(fs)
     except ValueError as exc:
@@ -153,15 +154,13 @@ def analyse(args: argparse.Namespace) -> dict[str, object]:
         'duration_s': samples.size / args.sample_rate_hz, 'shaft_hz': shaft_hz,
         'bearing': None if bearing is None else bearing.__dict__,
         'features': features.summary(),
-        'matches': [{'name': m.name, 'freq_hz': m.freq_hz, 'amplitude': m.amplitude, 'prominence': m.prominence,
-                     'matched': m.prominence >= 4.0} for m in features.bearing + features.shaft],
+        'matches': [m.as_dict() for m in features.bearing + features.shaft],
+        'condition': diagnosis.condition.as_dict() if diagnosis.condition else None,
         'verdict': {'fault': diagnosis.fault, 'confidence': diagnosis.confidence, 'scores': dict(diagnosis.evidence),
                     'baseline': 'none: baseline-free rules (see docs/sensors.md)'},
     }
-    if shaft_hz is None:
-        result['verdict']['note'] = 'no shaft speed given: no shaft or bearing lines checked'
-    elif bearing is None:
-        result['verdict']['note'] = 'no bearing given: bearing lines not checked'
+    if diagnosis.note:
+        result['verdict']['note'] = diagnosis.note
     if args.plot is not None:
         try:
             _plot(args.plot, samples, args.sample_rate_hz, features, config)
@@ -176,7 +175,7 @@ def _plot(path: Path, samples: np.ndarray, fs: float, features, config: Analysis
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     spectrum = amplitude_spectrum(samples, fs)
-    envelope = envelope_spectrum(samples, fs, config.envelope_band(fs))
+    envelope = envelope_spectrum(samples, fs, features.envelope_band_hz)
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 7), constrained_layout=True)
     top.semilogy(spectrum.freqs_hz, np.maximum(spectrum.amplitude, 1e-12), lw=0.6, color='0.2')
     top.set(title='Spectrum (Hann, amplitude)', xlabel='frequency [Hz]', ylabel='amplitude')
@@ -186,7 +185,7 @@ def _plot(path: Path, samples: np.ndarray, fs: float, features, config: Analysis
     if features.shaft:
         top.set_xlim(0, min(fs / 2, 12 * features.shaft[1].freq_hz))
     bottom.plot(envelope.freqs_hz, envelope.amplitude, lw=0.6, color='0.2')
-    lo, hi = config.envelope_band(fs)
+    lo, hi = features.envelope_band_hz
     bottom.set(title=f'Envelope spectrum (band {lo:.0f}-{hi:.0f} Hz)', xlabel='frequency [Hz]', ylabel='amplitude')
     colours = {'ftf': 'tab:gray', 'bsf': 'tab:green', 'bpfo': 'tab:red', 'bpfi': 'tab:purple'}
     for m in features.bearing:

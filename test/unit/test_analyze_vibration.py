@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from smartcell.core.vibration import bearing_preset, fault_frequencies
+from smartcell.core.sensors.vibration import bearing_preset, fault_frequencies
 from smartcell.tools.analyze_vibration import main
 
 FS = 12800.0
@@ -153,3 +153,16 @@ def test_runs_as_a_module_command(tmp_path):
     bad = subprocess.run([sys.executable, '-m', 'smartcell.tools.analyze_vibration', str(tmp_path / 'none.npy'),
                           '--fs', '100'], capture_output=True, text=True)
     assert bad.returncode == 2 and 'no such file' in bad.stderr
+
+
+def test_without_a_speed_the_verdict_says_so_and_reports_the_condition(tmp_path, capsys):
+    path = tmp_path / 'x.npy'
+    np.save(path, _outer_race_signal())
+    code, out, err = _run(capsys, path, '--fs', FS, '--bearing', '6205')
+    assert code == 0, err
+    result = json.loads(out)
+    assert result['verdict']['fault'] == 'not_assessed'
+    assert result['verdict']['note'] == 'unknown speed: bearing lines not assessed'
+    assert result['condition']['severity'] == 'high'
+    assert result['condition']['kurtosis'] > 6.0
+    assert result['matches'] == []
