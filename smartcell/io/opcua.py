@@ -7,9 +7,16 @@ the `JobCommandHandler` the owner injects, run in a worker thread so it may wait
 
 Security (docs/mes.md shows the configuration):
 * endpoints: None, Basic256Sha256 SignAndEncrypt, or both (`security`);
+* user-name logins only on the SignAndEncrypt endpoint: the None endpoint offers no user-name token
+  and refuses one (BadIdentityTokenRejected), so a password never crosses the wire in the clear;
 * users: a YAML file {name: {password_hash: <hash_password()>, role: operator|viewer}};
   operators may write and call methods, viewers only read, browse and subscribe;
-* anonymous sessions: read-only (browse, read, subscribe; no write, no method call) or disabled.
+* anonymous sessions: read-only (browse, read, subscribe; no write, no method call) or disabled;
+* UserAccessLevel / UserExecutable are answered per session: a read-only user is never told a
+  variable is writable or a method executable.
+
+Methods take typed input arguments (String); a wrong count is BadArgumentsMissing /
+BadTooManyArguments, a wrong type BadInvalidArgument with BadTypeMismatch on that argument.
 """
 from __future__ import annotations
 
@@ -32,7 +39,9 @@ logging.getLogger('asyncua').setLevel(logging.CRITICAL)
 
 from asyncua import Server, ua  # noqa: E402 - after quieting its logger
 from asyncua.crypto.permission_rules import USER_TYPES, PermissionRuleset, User, UserRole  # noqa: E402
+from asyncua.common.callback import CallbackType  # noqa: E402
 from asyncua.server.user_managers import UserManager  # noqa: E402
+from asyncua.common.utils import ServiceError  # noqa: E402
 
 ROLES = ('operator', 'viewer')
 SECURITY_MODES = ('none', 'sign_encrypt', 'both')
@@ -41,6 +50,7 @@ JOB_METHODS = ('Store', 'StoreAndStart', 'Start', 'Pause', 'Resume', 'Abort', 'C
 # the argument each method takes: a JobOrder as JSON for Store*, else the order id
 METHOD_ARGUMENT = {name: ('JobOrder', 'the job order as JSON (docs/mes.md schema)')
                    if name.startswith('Store') else ('JobOrderID', 'the order id') for name in JOB_METHODS}
+METHOD_ARGUMENT_TYPE = ua.VariantType.String     # every method takes exactly one String (scalar)
 SEVERITY = {'info': 100, 'warning': 400, 'error': 700, 'critical': 900}   # OPC UA event severity 1..1000
 
 # (command, argument) -> (ok, message); message is the reason on failure, JSON for GetJobResponse
@@ -173,6 +183,10 @@ class _Users(UserManager):
     def get_user(self, iserver, username=None, password=None, certificate=None):
         if username is None:
             return User(role=UserRole.Anonymous, name='anonymous') if self._anonymous == 'read_only' else None
+        if not certificate:
+            # `certificate` is the secure channel's peer certificate: empty on the unencrypted endpoint.
+            # The password has crossed in the clear already; refusing it keeps anyone from relying on it.
+            raise ServiceError(ua.StatusCodes.BadIdentityTokenRejected)
         user = self._users.get(username)
         if user is None or not check_password(password or '', user.password_hash):
             return None
@@ -182,6 +196,23 @@ class _Users(UserManager):
 
 _READ_ONLY = set(map(ua.NodeId, USER_TYPES)) - {ua.NodeId(ua.ObjectIds.WriteRequest_Encoding_DefaultBinary),
                                                  ua.NodeId(ua.ObjectIds.CallRequest_Encoding_DefaultBinary)}
+
+
+def _can_write(user: Any) -> bool:
+    return getattr(user, 'role', None) in (UserRole.Admin, UserRole.User)
+
+
+class _Server(Server):
+    """asyncua's server, advertising user-name tokens on SignAndEncrypt endpoints only."""
+
+    def _set_endpoints(self, policy, mode, level) -> None:
+        tokens = self.iserver.supported_tokens
+        if mode != ua.MessageSecurityMode.SignAndEncrypt:
+            self.iserver.supported_tokens = tuple(t for t in tokens if t is not ua.UserNameIdentityToken)
+        try:
+            super()._set_endpoints(policy, mode, level)
+        finally:
+            self.iserver.supported_tokens = tokens
 
 
 class _Ruleset(PermissionRuleset):
@@ -219,6 +250,9 @@ class OpcUaSettings:
             raise ValueError(f'anonymous {self.anonymous!r}; accepted: {", ".join(ANONYMOUS_MODES)}')
         if self.security != 'none' and not (self.cert_file and self.key_file):
             raise ValueError(f'security {self.security!r} needs cert_file and key_file')
+        if self.users and self.security == 'none':
+            raise ValueError('user logins are accepted only on the encrypted endpoint: set security to '
+                             "'sign_encrypt' or 'both' (passwords would otherwise travel in the clear)")
         host = urlparse(self.endpoint).hostname
         if host not in ('127.0.0.1', 'localhost', '::1') and os.environ.get('SMARTCELL_OPCUA_ANY_HOST') != '1':
             raise ValueError(f'endpoint host {host!r}: this server binds to 127.0.0.1 only unless '
@@ -239,6 +273,8 @@ class OpcUaServer:
         self._pending: dict[str, Any] = {}
         self._flush_scheduled = False
         self._nodes: dict[str, tuple[Any, ua.VariantType]] = {}
+        self._writable_ids: set[ua.NodeId] = set()
+        self._method_ids: set[ua.NodeId] = set()
         self.writes_applied = 0
 
     @property
@@ -317,7 +353,7 @@ class OpcUaServer:
 
     async def _setup(self) -> None:
         s = self.settings
-        server = Server(user_manager=_Users(s.users, s.anonymous))
+        server = _Server(user_manager=_Users(s.users, s.anonymous))
         self._server = server
         await server.init()
         server.set_endpoint(s.endpoint)
@@ -340,6 +376,7 @@ class OpcUaServer:
                 CertificateValidatorOptions.TRUSTED_VALIDATION | CertificateValidatorOptions.PEER_CLIENT, store))
         tokens = [ua.UserNameIdentityToken] + ([ua.AnonymousIdentityToken] if s.anonymous == 'read_only' else [])
         server.set_identity_tokens(tokens)
+        server.subscribe_server_callback(CallbackType.PostRead, self._answer_user_access)
         idx = await server.register_namespace(s.namespace_uri)
         cell = await server.nodes.objects.add_object(ua.NodeId(s.cell_id, idx), f'{idx}:Cell_{s.cell_id}')
         objects: dict[str, Any] = {'': cell}
@@ -365,12 +402,15 @@ class OpcUaServer:
                 await node.write_attribute(ua.AttributeIds.Description,
                                            ua.DataValue(ua.Variant(ua.LocalizedText(spec.description))))
             self._nodes[spec.path] = (node, spec.kind)
+            if spec.writable:
+                self._writable_ids.add(node.nodeid)
 
         control = await cell.add_object(ua.NodeId(f'{s.cell_id}/JobControl', idx), f'{idx}:JobControl')
         for name in JOB_METHODS:
             arg_name, arg_doc = METHOD_ARGUMENT[name]
+            self._method_ids.add(ua.NodeId(f'{s.cell_id}/JobControl/{name}', idx))
             await control.add_method(ua.NodeId(f'{s.cell_id}/JobControl/{name}', idx), f'{idx}:{name}',
-                                     self._method(name), [_argument(arg_name, ua.VariantType.String, arg_doc)],
+                                     self._method(name), [_argument(arg_name, METHOD_ARGUMENT_TYPE, arg_doc)],
                                      [_argument('ReturnStatus', ua.VariantType.Int32, '0 = done, 1 = refused'),
                                       _argument('Message', ua.VariantType.String, 'reason or JSON result')])
 
@@ -378,9 +418,23 @@ class OpcUaServer:
                                                            [('Code', ua.VariantType.String)])
         self._event = await server.get_event_generator(alarm_type, cell)
 
+    def _answer_user_access(self, event: Any, dispatcher: Any) -> None:
+        """PostRead: UserAccessLevel and UserExecutable as they are for this session's user."""
+        if _can_write(event.user):
+            return
+        for i, item in enumerate(event.request_params.NodesToRead):
+            if item.AttributeId == ua.AttributeIds.UserAccessLevel and item.NodeId in self._writable_ids:
+                level = ua.AccessLevel.CurrentRead.mask
+                event.response_params[i] = ua.DataValue(ua.Variant(level, ua.VariantType.Byte))
+            elif item.AttributeId == ua.AttributeIds.UserExecutable and item.NodeId in self._method_ids:
+                event.response_params[i] = ua.DataValue(ua.Variant(False, ua.VariantType.Boolean))
+
     def _method(self, name: str):
-        async def call(parent, argument: ua.Variant) -> list[ua.Variant]:
-            text = argument.Value if isinstance(argument, ua.Variant) else argument
+        async def call(parent, *arguments: Any) -> list[ua.Variant] | ua.CallMethodResult:
+            refused = check_arguments(arguments)
+            if refused is not None:
+                return refused
+            text = arguments[0].Value if isinstance(arguments[0], ua.Variant) else arguments[0]
             try:
                 ok, message = await asyncio.get_running_loop().run_in_executor(None, self._handler, name,
                                                                                str(text or ''))
@@ -388,6 +442,24 @@ class OpcUaServer:
                 ok, message = False, f'internal error in {name}: {type(exc).__name__}: {exc}'
             return [ua.Variant(0 if ok else 1, ua.VariantType.Int32), ua.Variant(message, ua.VariantType.String)]
         return call
+
+
+def check_arguments(arguments: Sequence[Any]) -> ua.CallMethodResult | None:
+    """The OPC UA answer to a call with the wrong input arguments (Part 4, Call service), or None."""
+    result = ua.CallMethodResult()
+    if len(arguments) != 1:
+        result.StatusCode = ua.StatusCode(ua.StatusCodes.BadArgumentsMissing if not arguments
+                                          else ua.StatusCodes.BadTooManyArguments)
+        result.InputArgumentResults = [ua.StatusCode() for _ in arguments[:1]] + [
+            ua.StatusCode(ua.StatusCodes.BadTooManyArguments) for _ in arguments[1:]]
+        return result
+    argument = arguments[0]
+    if not isinstance(argument, ua.Variant) or argument.VariantType != METHOD_ARGUMENT_TYPE or \
+            argument.is_array:
+        result.StatusCode = ua.StatusCode(ua.StatusCodes.BadInvalidArgument)
+        result.InputArgumentResults = [ua.StatusCode(ua.StatusCodes.BadTypeMismatch)]
+        return result
+    return None
 
 
 def _argument(name: str, kind: ua.VariantType, doc: str) -> ua.Argument:

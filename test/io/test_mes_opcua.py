@@ -6,7 +6,7 @@ import pytest
 from asyncua import Client, ua
 from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
 
-from smartcell.core.mes import OrderRejected, validate_order
+from smartcell.core.mes.records import OrderRejected, validate_order
 from smartcell.io.broker import free_port
 from smartcell.io.opcua import (EMERGENCY_STOP, SPEED_OVERRIDE, OpcUaServer, OpcUaSettings, OpcUaUser, axis_path,
                                 check_password, generate_self_signed, hash_password, load_users)
@@ -35,11 +35,34 @@ class FakeCell:
         return True, f'{command} {argument}'
 
 
-def start_server(**kwargs):
-    settings = OpcUaSettings(endpoint=f'opc.tcp://127.0.0.1:{free_port()}/smartcell/', users=(OPERATOR, VIEWER),
-                             **kwargs)
+@pytest.fixture(scope='module')
+def certs(tmp_path_factory):
+    """Server and client certificates (RSA key generation is slow: once per module)."""
+    folder = tmp_path_factory.mktemp('certs')
+    generate_self_signed(folder / 'server.der', folder / 'server.pem', 'urn:smartcell:mes_bridge')
+    generate_self_signed(folder / 'client.der', folder / 'client.pem', 'urn:smartcell:test-client', client=True)
+    return folder
+
+
+def start_server(certs=None, **kwargs):
+    """Users need an encrypted endpoint: with `certs`, None + SignAndEncrypt endpoints and two users."""
+    if certs is not None:
+        kwargs = {'security': 'both', 'cert_file': str(certs / 'server.der'), 'key_file': str(certs / 'server.pem'),
+                  'users': (OPERATOR, VIEWER), **kwargs}
+    settings = OpcUaSettings(endpoint=f'opc.tcp://127.0.0.1:{free_port()}/smartcell/', **kwargs)
     cell = FakeCell()
     return OpcUaServer(settings, cell).start(), cell
+
+
+async def encrypted_client(server, certs, user=None, password=None, timeout=10):
+    client = Client(server.endpoint, timeout=timeout)
+    client.application_uri = 'urn:smartcell:test-client'
+    await client.set_security(SecurityPolicyBasic256Sha256, str(certs / 'client.der'), str(certs / 'client.pem'),
+                              mode=ua.MessageSecurityMode.SignAndEncrypt)
+    if user:
+        client.set_user(user)
+        client.set_password(password)
+    return client
 
 
 def node_id(idx, path):
@@ -81,8 +104,8 @@ def test_users_file(tmp_path):
         load_users(path)
 
 
-def test_browse_subscribe_events_and_anonymous_read_only():
-    server, cell = start_server()
+def test_browse_subscribe_events_and_anonymous_read_only(certs):
+    server, cell = start_server(certs)
 
     async def scenario():
         async with Client(server.endpoint) as client:                   # anonymous
@@ -121,10 +144,7 @@ def test_browse_subscribe_events_and_anonymous_read_only():
         assert cell.calls == []
 
         # operator: writes and job control; an invalid order comes back with the reason, nothing stored
-        client = Client(server.endpoint)
-        client.set_user('mes')
-        client.set_password('s3cret')
-        async with client:
+        async with await encrypted_client(server, certs, 'mes', 's3cret') as client:
             idx = await client.get_namespace_index(NS)
             await client.get_node(node_id(idx, 'MES/ShiftId')).write_value(ua.Variant('S1', ua.VariantType.String))
             assert await client.get_node(node_id(idx, 'MES/ShiftId')).read_value() == 'S1'
@@ -141,16 +161,10 @@ def test_browse_subscribe_events_and_anonymous_read_only():
         assert [c[0] for c in cell.calls] == ['Store', 'StoreAndStart', 'GetJobResponse']
 
         # wrong password and viewer role
-        bad = Client(server.endpoint)
-        bad.set_user('mes')
-        bad.set_password('wrong')
         with pytest.raises(ua.UaStatusCodeError):
-            async with bad:
+            async with await encrypted_client(server, certs, 'mes', 'wrong'):
                 pass
-        viewer = Client(server.endpoint)
-        viewer.set_user('scada')
-        viewer.set_password('view')
-        async with viewer:
+        async with await encrypted_client(server, certs, 'scada', 'view') as viewer:
             idx = await viewer.get_namespace_index(NS)
             assert await viewer.get_node(node_id(idx, 'State')).read_value() == 'running'
             with pytest.raises(ua.UaStatusCodeError):
@@ -162,17 +176,14 @@ def test_browse_subscribe_events_and_anonymous_read_only():
         server.stop()
 
 
-def test_anonymous_disabled():
-    server, _ = start_server(anonymous='disabled')
+def test_anonymous_disabled(certs):
+    server, _ = start_server(certs, anonymous='disabled')
 
     async def scenario():
         with pytest.raises(ua.UaStatusCodeError):
             async with Client(server.endpoint):
                 pass
-        client = Client(server.endpoint)
-        client.set_user('mes')
-        client.set_password('s3cret')
-        async with client:
+        async with await encrypted_client(server, certs, 'mes', 's3cret') as client:
             idx = await client.get_namespace_index(NS)
             assert await client.get_node(node_id(idx, 'State')).read_value() == 'idle'
     try:
@@ -185,7 +196,7 @@ def test_basic256sha256_sign_and_encrypt(tmp_path):
     generate_self_signed(tmp_path / 'server.der', tmp_path / 'server.pem', 'urn:smartcell:mes_bridge')
     generate_self_signed(tmp_path / 'client.der', tmp_path / 'client.pem', 'urn:smartcell:test-client', client=True)
     server, _ = start_server(security='sign_encrypt', cert_file=str(tmp_path / 'server.der'),
-                             key_file=str(tmp_path / 'server.pem'))
+                             key_file=str(tmp_path / 'server.pem'), users=(OPERATOR, VIEWER))
 
     async def scenario():
         with pytest.raises(Exception):                       # no unencrypted endpoint exists
@@ -236,3 +247,96 @@ def test_only_trusted_client_certificates(tmp_path):
         asyncio.run(scenario())
     finally:
         server.stop()
+
+
+def test_user_logins_need_the_encrypted_endpoint(certs):
+    with pytest.raises(ValueError, match="user logins are accepted only on the encrypted endpoint"):
+        OpcUaSettings(endpoint=f'opc.tcp://127.0.0.1:{free_port()}/smartcell/', users=(OPERATOR,))
+    server, cell = start_server(certs)
+
+    async def scenario():
+        async with Client(server.endpoint) as client:
+            endpoints = await client.get_endpoints()
+        tokens = {e.SecurityMode: {t.TokenType for t in e.UserIdentityTokens} for e in endpoints}
+        assert tokens[ua.MessageSecurityMode.None_] == {ua.UserTokenType.Anonymous}
+        assert tokens[ua.MessageSecurityMode.SignAndEncrypt] == {ua.UserTokenType.Anonymous,
+                                                                 ua.UserTokenType.UserName}
+        # a client that sends a password on the None endpoint anyway is refused, even with the right one
+        plain = Client(server.endpoint, timeout=5)
+        plain.set_user('mes')
+        plain.set_password('s3cret')
+        with pytest.raises(ua.UaStatusCodeError) as refused:
+            async with plain:
+                pass
+        assert refused.value.code == ua.StatusCodes.BadIdentityTokenRejected
+    try:
+        asyncio.run(scenario())
+    finally:
+        server.stop()
+    assert cell.calls == []
+
+
+def test_method_arguments_are_checked_with_the_standard_codes(certs):
+    server, cell = start_server(certs)
+
+    async def scenario():
+        async with await encrypted_client(server, certs, 'mes', 's3cret') as client:
+            idx = await client.get_namespace_index(NS)
+            control = client.get_node(ua.NodeId('cell-1/JobControl', idx))
+            start = ua.NodeId('cell-1/JobControl/Start', idx)
+            arguments = await client.get_node(start).get_child('0:InputArguments')
+            declared = await arguments.read_value()
+            assert [(a.Name, a.DataType, a.ValueRank) for a in declared] == [
+                ('JobOrderID', ua.NodeId(ua.ObjectIds.String), -1)]
+            cases = [((), ua.StatusCodes.BadArgumentsMissing, []),
+                     (('PO-1', 'PO-2'), ua.StatusCodes.BadTooManyArguments,
+                      [ua.StatusCodes.Good, ua.StatusCodes.BadTooManyArguments]),
+                     ((ua.Variant(7, ua.VariantType.Int32),), ua.StatusCodes.BadInvalidArgument,
+                      [ua.StatusCodes.BadTypeMismatch]),
+                     ((ua.Variant(['PO-1'], ua.VariantType.String),), ua.StatusCodes.BadInvalidArgument,
+                      [ua.StatusCodes.BadTypeMismatch])]
+            for args, code, per_argument in cases:
+                request = ua.CallMethodRequest()
+                request.ObjectId, request.MethodId = control.nodeid, start
+                request.InputArguments = [a if isinstance(a, ua.Variant) else ua.Variant(a, ua.VariantType.String)
+                                          for a in args]
+                result, = await client.uaclient.call([request])
+                assert result.StatusCode.value == code, (args, result.StatusCode)
+                assert [r.value for r in result.InputArgumentResults] == per_argument
+            assert await control.call_method(start, 'PO-1') == [0, 'Start PO-1']
+    try:
+        asyncio.run(scenario())
+    finally:
+        server.stop()
+    assert cell.calls == [('Start', 'PO-1')]
+
+
+def test_user_access_level_tells_each_user_the_truth(certs):
+    server, _ = start_server(certs)
+
+    async def levels(client):
+        idx = await client.get_namespace_index(NS)
+        shift = client.get_node(node_id(idx, 'MES/ShiftId'))
+        state = client.get_node(node_id(idx, 'State'))
+        start = client.get_node(ua.NodeId('cell-1/JobControl/Start', idx))
+        user_level = ua.AccessLevel.CurrentWrite in await shift.get_user_access_level()
+        return (user_level, ua.AccessLevel.CurrentWrite in await state.get_user_access_level(),
+                await start.read_attribute(ua.AttributeIds.UserExecutable))
+
+    async def scenario():
+        async with Client(server.endpoint) as anonymous:
+            anonymous_levels = await levels(anonymous)
+        async with await encrypted_client(server, certs, 'scada', 'view') as viewer:
+            viewer_levels = await levels(viewer)
+        async with await encrypted_client(server, certs, 'mes', 's3cret') as operator:
+            operator_levels = await levels(operator)
+        return anonymous_levels, viewer_levels, operator_levels
+
+    try:
+        anonymous_levels, viewer_levels, operator_levels = asyncio.run(scenario())
+    finally:
+        server.stop()
+    executable = lambda value: value.Value.Value   # noqa: E731 - DataValue -> bool
+    assert anonymous_levels[:2] == (False, False) and executable(anonymous_levels[2]) is False
+    assert viewer_levels[:2] == (False, False) and executable(viewer_levels[2]) is False
+    assert operator_levels[:2] == (True, False) and executable(operator_levels[2]) is True
