@@ -12,6 +12,11 @@ Contract (documented in docs/mes.md):
   outbox grows past its capacity for them and `fill_fraction` > 1 says so; the bridge alarms at 80 %).
 * Durability: `synchronous='NORMAL'` (default) survives process crashes; `'FULL'` also survives
   power loss at the cost of an fsync per transaction.
+* Tamper evidence (smartcell.core.mes.audit_trail): chained records are sealed with SHA-256 and, when
+  the outbox is given the cell key, an HMAC kept in the `mac` column (not sent to transports). The
+  chain's head (position, hash, MAC) is written to `<db>.anchor` at open, every
+  `anchor_every_records` chained records and at close, so deleting the newest records is detected.
+  Non-finite floats are stored as null (strict JSON; a NaN has no canonical form to hash).
 """
 from __future__ import annotations
 
@@ -24,8 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Protocol, Sequence
 
-from smartcell.core.audit import GENESIS_HASH, seal
-from smartcell.core.mes import Record, is_chained
+from smartcell.core.jsonio import to_strict
+from smartcell.core.mes.audit_trail import (AUDIT_KEY_PURPOSE, GENESIS_HASH, Anchor, anchor_path_for, derive_key,
+                                           seal, write_anchor)
+from smartcell.core.mes.records import Record, is_chained
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -34,7 +41,8 @@ CREATE TABLE IF NOT EXISTS records (
     stream TEXT NOT NULL,
     seq INTEGER NOT NULL,
     chained INTEGER NOT NULL,                -- 1: production/safety (kept, audit chain); 0: telemetry
-    json TEXT NOT NULL
+    json TEXT NOT NULL,
+    mac TEXT                                 -- HMAC of the chained record under the cell key; NULL: unkeyed
 );
 CREATE INDEX IF NOT EXISTS records_telemetry ON records(pos) WHERE chained = 0;
 CREATE INDEX IF NOT EXISTS records_chained ON records(pos) WHERE chained = 1;
@@ -77,12 +85,13 @@ class OutboxConfig:
     batch_size: int = 500                 # records per transport send
     backoff_initial_s: float = 0.5        # first retry delay after a failed send, s
     backoff_max_s: float = 60.0           # retry delay ceiling, s
+    anchor_every_records: int = 100       # chained records between anchor updates (and at open and close)
 
     def __post_init__(self) -> None:
         if self.synchronous not in ('NORMAL', 'FULL'):
             raise ValueError(f'synchronous must be NORMAL or FULL, got {self.synchronous!r}')
-        if self.capacity_records < 1 or self.batch_size < 1:
-            raise ValueError('capacity_records and batch_size must be >= 1')
+        if self.capacity_records < 1 or self.batch_size < 1 or self.anchor_every_records < 1:
+            raise ValueError('capacity_records, batch_size and anchor_every_records must be >= 1')
         if not 0 < self.backoff_initial_s <= self.backoff_max_s:
             raise ValueError('need 0 < backoff_initial_s <= backoff_max_s')
 
@@ -96,28 +105,39 @@ class AppendResult:
 
 
 class Outbox:
-    """SQLite WAL store of records with a delivery cursor per transport. Thread-safe."""
+    """SQLite WAL store of records with a delivery cursor per transport. Thread-safe.
+
+    `key`: the cell key (bytes); chained records then carry an HMAC under a key derived from it.
+    """
 
     def __init__(self, path: str | Path, transports: Sequence[str], config: OutboxConfig = OutboxConfig(),
-                 on_append: Callable[[], None] | None = None) -> None:
+                 on_append: Callable[[], None] | None = None, key: bytes | None = None) -> None:
         self.path = Path(path)
+        self.anchor_path = anchor_path_for(self.path)
+        self._mac_key = derive_key(key, AUDIT_KEY_PURPOSE) if key is not None else None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.config = config
         self.transports = tuple(transports)
         self._on_append = on_append
         self._lock = threading.Lock()
+        self._closed = False
+        self.anchor_error = ''
         self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
         self._db.execute('PRAGMA journal_mode=WAL')
         self._db.execute(f'PRAGMA synchronous={config.synchronous}')
         # checkpoint every ~40 MB of WAL instead of ~4 MB: checkpoints fsync, appends need not wait for them
         self._db.execute('PRAGMA wal_autocheckpoint=10000')
         self._db.executescript(SCHEMA)
+        columns = {row[1] for row in self._db.execute('PRAGMA table_info(records)')}
+        if 'mac' not in columns:        # a store written before records were keyed
+            self._db.execute('ALTER TABLE records ADD COLUMN mac TEXT')
         with self._transaction():
             top = self._db.execute('SELECT coalesce(max(pos), 0) FROM records').fetchone()[0]
             for name in self.transports:
                 # a transport added to an existing store starts with records stored from now on
                 self._db.execute('INSERT OR IGNORE INTO cursors VALUES (?, ?)', (name, top))
         self._load_state()
+        self._write_anchor()
 
     # ------------------------------------------------------------ state
 
@@ -126,6 +146,8 @@ class Outbox:
         self._seq = dict(db.execute('SELECT stream, last_seq FROM streams'))
         head = db.execute('SELECT json FROM records WHERE chained = 1 ORDER BY pos DESC LIMIT 1').fetchone()
         self._chain_head = Record.from_json(head[0]).hash if head else GENESIS_HASH
+        self._chain_length = db.execute('SELECT count(*) FROM records WHERE chained = 1').fetchone()[0]
+        self._anchored_length = -1
         self._cursor = {name: db.execute('SELECT delivered_pos FROM cursors WHERE transport = ?',
                                          (name,)).fetchone()[0] for name in self.transports}
         self._backlog = {name: db.execute('SELECT count(*) FROM records WHERE pos > ?', (pos,)).fetchone()[0]
@@ -144,7 +166,7 @@ class Outbox:
         results: list[AppendResult] = []
         with self._lock:
             seq_before, head_before = dict(self._seq), self._chain_head
-            backlog_before = dict(self._backlog)
+            backlog_before, length_before = dict(self._backlog), self._chain_length
             try:
                 with self._transaction():
                     touched: set[str] = set()
@@ -155,7 +177,10 @@ class Outbox:
                         [(stream, self._seq[stream]) for stream in touched])
             except BaseException:
                 self._seq, self._chain_head, self._backlog = seq_before, head_before, backlog_before
+                self._chain_length = length_before
                 raise
+            if self._chain_length - self._anchored_length >= self.config.anchor_every_records:
+                self._write_anchor()    # after the commit: the anchor never names a record not stored
         if self._on_append is not None and any(r.record is not None and not r.duplicate for r in results):
             self._on_append()
         return results
@@ -171,20 +196,24 @@ class Outbox:
             if dropped == 0:
                 return AppendResult(None, refused=True)
         seq = self._seq.get(record.stream, 0) + 1
-        data = record.to_dict()
+        data = to_strict(record.to_dict())        # NaN/inf -> null: strict JSON, one canonical form to hash
         data['seq'] = seq
+        mac = None
         if chained:
-            data = seal(data, self._chain_head)
-        text = json.dumps(data, sort_keys=True, separators=(',', ':'))
+            data = seal(data, self._chain_head, self._mac_key)
+            mac = data.pop('mac', None)           # kept beside the record, not sent to the MES
+        text = json.dumps(data, sort_keys=True, separators=(',', ':'), allow_nan=False)
         # the UNIQUE record_id makes a re-sent record a no-op; its seq is then not consumed
-        cursor = db.execute('INSERT OR IGNORE INTO records (record_id, stream, seq, chained, json) '
-                            'VALUES (?, ?, ?, ?, ?)', (record.record_id, record.stream, seq, int(chained), text))
+        cursor = db.execute('INSERT OR IGNORE INTO records (record_id, stream, seq, chained, json, mac) '
+                            'VALUES (?, ?, ?, ?, ?, ?)',
+                            (record.record_id, record.stream, seq, int(chained), text, mac))
         if cursor.rowcount == 0:
             return self._duplicate(record.record_id)
         self._seq[record.stream] = seq
         touched.add(record.stream)
         if chained:
             self._chain_head = data['hash']
+            self._chain_length += 1
         for name in self.transports:
             self._backlog[name] += 1
         return AppendResult(Record.from_dict(data), dropped_telemetry=dropped)
@@ -251,9 +280,27 @@ class Outbox:
     def audit_records(self) -> Iterator[dict]:
         yield from iter_audit_records(self.path)
 
+    def _write_anchor(self) -> None:
+        """The chain head to `<db>.anchor` (atomic replace); a failure is kept in `anchor_error`, not raised."""
+        anchor = Anchor.make(self._chain_length, self._chain_head, self._mac_key)
+        try:
+            # fsync only when the database itself is power-loss safe: an anchor on disk ahead of a
+            # database that lost its last transactions would read as a deleted tail
+            write_anchor(self.anchor_path, anchor, sync=self.config.synchronous == 'FULL')
+        except OSError as exc:
+            self.anchor_error = f'anchor {self.anchor_path} not written: {exc}'
+            return
+        self.anchor_error = ''
+        self._anchored_length = self._chain_length
+
     def close(self) -> None:
         with self._lock:
+            if self._closed:
+                return
+            if self._anchored_length != self._chain_length:
+                self._write_anchor()
             self._db.close()
+            self._closed = True
 
 
 class _Transaction:
@@ -270,14 +317,24 @@ class _Transaction:
 
 
 def iter_audit_records(path: str | Path) -> Iterator[dict | Exception]:
-    """The chained records of an outbox database, in chain order; unreadable rows come as exceptions."""
-    db = sqlite3.connect(f'file:{Path(path)}?mode=ro', uri=True)
+    """The chained records of an outbox database, in chain order, each with its `mac` when keyed.
+
+    Unreadable rows come as exceptions. A file that is not SQLite, or has no records table, raises
+    sqlite3.DatabaseError on the first iteration.
+    """
+    db = sqlite3.connect(f'{Path(path).resolve().as_uri()}?mode=ro', uri=True)
     try:
-        for (text,) in db.execute('SELECT json FROM records WHERE chained = 1 ORDER BY pos'):
+        columns = {row[1] for row in db.execute('PRAGMA table_info(records)')}
+        mac_column = 'mac' if 'mac' in columns else 'NULL'
+        for text, mac in db.execute(f'SELECT json, {mac_column} FROM records WHERE chained = 1 ORDER BY pos'):
             try:
-                yield json.loads(text)
+                record = json.loads(text)
             except ValueError as exc:
                 yield exc
+                continue
+            if mac and isinstance(record, dict):
+                record['mac'] = mac
+            yield record
     finally:
         db.close()
 
