@@ -11,8 +11,8 @@ from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Float64MultiArray, MultiArrayDimension
 
 from smartcell.core.params import ConfigError
-from smartcell.core.sensor_params import VIBRATION_SENSOR
-from smartcell.core.vibration import (FEATURE_COLUMNS, LEVEL_OK, AnalysisConfig, Assessment, GearboxMonitor,
+from smartcell.core.sensors.params import VIBRATION_SENSOR
+from smartcell.core.sensors.vibration import (FEATURE_COLUMNS, LEVEL_OK, AnalysisConfig, Assessment, GearboxMonitor,
                                       HealthThresholds, MonitorConfig, bearing_preset, feature_row)
 from smartcell.nodes.common import (LEVEL_ERROR, LEVEL_STALE, LEVEL_WARN, STREAM_QOS, declare_parameters,
                                     diagnostic_array, diagnostic_status, run_node, stamp_to_s)
@@ -33,7 +33,7 @@ class VibrationSensor(Node):
     after every completed window; `/diagnostics` (1 Hz: per gearbox `smartcell/vibration_sensor/<joint>`,
     hardware id `gearbox/<joint>`, OK/WARN/ERROR from the health index, RUL and absolute RMS, STALE
     when its input stops; plus the node status `smartcell/vibration_sensor`).
-    Parameters: smartcell.core.sensor_params.VIBRATION_SENSOR (read-only, units in the names).
+    Parameters: smartcell.core.sensors.params.VIBRATION_SENSOR (read-only, units in the names).
     """
 
     def __init__(self) -> None:
@@ -42,7 +42,7 @@ class VibrationSensor(Node):
         band = tuple(c['envelope_band_hz'])
         if len(band) != 2:
             raise ConfigError(f'vibration_sensor.envelope_band_hz must be [low, high] Hz, got {list(band)}')
-        analysis = AnalysisConfig(envelope_band_hz=None if band == (0.0, 0.0) else band)
+        analysis = AnalysisConfig(envelope_band_hz='auto' if band == (0.0, 0.0) else band)
         self._bearing = bearing_preset(c['bearing'])
         monitor_config = MonitorConfig(
             sample_rate_hz=c['sample_rate_hz'], window_s=c['window_s'], bearing=self._bearing, analysis=analysis,

@@ -841,6 +841,7 @@ class MonitorConfig:
     rms_alarm_mps2: float = 50.0          # absolute limit, independent of the baseline
     rul_warn_s: float = 86400.0
     trend_windows: int = 30
+    kurtogram_every_windows: int = 5      # analysis band 'auto': re-run the kurtogram on every n-th window
 
     @property
     def window_samples(self) -> int:
@@ -942,6 +943,11 @@ class GearboxMonitor:
         self.last: Assessment | None = None
         self.samples_received = 0
         self.windows = 0
+        # 'auto' band: the last significant kurtogram band is held (None: the default band), so
+        # consecutive windows, and the baseline, are analysed in the same band until impacts show.
+        self.band_hz: tuple[float, float] | None = None
+        self.band_reason = 'default band'
+        self._assessable = 0
 
     def add_samples(self, samples: np.ndarray, shaft_hz: float, stamp_s: float) -> list[Assessment]:
         """Append samples taken at shaft speed `shaft_hz` (NaN = unknown); returns the windows completed."""
@@ -985,7 +991,7 @@ class GearboxMonitor:
             return self._keep(Assessment(stamp_s, 'idle', previous_level, message, shaft))
         if c.order_tracking and variation > 0.0:
             window = order_track(window, speeds_hz, c.sample_rate_hz)
-        features = extract_features(window, c.sample_rate_hz, shaft, c.bearing, c.analysis)
+        features = self._features(window, shaft)
         vector = features.vector()
         if self.baseline is None:
             self._learning.append(vector)
@@ -1013,6 +1019,24 @@ class GearboxMonitor:
             level, verdict = LEVEL_OK, f'health index {hi:.3g}'
         message = f'{verdict}; {diagnosis.fault} ({diagnosis.confidence:.0%})'
         return self._keep(Assessment(stamp_s, 'assessed', level, message, shaft, features, hi, diagnosis, rul))
+
+    def _features(self, window: np.ndarray, shaft_hz: float) -> VibrationFeatures:
+        c = self.config
+        self._assessable += 1
+        if c.analysis.envelope_band_hz != 'auto':
+            return extract_features(window, c.sample_rate_hz, shaft_hz, c.bearing, c.analysis)
+        if (self._assessable - 1) % c.kurtogram_every_windows == 0:
+            features = extract_features(window, c.sample_rate_hz, shaft_hz, c.bearing, c.analysis,
+                                        band_hz=None)
+            if features.band_choice is not None and features.band_choice.band_hz is not None:
+                self.band_hz = features.band_choice.band_hz
+                self.band_reason = features.band_choice.reason
+                return features
+            if self.band_hz is None:
+                self.band_reason = features.band_choice.reason if features.band_choice else 'default band'
+                return features
+        band = self.band_hz or c.analysis.envelope_band(c.sample_rate_hz)
+        return extract_features(window, c.sample_rate_hz, shaft_hz, c.bearing, c.analysis, band_hz=band)
 
     def _keep(self, assessment: Assessment) -> Assessment:
         self.last = assessment
