@@ -145,10 +145,11 @@ class Spectrum:
 
     freqs_hz: np.ndarray
     amplitude: np.ndarray
+    resolution_hz: float = field(init=False)    # Hz per bin (looked up ~30 times per window: stored)
 
-    @property
-    def resolution_hz(self) -> float:
-        return float(self.freqs_hz[1] - self.freqs_hz[0]) if len(self.freqs_hz) > 1 else math.inf
+    def __post_init__(self) -> None:
+        df = float(self.freqs_hz[1] - self.freqs_hz[0]) if len(self.freqs_hz) > 1 else math.inf
+        object.__setattr__(self, 'resolution_hz', df)
 
     def amplitude_near(self, freq_hz: float, tolerance: float) -> float:
         """Largest amplitude within +-max(tolerance x f, 1 bin) of `freq_hz`; 0 beyond the spectrum."""
@@ -303,14 +304,15 @@ def time_features(x: np.ndarray) -> TimeFeatures:
     centred = x - mean
     m2 = _dot(centred, centred) / x.size
     rms = math.sqrt(_dot(x, x) / x.size)
-    peak = float(np.abs(x).max())
+    top, bottom = float(x.max()), float(x.min())
+    peak = max(top, -bottom)
     if m2 <= 0.0:
         skewness, kurtosis = 0.0, 0.0
     else:
         sq = centred * centred
         skewness = _dot(sq, centred) / x.size / m2 ** 1.5
         kurtosis = _dot(sq, sq) / x.size / m2 ** 2
-    return TimeFeatures(rms=rms, peak=peak, peak_to_peak=float(x.max() - x.min()),
+    return TimeFeatures(rms=rms, peak=peak, peak_to_peak=top - bottom,
                         crest_factor=peak / rms if rms > 0.0 else 0.0, kurtosis=kurtosis, skewness=skewness,
                         mean=mean)
 
@@ -374,10 +376,12 @@ def band_energies(spectrum: Spectrum, edges_hz: Sequence[float]) -> tuple[float,
     whose squares sum to 1.5 x its peak^2 (equivalent noise bandwidth 1.5 bins): divide by 1.5,
     which also makes broadband noise come out right.
     """
-    power = spectrum.amplitude ** 2 / (2.0 * _HANN_ENBW_BINS)
-    cumulative = np.concatenate(([0.0], np.cumsum(power)))
+    power = spectrum.amplitude * spectrum.amplitude
     idx = np.searchsorted(spectrum.freqs_hz, edges_hz)
-    return tuple(float(cumulative[b] - cumulative[a]) for a, b in zip(idx[:-1], idx[1:]))
+    out = []
+    for a, b in zip(idx[:-1], idx[1:]):
+        out.append(float(np.add.reduce(power[a:b], dtype=np.float64)) / (2.0 * _HANN_ENBW_BINS) if b > a else 0.0)
+    return tuple(out)
 
 
 def dominant_peaks(spectrum: Spectrum, count: int) -> tuple[tuple[float, float], ...]:
@@ -417,11 +421,10 @@ def shannon_packet_energies(raw: np.ndarray, level: int = 3) -> tuple[float, ...
     ideal band-passes: the same bands as `wavelet_packet_energies`, without leakage between them,
     and no transform beyond the FFT every other feature shares.
     """
-    power = raw.real.astype(float) ** 2 + raw.imag.astype(float) ** 2
-    power[1:] *= 2.0                     # one-sided: every bin but DC stands for two
+    power = raw.real * raw.real + raw.imag * raw.imag
     edges = np.linspace(0, power.size, 2 ** level + 1).astype(int)
-    cumulative = np.concatenate(([0.0], np.cumsum(power)))
-    energies = cumulative[edges[1:]] - cumulative[edges[:-1]]
+    # one-sided: every bin but DC stands for two; DC is 0 (mean removed), so a common factor 2
+    energies = np.add.reduceat(power, edges[:-1], dtype=np.float64)
     total = energies.sum()
     return tuple((energies / total).tolist()) if total > 0.0 else tuple([0.0] * len(energies))
 
