@@ -41,6 +41,18 @@ SCANNER = NodeParams('scanner', (
     P('association_gate_m', 0.6, 'max distance between a track prediction and a detection, m', min=0.05, max=3.0),
     P('track_timeout_s', 0.5, 'a track unseen this long is dropped, s', min=0.0, max=5.0),
     P('scan_timeout_s', 0.1, 'no scan for this long -> ERROR on /diagnostics, s', min=0.02, max=5.0),
+    P('expected_scan_publisher', '', 'node name (or /namespace/name) that alone may publish `scan`; empty: any '
+      'single publisher. A second or other publisher withholds people (ERROR naming it)'),
+    P('scan_layout', [0.0, 0.0, 0.0, 0.0, 0.0], 'expected beam layout: angle_min rad, angle_increment rad, beam '
+      'count, range_min m, range_max m; all zero: fixed by the first valid scan. A scan with another layout '
+      'is rejected (the tracker is never rebuilt)'),
+    P('protective_sector_rad', [-3.1416, 3.1416], 'scanner-frame bearings lo, hi (rad) where a single '
+      'unknown beam (NaN, -inf, below range_min) rejects the scan; default the whole field of view'),
+    P('max_invalid_beams', 0, 'unknown beams tolerated per scan outside protective_sector_rad', min=0, max=100),
+    P('max_stamp_step_s', 1.0, 'largest stamp advance between two accepted scans; a jump or a step back is '
+      'rejected until rearm scans confirm a new time base, s', min=0.05, max=60.0),
+    P('max_stamp_offset_s', 0.5, 'a scan stamped further than this from the node clock is rejected; 0: no clock '
+      'comparison (lockstep simulation runs on the tick stamps), s', min=0.0, max=60.0),
 ))
 
 ARM = NodeParams('arm', (
@@ -62,9 +74,27 @@ ARM = NodeParams('arm', (
     P('max_joint_speed_fraction', 0.5, 'trajectories faster than this fraction of any joint speed limit are '
       "refused (set cell-wide under /**: the supervisor's SSM takes its stopping data at this fraction)",
       min=0.05, max=1.0),
+    P('cell_id', 'cell-1', 'cell id (set cell-wide under /**); names the default cell key file'),
+    P('cell_key_file', '', 'the cell key that signs verdicts and trajectories (set cell-wide under /**, the same '
+      'file for the supervisor; 32 bytes, mode 0600, created when missing); empty: '
+      '<ROS_HOME or ~/.ros>/smartcell/<cell_id>.key'),
+    P('require_authenticated_commands', True, 'accept only verdicts and trajectories signed with the cell key '
+      'and published by supervisor_node alone; false restores the unauthenticated behaviour (tests, and '
+      'a supervisor that does not sign yet)'),
+    P('supervisor_node', 'supervisor', "the only node (in the arm's namespace) allowed to publish safety/verdict "
+      'and arm/joint_trajectory and to call arm/resume'),
+    P('input_fault_hold_s', 1.0, 'a refused input (stray publisher, bad signature, malformed message, internal '
+      'error) holds the arm until it has not recurred for this long (steady time), s', min=0.1, max=60.0),
+    P('clock_jump_tolerance_s', 0.25, 'a joint state or verdict stamped more than this before the previous one is '
+      'a clock jump (restarted twin, sim-time reset): hold until fresh, consistent data, s', min=0.0, max=10.0),
 ))
 
 SUPERVISOR = NodeParams('supervisor', (
+    P('cell_id', 'cell-1', 'the cell\'s name in events, diagnostics and MES records; names the default cell key '
+      'file (set cell-wide under /**)'),
+    P('cell_key_file', '', 'the cell key that signs verdicts and trajectories for the arm (set cell-wide under '
+      '/**, the same file as the arm; 32 bytes, mode 0600, created when missing); empty: '
+      '<ROS_HOME or ~/.ros>/smartcell/<cell_id>.key'),
     P('warning_distance_m', 2.5, 'person closer than this to the robot -> reduced speed, m', min=0.1, max=10.0),
     P('protective_distance_m', 0.6, 'person closer than this -> protective stop, m', min=0.05, max=10.0),
     P('reduced_speed_scale', 0.3, 'speed scale in the warning zone', min=0.0, max=1.0),
@@ -72,6 +102,8 @@ SUPERVISOR = NodeParams('supervisor', (
       '(two scanner periods at 30 Hz), s', min=0.01, max=2.0),
     P('robot_state_timeout_s', 0.2, 'joint states older than this -> protective stop, s', min=0.01, max=2.0),
     P('lockstep', False, 'evaluate people data of time t with the robot state of time t (simulation)'),
+    P('expected_people_publisher', 'scanner', 'the only node (in this namespace) whose `humans` are trusted; a '
+      'second or other publisher is a protective stop with an ERROR naming it. Empty: any single publisher'),
     P('world_frame', 'world', 'frame people data must be expressed in'),
     P('mode', 'automatic', 'safety mode at start (changed later only through the safety/mode/* services)',
       choices=('automatic', 'collaborative', 'manual_reduced')),
@@ -102,6 +134,10 @@ SUPERVISOR = NodeParams('supervisor', (
     P('job', '', 'job recipe to run: a name in the installed config/ (e.g. job_demo) or a path; '
       'empty: the pick-and-place cycle'),
     P('units', 3, 'units of the job to make per start', min=1, max=100000),
+    P('max_order_units', 10000, 'largest quantity a job order may ask for; larger orders are rejected', min=1,
+      max=1000000),
+    P('plan_horizon_units', 3, 'units the job runner plans at once (a large order is planned batch by batch, so '
+      'the safety loop never waits for planning)', min=1, max=50),
     P('late_threshold_s', 15.0, 'a person step this long past its expected end is late -> re-plan, s',
       min=1.0, max=3600.0),
     P('fatigue_high', 0.7, 'fatigue index at/above which either-steps go to the robot', min=0.0, max=1.0),

@@ -1,10 +1,12 @@
 """What every smartcell node shares: parameter declaration from specs, QoS, diagnostics, main loop."""
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import sys
-from typing import Callable, Mapping
+import traceback
+from typing import Any, Callable, Mapping
 
 import rclpy
 from builtin_interfaces.msg import Duration, Time
@@ -12,9 +14,12 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.clock import Clock, ClockType
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import JointState
 
 from smartcell.core.params import COMMON_PARAMS, ConfigError, NodeParams, ParamValue
+from smartcell.core.robot.command_validation import Invalid, JointSample, validate_joint_state
 
 # Latched: late joiners (dashboards, the MES bridge) get the last value at once.
 LATCHED_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST,
@@ -64,6 +69,70 @@ def stamp_to_s(stamp: Time) -> float:
 def stamp_ns(stamp: Time) -> int:
     """A stamp as integer nanoseconds: the exact key lockstep nodes pair messages by."""
     return stamp.sec * 1_000_000_000 + stamp.nanosec
+
+
+def joint_state_sample(msg: JointState, allow_extra_joints: bool = False) -> JointSample | Invalid:
+    """The one JointState-to-arrays conversion: positions/velocities in the arm's joint order, or why not.
+
+    Never raises: names without positions, NaN, missing or unknown joints are an Invalid reason.
+    """
+    try:
+        return validate_joint_state(msg.header.stamp.sec, msg.header.stamp.nanosec, list(msg.name),
+                                    list(msg.position), list(msg.velocity), allow_extra_joints=allow_extra_joints)
+    except Exception as exc:   # noqa: BLE001 - a message object the validator cannot read is still a reason
+        return Invalid(f'joint state cannot be read: {exc!r}')
+
+
+def steady_clock() -> Clock:
+    """A clock that never follows /clock: for deadmen and watchdogs that sim time must not disarm."""
+    return Clock(clock_type=ClockType.STEADY_TIME)
+
+
+def guarded(callback: Callable[..., Any], on_error: Callable[[str, BaseException], None]) -> Callable[..., Any]:
+    """Wrap a subscription, timer or service callback: an exception goes to on_error(callback name,
+    exception), never up into the executor (which would end the process). A service callback
+    answers success=false with the error."""
+    name = getattr(callback, '__name__', repr(callback))
+
+    @functools.wraps(callback)
+    def wrapper(*args: Any) -> Any:
+        try:
+            return callback(*args)
+        except Exception as exc:  # noqa: BLE001 - the whole point: nothing may kill a safety process
+            try:
+                on_error(name, exc)
+            except Exception:  # noqa: BLE001 - the error handler itself failed: still keep running
+                traceback.print_exc()
+            if len(args) == 2 and hasattr(args[1], 'success'):
+                args[1].success, args[1].message = False, f'internal error in {name}: {exc!r}'
+                return args[1]
+            return None
+    return wrapper
+
+
+def publisher_problem(node: Node, topic: str, expected_node: str, namespace: str | None = None,
+                      allow_none: bool = False) -> str | None:
+    """None when exactly one node publishes on `topic` and it is `expected_node` in `namespace` (default:
+    this node's), else a reason naming the publishers seen on the ROS graph. With allow_none, no
+    publisher at all is no problem (nothing can be received from nobody)."""
+    namespace = node.get_namespace() if namespace is None else namespace
+    infos = node.get_publishers_info_by_topic(topic)
+    seen = [_fq_node(info.node_namespace, info.node_name) for info in infos]
+    expected = _fq_node(namespace, expected_node)
+    if seen == [expected]:
+        return None
+    if not seen:
+        if allow_none:
+            return None
+        return f'no publisher of {topic} on the ROS graph (expected {expected})'
+    strays = [name for name in seen if name != expected]
+    if strays:
+        return f'unexpected publisher(s) of {topic}: {", ".join(sorted(set(strays)))} (only {expected} may publish)'
+    return f'{len(seen)} publishers of {topic} named {expected} (exactly one may publish)'
+
+
+def _fq_node(namespace: str, name: str) -> str:
+    return (namespace.rstrip('/') + '/' + name) if namespace not in ('', '/') else '/' + name
 
 
 def duration_msg(seconds: float) -> Duration:

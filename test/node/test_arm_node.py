@@ -1,23 +1,150 @@
-"""The arm node in its own process over real DDS (sim backend, driven by this test as the twin)."""
+"""The arm node in its own process over real DDS (sim backend, driven by this test as the twin and supervisor).
+
+The test peer signs its verdicts and trajectories with a cell key file, as the supervisor does, and the
+arm is told that the peer is its supervisor (`supervisor_node`). Stray nodes, unsigned or malformed
+messages and clock jumps are then injected next to it.
+"""
 from __future__ import annotations
 
-import pytest
-from diagnostic_msgs.msg import DiagnosticStatus
-from std_srvs.srv import Trigger
-from trajectory_msgs.msg import JointTrajectoryPoint
+import math
+import time
 
+import numpy as np
+import pytest
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import JointState
+from std_msgs.msg import String
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from smartcell.core.robot.kinematics import JOINT_NAMES
+from smartcell.core.safety.authority import (AUTH_KEY, SEQUENCE_KEY, load_or_create_cell_key, sign_trajectory,
+                                             sign_verdict, signed_id)
+from smartcell.core.safety.verdict import MOTION_KEY, VERDICT_STATUS_NAME
+from smartcell.nodes.common import LATCHED_QOS, STREAM_QOS, duration_msg, s_to_stamp, stamp_ns
 from smartcell.tools.cell_processes import node_command
 
 pytestmark = pytest.mark.ros
 HOME = [0.0, -1.571, 1.571, -1.571, -1.571, 0.0]
 
 
+def verdict_msg(key: bytes | None, stamp, sequence: int, scale: float, motion: str,
+                state: str = 'normal') -> DiagnosticArray:
+    values = [('state', state), ('speed_scale', repr(scale)), (MOTION_KEY, motion)]
+    if key is not None:
+        signature = sign_verdict(key, stamp_ns=stamp_ns(stamp), sequence=sequence, speed_scale=scale,
+                                 state=state, motion=motion)
+        values += [(SEQUENCE_KEY, str(sequence)), (AUTH_KEY, signature)]
+    msg = DiagnosticArray(status=[DiagnosticStatus(name=VERDICT_STATUS_NAME,
+                                                   values=[KeyValue(key=k, value=v) for k, v in values])])
+    msg.header.stamp = stamp
+    return msg
+
+
+def trajectory_msg(key: bytes | None, trajectory_id: str, target: list[float], seconds: float,
+                   stamp) -> JointTrajectory:
+    msg = JointTrajectory(joint_names=list(JOINT_NAMES))
+    msg.header.stamp = stamp
+    msg.points = [JointTrajectoryPoint(positions=target, time_from_start=duration_msg(seconds))]
+    msg.header.frame_id = trajectory_id
+    if key is not None:
+        point = msg.points[0].time_from_start
+        msg.header.frame_id = signed_id(trajectory_id, sign_trajectory(
+            key, trajectory_id=trajectory_id, stamp_ns=stamp_ns(stamp), positions=[target],
+            times_ns=[point.sec * 1_000_000_000 + point.nanosec]))
+    return msg
+
+
+class SignedTwin:
+    """Plays the twin (echoes the arm's commands back as measured joint states) and the supervisor
+    (signed verdicts naming the newest motion, signed trajectories). `stamp_offset_s` shifts every stamp:
+    a negative jump is a restarted twin."""
+
+    def __init__(self, peer, key: bytes | None, publish_verdicts: bool = True) -> None:
+        node = peer.node
+        self.peer, self.key = peer, key
+        self.position = np.array(HOME)
+        self.commands: list[JointState] = []
+        self.results: list[DiagnosticStatus] = []
+        self.diagnostics: list[DiagnosticStatus] = []
+        self.mode = ''
+        self.motion = ''
+        self.sequence = time.time_ns()
+        self.stamp_offset_s = 0.0
+        self.publish_states = True
+        self.state_pub = node.create_publisher(JointState, 'twin/joint_states', STREAM_QOS)
+        self.verdict_pub = node.create_publisher(DiagnosticArray, 'safety/verdict', STREAM_QOS)
+        self.trajectory_pub = node.create_publisher(JointTrajectory, 'arm/joint_trajectory', 10)
+        node.create_subscription(JointState, 'twin/joint_command', self._on_command, STREAM_QOS)
+        node.create_subscription(DiagnosticStatus, 'arm/trajectory_result', self.results.append, 10)
+        node.create_subscription(String, 'arm/mode', self._on_mode, LATCHED_QOS)
+        node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 50)
+        self.scale = 1.0 if publish_verdicts else None
+        node.create_timer(0.02, self._tick)
+
+    def stamp(self):
+        now_s = self.peer.node.get_clock().now().nanoseconds * 1e-9
+        return s_to_stamp(now_s + self.stamp_offset_s)
+
+    def _on_command(self, msg: JointState) -> None:
+        self.commands.append(msg)
+        self.position = np.array(msg.position)
+
+    def _on_mode(self, msg: String) -> None:
+        self.mode = msg.data
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        self.diagnostics.extend(s for s in msg.status if s.name == 'smartcell/arm')
+
+    def _tick(self) -> None:
+        stamp = self.stamp()
+        if self.publish_states:
+            state = JointState(name=list(JOINT_NAMES), position=self.position.tolist(), velocity=[0.0] * 6)
+            state.header.stamp = stamp
+            self.state_pub.publish(state)
+        if self.scale is not None:
+            self.sequence += 1
+            self.verdict_pub.publish(verdict_msg(self.key, stamp, self.sequence, self.scale, self.motion))
+
+    def send(self, trajectory_id: str, target: list[float], seconds: float) -> JointTrajectory:
+        msg = trajectory_msg(self.key, trajectory_id, target, seconds, self.stamp())
+        self.motion = trajectory_id
+        self.trajectory_pub.publish(msg)
+        return msg
+
+    def result(self, trajectory_id: str) -> DiagnosticStatus | None:
+        return next((r for r in self.results if r.name == trajectory_id), None)
+
+    def error_naming(self, *words: str) -> DiagnosticStatus | None:
+        return next((d for d in self.diagnostics if d.level == DiagnosticStatus.ERROR
+                     and all(w in d.message for w in words)), None)
+
+
 @pytest.fixture
-def arm(peer, processes, fake_twin):
-    processes.start('arm', node_command('smartcell.nodes.arm', 'arm', None, {'deadman_timeout_s': 0.2}))
-    twin = fake_twin(peer)
+def cell_key(tmp_path):
+    path = tmp_path / 'cell.key'
+    return path, load_or_create_cell_key(path)
+
+
+def arm_params(peer, cell_key, **extra) -> dict:
+    return {'deadman_timeout_s': 0.2, 'cell_key_file': str(cell_key[0]), 'supervisor_node': peer.node.get_name(),
+            'input_fault_hold_s': 0.5, **extra}
+
+
+@pytest.fixture
+def arm(peer, processes, cell_key):
+    processes.start('arm', node_command('smartcell.nodes.arm', 'arm', None, arm_params(peer, cell_key)))
+    twin = SignedTwin(peer, cell_key[1])
     peer.wait_for(lambda: len(twin.commands) > 5 and twin.mode, 30, 'arm commands', processes)
     return twin
+
+
+def moved(target_0: float) -> list[float]:
+    target = list(HOME)
+    target[0] = target_0
+    return target
 
 
 def test_trajectory_beyond_limits_is_refused_with_a_reason(peer, processes, arm):
@@ -31,9 +158,7 @@ def test_trajectory_beyond_limits_is_refused_with_a_reason(peer, processes, arm)
 def test_trajectory_above_the_cell_speed_fraction_is_refused(peer, processes, arm):
     # 1.2 rad in 1 s peaks at 1.8 rad/s: within the pan joint's 3.14 rad/s, above half of it (the
     # cell's max_joint_speed_fraction 0.5, on which the SSM stopping distances rely).
-    target = list(HOME)
-    target[0] = 1.2
-    arm.send('too-fast', target, 1.0)
+    arm.send('too-fast', moved(1.2), 1.0)
     peer.wait_for(lambda: arm.result('too-fast') is not None, 10, 'refusal', processes)
     result = arm.result('too-fast')
     assert result.level == DiagnosticStatus.ERROR
@@ -41,9 +166,7 @@ def test_trajectory_above_the_cell_speed_fraction_is_refused(peer, processes, ar
 
 
 def test_executes_then_controlled_stop_holds_position(peer, processes, arm):
-    target = list(HOME)
-    target[0] = 0.6
-    arm.send('move', target, 2.0)
+    arm.send('move', moved(0.6), 2.0)
     peer.wait_for(lambda: arm.position[0] > 0.15, 10, 'motion', processes)
     answer = peer.call(Trigger, 'arm/stop', processes=processes)
     assert answer.success
@@ -53,7 +176,18 @@ def test_executes_then_controlled_stop_holds_position(peer, processes, arm):
     peer.wait_for(lambda: len(arm.commands) > count + 20, 5, 'more commands', processes)
     assert arm.position[0] == pytest.approx(held, abs=1e-9)
     assert 0.15 < held < 0.6
-    assert peer.call(Trigger, 'arm/resume', processes=processes).success
+    # Another node may stop the arm, but not release it.
+    stray = rclpy.create_node('stray_operator', context=peer.context)
+    try:
+        stray_client = stray.create_client(Trigger, 'arm/resume')
+        refused = peer.call(Trigger, 'arm/resume', processes=processes)
+        assert not refused.success and '/stray_operator' in refused.message, refused.message
+        assert arm.mode == 'held'
+    finally:
+        stray.destroy_client(stray_client)
+        stray.destroy_node()
+    peer.wait_for(lambda: peer.call(Trigger, 'arm/resume', processes=processes).success, 10,
+                  'resume accepted once the stray client left the graph', processes)
     peer.wait_for(lambda: arm.result('move') is not None, 15, 'completion', processes)
     assert arm.result('move').level == DiagnosticStatus.OK
     # the final set-point is published before the result (topics may still arrive in either order)
@@ -61,9 +195,7 @@ def test_executes_then_controlled_stop_holds_position(peer, processes, arm):
 
 
 def test_deadman_stops_the_arm_when_verdicts_stop(peer, processes, arm):
-    target = list(HOME)
-    target[0] = 1.5
-    arm.send('long', target, 6.0)
+    arm.send('long', moved(1.5), 6.0)
     peer.wait_for(lambda: arm.position[0] > 0.05, 10, 'motion', processes)
     arm.scale = None                       # the supervisor goes silent
     peer.wait_for(lambda: arm.mode == 'paused', 3, 'deadman stop', processes)
@@ -76,9 +208,7 @@ def test_deadman_stops_the_arm_when_verdicts_stop(peer, processes, arm):
 
 def test_speed_scale_time_scales_the_motion(peer, processes, arm):
     arm.scale = 0.25
-    target = list(HOME)
-    target[0] = 0.5
-    arm.send('slow', target, 1.0)
+    arm.send('slow', moved(0.5), 1.0)
     peer.wait_for(lambda: arm.result('slow') is not None, 20, 'slow completion', processes)
     moving = [c for c in arm.commands if abs(c.velocity[0]) > 1e-6]
     peak = max(abs(c.velocity[0]) for c in moving)
@@ -86,41 +216,156 @@ def test_speed_scale_time_scales_the_motion(peer, processes, arm):
     assert peak == pytest.approx(0.25 * 0.75, rel=0.1)
 
 
-def test_ros2_control_backend_streams_the_scaled_path_to_the_controller(peer, processes):
-    """Hardware backend: set-points go to the vendor's trajectory controller, state comes from its driver."""
-    from diagnostic_msgs.msg import DiagnosticArray, KeyValue
-    from sensor_msgs.msg import JointState
-    from trajectory_msgs.msg import JointTrajectory
+# -- command authority ---------------------------------------------------------------------------------
+def test_a_spoofed_verdict_from_a_second_node_holds_the_arm_with_an_error_naming_it(peer, processes, arm,
+                                                                                  cell_key):
+    arm.scale = 0.0                         # the supervisor says stop (a person is close) ...
+    arm.send('blocked', moved(1.0), 4.0)
+    peer.wait_for(lambda: arm.mode == 'paused', 10, 'the motion loaded, held at scale 0', processes)
+    spoofer = rclpy.create_node('spoofer', context=peer.context)
+    spoof_pub = spoofer.create_publisher(DiagnosticArray, 'safety/verdict', STREAM_QOS)
+    sequence = [time.time_ns() + 10**12]
 
-    from smartcell.core.kinematics import JOINT_NAMES
-    from smartcell.core.verdict import VERDICT_STATUS_NAME
-    from smartcell.nodes.common import STREAM_QOS, duration_msg
-    processes.start('arm', node_command('smartcell.nodes.arm', 'arm', None, {
-        'backend': 'ros2_control', 'controller_topic': 'ctrl/joint_trajectory',
-        'driver_joint_states_topic': 'driver/joint_states', 'control_rate_hz': 50.0}))
+    def spoof() -> None:                   # ... a stray node says full speed, even signed with the stolen key
+        sequence[0] += 1
+        spoof_pub.publish(verdict_msg(cell_key[1], arm.stamp(), sequence[0], 1.0, 'blocked'))
+    timer = peer.node.create_timer(0.005, spoof)
+    try:
+        peer.wait_for(lambda: arm.error_naming('/spoofer', 'safety/verdict'), 10, 'ERROR naming the spoofer',
+                      processes)
+        count = len(arm.commands)
+        peer.wait_for(lambda: len(arm.commands) > count + 50, 10, 'commands while spoofed', processes)
+        assert all(abs(c.position[0]) < 1e-9 and c.velocity[0] == 0.0 for c in arm.commands), 'the arm moved'
+        assert arm.mode == 'paused'
+    finally:
+        peer.node.destroy_timer(timer)
+        spoofer.destroy_publisher(spoof_pub)
+        spoofer.destroy_node()
+    # Stray gone, the supervisor allows motion again: the arm goes on after the hold time.
+    arm.scale = 1.0
+    peer.wait_for(lambda: arm.position[0] > 0.05, 15, 'motion after the spoofer left', processes)
+
+
+def test_unsigned_or_stray_trajectories_never_run(peer, processes, arm, cell_key):
+    unsigned = trajectory_msg(None, 'unsigned', moved(0.8), 3.0, arm.stamp())
+    arm.motion = 'unsigned'                 # even a verdict naming it does not make it run
+    arm.trajectory_pub.publish(unsigned)
+    peer.wait_for(lambda: arm.result('unsigned') is not None, 10, 'refusal', processes)
+    assert arm.result('unsigned').level == DiagnosticStatus.ERROR
+    assert 'not authenticated' in arm.result('unsigned').message
+    peer.wait_for(lambda: arm.error_naming('unsigned', 'not signed'), 5, 'ERROR naming the reason', processes)
+
+    intruder = rclpy.create_node('intruder', context=peer.context)
+    intruder_pub = intruder.create_publisher(JointTrajectory, 'arm/joint_trajectory', 10)
+    try:
+        stolen = trajectory_msg(cell_key[1], 'intruded', moved(0.8), 3.0, arm.stamp())
+        arm.motion = 'intruded'
+        peer.wait_for(lambda: intruder_pub.get_subscription_count() > 0, 10, 'intruder matched', processes)
+        intruder_pub.publish(stolen)
+        peer.wait_for(lambda: arm.result('intruded') is not None, 10, 'refusal', processes)
+        assert '/intruder' in arm.result('intruded').message
+        peer.wait_for(lambda: arm.error_naming('/intruder'), 5, 'ERROR naming the intruder', processes)
+    finally:
+        intruder.destroy_publisher(intruder_pub)
+        intruder.destroy_node()
+    # A signed trajectory from the supervisor, replayed, is refused the second time.
+    accepted = arm.send('once', moved(0.3), 1.0)
+    peer.wait_for(lambda: arm.result('once') is not None, 15, 'completion', processes)
+    assert arm.result('once').level == DiagnosticStatus.OK
+    arm.results.clear()
+    arm.trajectory_pub.publish(accepted)
+    peer.wait_for(lambda: arm.result('once') is not None, 10, 'replay refused', processes)
+    assert 'replay' in arm.result('once').message
+    assert all(abs(c.position[0]) <= 0.3 + 1e-9 for c in arm.commands), 'a refused trajectory moved the arm'
+
+
+# -- malformed inputs, clocks --------------------------------------------------------------------------
+@pytest.mark.parametrize('backend', ['sim', 'ros2_control'])
+def test_malformed_joint_states_hold_the_arm_and_never_kill_it(peer, processes, cell_key, backend):
+    topic = 'twin/joint_states' if backend == 'sim' else 'driver/joint_states'
+    processes.start('arm', node_command('smartcell.nodes.arm', 'arm', None, arm_params(
+        peer, cell_key, backend=backend, driver_joint_states_topic='driver/joint_states',
+        controller_topic='ctrl/joint_trajectory')))
+    diagnostics: list[DiagnosticStatus] = []
+    peer.node.create_subscription(DiagnosticArray, '/diagnostics',
+                                  lambda m: diagnostics.extend(s for s in m.status if s.name == 'smartcell/arm'), 50)
+    states = peer.node.create_publisher(JointState, topic, STREAM_QOS)
+    peer.wait_for(lambda: states.get_subscription_count() > 0, 30, 'arm subscribed', processes)
+    bad = [JointState(name=list(JOINT_NAMES)),                                             # names, no positions
+           JointState(name=list(JOINT_NAMES), position=[math.nan] * 6),
+           JointState(name=list(JOINT_NAMES), position=HOME[:3]),
+           JointState(name=list(JOINT_NAMES), position=HOME, velocity=[math.inf] * 6),
+           JointState(name=['x'] * 6, position=HOME)]
+    for msg in bad:
+        msg.header.stamp = peer.node.get_clock().now().to_msg()
+        states.publish(msg)
+    peer.wait_for(lambda: any(d.level == DiagnosticStatus.ERROR and 'joint state' in d.message
+                              for d in diagnostics), 10, 'ERROR naming the joint state', processes)
+    good = JointState(name=list(JOINT_NAMES), position=HOME)
+    good.header.stamp = peer.node.get_clock().now().to_msg()
+    count = len(diagnostics)
+    states.publish(good)
+    peer.wait_for(lambda: len(diagnostics) > count + 1, 10, 'the arm still reporting', processes)
+    assert not processes.failed()
+
+
+def test_deadman_runs_on_steady_time_while_sim_time_stands_still(peer, processes, cell_key):
+    """With use_sim_time and a /clock that stops (or goes back), the deadman still fires."""
+    processes.start('arm', node_command('smartcell.nodes.arm', 'arm', None,
+                                        arm_params(peer, cell_key, use_sim_time=True)))
+    clock_pub = peer.node.create_publisher(Clock, '/clock', 10)
+    twin = SignedTwin(peer, cell_key[1])
+    sim_now = {'stamp': s_to_stamp(1000.0)}
+    peer.node.create_timer(0.01, lambda: clock_pub.publish(Clock(clock=sim_now['stamp'])))
+    peer.wait_for(lambda: len(twin.commands) > 5 and twin.mode, 30, 'arm commands', processes)
+    twin.send('long', moved(1.5), 6.0)
+    peer.wait_for(lambda: twin.position[0] > 0.05, 10, 'motion', processes)
+    twin.scale = None                       # verdicts stop; sim time is frozen at 1000 s
+    peer.wait_for(lambda: twin.mode == 'paused', 3, 'deadman stop on steady time', processes)
+    sim_now['stamp'] = s_to_stamp(0.0)      # and even a /clock reset cannot make it move
+    frozen = twin.position[0]
+    count = len(twin.commands)
+    peer.wait_for(lambda: len(twin.commands) > count + 20, 5, 'more commands', processes)
+    assert twin.position[0] == pytest.approx(frozen, abs=1e-9)
+
+
+def test_joint_states_jumping_back_abort_the_motion_and_hold_until_consistent(peer, processes, arm):
+    arm.send('before', moved(1.2), 5.0)
+    peer.wait_for(lambda: arm.position[0] > 0.05, 10, 'motion', processes)
+    arm.stamp_offset_s = -1000.0            # the twin restarts: its stamps jump back, verdicts follow
+    peer.wait_for(lambda: arm.result('before') is not None, 10, 'the motion aborted', processes)
+    assert 'jumped back' in arm.result('before').message
+    peer.wait_for(lambda: arm.error_naming('jumped back'), 5, 'ERROR naming the clock jump', processes)
+    frozen = arm.position[0]
+    count = len(arm.commands)
+    peer.wait_for(lambda: len(arm.commands) > count + 20, 5, 'more commands', processes)
+    assert arm.position[0] == pytest.approx(frozen, abs=1e-9), 'moved after the clock jump'
+    # fresh, consistent data on the new timeline re-arms it: a new motion runs
+    arm.send('after', moved(frozen + 0.2), 1.0)
+    peer.wait_for(lambda: arm.result('after') is not None, 15, 'the new motion', processes)
+    assert arm.result('after').level == DiagnosticStatus.OK
+
+
+def test_ros2_control_backend_streams_the_scaled_path_to_the_controller(peer, processes, cell_key):
+    """Hardware backend: set-points go to the vendor's trajectory controller, state comes from its driver."""
+    processes.start('arm', node_command('smartcell.nodes.arm', 'arm', None, arm_params(
+        peer, cell_key, backend='ros2_control', controller_topic='ctrl/joint_trajectory',
+        driver_joint_states_topic='driver/joint_states', control_rate_hz=50.0)))
     streamed: list[JointTrajectory] = []
     peer.node.create_subscription(JointTrajectory, 'ctrl/joint_trajectory', streamed.append, 10)
     driver = peer.node.create_publisher(JointState, 'driver/joint_states', STREAM_QOS)
-    verdicts = peer.node.create_publisher(DiagnosticArray, 'safety/verdict', STREAM_QOS)
-    requests = peer.node.create_publisher(JointTrajectory, 'arm/joint_trajectory', 10)
+    supervisor = SignedTwin(peer, cell_key[1])
+    supervisor.publish_states = False
+    supervisor.scale = 0.5
 
     def feed() -> None:
-        now = peer.node.get_clock().now().to_msg()
-        state = JointState(name=list(JOINT_NAMES), position=HOME, velocity=[0.0] * 6)
-        state.header.stamp = now
+        # a driver publishes a gripper joint too: accepted on this backend
+        state = JointState(name=list(JOINT_NAMES) + ['gripper'], position=HOME + [0.0], velocity=[0.0] * 7)
+        state.header.stamp = supervisor.stamp()
         driver.publish(state)
-        verdict = DiagnosticArray(status=[DiagnosticStatus(name=VERDICT_STATUS_NAME,
-                                                           values=[KeyValue(key='speed_scale', value='0.5')])])
-        verdict.header.stamp = now
-        verdicts.publish(verdict)
     peer.node.create_timer(0.02, feed)
     peer.wait_for(lambda: len(streamed) > 5, 20, 'streamed set-points', processes)
-    target = list(HOME)
-    target[0] = 0.3
-    request = JointTrajectory(joint_names=list(JOINT_NAMES))
-    request.header.frame_id = 'hw-move'
-    request.points = [JointTrajectoryPoint(positions=target, time_from_start=duration_msg(1.0))]
-    requests.publish(request)
+    supervisor.send('hw-move', moved(0.3), 1.0)
     peer.wait_for(lambda: streamed[-1].points[0].positions[0] > 0.299, 15, 'path streamed to the end', processes)
     moving = [m.points[0] for m in streamed if abs(m.points[0].velocities[0]) > 1e-6]
     assert moving, 'no moving set-points were streamed'
@@ -128,3 +373,15 @@ def test_ros2_control_backend_streams_the_scaled_path_to_the_controller(peer, pr
     assert max(abs(p.velocities[0]) for p in moving) == pytest.approx(0.5 * 0.45, rel=0.1)
     assert all(list(m.joint_names) == list(JOINT_NAMES) for m in streamed)
     assert streamed[-1].points[0].time_from_start.nanosec == 100_000_000     # stream_horizon_s default
+
+
+def test_unauthenticated_mode_keeps_the_old_behaviour(peer, processes, fake_twin):
+    """require_authenticated_commands false: unsigned verdicts and trajectories from anyone (until the
+    supervisor signs); input validation and the steady deadman still apply."""
+    processes.start('arm', node_command('smartcell.nodes.arm', 'arm', None, {
+        'deadman_timeout_s': 0.2, 'require_authenticated_commands': False}))
+    twin = fake_twin(peer)
+    peer.wait_for(lambda: len(twin.commands) > 5 and twin.mode, 30, 'arm commands', processes)
+    twin.send('legacy', moved(0.3), 1.0)
+    peer.wait_for(lambda: twin.result('legacy') is not None, 15, 'completion', processes)
+    assert twin.result('legacy').level == DiagnosticStatus.OK
