@@ -19,7 +19,6 @@ import json
 import shutil
 import sqlite3
 import sys
-from collections import Counter
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -113,10 +112,6 @@ def verify_file(path: Path, key: bytes | None = None, anchor_path: Path | None =
     return result
 
 
-def counts_by_kind(findings: Sequence[Finding]) -> str:
-    return ', '.join(f'{kind} {count}' for kind, count in Counter(f.kind.value for f in findings).items())
-
-
 def findings_to_show(findings: Sequence[Finding], limit: int = MAX_FINDINGS_SHOWN) -> list[Finding]:
     """The first finding of each kind, then the others in order, up to `limit`."""
     firsts = list({f.kind: f for f in reversed(findings)}.values())[::-1]
@@ -142,10 +137,12 @@ def format_result(path: Path, result: AuditResult, use_anchor: bool) -> tuple[st
                 + (', anchor matches' if result.anchor_checked else ''), '\n'.join(warnings))
     lines = [f'audit FAILED at record {result.first_bad_index} (record_id {result.first_bad_id or "?"}): '
              f'{result.reason}' if result.first_bad_index is not None else f'audit FAILED: {result.reason}',
-             f'{len(result.findings)} finding(s) in {path}: {counts_by_kind(result.findings)}']
-    lines += [f'  {finding}' for finding in findings_to_show(result.findings)]
-    if len(result.findings) > MAX_FINDINGS_SHOWN:
-        lines.append(f'  ... and {len(result.findings) - MAX_FINDINGS_SHOWN} more')
+             f'{sum(result.finding_counts.values())} finding(s) in {path}: '
+             + ', '.join(f'{kind} {count}' for kind, count in result.finding_counts.items())]
+    shown = findings_to_show(result.findings)
+    lines += [f'  {finding}' for finding in shown]
+    if sum(result.finding_counts.values()) > len(shown):
+        lines.append(f'  ... and {sum(result.finding_counts.values()) - len(shown)} more')
     return '', '\n'.join(lines + warnings)
 
 

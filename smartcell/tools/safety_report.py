@@ -1,14 +1,19 @@
-"""`smartcell safety-report LOG [--plot out.png] [--json]`: summarise a safety evidence log.
+"""`smartcell safety-report LOG [--key-file KEY] [--plot out.png] [--json]`: verify and summarise a safety evidence log.
 
-Prints: cycles and time span; stops by reason; the worst margin min(separation - S_p) while the
-arm was moving; time at reduced speed and stopped; reaction times from each intrusion to the arm
-reporting the commanded scale. With --plot, separation vs S_p and the speed scales over time.
-Exit codes: 0 report printed, 2 unreadable or empty log / bad options.
+First verifies the log's hash chain, its MACs (with --key-file, the cell key) and its anchor
+(LOG.anchor), and names every finding (smartcell.core.safety.evidence.verify_evidence). Then prints:
+cycles and time span; stops by reason; the worst margin min(separation - S_p) while the arm was
+moving; violations (a cycle closer than S_p while moving, a contact above its body region's limit);
+time at reduced speed and stopped; reaction times from each intrusion to the arm reporting the
+commanded scale. With --plot, separation vs S_p and the speed scales over time, violations marked.
+
+Exit status: 0 only for an intact chain without violations; 1 for a violation or a broken chain
+(edited, re-sealed, reordered, records or tail missing, missing anchor); 2 unreadable, empty or not
+an evidence chain, or bad options.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import re
 import sys
@@ -17,9 +22,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from smartcell.core.evidence import EvidenceError, EvidenceLog, read_evidence
+from smartcell.core.jsonio import strict_json_dumps
+from smartcell.core.mes.audit_trail import FindingKind
+from smartcell.core.safety.evidence import (EvidenceError, EvidenceLog, VerificationResult, read_evidence,
+                                            verify_evidence)
+from smartcell.tools.audit import findings_to_show, read_key_file
 
 STOP_EVENTS = ('stop', 'fault', 'emergency_stop')
+EXIT_OK, EXIT_FAIL, EXIT_UNREADABLE = 0, 1, 2
+MAX_LISTED = 10
 MAX_ACCOUNTED_GAP_S = 1.0       # a longer gap between cycles is a silence, not time at some speed
 _SCALE_TOLERANCE = 1e-6
 
@@ -38,6 +49,38 @@ class Summary:
     reaction_times_s: list[float] = field(default_factory=list)
     reactions_never_applied: int = 0
     truncated_tail: bool = False
+    violations: list[dict[str, Any]] = field(default_factory=list)   # stamp_s, kind, detail
+
+
+@dataclass(frozen=True)
+class Violation:
+    stamp_s: float
+    kind: str           # closer_than_sp_while_moving | contact_above_limit
+    detail: str
+
+
+def _moving(record: dict[str, Any]) -> bool:
+    return record.get('applied_scale', 0.0) > 0.0 or record.get('speed_scale', 0.0) > 0.0
+
+
+def find_violations(log: EvidenceLog) -> list[Violation]:
+    """Cycles where the arm moved closer than S_p, and contacts above their body region's limit."""
+    found = []
+    for cycle in log.cycles():
+        margin = cycle.get('margin_m')
+        if _moving(cycle) and isinstance(margin, (int, float)) and margin < 0.0:
+            found.append(Violation(cycle['stamp_s'], 'closer_than_sp_while_moving',
+                                   f'separation {cycle.get("separation_m", math.nan):.3f} m < S_p '
+                                   f'{cycle.get("protective_separation_m", math.nan):.3f} m with the arm moving '
+                                   f'(applied scale {cycle.get("applied_scale", math.nan):.2f})'))
+    for event in log.events():
+        details = event.get('details') or {}
+        force, limit = details.get('force_N'), details.get('limit_N')
+        above = details.get('outcome', 'within_limit') != 'within_limit' or (
+            isinstance(force, (int, float)) and isinstance(limit, (int, float)) and force > limit)
+        if event.get('event') == 'contact' and above:
+            found.append(Violation(event['stamp_s'], 'contact_above_limit', event.get('reason', '')))
+    return sorted(found, key=lambda v: v.stamp_s)
 
 
 def reason_kind(reason: str) -> str:
@@ -77,7 +120,8 @@ def summarise(log: EvidenceLog) -> Summary:
         else:
             reactions.append(applied['stamp_s'] - event['stamp_s'])
     return Summary(len(cycles), cycles[0]['stamp_s'], cycles[-1]['stamp_s'], dict(stops.most_common()), worst,
-                   worst_at, reduced_s, stopped_s, len(intrusions), reactions, never, log.truncated_tail is not None)
+                   worst_at, reduced_s, stopped_s, len(intrusions), reactions, never, log.truncated_tail is not None,
+                   [asdict(v) for v in find_violations(log)])
 
 
 def format_summary(summary: Summary) -> str:
@@ -103,6 +147,29 @@ def format_summary(summary: Summary) -> str:
         lines.append(f'reaction intrusion -> scale applied: none measured ({summary.intrusions} intrusions)')
     if summary.reactions_never_applied:
         lines.append(f'  {summary.reactions_never_applied} intrusion(s) never saw the commanded scale applied')
+    if summary.violations:
+        lines.append(f'VIOLATIONS: {len(summary.violations)}')
+        lines += [f'  {v["stamp_s"]:10.3f} s  {v["kind"]}: {v["detail"]}' for v in summary.violations[:MAX_LISTED]]
+        if len(summary.violations) > MAX_LISTED:
+            lines.append(f'  ... and {len(summary.violations) - MAX_LISTED} more')
+    else:
+        lines.append('violations: none')
+    return '\n'.join(lines)
+
+
+def format_verification(result: VerificationResult) -> str:
+    checks = ['hash chain'] + (['MACs'] if result.mac_checked else []) + (['anchor'] if result.anchor_checked else [])
+    if result.ok:
+        lines = [f'evidence chain: intact, {result.records} records up to seq {result.last_seq} '
+                 f'({", ".join(checks)} checked)']
+    else:
+        counts = result.finding_counts
+        lines = [f'evidence chain: BROKEN ({", ".join(f"{k} {n}" for k, n in counts.items())})']
+        shown = findings_to_show(result.findings, MAX_LISTED)
+        lines += [f'  {finding}' for finding in shown]
+        if sum(counts.values()) > len(shown):
+            lines.append(f'  ... and {sum(counts.values()) - len(shown)} more')
+    lines += [f'note: {note}' for note in result.notes]
     return '\n'.join(lines)
 
 
@@ -127,6 +194,18 @@ def plot(log: EvidenceLog, out: Path) -> None:
     for event in log.events():
         if event.get('event') in STOP_EVENTS:
             bottom.axvline(event['stamp_s'], color='red', alpha=0.3)
+    violations = find_violations(log)
+    if violations:
+        by_stamp = {c['stamp_s']: c for c in cycles}
+        stamps = [v.stamp_s for v in violations]
+        heights = finite([by_stamp.get(v.stamp_s, {}).get('separation_m', 0.0) for v in violations])
+        top.scatter(stamps, [h if math.isfinite(h) else 0.0 for h in heights], color='red', marker='x', zorder=5,
+                    label=f'violation ({len(violations)})')
+        for stamp in stamps:
+            top.axvline(stamp, color='red', alpha=0.15)
+        top.legend(loc='upper right')
+        top.set_title(f'{len(violations)} violation(s): closer than S_p while moving / contact above limit',
+                      color='red')
     bottom.set_ylim(-0.05, 1.05)
     bottom.set_xlabel('time (s)')
     bottom.legend(loc='upper right')
@@ -141,25 +220,58 @@ def main(argv: list[str]) -> int:
     parser.add_argument('log', type=Path, help='evidence log (JSON lines) written by the supervisor')
     parser.add_argument('--plot', type=Path, metavar='OUT.png', help='plot separation vs S_p and the speed scale')
     parser.add_argument('--json', action='store_true', help='print the summary as JSON instead of text')
+    parser.add_argument('--key-file', type=Path, help='the cell key file: check every record\'s MAC')
+    parser.add_argument('--anchor', type=Path, help='anchor file (default LOG.anchor)')
+    parser.add_argument('--no-anchor', action='store_true',
+                        help='do not require the anchor (deletion of the newest records then goes unnoticed)')
     try:
         options = parser.parse_args(argv)
     except SystemExit as exc:           # argparse has printed the usage error
         return int(exc.code or 0)
     try:
+        key = None
+        if options.key_file is not None:
+            key = read_key_file(options.key_file)
+        if not options.log.is_file():
+            raise EvidenceError(f'evidence log not found: {options.log}')
+        verification = verify_evidence(options.log, key, options.anchor, require_anchor=not options.no_anchor)
+    except (EvidenceError, ValueError, OSError) as exc:    # ValueError: a key file that cannot be used
+        print(f'smartcell safety-report: {exc}', file=sys.stderr)
+        return EXIT_UNREADABLE
+    kinds = verification.kinds()
+    if FindingKind.NOT_A_CHAIN in kinds or kinds == {FindingKind.EMPTY}:
+        print(f'smartcell safety-report: {options.log}: {verification.findings[0].detail}', file=sys.stderr)
+        return EXIT_UNREADABLE
+    try:
         log = read_evidence(options.log)
         summary = summarise(log)
     except EvidenceError as exc:
         print(f'smartcell safety-report: {exc}', file=sys.stderr)
-        return 2
+        if not verification.ok:         # unreadable because it was tampered with: say so
+            print(format_verification(verification), file=sys.stderr)
+            return EXIT_FAIL
+        return EXIT_UNREADABLE
+    failures = ([] if verification.ok else ['evidence chain broken']) + \
+        ([f'{len(summary.violations)} violation(s)'] if summary.violations else [])
     if options.json:
-        print(json.dumps({k: (v if not isinstance(v, float) or math.isfinite(v) else str(v))
-                          for k, v in asdict(summary).items()}, indent=2))
+        report = {**asdict(summary), 'chain': {
+            'ok': verification.ok, 'records': verification.records, 'last_seq': verification.last_seq,
+            'mac_checked': verification.mac_checked, 'anchor_checked': verification.anchor_checked,
+            'finding_counts': dict(verification.finding_counts),
+            'findings': [{'kind': f.kind.value, 'seq': f.seq, 'detail': f.detail} for f in verification.findings],
+            'notes': list(verification.notes)}, 'result': 'FAIL' if failures else 'PASS', 'failures': failures}
+        print(strict_json_dumps(report, reasons={
+            'worst_margin_m': 'nobody near the moving arm', 'worst_margin_stamp_s': 'nobody near the moving arm'},
+            indent=2))
     else:
+        print(format_verification(verification))
         print(format_summary(summary))
     if options.plot is not None:
         plot(log, options.plot)
-        print(f'plot written to {options.plot}')
-    return 0
+        print(f'plot written to {options.plot}', file=sys.stderr if options.json else sys.stdout)
+    if not options.json:
+        print(f'result: FAIL ({"; ".join(failures)})' if failures else 'result: PASS')
+    return EXIT_FAIL if failures else EXIT_OK
 
 
 if __name__ == '__main__':

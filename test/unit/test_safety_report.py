@@ -1,11 +1,13 @@
 """`smartcell safety-report` end to end on a log the monitor writes, and on bad files."""
 import json
+import math
 
 import numpy as np
 import pytest
 
-from smartcell.core.evidence import EvidenceWriter
-from smartcell.core.safety import (PeopleObservation, RobotObservation, SafetyConfig, SafetyMonitor,
+from smartcell.core.safety.authority import load_or_create_cell_key
+from smartcell.core.safety.evidence import EvidenceWriter
+from smartcell.core.safety.monitor import (PeopleObservation, RobotObservation, SafetyConfig, SafetyMonitor,
                                    SeparationInputs)
 from smartcell.tools.safety_report import main, reason_kind
 
@@ -60,8 +62,9 @@ def test_report_json_figures(log_path, capsys):
 
 
 @pytest.mark.parametrize('content,fragment', [
-    ('this is not json\n{"kind":"cycle","stamp_s":1.0}\n', 'line 1 is not JSON'),
-    ('', 'no cycle records'),
+    ('this is not json\n{"kind":"cycle","stamp_s":1.0}\n', 'not an evidence log'),
+    ('{"kind":"cycle","stamp_s":1.0,"speed_scale":1.0}\n', 'without a hash chain'),
+    ('', 'holds no records'),
     (None, 'not found'),
 ])
 def test_bad_files_exit_2_with_a_clear_error(tmp_path, capsys, content, fragment):
@@ -70,6 +73,103 @@ def test_bad_files_exit_2_with_a_clear_error(tmp_path, capsys, content, fragment
         path.write_text(content)
     assert main([str(path)]) == 2
     assert fragment in capsys.readouterr().err
+
+
+def test_clean_intact_log_passes_with_its_key(tmp_path, capsys):
+    key_file = tmp_path / 'cell.key'
+    key = load_or_create_cell_key(key_file)
+    path = tmp_path / 'keyed.jsonl'
+    with EvidenceWriter(path, key=key) as writer:
+        for k in range(30):
+            writer.write(cycle(k * DT, separation_m=3.0, sp_m=1.0, scale=1.0))
+    assert main([str(path), '--key-file', str(key_file)]) == 0
+    out = capsys.readouterr().out
+    assert 'evidence chain: intact, 31 records' in out and 'MACs' in out and 'result: PASS' in out
+    assert main([str(path), '--key-file', str(tmp_path / 'missing.key')]) == 2
+
+
+def cycle(stamp_s, separation_m, sp_m, scale):
+    return {'kind': 'cycle', 'stamp_s': stamp_s, 'mode': 'automatic', 'state': 'normal', 'zone': 'clear',
+            'separation_m': separation_m, 'protective_separation_m': sp_m, 'margin_m': separation_m - sp_m,
+            'speed_scale': scale, 'applied_scale': scale, 'target_scale': scale, 'reason': ''}
+
+
+@pytest.fixture
+def violation_log(tmp_path):
+    """The arm keeps moving at full scale while a person is 0.4 m inside S_p for three cycles."""
+    path = tmp_path / 'violation.jsonl'
+    with EvidenceWriter(path) as writer:
+        for k in range(60):
+            close = 20 <= k < 23
+            writer.write(cycle(k * DT, 0.6 if close else 3.0, 1.0, 1.0))
+    return path
+
+
+def test_violation_exits_1_and_is_marked_on_the_plot(violation_log, tmp_path, capsys):
+    out = tmp_path / 'v.png'
+    assert main([str(violation_log), '--plot', str(out)]) == 1
+    text = capsys.readouterr().out
+    assert 'VIOLATION: closer than S_p while moving' in text and 'VIOLATIONS: 3' in text
+    assert 'closer_than_sp_while_moving' in text and 'result: FAIL (3 violation(s))' in text
+    assert out.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    clean_log, clean_png = tmp_path / 'clean.jsonl', tmp_path / 'clean.png'
+    with EvidenceWriter(clean_log) as writer:
+        for k in range(60):
+            writer.write(cycle(k * DT, 3.0, 1.0, 1.0))
+    assert main([str(clean_log), '--plot', str(clean_png)]) == 0
+    assert red_pixels(out) > 50 and red_pixels(clean_png) == 0     # markers and a red title only on violations
+
+
+def red_pixels(png):
+    import matplotlib.image
+    image = matplotlib.image.imread(png)
+    return int(((image[..., 0] > 0.8) & (image[..., 1] < 0.2) & (image[..., 2] < 0.2)).sum())
+
+
+def test_contact_above_its_limit_is_a_violation(tmp_path, capsys):
+    path = tmp_path / 'contact.jsonl'
+    with EvidenceWriter(path) as writer:
+        writer.write(cycle(0.0, 3.0, 1.0, 0.0))
+        writer.write({'kind': 'event', 'event': 'contact', 'stamp_s': 0.5, 'state': 'emergency_stop',
+                      'zone': 'fault', 'speed_scale': 0.0, 'reason': 'contact with hand: 300 N',
+                      'details': {'region': 'hand', 'force_N': 300.0, 'limit_N': 280.0,
+                                  'outcome': 'above_transient'}})
+        writer.write(cycle(1.0, 3.0, 1.0, 0.0))
+    assert main([str(path), '--json']) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report['result'] == 'FAIL' and report['violations'][0]['kind'] == 'contact_above_limit'
+
+
+def test_tampered_log_exits_1_naming_the_finding(log_path, capsys):
+    text = log_path.read_text()
+    assert '"event":"stop"' in text
+    log_path.write_text(text.replace('"event":"stop"', '"event":"resume"'))      # stops rewritten as normal
+    assert main([str(log_path)]) == 1
+    out = capsys.readouterr().out
+    assert 'evidence chain: BROKEN (bad_hash' in out and 'result: FAIL (evidence chain broken)' in out
+
+
+def test_deleted_tail_and_reversed_log_exit_1(log_path, tmp_path, capsys):
+    lines = log_path.read_text().splitlines(keepends=True)
+    log_path.write_text(''.join(lines[:len(lines) // 2]))
+    assert main([str(log_path)]) == 1
+    assert 'tail_missing' in capsys.readouterr().out
+    log_path.write_text(''.join(reversed(lines)))
+    assert main([str(log_path), '--json']) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report['chain']['finding_counts']['reordered'] > 100 and report['result'] == 'FAIL'
+
+
+def test_json_report_is_strict_json_with_reasons(tmp_path, capsys):
+    path = tmp_path / 'nobody.jsonl'
+    with EvidenceWriter(path) as writer:
+        for k in range(5):
+            writer.write(cycle(k * DT, math.inf, math.nan, 1.0))
+    assert main([str(path), '--json']) == 0
+    text = capsys.readouterr().out
+    report = json.loads(text, parse_constant=lambda token: pytest.fail(f'non-standard JSON token {token}'))
+    assert report['worst_margin_m'] is None and report['worst_margin_m_reason'] == 'nobody near the moving arm'
+    assert report['result'] == 'PASS' and report['chain']['ok']
 
 
 def test_bad_options_exit_2():

@@ -23,7 +23,7 @@ import hashlib
 import hmac
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -164,7 +164,7 @@ class Finding:
         return f'{self.kind.value}{where}: {self.detail}'
 
 
-MAX_FINDINGS = 50       # a reversed million-record log does not need a million findings
+MAX_FINDINGS_PER_KIND = 20   # examples per kind: a reversed million-record log needs a few, and no kind hides another
 
 
 @dataclass(frozen=True)
@@ -181,6 +181,7 @@ class AuditResult:
     keyed: bool = False               # the records carry MACs
     anchor_checked: bool = False
     head: Anchor | None = None        # position and hash of the last record
+    finding_counts: Mapping[str, int] = field(default_factory=dict)   # kind -> how many (findings keeps examples)
 
     @property
     def is_chain(self) -> bool:
@@ -198,6 +199,7 @@ def verify_chain(records: Iterable[Mapping[str, Any] | Exception], key: bytes | 
     (`anchor_problem` says why it is missing, e.g. an unreadable anchor file).
     """
     findings: list[Finding] = []
+    counts: dict[FindingKind, int] = {}
     first_bad: tuple[int, str] | None = None
     expected_prev = GENESIS_HASH
     hashes: list[str] = []
@@ -207,7 +209,8 @@ def verify_chain(records: Iterable[Mapping[str, Any] | Exception], key: bytes | 
         nonlocal first_bad
         if first_bad is None:
             first_bad = (-1 if index is None else index, record_id)
-        if len(findings) < MAX_FINDINGS:
+        counts[kind] = counts.get(kind, 0) + 1
+        if counts[kind] <= MAX_FINDINGS_PER_KIND:
             findings.append(Finding(kind, None if index is None else index + 1, detail))
 
     index = -1
@@ -219,7 +222,7 @@ def verify_chain(records: Iterable[Mapping[str, Any] | Exception], key: bytes | 
                 what = f'cannot be read ({record})' if isinstance(record, Exception) else \
                     'has no hash and prev_hash'
                 add(FindingKind.NOT_A_CHAIN, None, f'the first record {what}')
-                return _result(findings, first_bad, 0, key, keyed, anchor, hashes)
+                return _result(findings, counts, first_bad, 0, key, keyed, anchor, hashes)
             add(FindingKind.UNREADABLE, index, f'record {index} cannot be read: {record}' if
                 isinstance(record, Exception) else f'record {index} has no hash and prev_hash')
             hashes.append('')
@@ -240,7 +243,7 @@ def verify_chain(records: Iterable[Mapping[str, Any] | Exception], key: bytes | 
         if actual and record['hash'] != actual:
             add(FindingKind.BAD_HASH, index,
                 f'record {index} ({record_id}) content does not match its hash (it was changed)', record_id)
-        if key is not None and actual and not hmac.compare_digest(str(record.get('mac', '')),
+        if key is not None and actual == record['hash'] and not hmac.compare_digest(str(record.get('mac', '')),
                                                                   record_mac(key, record)):
             add(FindingKind.BAD_MAC, index,
                 f'record {index} ({record_id}) has {"a wrong" if record.get("mac") else "no"} MAC under the '
@@ -251,7 +254,7 @@ def verify_chain(records: Iterable[Mapping[str, Any] | Exception], key: bytes | 
     if count == 0:
         add(FindingKind.EMPTY, None, 'the trail holds no chained records: nothing can be verified')
     anchor_checked = _check_anchor(anchor, hashes, key, require_anchor, add, anchor_problem)
-    return _result(findings, first_bad, count, key, keyed, anchor if anchor_checked else None, hashes)
+    return _result(findings, counts, first_bad, count, key, keyed, anchor if anchor_checked else None, hashes)
 
 
 def _check_anchor(anchor: Anchor | None, hashes: list[str], key: bytes | None, required: bool, add,
@@ -276,12 +279,12 @@ def _check_anchor(anchor: Anchor | None, hashes: list[str], key: bytes | None, r
     return True
 
 
-def _result(findings: list[Finding], first_bad: tuple[int, str] | None, count: int, key: bytes | None,
-            keyed: bool, anchor: Anchor | None, hashes: list[str]) -> AuditResult:
+def _result(findings: list[Finding], counts: Mapping[FindingKind, int], first_bad: tuple[int, str] | None,
+            count: int, key: bytes | None, keyed: bool, anchor: Anchor | None, hashes: list[str]) -> AuditResult:
     head = Anchor(len(hashes), hashes[-1]) if hashes else None
     if not findings:
         return AuditResult(True, count, mac_checked=key is not None, keyed=keyed, anchor_checked=anchor is not None,
                            head=head)
     index, record_id = first_bad if first_bad is not None else (-1, '')
     return AuditResult(False, count, None if index < 0 else index, record_id, str(findings[0]), tuple(findings),
-                       key is not None, keyed, anchor is not None, head)
+                       key is not None, keyed, anchor is not None, head, {k.value: n for k, n in counts.items()})
