@@ -4,15 +4,23 @@ Topics (prefix and cell id are parameters; docs/mes.md has the table):
   <prefix>/<cell_id>/<stream>           records (QoS 1, not retained), one JSON `Record` per message
   <prefix>/<cell_id>/state              retained: the latest EquipmentState record
   <prefix>/<cell_id>/status             retained: 'online', or the last will 'offline'
-  <prefix>/<cell_id>/orders/in          job orders from the MES (JSON JobOrder)
+  <prefix>/<cell_id>/orders/in          job orders from the MES (JSON JobOrder), subscribed with QoS 1
   <prefix>/<cell_id>/orders/accepted    {"order_id", "reason": ""} for a valid order
-  <prefix>/<cell_id>/orders/rejected    {"order_id", "reason"} for an invalid one
+  <prefix>/<cell_id>/orders/rejected    {"order_id", "reason"} for an invalid one; when the message named no
+                                        readable order id, also "message_sha256" and "message_excerpt"
 
 Delivery is at-least-once; consumers deduplicate on `record_id` (see `DedupConsumer`).
+
+The bridge keeps a persistent session (clean_session false) under a stable client id, so the broker
+queues QoS 1 orders published while the bridge is away and hands them over when it reconnects.
+The session exists from the bridge's first connection on; two bridges must never share a client id
+(the broker would disconnect one whenever the other connects): the id is derived from the cell id.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import ssl
 import threading
 import time
@@ -59,12 +67,36 @@ class MqttTopics:
     def orders_rejected(self) -> str:
         return f'{self.base}/orders/rejected'
 
+    @property
+    def client_id(self) -> str:
+        """The bridge's default client id: one per cell and prefix, stable across restarts."""
+        return f'smartcell-{self.prefix}-{self.cell_id}-bridge'[:MAX_CLIENT_ID]
+
+
+MAX_CLIENT_ID = 128                     # brokers must accept 23 characters; mosquitto and amqtt take more
+EXCERPT_CHARS = 80
+_ORDER_ID_IN_TEXT = re.compile(rb'"order_id"\s*:\s*"([A-Za-z0-9][A-Za-z0-9._:-]{0,63})"')
+
+
+def order_answer(payload: bytes, order_id: str, reason: str) -> dict[str, str]:
+    """The answer to an order message. It names the order, or, when the message could not be read
+    that far, the order id found in its text (if any) plus its SHA-256 and an excerpt, so the MES
+    can tell which of its messages was refused."""
+    answer = {'order_id': order_id, 'reason': reason}
+    if reason and not order_id:
+        found = _ORDER_ID_IN_TEXT.search(payload)
+        answer['order_id'] = found.group(1).decode() if found else ''
+        answer['message_sha256'] = hashlib.sha256(payload).hexdigest()
+        answer['message_excerpt'] = payload[:EXCERPT_CHARS].decode('utf-8', errors='replace')
+    return answer
+
 
 @dataclass(frozen=True)
 class MqttSettings:
     host: str = '127.0.0.1'
     port: int = 1883
-    client_id: str = ''                # empty: smartcell-<cell_id>-bridge
+    client_id: str = ''                # empty: smartcell-<prefix>-<cell_id>-bridge (see MqttTopics.client_id)
+    persistent_session: bool = True    # clean_session false: the broker keeps subscriptions and queued QoS 1
     keepalive_s: int = 30
     tls: bool = False
     ca_file: str = ''                  # PEM; empty = system CAs
@@ -79,8 +111,10 @@ class MqttSettings:
 
 def make_client(settings: MqttSettings, client_id: str) -> paho.Client:
     """A paho client with TLS and credentials applied (not connected yet)."""
+    if settings.persistent_session and not client_id:
+        raise ValueError('a persistent MQTT session needs a client id')
     client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id,
-                         protocol=paho.MQTTv311, clean_session=True)
+                         protocol=paho.MQTTv311, clean_session=not settings.persistent_session)
     if settings.tls:
         client.tls_set(ca_certs=settings.ca_file or None, certfile=settings.cert_file or None,
                        keyfile=settings.key_file or None, cert_reqs=ssl.CERT_REQUIRED,
@@ -108,12 +142,14 @@ class MqttTransport:
         self._on_order = on_order
         self._retained_state: str | None = None
         self._lock = threading.Lock()
-        self._client = make_client(settings, settings.client_id or f'smartcell-{topics.cell_id}-bridge')
+        self._client = make_client(settings, settings.client_id or topics.client_id)
         self._client.will_set(topics.status, 'offline', qos=QOS, retain=True)
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
         self._client.on_disconnect = self._on_disconnect
+        self._client.on_subscribe = self._on_subscribe
         self.last_error = ''
+        self.orders_subscribed = threading.Event()   # the broker acknowledged the orders subscription
 
     # ------------------------------------------------------------ lifecycle
 
@@ -147,6 +183,13 @@ class MqttTransport:
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.last_error = f'disconnected: {reason_code}'
+        self.orders_subscribed.clear()
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        if all(not code.is_failure for code in reason_codes):
+            self.orders_subscribed.set()
+        else:
+            self.last_error = f'orders subscription refused: {reason_codes}'
 
     def _on_message(self, client, userdata, message) -> None:
         if message.topic == self.topics.orders_in and self._on_order is not None:
@@ -181,10 +224,10 @@ class MqttTransport:
         if self._client.is_connected():
             self._client.publish(self.topics.state, record_json, qos=QOS, retain=True)
 
-    def answer_order(self, order_id: str, reason: str) -> None:
-        """Reply on orders/rejected (reason given) or orders/accepted (empty reason)."""
-        topic = self.topics.orders_rejected if reason else self.topics.orders_accepted
-        self._client.publish(topic, json.dumps({'order_id': order_id, 'reason': reason}), qos=QOS)
+    def answer_order(self, answer: dict[str, str]) -> None:
+        """Reply on orders/rejected (reason given) or orders/accepted (empty reason); see `order_answer`."""
+        topic = self.topics.orders_rejected if answer['reason'] else self.topics.orders_accepted
+        self._client.publish(topic, json.dumps(answer, sort_keys=True), qos=QOS)
 
 
 @dataclass
@@ -212,7 +255,7 @@ class DedupConsumer:
         self._first: dict[str, bytes] = {}
         self.subscribed = threading.Event()
         self._client = make_client(MqttSettings(host=self.host, port=self.port, reconnect_min_s=0.1,
-                                                reconnect_max_s=1.0), self.client_id)
+                                                reconnect_max_s=1.0, persistent_session=False), self.client_id)
         self._client.on_connect = self._on_connect
         self._client.on_subscribe = lambda *args: self.subscribed.set()
         self._client.on_disconnect = lambda *args: self.subscribed.clear()

@@ -13,14 +13,14 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64, String
 from std_srvs.srv import Trigger
 
-from smartcell.core.mes import (
+from smartcell.core.mes.records import (
     JOB_COMMANDS, Alarm, EquipmentState, FillAlarm, JobOrder, JobResponse, JobState, JobTracker, OrderRejected,
     Record, Stream, make_record, order_to_json, parse_orders, records_from_event, service_for,
     telemetry_record, validate_order, EXAMPLE_ORDERS_YAML)
-from smartcell.core.mes_params import MES_BRIDGE, MesBridgeConfig, bridge_config
-from smartcell.core.oee import compute_oee, job_window, safety_summary, state_before
+from smartcell.core.mes.params import MES_BRIDGE, MesBridgeConfig, bridge_config
+from smartcell.core.mes.oee import compute_oee, job_window, safety_summary, state_before
 from smartcell.core.params import ConfigError
-from smartcell.io.mqtt import MqttSettings, MqttTopics, MqttTransport
+from smartcell.io.mqtt import MqttSettings, MqttTopics, MqttTransport, order_answer
 from smartcell.io.opcua import (AXES, EMERGENCY_STOP, OPERATIONAL_MODE, PROTECTIVE_STOP, SPEED_OVERRIDE, OpcUaServer,
                                 OpcUaSettings, axis_path, load_users)
 from smartcell.io.outbox import AppendResult, Dispatcher, Outbox, OutboxConfig, OutboxWriter, Pending
@@ -74,7 +74,7 @@ class MesBridge(Node):
       (status 'smartcell/mes_bridge': link up/down and backlog per transport, outbox fill %).
     Calls: cell/start, cell/pause, cell/resume, cell/stop (std_srvs/Trigger) for OPC UA job control.
     External: MQTT <topic_prefix>/<cell_id>/... (docs/mes.md), OPC UA server at opcua_endpoint.
-    Parameters: smartcell.core.mes_params.MES_BRIDGE (db path, MQTT host/port/TLS/credentials, OPC UA
+    Parameters: smartcell.core.mes.params.MES_BRIDGE (db path, MQTT host/port/TLS/credentials, OPC UA
       endpoint/security/users, cell id, topic prefix, work masters with ideal cycle times in s, periods in s).
     """
 
@@ -96,7 +96,8 @@ class MesBridge(Node):
         self._mqtt = (MqttTransport(MqttSettings(
             host=cfg.mqtt_host, port=cfg.mqtt_port, keepalive_s=cfg.mqtt_keepalive_s, tls=cfg.mqtt_tls,
             ca_file=cfg.mqtt_ca_file, cert_file=cfg.mqtt_cert_file, key_file=cfg.mqtt_key_file,
-            username=cfg.mqtt_username, password=cfg.mqtt_password, reconnect_max_s=cfg.backoff_max_s),
+            username=cfg.mqtt_username, password=cfg.mqtt_password, reconnect_max_s=cfg.backoff_max_s,
+            client_id=cfg.mqtt_client_id),
             MqttTopics(cfg.topic_prefix, cfg.cell_id), on_order=self._on_mqtt_order) if cfg.mqtt_enabled else None)
         transports = [t for t in (self._mqtt, OpcUaRecordSink(self._opcua) if self._opcua else None) if t]
         self._outbox = Outbox(cfg.db_path, [t.name for t in transports], OutboxConfig(
@@ -368,9 +369,9 @@ class MesBridge(Node):
         self._store([make_record(response, self.cfg.cell_id, self._now_s())])
 
     def _on_mqtt_order(self, payload: bytes) -> None:
-        """paho thread: validate and answer on orders/accepted or orders/rejected."""
+        """paho thread: validate and answer on orders/accepted or orders/rejected, naming the order."""
         accepted, order_id, reason = self.intake(payload)
-        self._mqtt.answer_order(order_id, '' if accepted else reason)
+        self._mqtt.answer_order(order_answer(payload, order_id, '' if accepted else reason))
 
     def _on_job_command(self, command: str, argument: str) -> tuple[bool, str]:
         """OPC UA worker thread: ISA-95 job control."""

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from smartcell.core.mes import Alarm, EquipmentState, JobResponse, SafetyEvent, make_record
+from smartcell.core.mes.records import Alarm, EquipmentState, JobResponse, SafetyEvent, make_record
 from smartcell.io.broker import LocalBroker, TcpLink
-from smartcell.io.mqtt import DedupConsumer, MqttSettings, MqttTopics, MqttTransport
+from smartcell.io.mqtt import DedupConsumer, MqttSettings, MqttTopics, MqttTransport, order_answer
 from smartcell.io.outbox import Dispatcher, Outbox, OutboxConfig, TransportDown
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -106,7 +106,7 @@ def test_retained_state_last_will_and_order_intake(tmp_path, broker):
         while not received and time.monotonic() < deadline:
             time.sleep(0.02)
         assert received == [b'{"order_id": "X"}']
-        transport.answer_order('X', 'missing field quantity')
+        transport.answer_order(order_answer(b'{"order_id": "X"}', 'X', 'missing field quantity'))
         assert consumer.wait_until(lambda c: topics.orders_rejected in c.other, 10.0)
         assert json.loads(consumer.other[topics.orders_rejected])['reason'] == 'missing field quantity'
         # the producer vanishes without DISCONNECT: the broker publishes its last will
@@ -175,3 +175,90 @@ def test_tls_and_credentials(tmp_path):
         finally:
             for transport in (good, bad, plain):
                 transport.stop()
+
+
+def wait_for(condition, timeout_s):
+    deadline = time.monotonic() + timeout_s
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)    # polling a condition, bounded by the deadline
+    return condition()
+
+
+@pytest.fixture
+def broker_with_logins(tmp_path):
+    """A broker with user logins, as in production (amqtt queues for authenticated sessions only)."""
+    with LocalBroker(workdir=tmp_path / 'broker-logins', users={'bridge': 'b-pw', 'mes': 'm-pw'}) as running:
+        yield running
+
+
+def mes_client(port, topic_filter, client_id):
+    consumer = DedupConsumer('127.0.0.1', port, topic_filter, client_id=client_id)
+    consumer._client.username_pw_set('mes', 'm-pw')
+    consumer.start()
+    assert consumer.subscribed.wait(10)
+    return consumer
+
+
+def test_orders_sent_while_the_bridge_is_away_arrive_when_it_returns(broker_with_logins):
+    """Persistent session + QoS 1 subscription: the broker queues the order for the absent bridge."""
+    port = broker_with_logins.port
+    topics = MqttTopics('test', 'cell-p')
+    received = []
+    settings = MqttSettings(port=port, keepalive_s=5, username='bridge', password='b-pw')
+    first = MqttTransport(settings, topics, on_order=received.append).start()
+    mes = mes_client(port, 'test/cell-p/status', client_id='mes')
+    try:
+        assert first.orders_subscribed.wait(10.0)
+        first.stop()                                   # the bridge goes away (its session stays)
+        assert mes.wait_until(lambda c: c.other.get(topics.status) == b'offline', 10.0)
+        mes._client.publish(topics.orders_in, b'{"order_id": "PO-away"}', qos=1).wait_for_publish(5.0)
+        assert received == []
+        again = MqttTransport(settings, topics, on_order=received.append).start()   # same client id
+        try:
+            assert wait_for(lambda: received == [b'{"order_id": "PO-away"}'], 15.0), received
+        finally:
+            again.stop()
+    finally:
+        mes.stop()
+    assert topics.client_id == 'smartcell-test-cell-p-bridge'
+
+
+def test_a_clean_session_would_lose_it(broker_with_logins):
+    """The control experiment: without the persistent session the same order is never delivered."""
+    port = broker_with_logins.port
+    topics = MqttTopics('test', 'cell-c')
+    received = []
+    settings = MqttSettings(port=port, keepalive_s=5, persistent_session=False, client_id='clean',
+                            username='bridge', password='b-pw')
+    first = MqttTransport(settings, topics, on_order=received.append).start()
+    mes = mes_client(port, 'test/cell-c/status', client_id='mes-c')
+    try:
+        assert first.orders_subscribed.wait(10.0)
+        first.stop()
+        assert mes.wait_until(lambda c: c.other.get(topics.status) == b'offline', 10.0)
+        mes._client.publish(topics.orders_in, b'{"order_id": "PO-lost"}', qos=1).wait_for_publish(5.0)
+        again = MqttTransport(settings, topics, on_order=received.append).start()
+        try:
+            assert mes.wait_until(lambda c: c.other.get(topics.status) == b'online', 10.0)
+            assert not wait_for(lambda: received, 2.0)
+        finally:
+            again.stop()
+    finally:
+        mes.stop()
+
+
+@pytest.mark.parametrize('payload,order_id,named', [
+    (b'{"order_id": "PO-7", "quantity": ', '', 'PO-7'),          # cut short: the id is still readable
+    (b'\xff\xfe not json', '', ''),
+    (b'{"order_id": "PO-8", "quantity": 0}', 'PO-8', 'PO-8'),
+])
+def test_every_answer_names_the_order_or_the_message(payload, order_id, named):
+    import hashlib
+    answer = order_answer(payload, order_id, 'refused')
+    assert answer['order_id'] == named and answer['reason'] == 'refused'
+    if order_id:
+        assert set(answer) == {'order_id', 'reason'}
+    else:
+        assert answer['message_sha256'] == hashlib.sha256(payload).hexdigest()
+        assert answer['message_excerpt'] == payload[:80].decode('utf-8', errors='replace')
+    assert order_answer(payload, 'PO-9', '') == {'order_id': 'PO-9', 'reason': ''}

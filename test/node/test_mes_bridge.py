@@ -28,7 +28,8 @@ from std_srvs.srv import Trigger  # noqa: E402
 
 from smartcell.io.broker import LocalBroker, free_port  # noqa: E402
 from smartcell.io.mqtt import DedupConsumer  # noqa: E402
-from smartcell.io.opcua import axis_path, hash_password  # noqa: E402
+from smartcell.io.opcua import axis_path, generate_self_signed, hash_password  # noqa: E402
+from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256  # noqa: E402
 from smartcell.tools.audit import main as audit_main  # noqa: E402
 
 pytestmark = pytest.mark.ros
@@ -104,13 +105,14 @@ def broker(tmp_path):
         yield running
 
 
-def start_bridge(tmp_path, broker_port, opcua_port, **extra):
+def start_bridge(tmp_path, broker_port, opcua_port, env_extra=None, **extra):
     users = tmp_path / 'users.yaml'
     users.write_text(f'mes: {{password_hash: "{hash_password("pw", iterations=1000)}", role: operator}}\n')
     env = {**os.environ, 'ROS_DOMAIN_ID': str(DOMAIN), 'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST',
-           'AMENT_PREFIX_PATH': str(ROOT / '.venv'), 'PYTHONPATH': str(ROOT)}
+           'AMENT_PREFIX_PATH': str(ROOT / '.venv'), 'PYTHONPATH': str(ROOT), **(env_extra or {})}
     params = {'cell_id': CELL, 'db_path': str(tmp_path / 'outbox.sqlite'), 'mqtt_port': broker_port,
               'opcua_endpoint': f'opc.tcp://127.0.0.1:{opcua_port}/smartcell/', 'opcua_users_file': str(users),
+              'opcua_security': 'both',     # user logins only on the encrypted endpoint
               'telemetry_period_s': 0.2, 'diagnostics_period_s': 0.2, 'backoff_max_s': 1.0, 'shift_length_s': 2.0,
               **extra}
     args = [sys.executable, '-m', 'smartcell.nodes.mes_bridge', '--ros-args', '-r', f'__ns:={NAMESPACE}']
@@ -191,6 +193,11 @@ def test_bridge_end_to_end(tmp_path, cell, broker):
         # OPC UA: browse values pushed by the node, job control through the supervisor's services
         async def opcua():
             client = Client(f'opc.tcp://127.0.0.1:{opcua_port}/smartcell/')
+            generate_self_signed(tmp_path / 'client.der', tmp_path / 'client.pem', 'urn:smartcell:test-client',
+                                 client=True)
+            client.application_uri = 'urn:smartcell:test-client'
+            await client.set_security(SecurityPolicyBasic256Sha256, str(tmp_path / 'client.der'),
+                                      str(tmp_path / 'client.pem'), mode=ua.MessageSecurityMode.SignAndEncrypt)
             client.set_user('mes')
             client.set_password('pw')
             async with client:
@@ -303,3 +310,41 @@ def test_outbox_fill_alarm_while_mes_is_down(tmp_path, cell):
     assert len([r for r in alarms if r['body']['code'].startswith('C')]) == 85     # nothing dropped
     full = [r for r in alarms if r['body']['code'] == 'OUTBOX_FULL']
     assert len(full) == 1 and full[0]['body']['active'] is True
+
+
+def test_order_sent_while_the_bridge_is_down_is_answered_when_it_returns(tmp_path, cell):
+    """Real bridge process, real broker with logins: stop the bridge, publish (QoS 1), start it, get the answer."""
+    with LocalBroker(workdir=tmp_path / 'broker', users={'bridge': 'b-pw', 'mes': 'm-pw'}) as broker:
+        mes = DedupConsumer('127.0.0.1', broker.port, f'smartcell/{CELL}/#', client_id='mes-away')
+        mes._client.username_pw_set('mes', 'm-pw')
+        mes.start()
+        assert mes.subscribed.wait(10)
+        login = {'env_extra': {'SMARTCELL_MQTT_PASSWORD': 'b-pw'}, 'mqtt_username': 'bridge',
+                 'opcua_enabled': False}
+        bridge = start_bridge(tmp_path, broker.port, free_port(), **login)
+        try:
+            assert mes.wait_until(lambda c: c.other.get(f'smartcell/{CELL}/status') == b'online', 30), \
+                bridge_output(bridge)
+            # the bridge subscribes right after it is online; a first order proves the session exists
+            mes._client.publish(f'smartcell/{CELL}/orders/in', json.dumps(
+                {'order_id': 'PO-here', 'work_master': 'bracket_a', 'quantity': 1}), qos=1)
+            assert mes.wait_until(lambda c: f'smartcell/{CELL}/orders/accepted' in c.other, 20), bridge_output(bridge)
+        finally:
+            stop(bridge)
+        assert bridge.returncode == 0, bridge.stdout.read()
+        assert mes.wait_until(lambda c: c.other.get(f'smartcell/{CELL}/status') == b'offline', 10)
+        mes._client.publish(f'smartcell/{CELL}/orders/in', json.dumps(
+            {'order_id': 'PO-away', 'work_master': 'bracket_a', 'quantity': 2}), qos=1).wait_for_publish(5)
+        mes._client.publish(f'smartcell/{CELL}/orders/in', b'{"order_id": "PO-torn", "quan', qos=1)
+        bridge = start_bridge(tmp_path, broker.port, free_port(), **login)
+        try:
+            assert mes.wait_until(lambda c: json.loads(c.other.get(f'smartcell/{CELL}/orders/accepted', b'{}'))
+                                  .get('order_id') == 'PO-away', 30), bridge_output(bridge)
+            assert mes.wait_until(lambda c: f'smartcell/{CELL}/orders/rejected' in c.other, 10)
+            torn = json.loads(mes.other[f'smartcell/{CELL}/orders/rejected'])
+            assert torn['order_id'] == 'PO-torn' and 'not valid JSON' in torn['reason']
+            assert len(torn['message_sha256']) == 64 and torn['message_excerpt'].startswith('{"order_id"')
+            assert poll(lambda: 'PO-away' in [o['order_id'] for o in cell.orders], 10), cell.orders
+        finally:
+            stop(bridge)
+            mes.stop()

@@ -1,0 +1,131 @@
+"""Parameters of the `mes_bridge` node (importable without rclpy; registered in smartcell/topology.py)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+from smartcell.core.params import ConfigError, NodeParams, ParamSpec, ParamValue
+
+OPCUA_SECURITY = ('none', 'sign_encrypt', 'both')      # both: None and Basic256Sha256 SignAndEncrypt endpoints
+OPCUA_ANONYMOUS = ('read_only', 'disabled')
+
+MES_BRIDGE = NodeParams('mes_bridge', (
+    ParamSpec('cell_id', 'cell-1', 'cell id in every record and MQTT topic (cell-wide under /**)'),
+    ParamSpec('db_path', '', 'outbox SQLite file; empty: $ROS_HOME/smartcell/mes_outbox_<cell_id>.sqlite '
+                             '(ROS_HOME defaults to ~/.ros)'),
+    ParamSpec('topic_prefix', 'smartcell', 'MQTT topic prefix: <prefix>/<cell_id>/...'),
+    ParamSpec('work_masters', ['bracket_a', 'bracket_b', 'housing_c'],
+              'known products; orders for others are rejected'),
+    ParamSpec('ideal_cycle_s', [30.0, 45.0, 60.0], 'ideal cycle time per work master (same order), s'),
+    ParamSpec('orders_file', '', "job orders to load at start (YAML/JSON list); 'example' = the embedded example; "
+                                 "empty = none"),
+    ParamSpec('mqtt_enabled', True, 'publish records to an MQTT broker and take orders from it'),
+    ParamSpec('mqtt_host', '127.0.0.1', 'MQTT broker host'),
+    ParamSpec('mqtt_port', 1883, 'MQTT broker port', min=1, max=65535),
+    ParamSpec('mqtt_client_id', '', 'MQTT client id of the persistent session; empty: '
+                                    'smartcell-<topic_prefix>-<cell_id>-bridge (unique per cell: never share it)'),
+    ParamSpec('mqtt_keepalive_s', 30, 'MQTT keep-alive, s (the broker sends the last will after 1.5x)', min=5, max=600),
+    ParamSpec('mqtt_tls', False, 'connect with TLS'),
+    ParamSpec('mqtt_ca_file', '', 'CA certificate (PEM) for TLS; empty = system CAs'),
+    ParamSpec('mqtt_cert_file', '', 'client certificate (PEM) for mutual TLS; empty = none'),
+    ParamSpec('mqtt_key_file', '', 'client private key (PEM) for mutual TLS'),
+    ParamSpec('mqtt_username', '', 'MQTT user name; empty = anonymous'),
+    ParamSpec('mqtt_password_env', 'SMARTCELL_MQTT_PASSWORD',
+              'name of the environment variable holding the MQTT password (never put passwords in YAML)'),
+    ParamSpec('opcua_enabled', True, 'run the OPC UA server'),
+    ParamSpec('opcua_endpoint', 'opc.tcp://127.0.0.1:4840/smartcell/', 'OPC UA endpoint URL (bind address and port)'),
+    ParamSpec('opcua_security', 'none', 'endpoint security: none, sign_encrypt (Basic256Sha256), or both',
+              choices=OPCUA_SECURITY),
+    ParamSpec('opcua_cert_file', '', 'server certificate (DER or PEM); empty with sign_encrypt = self-signed, '
+                                     'generated next to the outbox'),
+    ParamSpec('opcua_key_file', '', 'server private key (PEM)'),
+    ParamSpec('opcua_trusted_certs_dir', '', 'encrypted endpoints accept only client certificates in this folder '
+                                             '(DER/PEM); empty = any client certificate'),
+    ParamSpec('opcua_users_file', '', 'YAML users file {name: {password_hash, role: operator|viewer}}, hashes from '
+                                      'smartcell.io.opcua.hash_password; empty = no user logins'),
+    ParamSpec('opcua_anonymous', 'read_only', 'anonymous sessions: read_only or disabled', choices=OPCUA_ANONYMOUS),
+    ParamSpec('outbox_capacity_records', 1_000_000, 'undelivered records before telemetry is dropped',
+              min=100, max=100_000_000),
+    ParamSpec('outbox_synchronous', 'NORMAL', 'SQLite synchronous: NORMAL survives crashes, FULL power loss',
+              choices=('NORMAL', 'FULL')),
+    ParamSpec('backoff_initial_s', 0.5, 'first retry delay after a failed delivery, s', min=0.01, max=60.0),
+    ParamSpec('backoff_max_s', 30.0, 'longest retry delay, s', min=0.1, max=3600.0),
+    ParamSpec('telemetry_period_s', 1.0, 'axis positions period, s (node clock)', min=0.05, max=3600.0),
+    ParamSpec('shift_length_s', 28800.0, 'shift length for shift OEE, s; shifts start at 00:00 UTC + k x length '
+                                         '(node clock)', min=1.0, max=86400.0),
+    ParamSpec('diagnostics_period_s', 1.0, '/diagnostics period, s (node clock)', min=0.1, max=60.0),
+    ParamSpec('service_timeout_s', 2.0, 'wait for a supervisor service answer, s', min=0.1, max=60.0),
+))
+
+
+@dataclass(frozen=True)
+class MesBridgeConfig:
+    """Start-up configuration of the bridge, built once from the validated parameters."""
+
+    cell_id: str
+    db_path: Path
+    topic_prefix: str
+    ideal_cycle_s: Mapping[str, float]        # work master -> s
+    orders_file: str
+    mqtt_enabled: bool
+    mqtt_host: str
+    mqtt_port: int
+    mqtt_client_id: str
+    mqtt_keepalive_s: int
+    mqtt_tls: bool
+    mqtt_ca_file: str
+    mqtt_cert_file: str
+    mqtt_key_file: str
+    mqtt_username: str
+    mqtt_password: str
+    opcua_enabled: bool
+    opcua_endpoint: str
+    opcua_security: str
+    opcua_cert_file: str
+    opcua_key_file: str
+    opcua_trusted_certs_dir: str
+    opcua_users_file: str
+    opcua_anonymous: str
+    outbox_capacity_records: int
+    outbox_synchronous: str
+    backoff_initial_s: float
+    backoff_max_s: float
+    telemetry_period_s: float
+    shift_length_s: float
+    diagnostics_period_s: float
+    service_timeout_s: float
+
+    @property
+    def work_masters(self) -> tuple[str, ...]:
+        return tuple(self.ideal_cycle_s)
+
+
+def bridge_config(values: Mapping[str, ParamValue], environ: Mapping[str, str] = os.environ) -> MesBridgeConfig:
+    """Cross-check the parameters and resolve defaults; ConfigError names the bad one."""
+    masters, cycles = list(values['work_masters']), list(values['ideal_cycle_s'])
+    if len(masters) != len(cycles):
+        raise ConfigError(f'mes_bridge.work_masters ({len(masters)}) and ideal_cycle_s ({len(cycles)}) '
+                          'must have the same length')
+    if not masters or any(c <= 0 for c in cycles):
+        raise ConfigError('mes_bridge.work_masters must not be empty and every ideal_cycle_s must be > 0 s')
+    if not str(values['opcua_endpoint']).startswith('opc.tcp://'):
+        raise ConfigError(f'mes_bridge.opcua_endpoint must start with opc.tcp://, got {values["opcua_endpoint"]!r}')
+    if values['backoff_initial_s'] > values['backoff_max_s']:
+        raise ConfigError('mes_bridge.backoff_initial_s must be <= backoff_max_s')
+    db_path = str(values['db_path'])
+    if not db_path:
+        ros_home = Path(environ.get('ROS_HOME') or Path.home() / '.ros')
+        db_path = str(ros_home / 'smartcell' / f'mes_outbox_{values["cell_id"]}.sqlite')
+    password = environ.get(str(values['mqtt_password_env']), '') if values['mqtt_password_env'] else ''
+    plain = {k: values[k] for k in (
+        'cell_id', 'topic_prefix', 'orders_file', 'mqtt_enabled', 'mqtt_host', 'mqtt_port', 'mqtt_client_id',
+        'mqtt_keepalive_s',
+        'mqtt_tls', 'mqtt_ca_file', 'mqtt_cert_file', 'mqtt_key_file', 'mqtt_username', 'opcua_enabled',
+        'opcua_endpoint', 'opcua_security', 'opcua_cert_file', 'opcua_key_file', 'opcua_trusted_certs_dir',
+        'opcua_users_file',
+        'opcua_anonymous', 'outbox_capacity_records', 'outbox_synchronous', 'backoff_initial_s', 'backoff_max_s',
+        'telemetry_period_s', 'shift_length_s', 'diagnostics_period_s', 'service_timeout_s')}
+    return MesBridgeConfig(db_path=Path(db_path), ideal_cycle_s=dict(zip(masters, cycles)),
+                           mqtt_password=password, **plain)
