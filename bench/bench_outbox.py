@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from smartcell.core.mes import EquipmentState, UnitRecord, make_record  # noqa: E402
+from smartcell.core.mes.records import EquipmentState, UnitRecord, make_record  # noqa: E402
 from smartcell.io.broker import LocalBroker  # noqa: E402
 from smartcell.io.mqtt import DedupConsumer, MqttSettings, MqttTopics, MqttTransport  # noqa: E402
 from smartcell.io.outbox import Dispatcher, Outbox, OutboxConfig, OutboxWriter  # noqa: E402

@@ -57,7 +57,7 @@ def measure(publish_topic: str, reply_topic: str, messages: int, rate_hz: float,
     from rclpy.executors import SingleThreadedExecutor
     from sensor_msgs.msg import JointState, TimeReference
 
-    from smartcell.core.kinematics import JOINT_NAMES
+    from smartcell.core.robot.kinematics import JOINT_NAMES
     from smartcell.nodes.common import STREAM_QOS
 
     node = rclpy.create_node('bench_source')

@@ -4,8 +4,8 @@
 """
 import time
 import numpy as np
-from smartcell.core.kinematics import LINK_CAPSULE_RADII, capsule_point_velocities, link_capsules
-from smartcell.core.safety import PeopleObservation, RobotObservation, SafetyConfig, SafetyMonitor, StoppingModel
+from smartcell.core.robot.kinematics import LINK_CAPSULE_RADII, capsule_point_velocities, link_capsules
+from smartcell.core.safety.monitor import PeopleObservation, RobotObservation, SafetyConfig, SafetyMonitor, StoppingModel
 
 from pathlib import Path
 

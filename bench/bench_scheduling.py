@@ -16,9 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from smartcell.core.scheduling import (Scheduler, naive_schedule, schedule_violations,  # noqa: E402
+from smartcell.core.tasks.scheduling import (Scheduler, naive_schedule, schedule_violations,  # noqa: E402
                                        sequential_schedule)
-from smartcell.core.tasks import generated_recipe, load_recipe  # noqa: E402
+from smartcell.core.tasks.recipe import generated_recipe, load_recipe  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -46,13 +46,13 @@ CELL_NODES: tuple[NodeSpec, ...] = (
              'one arm interface: sim backend (twin) or ros2_control backend (vendor driver)'),
     NodeSpec('supervisor', 'always', 'smartcell.core.node_params:SUPERVISOR',
              'cell state machine, safety zones / SSM, speed scale, tasks'),
-    NodeSpec('vibration_sensor', 'always', 'smartcell.core.sensor_params:VIBRATION_SENSOR',
+    NodeSpec('vibration_sensor', 'always', 'smartcell.core.sensors.params:VIBRATION_SENSOR',
              'gearbox vibration analytics: features, health, fault class, RUL', 'sensors'),
-    NodeSpec('energy_meter', 'always', 'smartcell.core.sensor_params:ENERGY_METER',
+    NodeSpec('energy_meter', 'always', 'smartcell.core.sensors.params:ENERGY_METER',
              'energy and CO2e per cycle and part, environment sensor', 'sensors'),
-    NodeSpec('wearable', 'always', 'smartcell.core.sensor_params:WEARABLE',
+    NodeSpec('wearable', 'always', 'smartcell.core.sensors.params:WEARABLE',
              'operator fatigue index (raw biometrics never leave the node)', 'sensors'),
-    NodeSpec('mes_bridge', 'always', 'smartcell.core.mes_params:MES_BRIDGE',
+    NodeSpec('mes_bridge', 'always', 'smartcell.core.mes.params:MES_BRIDGE',
              'ISA-95 records to OPC UA and MQTT through a store-and-forward outbox', 'mes'),
 )
 

@@ -10,10 +10,10 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sensor_msgs.msg import JointState, RelativeHumidity, Temperature
 from std_msgs.msg import Float64, String
 
-from smartcell.core.energy import (DriveLossModel, EnergyMeter as EnergyIntegrator, Limit, cell_power_w,
+from smartcell.core.sensors.energy import (DriveLossModel, EnergyMeter as EnergyIntegrator, Limit, cell_power_w,
                                    evaluate_environment, joint_power_w)
 from smartcell.core.params import ConfigError
-from smartcell.core.sensor_params import ENERGY_METER
+from smartcell.core.sensors.params import ENERGY_METER
 from smartcell.nodes.common import (LEVEL_ERROR, LEVEL_OK, LEVEL_STALE, LEVEL_WARN, STREAM_QOS, declare_parameters,
                                     diagnostic_array, diagnostic_status, run_node, stamp_to_s)
 from smartcell.twin.energy_model import EnvironmentProfile, EnvironmentSimulator
@@ -59,7 +59,7 @@ class EnergyMeter(Node):
     transient-local depth 10) at report_rate_hz and at once after every unit_complete;
     `/diagnostics` (`smartcell/energy_meter`: power, energy, last part, STALE without power input;
     `smartcell/energy_meter/environment`: readings and OK/WARN/ERROR against the limits, STALE when silent).
-    Parameters: smartcell.core.sensor_params.ENERGY_METER (read-only, units in the names).
+    Parameters: smartcell.core.sensors.params.ENERGY_METER (read-only, units in the names).
     """
 
     def __init__(self) -> None:

@@ -9,7 +9,7 @@ from sensor_msgs.msg import LaserScan
 from visualization_msgs.msg import Marker, MarkerArray
 
 from smartcell.core.node_params import SCANNER
-from smartcell.core.tracking import PeopleTracker, Pose2D, ScanGeometry, TrackerConfig
+from smartcell.core.sensors.people_tracking import PeopleTracker, Pose2D, ScanGeometry, TrackerConfig
 from smartcell.nodes.common import (LEVEL_ERROR, LEVEL_OK, STREAM_QOS, declare_parameters, diagnostic_array,
                                     diagnostic_status, run_node, stamp_to_s)
 

@@ -16,17 +16,17 @@ from std_msgs.msg import Float64, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from smartcell.core.cell import SERVICE_REQUESTS, CellStateMachine, Event, IllegalTransition, State
-from smartcell.core.kinematics import JOINT_NAMES
-from smartcell.core.motions import (UR5E_JOINT_LIMITS as LIMITS, MotionLibrary, arrived, motions_for_step,
+from smartcell.core.cell.states import SERVICE_REQUESTS, CellStateMachine, Event, IllegalTransition, State
+from smartcell.core.robot.kinematics import JOINT_NAMES
+from smartcell.core.robot.motions import (UR5E_JOINT_LIMITS as LIMITS, MotionLibrary, arrived, motions_for_step,
                                     segment_plan)
-from smartcell.core.shift import ShiftConfig, ShiftError, ShiftRunner
-from smartcell.core.tasks import load_recipe
+from smartcell.core.tasks.job_runner import ShiftConfig, ShiftError, ShiftRunner
+from smartcell.core.tasks.recipe import load_recipe
 from smartcell.core.node_params import SUPERVISOR
 from smartcell.core.params import ConfigError
-from smartcell.core.safety import Mode
-from smartcell.core.supervision import CellKpis, SafetyPipeline, person_near, tool_tip_world
-from smartcell.core.verdict import MOTION_KEY, VERDICT_STATUS_NAME, verdict_values
+from smartcell.core.safety.monitor import Mode
+from smartcell.core.safety.pipeline import CellKpis, SafetyPipeline, person_near, tool_tip_world
+from smartcell.core.safety.verdict import MOTION_KEY, VERDICT_STATUS_NAME, verdict_values
 from smartcell.nodes.common import (LATCHED_QOS, LEVEL_ERROR, LEVEL_OK, LEVEL_WARN, STREAM_QOS, declare_parameters,
                                     diagnostic_array, diagnostic_status, duration_msg, run_node, s_to_stamp,
                                     stamp_ns, stamp_to_s)

@@ -14,7 +14,7 @@ from sensor_msgs.msg import JointState, LaserScan
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
-from smartcell.core.kinematics import JOINT_NAMES
+from smartcell.core.robot.kinematics import JOINT_NAMES
 from smartcell.twin.human import PathBuilder
 from smartcell.twin.scenarios import TASK_DRIVEN_SCENARIO
 from smartcell.twin.world import disconnect
@@ -89,7 +89,7 @@ class Twin(Node):
 
     def _check_motions(self) -> None:
         """Sweep the supervisor's motions through this cell before anything moves; refuse on a collision."""
-        from smartcell.core.motions import UR5E_JOINT_LIMITS, MotionLibrary
+        from smartcell.core.robot.motions import UR5E_JOINT_LIMITS, MotionLibrary
         from smartcell.share import share_file
         from smartcell.twin.motion_check import check_motions
         library = MotionLibrary.from_yaml(self._config['motions_file'] or share_file('config', 'motions.yaml'),

@@ -9,8 +9,8 @@ from sensor_msgs.msg import Imu
 from std_msgs.msg import Float64
 
 from smartcell.core.params import ConfigError
-from smartcell.core.sensor_params import WEARABLE
-from smartcell.core.wearable import FatigueConfig, FatigueEstimator, OperatorProfile, SimulatedOperator
+from smartcell.core.sensors.params import WEARABLE
+from smartcell.core.sensors.wearable import FatigueConfig, FatigueEstimator, OperatorProfile, SimulatedOperator
 from smartcell.nodes.common import (LATCHED_QOS, LEVEL_OK, LEVEL_STALE, STREAM_QOS, declare_parameters,
                                     diagnostic_array, diagnostic_status, run_node)
 
@@ -27,7 +27,7 @@ class Wearable(Node):
     Publishes: `operator/fatigue` (std_msgs/Float64 in [0, 1], latched, publish_rate_hz; while
     the device is silent longer than stale_timeout_s: stale_fatigue_index);
     `/diagnostics` (`smartcell/wearable`: index, accepted/rejected sample counts, STALE when silent).
-    Parameters: smartcell.core.sensor_params.WEARABLE (read-only, units in the names).
+    Parameters: smartcell.core.sensors.params.WEARABLE (read-only, units in the names).
     """
 
     def __init__(self) -> None:

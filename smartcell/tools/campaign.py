@@ -4,7 +4,7 @@ Each scenario (people walking 1.0-1.6 m/s or running 2.0 m/s to every side of th
 fence leaves open, passing, standing, reaching in, stopping short; one or two people, so one can
 hide the other from the scanner; sometimes a scanner dropout) runs twice on the same paths: with
 the supervisor's safety pipeline (SSM + zones + fail-safe, config/cell.yaml) and with a static
-stop zone sized by ISO 13855. Reported (smartcell.core.ssm_audit has the rule):
+stop zone sized by ISO 13855. Reported (smartcell.core.safety.ground_truth has the rule):
 
   * contacts above the body region's quasi-static limit (ISO/TS 15066 Annex A) - must be 0;
   * samples where the true separation was below S_p while the robot moved faster than allowed,

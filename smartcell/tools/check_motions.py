@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--motions', default='', help='motions file (default: the installed config/motions.yaml)')
     args = parser.parse_args(argv)
-    from smartcell.core.motions import UR5E_JOINT_LIMITS, MotionLibrary
+    from smartcell.core.robot.motions import UR5E_JOINT_LIMITS, MotionLibrary
     from smartcell.core.params import ConfigError
     from smartcell.share import ShareFileMissing, share_file
     from smartcell.twin.motion_check import ARM_CLEARANCE_M, TOOL_CLEARANCE_M, check_motions, commanded_segments

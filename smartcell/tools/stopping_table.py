@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from smartcell.core.kinematics import JOINT_NAMES, PAYLOAD_KG, UR5E_LIMITS
-from smartcell.core.trajectory import ScaleRamp
+from smartcell.core.robot.kinematics import JOINT_NAMES, PAYLOAD_KG, UR5E_LIMITS
+from smartcell.core.robot.trajectory import ScaleRamp
 
 # Fine at low speed: SSM lets the arm creep near people, where a coarse first step (33 %) would
 # charge the stopping distance of a third of full speed for any motion at all.
@@ -106,7 +106,7 @@ HEADER = """# Robot stopping model for SSM (ISO/TS 15066 5.5.4: T_s and S_s), in
 # payload), for the three joints nearest the base. Written by `smartcell stopping-table`: measured in
 # the PyBullet twin, stop category 2 through the arm's speed-scale ramp, started from the scale that runs
 # the joint at that speed when scale 1 is full_scale_speed_fraction of the limits. Read by
-# smartcell.core.safety_stopping.StoppingModel (T_s = max over joints, S_s = sum(angle x lever arm)).
+# smartcell.core.safety.stopping.StoppingModel (T_s = max over joints, S_s = sum(angle x lever arm)).
 """
 
 

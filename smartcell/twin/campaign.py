@@ -5,7 +5,7 @@ One process runs what the cell's nodes run, on the same core code and the same c
 -> SafetyPipeline (supervisor node) -> TrajectoryExecutor (arm node) -> the physics, with the
 lockstep lag of the simulated cell. Each tick the SsmAudit checks the pipeline's decisions
 against the twin's ground truth, and every person-robot contact is judged against the body
-region's quasi-static limit (smartcell.core.ssm_audit has the rule).
+region's quasi-static limit (smartcell.core.safety.ground_truth has the rule).
 
 Each scenario is run twice, with SSM and with a static stop zone (the classic alternative), on
 the very same people paths, so the parts per hour compare like for like.
@@ -23,17 +23,17 @@ from pathlib import Path
 
 import numpy as np
 
-from smartcell.core.kinematics import capsule_point_velocities, link_capsules
-from smartcell.core.motions import UR5E_JOINT_LIMITS as LIMITS, MotionLibrary, arrived, segment_plan, speed_limited
+from smartcell.core.robot.kinematics import capsule_point_velocities, link_capsules
+from smartcell.core.robot.motions import UR5E_JOINT_LIMITS as LIMITS, MotionLibrary, arrived, segment_plan, speed_limited
 from smartcell.core.params import load_cell_config
-from smartcell.core.safety import SafetyState
-from smartcell.core.safety_pfl import BodyModel, ContactVerdict, contact_verdict
-from smartcell.core.safety_ssm import SeparationInputs
-from smartcell.core.safety_stopping import StoppingModel
-from smartcell.core.ssm_audit import PersonTruth, SsmAudit, StaticZonePolicy, robot_speed_toward
-from smartcell.core.supervision import BasePose, SafetyPipeline, check_scanner_field
-from smartcell.core.tracking import PeopleTracker, Pose2D, ScanGeometry, TrackerConfig
-from smartcell.core.trajectory import ScaleRamp, TrajectoryExecutor
+from smartcell.core.safety.monitor import SafetyState
+from smartcell.core.safety.pfl import BodyModel, ContactVerdict, contact_verdict
+from smartcell.core.safety.ssm import SeparationInputs
+from smartcell.core.safety.stopping import StoppingModel
+from smartcell.core.safety.ground_truth import PersonTruth, SsmAudit, StaticZonePolicy, robot_speed_toward
+from smartcell.core.safety.pipeline import BasePose, SafetyPipeline, check_scanner_field
+from smartcell.core.sensors.people_tracking import PeopleTracker, Pose2D, ScanGeometry, TrackerConfig
+from smartcell.core.robot.trajectory import ScaleRamp, TrajectoryExecutor
 from smartcell.topology import param_registry
 from smartcell.twin.human import RUNNING_SPEED_MPS, WALKING_SPEED_MPS, PathBuilder, PersonPath
 from smartcell.twin.scanner import ScannerConfig, world_scanner

@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from smartcell.core.kinematics import inverse_kinematics
+from smartcell.core.robot.kinematics import inverse_kinematics
 from smartcell.twin.scanner import ScannerConfig, world_scanner
 from smartcell.twin.scenarios import SCENARIOS, scenario_paths
 from smartcell.twin.world import DEFAULT_LAYOUT, HOME_Q_RAD, CellLayout, CellWorld, connect, disconnect

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from smartcell.core.energy import DriveLossModel
+from smartcell.core.sensors.energy import DriveLossModel
 
 # UR5e-class: control box ~ 90 W standing, arm brakes released; a few % copper loss at load.
 CONTROLLER_IDLE_W = 90.0

@@ -1,7 +1,7 @@
 """Check the arm's motions against the cell in the twin before they run: table, fence, furniture.
 
 The supervisor moves the arm along straight joint-space segments between named configurations
-(smartcell.core.motions). This sweeps every segment it can command - the cycle's, each station's
+(smartcell.core.robot.motions). This sweeps every segment it can command - the cycle's, each station's
 approach and retreat, and every transit between the configurations that are not on a work
 surface - in small joint steps through the PyBullet cell and reports where a link comes closer
 to a static obstacle than its clearance. The tool works at the surface, so it only needs
@@ -17,7 +17,7 @@ from itertools import combinations
 
 import numpy as np
 
-from smartcell.core.motions import MotionLibrary
+from smartcell.core.robot.motions import MotionLibrary
 from smartcell.twin.world import DEFAULT_LAYOUT, CellLayout, CellWorld, connect, disconnect
 
 ARM_CLEARANCE_M = 0.03

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pybullet as p
 
-from smartcell.core.kinematics import JOINT_NAMES
+from smartcell.core.robot.kinematics import JOINT_NAMES
 
 URDF_FILE_NAME = 'ur5e.urdf'
 # Frame-only links (no <inertial> in the URDF, as usual for ROS frames). PyBullet would give each

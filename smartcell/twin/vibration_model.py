@@ -22,7 +22,7 @@ from typing import Mapping
 
 import numpy as np
 
-from smartcell.core.vibration import BearingGeometry, bearing_preset, fault_frequencies
+from smartcell.core.sensors.vibration import BearingGeometry, bearing_preset, fault_frequencies
 
 FAULT_KINDS = ('none', 'imbalance', 'misalignment', 'outer_race', 'inner_race', 'looseness')
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pybullet as p
 
-from smartcell.core.kinematics import (JOINT_NAMES, LINK_CAPSULE_RADII, UR5E_LIMITS, link_capsules,
+from smartcell.core.robot.kinematics import (JOINT_NAMES, LINK_CAPSULE_RADII, UR5E_LIMITS, link_capsules,
                                        segment_distances)
 from smartcell.twin.human import (BODY_MODEL_REGIONS, ISO_TS_15066_REGIONS, BodyDimensions, PersonPath, PersonState,
                                   SimulatedPerson)

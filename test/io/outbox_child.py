@@ -7,7 +7,7 @@ when its backlog is empty, then keeps running until killed.
 import sys
 import time
 
-from smartcell.core.mes import EquipmentState, UnitRecord, make_record
+from smartcell.core.mes.records import EquipmentState, UnitRecord, make_record
 from smartcell.io.mqtt import MqttSettings, MqttTopics, MqttTransport
 from smartcell.io.outbox import Dispatcher, Outbox, OutboxConfig
 

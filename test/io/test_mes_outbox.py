@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from smartcell.core.mes import EquipmentState, JobResponse, SafetyEvent, make_record, telemetry_record
+from smartcell.core.mes.records import EquipmentState, JobResponse, SafetyEvent, make_record, telemetry_record
 from smartcell.io.outbox import Dispatcher, Outbox, OutboxConfig, TransportDown, backoff_delay_s
 
 

@@ -17,8 +17,8 @@ from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E402
 
-from smartcell.core.kinematics import JOINT_NAMES  # noqa: E402
-from smartcell.core.verdict import VERDICT_STATUS_NAME  # noqa: E402
+from smartcell.core.robot.kinematics import JOINT_NAMES  # noqa: E402
+from smartcell.core.safety.verdict import VERDICT_STATUS_NAME  # noqa: E402
 from smartcell.nodes.common import LATCHED_QOS, STREAM_QOS  # noqa: E402
 from smartcell.tools.cell_processes import CellProcesses  # noqa: E402
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from smartcell.core.sensor_params import UR5E_JOINTS
-from smartcell.core.vibration import FAULT_CODES, FEATURE_COLUMNS
+from smartcell.core.sensors.params import UR5E_JOINTS
+from smartcell.core.sensors.vibration import FAULT_CODES, FEATURE_COLUMNS
 from smartcell.tools.cell_processes import node_command
 
 pytestmark = pytest.mark.ros

@@ -3,7 +3,7 @@ import math
 
 import yaml
 
-from smartcell.core.motions import UR5E_JOINT_LIMITS, MotionLibrary
+from smartcell.core.robot.motions import UR5E_JOINT_LIMITS, MotionLibrary
 from smartcell.tools import check_motions as check_motions_tool
 from smartcell.twin.motion_check import check_motions, commanded_segments
 

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from smartcell.core.kinematics import DEFAULT_TOOL_LENGTH_M, forward_kinematics
-from smartcell.core.motions import MotionLibrary
-from smartcell.core.motions import UR5E_JOINT_LIMITS as LIMITS
+from smartcell.core.robot.kinematics import DEFAULT_TOOL_LENGTH_M, forward_kinematics
+from smartcell.core.robot.motions import MotionLibrary
+from smartcell.core.robot.motions import UR5E_JOINT_LIMITS as LIMITS
 
 pytest.importorskip('pybullet')
 from smartcell.twin.world import DEFAULT_LAYOUT  # noqa: E402
@@ -25,7 +25,7 @@ def test_station_configurations_put_the_gripper_tip_on_the_station(repo, station
 
 
 def test_every_robot_station_of_the_shipped_jobs_has_configurations(repo):
-    from smartcell.core.tasks import load_recipe
+    from smartcell.core.tasks.recipe import load_recipe
     library = MotionLibrary.from_yaml(repo / 'config' / 'motions.yaml', LIMITS)
     for job in (repo / 'config' / 'job_gearbox.yaml', repo / 'config' / 'job_demo.yaml'):
         recipe = load_recipe(job)

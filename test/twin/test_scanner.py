@@ -127,8 +127,8 @@ def test_bad_scanner_config_names_the_parameter(kwargs, name):
 
 @pytest.mark.parametrize('scenario', ['empty', 'intrusion'])
 def test_core_people_tracker_finds_the_simulated_person_and_nothing_else(client, urdf_path, scenario):
-    """End to end with smartcell.core.tracking: the static cell gives no tracks; a person is tracked."""
-    from smartcell.core.tracking import PeopleTracker, Pose2D, ScanGeometry, TrackerConfig
+    """End to end with smartcell.core.sensors.people_tracking: the static cell gives no tracks; a person is tracked."""
+    from smartcell.core.sensors.people_tracking import PeopleTracker, Pose2D, ScanGeometry, TrackerConfig
     world = CellWorld(client, urdf_path=urdf_path, people=scenario_paths(scenario, 2, 30.0))
     scanner = _scanner(world)
     mount = world.layout.scanner

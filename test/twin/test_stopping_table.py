@@ -3,8 +3,8 @@ import pytest
 
 pytest.importorskip('pybullet')
 
-from smartcell.core.safety_stopping import StoppingModel  # noqa: E402
-from smartcell.core.trajectory import ScaleRamp  # noqa: E402
+from smartcell.core.safety.stopping import StoppingModel  # noqa: E402
+from smartcell.core.robot.trajectory import ScaleRamp  # noqa: E402
 from smartcell.tools.stopping_table import measure  # noqa: E402
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pybullet as p
 import pytest
 
-from smartcell.core.kinematics import (JOINT_NAMES, LINK_CAPSULE_RADII, UR5E_LIMITS, forward_kinematics,
+from smartcell.core.robot.kinematics import (JOINT_NAMES, LINK_CAPSULE_RADII, UR5E_LIMITS, forward_kinematics,
                                        link_capsules, points_to_capsules_distance)
 from smartcell.twin.robot import UrdfMissing, load_robot, reset_joints, urdf_joint_limits
 

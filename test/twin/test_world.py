@@ -6,7 +6,7 @@ import numpy as np
 import pybullet as p
 import pytest
 
-from smartcell.core.kinematics import UR5E_LIMITS
+from smartcell.core.robot.kinematics import UR5E_LIMITS
 from smartcell.twin.human import REGION_NAMES, PersonState
 from smartcell.twin.robot import reset_joints
 from smartcell.twin.world import DEFAULT_LAYOUT, HOME_Q_RAD, CellLayout, CellWorld, connect, disconnect
@@ -166,7 +166,7 @@ def test_pruned_distance_query_equals_brute_force(client, urdf_path):
 
 
 def test_demo_arm_targets_hold_the_tool_down_above_pick_and_place():
-    from smartcell.core.kinematics import forward_kinematics
+    from smartcell.core.robot.kinematics import forward_kinematics
     from smartcell.twin.demo import APPROACH_HEIGHT_M, station_joint_targets
     base = np.array(DEFAULT_LAYOUT.robot_base_position_m)
     for q, station in zip(station_joint_targets(DEFAULT_LAYOUT), ('pick', 'place')):
@@ -183,7 +183,7 @@ def test_demo_runs_headless(capsys):
 
 
 def test_every_twin_body_region_has_pfl_limits():
-    from smartcell.core.safety_pfl import BodyModel
+    from smartcell.core.safety.pfl import BodyModel
     from smartcell.twin.human import BODY_MODEL_REGIONS, REGION_NAMES
     body = BodyModel.from_yaml(Path(__file__).resolve().parents[2] / 'config' / 'body_regions.yaml')
     assert set(BODY_MODEL_REGIONS) == set(REGION_NAMES)

@@ -3,7 +3,7 @@ import itertools
 
 import pytest
 
-from smartcell.core.cell import (FACTS, REQUESTS, SERVICE_REQUESTS, TRANSITIONS, CellStateMachine, Event,
+from smartcell.core.cell.states import (FACTS, REQUESTS, SERVICE_REQUESTS, TRANSITIONS, CellStateMachine, Event,
                                  IllegalTransition, State)
 
 # The expected table, written out independently of the module so a wrong entry fails here.

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from smartcell.core.energy import (NO_LOSSES, DriveLossModel, EnergyMeter, LEVEL_ERROR, LEVEL_OK, LEVEL_WARN,
+from smartcell.core.sensors.energy import (NO_LOSSES, DriveLossModel, EnergyMeter, LEVEL_ERROR, LEVEL_OK, LEVEL_WARN,
                                    cell_power_w, co2e_g, evaluate_environment, joint_power_w)
 from smartcell.twin.energy_model import EnvironmentProfile, EnvironmentSimulator
 

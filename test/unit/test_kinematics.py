@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from smartcell.core.kinematics import (JOINT_NAMES, LINK_CAPSULE_RADII, UR5E_LIMITS, IKError, JointLimitError,
+from smartcell.core.robot.kinematics import (JOINT_NAMES, LINK_CAPSULE_RADII, UR5E_LIMITS, IKError, JointLimitError,
                                        JointLimits, capsule_point_velocities, check_joint_limits,
                                        forward_kinematics, inverse_kinematics, link_capsules, link_frames,
                                        points_to_capsules_distance)
@@ -191,7 +191,7 @@ def test_ik_handles_singular_poses(q):
 @settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1))
 def test_segment_distances_match_dense_sampling(seed):
-    from smartcell.core.kinematics import segment_distances
+    from smartcell.core.robot.kinematics import segment_distances
     rng = np.random.default_rng(seed)
     a = rng.uniform(-1, 1, (3, 2, 3))
     b = rng.uniform(-1, 1, (4, 2, 3))

@@ -1,7 +1,7 @@
 """OEE worked examples, computed by hand (numbers in the comments) and checked against compute_oee."""
 import pytest
 
-from smartcell.core.oee import Loss, classify_stop, compute_oee, job_window, state_before
+from smartcell.core.mes.oee import Loss, classify_stop, compute_oee, job_window, state_before
 
 IDEAL = {'J1': 30.0, 'J2': 40.0}   # s per unit
 
@@ -109,7 +109,7 @@ def test_bad_inputs_name_the_problem(kwargs, match):
 
 
 def test_safety_summary_of_the_shift():
-    from smartcell.core.oee import safety_summary
+    from smartcell.core.mes.oee import safety_summary
     events = shift_events() + [sc(27000, 'idle', 'emergency_stop', 'e-stop'), sc(27100, 'emergency_stop', 'idle')]
     result = compute_oee(events, 0.0, 28800.0, IDEAL)
     summary = safety_summary(events, result)

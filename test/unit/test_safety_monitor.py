@@ -5,9 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import smartcell.core.safety as safety
+import smartcell.core.safety.monitor as safety
 from smartcell.core.params import ConfigError
-from smartcell.core.safety import (EVENT_ON_TRANSITION, BodyModel, Mode, PeopleObservation, RobotObservation,
+from smartcell.core.safety.monitor import (EVENT_ON_TRANSITION, BodyModel, Mode, PeopleObservation, RobotObservation,
                                    SafetyConfig, SafetyMonitor, SafetyState, SeparationInputs, StoppingModel,
                                    segment_closest_parameters)
 

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from smartcell.core.params import ConfigError
-from smartcell.core.safety_pfl import (BodyModel, ContactOutcome, contact_verdict, max_transient_speed,
+from smartcell.core.safety.pfl import (BodyModel, ContactOutcome, contact_verdict, max_transient_speed,
                                        reduced_mass, robot_effective_mass)
 
 CONFIG = Path(__file__).resolve().parents[2] / 'config'

@@ -9,10 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from smartcell.core.params import ConfigError
-from smartcell.core.safety_ssm import (SeparationInputs, StoppingPoint, check_protective_field, full_scale_speed,
+from smartcell.core.safety.ssm import (SeparationInputs, StoppingPoint, check_protective_field, full_scale_speed,
                                        intrusion_distance_iso13855_mm, max_robot_speed,
                                        minimum_distance_iso13855_mm, protective_separation, speed_scale_for)
-from smartcell.core.safety_stopping import StoppingModel
+from smartcell.core.safety.stopping import StoppingModel
 
 # T_r 0.1 s, T_s 0.3 s, S_s 0.2 m, C 0.1 m, Z_d 0.05 m, Z_r 0.02 m, floor 1.6 m/s
 INPUTS = SeparationInputs(reaction_time_s=0.1, stopping_time_s=0.3, stopping_distance_m=0.2,

@@ -5,9 +5,9 @@ import math
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from smartcell.core.scheduling import (InProgress, PlanRequest, Schedule, ScheduledStep, ScheduleError, Scheduler,
+from smartcell.core.tasks.scheduling import (InProgress, PlanRequest, Schedule, ScheduledStep, ScheduleError, Scheduler,
                                        naive_schedule, schedule_violations, sequential_schedule, validate_schedule)
-from smartcell.core.tasks import BOTH, HUMAN, ROBOT, generated_recipe, load_recipe, recipe_from_dict
+from smartcell.core.tasks.recipe import BOTH, HUMAN, ROBOT, generated_recipe, load_recipe, recipe_from_dict
 
 EXACT = Scheduler(exact_max_steps=8, time_budget_s=None)
 HEURISTIC_ONLY = Scheduler(exact_max_steps=0, time_budget_s=None, search_iterations=100)

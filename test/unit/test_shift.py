@@ -4,9 +4,9 @@ import math
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from smartcell.core.scheduling import Scheduler, schedule_violations
-from smartcell.core.shift import ShiftConfig, ShiftError, ShiftRunner, StepState
-from smartcell.core.tasks import BOTH, EITHER, HUMAN, ROBOT, generated_recipe, load_recipe, recipe_from_dict
+from smartcell.core.tasks.scheduling import Scheduler, schedule_violations
+from smartcell.core.tasks.job_runner import ShiftConfig, ShiftError, ShiftRunner, StepState
+from smartcell.core.tasks.recipe import BOTH, EITHER, HUMAN, ROBOT, generated_recipe, load_recipe, recipe_from_dict
 
 SCHEDULER = Scheduler(time_budget_s=None, search_iterations=30)
 
@@ -208,7 +208,7 @@ def apply(runner, events, now_s=0.0):
 
 
 def _as_schedule(runner):
-    from smartcell.core.scheduling import Schedule
+    from smartcell.core.tasks.scheduling import Schedule
     span = max(e.end_s for e in runner.log) if runner.log else 0.0
     return Schedule(tuple(sorted(runner.log, key=lambda e: e.start_s)), 0.0, span, 'log')
 

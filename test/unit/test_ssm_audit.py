@@ -4,8 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from smartcell.core.safety_ssm import SeparationInputs, StoppingSteps
-from smartcell.core.ssm_audit import (PersonTruth, SsmAudit, StaticZonePolicy, closest_points_on_segments,
+from smartcell.core.safety.ssm import SeparationInputs, StoppingSteps
+from smartcell.core.safety.ground_truth import (PersonTruth, SsmAudit, StaticZonePolicy, closest_points_on_segments,
                                       robot_speed_toward)
 
 INPUTS = SeparationInputs(reaction_time_s=0.1, human_speed_floor_mps=1.6)

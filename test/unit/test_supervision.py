@@ -3,8 +3,8 @@ import math
 import numpy as np
 import pytest
 
-from smartcell.core.kinematics import link_capsules
-from smartcell.core.supervision import BasePose, CellKpis, robot_geometry
+from smartcell.core.robot.kinematics import link_capsules
+from smartcell.core.safety.pipeline import BasePose, CellKpis, robot_geometry
 
 HOME = np.array([0.0, -1.571, 1.571, -1.571, -1.571, 0.0])
 
@@ -52,7 +52,7 @@ class RecordingMonitor:
         self.applied = []
 
     def update(self, people, robot, now_s):
-        from smartcell.core.safety import Mode, SafetyState, SafetyVerdict
+        from smartcell.core.safety.monitor import Mode, SafetyState, SafetyVerdict
         self.applied.append(robot.applied_scale)
         return SafetyVerdict(now_s, Mode.AUTOMATIC, SafetyState.NORMAL, 'clear', math.inf, math.nan, 1.0, 1.6, 0.0,
                              self.scales.pop(0), '', -1)
@@ -62,7 +62,7 @@ class RecordingMonitor:
 
 
 def test_pipeline_divides_by_a_lower_bound_of_the_applied_scale():
-    from smartcell.core.supervision import APPLIED_SCALE_HISTORY, SafetyPipeline
+    from smartcell.core.safety.pipeline import APPLIED_SCALE_HISTORY, SafetyPipeline
     commanded = [0.2, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
     monitor = RecordingMonitor(commanded)
     pipeline = SafetyPipeline(monitor, BasePose(0, 0, 0, 0))
@@ -79,8 +79,8 @@ def test_scanner_field_closer_than_iso13855_requires_is_refused(repo):
 
     from smartcell.core.node_params import SUPERVISOR
     from smartcell.core.params import ConfigError
-    from smartcell.core.safety_stopping import StoppingModel
-    from smartcell.core.supervision import check_scanner_field
+    from smartcell.core.safety.stopping import StoppingModel
+    from smartcell.core.safety.pipeline import check_scanner_field
     stopping = StoppingModel.from_yaml(repo / 'config' / 'stopping.yaml')
     config = SUPERVISOR.defaults()
     required = check_scanner_field(config, stopping)
@@ -92,8 +92,8 @@ def test_scanner_field_closer_than_iso13855_requires_is_refused(repo):
 
 
 def test_handover_presence_helpers():
-    from smartcell.core.kinematics import forward_kinematics
-    from smartcell.core.supervision import BasePose, person_near, tool_tip_world
+    from smartcell.core.robot.kinematics import forward_kinematics
+    from smartcell.core.safety.pipeline import BasePose, person_near, tool_tip_world
     q = np.array([0.0, -1.571, 1.571, -1.571, -1.571, 0.0])
     base = BasePose(1.0, 2.0, 0.75, math.pi / 2)
     tool0 = forward_kinematics(q)

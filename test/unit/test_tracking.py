@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from smartcell.core.tracking import (PeopleTracker, Pose2D, ScanGeometry, TrackerConfig, leg_candidates,
+from smartcell.core.sensors.people_tracking import (PeopleTracker, Pose2D, ScanGeometry, TrackerConfig, leg_candidates,
                                      pair_legs)
 
 GEOMETRY = ScanGeometry(angle_min_rad=-np.deg2rad(135), angle_increment_rad=np.deg2rad(0.5),

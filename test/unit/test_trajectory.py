@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from smartcell.core.trajectory import (ArmMode, JointLimitsView, JointTrajectoryPlan, ScaleRamp,
+from smartcell.core.robot.trajectory import (ArmMode, JointLimitsView, JointTrajectoryPlan, ScaleRamp,
                                        TrajectoryExecutor, TrajectoryRejected, validate_trajectory)
-from smartcell.core.verdict import VerdictError, speed_scale_from_values, verdict_values
+from smartcell.core.safety.verdict import VerdictError, speed_scale_from_values, verdict_values
 
 NAMES = ('a', 'b')
 LIMITS = JointLimitsView(NAMES, np.array([-1.0, -2.0]), np.array([1.0, 2.0]), np.array([1.0, 1.0]))
@@ -108,7 +108,7 @@ def test_verdict_values_round_trip_and_errors():
 
 
 def test_segment_at_full_speed_fraction_is_accepted_by_the_arm():
-    from smartcell.core.motions import segment_plan
+    from smartcell.core.robot.motions import segment_plan
     start, target = np.zeros(2), np.array([1.0, -0.3])
     plan = segment_plan(start, target, LIMITS, speed_fraction=1.0)
     executor = TrajectoryExecutor(LIMITS, ScaleRamp(), start)
@@ -117,7 +117,7 @@ def test_segment_at_full_speed_fraction_is_accepted_by_the_arm():
 
 
 def test_segment_at_full_speed_is_accepted_from_a_slightly_different_actual_position():
-    from smartcell.core.motions import segment_plan
+    from smartcell.core.robot.motions import segment_plan
     start, target = np.zeros(2), np.array([0.9, -0.3])
     plan = segment_plan(start, target, LIMITS, speed_fraction=1.0)
     executor = TrajectoryExecutor(LIMITS, ScaleRamp(), start)
@@ -127,7 +127,7 @@ def test_segment_at_full_speed_is_accepted_from_a_slightly_different_actual_posi
 
 
 def test_speed_limited_arm_refuses_what_the_planner_at_a_higher_fraction_makes():
-    from smartcell.core.motions import segment_plan, speed_limited
+    from smartcell.core.robot.motions import segment_plan, speed_limited
     from smartcell.core.params import ConfigError
     start, target = np.zeros(2), np.array([1.0, -0.3])
     arm = TrajectoryExecutor(speed_limited(LIMITS, 0.5), ScaleRamp(), start)

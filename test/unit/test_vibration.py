@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import pywt
 
-from smartcell.core.vibration import (AnalysisConfig, BearingGeometry, HealthThresholds, amplitude_spectrum,
+from smartcell.core.sensors.vibration import (AnalysisConfig, BearingGeometry, HealthThresholds, amplitude_spectrum,
                                       bearing_preset, diagnose, envelope_spectrum, estimate_rul, extract_features,
                                       fault_frequencies, fit_baseline, time_features, wavelet_packet_energies)
 
@@ -221,8 +221,8 @@ def test_rul_of_a_linear_trend_and_of_a_flat_one():
 
 
 def test_core_imports_neither_rclpy_nor_pybullet():
-    code = ('import sys, smartcell.core.vibration, smartcell.core.energy, smartcell.core.wearable, '
-            'smartcell.core.sensor_params, smartcell.twin.vibration_model, smartcell.twin.energy_model; '
+    code = ('import sys, smartcell.core.sensors.vibration, smartcell.core.sensors.energy, smartcell.core.sensors.wearable, '
+            'smartcell.core.sensors.params, smartcell.twin.vibration_model, smartcell.twin.energy_model; '
             'print(sorted(m for m in ("rclpy", "pybullet") if m in sys.modules))')
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == '[]'

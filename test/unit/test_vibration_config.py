@@ -4,7 +4,7 @@ from __future__ import annotations
 import yaml
 
 from smartcell.core.params import load_cell_config
-from smartcell.core.sensor_params import ENERGY_METER, UR5E_JOINTS, VIBRATION_SENSOR, WEARABLE
+from smartcell.core.sensors.params import ENERGY_METER, UR5E_JOINTS, VIBRATION_SENSOR, WEARABLE
 from smartcell.topology import param_registry
 
 REGISTRY = {p.name: p for p in (VIBRATION_SENSOR, ENERGY_METER, WEARABLE)}

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from smartcell.core.vibration import diagnose, extract_features, fit_baseline
+from smartcell.core.sensors.vibration import diagnose, extract_features, fit_baseline
 from smartcell.twin.vibration_model import FAULT_KINDS, GearboxModel, GearboxVibration, fault_severity
 
 FS = 12800.0
@@ -60,14 +60,14 @@ def test_fault_severity_grows_exponentially_from_onset_and_saturates(elapsed, ex
 
 
 def _monitor(**overrides):
-    from smartcell.core.vibration import MonitorConfig, bearing_preset
+    from smartcell.core.sensors.vibration import MonitorConfig, bearing_preset
     settings = dict(sample_rate_hz=FS, window_s=0.5, bearing=bearing_preset('6205'), baseline_windows=8)
     settings.update(overrides)
     return MonitorConfig(**settings)
 
 
 def test_monitor_learns_then_reaches_error_as_an_outer_race_fault_grows():
-    from smartcell.core.vibration import FAULT_CODES, FEATURE_COLUMNS, GearboxMonitor, LEVEL_ERROR, feature_row
+    from smartcell.core.sensors.vibration import FAULT_CODES, FEATURE_COLUMNS, GearboxMonitor, LEVEL_ERROR, feature_row
     monitor = GearboxMonitor(_monitor())
     vibration = GearboxVibration(GearboxModel(sample_rate_hz=FS), np.random.default_rng(5))
     shaft_hz = vibration.shaft_hz(JOINT_SPEED_RAD_S)
@@ -91,7 +91,7 @@ def test_monitor_learns_then_reaches_error_as_an_outer_race_fault_grows():
 
 
 def test_monitor_flags_nan_samples_and_keeps_the_level_when_the_shaft_stands():
-    from smartcell.core.vibration import GearboxMonitor, LEVEL_ERROR
+    from smartcell.core.sensors.vibration import GearboxMonitor, LEVEL_ERROR
     monitor = GearboxMonitor(_monitor(window_s=0.1))
     n = monitor.config.window_samples
     bad = np.zeros(n)
@@ -105,7 +105,7 @@ def test_monitor_flags_nan_samples_and_keeps_the_level_when_the_shaft_stands():
 
 
 def test_monitor_absolute_rms_limit_trips_even_while_learning():
-    from smartcell.core.vibration import GearboxMonitor, LEVEL_ERROR
+    from smartcell.core.sensors.vibration import GearboxMonitor, LEVEL_ERROR
     monitor = GearboxMonitor(_monitor(window_s=0.1, rms_alarm_mps2=5.0))
     n = monitor.config.window_samples
     [a] = monitor.add_samples(10.0 * np.sin(np.arange(n)), 16.0, 1.0)
@@ -113,7 +113,7 @@ def test_monitor_absolute_rms_limit_trips_even_while_learning():
 
 
 def test_order_tracking_sharpens_bearing_lines_at_a_varying_speed():
-    from smartcell.core.vibration import order_track
+    from smartcell.core.sensors.vibration import order_track
     model = GearboxModel(sample_rate_hz=FS)
     vibration = GearboxVibration(model, np.random.default_rng(7))
     chunks, speeds = [], []
@@ -131,13 +131,13 @@ def test_order_tracking_sharpens_bearing_lines_at_a_varying_speed():
 
 
 def test_order_tracking_leaves_a_constant_speed_window_unchanged():
-    from smartcell.core.vibration import order_track
+    from smartcell.core.sensors.vibration import order_track
     x = np.random.default_rng(8).standard_normal(1000)
     assert np.allclose(order_track(x, np.full(1000, 15.0), FS), x)
 
 
 def test_monitor_skips_windows_where_the_shaft_stops_or_reverses():
-    from smartcell.core.vibration import GearboxMonitor
+    from smartcell.core.sensors.vibration import GearboxMonitor
     monitor = GearboxMonitor(_monitor(window_s=0.1))
     n = monitor.config.window_samples
     x = 0.05 * np.random.default_rng(9).standard_normal(n)

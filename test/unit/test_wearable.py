@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from smartcell.core.wearable import (GRAVITY_MPS2, FatigueConfig, FatigueEstimator, OperatorProfile,
+from smartcell.core.sensors.wearable import (GRAVITY_MPS2, FatigueConfig, FatigueEstimator, OperatorProfile,
                                      SimulatedOperator, fatigue_step, workload)
 
 CONFIG = FatigueConfig()

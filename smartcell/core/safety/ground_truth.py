@@ -22,7 +22,7 @@ The rule checked (ISO/TS 15066 5.5.4, with ground truth in place of sensing):
   longer or further than the stopping model promises shows up here.
 
 Both counts must be 0. A contact above its body region's quasi-static limit is the third count
-(the twin measures contacts; see smartcell.core.safety_pfl.contact_verdict).
+(the twin measures contacts; see smartcell.core.safety.pfl.contact_verdict).
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from smartcell.core.safety_ssm import SeparationInputs, StoppingSteps
+from smartcell.core.safety.ssm import SeparationInputs, StoppingSteps
 
 SPEED_TOLERANCE_MPS = 0.02      # PD tracking noise of a joint-position-controlled arm at standstill
 DISTANCE_TOLERANCE_M = 0.005    # travel the tick sampling of the speed can misjudge

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Iterable, Mapping, Sequence
 
-from smartcell.core.mes import SafetyEventsSummary
+from smartcell.core.mes.records import SafetyEventsSummary
 
 
 class Loss(str, Enum):

@@ -39,7 +39,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
-from smartcell.core.tasks import BOTH, EITHER, HUMAN, ROBOT, Recipe, topological_order
+from smartcell.core.tasks.recipe import BOTH, EITHER, HUMAN, ROBOT, Recipe, topological_order
 
 EPS_S = 1e-9          # time comparison tolerance, s
 _NEVER = -1e18        # start of an "always busy before" interval, s

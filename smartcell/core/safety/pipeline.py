@@ -11,15 +11,15 @@ from typing import Sequence
 
 import numpy as np
 
-from smartcell.core.evidence import EvidenceWriter
+from smartcell.core.safety.evidence import EvidenceWriter
 from smartcell.core.params import ConfigError
-from smartcell.core.kinematics import (DEFAULT_TOOL_LENGTH_M, LINK_CAPSULE_RADII, capsule_point_velocities,
+from smartcell.core.robot.kinematics import (DEFAULT_TOOL_LENGTH_M, LINK_CAPSULE_RADII, capsule_point_velocities,
                                        forward_kinematics, link_capsules)
-from smartcell.core.safety import (Mode, PeopleObservation, RobotObservation, SafetyConfig, SafetyEvent,
+from smartcell.core.safety.monitor import (Mode, PeopleObservation, RobotObservation, SafetyConfig, SafetyEvent,
                                    SafetyMonitor, SafetyVerdict)
-from smartcell.core.safety_pfl import BodyModel, ContactVerdict
-from smartcell.core.safety_ssm import SeparationInputs, check_protective_field, minimum_distance_iso13855_mm
-from smartcell.core.safety_stopping import StoppingModel
+from smartcell.core.safety.pfl import BodyModel, ContactVerdict
+from smartcell.core.safety.ssm import SeparationInputs, check_protective_field, minimum_distance_iso13855_mm
+from smartcell.core.safety.stopping import StoppingModel
 
 
 @dataclass(frozen=True)

@@ -28,9 +28,9 @@ import math
 from dataclasses import dataclass
 from enum import Enum
 
-from smartcell.core.scheduling import (InProgress, PlanRequest, Schedule, ScheduledStep, Scheduler, StepKey,
+from smartcell.core.tasks.scheduling import (InProgress, PlanRequest, Schedule, ScheduledStep, Scheduler, StepKey,
                                        validate_schedule)
-from smartcell.core.tasks import BOTH, HUMAN, ROBOT, Recipe
+from smartcell.core.tasks.recipe import BOTH, HUMAN, ROBOT, Recipe
 
 EXECUTORS = (ROBOT, HUMAN)
 

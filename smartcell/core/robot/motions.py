@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from smartcell.core.kinematics import JOINT_NAMES, UR5E_LIMITS
+from smartcell.core.robot.kinematics import JOINT_NAMES, UR5E_LIMITS
 from smartcell.core.params import ConfigError
-from smartcell.core.trajectory import PEAK_TO_MEAN_SPEED, JointLimitsView, JointTrajectoryPlan
+from smartcell.core.robot.trajectory import PEAK_TO_MEAN_SPEED, JointLimitsView, JointTrajectoryPlan
 
 # The UR5e's joint limits as trajectory validation and planning see them.
 UR5E_JOINT_LIMITS = JointLimitsView(JOINT_NAMES, np.asarray(UR5E_LIMITS.lower), np.asarray(UR5E_LIMITS.upper),

@@ -25,14 +25,14 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from smartcell.core.params import ConfigError
-from smartcell.core.safety_pfl import (BodyModel, BodyRegion, ContactOutcome, ContactVerdict,  # noqa: F401
+from smartcell.core.safety.pfl import (BodyModel, BodyRegion, ContactOutcome, ContactVerdict,  # noqa: F401
                                        contact_verdict, max_transient_speed, robot_effective_mass)
-from smartcell.core.safety_ssm import (HUMAN_SPEED_FLOOR_MPS, SeparationInputs, StoppingPoint,  # noqa: F401
+from smartcell.core.safety.ssm import (HUMAN_SPEED_FLOOR_MPS, SeparationInputs, StoppingPoint,  # noqa: F401
                                        StoppingSteps,
                                        check_protective_field, full_scale_speed, intrusion_distance_iso13855_mm,
                                        max_robot_speed, minimum_distance_iso13855_mm, protective_separation,
                                        speed_scale_for)
-from smartcell.core.safety_stopping import StoppingModel  # noqa: F401
+from smartcell.core.safety.stopping import StoppingModel  # noqa: F401
 
 
 class Mode(enum.Enum):
@@ -191,7 +191,7 @@ class SafetyVerdict:
     target_scale: float = 0.0             # the rules' scale before hold and ramp
 
     def as_fields(self) -> dict[str, object]:
-        """The verdict as the key/values the supervisor publishes (see smartcell.core.verdict)."""
+        """The verdict as the key/values the supervisor publishes (see smartcell.core.safety.verdict)."""
         return {'mode': self.mode.value, 'state': self.state.value, 'zone': self.zone,
                 'separation_m': self.separation_m, 'protective_distance_m': self.protective_distance_m,
                 'allowed_speed_mps': self.allowed_speed_mps, 'speed_scale': self.speed_scale,

@@ -22,7 +22,7 @@ import numpy as np
 import yaml
 
 from smartcell.core.params import ConfigError
-from smartcell.core.safety_ssm import StoppingPoint, StoppingSteps
+from smartcell.core.safety.ssm import StoppingPoint, StoppingSteps
 
 _FRACTION_SLACK = 1e-9       # 1.0000000001 is rounding, not 100 % + something
 

@@ -1,0 +1,1 @@
+"""The cell: its state machine and the controller that composes it."""

@@ -1,0 +1,1 @@
+"""ISA-95 records, OEE, the hash-chained audit trail, MES bridge parameters."""

@@ -1,0 +1,1 @@
+"""The arm: kinematics, named motions, trajectory execution."""

@@ -1,0 +1,1 @@
+"""Safety math and monitoring: SSM, PFL, stopping data, the monitor, the verdict, evidence."""

@@ -1,0 +1,1 @@
+"""Edge analytics of the smart sensors: people tracking, vibration, energy, wearable."""

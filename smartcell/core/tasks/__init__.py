@@ -1,0 +1,1 @@
+"""Shared human-robot work: recipes, scheduling, the job runner."""
