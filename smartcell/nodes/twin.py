@@ -14,14 +14,17 @@ from sensor_msgs.msg import JointState, LaserScan
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
+from smartcell.core.robot.command_validation import Invalid, validate_joint_command
 from smartcell.core.robot.kinematics import JOINT_NAMES
+from smartcell.core.robot.motions import UR5E_JOINT_LIMITS
 from smartcell.twin.human import PathBuilder
 from smartcell.twin.scenarios import TASK_DRIVEN_SCENARIO
 from smartcell.twin.world import disconnect
 from smartcell.core.node_params import TWIN
 from smartcell.core.params import ConfigError
 from smartcell.nodes.common import (LATCHED_QOS, LEVEL_ERROR, LEVEL_OK, LEVEL_WARN, STREAM_QOS, declare_parameters,
-                                    diagnostic_array, diagnostic_status, run_node, s_to_stamp, stamp_ns, stamp_to_s)
+                                    diagnostic_array, diagnostic_status, guarded, run_node, s_to_stamp, stamp_ns,
+                                    stamp_to_s)
 
 WARMUP_REPUBLISH_S = 0.5     # wall seconds: re-send tick 0 until the pipeline answers (discovery)
 STATUS_PERIOD_S = 0.5        # simulated seconds between twin/status updates
@@ -39,7 +42,10 @@ class Twin(Node):
     status per person body region and robot link, name `<person>/<region>`, hardware_id = robot link,
     values body_regions (config/body_regions.yaml names, comma-separated), normal_force_n (N),
     x_m/y_m/z_m (world)); `/diagnostics`.
-    Subscribes: `twin/joint_command` (sensor_msgs/JointState position/velocity set-points from the arm).
+    Subscribes: `twin/joint_command` (sensor_msgs/JointState position/velocity set-points from the arm;
+    a command that names the joints wrongly, has NaN/Inf or leaves the joint limits is ignored with an
+    ERROR on /diagnostics, and the last valid one stays applied).
+    Every callback is guarded: an unexpected error is an ERROR diagnostic, never a dead process.
     Lockstep: tick k publishes the outputs of time t_k; the command the arm computed from tick k-L
     (L = lockstep_lag_ticks) drives the physics from t_k to t_k+1: L scan periods of processing and
     actuation delay, part of the reaction time T_r; it lets L ticks be in the pipeline at once.
@@ -64,6 +70,8 @@ class Twin(Node):
         self._tick_messages = None                # (tick, clock, joint states, scan) last published
         self._last_publish_wall = 0.0
         self._next_status_s = 0.0
+        self._commands_refused = 0
+        self._input_problem = ''                  # the last refused command or callback error (ERROR)
 
         self._clock_pub = self.create_publisher(Clock, '/clock', 10)
         self._scan_pub = self.create_publisher(LaserScan, 'scan', STREAM_QOS)
@@ -72,17 +80,18 @@ class Twin(Node):
         self._status_pub = self.create_publisher(DiagnosticArray, 'twin/status', LATCHED_QOS)
         self._contacts_pub = self.create_publisher(DiagnosticArray, 'twin/contacts', 10)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self.create_subscription(JointState, 'twin/joint_command', self._on_command, STREAM_QOS)
+        self.create_subscription(JointState, 'twin/joint_command', self._guard(self._on_command), STREAM_QOS)
         self._operator: SimulatedOperator | None = None
         if self._config['scenario'] == TASK_DRIVEN_SCENARIO:
             self._operator = SimulatedOperator(self._world, self.create_client(Trigger, 'operator/step_done'),
                                                self.get_logger())
-            self.create_subscription(String, 'operator/current_step', self._operator.on_step, LATCHED_QOS)
+            self.create_subscription(String, 'operator/current_step', self._guard(self._operator.on_step),
+                                     LATCHED_QOS)
         if self._config['lockstep']:
-            self._watch = self.create_timer(0.05, self._watch_lockstep)
+            self._watch = self.create_timer(0.05, self._guard(self._watch_lockstep))
         else:
             period = self._dt_s / self._config['real_time_factor']
-            self.create_timer(period, self._free_running_tick)
+            self.create_timer(period, self._guard(self._free_running_tick))
         self._check_motions()
         self._publish_tick()
         self._publish_status()
@@ -103,8 +112,26 @@ class Twin(Node):
                                    'clear the table, fence and furniture')
 
     # -- lockstep -------------------------------------------------------------------------------
+    def _guard(self, callback):
+        return guarded(callback, self._on_callback_error)
+
+    def _on_callback_error(self, name: str, exc: BaseException) -> None:
+        self._report_input_problem(f'internal error in {name}: {exc!r}')
+
+    def _report_input_problem(self, reason: str) -> None:
+        if reason != self._input_problem:
+            self.get_logger().error(reason)
+        self._input_problem = reason
+        self._publish_status()
+
     def _on_command(self, msg: JointState) -> None:
-        command = (np.asarray(msg.position, dtype=float), np.asarray(msg.velocity, dtype=float))
+        parsed = validate_joint_command(list(msg.name), list(msg.position), list(msg.velocity), UR5E_JOINT_LIMITS)
+        if isinstance(parsed, Invalid):
+            self._commands_refused += 1
+            self._report_input_problem(f'ignored: {parsed.reason}')
+            return
+        self._input_problem = ''                  # a valid command again (the refusals stay counted)
+        command = (parsed.positions_rad, parsed.velocities_radps)
         if not self._config['lockstep']:
             self._command = command
             return
@@ -226,13 +253,14 @@ class Twin(Node):
 
     def _publish_status(self) -> None:
         wall = 0.0 if self._wall_start is None else time.monotonic() - self._wall_start
-        level = LEVEL_ERROR if self._state == 'failed' else LEVEL_OK
-        message = self._failure or f'{self._state}, scenario {self._config["scenario"]}'
+        level = LEVEL_ERROR if self._state == 'failed' or self._input_problem else LEVEL_OK
+        message = self._failure or self._input_problem or f'{self._state}, scenario {self._config["scenario"]}'
         last_tick = self._tick_ns(self._tick if self._state != 'finished' else self._tick - 1)
         status = diagnostic_status('smartcell/twin', 'pybullet', level, message, {
             'state': self._state, 'sim_time_s': self._tick * self._dt_s, 'wall_time_s': repr(wall),
             'ticks': self._tick, 'last_tick_ns': last_tick,
             'min_person_robot_distance_m': repr(self._min_distance_m), 'contacts': self._contacts,
+            'commands_refused': self._commands_refused,
             'scenario': self._config['scenario'], 'seed': self._config['seed']})
         array = diagnostic_array(s_to_stamp(self._tick * self._dt_s), [status])
         self._status_pub.publish(array)

@@ -385,3 +385,32 @@ def test_unauthenticated_mode_keeps_the_old_behaviour(peer, processes, fake_twin
     twin.send('legacy', moved(0.3), 1.0)
     peer.wait_for(lambda: twin.result('legacy') is not None, 15, 'completion', processes)
     assert twin.result('legacy').level == DiagnosticStatus.OK
+
+
+def test_malformed_commands_never_kill_the_twin(peer, processes):
+    """NaN, Inf, missing or unknown joints on twin/joint_command: ignored with an ERROR, the twin runs on."""
+    processes.start('twin', node_command('smartcell.nodes.twin', 'twin', None, {'scenario': 'empty'}))
+    diagnostics: list[DiagnosticStatus] = []
+    states: list[JointState] = []
+    peer.node.create_subscription(DiagnosticArray, '/diagnostics',
+                                  lambda m: diagnostics.extend(s for s in m.status if s.name == 'smartcell/twin'), 50)
+    peer.node.create_subscription(JointState, 'twin/joint_states', states.append, STREAM_QOS)
+    commands = peer.node.create_publisher(JointState, 'twin/joint_command', STREAM_QOS)
+    peer.wait_for(lambda: len(states) > 3 and commands.get_subscription_count() > 0, 60, 'the twin running',
+                  processes)
+    for name, position, velocity in [
+            (list(JOINT_NAMES), [math.nan] + HOME[1:], [0.0] * 6),
+            (list(JOINT_NAMES), HOME, [math.inf] * 6),
+            (list(JOINT_NAMES), [], []),
+            ([], HOME, [0.0] * 6),
+            (['x'] * 6, HOME, [0.0] * 6),
+            (list(JOINT_NAMES), [0.0, -1.571, 9.0, -1.571, -1.571, 0.0], [0.0] * 6)]:
+        commands.publish(JointState(name=name, position=position, velocity=velocity))
+    peer.wait_for(lambda: any(d.level == DiagnosticStatus.ERROR and 'NaN or infinite' in d.message
+                              for d in diagnostics), 20, 'ERROR naming the NaN command', processes)
+    peer.wait_for(lambda: any('outside its limits' in d.message for d in diagnostics), 20,
+                  'ERROR naming the out-of-range command', processes)
+    count = len(states)
+    peer.wait_for(lambda: len(states) > count + 10, 20, 'the twin still stepping', processes)
+    assert all(np.all(np.isfinite(s.position)) for s in states)
+    assert not processes.failed()
