@@ -139,3 +139,64 @@ def test_dispatcher_rejects_transport_without_cursor(tmp_path):
     box = Outbox(tmp_path / 'o.sqlite', ['opcua'])
     with pytest.raises(ValueError, match='no cursor'):
         Dispatcher(box, [FlakyTransport()])
+
+
+# ---------------------------------------------------------------- sealing: MAC, anchor, strict JSON
+
+def test_keyed_outbox_keeps_macs_beside_records_and_verifies(tmp_path):
+    from smartcell.core.mes.audit_trail import AUDIT_KEY_PURPOSE, derive_key, read_anchor, anchor_path_for, verify_chain
+    from smartcell.core.safety.authority import load_or_create_cell_key
+    from smartcell.io.outbox import iter_audit_records
+    key = load_or_create_cell_key(tmp_path / 'cell.key')
+    box = Outbox(tmp_path / 'o.sqlite', ['mqtt'], key=key)
+    box.append_many([production(0), telemetry(0), safety(0)])
+    sent = [item.json for item in box.pending('mqtt')]
+    assert all('"mac"' not in text for text in sent)          # consumers get the record as before
+    box.close()
+    records = list(iter_audit_records(tmp_path / 'o.sqlite'))
+    assert len(records) == 2 and all(len(r['mac']) == 64 for r in records)
+    anchor = read_anchor(anchor_path_for(tmp_path / 'o.sqlite'))
+    assert (anchor.seq, anchor.hash) == (2, records[-1]['hash'])
+    audit_key = derive_key(key, AUDIT_KEY_PURPOSE)
+    assert verify_chain(records, audit_key, anchor, require_anchor=True).ok
+    assert not verify_chain(records, derive_key(b'x' * 32, AUDIT_KEY_PURPOSE)).ok
+
+
+def test_anchor_is_written_at_open_every_n_chained_records_and_at_close(tmp_path):
+    from smartcell.core.mes.audit_trail import anchor_path_for, read_anchor
+    path = tmp_path / 'o.sqlite'
+    box = Outbox(path, ['mqtt'], OutboxConfig(anchor_every_records=5))
+    assert read_anchor(anchor_path_for(path)).seq == 0
+    box.append_many([production(i) for i in range(4)] + [telemetry(i) for i in range(10)])
+    assert read_anchor(anchor_path_for(path)).seq == 0      # telemetry is not chained
+    box.append(safety(0))
+    assert read_anchor(anchor_path_for(path)).seq == 5
+    box.append(safety(1))
+    box.close()
+    assert read_anchor(anchor_path_for(path)).seq == 6
+
+
+def test_non_finite_numbers_are_stored_as_null(tmp_path):
+    import json
+    box = Outbox(tmp_path / 'o.sqlite', ['mqtt'])
+    stored = box.append(make_record(JobResponse(order_id='O', state='completed', mean_cycle_time_s=float('nan'),
+                                                energy_j=float('inf')), 'c', 1.0, source_id='n')).record
+    assert stored.body['mean_cycle_time_s'] is None and stored.body['energy_j'] is None
+    text = box.pending('mqtt')[0].json
+    json.loads(text, parse_constant=lambda token: pytest.fail(f'non-standard JSON token {token}'))
+
+
+def test_store_written_before_macs_is_upgraded_in_place(tmp_path):
+    path = tmp_path / 'old.sqlite'
+    con = sqlite3.connect(path)
+    con.executescript("""
+        CREATE TABLE records (pos INTEGER PRIMARY KEY AUTOINCREMENT, record_id TEXT NOT NULL UNIQUE,
+            stream TEXT NOT NULL, seq INTEGER NOT NULL, chained INTEGER NOT NULL, json TEXT NOT NULL);
+        CREATE TABLE streams (stream TEXT PRIMARY KEY, last_seq INTEGER NOT NULL);
+        CREATE TABLE cursors (transport TEXT PRIMARY KEY, delivered_pos INTEGER NOT NULL);
+    """)
+    con.close()
+    box = Outbox(path, ['mqtt'], key=b'k' * 32)
+    assert box.append(production(0)).record.seq == 1
+    box.close()
+    assert sqlite3.connect(path).execute('SELECT mac FROM records').fetchone()[0]
