@@ -42,14 +42,20 @@ class VibrationSensor(Node):
         band = tuple(c['envelope_band_hz'])
         if len(band) != 2:
             raise ConfigError(f'vibration_sensor.envelope_band_hz must be [low, high] Hz, got {list(band)}')
-        analysis = AnalysisConfig(envelope_band_hz='auto' if band == (0.0, 0.0) else band)
+        try:
+            analysis = AnalysisConfig(envelope_band_hz='auto' if band == (0.0, 0.0) else band,
+                                      iso_zone_boundaries_mm_s=tuple(c['iso_zone_boundaries_mm_s']))
+            thresholds = HealthThresholds(warn=c['health_warn'], alarm=c['health_alarm'],
+                                          clear_ratio=c['health_clear_ratio'])
+        except ValueError as exc:
+            raise ConfigError(f'vibration_sensor: {exc}') from exc
         self._bearing = bearing_preset(c['bearing'])
         monitor_config = MonitorConfig(
             sample_rate_hz=c['sample_rate_hz'], window_s=c['window_s'], bearing=self._bearing, analysis=analysis,
             min_shaft_hz=c['min_shaft_hz'], max_speed_variation=c['max_speed_variation'],
             order_tracking=c['order_tracking'],
             baseline_windows=c['baseline_windows'],
-            thresholds=HealthThresholds(warn=c['health_warn'], alarm=c['health_alarm']),
+            thresholds=thresholds,
             rms_alarm_mps2=c['rms_alarm_mps2'], rul_warn_s=c['rul_warn_s'], trend_windows=c['trend_windows'])
         try:
             analysis.envelope_band(c['sample_rate_hz'])

@@ -1,5 +1,9 @@
 """`smartcell analyze-vibration FILE`: features, fault-frequency matches and a verdict as JSON.
 
+With --learn-baseline OUT.json the (healthy) file is cut into --window-s windows and their
+baseline is written; with --baseline IN.json each window of the file gets a health index, a level
+(with hysteresis) and the RUL trend against it (docs/sensors.md, "Learning a baseline").
+
 FILE is a CSV (one sample per row; a header row and several columns are allowed, pick one with
 --column) or a NPY array (1-D, or 2-D with --column). Bad input (unreadable, wrong shape, NaN,
 too short for the requested resolution, missing or implausible sample rate) prints one clear
@@ -16,9 +20,13 @@ from typing import Sequence
 
 import numpy as np
 
-from smartcell.core.sensors.vibration import (BEARING_PRESETS, AnalysisConfig, BearingGeometry, amplitude_spectrum,
-                                      bearing_preset, diagnose, envelope_spectrum, extract_features,
-                                      fault_frequencies)
+from smartcell.core.sensors.vibration import (BEARING_PRESETS, ISO_CLASS_I_MM_S, ISO_ZONE_MEANING, AnalysisConfig,
+                                              BearingGeometry, HealthBaseline, HealthThresholds, amplitude_spectrum,
+                                              bearing_preset, diagnose, envelope_spectrum, estimate_rul,
+                                              extract_features, fault_frequencies, fit_baseline, iso_zone)
+
+BASELINE_FORMAT = 'smartcell-vibration-baseline/1'
+SPEED_MATCH = 0.1      # a baseline holds for shaft speeds within 10 % of the one it was learnt at
 
 EXIT_BAD_INPUT = 2
 
@@ -47,6 +55,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument('--envelope-band-hz', type=float, nargs=2, metavar=('LOW', 'HIGH'),
                    help='envelope band-pass in Hz (default: the fast kurtogram\'s most impulsive band, '
                         'else 0.08-0.40 x sample rate)')
+    p.add_argument('--iso-zones-mm-s', type=float, nargs=3, metavar=('AB', 'BC', 'CD'),
+                   default=list(ISO_CLASS_I_MM_S),
+                   help='ISO 20816-1 zone boundaries of the velocity RMS 10-1000 Hz, mm/s (default class I)')
+    p.add_argument('--window-s', type=float,
+                   help='cut the file into windows of this length, s (baseline learning default: 1.0)')
+    base = p.add_mutually_exclusive_group()
+    base.add_argument('--learn-baseline', type=Path, metavar='OUT.json',
+                      help='learn a health baseline from this healthy recording and write it here')
+    base.add_argument('--baseline', type=Path, metavar='IN.json',
+                      help='rate every window against a baseline written by --learn-baseline')
     p.add_argument('--plot', type=Path,
                    help='write spectrum and envelope spectrum with the fault frequencies to this PNG')
     return p
@@ -131,8 +149,11 @@ def _check(args: argparse.Namespace, samples: np.ndarray, shaft_hz: float | None
         if highest >= fs / 2.0:
             raise InputError(f'sample rate {fs:g} Hz is too low: bearing lines reach {highest:.4g} Hz, above the '
                              f'Nyquist frequency {fs / 2:g} Hz (wrong --sample-rate-hz?)')
-    config = AnalysisConfig(envelope_band_hz=tuple(args.envelope_band_hz) if args.envelope_band_hz else 'auto')
+    # A baseline compares windows feature by feature: one fixed envelope band, not one per window.
+    fixed = args.learn_baseline is not None or args.baseline is not None
+    band = tuple(args.envelope_band_hz) if args.envelope_band_hz else (None if fixed else 'auto')
     try:
+        config = AnalysisConfig(envelope_band_hz=band, iso_zone_boundaries_mm_s=tuple(args.iso_zones_mm_s))
         config.envelope_band(fs)
     except ValueError as exc:
         raise InputError(str(exc)) from exc
@@ -148,7 +169,12 @@ def analyse(args: argparse.Namespace) -> dict[str, object]:
         features = extract_features(samples, args.sample_rate_hz, shaft_hz, bearing, config)
     except ValueError as exc:
         raise InputError(f'{args.file}: {exc}') from exc
+    if args.learn_baseline is not None:
+        return _learn_baseline(args, samples, shaft_hz, bearing, config)
+    if args.baseline is not None:
+        return _rate_against_baseline(args, samples, shaft_hz, bearing, config)
     diagnosis = diagnose(features)
+    zone = iso_zone(features.velocity_rms_mm_s, config.iso_zone_boundaries_mm_s)
     result: dict[str, object] = {
         'file': str(args.file), 'samples': int(samples.size), 'sample_rate_hz': args.sample_rate_hz,
         'duration_s': samples.size / args.sample_rate_hz, 'shaft_hz': shaft_hz,
@@ -156,6 +182,9 @@ def analyse(args: argparse.Namespace) -> dict[str, object]:
         'features': features.summary(),
         'matches': [m.as_dict() for m in features.bearing + features.shaft],
         'condition': diagnosis.condition.as_dict() if diagnosis.condition else None,
+        'iso_20816': {'velocity_rms_mm_s': features.velocity_rms_mm_s, 'band_hz': list(config.velocity_band_hz),
+                      'zone': zone, 'meaning': ISO_ZONE_MEANING.get(zone, ''),
+                      'boundaries_mm_s': list(config.iso_zone_boundaries_mm_s)},
         'verdict': {'fault': diagnosis.fault, 'confidence': diagnosis.confidence, 'scores': dict(diagnosis.evidence),
                     'baseline': 'none: baseline-free rules (see docs/sensors.md)'},
     }
@@ -168,6 +197,96 @@ def analyse(args: argparse.Namespace) -> dict[str, object]:
             raise InputError(f'cannot write the plot {args.plot}: {exc}') from exc
         result['plot'] = str(args.plot)
     return result
+
+
+def _windows(args: argparse.Namespace, samples: np.ndarray, window_s: float) -> list[np.ndarray]:
+    n = int(round(window_s * args.sample_rate_hz))
+    if not (math.isfinite(window_s) and window_s > 0.0) or n < 16:
+        raise InputError(f'--window-s must give at least 16 samples, got {window_s} s')
+    return [samples[i:i + n] for i in range(0, samples.size - n + 1, n)]
+
+
+def _learn_baseline(args: argparse.Namespace, samples: np.ndarray, shaft_hz: float | None,
+                    bearing: BearingGeometry | None, config: AnalysisConfig) -> dict[str, object]:
+    window_s = args.window_s or 1.0
+    windows = _windows(args, samples, window_s)
+    if len(windows) < 3:
+        raise InputError(f'{args.file}: {len(windows)} windows of {window_s:g} s; a baseline needs at least 3 '
+                         '(20 or more recommended): record longer or use a shorter --window-s')
+    band = config.envelope_band(args.sample_rate_hz)
+    features = [extract_features(w, args.sample_rate_hz, shaft_hz, bearing, config, band_hz=band) for w in windows]
+    baseline = fit_baseline([f.vector() for f in features], features[0].vector_names())
+    thresholds = HealthThresholds()
+    document = {'format': BASELINE_FORMAT, 'source_file': str(args.file), 'sample_rate_hz': args.sample_rate_hz,
+                'window_s': window_s, 'shaft_hz': shaft_hz, 'bearing': None if bearing is None else bearing.__dict__,
+                'envelope_band_hz': list(band), 'iso_zone_boundaries_mm_s': list(config.iso_zone_boundaries_mm_s),
+                'thresholds': thresholds.__dict__, 'baseline': baseline.as_dict()}
+    try:
+        args.learn_baseline.write_text(json.dumps(_json_safe(document), indent=1))
+    except OSError as exc:
+        raise InputError(f'cannot write the baseline {args.learn_baseline}: {exc}') from exc
+    his = [baseline.health_index(f.vector()) for f in features]
+    return {'baseline': str(args.learn_baseline), 'windows': len(windows), 'window_s': window_s,
+            'shaft_hz': shaft_hz, 'features': len(baseline.names), 'envelope_band_hz': list(band),
+            'learning_health_index': {'median': float(np.median(his)), 'max': float(np.max(his))},
+            'warning': None if len(windows) >= 20 else f'only {len(windows)} windows: 20 or more give a steadier '
+                                                        'baseline (fewer are shrunk harder towards independence)'}
+
+
+def load_baseline(path: Path) -> tuple[dict[str, object], HealthBaseline]:
+    """The document written by --learn-baseline and its HealthBaseline, or InputError."""
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f'{path}: unreadable baseline ({exc})') from exc
+    if not isinstance(document, dict) or document.get('format') != BASELINE_FORMAT:
+        raise InputError(f'{path}: not a smartcell vibration baseline (format {BASELINE_FORMAT!r} expected)')
+    try:
+        return document, HealthBaseline.from_dict(document['baseline'])
+    except (KeyError, ValueError) as exc:
+        raise InputError(f'{path}: {exc}') from exc
+
+
+def _rate_against_baseline(args: argparse.Namespace, samples: np.ndarray, shaft_hz: float | None,
+                           bearing: BearingGeometry | None, config: AnalysisConfig) -> dict[str, object]:
+    document, baseline = load_baseline(args.baseline)
+    if document['sample_rate_hz'] != args.sample_rate_hz:
+        raise InputError(f'baseline was learnt at {document["sample_rate_hz"]:g} Hz, the file is '
+                         f'{args.sample_rate_hz:g} Hz: learn one at this sample rate')
+    learnt_hz = document['shaft_hz']
+    if (learnt_hz is None) != (shaft_hz is None) or (
+            shaft_hz is not None and abs(shaft_hz - learnt_hz) > SPEED_MATCH * learnt_hz):
+        raise InputError(f'baseline was learnt at shaft speed {learnt_hz} Hz, this file is at {shaft_hz} Hz: '
+                         f'a baseline holds within {SPEED_MATCH:.0%} of its speed')
+    if (None if bearing is None else bearing.__dict__) != document['bearing']:
+        raise InputError('bearing differs from the one the baseline was learnt with')
+    window_s = args.window_s or float(document['window_s'])
+    band = tuple(document['envelope_band_hz'])
+    t = document['thresholds']
+    thresholds = HealthThresholds(t['warn'], t['alarm'], t.get('clear_ratio', 0.8))
+    rows, level = [], 0
+    stamps, his = [], []
+    for k, w in enumerate(_windows(args, samples, window_s)):
+        f = extract_features(w, args.sample_rate_hz, shaft_hz, bearing, config, band_hz=band)
+        if f.vector_names() != baseline.names:
+            raise InputError('the windows give other features than the baseline (different options?)')
+        hi = baseline.health_index(f.vector())
+        level = thresholds.level(hi, level)
+        d = diagnose(f, baseline, thresholds)
+        zone = iso_zone(f.velocity_rms_mm_s, config.iso_zone_boundaries_mm_s)
+        rows.append({'start_s': k * window_s, 'health_index': hi, 'level': ('OK', 'WARN', 'ERROR')[level],
+                     'fault': d.fault, 'confidence': d.confidence, 'velocity_rms_mm_s': f.velocity_rms_mm_s,
+                     'iso_zone': zone})
+        stamps.append(k * window_s)
+        his.append(hi)
+    if not rows:
+        raise InputError(f'{args.file}: shorter than one {window_s:g} s window')
+    rul = estimate_rul(stamps, his, thresholds.alarm)
+    return {'file': str(args.file), 'baseline': str(args.baseline), 'window_s': window_s, 'shaft_hz': shaft_hz,
+            'thresholds': thresholds.__dict__, 'windows': rows,
+            'summary': {'windows': len(rows), 'max_health_index': float(np.max(his)), 'final_level': rows[-1]['level'],
+                        'levels': {name: sum(r['level'] == name for r in rows) for name in ('OK', 'WARN', 'ERROR')}},
+            'rul': rul.as_dict()}
 
 
 def _plot(path: Path, samples: np.ndarray, fs: float, features, config: AnalysisConfig) -> None:

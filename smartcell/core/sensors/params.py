@@ -32,6 +32,10 @@ VIBRATION_SENSOR = NodeParams('vibration_sensor', (
     P('baseline_windows', 20, 'healthy windows learnt per joint before health is assessed', min=3, max=10000),
     P('health_warn', 3.0, 'health index (about 1 = baseline) for WARN', min=1.0, max=1000.0),
     P('health_alarm', 6.0, 'health index for ERROR', min=1.0, max=1000.0),
+    P('health_clear_ratio', 0.8, 'hysteresis: a WARN/ERROR from the health index clears only below this x its '
+      'threshold', min=0.1, max=1.0),
+    P('iso_zone_boundaries_mm_s', [0.71, 1.8, 4.5], 'ISO 20816-1 zone boundaries A/B, B/C, C/D of the velocity '
+      'RMS 10-1000 Hz in mm/s (default class I, small machines); zone C -> WARN, D -> ERROR'),
     P('rms_alarm_mps2', 50.0, 'absolute RMS acceleration for ERROR, whatever the baseline, m/s^2',
       min=0.1, max=10000.0),
     P('rul_warn_s', 86400.0, 'predicted remaining useful life below this -> WARN, s', min=0.0, max=1e9),

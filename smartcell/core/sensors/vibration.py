@@ -444,6 +444,14 @@ def velocity_rms_mm_s(spectrum: Spectrum, band_hz: tuple[float, float] = (10.0, 
     return 1000.0 * math.sqrt(_dot(a, a) / (2.0 * _HANN_ENBW_BINS))
 
 
+def iso_zone(velocity_mm_s: float, boundaries_mm_s: tuple[float, float, float] = ISO_CLASS_I_MM_S) -> str:
+    """ISO 20816-1 evaluation zone A-D of a broadband velocity RMS (mm/s); '' if not finite.
+    A value on a boundary belongs to the worse zone."""
+    if not math.isfinite(velocity_mm_s):
+        return ''
+    return ISO_ZONES[int(np.searchsorted(np.asarray(boundaries_mm_s), velocity_mm_s, side='right'))]
+
+
 def envelope_peaks(envelope: Spectrum, count: int) -> tuple[tuple[float, float, float], ...]:
     """The `count` largest envelope-spectrum peaks above 1 Hz with their prominence: what repeats,
     and how clearly, whatever the speed (the condition indicators when no speed is known)."""
@@ -583,6 +591,27 @@ class HealthBaseline:
     inv_cov: np.ndarray
     n_windows: int
 
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready; `from_dict` reads it back."""
+        return {'names': list(self.names), 'mean': self.mean.tolist(), 'std': self.std.tolist(),
+                'inv_cov': self.inv_cov.tolist(), 'n_windows': self.n_windows}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> 'HealthBaseline':
+        try:
+            names = tuple(str(n) for n in data['names'])
+            mean, std = np.asarray(data['mean'], dtype=float), np.asarray(data['std'], dtype=float)
+            inv_cov = np.asarray(data['inv_cov'], dtype=float)
+            n_windows = int(data['n_windows'])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f'baseline is incomplete or malformed ({exc!r})') from exc
+        k = len(names)
+        if mean.shape != (k,) or std.shape != (k,) or inv_cov.shape != (k, k):
+            raise ValueError(f'baseline arrays do not match its {k} feature names')
+        if not (np.isfinite(mean).all() and np.isfinite(inv_cov).all() and (std > 0.0).all()):
+            raise ValueError('baseline holds NaN/inf values or non-positive standard deviations')
+        return cls(names, mean, std, inv_cov, n_windows)
+
     def z_scores(self, vector: np.ndarray) -> np.ndarray:
         return (np.asarray(vector, dtype=float) - self.mean) / self.std
 
@@ -628,8 +657,31 @@ def fit_baseline(vectors: Sequence[np.ndarray], names: Sequence[str], *, shrinka
 
 @dataclass(frozen=True)
 class HealthThresholds:
+    """Health-index levels. A level is entered at its threshold and left only below
+    `clear_ratio` x that threshold, so a window-to-window scatter around a threshold does not
+    make the level flicker (hysteresis)."""
+
     warn: float = 3.0      # health index (dimensionless)
     alarm: float = 6.0
+    clear_ratio: float = 0.8
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.warn < self.alarm:
+            raise ValueError(f'health thresholds need 0 < warn < alarm, got {self.warn}, {self.alarm}')
+        if not 0.0 < self.clear_ratio <= 1.0:
+            raise ValueError(f'clear_ratio must be in (0, 1], got {self.clear_ratio}')
+
+    def level(self, health_index: float, previous_level: int) -> int:
+        """0 OK, 1 WARN, 2 ERROR, from the index and the level held so far (hysteresis)."""
+        if not health_index < self.alarm:           # NaN counts as alarm: unknown is not healthy
+            return 2
+        if previous_level >= 2 and health_index >= self.clear_ratio * self.alarm:
+            return 2
+        if health_index >= self.warn:
+            return 1
+        if previous_level >= 1 and health_index >= self.clear_ratio * self.warn:
+            return 1
+        return 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -802,7 +854,7 @@ def estimate_rul(times_s: Sequence[float], health: Sequence[float], threshold: f
     if t.size and h[-1] >= threshold:
         return RulEstimate(0.0, 0.0, 0.0, model, 'health index at or above the threshold')
     if t.size < min_points:
-        return RulEstimate(math.inf, math.inf, math.inf, model, f'only {t.size} valid points, need {min_points}')
+        return RulEstimate(math.inf, math.inf, math.inf, model, f'not enough trend: only {t.size} valid points, need {min_points}')
     y = np.log(h) if model == 'exponential' else h
     level = math.log(threshold) if model == 'exponential' else threshold
     t0 = t[-1]
@@ -816,7 +868,7 @@ def estimate_rul(times_s: Sequence[float], health: Sequence[float], threshold: f
     sb = math.sqrt(max(cov[1, 1], 0.0))
     if b <= 0.0 or b < 2.0 * sb:
         return RulEstimate(math.inf, math.inf, math.inf, model,
-                           f'no significant degradation trend (slope {b:.3g} +- {sb:.3g} per s)')
+                           f'not enough trend: no significant degradation trend (slope {b:.3g} +- {sb:.3g} per s)')
     rul = (level - c) / b
     grad = np.array([-1.0 / b, -(level - c) / b ** 2])
     std = math.sqrt(max(float(grad @ cov @ grad), 0.0))
@@ -864,11 +916,16 @@ class Assessment:
     health_index: float = math.nan
     diagnosis: Diagnosis | None = None
     rul: RulEstimate | None = None
+    iso_zone: str = ''                   # ISO 20816-1 zone A-D of the window's velocity RMS
 
     def key_values(self) -> dict[str, object]:
         """What an operator sees of this window in /diagnostics (units in the keys)."""
         time_features = self.features.time if self.features is not None else None
+        band = self.features.envelope_band_hz if self.features is not None else None
         return {'state': self.state, 'shaft_hz': self.shaft_hz,
+                'velocity_rms_mm_s': self.features.velocity_rms_mm_s if self.features else math.nan,
+                'iso_zone': self.iso_zone or 'unknown',
+                'envelope_band_hz': f'{band[0]:.0f}-{band[1]:.0f}' if band else 'none',
                 'rms_mps2': time_features.rms if time_features else math.nan,
                 'kurtosis': time_features.kurtosis if time_features else math.nan,
                 'health_index': self.health_index,
@@ -880,8 +937,9 @@ class Assessment:
 # Columns of one joint's row in the published feature matrix (vibration/features).
 FEATURE_COLUMNS = ('rms_mps2', 'peak_mps2', 'crest_factor', 'kurtosis', 'skewness', 'shaft_hz',
                    'shaft_1x_mps2', 'shaft_2x_mps2', 'env_bpfo_mps2', 'env_bpfi_mps2', 'env_ball_mps2',
-                   'health_index', 'fault_code', 'fault_confidence', 'rul_s', 'level')
+                   'health_index', 'fault_code', 'fault_confidence', 'rul_s', 'level', 'velocity_rms_mm_s', 'iso_zone')
 FAULT_CODES = FAULT_CLASSES + ('unknown',)     # fault_code = index here; -1 = not assessed
+ZONE_LEVELS = {'A': LEVEL_OK, 'B': LEVEL_OK, 'C': LEVEL_WARN, 'D': LEVEL_ERROR}    # ISO 20816-1 zone meanings
 
 
 def feature_row(assessment: Assessment | None) -> list[float]:
@@ -899,7 +957,11 @@ def feature_row(assessment: Assessment | None) -> list[float]:
         row[6:11] = [shaft.get('1x', math.nan), shaft.get('2x', math.nan), bearing.get('bpfo', math.nan),
                      bearing.get('bpfi', math.nan), bearing.get('bsf', math.nan)]
     row[FEATURE_COLUMNS.index('health_index')] = assessment.health_index
-    if assessment.diagnosis is not None:
+    if f is not None:
+        row[FEATURE_COLUMNS.index('velocity_rms_mm_s')] = f.velocity_rms_mm_s
+    if assessment.iso_zone:
+        row[FEATURE_COLUMNS.index('iso_zone')] = float(ISO_ZONES.index(assessment.iso_zone))
+    if assessment.diagnosis is not None and assessment.diagnosis.fault in FAULT_CODES:
         row[FEATURE_COLUMNS.index('fault_code')] = float(FAULT_CODES.index(assessment.diagnosis.fault))
         row[FEATURE_COLUMNS.index('fault_confidence')] = assessment.diagnosis.confidence
     else:
@@ -941,6 +1003,7 @@ class GearboxMonitor:
         self._learning: list[np.ndarray] = []
         self._names: tuple[str, ...] = ()
         self.baseline: HealthBaseline | None = None
+        self._health_level = LEVEL_OK     # level from the health index alone, held for the hysteresis
         self._trend_t: list[float] = []
         self._trend_hi: list[float] = []
         self.last: Assessment | None = None
@@ -996,6 +1059,9 @@ class GearboxMonitor:
             window = order_track(window, speeds_hz, c.sample_rate_hz)
         features = self._features(window, shaft)
         vector = features.vector()
+        zone = iso_zone(features.velocity_rms_mm_s, c.analysis.iso_zone_boundaries_mm_s)
+        zone_level = ZONE_LEVELS.get(zone, LEVEL_OK)
+        zone_text = f'ISO 20816 zone {zone} ({features.velocity_rms_mm_s:.2f} mm/s)'
         if self.baseline is None:
             self._learning.append(vector)
             self._names = features.vector_names()
@@ -1003,25 +1069,29 @@ class GearboxMonitor:
                 self.baseline = fit_baseline(self._learning, self._names)
                 self._learning = []
             done = c.baseline_windows if self.baseline is not None else len(self._learning)
-            return self._keep(Assessment(stamp_s, 'learning', LEVEL_OK,
-                                         f'learning baseline ({done}/{c.baseline_windows} windows)', shaft, features,
-                                         diagnosis=diagnose(features)))
+            # The zones need no baseline: a machine already rough at start-up is not learnt as fine silently.
+            return self._keep(Assessment(stamp_s, 'learning', zone_level,
+                                         f'learning baseline ({done}/{c.baseline_windows} windows); {zone_text}',
+                                         shaft, features, diagnosis=diagnose(features), iso_zone=zone))
         hi = self.baseline.health_index(vector)
         diagnosis = diagnose(features, self.baseline, c.thresholds)
         self._trend_t.append(stamp_s)
         self._trend_hi.append(hi)
         del self._trend_t[:-c.trend_windows], self._trend_hi[:-c.trend_windows]
         rul = estimate_rul(self._trend_t, self._trend_hi, c.thresholds.alarm)
-        if hi >= c.thresholds.alarm:
-            level, verdict = LEVEL_ERROR, f'health index {hi:.3g} >= alarm {c.thresholds.alarm:g}'
-        elif hi >= c.thresholds.warn:
-            level, verdict = LEVEL_WARN, f'health index {hi:.3g} >= warn {c.thresholds.warn:g}'
+        self._health_level = c.thresholds.level(hi, self._health_level)
+        if self._health_level == LEVEL_ERROR:
+            level, verdict = LEVEL_ERROR, f'health index {hi:.3g} (alarm {c.thresholds.alarm:g})'
+        elif self._health_level == LEVEL_WARN:
+            level, verdict = LEVEL_WARN, f'health index {hi:.3g} (warn {c.thresholds.warn:g})'
         elif rul.rul_s < c.rul_warn_s:
             level, verdict = LEVEL_WARN, f'predicted to reach the alarm in {rul.rul_s:.0f} s'
         else:
             level, verdict = LEVEL_OK, f'health index {hi:.3g}'
-        message = f'{verdict}; {diagnosis.fault} ({diagnosis.confidence:.0%})'
-        return self._keep(Assessment(stamp_s, 'assessed', level, message, shaft, features, hi, diagnosis, rul))
+        level = max(level, zone_level)
+        message = f'{verdict}; {zone_text}; {diagnosis.fault} ({diagnosis.confidence:.0%})'
+        return self._keep(Assessment(stamp_s, 'assessed', level, message, shaft, features, hi, diagnosis, rul,
+                                     iso_zone=zone))
 
     def _features(self, window: np.ndarray, shaft_hz: float) -> VibrationFeatures:
         c = self.config
