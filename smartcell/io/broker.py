@@ -28,6 +28,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def port_taken(host: str, port: int) -> str:
+    """Why a server could not listen on host:port ('' when it can): a bind test, released at once."""
+    family = socket.AF_INET6 if ':' in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        # the same option asyncua's and mosquitto's listeners set: a port in TIME_WAIT is free to them
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return ''
+
+
 def wait_for_port(port: int, timeout_s: float, host: str = LOCALHOST) -> bool:
     """Poll until something accepts TCP connections on the port (True) or the timeout passes."""
     deadline = time.monotonic() + timeout_s

@@ -16,10 +16,13 @@ from std_srvs.srv import Trigger
 from smartcell.core.mes.records import (
     JOB_COMMANDS, Alarm, EquipmentState, FillAlarm, JobOrder, JobResponse, JobState, JobTracker, OrderRejected,
     Record, Stream, make_record, order_to_json, parse_orders, records_from_event, service_for,
-    telemetry_record, validate_order, EXAMPLE_ORDERS_YAML)
-from smartcell.core.mes.params import MES_BRIDGE, MesBridgeConfig, bridge_config
+    telemetry_record, validate_order)
+from smartcell.core.mes.params import (MES_BRIDGE, MesBridgeConfig, bridge_config, endpoint_host, endpoint_port,
+                                       port_taken_message)
 from smartcell.core.mes.oee import compute_oee, job_window, safety_summary, state_before
 from smartcell.core.params import ConfigError
+from smartcell.io.broker import port_taken
+from smartcell.share import share_file
 from smartcell.io.mqtt import MqttSettings, MqttTopics, MqttTransport, order_answer
 from smartcell.io.opcua import (AXES, EMERGENCY_STOP, OPERATIONAL_MODE, PROTECTIVE_STOP, SPEED_OVERRIDE, OpcUaServer,
                                 OpcUaSettings, axis_path, load_users)
@@ -80,7 +83,8 @@ class MesBridge(Node):
 
     def __init__(self) -> None:
         super().__init__('mes_bridge')
-        self.cfg: MesBridgeConfig = bridge_config(declare_parameters(self, MES_BRIDGE))
+        self.cfg: MesBridgeConfig = bridge_config(declare_parameters(self, MES_BRIDGE),
+                                                  namespace=self.get_namespace())
         cfg = self.cfg
         self._lock = threading.Lock()            # tracker and events: touched by ROS, MQTT and OPC UA threads
         self._tracker = JobTracker()
@@ -130,6 +134,9 @@ class MesBridge(Node):
                                f'{cfg.opcua_endpoint if cfg.opcua_enabled else "off"}')
 
     def _make_opcua(self, cfg: MesBridgeConfig) -> OpcUaServer:
+        taken = port_taken(endpoint_host(cfg.opcua_endpoint), endpoint_port(cfg.opcua_endpoint))
+        if taken:
+            raise ConfigError(port_taken_message(cfg.opcua_endpoint, taken))
         try:
             users = load_users(cfg.opcua_users_file) if cfg.opcua_users_file else ()
             cert, key = cfg.opcua_cert_file, cfg.opcua_key_file
@@ -332,7 +339,9 @@ class MesBridge(Node):
         if not orders_file:
             return
         try:
-            text = EXAMPLE_ORDERS_YAML if orders_file == 'example' else open(orders_file, encoding='utf-8').read()
+            # 'example': the shipped config/job_orders.yaml, whose products are the shipped cell's
+            path = share_file('config', 'job_orders.yaml') if orders_file == 'example' else orders_file
+            text = open(path, encoding='utf-8').read()
         except OSError as exc:
             raise ConfigError(f'mes_bridge.orders_file {orders_file!r} cannot be read: {exc}') from exc
         for item in parse_orders(text, self.cfg.work_masters):

@@ -13,11 +13,14 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import TYPE_CHECKING, Iterable, Mapping
 
 import yaml
 
 from smartcell.topology import NodeSpec
+
+if TYPE_CHECKING:
+    from smartcell.core.params import NodeParams
 
 
 def ros_value(value: object) -> str:
@@ -50,6 +53,48 @@ def node_command(spec_module: str, name: str, params_file: Path | None,
     for key, value in overrides.items():
         command += ['-p', f'{key}:={ros_value(value)}']
     return command
+
+
+class OverrideRefused(ValueError):
+    """A command-line parameter override that cannot be applied; the message says why and what to do."""
+
+
+def parse_override(text: str, registry: Mapping[str, 'NodeParams'],
+                   reserved: Mapping[tuple[str, str], str] = {}) -> tuple[str, str, object]:
+    """'node.name:=value' (or '=') -> (node, name, value), checked against the node's ParamSpec.
+
+    The value is read as YAML, like ROS does (`3` an int, `[1, 2]` a list, `'x'` a string).
+    `reserved` maps (node, name) to the option that sets it instead.
+    """
+    import yaml
+
+    from smartcell.core.params import ConfigError
+    key, sep, raw = text.partition(':=') if ':=' in text else text.partition('=')
+    node, dot, name = key.strip().partition('.')
+    if not sep or not dot or not node or not name:
+        raise OverrideRefused(f'override {text!r} must read NODE.NAME:=VALUE (e.g. mes_bridge.mqtt_port:=1884)')
+    if node not in registry:
+        raise OverrideRefused(f'override {text!r}: unknown node {node!r}; accepted: {", ".join(sorted(registry))}')
+    specs = {spec.name: spec for spec in registry[node].specs}
+    if name not in specs:
+        raise OverrideRefused(f'override {text!r}: node {node!r} has no parameter {name!r}; accepted: '
+                              f'{", ".join(sorted(specs))}')
+    if (node, name) in reserved:
+        raise OverrideRefused(f'override {text!r} refused: {reserved[(node, name)]}')
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ''
+        return node, name, specs[name].validate(value, where=f'{node}.')
+    except (yaml.YAMLError, ConfigError) as exc:
+        raise OverrideRefused(f'override {text!r}: {exc}') from exc
+
+
+def merge_overrides(base: Mapping[str, Mapping[str, object]],
+                    extra: Iterable[tuple[str, str, object]]) -> dict[str, dict[str, object]]:
+    """Per-node overrides with the command line's last: they go in a file after the params file, so they win."""
+    merged = {node: dict(values) for node, values in base.items()}
+    for node, name, value in extra:
+        merged.setdefault(node, {})[name] = value
+    return merged
 
 
 def isolated_ros_env(base: Mapping[str, str] | None = None, domain_id: int | None = None) -> dict[str, str]:
@@ -88,6 +133,13 @@ class CellProcesses:
         """Processes that have exited, with their exit codes."""
         return {name: p.returncode for name, p in self.processes.items() if p.poll() is not None}
 
+    def check_alive(self) -> None:
+        """RuntimeError naming the first node that has exited, with the end of its log."""
+        failed = self.failed()
+        if failed:
+            name, code = next(iter(failed.items()))
+            raise RuntimeError(f'node {name!r} exited with code {code}; its log ends with:\n{self.log_tail(name)}')
+
     def log_tail(self, name: str, lines: int = 15) -> str:
         path = self.log_dir / f'{name}.log'
         if not path.exists():
@@ -100,7 +152,10 @@ class CellProcesses:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
 
-    def stop(self, timeout_s: float = 10.0) -> None:
+    def stop(self, timeout_s: float = 10.0) -> dict[str, int]:
+        """SIGINT all, SIGKILL what does not end in time; returns the nodes that failed: those dead before
+        the stop, and those that exited with an error code on it (a clean shutdown is 0)."""
+        dead_before = self.failed()
         for process in self.processes.values():
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGINT)
@@ -112,3 +167,5 @@ class CellProcesses:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(timeout=5)
+        return {**{name: p.returncode for name, p in self.processes.items()
+                   if p.returncode not in (0, -signal.SIGINT)}, **dead_before}

@@ -4,6 +4,12 @@ Starts the same nodes as `ros2 launch smartcell cell.launch.py sim:=true` (the l
 smartcell.topology), each in its own process over real DDS, with the twin as the clock in
 lockstep: every tick waits for the arm's command computed from that tick's scan, so the same
 seed gives the same run, as fast as the machine allows.
+
+Each run is isolated: its own DDS domain, its MES outbox in the run directory, its OPC UA server on
+a free port, MQTT off (no broker needed; `-p mes_bridge.mqtt_enabled:=true` and a port to use one).
+`-p NODE.NAME:=VALUE` overrides a parameter of the cell file (it wins over the file's node section);
+a port that is taken, an unknown job or a bad override is refused before any process starts; any
+node that dies fails the run (exit 1) with the end of its log.
 """
 from __future__ import annotations
 
@@ -17,7 +23,8 @@ from pathlib import Path
 
 from smartcell.core.params import ConfigError, load_cell_config
 from smartcell.topology import GROUPS, nodes_for, param_registry
-from smartcell.tools.cell_processes import CellProcesses, isolated_ros_env
+from smartcell.tools.cell_processes import (CellProcesses, OverrideRefused, isolated_ros_env, merge_overrides,
+                                            parse_override)
 
 START_TIMEOUT_S = 60.0          # wall seconds for all processes to come up
 STALL_TIMEOUT_S = 30.0          # wall seconds without simulated progress before giving up
@@ -34,6 +41,19 @@ class SimOptions:
     progress: bool
     job: str = ''
     groups: tuple[str, ...] = GROUPS
+    overrides: tuple[tuple[str, str, object], ...] = ()     # (node, parameter, value) from -p, applied last
+    opcua_port: int = 0                                       # 0: a free port picked at start
+
+
+# What `smartcell sim` sets itself: an override of these is refused, naming the option to use.
+RESERVED = {('twin', 'duration_s'): 'smartcell sim sets it: use --duration',
+            ('twin', 'seed'): 'smartcell sim sets it: use --seed',
+            ('twin', 'scenario'): 'smartcell sim sets it: use --scenario',
+            ('twin', 'gui'): 'smartcell sim sets it: use --gui',
+            ('supervisor', 'job'): 'smartcell sim sets it: use --job',
+            ('supervisor', 'evidence_log'): 'smartcell sim writes it into the run directory: use --log-dir',
+            **{(node, 'lockstep'): 'the lockstep is how smartcell sim runs (ros2 launch runs in real time)'
+               for node in ('twin', 'arm', 'supervisor')}}
 
 
 def parse_args(argv: list[str]) -> SimOptions:
@@ -51,6 +71,9 @@ def parse_args(argv: list[str]) -> SimOptions:
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     parser.add_argument('--without', default='', metavar='GROUPS',
                         help='comma-separated optional node groups to leave out: sensors, mes')
+    parser.add_argument('-p', '--param', action='append', default=[], metavar='NODE.NAME:=VALUE',
+                        help='override a parameter of the cell file for one node (wins over the file; repeatable), '
+                             'e.g. -p mes_bridge.opcua_endpoint:=opc.tcp://127.0.0.1:4850/smartcell/')
     args = parser.parse_args(argv)
     without = {g for g in args.without.split(',') if g}
     if without - {'sensors', 'mes'}:
@@ -59,6 +82,16 @@ def parse_args(argv: list[str]) -> SimOptions:
         parser.error(f'--duration must be > 0 s, got {args.duration}')
     if not 0 <= args.seed < 2**31:
         parser.error(f'--seed must be in [0, 2^31), got {args.seed}')
+    if args.job:
+        try:
+            args.job = resolve_job(args.job)
+        except ValueError as exc:
+            parser.error(str(exc))
+    try:
+        registry = param_registry()
+        overrides = tuple(parse_override(text, registry, RESERVED) for text in args.param)
+    except OverrideRefused as exc:
+        parser.error(str(exc))
     if args.scenario is None:
         args.scenario = 'operator' if args.job else 'shift'
     if args.scenario not in scenario_names():
@@ -69,7 +102,45 @@ def parse_args(argv: list[str]) -> SimOptions:
         parser.error(str(exc))
     log_dir = args.log_dir or Path('runs') / datetime.now().strftime('sim-%Y%m%d-%H%M%S')
     return SimOptions(args.duration, args.seed, args.scenario, args.gui, Path(config), log_dir,
-                      not args.no_progress, args.job, tuple(g for g in GROUPS if g not in without))
+                      not args.no_progress, args.job, tuple(g for g in GROUPS if g not in without), overrides)
+
+
+def known_jobs() -> list[str]:
+    """The job recipes installed with the package (config/job_*.yaml that load as recipes)."""
+    from smartcell.core.tasks.recipe import load_recipe
+    from smartcell.share import share_dir
+    names = []
+    for path in sorted((share_dir() / 'config').glob('job_*.yaml')):
+        try:
+            load_recipe(path)
+        except (ValueError, OSError, KeyError, TypeError):
+            continue          # job_orders.yaml and other non-recipes
+        names.append(path.stem)
+    return names
+
+
+def resolve_job(job: str) -> str:
+    """The recipe file for --job (a name such as job_demo or demo, or a path); ValueError lists the known jobs."""
+    from smartcell.core.tasks.recipe import load_recipe
+    from smartcell.share import ShareFileMissing, share_dir
+    if '/' in job or job.endswith('.yaml'):
+        path = Path(job)
+    else:
+        try:
+            folder = share_dir() / 'config'
+        except ShareFileMissing as exc:
+            raise ValueError(str(exc)) from exc
+        path = folder / f'{job}.yaml'
+        if not path.is_file() and not job.startswith('job_'):
+            path = folder / f'job_{job}.yaml'
+    if not path.is_file():
+        raise ValueError(f'unknown job {job!r}; known jobs: {", ".join(known_jobs()) or "(none installed)"} '
+                         '(or the path of a recipe file)')
+    try:
+        load_recipe(path)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f'job {job!r} ({path}) is not a valid recipe: {exc}') from exc
+    return str(path.resolve())
 
 
 def scenario_names() -> list[str]:
@@ -91,19 +162,45 @@ def node_overrides(options: SimOptions) -> dict[str, dict[str, object]]:
     overrides.update({
         'twin': {'lockstep': True, 'duration_s': float(options.duration_s), 'seed': options.seed,
                  'scenario': options.scenario, 'gui': options.gui},
-        'scanner': {},
+        # Lockstep: the scanner runs on the tick stamps without /clock, so no clock to compare them with.
+        'scanner': {'max_stamp_offset_s': 0.0},
         'arm': {'backend': 'sim', 'lockstep': True},
         'supervisor': {'lockstep': True, 'auto_start': True,
                        'evidence_log': str((options.log_dir / 'safety_evidence.jsonl').resolve()),
                        **({'job': options.job} if options.job else {})},
+        # The run's own outbox and OPC UA port; MQTT only on request (it needs a broker of the user's).
+        'mes_bridge': {**sim_time, 'db_path': str((options.log_dir / 'mes_outbox.sqlite').resolve()),
+                       'opcua_endpoint': f'opc.tcp://127.0.0.1:{options.opcua_port}/smartcell/',
+                       'mqtt_enabled': False},
     })
-    return overrides
+    return merge_overrides(overrides, options.overrides)
+
+
+def check_ports(options: SimOptions, resolved: dict[str, dict[str, object]]) -> None:
+    """ConfigError for a server port that another program holds, before any node starts."""
+    from smartcell.core.mes.params import endpoint_host, endpoint_port, port_taken_message
+    from smartcell.io.broker import port_taken
+    bridge = {**resolved.get('mes_bridge', {}), **node_overrides(options).get('mes_bridge', {})}
+    if 'mes' not in options.groups or not bridge.get('opcua_enabled', True):
+        return
+    endpoint = str(bridge['opcua_endpoint'])
+    taken = port_taken(endpoint_host(endpoint), endpoint_port(endpoint))
+    if taken:
+        raise ConfigError(port_taken_message(endpoint, taken))
 
 
 def run(options: SimOptions, env: dict[str, str] | None = None) -> dict[str, float]:
     """Run one simulated shift; returns the KPIs. Raises RuntimeError with the failing node's log."""
-    load_cell_config(options.config, param_registry())       # refuse bad config before starting anything
+    resolved = load_cell_config(options.config, param_registry())   # refuse bad config before starting anything
+    import dataclasses
     import os
+
+    from smartcell.io.broker import free_port
+    if not options.opcua_port:
+        # Picked here and bound by the bridge a few seconds later: another program could take it in
+        # between (then the bridge exits with the port named, and so does the run).
+        options = dataclasses.replace(options, opcua_port=free_port())
+    check_ports(options, resolved)
 
     import rclpy
     from smartcell.tools.sim_monitor import SimMonitor
@@ -118,11 +215,19 @@ def run(options: SimOptions, env: dict[str, str] | None = None) -> dict[str, flo
         context = rclpy.Context()
         rclpy.init(context=context, args=[])
         monitor = SimMonitor(context, options.duration_s, options.progress)
-        return monitor.wait_for_kpis(processes, START_TIMEOUT_S, STALL_TIMEOUT_S)
+        kpis = monitor.wait_for_kpis(processes, START_TIMEOUT_S, STALL_TIMEOUT_S)
+        processes.check_alive()          # a node that died near the end fails the run too
     finally:
-        processes.stop()
+        failed = processes.stop()
         if context is not None and context.ok():
             rclpy.shutdown(context=context)
+    # A node that failed on the way out (an error exit, not one that had to be killed when it hung)
+    errors = {name: code for name, code in failed.items() if code is not None and code > 0}
+    if errors:
+        name, code = next(iter(errors.items()))
+        raise RuntimeError(f'node {name!r} exited with code {code} when the run ended; its log ends with:\n'
+                           f'{processes.log_tail(name)}')
+    return kpis
 
 
 def format_kpis(kpis: dict[str, float]) -> str:

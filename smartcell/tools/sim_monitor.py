@@ -73,11 +73,7 @@ class SimMonitor:
                 # The observer only needs the latest values (depth-1 readers keep them for it): pacing
                 # it leaves the cores to the lockstep loop instead of handling every tick's KPIs.
                 time.sleep(0.05)
-                failed = processes.failed()
-                if failed:
-                    name, code = next(iter(failed.items()))
-                    raise RuntimeError(f'node {name!r} exited with code {code}; its log ends with:\n'
-                                       f'{processes.log_tail(name)}')
+                processes.check_alive()
                 twin = values_of(self._twin, 'smartcell/twin') if self._twin else None
                 if twin is None:
                     if time.monotonic() - started > start_timeout_s:

@@ -113,6 +113,7 @@ def start_bridge(tmp_path, broker_port, opcua_port, env_extra=None, **extra):
     params = {'cell_id': CELL, 'db_path': str(tmp_path / 'outbox.sqlite'), 'mqtt_port': broker_port,
               'opcua_endpoint': f'opc.tcp://127.0.0.1:{opcua_port}/smartcell/', 'opcua_users_file': str(users),
               'opcua_security': 'both',     # user logins only on the encrypted endpoint
+              'namespace_derived': "['']",   # the test's namespace must not rename the cell or move its port
               'telemetry_period_s': 0.2, 'diagnostics_period_s': 0.2, 'backoff_max_s': 1.0, 'shift_length_s': 2.0,
               **extra}
     args = [sys.executable, '-m', 'smartcell.nodes.mes_bridge', '--ros-args', '-r', f'__ns:={NAMESPACE}']

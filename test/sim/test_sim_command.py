@@ -60,6 +60,11 @@ def test_full_node_set_runs(tmp_path):
     (['--scenario', 'picnic'], "unknown scenario 'picnic'; accepted:"),
     (['--duration', '0'], '--duration must be > 0'),
     (['--without', 'arm'], "unknown group(s) in --without: ['arm']"),
+    (['--job', 'nosuchjob'], "unknown job 'nosuchjob'; known jobs: job_demo, job_gearbox"),
+    (['-p', 'supervisor.warning_distanse_m:=1.0'], "node 'supervisor' has no parameter 'warning_distanse_m'"),
+    (['-p', 'mes_bridge.mqtt_port:=http'], "override 'mes_bridge.mqtt_port:=http'"),
+    (['-p', 'twin.seed:=4'], 'smartcell sim sets it: use --seed'),
+    (['-p', 'warning_distance_m:=1.0'], 'must read NODE.NAME:=VALUE'),
 ])
 def test_bad_options_are_refused_before_anything_starts(tmp_path, args, fragment):
     run = sim(tmp_path, 'bad', *args)
@@ -76,3 +81,27 @@ def test_bad_config_is_refused_before_any_node_starts(tmp_path, repo):
     assert run.returncode == 2
     assert "unknown parameter 'warning_distanse_m' for node 'supervisor'" in run.stderr
     assert not list((tmp_path / 'badcfg').glob('*.log'))
+
+
+def test_a_taken_opcua_port_is_refused_before_any_node_starts(tmp_path):
+    import socket
+    with socket.socket() as stranger:
+        stranger.bind(('127.0.0.1', 0))
+        stranger.listen(1)
+        port = stranger.getsockname()[1]
+        run = sim(tmp_path, 'taken', '--duration', '5', '--without', 'sensors',
+                  '-p', f'mes_bridge.opcua_endpoint:=opc.tcp://127.0.0.1:{port}/smartcell/')
+    assert run.returncode == 2, run.stderr[-2000:]
+    assert f'OPC UA port {port} on 127.0.0.1 is not available' in run.stderr
+    assert 'mes_bridge.opcua_endpoint' in run.stderr
+    assert not list((tmp_path / 'taken').glob('*.log'))
+
+
+def test_a_node_that_dies_fails_even_a_short_run(tmp_path):
+    """The bridge exits at start-up (its orders file is missing) while a 2 s run may already be over."""
+    run = sim(tmp_path, 'dies', '--duration', '2', '--without', 'sensors',
+              '-p', f'mes_bridge.orders_file:={tmp_path / "no-such-orders.yaml"}')
+    assert run.returncode == 1, (run.stdout[-1000:], run.stderr[-2000:])
+    assert "node 'mes_bridge' exited with code 2" in run.stderr
+    assert 'no-such-orders.yaml' in run.stderr            # the node's own last log lines
+    assert not (tmp_path / 'dies' / 'kpis.json').exists()

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import re
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
@@ -10,6 +12,9 @@ from smartcell.core.params import ConfigError, NodeParams, ParamSpec, ParamValue
 
 OPCUA_SECURITY = ('none', 'sign_encrypt', 'both')      # both: None and Basic256Sha256 SignAndEncrypt endpoints
 OPCUA_ANONYMOUS = ('read_only', 'disabled')
+# What a bridge in a ROS namespace derives from it, so that two cells on one machine never share them.
+NAMESPACE_DERIVED = ('cell_id', 'db_path', 'opcua_endpoint', 'mqtt_client_id')
+OPCUA_PORT_OFFSETS = 1000       # a namespaced bridge serves on the configured port + 1..1000
 
 MES_BRIDGE = NodeParams('mes_bridge', (
     ParamSpec('cell_id', 'cell-1', 'cell id in every record and MQTT topic (cell-wide under /**)'),
@@ -57,6 +62,10 @@ MES_BRIDGE = NodeParams('mes_bridge', (
                                          '(node clock)', min=1.0, max=86400.0),
     ParamSpec('diagnostics_period_s', 1.0, '/diagnostics period, s (node clock)', min=0.1, max=60.0),
     ParamSpec('service_timeout_s', 2.0, 'wait for a supervisor service answer, s', min=0.1, max=60.0),
+    ParamSpec('namespace_derived', list(NAMESPACE_DERIVED),
+              'in a ROS namespace, these take the namespace: cell_id becomes it (/line2/cell_b -> line2-cell_b), '
+              'an explicit db_path and mqtt_client_id get it appended, opcua_endpoint moves to port + 1..1000 '
+              "(a hash of it); leave a name out to use its value as given; [''] = none"),
 ))
 
 
@@ -102,8 +111,86 @@ class MesBridgeConfig:
         return tuple(self.ideal_cycle_s)
 
 
-def bridge_config(values: Mapping[str, ParamValue], environ: Mapping[str, str] = os.environ) -> MesBridgeConfig:
-    """Cross-check the parameters and resolve defaults; ConfigError names the bad one."""
+def namespace_slug(namespace: str) -> str:
+    """'/line2/cell_b' -> 'line2-cell_b'; '' for the root namespace."""
+    return '-'.join(part for part in namespace.strip().split('/') if part)
+
+
+_ENDPOINT = re.compile(r'^(opc\.tcp://(?:\[[^\]]+\]|[^:/]+))(?::(\d+))?(/.*)?$')
+
+
+def endpoint_port(endpoint: str) -> int:
+    """The TCP port of an opc.tcp:// URL (4840 when it names none)."""
+    match = _ENDPOINT.match(endpoint)
+    if match is None:
+        raise ConfigError(f'mes_bridge.opcua_endpoint {endpoint!r} is not an opc.tcp://host[:port][/path] URL')
+    return int(match.group(2) or 4840)
+
+
+def with_port(endpoint: str, port: int) -> str:
+    """The same endpoint URL on another port."""
+    match = _ENDPOINT.match(endpoint)
+    if match is None:
+        raise ConfigError(f'mes_bridge.opcua_endpoint {endpoint!r} is not an opc.tcp://host[:port][/path] URL')
+    return f'{match.group(1)}:{port}{match.group(3) or "/"}'
+
+
+def endpoint_host(endpoint: str) -> str:
+    match = _ENDPOINT.match(endpoint)
+    if match is None:
+        raise ConfigError(f'mes_bridge.opcua_endpoint {endpoint!r} is not an opc.tcp://host[:port][/path] URL')
+    return match.group(1)[len('opc.tcp://'):].strip('[]')
+
+
+def port_taken_message(endpoint: str, reason: str) -> str:
+    """The start-up error for an OPC UA port another program holds: the port, the parameter, the way out."""
+    return (f'OPC UA port {endpoint_port(endpoint)} on {endpoint_host(endpoint)} is not available ({reason}): '
+            f'another program (a second cell, another OPC UA server) holds it. Set mes_bridge.opcua_endpoint to a '
+            f'free port (now {endpoint!r}), run the cell in its own namespace, or turn the server off with '
+            f'mes_bridge.opcua_enabled:=false')
+
+
+def namespaced(values: Mapping[str, ParamValue], namespace: str) -> dict[str, ParamValue]:
+    """The parameters with the namespace folded into those listed in `namespace_derived`.
+
+    Two cells started side by side under /cell_a and /cell_b get distinct cell ids, outbox files,
+    OPC UA ports and MQTT client ids from one shared parameter file (an empty db_path and
+    mqtt_client_id follow the cell id). The port offset is a hash of the namespace (1..1000): two
+    namespaces may collide (about 1 pair in 1000), which the bridge reports at start-up naming the
+    port and the parameter; set opcua_endpoint for one of them then.
+    """
+    derived = dict(values)
+    names = [str(n) for n in values.get('namespace_derived', NAMESPACE_DERIVED) if str(n)]   # [''] = none
+    unknown = sorted(set(names) - set(NAMESPACE_DERIVED))
+    if unknown:
+        raise ConfigError(f'mes_bridge.namespace_derived has unknown name(s) {unknown}; accepted: '
+                          f'{", ".join(NAMESPACE_DERIVED)}')
+    slug = namespace_slug(namespace)
+    if not slug:
+        return derived
+    if 'cell_id' in names:
+        derived['cell_id'] = slug
+    if 'db_path' in names and values['db_path']:
+        path = Path(str(values['db_path']))
+        derived['db_path'] = str(path.with_name(f'{path.stem}_{slug}{path.suffix}'))
+    if 'mqtt_client_id' in names and values['mqtt_client_id']:
+        derived['mqtt_client_id'] = f'{values["mqtt_client_id"]}-{slug}'
+    if 'opcua_endpoint' in names:
+        endpoint = str(values['opcua_endpoint'])
+        port = endpoint_port(endpoint) + 1 + zlib.crc32(slug.encode()) % OPCUA_PORT_OFFSETS
+        if port > 65535:
+            raise ConfigError(f'mes_bridge.opcua_endpoint {endpoint!r}: the port for namespace {namespace!r} '
+                              f'would be {port} (> 65535); set opcua_endpoint for this cell')
+        derived['opcua_endpoint'] = with_port(endpoint, port)
+    return derived
+
+
+def bridge_config(values: Mapping[str, ParamValue], environ: Mapping[str, str] = os.environ,
+                  namespace: str = '/') -> MesBridgeConfig:
+    """Cross-check the parameters, fold in the namespace, resolve defaults; ConfigError names the bad one."""
+    if not str(values['opcua_endpoint']).startswith('opc.tcp://'):
+        raise ConfigError(f'mes_bridge.opcua_endpoint must start with opc.tcp://, got {values["opcua_endpoint"]!r}')
+    values = namespaced(values, namespace)
     masters, cycles = list(values['work_masters']), list(values['ideal_cycle_s'])
     if len(masters) != len(cycles):
         raise ConfigError(f'mes_bridge.work_masters ({len(masters)}) and ideal_cycle_s ({len(cycles)}) '
