@@ -4,9 +4,19 @@ The node set comes from smartcell.topology (the same list `smartcell sim` starts
 the PyBullet twin provides the robot, the person, the scanner and /clock in real time; with
 sim:=false the arm node bridges to the vendor's ros2_control driver and the scanner node reads
 the real safety scanner's `scan` topic.
+
+Parameter overrides: `node.name:=value` (e.g. `mes_bridge.mqtt_port:=1884`) is checked against the
+node's parameter specs and written to a params file read after the cell file, so it wins over the
+file's `/**/node` section; any other undeclared argument is refused with the reason (ros2 launch
+would ignore it silently). With `namespace:=cell_b` the MES bridge derives its cell id, outbox,
+OPC UA port and MQTT client id from the namespace (mes_bridge.namespace_derived).
 """
+import tempfile
+from pathlib import Path
+
+import yaml
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetLaunchConfiguration
 from launch.conditions import IfCondition, UnlessCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
@@ -14,6 +24,7 @@ from launch_ros.actions import Node
 from ament_index_python.packages import get_package_share_directory
 
 from smartcell.core.params import load_cell_config
+from smartcell.tools.cell_processes import launch_overrides, merge_overrides, overrides_document
 from smartcell.topology import CELL_NODES, param_registry
 
 SHARE = get_package_share_directory('smartcell')
@@ -25,17 +36,39 @@ def validate_config(context):
     return []
 
 
-def sim_overrides(name):
+DECLARED = ('sim', 'gui', 'namespace', 'config')
+
+
+def sim_overrides(name, gui):
     """What sim:=true changes for a node; mirrors smartcell.tools.sim without lockstep (real time)."""
     if name == 'twin':
-        return {'gui': LaunchConfiguration('gui')}
+        return {'gui': gui}
     if name == 'arm':
         return {'use_sim_time': True, 'backend': 'sim'}
     return {'use_sim_time': True}
 
 
 def hardware_overrides(name):
-    return {'backend': 'ros2_control'} if name == 'arm' else {}
+    return {'use_sim_time': False, **({'backend': 'ros2_control'} if name == 'arm' else {})}
+
+
+def params_key(name, in_sim):
+    return f'_smartcell_params_{name}_{"sim" if in_sim else "hw"}'
+
+
+def write_overrides(context):
+    """Per node and mode, a params file with the mode's values and the command line's node.name:=value."""
+    user = launch_overrides(context.launch_configurations, DECLARED, param_registry())
+    gui = yaml.safe_load(LaunchConfiguration('gui').perform(context)) is True
+    folder = Path(tempfile.mkdtemp(prefix='smartcell-launch-'))
+    actions = []
+    for spec in CELL_NODES:
+        for in_sim, base in ((True, sim_overrides(spec.name, gui)), (False, hardware_overrides(spec.name))):
+            values = merge_overrides({spec.name: base}, [o for o in user if o[0] == spec.name])[spec.name]
+            path = folder / f'{params_key(spec.name, in_sim)}.yaml'
+            path.write_text(yaml.safe_dump(overrides_document(spec.name, values)))
+            actions.append(SetLaunchConfiguration(params_key(spec.name, in_sim), str(path)))
+    return actions
 
 
 def generate_launch_description():
@@ -48,17 +81,17 @@ def generate_launch_description():
         DeclareLaunchArgument('config', default_value=f'{SHARE}/config/cell.yaml',
                               description='cell parameter file (validated before anything starts)'),
         OpaqueFunction(function=validate_config),
+        OpaqueFunction(function=write_overrides),
     ]
     for spec in CELL_NODES:
         # UnlessCondition subclasses IfCondition: branch on an explicit flag, never on isinstance.
-        for in_sim, condition, overrides in ((True, IfCondition(sim), sim_overrides(spec.name)),
-                                             (False, UnlessCondition(sim), hardware_overrides(spec.name))):
+        for in_sim, condition in ((True, IfCondition(sim)), (False, UnlessCondition(sim))):
             if not spec.runs(sim=in_sim):
                 continue
             entities.append(Node(
                 package='smartcell', executable=spec.name, name=spec.name,
                 namespace=LaunchConfiguration('namespace'),
-                parameters=[LaunchConfiguration('config'), overrides],
+                parameters=[LaunchConfiguration('config'), LaunchConfiguration(params_key(spec.name, in_sim))],
                 output='screen', emulate_tty=True, condition=condition,
                 # the MES bridge flushes its outbox and closes its servers on shutdown
                 sigterm_timeout='15' if spec.name == 'mes_bridge' else '5'))

@@ -48,7 +48,7 @@ def node_command(spec_module: str, name: str, params_file: Path | None,
         if overrides_file is None:
             raise ValueError('overrides on top of a params file need an overrides_file to write them to')
         overrides_file.parent.mkdir(parents=True, exist_ok=True)
-        overrides_file.write_text(yaml.safe_dump({f'/**/{name}': {'ros__parameters': dict(overrides)}}))
+        overrides_file.write_text(yaml.safe_dump(overrides_document(name, overrides)))
         return command + ['--params-file', str(overrides_file)]
     for key, value in overrides.items():
         command += ['-p', f'{key}:={ros_value(value)}']
@@ -86,6 +86,27 @@ def parse_override(text: str, registry: Mapping[str, 'NodeParams'],
         return node, name, specs[name].validate(value, where=f'{node}.')
     except (yaml.YAMLError, ConfigError) as exc:
         raise OverrideRefused(f'override {text!r}: {exc}') from exc
+
+
+def launch_overrides(configurations: Mapping[str, str], declared: Iterable[str],
+                     registry: Mapping[str, 'NodeParams']) -> list[tuple[str, str, object]]:
+    """`ros2 launch ... node.name:=value` arguments as overrides; any other undeclared argument is refused
+    (ros2 launch would otherwise ignore it without a word)."""
+    overrides = []
+    for key, value in configurations.items():
+        if key in declared or key.startswith('_'):
+            continue
+        if '.' not in key:
+            raise OverrideRefused(f'launch argument {key}:={value!r} is not an argument of cell.launch.py '
+                                  f'({", ".join(sorted(declared))}); for a node parameter write NODE.{key}:=VALUE '
+                                  f'(e.g. mes_bridge.{key}:={value})')
+        overrides.append(parse_override(f'{key}:={value}', registry))
+    return overrides
+
+
+def overrides_document(name: str, values: Mapping[str, object]) -> dict:
+    """A params file section for one node, matched in any namespace, read after the cell file so it wins."""
+    return {f'/**/{name}': {'ros__parameters': dict(values)}}
 
 
 def merge_overrides(base: Mapping[str, Mapping[str, object]],

@@ -53,3 +53,39 @@ def test_bad_derivation_names_are_refused():
     assert set(DEFAULTS['namespace_derived']) == set(NAMESPACE_DERIVED)
     with pytest.raises(ConfigError, match='> 65535'):
         namespaced({**DEFAULTS, 'opcua_endpoint': 'opc.tcp://127.0.0.1:65500/'}, '/cell_b')
+
+
+def test_launch_arguments_become_overrides_or_are_refused():
+    from smartcell.tools.cell_processes import OverrideRefused, launch_overrides, overrides_document
+    from smartcell.topology import param_registry
+    declared = ('sim', 'gui', 'namespace', 'config')
+    given = {'sim': 'true', 'namespace': 'cell_b', 'mes_bridge.mqtt_port': '1884', '_private': 'x',
+             'supervisor.warning_distance_m': '2'}
+    assert launch_overrides(given, declared, param_registry()) == [('mes_bridge', 'mqtt_port', 1884),
+                                                                   ('supervisor', 'warning_distance_m', 2.0)]
+    with pytest.raises(OverrideRefused, match=r'mqtt_port:=.1884. is not an argument of cell.launch.py'):
+        launch_overrides({'mqtt_port': '1884'}, declared, param_registry())
+    with pytest.raises(OverrideRefused, match="node 'mes_bridge' has no parameter 'mqtt_prot'"):
+        launch_overrides({'mes_bridge.mqtt_prot': '1884'}, declared, param_registry())
+    assert overrides_document('arm', {'backend': 'x'}) == {'/**/arm': {'ros__parameters': {'backend': 'x'}}}
+
+
+def test_a_later_params_file_beats_the_cell_file_and_a_plain_p_does_not(tmp_path):
+    """Why overrides go in a second file: rclpy applies -p values as /** (beaten by /**/node sections)."""
+    import subprocess
+    import sys
+
+    import yaml
+    from smartcell.tools.cell_processes import overrides_document
+    cell = tmp_path / 'cell.yaml'
+    cell.write_text('/**:\n  ros__parameters:\n    cell_id: a\n/**/probe:\n  ros__parameters:\n    mqtt_port: 1883\n')
+    extra = tmp_path / 'extra.yaml'
+    extra.write_text(yaml.safe_dump(overrides_document('probe', {'mqtt_port': 1999})))
+    script = ('import sys, rclpy\nfrom rclpy.node import Node\nrclpy.init(args=sys.argv)\nn = Node("probe")\n'
+              'n.declare_parameter("mqtt_port", 0)\nprint(n.get_parameter("mqtt_port").value)\n')
+
+    def port(*args):
+        return int(subprocess.run([sys.executable, '-c', script, '--ros-args', '--params-file', str(cell), *args],
+                                  capture_output=True, text=True, timeout=60, check=True).stdout)
+    assert port('-p', 'mqtt_port:=1999') == 1883          # the silent loss the issue reported
+    assert port('--params-file', str(extra)) == 1999        # what smartcell sim and the launch file do
