@@ -1,65 +1,119 @@
 """Scanner node: the safety laser scanner as a smart sensor that reports people, not points."""
 from __future__ import annotations
 
+import time
+import traceback
+
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Pose, PoseArray
 from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import LaserScan
 from visualization_msgs.msg import Marker, MarkerArray
 
 from smartcell.core.node_params import SCANNER
-from smartcell.core.sensors.people_tracking import PeopleTracker, Pose2D, ScanGeometry, TrackerConfig
+from smartcell.core.params import ConfigError
+from smartcell.core.sensors.people_tracking import PeopleTracker, Pose2D, TrackerConfig
+from smartcell.core.sensors.scan_validation import (RawScan, RepeatedScan, ScanGate, ScanLayout, ScanLimits,
+                                                    ScanRejected, check_publishers)
 from smartcell.nodes.common import (LEVEL_ERROR, LEVEL_OK, STREAM_QOS, declare_parameters, diagnostic_array,
-                                    diagnostic_status, run_node, stamp_to_s)
+                                    diagnostic_status, run_node)
+
+# An immediate ERROR on /diagnostics for every rejected scan, but the same reason at most this
+# often (a broken driver at 30 Hz would flood it); the 1 s report carries the latest one anyway.
+REJECT_REPORT_PERIOD_S = 0.25
+
+
+def raw_scan(msg: LaserScan) -> RawScan:
+    """The message's fields, nothing judged yet (ranges stay float32: the validator copies them)."""
+    return RawScan(stamp_sec=msg.header.stamp.sec, stamp_nanosec=msg.header.stamp.nanosec,
+                   frame_id=msg.header.frame_id, angle_min_rad=msg.angle_min, angle_max_rad=msg.angle_max,
+                   angle_increment_rad=msg.angle_increment, time_increment_s=msg.time_increment,
+                   scan_time_s=msg.scan_time, range_min_m=msg.range_min, range_max_m=msg.range_max,
+                   ranges_m=np.asarray(msg.ranges, dtype=np.float32), intensities_count=len(msg.intensities))
 
 
 class Scanner(Node):
     """Tracks people in the safety laser scanner's plane.
 
-    Subscribes: `scan` (sensor_msgs/LaserScan, frame `scanner_frame`).
+    Subscribes: `scan` (sensor_msgs/LaserScan, frame `scanner_frame`, sensor-data QoS: best effort,
+    what lidar drivers publish with; reliable publishers connect too).
     Publishes: `humans` (geometry_msgs/PoseArray, world frame, stamp of the scan; one pose per
-    tracked person: position in m, orientation = heading of motion about z);
-    `humans/markers` (visualization_msgs/MarkerArray: track id and velocity arrow, for RViz);
-    `/diagnostics` (scan rate, people count, frame errors; ERROR when scans stop).
+    tracked person: position in m, orientation = heading of motion about z) for every *valid* scan
+    only; `humans/markers` (visualization_msgs/MarkerArray: track id and velocity arrow, for RViz);
+    `/diagnostics` (scan rate, people count; ERROR at once naming the reason when a scan is
+    rejected, when a stray node publishes `scan`, or when scans stop).
+    An invalid scan (smartcell.core.sensors.scan_validation), a second or unexpected publisher on
+    `scan`, or an unexpected exception publishes NO people: the supervisor sees silence and stops
+    after its people_timeout_s. Never "0 people" for a scan it cannot trust.
     Parameters: see smartcell.core.node_params.SCANNER (all read-only, units in the names).
     """
 
     def __init__(self) -> None:
         super().__init__('scanner')
         self._config = declare_parameters(self, SCANNER)
-        x, y, yaw = self._config['scanner_pose_xy_yaw']
-        self._scanner_pose = Pose2D(x, y, yaw)
-        self._tracker_config = TrackerConfig.from_params(self._config)
+        try:
+            x, y, yaw = self._config['scanner_pose_xy_yaw']
+            self._scanner_pose = Pose2D(x, y, yaw)
+            self._tracker_config = TrackerConfig.from_params(self._config)
+            self._gate = ScanGate(ScanLimits.from_params(self._config),
+                                  ScanLayout.from_param(self._config['scan_layout']))
+        except ValueError as exc:
+            raise ConfigError(f'scanner: {exc}') from exc
+        self._check_clock = self._config['max_stamp_offset_s'] > 0.0
+        self._expected_publisher = self._config['expected_scan_publisher']
         self._tracker: PeopleTracker | None = None
-        self._geometry: ScanGeometry | None = None
         self._world_frame = self._config['world_frame']
         self._scans = 0
-        self._last_scan_s: float | None = None
-        self._last_error = ''
+        self._accepted = 0
+        self._last_accepted_s: float | None = None
+        self._last_people: PoseArray | None = None
         self._people = 0
+        self._rejected_since_report = 0
+        self._rejections: dict[str, int] = {}              # fault name -> scans rejected for it
+        self._last_reason = ''
+        self._reported: tuple[str, float] = ('', -1e9)      # (fault name, monotonic s) of the last immediate ERROR
         self._humans_pub = self.create_publisher(PoseArray, 'humans', STREAM_QOS)
         self._markers_pub = self.create_publisher(MarkerArray, 'humans/markers', STREAM_QOS)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self.create_subscription(LaserScan, 'scan', self._on_scan, STREAM_QOS)
-        self.create_timer(1.0, self._publish_diagnostics)
+        self._scan_sub = self.create_subscription(LaserScan, 'scan', self._on_scan, qos_profile_sensor_data)
+        self._scan_topic = self._scan_sub.topic_name
+        self.create_timer(1.0, self._on_report_timer)
+
+    def _now_s(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
 
     def _on_scan(self, msg: LaserScan) -> None:
-        if msg.header.frame_id != self._config['scanner_frame']:
-            # No people output: the supervisor sees silence and stops, which is the safe reading.
-            self._last_error = (f'scan frame {msg.header.frame_id!r} is not the configured '
-                                f'{self._config["scanner_frame"]!r}; people not published')
-            return
-        geometry = ScanGeometry(msg.angle_min, msg.angle_increment, msg.range_min, msg.range_max)
-        if self._tracker is None or geometry != self._geometry:
-            self._geometry = geometry
-            self._tracker = PeopleTracker(self._tracker_config, self._scanner_pose, geometry)
-        stamp_s = stamp_to_s(msg.header.stamp)
-        tracks = self._tracker.update(np.asarray(msg.ranges, dtype=float), stamp_s)
+        try:
+            self._handle_scan(msg)
+        except Exception as exc:  # noqa: BLE001 - the guard: nothing may kill the safety input
+            self.get_logger().error(f'scan handling failed, people withheld: {traceback.format_exc()}')
+            self._reject(f'internal_error: {type(exc).__name__}: {exc}')
+
+    def _handle_scan(self, msg: LaserScan) -> None:
         self._scans += 1
-        self._last_scan_s = self.get_clock().now().nanoseconds * 1e-9
+        stray = check_publishers(self._scan_publishers(), self._expected_publisher)
+        if stray is not None:
+            # Which publisher sent this scan is unknown: none of them is trusted.
+            self._reject(f'stray_publisher: {stray}')
+            return
+        result = self._gate.check(raw_scan(msg), self._now_s() if self._check_clock else None)
+        if isinstance(result, ScanRejected):
+            self._reject(result.reason)
+            return
+        if isinstance(result, RepeatedScan):
+            if self._last_people is not None:
+                self._humans_pub.publish(self._last_people)    # same scan, same answer, no new state
+            return
+        if self._tracker is None or result.rearmed:
+            # Built once for the layout fixed by the gate; again only on a new time base (old tracks
+            # carry stamps of the old one), never on a layout change (that scan was rejected).
+            self._tracker = PeopleTracker(self._tracker_config, self._scanner_pose, result.layout.geometry())
+        tracks = self._tracker.update(result.ranges_m, result.stamp_s)
+        self._accepted += 1
+        self._last_accepted_s = self._now_s()
         self._people = len(tracks)
-        self._last_error = ''
         people = PoseArray()
         people.header.stamp = msg.header.stamp
         people.header.frame_id = self._world_frame
@@ -70,8 +124,52 @@ class Scanner(Node):
             pose.orientation.w = float(np.cos(track.heading_rad / 2.0))
             people.poses.append(pose)
         self._humans_pub.publish(people)
+        self._last_people = people
+        self._reported = ('', -1e9)             # the next rejection after good data is reported at once
         if self._markers_pub.get_subscription_count():
             self._markers_pub.publish(self._markers(people, tracks))
+
+    def _scan_publishers(self) -> list[tuple[str, str]]:
+        return [(info.node_namespace, info.node_name)
+                for info in self.get_publishers_info_by_topic(self._scan_topic)]
+
+    def _reject(self, reason: str) -> None:
+        """No people for this scan; ERROR on /diagnostics at once (per reason at most every 0.25 s)."""
+        fault, now = reason.split(':', 1)[0], time.monotonic()
+        self._rejected_since_report += 1
+        self._rejections[fault] = self._rejections.get(fault, 0) + 1
+        self._last_reason = reason
+        if fault != self._reported[0] or now - self._reported[1] >= REJECT_REPORT_PERIOD_S:
+            self._reported = (fault, now)
+            self._publish_diagnostics(LEVEL_ERROR, f'scan rejected, people withheld: {reason}')
+
+    def _on_report_timer(self) -> None:
+        try:
+            now_s = self._now_s()
+            age = None if self._last_accepted_s is None else now_s - self._last_accepted_s
+            if self._rejected_since_report:
+                level, message = LEVEL_ERROR, (f'{self._rejected_since_report} scans rejected in the last report '
+                                               f'period, people withheld; last: {self._last_reason}')
+            elif age is None or age > self._config['scan_timeout_s']:
+                level, message = LEVEL_ERROR, 'no valid laser scan received' if age is None else \
+                    f'last valid scan {age:.2f} s ago'
+            else:
+                level, message = LEVEL_OK, f'{self._people} people tracked'
+            self._rejected_since_report = 0
+            self._publish_diagnostics(level, message)
+        except Exception:  # noqa: BLE001 - a diagnostics hiccup must not end the node
+            self.get_logger().error(f'diagnostics failed: {traceback.format_exc()}')
+
+    def _publish_diagnostics(self, level: int, message: str) -> None:
+        now_s = self._now_s()
+        age = None if self._last_accepted_s is None else now_s - self._last_accepted_s
+        rejected = self._rejections
+        status = diagnostic_status('smartcell/scanner', self._config['scanner_frame'], level, message, {
+            'scans_received': self._scans, 'scans_accepted': self._accepted,
+            'scans_rejected': sum(rejected.values()), 'rejected_by_reason': rejected or 'none',
+            'people': self._people, 'last_valid_scan_age_s': 'never' if age is None else age,
+            'last_rejection': self._last_reason or 'none'})
+        self._diag_pub.publish(diagnostic_array(self.get_clock().now().to_msg(), [status]))
 
     def _markers(self, people: PoseArray, tracks) -> MarkerArray:
         markers = MarkerArray(markers=[Marker(header=people.header, action=Marker.DELETEALL)])
@@ -82,20 +180,6 @@ class Scanner(Node):
             arrow.color.r, arrow.color.a = 1.0, 0.9
             markers.markers.append(arrow)
         return markers
-
-    def _publish_diagnostics(self) -> None:
-        now_s = self.get_clock().now().nanoseconds * 1e-9
-        age = None if self._last_scan_s is None else now_s - self._last_scan_s
-        stale = age is None or age > self._config['scan_timeout_s']
-        level, message = LEVEL_OK, f'{self._people} people tracked'
-        if self._last_error:
-            level, message = LEVEL_ERROR, self._last_error
-        elif stale:
-            level, message = LEVEL_ERROR, 'no laser scan received' if age is None else f'last scan {age:.2f} s ago'
-        status = diagnostic_status('smartcell/scanner', self._config['scanner_frame'], level, message, {
-            'scans_received': self._scans, 'people': self._people,
-            'last_scan_age_s': 'never' if age is None else age})
-        self._diag_pub.publish(diagnostic_array(self.get_clock().now().to_msg(), [status]))
 
 
 def main(args: list[str] | None = None) -> int:

@@ -1,10 +1,15 @@
-"""The scanner node in its own process: LaserScan with two legs in -> one person out, same stamp."""
+"""The scanner node in its own process: LaserScan with two legs in -> one person out, same stamp;
+a scan it cannot trust (malformed, stray publisher) -> no people and an ERROR naming why; it survives."""
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pytest
-from diagnostic_msgs.msg import DiagnosticArray
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PoseArray
+from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import LaserScan
 
 from smartcell.nodes.common import STREAM_QOS
@@ -12,14 +17,15 @@ from smartcell.tools.cell_processes import node_command
 
 pytestmark = pytest.mark.ros
 
+BEAMS = 541
 INCREMENT = np.deg2rad(0.5)
 ANGLE_MIN = -np.deg2rad(135)
 
 
 def legs_scan(x: float, y: float) -> np.ndarray:
     """Ranges to two 6 cm legs at (x, y +- 0.12) in the scanner frame."""
-    angles = ANGLE_MIN + np.arange(541) * INCREMENT
-    ranges = np.full(541, np.inf, dtype=np.float32)
+    angles = ANGLE_MIN + np.arange(BEAMS) * INCREMENT
+    ranges = np.full(BEAMS, np.inf, dtype=np.float32)
     for cy in (y - 0.12, y + 0.12):
         c = np.array([x, cy])
         b = np.cos(angles) * c[0] + np.sin(angles) * c[1]
@@ -29,40 +35,189 @@ def legs_scan(x: float, y: float) -> np.ndarray:
     return ranges
 
 
-def test_people_are_published_in_the_world_frame_with_the_scan_stamp(peer, processes):
+def scan_msg(stamp: Time, frame: str = 'scanner_link', ranges: np.ndarray | None = None, **fields) -> LaserScan:
+    """A valid scan of a person 0.5 m in front of the scanner, with `fields` replaced."""
+    msg = LaserScan(angle_min=float(ANGLE_MIN), angle_max=float(ANGLE_MIN + (BEAMS - 1) * INCREMENT),
+                    angle_increment=float(INCREMENT), range_min=0.05, range_max=9.0, scan_time=1 / 30)
+    for key, value in fields.items():
+        setattr(msg, key, value)
+    msg.ranges = (legs_scan(0.5, 0.0) if ranges is None else np.asarray(ranges, dtype=np.float32)).tolist()
+    msg.header.frame_id, msg.header.stamp = frame, stamp
+    return msg
+
+
+class ScannerProbe:
+    """The peer's view of the scanner: a `scan` publisher, the people and diagnostics it sends back."""
+
+    def __init__(self, peer, processes, qos=STREAM_QOS, node=None) -> None:
+        self.peer, self.processes = peer, processes
+        self.node = node or peer.node
+        self.people: list[PoseArray] = []
+        self.diagnostics: list[DiagnosticStatus] = []
+        peer.node.create_subscription(PoseArray, 'humans', self.people.append, STREAM_QOS)
+        peer.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 10)
+        self.publisher = self.node.create_publisher(LaserScan, 'scan', qos)
+        self._offset_ns = 0
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        self.diagnostics.extend(s for s in msg.status if s.name == 'smartcell/scanner')
+
+    def stamp(self, ahead_s: float = 0.0) -> Time:
+        """Now on the peer's clock (the scanner compares stamps with its own), distinct every call."""
+        self._offset_ns += 1000
+        ns = self.peer.node.get_clock().now().nanoseconds + self._offset_ns + int(ahead_s * 1e9)
+        return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+    def errors(self, text: str) -> list[DiagnosticStatus]:
+        return [s for s in self.diagnostics if s.level == DiagnosticStatus.ERROR and text in s.message]
+
+    def people_at(self, stamps: list[Time]) -> list[PoseArray]:
+        keys = {(t.sec, t.nanosec) for t in stamps}
+        return [p for p in self.people if (p.header.stamp.sec, p.header.stamp.nanosec) in keys]
+
+    def send_until(self, make, condition, timeout_s: float, what: str, ahead_s: float = 0.0) -> list[Time]:
+        """Publish make(stamp) until condition(stamps sent) holds (best effort may drop one); returns the stamps."""
+        sent: list[Time] = []
+
+        def publish_and_check() -> bool:
+            if condition(sent):
+                return True
+            sent.append(self.stamp(ahead_s))
+            self.publisher.publish(make(sent[-1]))
+            self.peer.executor.spin_once(timeout_sec=0.05)
+            return condition(sent)
+        self.peer.wait_for(publish_and_check, timeout_s, what, self.processes)
+        return sent
+
+    def valid_people(self, timeout_s: float = 10.0) -> PoseArray:
+        """Valid scans until one comes back as people; that message."""
+        sent = self.send_until(scan_msg, lambda sent: bool(self.people_at(sent)), timeout_s, 'people for a valid scan')
+        return self.people_at(sent)[-1]
+
+
+@pytest.fixture
+def other_process_node():
+    """A factory of nodes in their own context: another DDS participant, as a node of another process is."""
+    import rclpy
+    created = []
+
+    def make(name: str, namespace: str = ''):
+        context = rclpy.Context()
+        rclpy.init(context=context, args=[])
+        node = rclpy.create_node(name, namespace=namespace, context=context)
+        created.append((node, context))
+        return node
+    yield make
+    for node, context in created:
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+
+
+def start_scanner(processes, **params) -> None:
     processes.start('scanner', node_command('smartcell.nodes.scanner', 'scanner', None,
-                                            {'scanner_pose_xy_yaw': [1.0, 0.0, 0.0]}))
-    received: list[PoseArray] = []
-    diagnostics: list[DiagnosticArray] = []
-    peer.node.create_subscription(PoseArray, 'humans', received.append, STREAM_QOS)
-    peer.node.create_subscription(DiagnosticArray, '/diagnostics', diagnostics.append, 10)
-    scans = peer.node.create_publisher(LaserScan, 'scan', STREAM_QOS)
+                                            {'scanner_pose_xy_yaw': [1.0, 0.0, 0.0], **params}))
 
-    def publish(frame: str, sec: int) -> None:
-        msg = LaserScan(angle_min=float(ANGLE_MIN), angle_max=float(ANGLE_MIN + 540 * INCREMENT),
-                        angle_increment=float(INCREMENT), range_min=0.05, range_max=9.0)
-        msg.ranges = legs_scan(2.0, 0.5)
-        msg.header.frame_id, msg.header.stamp.sec = frame, sec
-        scans.publish(msg)
 
-    peer.wait_for(lambda: scans.get_subscription_count() > 0, 20, 'scanner subscription', processes)
-    sent = []
-    while not received:
-        sent.append(100 + len(sent))
-        publish('scanner_link', sent[-1])
-        peer.executor.spin_once(timeout_sec=0.1)
-    peer.wait_for(lambda: len(received) == len(sent), 10, 'people for every scan sent', processes)
-    person = received[-1]
+def test_people_are_published_in_the_world_frame_with_the_scan_stamp(peer, processes):
+    start_scanner(processes)
+    probe = ScannerProbe(peer, processes)
+    peer.wait_for(lambda: probe.publisher.get_subscription_count() > 0, 20, 'scanner subscription', processes)
+    sent = probe.send_until(lambda t: scan_msg(t, ranges=legs_scan(2.0, 0.5)), lambda _: bool(probe.people),
+                            20, 'first people message')
+    person = probe.people[-1]
     assert person.header.frame_id == 'world'
-    assert person.header.stamp.sec in sent       # the stamp of the scan it came from, not a receipt time
-    sec = sent[-1]
+    assert (person.header.stamp.sec, person.header.stamp.nanosec) in {(t.sec, t.nanosec) for t in sent}
     assert len(person.poses) == 1
     assert person.poses[0].position.x == pytest.approx(3.0, abs=0.05)    # scanner at x=1, leg axes 2 m ahead
     assert person.poses[0].position.y == pytest.approx(0.5, abs=0.05)
 
-    # A scan in the wrong frame produces no people, and the diagnostics say why.
-    count = len(received)
-    publish('laser_wrong', sec + 1)
-    peer.wait_for(lambda: any(s.name == 'smartcell/scanner' and 'laser_wrong' in s.message
-                              for d in diagnostics for s in d.status), 5, 'frame error diagnostics', processes)
-    assert len(received) == count
+
+def test_best_effort_and_reliable_publishers_both_reach_the_scanner(peer, processes):
+    """Lidar drivers publish with the sensor-data QoS (best effort): a reliable subscription refused them."""
+    start_scanner(processes)
+    for qos in (qos_profile_sensor_data, STREAM_QOS):
+        probe = ScannerProbe(peer, processes, qos)
+        peer.wait_for(lambda: probe.publisher.get_subscription_count() > 0, 20, f'a {qos.reliability.name} match',
+                      processes)
+        # Right after the previous publisher is gone the scanner may still see two: those scans are
+        # withheld, so this waits until people come back.
+        assert len(probe.valid_people(20).poses) == 1
+        peer.node.destroy_publisher(probe.publisher)
+
+
+MALFORMED = {
+    'all NaN ranges': ({'ranges': np.full(BEAMS, np.nan)}, 'invalid_beams'),
+    'negative ranges': ({'ranges': -legs_scan(0.5, 0.0)}, 'invalid_beams'),
+    'one NaN beam on the person': ({'ranges': np.where(np.arange(BEAMS) == 270, np.nan, legs_scan(0.5, 0.0))},
+                                   'invalid_beams'),
+    'zero-length ranges': ({'ranges': np.array([], dtype=np.float32)}, 'no_beams'),
+    'range_min > range_max': ({'range_min': 10.0}, 'bad_range_limits'),
+    'NaN angle_increment': ({'angle_increment': math.nan}, 'bad_increment'),
+    'too few beams for the angles': ({'ranges': legs_scan(0.5, 0.0)[:400]}, 'beam_count_mismatch'),
+    'range_min 1 mm off (a stray geometry)': ({'range_min': 0.051}, 'layout_changed'),
+    'wrong frame': ({'frame': 'laser_wrong'}, 'wrong_frame'),
+}
+
+
+def test_each_malformed_scan_publishes_no_people_and_an_error_naming_the_reason(peer, processes):
+    start_scanner(processes)
+    probe = ScannerProbe(peer, processes)
+    peer.wait_for(lambda: probe.publisher.get_subscription_count() > 0, 20, 'scanner subscription', processes)
+    assert len(probe.valid_people(20).poses) == 1                # a person 0.5 m away, seen
+    bad_stamps: list[Time] = []
+    for kind, (fields, fault) in {**MALFORMED, 'stamp 100 s ahead': ({}, 'stamp_in_future'),
+                                  'stamp 100 s old': ({}, 'stamp_too_old')}.items():
+        shift_s = 100.0 if 'ahead' in kind else -100.0 if 'old' in kind else 0.0
+        before = len(probe.errors(fault))
+        bad_stamps += probe.send_until(lambda t, f=fields: scan_msg(t, **f),
+                                       lambda _, f=fault, n=before: len(probe.errors(f)) > n, 10,
+                                       f'ERROR {fault} for {kind}', ahead_s=shift_s)
+        # The next valid scan is seen again, and by the people stream's order nothing came for the bad one.
+        assert len(probe.valid_people().poses) == 1, kind
+        assert probe.people_at(bad_stamps) == [], f'people published for a scan with {kind}'
+        assert all(len(p.poses) == 1 for p in probe.people), f'a people message without the person after {kind}'
+    assert 'invalid_beams' in probe.errors('invalid_beams')[0].message
+    assert 'people withheld' in probe.errors('bad_increment')[0].message
+    assert not processes.failed()
+
+
+def test_a_stray_scan_publisher_withholds_people_with_an_error_naming_it(peer, processes, other_process_node):
+    start_scanner(processes)
+    probe = ScannerProbe(peer, processes)
+    peer.wait_for(lambda: probe.publisher.get_subscription_count() > 0, 20, 'scanner subscription', processes)
+    assert len(probe.valid_people(20).poses) == 1
+    stray_node = other_process_node('stray_lidar', '/elsewhere')
+    try:
+        stray = stray_node.create_publisher(LaserScan, '/scan', qos_profile_sensor_data)
+        probe.send_until(scan_msg, lambda _: bool(probe.errors('/elsewhere/stray_lidar')), 15,
+                         'ERROR naming the stray publisher')
+        assert 'stray_publisher' in probe.errors('/elsewhere/stray_lidar')[0].message
+        # The real scanner's scans keep coming: none of them gives people while the stray is there
+        # (the periodic report counts them as rejected).
+        reports = len(probe.diagnostics)
+        withheld = probe.send_until(scan_msg, lambda _: any('scans rejected' in d.message and 'stray_publisher'
+                                                          in d.message for d in probe.diagnostics[reports:]),
+                                    15, 'the periodic report of withheld scans')
+    finally:
+        stray_node.destroy_publisher(stray)
+    # People come back once the stray is gone; by the order of the people stream none came for those scans.
+    assert len(probe.valid_people(15).poses) == 1
+    assert len(withheld) >= 3 and probe.people_at(withheld) == []
+    assert not processes.failed()
+
+
+def test_only_the_expected_publisher_may_publish_scan(peer, processes, other_process_node):
+    start_scanner(processes, expected_scan_publisher='lidar_driver')
+    probe = ScannerProbe(peer, processes)
+    peer.wait_for(lambda: probe.publisher.get_subscription_count() > 0, 20, 'scanner subscription', processes)
+    own_name = peer.node.get_name()
+    sent = probe.send_until(scan_msg, lambda _: bool(probe.errors(f'/{own_name}')), 15,
+                            f'ERROR naming /{own_name} as not the expected publisher')
+    assert "not the expected 'lidar_driver'" in probe.errors(f'/{own_name}')[0].message
+    assert probe.people_at(sent) == []
+    peer.node.destroy_publisher(probe.publisher)
+    driver = other_process_node('lidar_driver')
+    probe.publisher = driver.create_publisher(LaserScan, 'scan', qos_profile_sensor_data)
+    assert len(probe.valid_people(15).poses) == 1
+    assert probe.people_at(sent) == []
+    assert not processes.failed()

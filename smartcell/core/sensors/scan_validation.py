@@ -115,6 +115,20 @@ class ScanLayout:
                 and abs(self.range_min_m - other.range_min_m) <= RANGE_TOLERANCE_M
                 and abs(self.range_max_m - other.range_max_m) <= RANGE_TOLERANCE_M)
 
+    @classmethod
+    def from_param(cls, values: Sequence[float]) -> 'ScanLayout | None':
+        """The scanner node's `scan_layout` parameter: all zero is None (fixed by the first valid scan)."""
+        if len(values) != 5:
+            raise ValueError(f'scan_layout needs 5 values (angle_min rad, angle_increment rad, beam count, '
+                             f'range_min m, range_max m), got {list(values)}')
+        if not any(values):
+            return None
+        angle_min, increment, count, range_min, range_max = (float(v) for v in values)
+        if increment <= 0.0 or count != int(count) or not 1 <= count <= MAX_BEAMS or not 0.0 <= range_min < range_max:
+            raise ValueError(f'scan_layout {list(values)} is not a beam layout (increment > 0, an integer beam '
+                             f'count in [1, {MAX_BEAMS}], 0 <= range_min < range_max)')
+        return cls(angle_min, increment, int(count), range_min, range_max)
+
     def geometry(self) -> ScanGeometry:
         """The tracker's view of the layout."""
         return ScanGeometry(self.angle_min_rad, self.angle_increment_rad, self.range_min_m, self.range_max_m)
