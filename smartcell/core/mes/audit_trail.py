@@ -37,12 +37,12 @@ AUDIT_KEY_PURPOSE = 'smartcell audit trail v1'
 def canonical_bytes(record: Mapping[str, Any]) -> bytes:
     """The bytes that are hashed and MAC'd: every field but `hash`/`mac`, sorted keys, compact separators.
 
-    allow_nan=False: a NaN has no canonical JSON form, so it is refused here rather than hashed as a
-    token strict readers reject (writers convert non-finite floats first, see smartcell.core.jsonio).
+    The writers (outbox, evidence log) store strict JSON, converting non-finite floats first (see
+    smartcell.core.jsonio). A NaN token is still hashed as Python writes it, so records stored
+    before that conversion keep verifying.
     """
     payload = {k: v for k, v in record.items() if k not in UNSEALED_FIELDS}
-    return json.dumps(payload, sort_keys=True, separators=(',', ':'), ensure_ascii=False,
-                      allow_nan=False).encode('utf-8')
+    return json.dumps(payload, sort_keys=True, separators=(',', ':'), ensure_ascii=False).encode('utf-8')
 
 
 def record_hash(record: Mapping[str, Any]) -> str:
