@@ -22,7 +22,8 @@ from smartcell.twin.vibration_model import GearboxModel, GearboxVibration, fault
 class VibrationSensor(Node):
     """Monitors the gearbox of every joint from an accelerometer stream.
 
-    Subscribes: `joint_states` (sensor_msgs/JointState: velocity rad/s gives the shaft speed x
+    Subscribes: `joint_states` (sensor_msgs/JointState: position rad x gear_ratio gives the shaft
+    angle that sim windows are order-tracked on; velocity rad/s gives the shaft speed x
     gear_ratio; in sim also effort N m as load); source imu: `<raw_topic_prefix>/<joint>`
     (sensor_msgs/Imu, linear_acceleration.x m/s^2, one sample per message); source batch: the
     same topics as std_msgs/Float64MultiArray (consecutive samples at sample_rate_hz, m/s^2).
@@ -68,6 +69,10 @@ class VibrationSensor(Node):
         self._monitors = {j: GearboxMonitor(monitor_config) for j in self._joints}
         self._speed_rad_s = {j: math.nan for j in self._joints}
         self._effort_nm = {j: 0.0 for j in self._joints}
+        # Encoder position (rad) of each joint, now and at the previous joint state: the shaft angle
+        # between them, per sample, is what order tracking resamples on (sim source).
+        self._position_rad = {j: math.nan for j in self._joints}
+        self._previous_position_rad = {j: math.nan for j in self._joints}
         self._last_input_s: dict[str, float | None] = {j: None for j in self._joints}
         self._rad_s_to_shaft_hz = c['gear_ratio'] / (2.0 * math.pi)
         # Simulation: one continuous generated stream per gearbox, advanced by joint-state stamps.
@@ -107,6 +112,8 @@ class VibrationSensor(Node):
             if name in self._speed_rad_s:
                 self._speed_rad_s[name] = msg.velocity[i] if i < len(msg.velocity) else math.nan
                 self._effort_nm[name] = msg.effort[i] if i < len(msg.effort) else 0.0
+                self._previous_position_rad[name] = self._position_rad[name]
+                self._position_rad[name] = msg.position[i] if i < len(msg.position) else math.nan
         if self._sim:
             self._simulate(stamp_to_s(msg.header.stamp))
 
@@ -133,7 +140,7 @@ class VibrationSensor(Node):
             speed = self._speed_rad_s[joint]
             samples = generator.generate(n, speed if math.isfinite(speed) else 0.0, self._effort_nm[joint],
                                          {c['fault']: severity} if faulty else {})
-            completed += self._feed(joint, samples, stamp_s)
+            completed += self._feed(joint, samples, stamp_s, self._encoder_angles(joint, n))
         self._publish_windows(completed)
 
     def _on_imu(self, joint: str, msg: Imu) -> None:
@@ -142,10 +149,19 @@ class VibrationSensor(Node):
     def _on_batch(self, joint: str, msg: Float64MultiArray) -> None:
         self._publish_windows(self._feed(joint, np.asarray(msg.data, dtype=float), self._now_s()))
 
-    def _feed(self, joint: str, samples: np.ndarray, stamp_s: float) -> list[tuple[str, Assessment]]:
+    def _encoder_angles(self, joint: str, n: int) -> np.ndarray | None:
+        """Shaft angle (turns) at each of `n` samples between the last two joint states, linear in
+        between; None when either position is unknown (the monitor then integrates the speed)."""
+        p0, p1 = self._previous_position_rad[joint], self._position_rad[joint]
+        if not (math.isfinite(p0) and math.isfinite(p1)):
+            return None
+        return (p0 + (p1 - p0) * np.arange(1, n + 1) / max(n, 1)) * self._rad_s_to_shaft_hz
+
+    def _feed(self, joint: str, samples: np.ndarray, stamp_s: float,
+              angles: np.ndarray | None = None) -> list[tuple[str, Assessment]]:
         self._last_input_s[joint] = self._now_s()
         shaft_hz = abs(self._speed_rad_s[joint]) * self._rad_s_to_shaft_hz
-        return [(joint, a) for a in self._monitors[joint].add_samples(samples, shaft_hz, stamp_s)]
+        return [(joint, a) for a in self._monitors[joint].add_samples(samples, shaft_hz, stamp_s, angles)]
 
     # -- outputs -----------------------------------------------------------------------------
 

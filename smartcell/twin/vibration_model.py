@@ -130,3 +130,61 @@ class GearboxVibration:
                 gain *= 0.6 + 0.4 * np.cos(angle[hits])
             impulses[hits] += gain
         return float(phase[-1] % 1.0) if n else cycles
+
+
+# ---------------------------------------------------------------------------------------------
+# Physics-based bearing-fault signal for validation (Randall & Antoni, "Rolling element bearing
+# diagnostics - A tutorial", MSSP 25 (2011) 485-520, section 2: the model behind envelope analysis)
+
+BEARING_FAULT_CLASSES = ('healthy', 'outer_race', 'inner_race', 'ball')
+
+
+def bearing_fault_signal(fault: str, n_samples: int, sample_rate_hz: float, shaft_hz: float, snr_db: float,
+                         rng: np.random.Generator, bearing: BearingGeometry | None = None,
+                         resonance_hz: float = 3000.0, damping_ratio: float = 0.05, slip: float = 0.015,
+                         mesh_teeth: int = 23, mesh_to_fault_db: float = 6.0) -> np.ndarray:
+    """One window of a bearing with a localised `fault` (or 'healthy'), in m/s^2.
+
+    * Impacts at the defect frequency (BPFO, BPFI, or 2 x BSF for a ball striking both races) with
+      random slip: each interval varies by `slip` (1-2 % in real bearings: the rolling elements
+      slide), which makes the signal cyclostationary rather than periodic.
+    * Each impact rings a structural resonance (`resonance_hz`, `damping_ratio`).
+    * Amplitude modulation: an inner-race defect turns with the shaft through the load zone
+      (period 1/shaft_hz); a ball's defect turns with the cage (period 1/FTF); an outer-race defect
+      sits still in the load zone (no modulation).
+    * A gear mesh at `mesh_teeth` x shaft (with a 1x sideband), `mesh_to_fault_db` above the fault
+      component's RMS, and white Gaussian noise at `snr_db` = 10 log10(fault power / noise power).
+      A healthy window has the mesh and the noise at the power they would have beside a fault.
+    """
+    if fault not in BEARING_FAULT_CLASSES:
+        raise ValueError(f'unknown bearing fault {fault!r}; accepted: {", ".join(BEARING_FAULT_CLASSES)}')
+    bearing = bearing or bearing_preset('6205')
+    freqs = fault_frequencies(bearing, shaft_hz)
+    fs = sample_rate_hz
+    t = np.arange(n_samples) / fs
+    # The fault component, at unit RMS (a healthy window is scaled as if it had one).
+    rate = {'outer_race': freqs.bpfo_hz, 'inner_race': freqs.bpfi_hz, 'ball': 2.0 * freqs.bsf_hz,
+            'healthy': freqs.bpfo_hz}[fault]
+    intervals = (1.0 + slip * rng.standard_normal(int(n_samples / fs * rate) + 2)) / rate
+    times = rng.uniform(0.0, 1.0 / rate) + np.concatenate(([0.0], np.cumsum(intervals)))
+    times = times[times < n_samples / fs]
+    if fault == 'inner_race':
+        gain = 1.0 + 0.8 * np.cos(2.0 * math.pi * shaft_hz * times)
+    elif fault == 'ball':
+        gain = 1.0 + 0.8 * np.cos(2.0 * math.pi * freqs.ftf_hz * times)
+    else:
+        gain = np.ones_like(times)
+    impulses = np.zeros(n_samples)
+    np.add.at(impulses, (times * fs).astype(int), gain * (1.0 + 0.1 * rng.standard_normal(times.size)))
+    wn = 2.0 * math.pi * resonance_hz
+    length = min(int(8.0 / (damping_ratio * wn) * fs), n_samples)
+    kt = np.arange(length) / fs
+    kernel = np.exp(-damping_ratio * wn * kt) * np.sin(wn * math.sqrt(1.0 - damping_ratio ** 2) * kt)
+    component = np.convolve(impulses, kernel)[:n_samples]
+    component /= max(float(np.sqrt(np.mean(component ** 2))), 1e-12)
+    x = component if fault != 'healthy' else np.zeros(n_samples)
+    mesh = 10.0 ** (mesh_to_fault_db / 20.0) * math.sqrt(2.0)
+    phase = rng.uniform(0.0, 2.0 * math.pi)
+    x = x + mesh * (np.sin(2.0 * math.pi * mesh_teeth * shaft_hz * t + phase)
+                    + 0.3 * np.sin(2.0 * math.pi * (mesh_teeth + 1) * shaft_hz * t))
+    return x + 10.0 ** (-snr_db / 20.0) * rng.standard_normal(n_samples)

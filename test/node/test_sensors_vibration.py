@@ -27,7 +27,7 @@ def _joint_state_pump(peer, speed_rad_s: float):
         msg = JointState()
         msg.header.stamp = s_to_stamp(clock['t'])
         msg.name = list(UR5E_JOINTS)
-        msg.position = [0.0] * 6
+        msg.position = [speed_rad_s * (clock['t'] - 100.0)] * 6     # encoder consistent with the speed
         msg.velocity = [speed_rad_s] * 6
         msg.effort = [40.0] * 6
         publisher.publish(msg)

@@ -897,6 +897,8 @@ class MonitorConfig:
     rul_warn_s: float = 86400.0
     trend_windows: int = 30
     kurtogram_every_windows: int = 5      # analysis band 'auto': re-run the kurtogram on every n-th window
+    min_turns: float = 4.0                # order tracking: shaft turns above min_shaft_hz a window needs
+    min_moving_fraction: float = 0.5      # order tracking: share of the window above min_shaft_hz it needs
 
     @property
     def window_samples(self) -> int:
@@ -971,6 +973,40 @@ def feature_row(assessment: Assessment | None) -> list[float]:
     return row
 
 
+@dataclass(frozen=True)
+class AngleWindow:
+    """A window resampled to equal steps of shaft angle over the part where the shaft turned."""
+
+    samples: np.ndarray          # as many samples as were kept, at equal angle steps
+    mean_shaft_hz: float         # turns kept / time kept: the speed the resampled window stands for
+    turns: float                 # shaft turns kept
+    moving_fraction: float       # share of the window's samples kept
+
+
+def angle_window(samples: np.ndarray, angle_turns: np.ndarray, sample_rate_hz: float,
+                 min_shaft_hz: float) -> AngleWindow:
+    """Order tracking from the shaft angle (encoder position x gear ratio, in turns, per sample).
+
+    Samples where the shaft turns slower than `min_shaft_hz` carry no defect impacts worth the
+    name; they are cut out and the moving parts are joined in the angle domain, where the angle
+    travelled (either direction: a defect is struck once per turn either way) just continues. The
+    joined signal is resampled to equal angle steps, so bearing and shaft lines, fixed multiples of
+    the speed, are sharp orders whatever the speed profile; expressed in Hz at the mean speed kept.
+    """
+    step = np.abs(np.diff(angle_turns, prepend=angle_turns[0] - (angle_turns[1] - angle_turns[0])
+                          if angle_turns.size > 1 else angle_turns[0]))
+    keep = step * sample_rate_hz >= min_shaft_hz
+    kept = int(keep.sum())
+    fraction = kept / max(samples.size, 1)
+    if kept < 16:
+        return AngleWindow(samples[:0], 0.0, 0.0, fraction)
+    travelled = np.cumsum(step[keep])
+    turns = float(travelled[-1] - travelled[0])
+    uniform = np.linspace(travelled[0], travelled[-1], kept)
+    resampled = np.interp(uniform, travelled, samples[keep])
+    return AngleWindow(resampled, turns / (kept / sample_rate_hz), turns, fraction)
+
+
 def order_track(samples: np.ndarray, speeds_hz: np.ndarray, sample_rate_hz: float) -> np.ndarray:
     """Resample a window taken at varying shaft speed onto equal steps of shaft angle.
 
@@ -1000,6 +1036,8 @@ class GearboxMonitor:
         self._buffer = np.empty(2 * n)
         self._filled = 0
         self._speeds = np.empty(2 * n)  # shaft speed (Hz) at every buffered sample, NaN = unknown
+        self._angles = np.empty(2 * n)  # shaft angle (turns) at every buffered sample, NaN = not given
+        self._angle_from_speed = 0.0    # running integral of the speed when no encoder angle is given
         self._learning: list[np.ndarray] = []
         self._names: tuple[str, ...] = ()
         self.baseline: HealthBaseline | None = None
@@ -1015,9 +1053,23 @@ class GearboxMonitor:
         self.band_reason = 'default band'
         self._assessable = 0
 
-    def add_samples(self, samples: np.ndarray, shaft_hz: float, stamp_s: float) -> list[Assessment]:
-        """Append samples taken at shaft speed `shaft_hz` (NaN = unknown); returns the windows completed."""
+    def add_samples(self, samples: np.ndarray, shaft_hz: float, stamp_s: float,
+                    angle_turns: np.ndarray | None = None) -> list[Assessment]:
+        """Append samples taken at shaft speed `shaft_hz` (NaN = unknown); returns the windows completed.
+
+        `angle_turns`: the shaft angle at every sample (joint encoder position x gear ratio / 2 pi),
+        for order tracking; without it the angle is the integral of `shaft_hz`.
+        """
         x = np.asarray(samples, dtype=float).ravel()
+        if angle_turns is None:
+            rate = shaft_hz if math.isfinite(shaft_hz) else math.nan
+            angles = self._angle_from_speed + rate * np.arange(1, x.size + 1) / self.config.sample_rate_hz
+            if x.size and math.isfinite(rate):
+                self._angle_from_speed = float(angles[-1])
+        else:
+            angles = np.asarray(angle_turns, dtype=float).ravel()
+            if angles.size != x.size:
+                raise ValueError(f'{angles.size} shaft angles for {x.size} samples')
         self.samples_received += x.size
         out = []
         n = self.config.window_samples
@@ -1026,14 +1078,17 @@ class GearboxMonitor:
             take = min(x.size - start, n - self._filled)
             self._buffer[self._filled:self._filled + take] = x[start:start + take]
             self._speeds[self._filled:self._filled + take] = shaft_hz if math.isfinite(shaft_hz) else math.nan
+            self._angles[self._filled:self._filled + take] = angles[start:start + take]
             self._filled += take
             start += take
             if self._filled == n:
-                out.append(self._assess(self._buffer[:n].copy(), self._speeds[:n].copy(), stamp_s))
+                out.append(self._assess(self._buffer[:n].copy(), self._speeds[:n].copy(), stamp_s,
+                                        self._angles[:n].copy()))
                 self._filled = 0
         return out
 
-    def _assess(self, window: np.ndarray, speeds_hz: np.ndarray, stamp_s: float) -> Assessment:
+    def _assess(self, window: np.ndarray, speeds_hz: np.ndarray, stamp_s: float,
+                angles: np.ndarray | None = None) -> Assessment:
         c = self.config
         self.windows += 1
         shaft = float(speeds_hz.mean())          # NaN if any speed is unknown
@@ -1047,16 +1102,26 @@ class GearboxMonitor:
                                   f'RMS {rms:.3g} m/s^2 above the absolute limit {c.rms_alarm_mps2:g}', shaft,
                                   features=extract_features(window, c.sample_rate_hz, None, None, c.analysis))
             return self._keep(absolute)
-        slowest = float(speeds_hz.min())
-        variation = (float(speeds_hz.max()) - slowest) / shaft if shaft > 0 else math.inf
-        if not math.isfinite(shaft) or slowest < c.min_shaft_hz or not variation <= c.max_speed_variation:
-            reason = ('shaft speed unknown' if not math.isfinite(shaft) else
-                      f'shaft down to {slowest:.3g} Hz, below {c.min_shaft_hz:g} Hz' if slowest < c.min_shaft_hz else
-                      f'shaft speed varied {variation:.0%} over the window')
-            message = f'not assessed ({reason}); level of the last assessed window kept'
-            return self._keep(Assessment(stamp_s, 'idle', previous_level, message, shaft))
-        if c.order_tracking and variation > 0.0:
-            window = order_track(window, speeds_hz, c.sample_rate_hz)
+        if c.order_tracking and angles is not None and np.isfinite(angles).all():
+            tracked = angle_window(window, angles, c.sample_rate_hz, c.min_shaft_hz)
+            if tracked.turns < c.min_turns or tracked.moving_fraction < c.min_moving_fraction:
+                reason = (f'shaft below {c.min_shaft_hz:g} Hz for {1.0 - tracked.moving_fraction:.0%} of the window, '
+                          f'{tracked.turns:.2g} turns above it; need {c.min_turns:g} turns and '
+                          f'{c.min_moving_fraction:.0%} of the window')
+                message = f'not assessed ({reason}); level of the last assessed window kept'
+                return self._keep(Assessment(stamp_s, 'idle', previous_level, message, shaft))
+            window, shaft = tracked.samples, tracked.mean_shaft_hz
+        else:
+            slowest = float(speeds_hz.min())
+            variation = (float(speeds_hz.max()) - slowest) / shaft if shaft > 0 else math.inf
+            if not math.isfinite(shaft) or slowest < c.min_shaft_hz or not variation <= c.max_speed_variation:
+                reason = ('shaft speed unknown' if not math.isfinite(shaft) else
+                          f'shaft down to {slowest:.3g} Hz, below {c.min_shaft_hz:g} Hz' if slowest < c.min_shaft_hz
+                          else f'shaft speed varied {variation:.0%} over the window')
+                message = f'not assessed ({reason}); level of the last assessed window kept'
+                return self._keep(Assessment(stamp_s, 'idle', previous_level, message, shaft))
+            if c.order_tracking and variation > 0.0:
+                window = order_track(window, speeds_hz, c.sample_rate_hz)
         features = self._features(window, shaft)
         vector = features.vector()
         zone = iso_zone(features.velocity_rms_mm_s, c.analysis.iso_zone_boundaries_mm_s)
