@@ -163,3 +163,25 @@ def test_without_the_moving_shapes_every_beam_is_cast_and_people_are_seen(client
     informed = _scanner(world, ScannerConfig(noise_std_m=0.0)).scan(0.0).ranges
     np.testing.assert_allclose(moved, informed, atol=1e-5)
     assert not np.allclose(np.nan_to_num(moved, posinf=99), np.nan_to_num(with_person, posinf=99))
+
+
+@pytest.mark.parametrize('scenario', ['intrusion', 'shift_two_people'])
+def test_every_simulated_scan_passes_the_scanner_nodes_validation(client, urdf_path, scenario):
+    """The twin is a well-behaved driver: no scan of a whole run is rejected (no false stops in sim),
+    with noise, people close to the scanner and the layout fixed by the first scan."""
+    from smartcell.core.sensors.scan_validation import RawScan, ScanGate, ScanLimits, ValidScan
+    world = CellWorld(client, urdf_path=urdf_path, people=scenario_paths(scenario, 3, 40.0))
+    scanner = _scanner(world)
+    gate = ScanGate(ScanLimits(frame_id=world.layout.scanner.frame_id))
+    returns = []
+    for tick in range(40 * 30):
+        world.step(1 / 30)
+        frame = scanner.scan(world.sim_time)
+        ns = int(round(frame.stamp_s * 1e9))
+        result = gate.check(RawScan(ns // 10**9, ns % 10**9, frame.frame_id, frame.angle_min_rad, frame.angle_max_rad,
+                                    frame.angle_increment_rad, frame.time_increment_s, frame.scan_time_s,
+                                    frame.range_min_m, frame.range_max_m, frame.ranges), now_s=frame.stamp_s)
+        assert isinstance(result, ValidScan), f'tick {tick}: {result}'
+        returns.append(result.returns)
+    assert gate.rejected == {} and gate.layout is not None and gate.layout.beam_count == 541
+    assert min(returns) > 0                     # the fence and furniture are always in view
