@@ -84,8 +84,12 @@ class FakeTwin:
         self.results: list[DiagnosticStatus] = []
         self.mode = ''
         self.state_pub = node.create_publisher(JointState, 'twin/joint_states', STREAM_QOS)
-        self.verdict_pub = node.create_publisher(DiagnosticArray, 'safety/verdict', STREAM_QOS)
-        self.trajectory_pub = node.create_publisher(JointTrajectory, 'arm/joint_trajectory', 10)
+        # Only when this process plays the supervisor: the arm refuses commands from any other
+        # publisher, so a test with the real supervisor must not even advertise these topics.
+        self.verdict_pub = node.create_publisher(DiagnosticArray, 'safety/verdict', STREAM_QOS) \
+            if publish_verdicts else None
+        self.trajectory_pub = node.create_publisher(JointTrajectory, 'arm/joint_trajectory', 10) \
+            if publish_verdicts else None
         node.create_subscription(JointState, 'twin/joint_command', self._on_command, STREAM_QOS)
         node.create_subscription(DiagnosticStatus, 'arm/trajectory_result', self.results.append, 10)
         node.create_subscription(String, 'arm/mode', self._on_mode, LATCHED_QOS)

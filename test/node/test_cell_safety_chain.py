@@ -48,7 +48,8 @@ class People:
 @pytest.fixture
 def cell(peer, processes, fake_twin):
     processes.start('supervisor', node_command('smartcell.nodes.supervisor', 'supervisor', None, {
-        'robot_base_xyz_yaw': [0.0, 0.0, 0.75, 0.0], 'warning_distance_m': 2.5, 'protective_distance_m': 0.6}))
+        'robot_base_xyz_yaw': [0.0, 0.0, 0.75, 0.0], 'warning_distance_m': 2.5, 'protective_distance_m': 0.6,
+        'expected_people_publisher': ''}))  # people come from this test process
     processes.start('arm', node_command('smartcell.nodes.arm', 'arm', None, {}))
     twin = fake_twin(peer, publish_verdicts=False)     # verdicts come from the real supervisor
     people = People(peer)

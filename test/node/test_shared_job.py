@@ -30,7 +30,7 @@ class Cell:
     def __init__(self, peer, processes, fake_twin) -> None:
         processes.start('supervisor', node_command('smartcell.nodes.supervisor', 'supervisor', None, {
             'robot_base_xyz_yaw': [0.0, 0.0, 0.75, 0.0], 'job': 'job_demo', 'units': 2,
-            'nominal_speed_fraction': 1.0, 'max_joint_speed_fraction': 1.0}))
+            'nominal_speed_fraction': 1.0, 'max_joint_speed_fraction': 1.0, 'expected_people_publisher': ''}))
         processes.start('arm', node_command('smartcell.nodes.arm', 'arm', None, {'scale_ramp_up_per_s': 10.0,
                                                                                   'max_joint_speed_fraction': 1.0}))
         self.peer, self.processes = peer, processes

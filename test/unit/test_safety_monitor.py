@@ -230,7 +230,8 @@ def test_emergency_stop_needs_an_explicit_reset():
 def test_manual_reduced_caps_every_capsule_point():
     monitor = started()
     verdict = monitor.set_mode(Mode.MANUAL_REDUCED, 3.1)
-    assert verdict.speed_scale == 0.0 and 'mode changed' in verdict.reason
+    # judged at once on the latest data, which is 0.1 s old by now: stale -> stop
+    assert verdict.speed_scale == 0.0 and 'old' in verdict.reason
     assert [e.kind for e in monitor.drain_events()][0] == 'mode_change'
     verdicts = run(monitor, 3.2, 6.0, lambda t: (3.0,), speed_x_mps=1.0)
     # fastest point 1.0 m/s at full scale -> 0.25 / 1.0
@@ -368,3 +369,17 @@ def test_collaborative_mode_lets_pfl_replace_the_separation_stop():
     verdict = run(collaborative, 0.0, 3.0, close, speed_x_mps=2.0)[-1]
     assert verdict.target_scale == pytest.approx(300.0 / math.sqrt(2.25 * 30000.0) / 2.0)   # upper-arm PFL cap
     assert verdict.speed_scale > 0.0 and 'PFL' in verdict.reason
+
+
+def test_a_mode_change_is_judged_at_once_and_is_not_a_stop():
+    monitor = started()
+    before = monitor.last_verdict
+    assert before.speed_scale == 1.0
+    monitor.drain_events()
+    same = monitor.set_mode(Mode.AUTOMATIC, before.stamp_s)
+    assert same is before and monitor.drain_events() == []          # re-selecting the mode: nothing happens
+    changed = monitor.set_mode(Mode.MANUAL_REDUCED, before.stamp_s)
+    assert changed.state is not SafetyState.PROTECTIVE_STOP and changed.speed_scale > 0.0
+    events = monitor.drain_events()
+    assert [e.kind for e in events] == ['mode_change'] and events[0].details == {'from': 'automatic',
+                                                                              'to': 'manual_reduced'}

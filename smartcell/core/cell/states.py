@@ -1,6 +1,6 @@
 """The cell state machine: one transition table, requests and facts, a history with reasons.
 
-The supervisor node owns one CellStateMachine. Operator services (std_srvs/Trigger) become
+The CellController (smartcell.core.cell.controller) owns one CellStateMachine. Operator services (std_srvs/Trigger) become
 *request* events; safety verdicts, arm and job progress become *fact* events. A request the
 table does not accept raises IllegalTransition naming the state and the event, and changes
 nothing (the node answers success=False with that message).
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import Callable
 
 
 class State(str, Enum):
@@ -118,6 +119,7 @@ class Transition:
     event: Event
     target: State
     reason: str = ''
+    follows: Event | None = None   # set when the table itself continued after `follows` (RUNNING -> stop)
 
 
 class CellStateMachine:
@@ -129,6 +131,12 @@ class CellStateMachine:
         self._safety_stop_active = False
         self._history: list[Transition] = []
         self._history_limit = history_limit
+        self._callbacks: list[Callable[[Transition], None]] = []
+
+    def add_callback(self, callback: Callable[[Transition], None]) -> None:
+        """Called after every transition (state already entered), in registration order: the one
+        place where side effects of transitions live (yasmin's add_transition_cb idea)."""
+        self._callbacks.append(callback)
 
     @property
     def state(self) -> State:
@@ -168,7 +176,7 @@ class CellStateMachine:
         transition = self._enter(target, event, now_s, reason)
         if target is State.RUNNING and self._safety_stop_active:
             transition = self._enter(TRANSITIONS[(State.RUNNING, Event.SAFETY_STOP)], Event.SAFETY_STOP, now_s,
-                                     'safety stop still active on entering RUNNING')
+                                     'safety stop still active on entering RUNNING', follows=event)
         return transition
 
     def request(self, service: str, now_s: float, reason: str = '') -> tuple[bool, str]:
@@ -183,11 +191,14 @@ class CellStateMachine:
             return False, str(exc)
         return True, f'{source.value} -> {transition.target.value}'
 
-    def _enter(self, target: State, event: Event, now_s: float, reason: str) -> Transition:
-        transition = Transition(now_s, self._state, event, target, reason)
+    def _enter(self, target: State, event: Event, now_s: float, reason: str,
+               follows: Event | None = None) -> Transition:
+        transition = Transition(now_s, self._state, event, target, reason, follows)
         if target is not self._state:
             self._since_s = now_s
         self._state = target
         self._history.append(transition)
         del self._history[:-self._history_limit]
+        for callback in self._callbacks:
+            callback(transition)
         return transition

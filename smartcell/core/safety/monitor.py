@@ -353,6 +353,7 @@ class SafetyMonitor:
         self._newest_people_s: float | None = None        # stamp of the newest valid people data, s
         self._track: PeopleObservation | None = None       # previous valid data, for person speeds
         self._estop_reason = ''
+        self._last_inputs: tuple[PeopleObservation, RobotObservation] | None = None   # for a mode change
         self._last_verdict: SafetyVerdict | None = None
         self._events: list[SafetyEvent] = []
 
@@ -370,6 +371,7 @@ class SafetyMonitor:
         return events
 
     def update(self, people: PeopleObservation, robot: RobotObservation, now_s: float) -> SafetyVerdict:
+        self._last_inputs = (people, robot)
         try:
             verdict = self._evaluate(people, robot, now_s)
         except Exception as exc:    # noqa: BLE001 - a bug in here must stop the arm, loudly, never pass
@@ -389,17 +391,39 @@ class SafetyMonitor:
         return self._publish(self._stop_verdict(now_s, SafetyState.PROTECTIVE_STOP, reason))
 
     def set_mode(self, mode: Mode, now_s: float) -> SafetyVerdict:
-        """Change mode; the arm stops until the next cycle judges the new mode (then hold + ramp)."""
-        previous, self._mode = self._mode, mode
-        if mode is Mode.COLLABORATIVE and self._pfl is None:
-            reason = 'collaborative mode without a body-region model with exposed regions: PFL limit unknown'
+        """Change mode, judged at once on the latest people and robot data in the new mode.
+
+        Re-selecting the current mode changes nothing. A change is a `mode_change` event, not a
+        stop: the new mode's rules apply from this verdict on (slowing is immediate, speeding up
+        still waits for hold and ramp); without data to judge on, the arm stops until there is.
+        """
+        previous = self._mode
+        if mode is previous and self._last_verdict is not None:
+            return self._last_verdict
+        self._mode = mode
+        reason = f'mode changed from {previous.value} to {mode.value}'
+        if self._estop_reason:
+            verdict = self._stop_verdict(now_s, SafetyState.EMERGENCY_STOP, self._estop_text())
+        elif self._last_inputs is None:
+            verdict = self._stop_verdict(now_s, SafetyState.PROTECTIVE_STOP, f'{reason}: no people and robot data '
+                                         'yet to judge the new mode on')
         else:
-            reason = f'mode changed from {previous.value} to {mode.value}: re-evaluating on the next cycle'
-        state = SafetyState.EMERGENCY_STOP if self._estop_reason else SafetyState.PROTECTIVE_STOP
-        verdict = self._stop_verdict(now_s, state, self._estop_text() if self._estop_reason else reason)
-        self._events.append(SafetyEvent(now_s, 'mode_change', verdict.state, verdict.zone, reason, 0.0,
-                                        {'from': previous.value, 'to': mode.value}))
+            try:
+                verdict = self._evaluate(*self._last_inputs, now_s, again=True)
+            except Exception as exc:    # noqa: BLE001 - as in update(): a bug here stops the arm
+                verdict = self._stop_verdict(now_s, SafetyState.FAULT,
+                                             f'internal error in the safety monitor: {exc!r}')
+        self._events.append(SafetyEvent(now_s, 'mode_change', verdict.state, verdict.zone, reason,
+                                        verdict.speed_scale, {'from': previous.value, 'to': mode.value}))
         return self._publish(verdict)
+
+    def protective_stop(self, now_s: float, reason: str) -> SafetyVerdict:
+        """A stop for a doubt found outside update() (bad robot input, an internal error); like any
+        protective stop it clears when good data has passed hold and ramp. Never lifts an e-stop."""
+        self._track = None
+        if self._estop_reason:
+            return self._publish(self._stop_verdict(now_s, SafetyState.EMERGENCY_STOP, self._estop_text()))
+        return self._publish(self._stop_verdict(now_s, SafetyState.PROTECTIVE_STOP, reason))
 
     def emergency_stop(self, now_s: float, reason: str) -> SafetyVerdict:
         """Latch an emergency stop; only reset() releases it."""
@@ -437,8 +461,10 @@ class SafetyMonitor:
         return verdict
 
     # -- evaluation ----------------------------------------------------------------------------------
-    def _evaluate(self, people: PeopleObservation, robot: RobotObservation, now_s: float) -> SafetyVerdict:
-        people_doubt = self._people_doubt(people, now_s)
+    def _evaluate(self, people: PeopleObservation, robot: RobotObservation, now_s: float,
+                  again: bool = False) -> SafetyVerdict:
+        """`again`: the same data judged a second time (a mode change), not a repeated message."""
+        people_doubt = self._people_doubt(people, now_s, again)
         if not people_doubt:
             self._newest_people_s = people.stamp_s
         if self._estop_reason:
@@ -608,7 +634,7 @@ class SafetyMonitor:
                              0.0, self.config.separation.human_speed_floor_mps, 0.0, 0.0, reason, -1, math.inf, 0.0)
 
     # -- doubt ---------------------------------------------------------------------------------------
-    def _people_doubt(self, people: PeopleObservation, now_s: float) -> str:
+    def _people_doubt(self, people: PeopleObservation, now_s: float, again: bool = False) -> str:
         config = self.config
         if people.frame_id != config.expected_frame:
             return f'people data in frame {people.frame_id!r}, expected {config.expected_frame!r}'
@@ -624,7 +650,7 @@ class SafetyMonitor:
             return f'people data is {age_s:.3f} s old (timeout {config.people_timeout_s:g} s)'
         if age_s < -config.people_timeout_s:
             return f'people data stamp is {-age_s:.3f} s in the future (clock mismatch)'
-        if self._newest_people_s is not None and people.stamp_s <= self._newest_people_s:
+        if self._newest_people_s is not None and people.stamp_s <= self._newest_people_s and not again:
             return (f'people data stamp {people.stamp_s:.3f} s is not newer than the previous '
                     f'{self._newest_people_s:.3f} s')
         outside = np.any((positions < np.asarray(config.workspace_min_m)) |

@@ -52,6 +52,17 @@ class RobotGeometry:
     velocities_mps: np.ndarray
 
 
+def joint_doubt(joints: tuple) -> str:
+    """Why a (stamp s, q rad, qd rad/s) joint sample cannot be used, or ''."""
+    stamp_s, q, qd = joints
+    q, qd = np.asarray(q, dtype=float), np.asarray(qd, dtype=float)
+    if q.shape != (6,) or qd.shape != q.shape:
+        return f'joint state has {q.size} positions and {qd.size} velocities, the arm has 6 joints'
+    if not (math.isfinite(stamp_s) and np.all(np.isfinite(q)) and np.all(np.isfinite(qd))):
+        return 'joint state holds NaN or infinite values'
+    return ''
+
+
 def robot_geometry(stamp_s: float, q_rad: np.ndarray, qd_radps: np.ndarray, base: BasePose) -> RobotGeometry:
     rotation = base.rotation()
     offset = np.array([base.x_m, base.y_m, base.z_m])
@@ -87,10 +98,20 @@ class CellKpis:
     min_separation_m: float = math.inf
     started: bool = False
     _last_stamp_s: float | None = field(default=None, repr=False)
+    _last_cycle_end_s: float | None = field(default=None, repr=False)
+    _first_stamp_s: float | None = field(default=None, repr=False)
+
+    def last_cycle_time_s(self, now_s: float) -> float | None:
+        """Time since the previous unit ended (the first unit: since the first accounted cycle), s."""
+        since = self._last_cycle_end_s if self._last_cycle_end_s is not None else self._first_stamp_s
+        self._last_cycle_end_s = now_s
+        return None if since is None else max(0.0, now_s - since)
 
     def account(self, speed_scale: float, separation_m: float, stamp_s: float, working: bool) -> None:
         """`working`: the cell is meant to be producing (RUNNING or held by safety)."""
         dt = 0.0 if self._last_stamp_s is None else max(0.0, stamp_s - self._last_stamp_s)
+        if self._first_stamp_s is None and working:
+            self._first_stamp_s = stamp_s
         self._last_stamp_s = stamp_s
         if math.isfinite(separation_m):
             self.min_separation_m = min(self.min_separation_m, separation_m)
@@ -182,8 +203,17 @@ class SafetyPipeline:
     def last_verdict(self) -> SafetyVerdict | None:
         return self._monitor.last_verdict
 
-    def evaluate(self, people, joints, now_s: float) -> SafetyVerdict:
-        stamp_s, frame, positions = people
+    @property
+    def mode(self) -> Mode:
+        return self._monitor.mode
+
+    def evaluate(self, people: PeopleObservation | tuple, joints, now_s: float) -> SafetyVerdict:
+        stamp_s, frame, positions = (people.stamp_s, people.frame_id, people.positions_m) \
+            if isinstance(people, PeopleObservation) else people
+        if joints is not None:
+            doubt = joint_doubt(joints)
+            if doubt:
+                return self.protective_stop(now_s, doubt)
         geometry = NO_ROBOT if joints is None else self._geometry_of(joints)
         robot = RobotObservation(geometry.stamp_s, geometry.capsules_m, geometry.radii_m, geometry.velocities_mps,
                                  min(self._commanded_scales))
@@ -195,6 +225,10 @@ class SafetyPipeline:
 
     def emergency_stop(self, now_s: float, reason: str) -> SafetyVerdict:
         return self._record(self._monitor.emergency_stop(now_s, reason))
+
+    def protective_stop(self, now_s: float, reason: str) -> SafetyVerdict:
+        """Stop for a named doubt found outside the monitor (bad input, an internal error)."""
+        return self._record(self._monitor.protective_stop(now_s, reason))
 
     def reset(self, now_s: float) -> SafetyVerdict:
         return self._record(self._monitor.reset(now_s))

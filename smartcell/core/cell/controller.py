@@ -1,0 +1,791 @@
+"""The cell, composed once and free of ROS: safety, state machine, job runner, motions, KPIs, orders.
+
+The supervisor node, `smartcell campaign` and the tests all drive this one object. Inputs are
+typed observations (people, joint samples, motion results, operator acknowledgements, requests,
+orders, fatigue, contacts, the clock); every call returns a frozen `CellOutput` saying what to
+publish: the safety verdict, a motion command, the new cell state, events, display payloads.
+
+Side effects of the state machine go through its transition table plus the callbacks registered
+here (`_ON_ENTER`, `_ON_EVENT`), never through per-call special cases, so e.g. every way into IDLE
+(stop, e-stop + reset, job done) ends the job, restores the operator's chosen safety mode and
+clears the robot's intent and the operator's steps.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
+
+import numpy as np
+
+from smartcell.core.cell.orders import OrderBook, OrderError
+from smartcell.core.cell.states import CellStateMachine, Event, IllegalTransition, State, Transition
+from smartcell.core.params import ConfigError
+from smartcell.core.robot.motions import ARRIVAL_TOLERANCE_RAD, MotionLibrary, arrived, motions_for_step, segment_plan
+from smartcell.core.robot.motions import UR5E_JOINT_LIMITS as LIMITS
+from smartcell.core.safety.monitor import Mode, PeopleObservation, SafetyState, SafetyVerdict
+from smartcell.core.safety.pipeline import CellKpis, SafetyPipeline, person_near, tool_tip_world
+from smartcell.core.tasks.job_runner import ShiftConfig, ShiftError, ShiftKpis, ShiftRunner
+from smartcell.core.tasks.recipe import Recipe
+
+HANDOVER_POSE = 'present'        # motions.yaml configuration that holds the part out to the person
+STOP_STATES = (SafetyState.PROTECTIVE_STOP, SafetyState.EMERGENCY_STOP, SafetyState.FAULT)
+# Requests the operator (cell/* services, OPC UA) may send.
+REQUESTS = {'start': Event.START, 'stop': Event.STOP, 'pause': Event.PAUSE, 'resume': Event.RESUME,
+            'reset': Event.RESET, 'emergency_stop': Event.EMERGENCY_STOP}
+
+
+class Level(IntEnum):
+    """diagnostic_msgs/DiagnosticStatus levels, free of ROS."""
+
+    OK = 0
+    WARN = 1
+    ERROR = 2
+    STALE = 3
+
+
+SAFETY_LEVEL = {SafetyState.NORMAL: Level.OK, SafetyState.REDUCED: Level.OK,
+                SafetyState.PROTECTIVE_STOP: Level.WARN, SafetyState.EMERGENCY_STOP: Level.ERROR,
+                SafetyState.FAULT: Level.ERROR}
+CELL_LEVEL = {State.FAULT: Level.ERROR, State.EMERGENCY_STOP: Level.ERROR, State.PROTECTIVE_STOP: Level.WARN}
+
+
+INPUT_ERROR_HOLD_S = 5.0      # a refused input stays ERROR on /diagnostics this long after the last one, s
+
+
+def safety_level(verdict: SafetyVerdict | None) -> Level:
+    """The diagnostic level of a verdict (no verdict yet: WARN)."""
+    return SAFETY_LEVEL.get(verdict.state, Level.ERROR) if verdict is not None else Level.WARN
+
+
+class JointSample(NamedTuple):
+    """The arm's joint state at one stamp, in the arm's joint order."""
+
+    stamp_s: float
+    positions_rad: np.ndarray
+    velocities_radps: np.ndarray
+
+
+@dataclass(frozen=True)
+class CellConfig:
+    """The supervisor's parameters the controller uses (SafetyPipeline takes the safety ones)."""
+
+    cell_id: str = 'cell-1'
+    lockstep: bool = False
+    auto_start: bool = False
+    mode: Mode = Mode.AUTOMATIC
+    job: str = ''                       # recipe name or path; '' runs the pick-and-place cycle
+    units: int = 3
+    max_order_units: int = 100000
+    plan_horizon_units: int = 3         # units planned at once: bounds the work of one call
+    cycle_waypoints: str = 'pick_place'
+    nominal_speed_fraction: float = 0.5
+    handover_presence_m: float = 1.2
+    late_threshold_s: float = 15.0
+    fatigue_high: float = 0.7
+    fatigue_low: float = 0.5
+    future_tolerance_s: float = 0.07    # people stamps this far ahead of the clock are refused
+
+    @classmethod
+    def from_params(cls, values: Mapping[str, Any]) -> 'CellConfig':
+        names = {f for f in cls.__dataclass_fields__}
+        picked = {k: v for k, v in values.items() if k in names}
+        if 'mode' in picked:
+            picked['mode'] = Mode(picked['mode'])
+        if 'future_tolerance_s' not in picked and 'people_timeout_s' in values:
+            picked['future_tolerance_s'] = float(values['people_timeout_s'])
+        return cls(**picked)
+
+
+@dataclass(frozen=True)
+class MotionCommand:
+    """One segment for the arm: go to positions_rad, arriving duration_s after the start."""
+
+    motion_id: str
+    joint_names: tuple[str, ...]
+    positions_rad: tuple[float, ...]
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class CellEvent:
+    """One entry of cell/events: a per-cell sequence number, the type, the time and its fields."""
+
+    seq: int
+    type: str
+    stamp_s: float
+    fields: Mapping[str, Any]
+
+    def as_record(self, cell_id: str, event_id: str) -> dict[str, Any]:
+        return {'event_id': event_id, 'cell_id': cell_id, 'seq': self.seq, 'type': self.type,
+                'stamp': self.stamp_s, **self.fields}
+
+
+@dataclass(frozen=True)
+class DiagnosticReport:
+    name: str
+    level: Level
+    message: str
+    values: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class CellOutput:
+    """What one call changed. Empty fields: nothing to publish for them."""
+
+    verdict: SafetyVerdict | None = None
+    verdict_stamp_s: float | None = None       # the people data's stamp (None: now)
+    motion: MotionCommand | None = None
+    state: State | None = None                 # the new cell state, when it changed
+    events: tuple[CellEvent, ...] = ()
+    displays: tuple[tuple[str, Mapping[str, Any]], ...] = ()   # (topic, payload) changed
+    success: bool = True                       # for requests: accepted?
+    message: str = ''                          # for requests: the answer
+
+
+@dataclass
+class _Pending:
+    """What the current call has produced so far."""
+
+    verdict: SafetyVerdict | None = None
+    verdict_stamp_s: float | None = None
+    motion: MotionCommand | None = None
+    state_changed: bool = False
+    events: list[CellEvent] = field(default_factory=list)
+    displays: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+class CellController:
+    """Runs the cell: who may move how fast, what the robot does next, what the cell reports."""
+
+    def __init__(self, config: CellConfig, safety: SafetyPipeline, motions: MotionLibrary,
+                 load_recipe: Callable[[str], Recipe], now_s: float = 0.0, orders: OrderBook | None = None) -> None:
+        self.config = config
+        self.safety = safety
+        self.motions = motions
+        self._load_recipe_file = load_recipe
+        self.cell = CellStateMachine(now_s)
+        self.cell.add_callback(self._on_transition)
+        self._cycle = motions.cycle(config.cycle_waypoints)
+        self._cycle_index = 0
+        self._default_recipe = self.load_job(config.job) if config.job else None
+        self.orders = orders if orders is not None else OrderBook(max_units=config.max_order_units)
+        self._base_mode = config.mode                  # the mode the operator chose
+        self._runner: ShiftRunner | None = None
+        self._job: _Job | None = None
+        self._robot_step: tuple[int, str, tuple[str, ...]] | None = None
+        self._human_step: tuple[int, str] | None = None
+        self._fatigue: float | None = None
+        self._pending_motion = ''                     # id of the segment sent and not finished
+        self._pending_target = np.zeros(len(LIMITS.names))
+        self._last_motion = ''
+        self._motion_count = 0
+        self._safety_stopped = False
+        self._people_xy = np.empty((0, 2))
+        self._joints: JointSample | None = None
+        self._handover_xy: np.ndarray | None = None
+        self._handover_note = ''
+        self._intent: dict[str, Any] = {}
+        self._next_human: dict[str, Any] | None = None
+        self._last_people_s = -math.inf
+        self._input_error = ''                        # the latest refused input, for /diagnostics
+        self._input_error_s = -math.inf
+        self._now_s = now_s
+        self._seq = 0
+        self._follow_ups: list[tuple[Event, str]] = []
+        self._out = _Pending()
+        self.kpis = CellKpis()
+
+    # -- construction ------------------------------------------------------------------------------
+    @classmethod
+    def from_params(cls, values: Mapping[str, Any], stopping_path: Any, body_regions_path: Any, motions_path: Any,
+                    load_recipe: Callable[[str], Recipe], now_s: float = 0.0,
+                    orders: OrderBook | None = None) -> 'CellController':
+        safety = SafetyPipeline.from_params(dict(values), stopping_path, body_regions_path)
+        return cls(CellConfig.from_params(values), safety, MotionLibrary.from_yaml(motions_path, LIMITS),
+                   load_recipe, now_s, orders)
+
+    def load_job(self, job: str) -> Recipe:
+        """The recipe named `job`, checked: every robot-capable step has arm configurations."""
+        recipe = self._load_recipe_file(job)
+        for step in recipe.steps:
+            if step.actor != 'human':
+                motions_for_step(step.station, step.kind, self.motions)
+        return recipe
+
+    # -- state -------------------------------------------------------------------------------------
+    @property
+    def state(self) -> State:
+        return self.cell.state
+
+    @property
+    def base_mode(self) -> Mode:
+        return self._base_mode
+
+    @property
+    def last_motion(self) -> str:
+        return self._last_motion
+
+    @property
+    def intent(self) -> Mapping[str, Any]:
+        return dict(self._intent)
+
+    @property
+    def runner(self) -> ShiftRunner | None:
+        return self._runner
+
+    # -- inputs ------------------------------------------------------------------------------------
+    def on_joint_state(self, joints: JointSample | None) -> None:
+        """The latest joint state (hardware: the cycle uses the newest one there is)."""
+        self._joints = joints
+
+    def on_cycle(self, people: PeopleObservation, joints: JointSample | None, now_s: float) -> CellOutput:
+        """One safety cycle: people seen at people.stamp_s against the robot at `joints`."""
+        self._begin(now_s)
+        stamp = people.stamp_s
+        if math.isfinite(stamp) and stamp > now_s + self.config.future_tolerance_s:
+            # A stamp from the future must never become the newest: it would hide later real data.
+            self._verdict(self.safety.on_silence(now_s) or self.safety.last_verdict)
+            return self._end()
+        if math.isfinite(stamp) and stamp <= self._last_people_s:
+            if stamp == self._last_people_s:                    # a repeated tick: same answer, no new state
+                self._verdict(self.safety.last_verdict, stamp)
+            return self._end()
+        if math.isfinite(stamp):
+            self._last_people_s = stamp
+        if joints is not None:
+            self._joints = joints
+        positions = np.asarray(people.positions_m, dtype=float).reshape(-1, 3)
+        self._people_xy = positions[:, :2]
+        verdict = self.safety.evaluate(people, None if joints is None else tuple(joints), now_s)
+        self._react_to_safety(verdict)
+        self.kpis.account(verdict.speed_scale, verdict.separation_m, stamp if math.isfinite(stamp) else now_s,
+                          self.cell.state in (State.RUNNING, State.PROTECTIVE_STOP))
+        if self.config.lockstep:
+            self._check_arrival(joints)
+        self._settle_stop()
+        self._drive_robot(joints)
+        self._verdict(verdict, stamp if math.isfinite(stamp) else None)
+        return self._end()
+
+    def on_silence(self, now_s: float) -> CellOutput:
+        """Watchdog: people data silent too long is a protective stop."""
+        self._begin(now_s)
+        verdict = self.safety.on_silence(now_s)
+        if verdict is not None:
+            self._verdict(verdict)
+            self._react_to_safety(verdict)
+            self._settle_stop()
+        return self._end()
+
+    def on_motion_result(self, motion_id: str, ok: bool, message: str, now_s: float) -> CellOutput:
+        """The arm's answer about a motion; in lockstep only refusals count (arrival is judged here)."""
+        self._begin(now_s)
+        if motion_id == self._pending_motion:
+            if not ok:
+                self._pending_motion = ''
+                self._emit('fault', reason=f'arm refused motion: {message}')
+                self._handle(Event.FAULT_DETECTED, message)
+            elif not self.config.lockstep:
+                self._motion_done()
+                self._settle_stop()
+        return self._end()
+
+    def on_contacts(self, contacts: Sequence[tuple[str, Sequence[str], float]], now_s: float,
+                    unreadable: str = '') -> CellOutput:
+        """Measured contacts (source, body regions, normal force N), judged against the quasi-static
+        limits; above one (or an unreadable report) an emergency stop."""
+        self._begin(now_s)
+        if unreadable:
+            self.safety.emergency_stop(now_s, f'unreadable contact report: {unreadable}')
+            self._emergency(self.safety.last_verdict)
+        for source, regions, force_n in contacts:
+            try:
+                contact = self.safety.report_contact(now_s, list(regions), float(force_n), transient=False,
+                                                     source=source)
+                within = contact.within_limit
+            except (ValueError, TypeError) as exc:     # ConfigError is a ValueError: unknown region
+                self.safety.emergency_stop(now_s, f'unreadable contact report {source!r}: {exc}')
+                within = False
+            self._safety_events()
+            if not within:
+                self._emergency(self.safety.last_verdict)
+        return self._end()
+
+    def on_input_refused(self, reason: str, now_s: float) -> CellOutput:
+        """A safety input could not be trusted (a stray publisher, an internal error converting it):
+        a protective stop with the reason, kept on /diagnostics as ERROR until good data flows again."""
+        self._begin(now_s)
+        if reason != self._input_error:
+            self._emit('input_refused', reason=reason)
+        self._input_error, self._input_error_s = reason, now_s
+        verdict = self.safety.protective_stop(now_s, reason)
+        self._verdict(verdict)
+        self._react_to_safety(verdict)
+        self._settle_stop()
+        return self._end()
+
+    def on_fatigue(self, index: float, now_s: float) -> CellOutput:
+        self._begin(now_s)
+        if not (isinstance(index, (int, float)) and math.isfinite(index) and 0.0 <= index <= 1.0):
+            self._emit('input_refused', input='operator/fatigue', reason=f'fatigue index {index!r} outside [0, 1]')
+            return self._end()
+        self._fatigue = float(index)
+        if self._runner is not None:
+            self._runner.on_fatigue(self._fatigue, now_s)
+        return self._end()
+
+    def request(self, name: str, now_s: float, who: str = 'service') -> CellOutput:
+        """An operator request by name (REQUESTS): accepted or refused with the reason."""
+        self._begin(now_s)
+        event = REQUESTS.get(name)
+        if event is None:
+            return self._end(False, f'unknown request {name!r}; accepted: {", ".join(REQUESTS)}')
+        source = self.cell.state
+        try:
+            self._handle(event, f'{name} requested by {who}')
+        except IllegalTransition as exc:
+            return self._end(False, str(exc))
+        self._settle_stop()
+        return self._end(True, f'{source.value.lower()} -> {self.cell.state.value.lower()}')
+
+    def set_mode(self, mode: Mode, now_s: float, who: str = 'service') -> CellOutput:
+        """The operator chooses the safety mode; re-selecting the current one changes nothing."""
+        self._begin(now_s)
+        before = self._current_mode()
+        self._base_mode = mode
+        if mode is before:
+            return self._end(True, f'safety mode already {mode.value}')
+        self._change_mode(mode, f'selected by {who}')
+        return self._end(True, f'safety mode {before.value} -> {mode.value}')
+
+    def on_operator_done(self, now_s: float) -> CellOutput:
+        """The person reports the step shown on operator/current_step as done."""
+        self._begin(now_s)
+        if self._runner is None or self._human_step is None:
+            return self._end(False, 'no step is waiting for the operator')
+        unit, step_id = self._human_step
+        try:
+            self._step_done(unit, step_id, 'human')
+        except ShiftError as exc:
+            return self._end(False, str(exc))
+        self._settle_stop()
+        # _human_step stays until the next dispatch publishes what the person does now (maybe nothing)
+        return self._end(True, f'step {step_id!r} of unit {unit} done')
+
+    def on_order(self, raw: str, now_s: float) -> CellOutput:
+        """A job order (JSON) from the MES bridge: queued, or rejected with the reason, named."""
+        self._begin(now_s)
+        try:
+            order = self.orders.submit(raw, known_product=self._known_product, now_s=now_s)
+        except OrderError as exc:
+            if not exc.duplicate:
+                self._emit('job_rejected', order_id=exc.order_id, reason=str(exc), received=exc.excerpt)
+            return self._end(False, str(exc))
+        self._emit('job_accepted', order_id=order.order_id, work_master=order.work_master, quantity=order.quantity,
+                   queue_position=self.orders.position(order.order_id))
+        return self._end(True, f'order {order.order_id!r} queued')
+
+    def cancel_order(self, order_id: str, now_s: float) -> CellOutput:
+        self._begin(now_s)
+        try:
+            self.orders.cancel(order_id)
+        except OrderError as exc:
+            return self._end(False, str(exc))
+        self._emit('job_cancelled', order_id=order_id)
+        return self._end(True, f'order {order_id!r} cancelled')
+
+    # -- reports -----------------------------------------------------------------------------------
+    def kpi_values(self, now_s: float) -> dict[str, object]:
+        values: dict[str, object] = dict(self.kpis.as_dict())
+        if self._job is not None:
+            values.update(job_kpi_values(self._job.kpis(now_s)))
+        return values
+
+    def diagnostics(self, now_s: float) -> tuple[DiagnosticReport, ...]:
+        verdict = self.safety.last_verdict
+        level = safety_level(verdict)
+        message = (verdict.reason or verdict.state.value) if verdict else 'no people data yet'
+        if self._input_error and now_s - self._input_error_s <= INPUT_ERROR_HOLD_S:
+            level, message = Level.ERROR, f'input refused: {self._input_error}'
+        state = self.cell.state
+        return (DiagnosticReport('smartcell/supervisor/safety', level, message,
+                                 self.safety.verdict_fields(verdict) if verdict else {}),
+                DiagnosticReport('smartcell/supervisor/cell', CELL_LEVEL.get(state, Level.OK), state.value.lower(),
+                                 self.kpi_values(now_s)))
+
+    def verdict_fields(self, verdict: SafetyVerdict) -> dict[str, object]:
+        return {**self.safety.verdict_fields(verdict), 'motion_id': self._last_motion}
+
+    def close(self) -> None:
+        self.safety.close()
+
+    # -- call framing --------------------------------------------------------------------------------
+    def _begin(self, now_s: float) -> None:
+        self._now_s = now_s
+        self._out = _Pending()
+
+    def _end(self, success: bool = True, message: str = '') -> CellOutput:
+        self._safety_events()
+        out = self._out
+        self._out = _Pending()
+        return CellOutput(out.verdict, out.verdict_stamp_s, out.motion, self.cell.state if out.state_changed else None,
+                          tuple(out.events), tuple(out.displays.items()), success, message)
+
+    def _verdict(self, verdict: SafetyVerdict | None, stamp_s: float | None = None) -> None:
+        if verdict is not None:
+            self._out.verdict, self._out.verdict_stamp_s = verdict, stamp_s
+
+    def _emit(self, event_type: str, **fields: Any) -> None:
+        self._seq += 1
+        self._out.events.append(CellEvent(self._seq, event_type, self._now_s, fields))
+
+    def _display(self, topic: str, payload: Mapping[str, Any]) -> None:
+        self._out.displays[topic] = dict(payload)
+
+    def _safety_events(self) -> None:
+        for event in self.safety.drain_events():
+            self._emit('safety_event', kind=event.kind, reason=event.reason, state=event.state.value,
+                       zone=event.zone, speed_scale=event.speed_scale)
+
+    # -- the state machine and its callbacks ---------------------------------------------------------
+    def _handle(self, event: Event, reason: str) -> Transition:
+        transition = self.cell.handle(event, self._now_s, reason)
+        while self._follow_ups:
+            follow, why = self._follow_ups.pop(0)
+            if self.cell.accepts(follow):
+                self.cell.handle(follow, self._now_s, why)
+        return transition
+
+    def _on_transition(self, transition: Transition) -> None:
+        # Event side effects belong to the event received, not to the table's own continuation
+        # (RUNNING entered with the safety stop still active goes on to PROTECTIVE_STOP).
+        for callback in self._ON_EVENT.get(transition.event, ()) if transition.follows is None else ():
+            callback(self, transition)
+        if transition.target is not transition.source:
+            self._out.state_changed = True
+            self._emit('state_change', **{'from': transition.source.value.lower(),
+                                          'to': transition.target.value.lower(), 'reason': transition.reason})
+            for callback in self._ON_ENTER.get(transition.target, ()):
+                callback(self, transition)
+
+    def _enter_starting(self, transition: Transition) -> None:
+        self._start_job()
+        self._follow_ups.append((Event.STARTED, 'cell ready'))
+
+    def _enter_idle(self, transition: Transition) -> None:
+        """Every way into IDLE ends the job, restores the operator's mode and clears the displays."""
+        if self._job is not None:
+            if not self._job.finished:
+                self._emit('job_aborted', order_id=self._job.order_id, produced=self._job.units_done,
+                           reason=transition.reason)
+                if self._job.order_id:
+                    self.orders.finish(self._job.order_id, 'aborted')
+            self._job = None
+        self._runner = None
+        self._robot_step = self._human_step = None
+        self._pending_motion = ''
+        if self._current_mode() is not self._base_mode:
+            self._change_mode(self._base_mode, 'cell idle: back to the operator-chosen mode')
+        for topic in ('robot/intent', 'operator/current_step', 'operator/next_step'):
+            self._display(topic, {})
+        self._intent, self._next_human, self._handover_note = {}, {}, ''
+
+    def _on_safety_stop(self, transition: Transition) -> None:
+        if self._runner is not None:
+            self._runner.on_protective_stop(self._now_s)
+
+    def _on_safety_clear(self, transition: Transition) -> None:
+        if self._runner is not None:
+            self._runner.on_safety_clear(self._now_s)
+        self._pending_motion = ''     # re-plan the interrupted motion from the actual position
+
+    def _on_emergency_stop(self, transition: Transition) -> None:
+        verdict = self.safety.last_verdict
+        if verdict is None or verdict.state is not SafetyState.EMERGENCY_STOP:
+            self._verdict(self.safety.emergency_stop(self._now_s, transition.reason or 'emergency stop requested'))
+
+    def _on_reset(self, transition: Transition) -> None:
+        if transition.source is State.EMERGENCY_STOP:
+            self._verdict(self.safety.reset(self._now_s))
+
+    _ON_ENTER: dict[State, tuple[Callable[['CellController', Transition], None], ...]] = {
+        State.STARTING: (_enter_starting,),
+        State.IDLE: (_enter_idle,),
+    }
+    _ON_EVENT: dict[Event, tuple[Callable[['CellController', Transition], None], ...]] = {
+        Event.SAFETY_STOP: (_on_safety_stop,),
+        Event.SAFETY_CLEAR: (_on_safety_clear,),
+        Event.EMERGENCY_STOP: (_on_emergency_stop,),
+        Event.RESET: (_on_reset,),
+    }
+
+    # -- safety --------------------------------------------------------------------------------------
+    def _current_mode(self) -> Mode:
+        verdict = self.safety.last_verdict
+        return verdict.mode if verdict is not None else self.safety.mode
+
+    def _change_mode(self, mode: Mode, reason: str) -> None:
+        previous = self._current_mode()
+        if mode is previous:
+            return
+        self._verdict(self.safety.set_mode(mode, self._now_s))
+        self._emit('mode_change', mode=mode.value, previous=previous.value, reason=reason)
+
+    def _emergency(self, verdict: SafetyVerdict | None) -> None:
+        self._verdict(verdict)
+        if self.cell.state is not State.EMERGENCY_STOP:
+            self._handle(Event.EMERGENCY_STOP, verdict.reason if verdict else 'emergency stop')
+
+    def _react_to_safety(self, verdict: SafetyVerdict) -> None:
+        stopped = verdict.state in STOP_STATES
+        if stopped != self._safety_stopped:
+            self._safety_stopped = stopped
+            if stopped:
+                if self.cell.state is State.RUNNING:
+                    self.kpis.protective_stops += 1
+                self._emit('safety_stop', reason=verdict.reason)
+                self._handle(Event.SAFETY_STOP, verdict.reason)
+            else:
+                self._emit('safety_clear')
+                self._handle(Event.SAFETY_CLEAR, 'protective zone clear and safety data fresh')
+        if self.config.auto_start and not self.kpis.started and self.cell.state is State.IDLE:
+            self.kpis.started = True
+            self._handle(Event.START, 'auto_start')
+
+    # -- jobs ------------------------------------------------------------------------------------------
+    def _known_product(self, work_master: str) -> str:
+        """'' when the cell can make the product, else why not."""
+        try:
+            self.load_job(f'job_{work_master}')
+        except (ConfigError, FileNotFoundError, OSError, ValueError) as exc:
+            return f'unknown product {work_master!r}: {exc}'
+        return ''
+
+    def _start_job(self) -> None:
+        order = self.orders.next_waiting()
+        if order is not None:
+            recipe, units, order_id = self.load_job(f'job_{order.work_master}'), order.quantity, order.order_id
+            self.orders.finish(order_id, 'running')
+        elif self._default_recipe is not None:
+            recipe, units, order_id = self._default_recipe, self.config.units, ''
+        else:
+            return
+        self._job = _Job(recipe, units, order_id, ShiftConfig(
+            late_threshold_s=self.config.late_threshold_s, fatigue_high=self.config.fatigue_high,
+            fatigue_low=self.config.fatigue_low), self.config.plan_horizon_units, self._now_s)
+        self._runner = self._job.runner
+        self._robot_step = self._human_step = None
+        self._emit('job_started', job=recipe.job, units=units, order_id=order_id)
+        if self._fatigue is not None:
+            self._runner.on_fatigue(self._fatigue, self._now_s)
+
+    def _step_done(self, unit: int, step_id: str, executor: str) -> None:
+        job = self._job
+        assert job is not None and self._runner is not None
+        done_before, offset = job.units_done, job.unit_offset
+        job.step_done(step_id, unit, executor, self._now_s)
+        if job.units_done > done_before:
+            self._emit('unit_complete', unit=offset + unit, cycle_time_s=job.last_cycle_time_s, good=True,
+                       order_id=job.order_id)
+        if job.runner is not self._runner:            # the next batch of the order was planned
+            self._runner = job.runner
+            self._robot_step = self._human_step = None
+            if self._fatigue is not None:
+                self._runner.on_fatigue(self._fatigue, self._now_s)
+        if job.finished:
+            self._emit('job_complete', produced=job.units_done, good=job.units_done, scrap=0, order_id=job.order_id)
+            if job.order_id:
+                self.orders.finish(job.order_id, 'completed')
+            self._handle(Event.JOB_COMPLETE, 'all units done')
+
+    # -- motions ---------------------------------------------------------------------------------------
+    def _check_arrival(self, joints: JointSample | None) -> None:
+        """Lockstep: a motion is done at the tick its joint state reaches the target (deterministic)."""
+        if not self._pending_motion or joints is None:
+            return
+        if arrived(joints.positions_rad, joints.velocities_radps, self._pending_target):
+            self._motion_done()
+
+    def _motion_done(self) -> None:
+        self._pending_motion = ''
+        if self._runner is not None and self._robot_step is not None:
+            unit, step_id, remaining = self._robot_step
+            if remaining[1:]:
+                self._robot_step = (unit, step_id, remaining[1:])
+                return
+            self._robot_step = None
+            self._step_done(unit, step_id, 'robot')
+            return
+        if self._runner is None:
+            self._cycle_index += 1
+            if self._cycle_index % len(self._cycle) == 0:
+                self.kpis.cycles += 1
+                self._emit('unit_complete', unit=self.kpis.cycles, good=True,
+                           cycle_time_s=self.kpis.last_cycle_time_s(self._now_s))
+
+    def _settle_stop(self) -> None:
+        """STOPPING ends (-> IDLE) once the arm is at rest with no motion left to finish."""
+        if self.cell.state is not State.STOPPING:
+            return
+        joints = self._joints
+        at_rest = joints is None or float(np.max(np.abs(joints.velocities_radps))) < ARRIVAL_TOLERANCE_RAD
+        held = self._safety_stopped
+        if not at_rest or (self._pending_motion and not held):
+            return
+        if self._pending_motion and joints is not None:
+            # The arm still holds the interrupted segment: replace it by staying where it is.
+            self._send_motion(joints.positions_rad, joints.positions_rad)
+        self._pending_motion = ''
+        self._handle(Event.STOPPED, 'arm at rest')
+
+    def _drive_robot(self, joints: JointSample | None) -> None:
+        if self._runner is not None and self.cell.state in (State.RUNNING, State.PROTECTIVE_STOP):
+            # The person keeps working while the arm is held by a protective stop (often because the
+            # person is right there); the arm's next motion waits for the speed scale.
+            self._drive_job()
+        if self.cell.state is not State.RUNNING or joints is None or self._pending_motion:
+            return
+        if self._runner is not None:
+            if self._robot_step is None:
+                return
+            name = self._robot_step[2][0]
+            if name == HANDOVER_POSE and not self._person_at_handover():
+                return          # hold the part back until somebody is there to take it
+        elif self._job is None and self._default_recipe is None:
+            name = self._cycle[self._cycle_index % len(self._cycle)]
+        else:
+            return
+        self._send_motion(joints.positions_rad, self.motions.configurations[name])
+
+    def _send_motion(self, actual: np.ndarray, target: Sequence[float]) -> None:
+        plan = segment_plan(actual, target, LIMITS, self.config.nominal_speed_fraction)
+        self._motion_count += 1
+        self._pending_motion = self._last_motion = f'motion-{self._motion_count}'
+        self._pending_target = np.asarray(target, dtype=float)
+        self._out.motion = MotionCommand(self._pending_motion, tuple(LIMITS.names),
+                                         tuple(float(v) for v in plan.positions_rad[0]), float(plan.times_s[0]))
+
+    def _person_at_handover(self) -> bool:
+        if self._handover_xy is None:      # fixed pose and base: once
+            self._handover_xy = tool_tip_world(self.motions.configurations[HANDOVER_POSE], self.safety.base)[:2]
+        radius = self.config.handover_presence_m
+        present = person_near(self._people_xy, self._handover_xy, radius)
+        waiting = '' if present else f'handover: waiting for a person within {radius:g} m of the part'
+        if waiting != self._handover_note:
+            self._handover_note = waiting
+            self._intent = {**self._intent, 'waiting': waiting}
+            self._display('robot/intent', self._intent)
+        return present
+
+    def _drive_job(self) -> None:
+        assert self._runner is not None
+        actions = self._runner.next_actions(self._now_s)
+        robot = actions.robot
+        self._collaborate_for_handover(robot is not None and robot.handover)
+        if robot is not None and (self._robot_step is None or self._robot_step[:2] != (robot.unit, robot.step_id)):
+            self._robot_step = (robot.unit, robot.step_id, motions_for_step(robot.station, robot.kind, self.motions))
+            self._intent = {'unit': robot.unit, 'step': robot.step_id, 'station': robot.station, 'kind': robot.kind,
+                            'handover': robot.handover, 'expected_end_s': robot.expected_end_s, 'waiting': ''}
+            self._display('robot/intent', self._intent)
+        upcoming = self._runner.upcoming('human')
+        next_step: dict[str, Any] = {} if upcoming is None else {
+            'unit': upcoming.unit, 'step': upcoming.step_id, 'station': upcoming.station,
+            'kind': self._runner.recipe.by_id[upcoming.step_id].kind, 'handover': upcoming.actor == 'both',
+            'planned_start_s': upcoming.start_s, 'planned_end_s': upcoming.end_s}
+        if next_step != self._next_human:
+            self._next_human = next_step
+            self._display('operator/next_step', next_step)
+        human = actions.human
+        key = None if human is None else (human.unit, human.step_id)
+        if key != self._human_step:
+            self._human_step = key
+            self._display('operator/current_step', {} if human is None else {
+                'unit': human.unit, 'step': human.step_id, 'station': human.station, 'kind': human.kind,
+                'handover': human.handover, 'started_s': human.started_s,
+                'expected_end_s': human.expected_end_s, 'note': actions.human_note})
+
+    def _collaborate_for_handover(self, handover: bool) -> None:
+        """A handover needs the person within the separation distance: for its duration the cell runs
+        in COLLABORATIVE mode (PFL speed caps instead of the separation stop), then returns to the
+        operator-chosen mode. Only from AUTOMATIC; a T1 (manual reduced) choice is never overridden."""
+        wanted = Mode.COLLABORATIVE if handover and self._base_mode is Mode.AUTOMATIC else self._base_mode
+        self._change_mode(wanted, 'handover step' if handover else 'handover done')
+
+
+class _Job:
+    """One job (an order or the configured recipe), planned `horizon` units at a time so that no
+    single call plans a large order at once (the safety loop never waits for planning)."""
+
+    def __init__(self, recipe: Recipe, units: int, order_id: str, config: ShiftConfig, horizon: int,
+                 now_s: float) -> None:
+        self.recipe, self.units, self.order_id = recipe, units, order_id
+        self._config, self._horizon = config, max(1, horizon)
+        self._done_before = 0                      # units finished in earlier batches
+        self._cycle_times: list[float] = []
+        self._earlier: list[ShiftKpis] = []
+        self.runner = self._batch(now_s)
+
+    def _batch(self, now_s: float) -> ShiftRunner:
+        return ShiftRunner(self.recipe, min(self._horizon, self.units - self._done_before), now_s=now_s,
+                           config=self._config)
+
+    @property
+    def units_done(self) -> int:
+        return self._done_before + len(self._cycle_times_of(self.runner))
+
+    @property
+    def unit_offset(self) -> int:
+        """The job-wide index of the current batch's unit 0."""
+        return self._done_before
+
+    @property
+    def finished(self) -> bool:
+        return self.units_done >= self.units
+
+    @property
+    def last_cycle_time_s(self) -> float | None:
+        times = self._cycle_times + list(self._cycle_times_of(self.runner))
+        return times[-1] if times else None
+
+    def step_done(self, step_id: str, unit: int, executor: str, now_s: float) -> None:
+        self.runner.step_done(step_id, unit, executor, now_s)
+        if self.runner.finished and not self.finished:
+            kpis = self.runner.kpis(now_s)
+            self._earlier.append(kpis)
+            self._cycle_times.extend(kpis.cycle_times_s)
+            self._done_before += kpis.units_done
+            self.runner = self._batch(now_s)
+
+    def kpis(self, now_s: float) -> ShiftKpis:
+        current = self.runner.kpis(now_s)
+        if not self._earlier:
+            return current
+        parts = self._earlier + [current]
+        elapsed = sum(k.elapsed_s for k in parts)
+        robot_busy, human_busy = sum(k.robot_busy_s for k in parts), sum(k.human_busy_s for k in parts)
+        return ShiftKpis(elapsed, self.units_done, tuple(self._cycle_times) + current.cycle_times_s, robot_busy,
+                         human_busy, sum(k.robot_idle_s for k in parts), sum(k.human_idle_s for k in parts),
+                         robot_busy / elapsed if elapsed > 0 else 0.0, human_busy / elapsed if elapsed > 0 else 0.0,
+                         sum(k.safety_stop_s for k in parts), sum(k.replans for k in parts),
+                         sum(k.reallocated_steps for k in parts))
+
+    @staticmethod
+    def _cycle_times_of(runner: ShiftRunner) -> tuple[float, ...]:
+        return runner.kpis(0.0).cycle_times_s       # cycle times come from the log, not the clock
+
+
+def job_kpi_values(kpis: ShiftKpis) -> dict[str, object]:
+    """KPIs of the running job; a figure that does not exist yet is None with the reason, never NaN."""
+    cycles = np.asarray(kpis.cycle_times_s, dtype=float)
+    values: dict[str, object] = {
+        'units_completed': kpis.units_done,
+        'cycle_time_mean_s': float(cycles.mean()) if len(cycles) else None,
+        'cycle_time_std_s': float(cycles.std()) if len(cycles) else None,
+        'robot_utilisation': kpis.robot_utilisation, 'human_utilisation': kpis.human_utilisation,
+        'robot_idle_s': kpis.robot_idle_s, 'human_idle_s': kpis.human_idle_s,
+        'replans': kpis.replans, 'reallocated_steps': kpis.reallocated_steps}
+    if not len(cycles):
+        values['cycle_time_reason'] = 'no unit completed yet'
+    return values
