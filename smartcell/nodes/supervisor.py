@@ -63,6 +63,7 @@ class Supervisor(Node):
         super().__init__('supervisor')
         params = declare_parameters(self, SUPERVISOR)
         self._lockstep = bool(params['lockstep'])
+        self._tick_now_s = 0.0
         self._people_publisher = str(params['expected_people_publisher'])
         self._controller = CellController.from_params(
             params, params['stopping_file'] or share_file('config', 'stopping.yaml'),
@@ -74,7 +75,6 @@ class Supervisor(Node):
         except CellKeyError as exc:
             raise ConfigError(f'supervisor.cell_key_file: {exc}') from exc
         self._sequence = time.time_ns()        # strictly increasing, also across restarts (the arm checks)
-        self._tick_now_s = 0.0
         self._latest_joints: JointSample | None = None
         self._joiner: ExactStampJoiner[PoseArray, JointState] = ExactStampJoiner()
         self._input_error = ''
@@ -252,7 +252,7 @@ class Supervisor(Node):
         self._controller.close()          # flush the evidence log
 
     def _now_s(self) -> float:
-        if getattr(self, '_lockstep', False):
+        if self._lockstep:
             return self._tick_now_s     # simulation: the time of the tick being handled
         return self.get_clock().now().nanoseconds * 1e-9
 
