@@ -52,9 +52,14 @@ def _jsonl_records(path: Path) -> Iterator[dict | Exception]:
             if not line.strip():
                 continue
             try:
-                yield json.loads(line)
+                record = json.loads(line)
             except ValueError as exc:
                 yield ValueError(f'line {number}: {exc}')
+                continue
+            if number == 1 and isinstance(record, dict) and str(record.get('format', '')).startswith(
+                    'smartcell-evidence/'):
+                raise NotAChain('a safety evidence log (check it with `smartcell safety-report`)')
+            yield record
 
 
 def read_trail(path: Path) -> Iterator[dict | Exception]:

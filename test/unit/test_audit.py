@@ -303,3 +303,12 @@ def test_verify_chain_mac_and_anchor_in_core():
 def test_records_stored_with_nan_before_strict_json_still_verify():
     legacy = seal({'record_id': 'old', 'body': {'cycle_time_s': float('nan')}}, GENESIS_HASH)
     assert verify_chain([legacy]).ok
+
+
+def test_a_safety_evidence_log_is_pointed_to_safety_report(tmp_path, capsys):
+    from smartcell.core.safety.evidence import EvidenceWriter
+    path = tmp_path / 'evidence.jsonl'
+    with EvidenceWriter(path) as writer:
+        writer.write({'kind': 'cycle', 'stamp_s': 0.0})
+    status, text = run(capsys, path)
+    assert status == 2 and 'a safety evidence log' in text and 'safety-report' in text
