@@ -27,13 +27,14 @@ from smartcell.core.safety.authority import (CellKeyError, SeenSignatures, Seque
                                              verify_verdict)
 from smartcell.core.safety.verdict import VERDICT_STATUS_NAME
 from smartcell.nodes.common import (LATCHED_QOS, LEVEL_ERROR, LEVEL_OK, LEVEL_WARN, STREAM_QOS, declare_parameters,
-                                    diagnostic_array, diagnostic_status, duration_msg, guarded, joint_state_sample,
-                                    publisher_problem, run_node, stamp_ns, steady_clock)
+                                    GRAPH_PENDING, diagnostic_array, diagnostic_status, duration_msg, guarded,
+                                    joint_state_sample, publisher_problem, run_node, stamp_ns, steady_clock)
 
 # A gap between two joint states longer than this advances the path by this much only: a stamp
 # jumping forward must never fast-forward the arm along its path (the twin ticks at 25-40 Hz).
 MAX_TICK_DT_S = 0.1
 MAX_QUEUED_MOTIONS = 16           # signed trajectories waiting for the verdict that names them
+MAX_PARKED_TRAJECTORIES = 4       # trajectories waiting for the ROS graph to name their publisher
 AUTHORITY_CHECK_PERIOD_S = 0.1    # steady seconds between ROS graph checks of the command topics
 VERDICT_TOPIC = 'safety/verdict'
 TRAJECTORY_TOPIC = 'arm/joint_trajectory'
@@ -159,6 +160,7 @@ class Arm(Node):
         self._pending_states: OrderedDict[int, tuple[np.ndarray, Time]] = OrderedDict()
         self._queued_motions: OrderedDict[str, TrajectoryInput] = OrderedDict()
         self._refused_motions: OrderedDict[str, None] = OrderedDict()
+        self._parked: list[JointTrajectory] = []
         self._loaded_motion = ''
         self._handled_key = -1
 
@@ -220,12 +222,21 @@ class Arm(Node):
             problem = publisher_problem(self, topic, self._supervisor, allow_none=True)
             if problem:
                 self._hold(f'publishers of {topic}', problem)
+        if self._parked and GRAPH_PENDING not in (publisher_problem(self, TRAJECTORY_TOPIC, self._supervisor) or ''):
+            parked, self._parked = self._parked, []
+            for msg in parked:          # named now: judged like any trajectory (a stray is refused)
+                self._on_trajectory(msg)
 
     # -- inputs ------------------------------------------------------------------------------
     def _on_trajectory(self, msg: JointTrajectory) -> None:
         motion_id, signature = split_signed_id(msg.header.frame_id) if self._authenticated \
             else (msg.header.frame_id, None)
         problem = publisher_problem(self, TRAJECTORY_TOPIC, self._supervisor) if self._authenticated else None
+        if problem and GRAPH_PENDING in problem:
+            # Its writer is not named yet: hold and judge it once the graph says who sent it.
+            self._parked = (self._parked + [msg])[-MAX_PARKED_TRAJECTORIES:]
+            self._hold('trajectory', f'trajectory {motion_id!r} waits: {problem}')
+            return
         if problem:
             self._refuse(motion_id, f'not from the supervisor: {problem}', hold=True)
             return

@@ -110,6 +110,12 @@ def guarded(callback: Callable[..., Any], on_error: Callable[[str, BaseException
     return wrapper
 
 
+# DDS data can arrive before the ROS graph names its writer's node (rmw's discovery-info topic lags):
+# such an endpoint is listed with this node name until then.
+UNNAMED_NODE = '_NODE_NAME_UNKNOWN_'
+GRAPH_PENDING = 'not yet named on the ROS graph'
+
+
 def publisher_problem(node: Node, topic: str, expected_node: str, namespace: str | None = None,
                       allow_none: bool = False) -> str | None:
     """None when exactly one node publishes on `topic` and it is `expected_node` in `namespace` (default:
@@ -125,9 +131,12 @@ def publisher_problem(node: Node, topic: str, expected_node: str, namespace: str
         if allow_none:
             return None
         return f'no publisher of {topic} on the ROS graph (expected {expected})'
-    strays = [name for name in seen if name != expected]
+    unnamed = [name for name in seen if name.endswith('/' + UNNAMED_NODE)]
+    strays = [name for name in seen if name != expected and name not in unnamed]
     if strays:
         return f'unexpected publisher(s) of {topic}: {", ".join(sorted(set(strays)))} (only {expected} may publish)'
+    if unnamed:
+        return f'{len(unnamed)} publisher(s) of {topic} {GRAPH_PENDING} (discovery in progress; only {expected} may publish)'
     return f'{len(seen)} publishers of {topic} named {expected} (exactly one may publish)'
 
 
