@@ -1,6 +1,7 @@
 """Test-session isolation: a random DDS domain, localhost discovery, ament index of the venv."""
 import os
 import random
+import tempfile
 import sys
 from pathlib import Path
 
@@ -9,6 +10,9 @@ os.environ.setdefault('ROS_DOMAIN_ID', str(random.SystemRandom().randint(101, 23
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
 os.environ.setdefault('AMENT_PREFIX_PATH', sys.prefix)
 os.environ.setdefault('MPLBACKEND', 'Agg')
+# Cell keys, order stores and outboxes default to ROS_HOME: each test session gets its own, so runs
+# never see each other's orders (duplicates are refused across restarts by design).
+os.environ['ROS_HOME'] = tempfile.mkdtemp(prefix='smartcell-test-ros-home-')
 
 REPO = Path(__file__).resolve().parents[1]
 

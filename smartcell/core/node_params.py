@@ -131,6 +131,8 @@ SUPERVISOR = NodeParams('supervisor', (
       'taken at this fraction', min=0.05, max=1.0),
     P('auto_start', False, 'start the cell by itself on the first valid safety cycle (simulation)'),
     P('evidence_log', '', 'append-only safety evidence log (JSON lines); empty: none'),
+    P('order_store_file', '', 'SQLite file of the job orders received and their ISA-95 states (duplicates are '
+      'refused across restarts); empty: <ROS_HOME or ~/.ros>/smartcell/orders_<cell_id>.sqlite'),
     P('job', '', 'job recipe to run: a name in the installed config/ (e.g. job_demo) or a path; '
       'empty: the pick-and-place cycle'),
     P('units', 3, 'units of the job to make per start', min=1, max=100000),

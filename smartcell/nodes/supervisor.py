@@ -18,6 +18,8 @@ from std_msgs.msg import Float64, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from smartcell.core.cell.orders import OrderBook
+from smartcell.io.order_store import SqliteOrderStore
 from smartcell.core.cell.controller import REQUESTS, CellController, CellOutput, JointSample, safety_level
 from smartcell.core.node_params import SUPERVISOR
 from smartcell.core.robot.kinematics import JOINT_NAMES
@@ -65,15 +67,18 @@ class Supervisor(Node):
         self._lockstep = bool(params['lockstep'])
         self._tick_now_s = 0.0
         self._people_publisher = str(params['expected_people_publisher'])
+        try:
+            self._key = load_or_create_cell_key(params['cell_key_file'] or default_cell_key_path(params['cell_id']))
+        except CellKeyError as exc:
+            raise ConfigError(f'supervisor.cell_key_file: {exc}') from exc
+        store = SqliteOrderStore(params['order_store_file'] or default_cell_key_path(params['cell_id']).with_name(
+            f"orders_{params['cell_id']}.sqlite"))
         self._controller = CellController.from_params(
             params, params['stopping_file'] or share_file('config', 'stopping.yaml'),
             params['body_regions_file'] or share_file('config', 'body_regions.yaml'),
-            params['motions_file'] or share_file('config', 'motions.yaml'), _recipe_loader, self._now_s())
+            params['motions_file'] or share_file('config', 'motions.yaml'), _recipe_loader, self._now_s(),
+            OrderBook(max_units=int(params['max_order_units']), store=store), evidence_key=self._key)
         self._cell_id = self._controller.config.cell_id
-        try:
-            self._key = load_or_create_cell_key(params['cell_key_file'] or default_cell_key_path(self._cell_id))
-        except CellKeyError as exc:
-            raise ConfigError(f'supervisor.cell_key_file: {exc}') from exc
         self._sequence = time.time_ns()        # strictly increasing, also across restarts (the arm checks)
         self._latest_joints: JointSample | None = None
         self._joiner: ExactStampJoiner[PoseArray, JointState] = ExactStampJoiner()

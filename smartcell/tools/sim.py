@@ -52,6 +52,7 @@ RESERVED = {('twin', 'duration_s'): 'smartcell sim sets it: use --duration',
             ('twin', 'gui'): 'smartcell sim sets it: use --gui',
             ('supervisor', 'job'): 'smartcell sim sets it: use --job',
             ('supervisor', 'evidence_log'): 'smartcell sim writes it into the run directory: use --log-dir',
+            ('supervisor', 'order_store_file'): 'smartcell sim keeps it in the run directory: use --log-dir',
             **{(node, 'lockstep'): 'the lockstep is how smartcell sim runs (ros2 launch runs in real time)'
                for node in ('twin', 'arm', 'supervisor')}}
 
@@ -167,6 +168,7 @@ def node_overrides(options: SimOptions) -> dict[str, dict[str, object]]:
         'arm': {'backend': 'sim', 'lockstep': True},
         'supervisor': {'lockstep': True, 'auto_start': True,
                        'evidence_log': str((options.log_dir / 'safety_evidence.jsonl').resolve()),
+                       'order_store_file': str((options.log_dir / 'job_orders.sqlite').resolve()),
                        **({'job': options.job} if options.job else {})},
         # The run's own outbox and OPC UA port; MQTT only on request (it needs a broker of the user's).
         'mes_bridge': {**sim_time, 'db_path': str((options.log_dir / 'mes_outbox.sqlite').resolve()),

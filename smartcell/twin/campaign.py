@@ -24,16 +24,17 @@ from pathlib import Path
 import numpy as np
 
 from smartcell.core.robot.kinematics import capsule_point_velocities, link_capsules
-from smartcell.core.robot.motions import UR5E_JOINT_LIMITS as LIMITS, MotionLibrary, arrived, segment_plan, speed_limited
+from smartcell.core.cell.controller import CellConfig, CellController, JointSample
+from smartcell.core.robot.motions import UR5E_JOINT_LIMITS as LIMITS, MotionLibrary, speed_limited
 from smartcell.core.params import load_cell_config
-from smartcell.core.safety.monitor import SafetyState
-from smartcell.core.safety.pfl import BodyModel, ContactVerdict, contact_verdict
+from smartcell.core.safety.monitor import Mode, PeopleObservation, SafetyState, SafetyVerdict
+from smartcell.core.safety.pfl import BodyModel, contact_verdict
 from smartcell.core.safety.ssm import SeparationInputs
 from smartcell.core.safety.stopping import StoppingModel
 from smartcell.core.safety.ground_truth import PersonTruth, SsmAudit, StaticZonePolicy, robot_speed_toward
 from smartcell.core.safety.pipeline import BasePose, SafetyPipeline, check_scanner_field
 from smartcell.core.sensors.people_tracking import PeopleTracker, Pose2D, ScanGeometry, TrackerConfig
-from smartcell.core.robot.trajectory import ScaleRamp, TrajectoryExecutor
+from smartcell.core.robot.trajectory import JointTrajectoryPlan, ScaleRamp, TrajectoryExecutor
 from smartcell.topology import param_registry
 from smartcell.twin.human import RUNNING_SPEED_MPS, WALKING_SPEED_MPS, PathBuilder, PersonPath
 from smartcell.twin.scanner import ScannerConfig, world_scanner
@@ -234,48 +235,62 @@ class ScenarioResult:
         return values
 
 
-class _Policy:
-    """The speed scale source: the real SafetyPipeline, a static zone, or nothing."""
+class _RulePipeline(SafetyPipeline):
+    """The classic alternatives SSM is compared with, behind the SafetyPipeline interface so that the
+    very same CellController runs them: a static ISO 13855 stop zone, or no safety function at all
+    ('none', to show the audit can fail). Contacts are still judged by the monitor: above the limit
+    the emergency stop latches, as with SSM."""
 
-    def __init__(self, name: str, settings: CampaignSettings) -> None:
-        if name not in POLICIES:
-            raise ValueError(f'unknown policy {name!r}; accepted: {", ".join(POLICIES)}')
-        self.name = name
-        self.pipeline = SafetyPipeline.from_params(settings.supervisor, settings.stopping_path,
-                                                   settings.body_regions_path)
-        base = settings.supervisor['robot_base_xyz_yaw']
-        self.static = StaticZonePolicy((base[0], base[1]), settings.static_field_radius_m(),
-                                       settings.supervisor['resume_hold_s'], settings.supervisor['people_timeout_s'])
-        self.scale = 0.0
-        self.emergency = ''
+    def __init__(self, name: str, settings: 'CampaignSettings', monitor, base: BasePose) -> None:
+        super().__init__(monitor, base)
+        self._name = name
+        xyz_yaw = settings.supervisor['robot_base_xyz_yaw']
+        self._static = StaticZonePolicy((xyz_yaw[0], xyz_yaw[1]), settings.static_field_radius_m(),
+                                        settings.supervisor['resume_hold_s'], settings.supervisor['people_timeout_s'])
+        self._scale = 0.0
+        self._verdict: SafetyVerdict | None = None
 
-    def decide(self, t: float, people_xyz: np.ndarray | None, q: np.ndarray, qd: np.ndarray) -> float:
-        """This tick's speed scale; people_xyz None: no scan arrived (dropout)."""
-        if self.name == 'ssm':
-            if people_xyz is None:
-                verdict = self.pipeline.on_silence(t)
-            else:
-                verdict = self.pipeline.evaluate((t, 'world', people_xyz), (t, q, qd), t)
-            if verdict is not None:
-                self.scale = verdict.speed_scale if verdict.state not in STOP_STATES else 0.0
-        elif self.name == 'static':
-            scale = self.static.on_silence(t) if people_xyz is None else self.static.update(people_xyz[:, :2], t)
-            if scale is not None:
-                self.scale = scale
+    @property
+    def last_verdict(self) -> SafetyVerdict | None:
+        return self._verdict
+
+    def evaluate(self, people, joints, now_s: float) -> SafetyVerdict:
+        if self._name == 'static':
+            self._scale = self._static.update(np.asarray(people.positions_m)[:, :2], people.stamp_s)
         else:
-            self.scale = 1.0
-        return 0.0 if self.emergency else self.scale
+            self._scale = 1.0
+        return self._rule_verdict(now_s)
 
-    def on_contact(self, t: float, contact, body: BodyModel) -> ContactVerdict:
-        """Judge a twin contact against its region's quasi-static limit; above it, an emergency stop
-        (with SSM through the pipeline, exactly as the supervisor node does)."""
-        source = f'{contact.person}/{contact.region} on {contact.robot_link}'
-        if self.name == 'ssm':
-            return self.pipeline.report_contact(t, contact.body_regions, contact.normal_force_n, False, source)
-        verdict = contact_verdict(body.most_restrictive(contact.body_regions), contact.normal_force_n, False)
-        if not verdict.within_limit:
-            self.emergency = self.emergency or f'{source}: {verdict.force_N:g} N above {verdict.limit_N:g} N'
-        return verdict
+    def on_silence(self, now_s: float) -> SafetyVerdict | None:
+        scale = self._static.on_silence(now_s) if self._name == 'static' else None
+        if scale is None:
+            return None
+        self._scale = scale
+        return self._rule_verdict(now_s)
+
+    def _rule_verdict(self, now_s: float) -> SafetyVerdict:
+        latched = self._monitor.last_verdict is not None and \
+            self._monitor.last_verdict.state is SafetyState.EMERGENCY_STOP
+        scale = 0.0 if latched else self._scale
+        state = SafetyState.EMERGENCY_STOP if latched else \
+            SafetyState.PROTECTIVE_STOP if scale <= 0.0 else SafetyState.NORMAL
+        self._verdict = SafetyVerdict(now_s, Mode.AUTOMATIC, state, 'protective' if scale <= 0.0 else 'clear',
+                                      math.inf, math.nan, math.inf, 0.0, 0.0, scale,
+                                      '' if state is SafetyState.NORMAL else f'{self._name} rule', -1)
+        return self._record(self._verdict)
+
+
+def _pipeline(policy_name: str, settings: 'CampaignSettings') -> SafetyPipeline:
+    if policy_name not in POLICIES:
+        raise ValueError(f'unknown policy {policy_name!r}; accepted: {", ".join(POLICIES)}')
+    pipeline = SafetyPipeline.from_params(settings.supervisor, settings.stopping_path, settings.body_regions_path)
+    if policy_name == 'ssm':
+        return pipeline
+    return _RulePipeline(policy_name, settings, pipeline._monitor, pipeline.base)
+
+
+def _no_recipes(job: str):
+    raise FileNotFoundError(f'the campaign runs the pick-and-place cycle, not job {job!r}')
 
 
 @contextlib.contextmanager
@@ -307,7 +322,12 @@ def run_scenario(scenario: CampaignScenario, policy_name: str, settings: Campaig
                               initial_q_rad=tuple(settings.arm['initial_positions_rad']))
         scanner = world_scanner(world, ScannerConfig(rate_hz=settings.twin['tick_rate_hz'],
                                                      noise_std_m=settings.twin['scan_noise_m']))
-        policy = _Policy(policy_name, settings)
+        pipeline = _pipeline(policy_name, settings)
+        # The cell's own controller, as the supervisor node runs it in lockstep simulation.
+        controller = CellController(CellConfig.from_params({**settings.supervisor, 'auto_start': True,
+                                                            'lockstep': True, 'job': ''}),
+                                    pipeline, MotionLibrary.from_yaml(settings.motions_path, LIMITS),
+                                    load_recipe=_no_recipes)
         body = BodyModel.from_yaml(settings.body_regions_path)
         stopping = StoppingModel.from_yaml(settings.stopping_path)
         # The stopping data at the scale the arm applies: scale 1 is at most max_joint_speed_fraction
@@ -322,47 +342,41 @@ def run_scenario(scenario: CampaignScenario, policy_name: str, settings: Campaig
         executor = TrajectoryExecutor(speed_limited(LIMITS, settings.arm['max_joint_speed_fraction']),
                                       ScaleRamp(settings.arm['scale_ramp_down_per_s'],
                                                 settings.arm['scale_ramp_up_per_s']), q0)
-        motions = MotionLibrary.from_yaml(settings.motions_path, LIMITS)
-        cycle = motions.cycle(settings.supervisor['cycle_waypoints'])
-        speed_fraction = settings.supervisor['nominal_speed_fraction']
         base = BasePose.from_list(settings.supervisor['robot_base_xyz_yaw'])
         rotation, offset = base.rotation(), np.array([base.x_m, base.y_m, base.z_m])
 
         commands: deque = deque()
-        segment, target = 0, None
-        stopped = True
+        scale, stopped = 0.0, True
         result = ScenarioResult(scenario.index, scenario.kind, policy_name, scenario.duration_s, 0.0, 0, 0, 0, 0, 0.0,
                                 0, math.inf, math.inf, 0.0)
         ticks = int(round(scenario.duration_s / dt))
         for tick in range(ticks):
             t = tick * dt
             q, qd, _ = world.joint_state()
-            # -- scanner node and supervisor ----------------------------------------------------
+            # -- scanner node, then the supervisor's controller ------------------------------------
             dropout = scenario.dropout_s is not None and scenario.dropout_s[0] <= t < scenario.dropout_s[1]
-            people_xyz = None
-            if not dropout:
+            if dropout:
+                output = controller.on_silence(t)
+            else:
                 frame = scanner.scan(t)
                 if tracker is None:
                     tracker = PeopleTracker(tracker_config, Pose2D(*cfg['scanner_pose_xy_yaw']), ScanGeometry(
                         frame.angle_min_rad, frame.angle_increment_rad, frame.range_min_m, frame.range_max_m))
                 tracks = tracker.update(np.asarray(frame.ranges, dtype=float), t)
                 people_xyz = np.array([(*track.position_m, 0.0) for track in tracks]).reshape(-1, 3)
-            scale = policy.decide(t, people_xyz, q, qd)
+                output = controller.on_cycle(PeopleObservation(t, 'world', people_xyz), JointSample(t, q, qd), t)
+            if output.verdict is not None:
+                scale = output.verdict.speed_scale if output.verdict.state not in STOP_STATES else 0.0
+            if output.motion is not None:
+                executor.load(JointTrajectoryPlan(output.motion.joint_names, np.array([output.motion.duration_s]),
+                                                  np.asarray(output.motion.positions_rad)[None, :]), q)
             now_stopped = scale <= 0.0
             if now_stopped and not stopped:
                 result.stops += 1
-            if not now_stopped and stopped and target is not None:
-                executor.load(segment_plan(q, target, LIMITS, speed_fraction), q)   # re-plan from where it is
             stopped = now_stopped
             if stopped:
                 result.stopped_time_s += dt
-            # -- motions (the supervisor's cycle) -------------------------------------------------
-            if target is not None and arrived(q, qd, target):
-                segment, target = segment + 1, None
-                result.parts = segment / len(cycle)
-            if target is None and not stopped:
-                target = np.asarray(motions.configurations[cycle[segment % len(cycle)]], dtype=float)
-                executor.load(segment_plan(q, target, LIMITS, speed_fraction), q)
+            result.parts = controller.cycle_progress
             # -- ground truth at t, against this tick's decision ------------------------------------
             points = (link_capsules(q) @ rotation.T + offset).reshape(-1, 3)
             velocities = (capsule_point_velocities(q, qd) @ rotation.T).reshape(-1, 3)
@@ -379,14 +393,21 @@ def run_scenario(scenario: CampaignScenario, policy_name: str, settings: Campaig
             if len(commands) > lag:
                 world.set_joint_targets(*commands.popleft())
             world.step(dt)
-            for contact in world.person_robot_contacts():
-                result.contacts += 1
-                result.contacts_above_limit += not policy.on_contact(t + dt, contact, body).within_limit
+            contacts = [(f'{c.person}/{c.region} on {c.robot_link}', c.body_regions, c.normal_force_n)
+                        for c in world.person_robot_contacts()]
+            if contacts:     # ground truth: each contact against its region's quasi-static limit
+                result.contacts += len(contacts)
+                result.contacts_above_limit += sum(not contact_verdict(body.most_restrictive(regions), force_n,
+                                                                       False).within_limit
+                                                   for _, regions, force_n in contacts)
+                output = controller.on_contacts(contacts, t + dt)     # the cell's own reaction
+                if output.verdict is not None and output.verdict.state in STOP_STATES:
+                    scale = 0.0
         result.violations = audit.violations
         result.approach_samples = audit.approach_samples
         result.worst_margin_m = audit.worst_margin_m
         result.examples = [v.as_dict() for v in audit.kept]
-        policy.pipeline.close()
+        controller.close()
         world.close()
     finally:
         disconnect(client)

@@ -174,6 +174,7 @@ class CellController:
         self._base_mode = config.mode                  # the mode the operator chose
         self._runner: ShiftRunner | None = None
         self._job: _Job | None = None
+        self._reported_job: _Job | None = None         # the last job, for the KPIs after it ended
         self._robot_step: tuple[int, str, tuple[str, ...]] | None = None
         self._human_step: tuple[int, str] | None = None
         self._fatigue: float | None = None
@@ -201,8 +202,8 @@ class CellController:
     @classmethod
     def from_params(cls, values: Mapping[str, Any], stopping_path: Any, body_regions_path: Any, motions_path: Any,
                     load_recipe: Callable[[str], Recipe], now_s: float = 0.0,
-                    orders: OrderBook | None = None) -> 'CellController':
-        safety = SafetyPipeline.from_params(dict(values), stopping_path, body_regions_path)
+                    orders: OrderBook | None = None, evidence_key: bytes | None = None) -> 'CellController':
+        safety = SafetyPipeline.from_params(dict(values), stopping_path, body_regions_path, evidence_key)
         return cls(CellConfig.from_params(values), safety, MotionLibrary.from_yaml(motions_path, LIMITS),
                    load_recipe, now_s, orders)
 
@@ -230,6 +231,11 @@ class CellController:
     @property
     def intent(self) -> Mapping[str, Any]:
         return dict(self._intent)
+
+    @property
+    def cycle_progress(self) -> float:
+        """Pick-and-place cycles done, fractional (segments done / segments per cycle)."""
+        return self._cycle_index / len(self._cycle)
 
     @property
     def runner(self) -> ShiftRunner | None:
@@ -399,8 +405,9 @@ class CellController:
     # -- reports -----------------------------------------------------------------------------------
     def kpi_values(self, now_s: float) -> dict[str, object]:
         values: dict[str, object] = dict(self.kpis.as_dict())
-        if self._job is not None:
-            values.update(job_kpi_values(self._job.kpis(now_s)))
+        job = self._job or self._reported_job
+        if job is not None:
+            values.update(job_kpi_values(job.kpis(job.end_s if job is self._reported_job else now_s)))
         return values
 
     def diagnostics(self, now_s: float) -> tuple[DiagnosticReport, ...]:
@@ -482,7 +489,7 @@ class CellController:
                            reason=transition.reason)
                 if self._job.order_id:
                     self.orders.finish(self._job.order_id, 'aborted')
-            self._job = None
+            self._reported_job, self._job = self._job, None
         self._runner = None
         self._robot_step = self._human_step = None
         self._pending_motion = ''
@@ -725,6 +732,7 @@ class _Job:
         self._done_before = 0                      # units finished in earlier batches
         self._cycle_times: list[float] = []
         self._earlier: list[ShiftKpis] = []
+        self.end_s = now_s                          # time of the latest step done, s
         self.runner = self._batch(now_s)
 
     def _batch(self, now_s: float) -> ShiftRunner:
@@ -750,6 +758,7 @@ class _Job:
         return times[-1] if times else None
 
     def step_done(self, step_id: str, unit: int, executor: str, now_s: float) -> None:
+        self.end_s = now_s
         self.runner.step_done(step_id, unit, executor, now_s)
         if self.runner.finished and not self.finished:
             kpis = self.runner.kpis(now_s)

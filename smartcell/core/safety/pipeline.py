@@ -169,7 +169,8 @@ class SafetyPipeline:
         self.events: list[SafetyEvent] = []
 
     @classmethod
-    def from_params(cls, config: dict, stopping_path, body_regions_path) -> 'SafetyPipeline':
+    def from_params(cls, config: dict, stopping_path, body_regions_path,
+                    evidence_key: bytes | None = None) -> 'SafetyPipeline':
         separation = SeparationInputs(
             reaction_time_s=config['reaction_time_s'], intrusion_distance_m=config['intrusion_distance_m'],
             sensor_uncertainty_m=config['sensor_uncertainty_m'],
@@ -191,7 +192,7 @@ class SafetyPipeline:
         stopping.check_cell_fraction(config['max_joint_speed_fraction'])
         check_scanner_field(config, stopping)
         body = BodyModel.from_yaml(body_regions_path)
-        evidence = EvidenceWriter(config['evidence_log']) if config['evidence_log'] else None
+        evidence = EvidenceWriter(config['evidence_log'], key=evidence_key) if config['evidence_log'] else None
         return cls(SafetyMonitor(safety, stopping, Mode(config['mode']), body=body),
                    BasePose.from_list(config['robot_base_xyz_yaw']), evidence)
 

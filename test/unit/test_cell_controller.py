@@ -1,0 +1,267 @@
+"""The cell's lifecycle, tested on the ROS-free CellController (the supervisor node only converts)."""
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from smartcell.core.cell.controller import CELL_LEVEL, REQUESTS, CellController, JointSample, Level
+from smartcell.core.cell.orders import OrderBook
+from smartcell.core.cell.states import TRANSITIONS, Event, State
+from smartcell.core.node_params import SUPERVISOR
+from smartcell.core.safety.monitor import Mode, PeopleObservation, SafetyState
+from smartcell.core.tasks.recipe import load_recipe
+
+CONFIG = Path(__file__).resolve().parents[2] / 'config'
+HOME = np.array([0.0, -1.571, 1.571, -1.571, -1.571, 0.0])
+FAR = (4.0, 3.0)          # a person well outside the warning zone (m, world)
+DT = 1.0 / 30.0
+
+
+def controller(**overrides) -> CellController:
+    params = {**SUPERVISOR.defaults(), 'robot_base_xyz_yaw': [0.0, 0.0, 0.75, 0.0], 'lockstep': True, **overrides}
+    return CellController.from_params(params, CONFIG / 'stopping.yaml', CONFIG / 'body_regions.yaml',
+                                      CONFIG / 'motions.yaml', lambda job: load_recipe(CONFIG / f'{job}.yaml'))
+
+
+class Run:
+    """Drives a controller tick by tick with a person and an ideal arm that reaches each target."""
+
+    def __init__(self, cell: CellController) -> None:
+        self.cell = cell
+        self.t = 0.0
+        self.q = HOME.copy()
+        self.target: np.ndarray | None = None
+        self.person = FAR
+        self.outputs = []
+        self.displays: dict[str, dict] = {}
+
+    def tick(self, moving: bool = False) -> None:
+        self.t += DT
+        qd = np.full(6, 0.5) if moving else np.zeros(6)
+        people = PeopleObservation(self.t, 'world', np.array([[*self.person, 0.0]]))
+        self.record(self.cell.on_cycle(people, JointSample(self.t, self.q.copy(), qd), self.t))
+
+    def record(self, output) -> None:
+        self.outputs.append(output)
+        if output.motion is not None:
+            self.target = np.array(output.motion.positions_rad)
+        for topic, payload in output.displays:
+            self.displays[topic] = dict(payload)
+
+    def arrive(self) -> None:
+        if self.target is not None:
+            self.q = self.target.copy()
+
+    def run(self, seconds: float) -> None:
+        for _ in range(int(seconds / DT)):
+            self.tick()
+            self.arrive()
+
+    def request(self, name: str):
+        output = self.cell.request(name, self.t)
+        self.record(output)
+        return output
+
+    def events(self, kind: str) -> list[dict]:
+        return [dict(e.fields) for o in self.outputs for e in o.events if e.type == kind]
+
+
+def started(**overrides) -> Run:
+    run = Run(controller(**overrides))
+    run.run(1.5)                       # restart interlock: hold, then ramp
+    assert run.request('start').success
+    run.run(2.0)
+    assert run.cell.state is State.RUNNING
+    return run
+
+
+@pytest.mark.parametrize('state, request_name', list(itertools.product(State, REQUESTS)))
+def test_every_request_in_every_state_follows_the_table(state, request_name):
+    """The controller answers each (state, request) pair exactly as the transition table says."""
+    run = Run(controller())
+    run.cell.cell._state = state       # put the machine in the state under test
+    expected = TRANSITIONS.get((state, REQUESTS[request_name]))
+    answer = run.request(request_name)
+    assert answer.success is (expected is not None), answer.message
+    if expected is None:
+        assert run.cell.state is state and request_name.upper() in answer.message.upper()
+
+
+@pytest.mark.parametrize('hold_in', ['running', 'paused', 'protective_stop'])
+def test_stop_reaches_idle_once_the_arm_is_at_rest(hold_in):
+    run = started()
+    if hold_in == 'paused':
+        assert run.request('pause').success
+    elif hold_in == 'protective_stop':
+        run.person = (0.3, 0.3)
+        run.run(0.5)
+        assert run.cell.state is State.PROTECTIVE_STOP
+    assert run.request('stop').success
+    run.tick(moving=True)              # still moving: not yet idle
+    assert run.cell.state in (State.STOPPING, State.IDLE)
+    if hold_in != 'protective_stop':
+        assert run.cell.state is State.STOPPING
+    run.arrive()
+    run.run(0.5)
+    assert run.cell.state is State.IDLE
+    assert run.request('reset').success is False        # nothing to reset from IDLE
+    assert run.request('start').success                 # and the cell starts again
+
+
+def test_abort_during_a_handover_restores_the_mode_and_clears_the_displays():
+    run = started(job='job_demo', units=1, handover_presence_m=3.0)
+    run.person = (0.9, 0.6)            # at the table, where the part is handed over
+    for _ in range(int(60 / DT)):
+        run.tick()
+        run.arrive()
+        if run.cell.safety.mode is Mode.COLLABORATIVE:
+            break
+    assert run.cell.safety.mode is Mode.COLLABORATIVE, 'no handover step reached'
+    assert run.displays['robot/intent'].get('handover') is True
+    assert run.request('stop').success
+    run.run(0.5)
+    assert run.cell.state is State.IDLE
+    assert run.cell.safety.mode is Mode.AUTOMATIC and run.cell.safety.last_verdict.mode is Mode.AUTOMATIC
+    for topic in ('robot/intent', 'operator/current_step', 'operator/next_step'):
+        assert run.displays[topic] == {}, topic
+    assert run.events('job_aborted') and run.events('job_aborted')[0]['produced'] == 0
+    assert run.request('emergency_stop').success and run.request('reset').success
+    run.run(1.0)
+    assert run.cell.safety.last_verdict.mode is Mode.AUTOMATIC
+
+
+def test_emergency_stop_latches_until_reset_and_never_resumes_by_itself():
+    run = started()
+    assert run.request('emergency_stop').success
+    assert run.cell.safety.last_verdict.state is SafetyState.EMERGENCY_STOP
+    run.run(2.0)
+    assert run.cell.state is State.EMERGENCY_STOP and run.cell.safety.last_verdict.speed_scale == 0.0
+    assert run.request('start').success is False
+    assert run.request('reset').success
+    assert run.cell.state is State.IDLE
+    run.run(3.0)                       # hold 0.5 s, then the ramp at 0.5/s
+    assert run.cell.safety.last_verdict.state is SafetyState.NORMAL
+
+
+@pytest.mark.parametrize('state', list(State))
+def test_the_diagnostic_level_of_every_state(state):
+    run = Run(controller())
+    run.run(1.0)
+    run.cell.cell._state = state
+    cell_report = run.cell.diagnostics(run.t)[1]
+    assert cell_report.level is CELL_LEVEL.get(state, Level.OK)
+    assert cell_report.level is (Level.ERROR if state in (State.FAULT, State.EMERGENCY_STOP) else
+                                 Level.WARN if state is State.PROTECTIVE_STOP else Level.OK)
+
+
+def test_events_carry_a_gapless_sequence_and_the_configured_cell_id():
+    run = started(cell_id='cell-07')
+    run.request('pause')
+    run.request('resume')
+    seqs = [e.seq for o in run.outputs for e in o.events]
+    assert seqs == list(range(1, len(seqs) + 1))
+    record = run.outputs[-1].events[-1].as_record(run.cell.config.cell_id, 'x')
+    assert record['cell_id'] == 'cell-07'
+    assert json.loads(json.dumps(record)) == record
+
+
+def test_reselecting_the_mode_is_not_an_event_and_a_change_is_not_a_stop():
+    run = started()
+    same = run.cell.set_mode(Mode.AUTOMATIC, run.t)
+    assert same.success and same.events == () and same.verdict is None
+    changed = run.cell.set_mode(Mode.MANUAL_REDUCED, run.t)
+    kinds = [e.type for e in changed.events]
+    assert 'mode_change' in kinds and 'safety_stop' not in kinds
+    assert run.cell.state is State.RUNNING
+
+
+def test_a_stray_input_is_a_protective_stop_with_an_error_diagnostic():
+    run = started()
+    output = run.cell.on_input_refused('2 publishers on humans (/scanner, /stranger)', run.t)
+    assert output.verdict.state is SafetyState.PROTECTIVE_STOP and output.verdict.speed_scale == 0.0
+    assert run.cell.state is State.PROTECTIVE_STOP
+    safety = run.cell.diagnostics(run.t)[0]
+    assert safety.level is Level.ERROR and '/stranger' in safety.message
+
+
+def test_nan_joint_states_stop_the_arm_with_the_reason():
+    run = started()
+    run.t += DT
+    q = HOME.copy()
+    q[2] = float('nan')
+    output = run.cell.on_cycle(PeopleObservation(run.t, 'world', np.array([[*FAR, 0.0]])),
+                               JointSample(run.t, q, np.zeros(6)), run.t)
+    assert output.verdict.speed_scale == 0.0 and 'NaN' in output.verdict.reason
+    assert run.cell.state is State.PROTECTIVE_STOP
+
+
+def test_a_people_stamp_from_the_future_never_hides_later_data():
+    run = started(lockstep=False)
+    run.t += DT
+    ahead = PeopleObservation(run.t + 5.0, 'world', np.empty((0, 3)))
+    run.cell.on_cycle(ahead, JointSample(run.t, HOME, np.zeros(6)), run.t)
+    run.person = (0.3, 0.3)            # the real scanner sees a person right at the robot
+    run.tick()
+    assert run.cell.safety.last_verdict.speed_scale == 0.0
+
+
+@pytest.mark.parametrize('raw, words', [
+    ('{not json', 'unreadable'), ('[1, 2]', 'JSON object'), ('{"order_id": "o1"}', 'work_master'),
+    ('{"order_id": "o1", "work_master": "demo", "quantity": Infinity}', 'unreadable'),
+    ('{"order_id": "o1", "work_master": "demo", "quantity": 0}', 'quantity'),
+    ('{"order_id": "o1", "work_master": "demo", "quantity": 99999999}', 'quantity'),
+    ('{"order_id": "o1", "work_master": {"a": 1}, "quantity": 1}', 'work_master'),
+    ('{"order_id": "o1", "work_master": "nosuch", "quantity": 1}', 'unknown product')])
+def test_bad_orders_are_rejected_by_name_and_change_nothing(raw, words):
+    run = Run(controller())
+    output = run.cell.on_order(raw, 0.0)
+    assert output.success is False and words in output.message
+    rejected = [e for e in output.events if e.type == 'job_rejected']
+    assert rejected and (rejected[0].fields['order_id'] or rejected[0].fields['received'])
+    assert run.cell.state is State.IDLE and run.cell.orders.next_waiting() is None
+
+
+def test_orders_queue_run_in_turn_and_a_waiting_one_can_be_cancelled():
+    run = Run(controller())
+    for order_id in ('o1', 'o2', 'o3'):
+        assert run.cell.on_order(json.dumps({'order_id': order_id, 'work_master': 'demo', 'quantity': 1}), 0.0).success
+    assert run.cell.on_order(json.dumps({'order_id': 'o1', 'work_master': 'demo', 'quantity': 1}), 0.0).success is False
+    assert run.cell.cancel_order('o2', 0.0).success
+    run.run(1.5)
+    assert run.request('start').success
+    assert run.cell.orders.state_of('o1') == 'running' and run.cell.orders.state_of('o3') == 'waiting'
+    assert run.cell.cancel_order('o1', run.t).success is False        # running: abort with stop instead
+    assert run.request('stop').success
+    run.run(0.5)
+    assert run.cell.orders.state_of('o1') == 'aborted' and run.cell.orders.state_of('o2') == 'cancelled'
+
+
+def test_a_large_order_is_planned_in_batches():
+    """100000 units: accepting and starting it plans only plan_horizon_units units."""
+    run = Run(controller(plan_horizon_units=2, max_order_units=100000))
+    assert run.cell.on_order(json.dumps({'order_id': 'big', 'work_master': 'demo', 'quantity': 100000}), 0.0).success
+    run.run(1.5)
+    assert run.request('start').success
+    assert run.cell.runner.units == 2
+
+
+def test_duplicates_survive_a_restart_through_the_store(tmp_path):
+    from smartcell.io.order_store import SqliteOrderStore
+    store = SqliteOrderStore(tmp_path / 'orders.sqlite')
+    first = Run(controller())
+    first.cell.orders = OrderBook(store=store)
+    assert first.cell.on_order(json.dumps({'order_id': 'o1', 'work_master': 'demo', 'quantity': 1}), 0.0).success
+    again = OrderBook(store=SqliteOrderStore(tmp_path / 'orders.sqlite'))
+    second = Run(controller())
+    second.cell.orders = again
+    assert second.cell.on_order(json.dumps({'order_id': 'o1', 'work_master': 'demo', 'quantity': 1}),
+                                0.0).success is False
+    assert again.state_of('o1') == 'waiting'
+
+
+def test_every_event_of_the_table_is_reachable():
+    assert {e for (_, e) in TRANSITIONS} == set(Event)
