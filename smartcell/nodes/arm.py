@@ -220,7 +220,7 @@ class Arm(Node):
         """A stray or second publisher on a command topic holds the arm even while it is silent."""
         for topic in (VERDICT_TOPIC, TRAJECTORY_TOPIC):
             problem = publisher_problem(self, topic, self._supervisor, allow_none=True)
-            if problem:
+            if problem and GRAPH_PENDING not in problem:
                 self._hold(f'publishers of {topic}', problem)
         if self._parked and GRAPH_PENDING not in (publisher_problem(self, TRAJECTORY_TOPIC, self._supervisor) or ''):
             parked, self._parked = self._parked, []
@@ -233,10 +233,10 @@ class Arm(Node):
             else (msg.header.frame_id, None)
         problem = publisher_problem(self, TRAJECTORY_TOPIC, self._supervisor) if self._authenticated else None
         if problem and GRAPH_PENDING in problem:
-            # Its writer is not named yet: hold and judge it once the graph says who sent it.
-            self._parked = (self._parked + [msg])[-MAX_PARKED_TRAJECTORIES:]
-            self._hold('trajectory', f'trajectory {motion_id!r} waits: {problem}')
-            return
+            # Its writer is not named yet (discovery lags the data by a few ms): the signature below
+            # still decides; a stray is caught by the graph check as soon as it is named. Holding here
+            # would tie the lockstep simulation to wall-clock discovery timing (runs would differ).
+            problem = None
         if problem:
             self._refuse(motion_id, f'not from the supervisor: {problem}', hold=True)
             return
@@ -302,7 +302,7 @@ class Arm(Node):
     def _on_verdict(self, msg: DiagnosticArray) -> None:
         if self._authenticated:
             problem = publisher_problem(self, VERDICT_TOPIC, self._supervisor)
-            if problem:
+            if problem and GRAPH_PENDING not in problem:     # unnamed yet: the signature decides (above)
                 self._refuse_verdict(f'verdict not from the supervisor: {problem}')
                 return
         statuses = [s for s in msg.status if s.name == VERDICT_STATUS_NAME]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Iterable
 
+UNNAMED_NODE = '_NODE_NAME_UNKNOWN_'      # rmw's name for an endpoint whose node is not known yet
+
 
 def publisher_doubt(topic: str, publishers: Iterable[tuple[str, str]], expected_node: str,
                     expected_namespace: str) -> str:
@@ -17,7 +19,10 @@ def publisher_doubt(topic: str, publishers: Iterable[tuple[str, str]], expected_
     `publishers`: (node name, node namespace) of every publisher on the topic. An empty
     `expected_node` accepts any single publisher.
     """
-    found = sorted(set((name, namespace or '/') for name, namespace in publishers))
+    # DDS data can arrive before the graph names its writer (listed as UNNAMED_NODE for a few ms):
+    # such an endpoint is judged once it is named. Refusing it would stop the cell at every start-up,
+    # by discovery timing (and make lockstep runs differ); a stray is named, and caught, within ms.
+    found = sorted(set((name, namespace or '/') for name, namespace in publishers if name != UNNAMED_NODE))
     expected_namespace = expected_namespace or '/'
     if not found:
         return ''       # nothing published yet: the data timeout covers silence
