@@ -42,10 +42,12 @@ def test_bad_values_are_refused_by_the_specs(override):
 
 
 def test_orders_file_intake():
-    orders = parse_orders(EXAMPLE_ORDERS_YAML, ['bracket_a', 'bracket_b'])
+    # the products the shipped cell makes: the example orders must be ones it accepts
+    products = load_cell_config(ROOT / 'config' / 'cell.yaml', param_registry())['mes_bridge']['work_masters']
+    orders = parse_orders(EXAMPLE_ORDERS_YAML, products)
     assert [o.order_id for o in orders] == ['PO-2026-0001', 'PO-2026-0002']
-    assert all(isinstance(o, JobOrder) for o in orders)
-    shipped = parse_orders((ROOT / 'config' / 'job_orders.yaml').read_text(), ['bracket_a', 'bracket_b'])
+    assert all(isinstance(o, JobOrder) for o in orders), orders
+    shipped = parse_orders((ROOT / 'config' / 'job_orders.yaml').read_text(), products)
     assert shipped == orders
     mixed = parse_orders('orders:\n- {order_id: A, work_master: bracket_a, quantity: 1}\n'
                          '- {order_id: A, work_master: bracket_a, quantity: 2}\n'

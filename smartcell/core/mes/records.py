@@ -517,13 +517,14 @@ def records_from_event(event: Mapping[str, Any], cell_id: str, tracker: JobTrack
 
 EXAMPLE_ORDERS_YAML = """\
 # Example job orders (the same schema as MQTT and OPC UA intake; see docs/mes.md).
+# The same orders as the shipped config/job_orders.yaml, for the shipped cell's products.
 - order_id: PO-2026-0001
-  work_master: bracket_a
+  work_master: demo
   quantity: 20
   priority: 3
   parameters: {torque_nm: 4.5, inspect: true}
 - order_id: PO-2026-0002
-  work_master: bracket_b
+  work_master: gearbox
   quantity: 5
 """
 
