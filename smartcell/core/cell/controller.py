@@ -19,12 +19,13 @@ from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
+from smartcell.core.cell.authorisation import MODE_PREFIX, Operator, OperatorPolicy
 from smartcell.core.cell.orders import OrderBook, OrderError
 from smartcell.core.cell.states import CellStateMachine, Event, IllegalTransition, State, Transition
 from smartcell.core.params import ConfigError
 from smartcell.core.robot.motions import ARRIVAL_TOLERANCE_RAD, MotionLibrary, arrived, motions_for_step, segment_plan
 from smartcell.core.robot.motions import UR5E_JOINT_LIMITS as LIMITS
-from smartcell.core.safety.monitor import Mode, PeopleObservation, SafetyState, SafetyVerdict
+from smartcell.core.safety.monitor import Mode, PeopleObservation, SafetyEvent, SafetyState, SafetyVerdict
 from smartcell.core.safety.pipeline import CellKpis, SafetyPipeline, person_near, tool_tip_world
 from smartcell.core.tasks.job_runner import ShiftConfig, ShiftError, ShiftKpis, ShiftRunner
 from smartcell.core.tasks.recipe import Recipe
@@ -160,13 +161,18 @@ class CellController:
     """Runs the cell: who may move how fast, what the robot does next, what the cell reports."""
 
     def __init__(self, config: CellConfig, safety: SafetyPipeline, motions: MotionLibrary,
-                 load_recipe: Callable[[str], Recipe], now_s: float = 0.0, orders: OrderBook | None = None) -> None:
+                 load_recipe: Callable[[str], Recipe], now_s: float = 0.0, orders: OrderBook | None = None,
+                 authorisation: OperatorPolicy | None = None) -> None:
         self.config = config
         self.safety = safety
         self.motions = motions
         self._load_recipe_file = load_recipe
         self.cell = CellStateMachine(now_s)
         self.cell.add_callback(self._on_transition)
+        # None: every request open (in-process composition such as the campaign, no remote callers).
+        self.authorisation = authorisation
+        if authorisation is not None:
+            self.cell.add_callback(authorisation.observe)
         self._cycle = motions.cycle(config.cycle_waypoints)
         self._cycle_index = 0
         self._default_recipe = self.load_job(config.job) if config.job else None
@@ -196,16 +202,18 @@ class CellController:
         self._seq = 0
         self._follow_ups: list[tuple[Event, str]] = []
         self._out = _Pending()
+        self._out_message = ''
         self.kpis = CellKpis()
 
     # -- construction ------------------------------------------------------------------------------
     @classmethod
     def from_params(cls, values: Mapping[str, Any], stopping_path: Any, body_regions_path: Any, motions_path: Any,
                     load_recipe: Callable[[str], Recipe], now_s: float = 0.0,
-                    orders: OrderBook | None = None, evidence_key: bytes | None = None) -> 'CellController':
+                    orders: OrderBook | None = None, evidence_key: bytes | None = None,
+                    authorisation: OperatorPolicy | None = None) -> 'CellController':
         safety = SafetyPipeline.from_params(dict(values), stopping_path, body_regions_path, evidence_key)
         return cls(CellConfig.from_params(values), safety, MotionLibrary.from_yaml(motions_path, LIMITS),
-                   load_recipe, now_s, orders)
+                   load_recipe, now_s, orders, authorisation)
 
     def load_job(self, job: str) -> Recipe:
         """The recipe named `job`, checked: every robot-capable step has arm configurations."""
@@ -342,29 +350,66 @@ class CellController:
             self._runner.on_fatigue(self._fatigue, now_s)
         return self._end()
 
-    def request(self, name: str, now_s: float, who: str = 'service') -> CellOutput:
+    def request(self, name: str, now_s: float, who: str | Operator = 'service') -> CellOutput:
         """An operator request by name (REQUESTS): accepted or refused with the reason."""
         self._begin(now_s)
         event = REQUESTS.get(name)
         if event is None:
             return self._end(False, f'unknown request {name!r}; accepted: {", ".join(REQUESTS)}')
+        needs = self._authorise(name, who)
+        if needs is None:
+            return self._end(False, self._out_message)
         source = self.cell.state
         try:
             self._handle(event, f'{name} requested by {who}')
         except IllegalTransition as exc:
             return self._end(False, str(exc))
+        if needs:
+            self._operator_record(name, who, needs, True, '')
+            self.authorisation.granted(name)
         self._settle_stop()
         return self._end(True, f'{source.value.lower()} -> {self.cell.state.value.lower()}')
 
-    def set_mode(self, mode: Mode, now_s: float, who: str = 'service') -> CellOutput:
+    def set_mode(self, mode: Mode, now_s: float, who: str | Operator = 'service') -> CellOutput:
         """The operator chooses the safety mode; re-selecting the current one changes nothing."""
         self._begin(now_s)
+        needs = self._authorise(MODE_PREFIX + mode.value, who)
+        if needs is None:
+            return self._end(False, self._out_message)
+        if needs:
+            self._operator_record(MODE_PREFIX + mode.value, who, needs, True, '')
         before = self._current_mode()
         self._base_mode = mode
         if mode is before:
             return self._end(True, f'safety mode already {mode.value}')
         self._change_mode(mode, f'selected by {who}')
         return self._end(True, f'safety mode {before.value} -> {mode.value}')
+
+    def _authorise(self, request: str, who: str | Operator) -> str | None:
+        """Why the request needs an authorised operator ('' when it does not), or None when it needs one
+        and `who` is not: then the refusal is recorded and its message left in self._out_message."""
+        policy = self.authorisation
+        needs = policy.needs(request, self.cell.state) if policy is not None else ''
+        if not needs:
+            return ''
+        refusal = policy.refusal(who)
+        if not refusal:
+            return needs
+        self._operator_record(request, who, needs, False, refusal)
+        self._out_message = f'{request} refused: {needs} needs an authorised operator; {refusal}'
+        return None
+
+    def _operator_record(self, request: str, who: str | Operator, needs: str, accepted: bool, refusal: str) -> None:
+        """A privileged request, granted or refused, with who asked: on cell/events and in the evidence log."""
+        user, role, via = (who.name, who.role, who.via) if isinstance(who, Operator) else (str(who), '', 'unauthenticated')
+        fields = {'request': request, 'user': user, 'role': role, 'via': via, 'needs': needs, 'accepted': accepted,
+                  'reason': refusal}
+        self._emit('operator_request', **fields)
+        verdict = self.safety.last_verdict
+        self.safety.record_event(SafetyEvent(
+            self._now_s, 'operator_request', verdict.state if verdict else SafetyState.PROTECTIVE_STOP,
+            verdict.zone if verdict else '', f'{request} by {user}: ' + ('granted' if accepted else refusal),
+            verdict.speed_scale if verdict else 0.0, fields))
 
     def on_operator_done(self, now_s: float) -> CellOutput:
         """The person reports the step shown on operator/current_step as done."""

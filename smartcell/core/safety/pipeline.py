@@ -247,6 +247,12 @@ class SafetyPipeline:
     def set_mode(self, mode: Mode, now_s: float) -> SafetyVerdict:
         return self._record(self._monitor.set_mode(mode, now_s))
 
+    def record_event(self, event: SafetyEvent) -> None:
+        """An event from outside the monitor (an operator's privileged request): kept like its own."""
+        self.events.append(event)
+        if self._evidence is not None:
+            self._evidence.event(event)
+
     def drain_events(self) -> list[SafetyEvent]:
         events, self.events = self.events, []
         return events
