@@ -162,7 +162,10 @@ class CellController:
 
     def __init__(self, config: CellConfig, safety: SafetyPipeline, motions: MotionLibrary,
                  load_recipe: Callable[[str], Recipe], now_s: float = 0.0, orders: OrderBook | None = None,
-                 authorisation: OperatorPolicy | None = None) -> None:
+                 authorisation: OperatorPolicy | None = None,
+                 last_seq: int = 0) -> None:
+        """`last_seq`: the newest event seq already issued (the event journal's after a restart), so
+        `seq` continues without a repeat or a gap."""
         self.config = config
         self.safety = safety
         self.motions = motions
@@ -199,7 +202,7 @@ class CellController:
         self._input_error = ''                        # the latest refused input, for /diagnostics
         self._input_error_s = -math.inf
         self._now_s = now_s
-        self._seq = 0
+        self._seq = int(last_seq)
         self._follow_ups: list[tuple[Event, str]] = []
         self._out = _Pending()
         self._out_message = ''
@@ -210,10 +213,11 @@ class CellController:
     def from_params(cls, values: Mapping[str, Any], stopping_path: Any, body_regions_path: Any, motions_path: Any,
                     load_recipe: Callable[[str], Recipe], now_s: float = 0.0,
                     orders: OrderBook | None = None, evidence_key: bytes | None = None,
-                    authorisation: OperatorPolicy | None = None) -> 'CellController':
+                    authorisation: OperatorPolicy | None = None,
+                    last_seq: int = 0) -> 'CellController':
         safety = SafetyPipeline.from_params(dict(values), stopping_path, body_regions_path, evidence_key)
         return cls(CellConfig.from_params(values), safety, MotionLibrary.from_yaml(motions_path, LIMITS),
-                   load_recipe, now_s, orders, authorisation)
+                   load_recipe, now_s, orders, authorisation, last_seq=last_seq)
 
     def load_job(self, job: str) -> Recipe:
         """The recipe named `job`, checked: every robot-capable step has arm configurations."""
