@@ -166,8 +166,8 @@ class RequestVerifier:
                 or not isinstance(stamp, int):
             return VerifiedRequest('', None, 'user, request, nonce and mac must be strings, stamp_ns an integer')
         if request not in SIGNED_REQUESTS:
-            return VerifiedRequest(request, None, f'unknown request {request!r}; accepted: {", ".join(SIGNED_REQUESTS)}',
-                                   user)
+            accepted = ', '.join(SIGNED_REQUESTS)
+            return VerifiedRequest(request, None, f'unknown request {request!r}; accepted: {accepted}', user)
         known = self._users.get(user)
         # The MAC is computed for unknown users too, so timing does not tell which names exist.
         key = known.key if known is not None else self._secret

@@ -405,7 +405,8 @@ class CellController:
 
     def _operator_record(self, request: str, who: str | Operator, needs: str, accepted: bool, refusal: str) -> None:
         """A privileged request, granted or refused, with who asked: on cell/events and in the evidence log."""
-        user, role, via = (who.name, who.role, who.via) if isinstance(who, Operator) else (str(who), '', 'unauthenticated')
+        user, role, via = (who.name, who.role, who.via) if isinstance(who, Operator) \
+            else (str(who), '', 'unauthenticated')
         fields = {'request': request, 'user': user, 'role': role, 'via': via, 'needs': needs, 'accepted': accepted,
                   'reason': refusal}
         self._emit('operator_request', **fields)
