@@ -15,12 +15,16 @@ NODE_EXECUTABLES = {
     'vibration_sensor': 'smartcell.nodes.vibration_sensor:main',
     'energy_meter': 'smartcell.nodes.energy_meter:main',
     'wearable': 'smartcell.nodes.wearable:main',
+    'recorder': 'smartcell.nodes.recorder:main',
+    'hmi': 'smartcell.nodes.hmi:main',
 }
 
 setup(
     name=PACKAGE,
     version='0.1.0',
     packages=find_packages(exclude=['test', 'test.*', 'bench']),
+    # The operator station's page and script are served from the installed package (no CDN).
+    package_data={'smartcell.hmi': ['static/*']},
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + PACKAGE]),
         ('share/' + PACKAGE, ['package.xml']),

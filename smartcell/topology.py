@@ -11,8 +11,10 @@ from typing import Literal
 from smartcell.core.params import NodeParams
 
 When = Literal['always', 'sim', 'hardware']
-Group = Literal['cell', 'sensors', 'mes']
-GROUPS: tuple[str, ...] = ('cell', 'sensors', 'mes')
+Group = Literal['cell', 'sensors', 'mes', 'hmi', 'record']
+GROUPS: tuple[str, ...] = ('cell', 'sensors', 'mes', 'hmi', 'record')
+# Started unless switched off; 'record' only on request (`smartcell sim --record`, `record:=true`).
+DEFAULT_GROUPS: tuple[str, ...] = tuple(g for g in GROUPS if g != 'record')
 
 
 @dataclass(frozen=True)
@@ -23,7 +25,7 @@ class NodeSpec:
     when: When               # 'sim': only with the twin; 'hardware': only without it
     params_ref: str          # 'module:ATTRIBUTE' of its NodeParams, importable without rclpy
     summary: str
-    group: Group = 'cell'    # 'cell' always runs; 'sensors' and 'mes' can be switched off
+    group: Group = 'cell'    # 'cell' always runs; 'sensors', 'mes' and 'hmi' can be switched off
 
     @property
     def module(self) -> str:
@@ -38,6 +40,9 @@ class NodeSpec:
 
 
 CELL_NODES: tuple[NodeSpec, ...] = (
+    # First, so that it is subscribed before the others publish (`smartcell sim --record`, `record:=true`).
+    NodeSpec('recorder', 'always', 'smartcell.core.node_params:RECORDER',
+             'every topic of the cell into a rosbag2-compatible MCAP file (optional group record)', 'record'),
     NodeSpec('twin', 'sim', 'smartcell.core.node_params:TWIN',
              'PyBullet twin: cobot, person, safety laser scanner; publishes /clock in sim'),
     NodeSpec('scanner', 'always', 'smartcell.core.node_params:SCANNER',
@@ -54,10 +59,12 @@ CELL_NODES: tuple[NodeSpec, ...] = (
              'operator fatigue index (raw biometrics never leave the node)', 'sensors'),
     NodeSpec('mes_bridge', 'always', 'smartcell.core.mes.params:MES_BRIDGE',
              'ISA-95 records to OPC UA and MQTT through a store-and-forward outbox', 'mes'),
+    NodeSpec('hmi', 'always', 'smartcell.core.node_params:HMI',
+             'operator station in the browser: steps, cell and safety state, buttons behind a login', 'hmi'),
 )
 
 
-def nodes_for(sim: bool, groups: tuple[str, ...] = GROUPS) -> tuple[NodeSpec, ...]:
+def nodes_for(sim: bool, groups: tuple[str, ...] = DEFAULT_GROUPS) -> tuple[NodeSpec, ...]:
     """The nodes a cell starts, in start order; `groups` selects the optional ones."""
     unknown = set(groups) - set(GROUPS)
     if unknown:
