@@ -10,6 +10,9 @@ from typing import Callable
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.srv import AddDiagnostics
+from rcl_interfaces.msg import ParameterType
+from rcl_interfaces.srv import GetParameters
 from geometry_msgs.msg import PoseArray
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -18,6 +21,8 @@ from std_msgs.msg import Float64, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from smartcell.core.cell.authorisation import (MODE_PREFIX, OperatorPolicy, RequestVerifier,
+                                               load_operator_users)
 from smartcell.core.cell.orders import OrderBook
 from smartcell.io.order_store import SqliteOrderStore
 from smartcell.core.cell.controller import REQUESTS, CellController, CellOutput, JointSample, safety_level
@@ -57,7 +62,12 @@ class Supervisor(Node):
     `operator/current_step`, `operator/next_step`, `robot/intent` (std_msgs/String latched JSON); `/diagnostics`.
     Services (std_srvs/Trigger): `cell/start|stop|pause|resume|reset|emergency_stop`,
     `safety/mode/automatic|collaborative|manual_reduced`, `operator/step_done`; a refused request answers
-    success=false with the reason.
+    success=false with the reason. Collaborative mode, reset after an emergency stop and the first start
+    after it need an authorised operator: `cell/operator_request` (diagnostic_msgs/srv/AddDiagnostics used
+    as string in, success/message out: load_namespace holds a signed request, or {"login": name} for the
+    salt and iterations; smartcell.core.cell.authorisation has the format).
+    Checks: the arm's `max_joint_speed_fraction` (its get_parameters service) equals this node's; a
+    mismatch is a protective stop held with an ERROR naming both values.
     Parameters: smartcell.core.node_params.SUPERVISOR.
     """
 
@@ -71,18 +81,29 @@ class Supervisor(Node):
             self._key = load_or_create_cell_key(params['cell_key_file'] or default_cell_key_path(params['cell_id']))
         except CellKeyError as exc:
             raise ConfigError(f'supervisor.cell_key_file: {exc}') from exc
+        users = load_operator_users(params['operator_users_file']) if params['operator_users_file'] else {}
+        self._verifier = RequestVerifier(users, self._key, float(params['operator_request_window_s'])) \
+            if users else None
+        self._policy = OperatorPolicy(users_configured=bool(users))
         store = SqliteOrderStore(params['order_store_file'] or default_cell_key_path(params['cell_id']).with_name(
             f"orders_{params['cell_id']}.sqlite"))
         self._controller = CellController.from_params(
             params, params['stopping_file'] or share_file('config', 'stopping.yaml'),
             params['body_regions_file'] or share_file('config', 'body_regions.yaml'),
             params['motions_file'] or share_file('config', 'motions.yaml'), _recipe_loader, self._now_s(),
-            OrderBook(max_units=int(params['max_order_units']), store=store), evidence_key=self._key)
+            OrderBook(max_units=int(params['max_order_units']), store=store), evidence_key=self._key,
+            authorisation=self._policy)
         self._cell_id = self._controller.config.cell_id
         self._sequence = time.time_ns()        # strictly increasing, also across restarts (the arm checks)
         self._latest_joints: JointSample | None = None
         self._joiner: ExactStampJoiner[PoseArray, JointState] = ExactStampJoiner()
         self._input_error = ''
+        self._config_refusal = ''            # a run-time configuration mismatch: held as a protective stop
+        self._speed_fraction = float(params['max_joint_speed_fraction'])
+        self._arm_node = str(params['arm_node'])
+        self._arm_params = self.create_client(GetParameters, f'{self._arm_node}/get_parameters') \
+            if self._arm_node else None
+        self._arm_params_future = None
 
         self._scale_pub = self.create_publisher(Float64, 'speed_scale', LATCHED_QOS)
         self._verdict_pub = self.create_publisher(DiagnosticArray, 'safety/verdict', STREAM_QOS)
@@ -106,6 +127,9 @@ class Supervisor(Node):
         for mode in Mode:
             self.create_service(Trigger, f'safety/mode/{mode.value}', self._service(
                 lambda mode=mode: self._controller.set_mode(mode, self._now_s())))
+        self.create_service(AddDiagnostics, 'cell/operator_request', self._on_operator_request)
+        if self._arm_params is not None:
+            self.create_timer(0.5, self._guard(self._check_arm_speed_fraction))
         if not self._lockstep:     # watchdog: silence on `humans` is a stop; checked at twice the timeout rate
             self.create_timer(params['people_timeout_s'] / 2.0, self._guard(
                 lambda: self._apply(self._controller.on_silence(self._now_s()))))
@@ -119,6 +143,7 @@ class Supervisor(Node):
         doubt = publisher_doubt('humans', ((i.node_name, i.node_namespace) for i in
                                            self.get_publishers_info_by_topic(self.resolve_topic_name('humans'))),
                                 self._people_publisher, self.get_namespace()) if self._people_publisher else ''
+        doubt = doubt or self._config_refusal
         if doubt:
             self._refuse_input(doubt)
             return
@@ -169,6 +194,62 @@ class Supervisor(Node):
         if not output.success:
             self.get_logger().warning(output.message)
         self._apply(output)
+
+    def _on_operator_request(self, request: AddDiagnostics.Request,
+                             response: AddDiagnostics.Response) -> AddDiagnostics.Response:
+        """A signed operator request (or a login-parameter query); answered, never raised."""
+        try:
+            response.success, response.message = self._operator_request(request.load_namespace)
+        except Exception as exc:     # noqa: BLE001 - answer, and keep the node alive
+            self.get_logger().error(f'internal error answering an operator request: {exc!r}')
+            response.success, response.message = False, f'internal error: {exc!r}'
+        return response
+
+    def _operator_request(self, raw: str) -> tuple[bool, str]:
+        if self._verifier is None:
+            return False, 'no operator users are configured (supervisor.operator_users_file)'
+        login = _login_query(raw)
+        if login is not None:
+            return True, json.dumps(self._verifier.login_parameters(login))
+        checked = self._verifier.verify(raw, time.time_ns())
+        if checked.operator is None:
+            self.get_logger().warning(f'operator request refused: {checked.reason}')
+            self._apply(self._controller.operator_refused(checked.request, checked.user, checked.reason,
+                                                               self._now_s()))
+            return False, checked.reason
+        if checked.request.startswith(MODE_PREFIX):
+            output = self._controller.set_mode(Mode(checked.request[len(MODE_PREFIX):]), self._now_s(),
+                                               who=checked.operator)
+        else:
+            output = self._controller.request(checked.request, self._now_s(), who=checked.operator)
+        self._apply(output)
+        return output.success, output.message
+
+    def _check_arm_speed_fraction(self) -> None:
+        """One cell-wide speed fraction: the arm's must equal ours (SSM's stopping data are taken at ours)."""
+        future = self._arm_params_future
+        if future is not None and not future.done():
+            return
+        if future is not None:
+            values = future.result().values if future.result() is not None else []
+            self._arm_params_future = None
+            if len(values) == 1 and values[0].type == ParameterType.PARAMETER_DOUBLE:
+                arm = values[0].double_value
+                refusal = '' if abs(arm - self._speed_fraction) <= 1e-9 else (
+                    f'configuration mismatch: max_joint_speed_fraction is {arm:g} on the arm node '
+                    f'{self._arm_node!r} but {self._speed_fraction:g} on the supervisor, whose SSM takes its '
+                    'stopping data at its own value; set it once for the cell under /** in the cell file')
+            else:
+                refusal = (f'configuration check: the arm node {self._arm_node!r} does not declare '
+                           'max_joint_speed_fraction as a double')
+            if refusal and refusal != self._config_refusal:
+                self.get_logger().error(refusal)
+            self._config_refusal = refusal
+            if refusal:
+                self._refuse_input(refusal)
+        if self._arm_params.service_is_ready():
+            self._arm_params_future = self._arm_params.call_async(
+                GetParameters.Request(names=['max_joint_speed_fraction']))
 
     def _refuse_input(self, reason: str) -> None:
         if reason != self._input_error:
@@ -265,6 +346,17 @@ class Supervisor(Node):
 def _recipe_loader(job: str):
     path = Path(job) if ('/' in job or job.endswith('.yaml')) else share_file('config', f'{job}.yaml')
     return load_recipe(path)
+
+
+def _login_query(raw: str) -> str | None:
+    """The user name of a {"login": name} query, else None."""
+    try:
+        document = json.loads(raw) if len(raw) < 1024 else None
+    except ValueError:
+        return None
+    if isinstance(document, dict) and set(document) == {'login'} and isinstance(document['login'], str):
+        return document['login']
+    return None
 
 
 def _nulled(record: dict) -> dict:

@@ -389,6 +389,12 @@ class CellController:
         self._change_mode(mode, f'selected by {who}')
         return self._end(True, f'safety mode {before.value} -> {mode.value}')
 
+    def operator_refused(self, request: str, user: str, reason: str, now_s: float) -> CellOutput:
+        """A signed operator request that failed its check (signature, freshness, replay): recorded."""
+        self._begin(now_s)
+        self._operator_record(request, f'{user} (not authenticated)', 'a signed operator request', False, reason)
+        return self._end(False, reason)
+
     def _authorise(self, request: str, who: str | Operator) -> str | None:
         """Why the request needs an authorised operator ('' when it does not), or None when it needs one
         and `who` is not: then the refusal is recorded and its message left in self._out_message."""
