@@ -154,3 +154,37 @@ SUPERVISOR = NodeParams('supervisor', (
     P('arm_node', 'arm', "the arm node (in this namespace) whose max_joint_speed_fraction must equal this node's "
       '(checked through its get_parameters service; a mismatch holds a protective stop); empty: not checked'),
 ))
+
+RECORDER = NodeParams('recorder', (
+    P('output_file', '', 'MCAP file to write (rosbag2-compatible, ROS 2 CDR); empty: '
+      '<ROS_HOME or ~/.ros>/smartcell/recordings/<UTC time>.mcap (`smartcell sim --record` writes <run dir>/run.mcap)'),
+    P('compression', 'zstd', 'chunk compression (zstd is what rosbag2\'s zstd_fast preset writes)',
+      choices=('zstd', 'lz4', 'none')),
+    P('exclude_topics', ['/parameter_events'], 'topics not recorded (every other topic of the graph is)'),
+    P('discovery_period_s', 0.1, 'how often the ROS graph is scanned for new topics (steady clock), s',
+      min=0.01, max=10.0),
+    P('queue_depth', 1000, 'subscription history per topic: how far the recorder may fall behind without '
+      'losing messages', min=10, max=100000),
+    P('config_node', 'supervisor', 'node whose parameters are stored in the file (metadata `smartcell`) for '
+      '`smartcell replay`; empty: none'),
+    P('drain_s', 1.0, 'on shutdown, keep writing until no message came for 0.1 s, at most this long, s',
+      min=0.0, max=30.0),
+))
+
+HMI = NodeParams('hmi', (
+    P('cell_id', 'cell-1', "the cell's name shown on the page and in action records (set cell-wide under /**)"),
+    P('host', '127.0.0.1', 'address the operator station listens on (0.0.0.0: every interface; then a users file '
+      'needs tls_cert_file, passwords must not cross the shop floor in the clear)'),
+    P('port', 0, 'TCP port of the operator station; 0: a free port chosen at start and logged (two cells on one '
+      'machine never collide)', min=0, max=65535),
+    P('users_file', '', 'the MES users file (name: {password_hash, role}; see docs/mes.md); operators may act, '
+      'viewers only look; empty: the station is view-only'),
+    P('tls_cert_file', '', 'PEM certificate for HTTPS/WSS; empty: plain HTTP (loopback only with a users file)'),
+    P('tls_key_file', '', 'PEM private key of tls_cert_file'),
+    P('session_timeout_s', 28800.0, 'a login lasts this long (one shift), s', min=60.0, max=86400.0),
+    P('action_timeout_s', 5.0, 'a service that has not answered within this long is reported as failed, s',
+      min=0.1, max=60.0),
+    P('push_period_s', 0.05, 'shortest interval between two state pushes to a browser, s', min=0.01, max=1.0),
+    P('action_log', '', 'JSON-lines file of every operator action (who, what, when, result); empty: node log and '
+      'the hmi/actions topic only'),
+))
