@@ -18,6 +18,7 @@ from rclpy.clock import Clock, ClockType
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 
+from smartcell.interfaces import Durability, Qos, Reliability
 from smartcell.core.params import COMMON_PARAMS, ConfigError, NodeParams, ParamValue
 from smartcell.core.robot.command_validation import Invalid, JointSample, validate_joint_state
 
@@ -221,3 +222,12 @@ def run_node(make_node: Callable[[], Node], args: list[str] | None = None) -> in
             node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
+
+
+def qos_profile(qos: Qos) -> QoSProfile:
+    """The rclpy profile of a smartcell.interfaces QoS entry."""
+    return QoSProfile(depth=qos.depth, history=HistoryPolicy.KEEP_LAST,
+                      reliability=ReliabilityPolicy.RELIABLE if qos.reliability is Reliability.RELIABLE
+                      else ReliabilityPolicy.BEST_EFFORT,
+                      durability=DurabilityPolicy.TRANSIENT_LOCAL if qos.durability is Durability.TRANSIENT_LOCAL
+                      else DurabilityPolicy.VOLATILE)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 import traceback
 import uuid
@@ -17,13 +18,15 @@ from geometry_msgs.msg import PoseArray
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64, String
+from rclpy.clock import Clock, ClockType
+from std_msgs.msg import Float64, String, UInt64
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from smartcell.core.cell.authorisation import (MODE_PREFIX, OperatorPolicy, RequestVerifier,
                                                load_operator_users)
 from smartcell.core.cell.orders import OrderBook
+from smartcell.io.event_journal import EventJournal, JournalError
 from smartcell.io.order_store import SqliteOrderStore
 from smartcell.core.cell.controller import REQUESTS, CellController, CellOutput, JointSample, safety_level
 from smartcell.core.node_params import SUPERVISOR
@@ -36,14 +39,18 @@ from smartcell.core.safety.monitor import Mode, PeopleObservation
 from smartcell.core.safety.verdict import VERDICT_STATUS_NAME, verdict_values
 from smartcell.core.stamp_join import ExactStampJoiner
 from smartcell.core.tasks.recipe import load_recipe
-from smartcell.nodes.common import (LATCHED_QOS, STREAM_QOS, declare_parameters, diagnostic_array, diagnostic_status,
+from smartcell import interfaces
+from smartcell.nodes.common import (qos_profile, LATCHED_QOS, STREAM_QOS, declare_parameters, diagnostic_array, diagnostic_status,
                                     duration_msg, run_node, s_to_stamp, stamp_ns, stamp_to_s)
 from smartcell.share import share_file
 
 DISPLAY_TOPICS = ('robot/intent', 'operator/current_step', 'operator/next_step')
-ORDER_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-# Deep and reliable: a burst of events (a job end) must reach the MES bridge whole.
-EVENTS_QOS = QoSProfile(depth=500, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
+ORDER_QOS = qos_profile(interfaces.ORDERS)
+EVENTS_QOS = qos_profile(interfaces.EVENTS)      # a burst of events (a job end) must reach the MES bridge whole
+REPLAY_REQUEST_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                                durability=DurabilityPolicy.TRANSIENT_LOCAL)
+REPLAY_PAGE_EVENTS = 100         # events replayed per page
+REPLAY_PAGE_PERIOD_S = 0.02      # steady s between pages: at most 5000 events/s, never a long callback
 
 
 class Supervisor(Node):
@@ -87,11 +94,16 @@ class Supervisor(Node):
         self._policy = OperatorPolicy(users_configured=bool(users))
         store = SqliteOrderStore(params['order_store_file'] or default_cell_key_path(params['cell_id']).with_name(
             f"orders_{params['cell_id']}.sqlite"))
+        # Every event is on disk before it is published; seq continues from the journal after a restart.
+        self._journal = EventJournal(params['event_journal_file'] or default_cell_key_path(
+            params['cell_id']).with_name(f"events_{params['cell_id']}.sqlite"))
+        self._replay_after: int | None = None
         self._controller = CellController.from_params(
             params, params['stopping_file'] or share_file('config', 'stopping.yaml'),
             params['body_regions_file'] or share_file('config', 'body_regions.yaml'),
             params['motions_file'] or share_file('config', 'motions.yaml'), _recipe_loader, self._now_s(),
             OrderBook(max_units=int(params['max_order_units']), store=store), evidence_key=self._key,
+            last_seq=self._journal.last_seq(),
             authorisation=self._policy)
         self._cell_id = self._controller.config.cell_id
         self._sequence = time.time_ns()        # strictly increasing, also across restarts (the arm checks)
@@ -109,6 +121,14 @@ class Supervisor(Node):
         self._verdict_pub = self.create_publisher(DiagnosticArray, 'safety/verdict', STREAM_QOS)
         self._state_pub = self.create_publisher(String, 'cell/state', LATCHED_QOS)
         self._events_pub = self.create_publisher(String, 'cell/events', EVENTS_QOS)
+        # Replays of journaled events for a consumer that missed some (the MES bridge), asked for with
+        # the last seq it has on cell/events/replay_request (latched: a request made before this node
+        # started is still answered); paged on a steady timer so the safety loop never waits for one.
+        self._replay_pub = self.create_publisher(String, 'cell/events/replay', EVENTS_QOS)
+        self.create_subscription(UInt64, 'cell/events/replay_request', self._guard(self._on_replay_request),
+                                 REPLAY_REQUEST_QOS)
+        self.create_timer(REPLAY_PAGE_PERIOD_S, self._guard(self._replay_page),
+                          clock=Clock(clock_type=ClockType.STEADY_TIME))
         self._kpi_pub = self.create_publisher(DiagnosticArray, 'cell/kpi', LATCHED_QOS)
         self._trajectory_pub = self.create_publisher(JointTrajectory, 'arm/joint_trajectory', 10)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
@@ -284,9 +304,8 @@ class Supervisor(Node):
 
     # -- outputs --------------------------------------------------------------------------------------
     def _apply(self, output: CellOutput, stamp=None) -> None:
-        for event in output.events:
-            record = event.as_record(self._cell_id, str(uuid.uuid4()))
-            self._events_pub.publish(String(data=json.dumps(_nulled(record), allow_nan=False, default=str)))
+        if output.events:
+            self._publish_events(output.events)
         if output.state is not None:
             self._state_pub.publish(String(data=output.state.value.lower()))
         for topic, payload in output.displays:
@@ -297,6 +316,30 @@ class Supervisor(Node):
             verdict_stamp = s_to_stamp(output.verdict_stamp_s) if output.verdict_stamp_s is not None else (
                 stamp if stamp is not None else s_to_stamp(self._now_s()))
             self._publish_verdict(output.verdict, verdict_stamp)
+
+    def _publish_events(self, events) -> None:
+        """Journal, then publish: an event anyone could have seen is on disk (smartcell.io.event_journal)."""
+        try:
+            texts = self._journal.append([_nulled(e.as_record(self._cell_id, str(uuid.uuid4()))) for e in events])
+        except (JournalError, OSError, sqlite3.Error, ValueError) as exc:
+            # not published unjournaled: a consumer would hold an event the replay cannot give back
+            self.get_logger().error(f'cell events {events[0].seq}..{events[-1].seq} not journaled, not '
+                                    f'published: {exc!r}', throttle_duration_sec=5.0)
+            return
+        for text in texts:
+            self._events_pub.publish(String(data=text))
+
+    def _on_replay_request(self, msg: UInt64) -> None:
+        self._replay_after = int(msg.data)
+
+    def _replay_page(self) -> None:
+        if self._replay_after is None:
+            return
+        texts = self._journal.after(self._replay_after, REPLAY_PAGE_EVENTS)
+        for text in texts:
+            self._replay_pub.publish(String(data=text))
+        # seq is gapless in the journal: the next page starts right after this one
+        self._replay_after = self._replay_after + len(texts) if len(texts) == REPLAY_PAGE_EVENTS else None
 
     def _publish_motion(self, motion, stamp) -> None:
         msg = JointTrajectory(joint_names=list(motion.joint_names))
@@ -335,6 +378,7 @@ class Supervisor(Node):
             diagnostic_status(r.name, self._cell_id, int(r.level), r.message, dict(r.values)) for r in reports]))
 
     def on_shutdown(self) -> None:
+        self._journal.close()
         self._controller.close()          # flush the evidence log
 
     def _now_s(self) -> float:
