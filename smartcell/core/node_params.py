@@ -160,6 +160,18 @@ RECORDER = NodeParams('recorder', (
       '<ROS_HOME or ~/.ros>/smartcell/recordings/<UTC time>.mcap (`smartcell sim --record` writes <run dir>/run.mcap)'),
     P('compression', 'zstd', 'chunk compression (zstd is what rosbag2\'s zstd_fast preset writes)',
       choices=('zstd', 'lz4', 'none')),
+    P('topics', ['humans geometry_msgs/msg/PoseArray', 'joint_states sensor_msgs/msg/JointState',
+                 'safety/verdict diagnostic_msgs/msg/DiagnosticArray', 'speed_scale std_msgs/msg/Float64 latched',
+                 'cell/state std_msgs/msg/String latched', 'cell/events std_msgs/msg/String',
+                 'arm/joint_trajectory trajectory_msgs/msg/JointTrajectory',
+                 'arm/trajectory_result diagnostic_msgs/msg/DiagnosticStatus',
+                 'twin/contacts diagnostic_msgs/msg/DiagnosticArray', 'operator/fatigue std_msgs/msg/Float64 latched',
+                 'mes/job_order std_msgs/msg/String latched', 'scan sensor_msgs/msg/LaserScan',
+                 'twin/joint_states sensor_msgs/msg/JointState', 'twin/joint_command sensor_msgs/msg/JointState',
+                 '/clock rosgraph_msgs/msg/Clock'],
+      'topics subscribed at start, before their publishers exist ("TOPIC pkg/msg/Type [latched]"), so that a run is '
+      'recorded from its first message (replay needs humans, joint_states and safety/verdict whole); other topics '
+      'are found on the ROS graph'),
     P('exclude_topics', ['/parameter_events'], 'topics not recorded (every other topic of the graph is)'),
     P('discovery_period_s', 0.1, 'how often the ROS graph is scanned for new topics (steady clock), s',
       min=0.01, max=10.0),

@@ -22,12 +22,13 @@ from datetime import datetime
 from pathlib import Path
 
 from smartcell.core.params import ConfigError, load_cell_config
-from smartcell.topology import GROUPS, nodes_for, param_registry
+from smartcell.topology import DEFAULT_GROUPS, nodes_for, param_registry
 from smartcell.tools.cell_processes import (CellProcesses, OverrideRefused, isolated_ros_env, merge_overrides,
                                             parse_override)
 
 START_TIMEOUT_S = 60.0          # wall seconds for all processes to come up
 STALL_TIMEOUT_S = 30.0          # wall seconds without simulated progress before giving up
+RECORDING = 'run.mcap'          # --record: the run's topics, in the run directory
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class SimOptions:
     log_dir: Path
     progress: bool
     job: str = ''
-    groups: tuple[str, ...] = GROUPS
+    groups: tuple[str, ...] = DEFAULT_GROUPS                 # + 'record' with --record
     overrides: tuple[tuple[str, str, object], ...] = ()     # (node, parameter, value) from -p, applied last
     opcua_port: int = 0                                       # 0: a free port picked at start
 
@@ -53,6 +54,7 @@ RESERVED = {('twin', 'duration_s'): 'smartcell sim sets it: use --duration',
             ('supervisor', 'job'): 'smartcell sim sets it: use --job',
             ('supervisor', 'evidence_log'): 'smartcell sim writes it into the run directory: use --log-dir',
             ('supervisor', 'order_store_file'): 'smartcell sim keeps it in the run directory: use --log-dir',
+            ('recorder', 'output_file'): 'smartcell sim --record writes <run dir>/run.mcap: use --log-dir',
             **{(node, 'lockstep'): 'the lockstep is how smartcell sim runs (ros2 launch runs in real time)'
                for node in ('twin', 'arm', 'supervisor')}}
 
@@ -70,6 +72,8 @@ def parse_args(argv: list[str]) -> SimOptions:
     parser.add_argument('--job', default='', help='job recipe to run (default: the pick-and-place cycle)')
     parser.add_argument('--log-dir', type=Path, default=None, help='node logs and evidence (default runs/<time>)')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+    parser.add_argument('--record', action='store_true',
+                        help='record every topic to <run dir>/run.mcap (rosbag2-compatible MCAP; smartcell replay)')
     parser.add_argument('--without', default='', metavar='GROUPS',
                         help='comma-separated optional node groups to leave out: sensors, mes')
     parser.add_argument('-p', '--param', action='append', default=[], metavar='NODE.NAME:=VALUE',
@@ -103,7 +107,9 @@ def parse_args(argv: list[str]) -> SimOptions:
         parser.error(str(exc))
     log_dir = args.log_dir or Path('runs') / datetime.now().strftime('sim-%Y%m%d-%H%M%S')
     return SimOptions(args.duration, args.seed, args.scenario, args.gui, Path(config), log_dir,
-                      not args.no_progress, args.job, tuple(g for g in GROUPS if g not in without), overrides)
+                      not args.no_progress, args.job,
+                      tuple(g for g in DEFAULT_GROUPS if g not in without) + (('record',) if args.record else ()),
+                      overrides)
 
 
 def known_jobs() -> list[str]:
@@ -171,6 +177,7 @@ def node_overrides(options: SimOptions) -> dict[str, dict[str, object]]:
                        'order_store_file': str((options.log_dir / 'job_orders.sqlite').resolve()),
                        **({'job': options.job} if options.job else {})},
         # The run's own outbox and OPC UA port; MQTT only on request (it needs a broker of the user's).
+        'recorder': {**sim_time, 'output_file': str((options.log_dir / RECORDING).resolve())},
         'mes_bridge': {**sim_time, 'db_path': str((options.log_dir / 'mes_outbox.sqlite').resolve()),
                        'opcua_endpoint': f'opc.tcp://127.0.0.1:{options.opcua_port}/smartcell/',
                        'mqtt_enabled': False},
@@ -213,7 +220,13 @@ def run(options: SimOptions, env: dict[str, str] | None = None) -> dict[str, flo
     processes = CellProcesses(options.log_dir, env)
     context = None
     try:
-        processes.start_nodes(nodes_for(sim=True, groups=options.groups), options.config, node_overrides(options))
+        specs = nodes_for(sim=True, groups=options.groups)
+        recorder = [spec for spec in specs if spec.name == 'recorder']
+        if recorder:      # subscribed before anything publishes, so the recording starts with the run
+            processes.start_nodes(recorder, options.config, node_overrides(options))
+            wait_for_recorder(processes, START_TIMEOUT_S)
+        processes.start_nodes([spec for spec in specs if spec not in recorder], options.config,
+                              node_overrides(options))
         context = rclpy.Context()
         rclpy.init(context=context, args=[])
         monitor = SimMonitor(context, options.duration_s, options.progress)
@@ -230,6 +243,17 @@ def run(options: SimOptions, env: dict[str, str] | None = None) -> dict[str, flo
         raise RuntimeError(f'node {name!r} exited with code {code} when the run ended; its log ends with:\n'
                            f'{processes.log_tail(name)}')
     return kpis
+
+
+def wait_for_recorder(processes: CellProcesses, timeout_s: float) -> None:
+    """Until the recorder has its subscriptions (its log says so); RuntimeError if it dies or hangs."""
+    deadline = time.monotonic() + timeout_s
+    log = processes.log_dir / 'recorder.log'
+    while 'recording to' not in (log.read_text(errors='replace') if log.exists() else ''):
+        processes.check_alive()
+        if time.monotonic() > deadline:
+            raise RuntimeError(f'the recorder did not start within {timeout_s:.0f} s:\n{processes.log_tail("recorder")}')
+        time.sleep(0.05)      # polling a log file, not waiting for DDS
 
 
 def format_kpis(kpis: dict[str, float]) -> str:
@@ -273,4 +297,6 @@ def main(argv: list[str]) -> int:
     print(format_kpis(kpis))
     (options.log_dir / 'kpis.json').write_text(json.dumps(kpis, indent=2, sort_keys=True))
     print(f'logs, evidence and kpis.json in {options.log_dir}')
+    if 'record' in options.groups:
+        print(f'recording: {options.log_dir / RECORDING} (check it with: smartcell replay {options.log_dir / RECORDING})')
     return 0
