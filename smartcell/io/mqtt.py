@@ -30,6 +30,7 @@ from typing import Any, Callable, Sequence
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
+from smartcell.core.mes.records import Stream
 from smartcell.io.outbox import Pending, TransportDown
 
 QOS = 1
@@ -212,10 +213,22 @@ class MqttTransport:
         for info in infos:
             while not info.is_published():
                 if time.monotonic() > deadline or not self._client.is_connected():
-                    return acked
+                    break
                 info.wait_for_publish(timeout=0.05)
-            acked += 1
+            else:
+                acked += 1
+                continue
+            break
+        self._retain_state(items[:acked])
         return acked
+
+    def _retain_state(self, delivered: Sequence[Pending]) -> None:
+        """The newest delivered cell state becomes the retained `state` message: the same record (seq,
+        hash) as on the equipment_state stream, so the retained copy went through the outbox too."""
+        for item in reversed(delivered):
+            if item.stream == Stream.EQUIPMENT_STATE.value and json.loads(item.json)['body'].get('state'):
+                self.publish_state(item.json)
+                return
 
     def publish_state(self, record_json: str) -> None:
         """Retained latest cell state (re-published on every reconnect)."""

@@ -48,6 +48,8 @@ CREATE INDEX IF NOT EXISTS records_telemetry ON records(pos) WHERE chained = 0;
 CREATE INDEX IF NOT EXISTS records_chained ON records(pos) WHERE chained = 1;
 CREATE TABLE IF NOT EXISTS streams (stream TEXT PRIMARY KEY, last_seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS cursors (transport TEXT PRIMARY KEY, delivered_pos INTEGER NOT NULL);
+-- the newest cell event seq whose records are stored (same transaction): where the replay resumes
+CREATE TABLE IF NOT EXISTS event_cursor (source TEXT PRIMARY KEY, seq INTEGER NOT NULL);
 """
 
 
@@ -161,8 +163,11 @@ class Outbox:
     def append(self, record: Record) -> AppendResult:
         return self.append_many([record])[0]
 
-    def append_many(self, records: Sequence[Record]) -> list[AppendResult]:
-        """Store records in one transaction (sequence numbers and chain hashes assigned here)."""
+    def append_many(self, records: Sequence[Record], event_seq: int | None = None) -> list[AppendResult]:
+        """Store records in one transaction (sequence numbers and chain hashes assigned here).
+
+        `event_seq`: the newest cell event these records come from; stored in the same transaction, so
+        after a crash `event_seq()` names exactly the events whose records are here (the replay hook)."""
         results: list[AppendResult] = []
         with self._lock:
             seq_before, head_before = dict(self._seq), self._chain_head
@@ -175,6 +180,9 @@ class Outbox:
                         'INSERT INTO streams VALUES (?, ?) '
                         'ON CONFLICT(stream) DO UPDATE SET last_seq = excluded.last_seq',
                         [(stream, self._seq[stream]) for stream in touched])
+                    if event_seq is not None:
+                        self._db.execute('INSERT INTO event_cursor VALUES (?, ?) ON CONFLICT(source) DO UPDATE '
+                                         'SET seq = max(seq, excluded.seq)', ('cell', int(event_seq)))
             except BaseException:
                 self._seq, self._chain_head, self._backlog = seq_before, head_before, backlog_before
                 self._chain_length = length_before
@@ -272,6 +280,12 @@ class Outbox:
 
     def fill_fraction(self) -> float:
         return self.backlog() / self.config.capacity_records
+
+    def event_seq(self) -> int:
+        """The newest cell event seq whose records are stored (0: none yet)."""
+        with self._lock:
+            row = self._db.execute("SELECT seq FROM event_cursor WHERE source = 'cell'").fetchone()
+        return int(row[0]) if row else 0
 
     def stream_seq(self, stream: str) -> int:
         with self._lock:
@@ -445,7 +459,8 @@ class OutboxWriter:
         self.outbox = outbox
         self._on_result = on_result
         self._max_batch = max_batch
-        self._queue: 'queue.Queue[Record | None]' = queue.Queue()
+        # (records of one submit, the cell event seq they come from) or None: stop
+        self._queue: 'queue.Queue[tuple[list[Record], int | None] | None]' = queue.Queue()
         self._thread = threading.Thread(target=self._run, name='outbox-writer', daemon=True)
         self.last_error = ''
         self.written = 0
@@ -454,9 +469,10 @@ class OutboxWriter:
         self._thread.start()
         return self
 
-    def submit(self, records: Sequence[Record]) -> None:
-        for record in records:
-            self._queue.put(record)
+    def submit(self, records: Sequence[Record], event_seq: int | None = None) -> None:
+        """Queue records; `event_seq` (the cell event they come from, maybe with no records at all) is
+        stored in the same transaction as they are."""
+        self._queue.put((list(records), event_seq))
 
     def queued(self) -> int:
         return self._queue.qsize()
@@ -476,19 +492,20 @@ class OutboxWriter:
                 except queue.Empty:
                     break
             stopping = None in batch
-            records = [r for r in batch if r is not None]
-            if not records:
+            items = [item for item in batch if item is not None]
+            if not items:
                 continue
-            try:
-                results = self.outbox.append_many(records)
-            except sqlite3.Error as exc:
-                # the disk is full or the file is broken: keep the records queued in memory and retry
-                self.last_error = f'outbox write failed: {exc}'
-                for record in records + ([None] if stopping else []):
-                    self._queue.put(record)
-                stopping = False
-                time.sleep(0.5)     # back off before touching the failing disk again (writer thread only)
-                continue
+            records = [record for item in items for record in item[0]]
+            seqs = [item[1] for item in items if item[1] is not None]
+            while True:
+                try:
+                    results = self.outbox.append_many(records, max(seqs) if seqs else None)
+                    break
+                except sqlite3.Error as exc:
+                    # the disk is full or the file is broken: retry this batch before any later one, so
+                    # the stored event seq never runs ahead of records that are not stored yet
+                    self.last_error = f'outbox write failed: {exc}'
+                    time.sleep(0.5)     # back off before touching the failing disk again (writer thread only)
             self.last_error = ''
             self.written += sum(1 for r in results if r.record is not None and not r.duplicate)
             if self._on_result is not None:

@@ -128,7 +128,7 @@ class UnitRecord:
 
     order_id: str
     unit: int
-    cycle_time_s: float
+    cycle_time_s: float | None                     # s, from the cell; None when the cell did not time it
     good: bool
     energy_j: float | None = None
     co2e_g: float | None = None
@@ -319,11 +319,6 @@ ORDER_SCHEMA: dict[str, FieldRule] = {
 }
 
 
-def order_schema_table() -> list[tuple[str, str]]:
-    """(field, accepted) rows for the documentation and for rejection messages."""
-    return [(name, rule.describe()) for name, rule in ORDER_SCHEMA.items()]
-
-
 def _check_field(name: str, rule: FieldRule, value: Any, order_id: str) -> None:
     def reject(why: str) -> OrderRejected:
         return OrderRejected(f'field {name!r} {why}; accepted: {rule.describe()}', order_id, name)
@@ -438,7 +433,23 @@ class JobTracker:
         kind, stamp = event.get('type'), float(event.get('stamp', 0.0))
         order_id = str(event.get('order_id') or self.current_order_id)
         if kind == 'job_accepted':
-            return [self._set(dataclasses.replace(self._base(order_id), state=JobState.WAITING.value))]
+            base = self._base(order_id)
+            # the cell's acceptance names the order: a bridge that did not take it in (restarted) still knows it
+            return [self._set(dataclasses.replace(
+                base, state=JobState.WAITING.value, work_master=str(event.get('work_master') or base.work_master),
+                quantity=_int_or(event.get('quantity'), base.quantity)))]
+        if kind in ('job_cancelled', 'job_aborted'):
+            base = self._base(order_id)
+            state = JobState.CANCELLED if kind == 'job_cancelled' else JobState.ABORTED
+            start = base.actual_start_s
+            response = dataclasses.replace(
+                base, state=state.value, actual_end_s=stamp if start is not None else None,
+                produced=_int_or(event.get('produced'), base.produced),
+                run_time_s=max(0.0, stamp - start) if start is not None else 0.0,
+                reason=str(event.get('reason', '')))
+            if self.current_order_id == order_id:
+                self.current_order_id = ''
+            return [self._set(response)]
         if kind == 'job_rejected':
             return [self._set(dataclasses.replace(self._base(order_id), state=JobState.REJECTED.value,
                                                   reason=str(event.get('reason', ''))))]
@@ -448,8 +459,9 @@ class JobTracker:
                                                   actual_start_s=stamp))]
         if kind == 'unit_complete':
             good = bool(event.get('good', False))
-            cycle = float(event.get('cycle_time_s', 0.0))
-            self.cycle_times_s.setdefault(order_id, []).append(cycle)
+            cycle = _finite_or_none(event.get('cycle_time_s'))
+            if cycle is not None:
+                self.cycle_times_s.setdefault(order_id, []).append(cycle)
             base = self._base(order_id)
             energy_j = (energy or {}).get('energy_j')
             co2e_g = (energy or {}).get('co2e_g')
@@ -472,6 +484,16 @@ class JobTracker:
                 self.current_order_id = ''
             return [self._set(response)]
         return []
+
+
+def _finite_or_none(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def _int_or(value: Any, default: int) -> int:
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) else default
 
 
 def _add_optional(total: float | None, value: float | None) -> float | None:
