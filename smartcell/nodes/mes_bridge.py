@@ -2,15 +2,18 @@
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
-from typing import Any
+from collections import deque
+from typing import Any, Mapping
 
 from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64, String
+from std_msgs.msg import Float64, String, UInt64
 from std_srvs.srv import Trigger
 
 from smartcell.core.mes.records import (
@@ -20,6 +23,7 @@ from smartcell.core.mes.records import (
 from smartcell.core.mes.params import (MES_BRIDGE, MesBridgeConfig, bridge_config, endpoint_host, endpoint_port,
                                        port_taken_message)
 from smartcell.core.mes.oee import compute_oee, job_window, safety_summary, state_before
+from smartcell.core.mes.sequence import EventSequencer
 from smartcell.core.params import ConfigError
 from smartcell.io.broker import port_taken
 from smartcell.share import share_file
@@ -35,7 +39,14 @@ EVENTS_QOS = QoSProfile(depth=200, history=HistoryPolicy.KEEP_LAST, reliability=
 # Orders stay available to a supervisor that (re)joins later: transient-local with a deep history.
 ORDERS_QOS = QoSProfile(depth=100, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+# The bridge asks the supervisor to replay journaled events after the last seq it has. Latched
+# (transient-local, depth 1): a supervisor that starts (or restarts) after the request still gets it.
+REPLAY_REQUEST_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
+                                durability=DurabilityPolicy.TRANSIENT_LOCAL)
 MAX_EVENTS_KEPT = 100_000        # cell events kept in memory for OEE (about a shift at 1 event/s)
+REPLAY_POLL_S = 2.0              # steady s: the request is repeated this often (idle cell, lost request)
+HOLE_REQUEST_S = 0.5             # steady s: a hole in seq is asked for at most this often
+ENERGY_WAIT_S = 2.0              # steady s: a unit record waits at most this long for its metered energy
 
 
 class OpcUaRecordSink:
@@ -86,6 +97,7 @@ class MesBridge(Node):
         self.cfg: MesBridgeConfig = bridge_config(declare_parameters(self, MES_BRIDGE),
                                                   namespace=self.get_namespace())
         cfg = self.cfg
+        self._orders_text = self._read_orders_file(cfg.orders_file)   # a bad file fails before any server starts
         self._lock = threading.Lock()            # tracker and events: touched by ROS, MQTT and OPC UA threads
         self._tracker = JobTracker()
         self._events: list[dict[str, Any]] = []
@@ -95,6 +107,11 @@ class MesBridge(Node):
         self._shift_start_s: float | None = None     # node-clock start of the current shift
         self._state_at_shift_start = 'idle'
         self._alarm_rule = FillAlarm()
+        self._ready: deque[Mapping[str, Any]] = deque()   # events in seq order, not yet turned into records
+        self._energy_by_unit: dict[int, dict[str, Any]] = {}    # metered cycles not yet matched to a unit
+        self._energy_stamp_s = -math.inf                 # newest energy report's stamp (cell time, s)
+        self._waiting_since: float | None = None         # steady s: the head unit record waits for energy
+        self._last_hole_request = -math.inf
 
         self._opcua = self._make_opcua(cfg) if cfg.opcua_enabled else None
         self._mqtt = (MqttTransport(MqttSettings(
@@ -110,6 +127,8 @@ class MesBridge(Node):
         self._dispatcher = Dispatcher(self._outbox, transports)
         self._outbox._on_append = self._dispatcher.wake
         self._writer = OutboxWriter(self._outbox, on_result=self._on_append_result)
+        # where the journal replay resumes: the newest event whose records are in the outbox
+        self._sequencer = EventSequencer(last_seq=self._outbox.event_seq())
 
         self._orders_pub = self.create_publisher(String, 'mes/job_order', ORDERS_QOS)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
@@ -117,18 +136,25 @@ class MesBridge(Node):
                           ('cell/start', 'cell/pause', 'cell/resume', 'cell/stop')}
         self.create_subscription(String, 'cell/state', self._on_state, LATCHED_QOS)
         self.create_subscription(String, 'cell/events', self._on_event, EVENTS_QOS)
+        self.create_subscription(String, 'cell/events/replay', self._on_event, EVENTS_QOS)
+        self._replay_pub = self.create_publisher(UInt64, 'cell/events/replay_request', REPLAY_REQUEST_QOS)
         self.create_subscription(Float64, 'speed_scale', self._on_speed_scale, LATCHED_QOS)
         self.create_subscription(JointState, 'joint_states', self._on_joints, STREAM_QOS)
         self.create_subscription(DiagnosticArray, 'safety/verdict', self._on_verdict, STREAM_QOS)
         self.create_subscription(String, 'energy/report', self._on_energy, STREAM_QOS)
         self.create_timer(cfg.telemetry_period_s, self._on_telemetry_tick)
         self.create_timer(cfg.diagnostics_period_s, self._on_diagnostics_tick)
+        # steady clock: the catch-up must go on when sim time stops (the end of a run)
+        steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self.create_timer(REPLAY_POLL_S, self._request_replay, clock=steady)
+        self.create_timer(0.1, self._drain, clock=steady)
 
         self._writer.start()
         self._dispatcher.start()
         if self._mqtt:
             self._mqtt.start()
         self._load_orders_file(cfg.orders_file)
+        self._request_replay()       # whatever the cell did while this bridge was away
         self.get_logger().info(f'mes_bridge up: outbox {cfg.db_path}, MQTT '
                                f'{cfg.mqtt_host}:{cfg.mqtt_port if cfg.mqtt_enabled else "off"}, OPC UA '
                                f'{cfg.opcua_endpoint if cfg.opcua_enabled else "off"}')
@@ -176,11 +202,11 @@ class MesBridge(Node):
         if self._opcua:
             self._opcua.set_values({'State': state, EMERGENCY_STOP: state == 'emergency_stop',
                                     PROTECTIVE_STOP: state == 'protective_stop'})
-        if self._mqtt:
-            retained = make_record(EquipmentState(state=state), self.cfg.cell_id, self._now_s())
-            self._mqtt.publish_state(retained.to_json())
+        # the retained MQTT state is the newest EquipmentState record the outbox delivers (from the
+        # journaled state_change events), not this topic: it has the record's seq and hash
 
     def _on_event(self, msg: String) -> None:
+        """cell/events and cell/events/replay: every event once, in seq order (EventSequencer)."""
         try:
             event = json.loads(msg.data)
             if not isinstance(event, dict) or 'type' not in event:
@@ -188,21 +214,65 @@ class MesBridge(Node):
         except ValueError as exc:
             self.get_logger().error(f'cell/events message ignored, not a JSON event: {exc}: {msg.data[:120]!r}')
             return
+        unnumbered = self._sequencer.unnumbered
+        self._ready.extend(self._sequencer.offer(event))
+        if self._sequencer.unnumbered > unnumbered:
+            self.get_logger().error(f'cell/events message ignored, no valid seq: {msg.data[:120]!r}',
+                                    throttle_duration_sec=10.0)
+        if self._sequencer.hole is not None:
+            self._request_hole()
+        self._drain()
+
+    def _request_replay(self) -> None:
+        """Ask the supervisor for the journaled events after the newest one handled here."""
+        self._replay_pub.publish(UInt64(data=self._sequencer.last_seq))
+
+    def _request_hole(self) -> None:
+        now = time.monotonic()
+        if now - self._last_hole_request >= HOLE_REQUEST_S:
+            self._last_hole_request = now
+            first, held = self._sequencer.hole
+            self.get_logger().warning(f'cell/events seq {first}..{held - 1} missed: asking the supervisor to '
+                                      'replay them from its journal', throttle_duration_sec=5.0)
+            self._request_replay()
+
+    def _drain(self) -> None:
+        """Turn ready events into records, in order; a unit waits (bounded) for its metered energy."""
+        while self._ready:
+            event = self._ready[0]
+            energy = None
+            if event.get('type') == 'unit_complete':
+                energy = self._energy_for(event)
+                if energy is None and self._energy_expected(event):
+                    return
+            self._ready.popleft()
+            self._waiting_since = None
+            self._handle_event(event, energy)
+
+    def _handle_event(self, event: Mapping[str, Any], energy: dict[str, Any] | None) -> None:
         with self._lock:
-            energy = self._energy_for(event)
             records = records_from_event(event, self.cfg.cell_id, self._tracker, energy)
-            self._events.append(event)
+            self._events.append(dict(event))
             del self._events[:-MAX_EVENTS_KEPT]
             if event.get('type') == 'job_complete':
                 records += self._job_summary(event)
-        self._store(records)
+        # the records and the event's seq are stored in one transaction: a restart resumes after it
+        self._writer.submit(records, event_seq=int(event['seq']))
 
-    def _energy_for(self, event: dict[str, Any]) -> dict[str, Any] | None:
-        """The metered energy of this unit, if the meter's last cycle is this unit."""
-        last = (self._energy or {}).get('last_cycle')
-        if event.get('type') != 'unit_complete' or not isinstance(last, dict) or last.get('unit') != event.get('unit'):
-            return None
-        return {'energy_j': last.get('energy_j'), 'co2e_g': last.get('co2e_g')}
+    def _energy_for(self, event: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The metered energy of this unit (the meter closes a cycle on each unit_complete it sees)."""
+        unit = event.get('unit')
+        return self._energy_by_unit.pop(unit, None) if isinstance(unit, int) else None
+
+    def _energy_expected(self, event: Mapping[str, Any]) -> bool:
+        """Wait for the meter's report of this unit? Only while a meter reports, has not reported past the
+        unit's time yet, and for at most ENERGY_WAIT_S (a replayed old unit is not waited for)."""
+        if float(event.get('stamp', 0.0)) < self._energy_stamp_s:
+            return False
+        now = time.monotonic()
+        if self._waiting_since is None:
+            self._waiting_since = now
+        return now - self._waiting_since < ENERGY_WAIT_S and math.isfinite(self._energy_stamp_s)
 
     def _job_summary(self, event: dict[str, Any]) -> list[Record]:
         """Safety summary and OEE of the job that just completed (called with the lock held)."""
@@ -245,11 +315,23 @@ class MesBridge(Node):
     def _on_energy(self, msg: String) -> None:
         try:
             report = json.loads(msg.data)
+            if not isinstance(report, dict):
+                raise ValueError('not an object')
         except ValueError:
-            self.get_logger().warning('energy/report is not JSON; energy left unmetered', throttle_duration_sec=10.0)
+            self.get_logger().warning('energy/report is not a JSON object; energy left unmetered',
+                                      throttle_duration_sec=10.0)
             return
+        last = report.get('last_cycle')
+        if isinstance(last, dict) and isinstance(last.get('unit'), int):
+            self._energy_by_unit[last['unit']] = {'energy_j': last.get('energy_j'), 'co2e_g': last.get('co2e_g')}
+            while len(self._energy_by_unit) > 100:       # unmatched (units of a run this bridge did not see)
+                del self._energy_by_unit[next(iter(self._energy_by_unit))]
+        stamp = report.get('stamp')
+        if isinstance(stamp, (int, float)) and math.isfinite(stamp):
+            self._energy_stamp_s = max(self._energy_stamp_s, float(stamp))
         with self._lock:
-            self._energy = report if isinstance(report, dict) else None
+            self._energy = report
+        self._drain()
 
     def _on_telemetry_tick(self) -> None:
         self._check_shift_end()
@@ -335,16 +417,21 @@ class MesBridge(Node):
 
     # ------------------------------------------------------------ job intake (file, MQTT, OPC UA)
 
-    def _load_orders_file(self, orders_file: str) -> None:
+    @staticmethod
+    def _read_orders_file(orders_file: str) -> str:
         if not orders_file:
-            return
+            return ''
         try:
             # 'example': the shipped config/job_orders.yaml, whose products are the shipped cell's
             path = share_file('config', 'job_orders.yaml') if orders_file == 'example' else orders_file
-            text = open(path, encoding='utf-8').read()
+            return open(path, encoding='utf-8').read()
         except OSError as exc:
             raise ConfigError(f'mes_bridge.orders_file {orders_file!r} cannot be read: {exc}') from exc
-        for item in parse_orders(text, self.cfg.work_masters):
+
+    def _load_orders_file(self, orders_file: str) -> None:
+        if not orders_file:
+            return
+        for item in parse_orders(self._orders_text, self.cfg.work_masters):
             if isinstance(item, OrderRejected):
                 self.get_logger().error(f'orders file {orders_file}: {item.reason}')
                 self._record_rejection(item)
