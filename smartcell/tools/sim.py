@@ -54,6 +54,7 @@ RESERVED = {('twin', 'duration_s'): 'smartcell sim sets it: use --duration',
             ('supervisor', 'job'): 'smartcell sim sets it: use --job',
             ('supervisor', 'evidence_log'): 'smartcell sim writes it into the run directory: use --log-dir',
             ('supervisor', 'order_store_file'): 'smartcell sim keeps it in the run directory: use --log-dir',
+            ('supervisor', 'event_journal_file'): 'smartcell sim keeps it in the run directory: use --log-dir',
             ('recorder', 'output_file'): 'smartcell sim --record writes <run dir>/run.mcap: use --log-dir',
             **{(node, 'lockstep'): 'the lockstep is how smartcell sim runs (ros2 launch runs in real time)'
                for node in ('twin', 'arm', 'supervisor')}}
@@ -175,6 +176,7 @@ def node_overrides(options: SimOptions) -> dict[str, dict[str, object]]:
         'supervisor': {'lockstep': True, 'auto_start': True,
                        'evidence_log': str((options.log_dir / 'safety_evidence.jsonl').resolve()),
                        'order_store_file': str((options.log_dir / 'job_orders.sqlite').resolve()),
+                       'event_journal_file': str((options.log_dir / 'cell_events.sqlite').resolve()),
                        **({'job': options.job} if options.job else {})},
         # The run's own outbox and OPC UA port; MQTT only on request (it needs a broker of the user's).
         'recorder': {**sim_time, 'output_file': str((options.log_dir / RECORDING).resolve())},
@@ -231,6 +233,11 @@ def run(options: SimOptions, env: dict[str, str] | None = None) -> dict[str, flo
         rclpy.init(context=context, args=[])
         monitor = SimMonitor(context, options.duration_s, options.progress)
         kpis = monitor.wait_for_kpis(processes, START_TIMEOUT_S, STALL_TIMEOUT_S)
+        # A short run can end before a slow node is even up: the run counts only once every node is up
+        # (a node that fails at start-up fails the run) and the MES has every journaled event.
+        wait_until_up(context, processes, START_TIMEOUT_S)
+        if 'mes' in options.groups:
+            wait_for_mes(processes, node_overrides(options), START_TIMEOUT_S)
         processes.check_alive()          # a node that died near the end fails the run too
     finally:
         failed = processes.stop()
@@ -254,6 +261,55 @@ def wait_for_recorder(processes: CellProcesses, timeout_s: float) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError(f'the recorder did not start within {timeout_s:.0f} s:\n{processes.log_tail("recorder")}')
         time.sleep(0.05)      # polling a log file, not waiting for DDS
+
+
+def wait_until_up(context, processes: CellProcesses, timeout_s: float) -> None:
+    """Every started node is on the ROS graph; RuntimeError (with its log) for one that exited."""
+    from rclpy.node import Node
+    node = Node('smartcell_sim_graph', context=context)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            processes.check_alive()
+            missing = set(processes.processes) - set(node.get_node_names())
+            if not missing:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f'node(s) {sorted(missing)} not up after {timeout_s:.0f} s; logs in '
+                                   f'{processes.log_dir}')
+            time.sleep(0.1)       # polling the graph with a deadline
+    finally:
+        node.destroy_node()
+
+
+def wait_for_mes(processes: CellProcesses, overrides: dict[str, dict[str, object]], timeout_s: float) -> None:
+    """The MES outbox has the records of every event in the supervisor's journal (the bridge catches up
+    by replay, e.g. when it came up after the run's first events); RuntimeError when it does not."""
+    import sqlite3
+    journal = Path(str(overrides['supervisor']['event_journal_file']))
+    outbox = Path(str(overrides['mes_bridge']['db_path']))
+
+    def newest(path: Path, query: str) -> int:
+        if not path.exists():
+            return 0
+        with sqlite3.connect(f'file:{path}?mode=ro', uri=True) as db:
+            try:
+                row = db.execute(query).fetchone()
+            except sqlite3.OperationalError:      # the table is not created yet
+                return 0
+        return int(row[0]) if row and row[0] is not None else 0
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        processes.check_alive()
+        journaled = newest(journal, 'SELECT max(seq) FROM events')
+        stored = newest(outbox, "SELECT seq FROM event_cursor WHERE source = 'cell'")
+        if stored >= journaled:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f'the MES bridge has cell events up to seq {stored} of {journaled} after '
+                               f'{timeout_s:.0f} s; logs in {processes.log_dir}')
+        time.sleep(0.1)           # polling two files with a deadline
 
 
 def format_kpis(kpis: dict[str, float]) -> str:
