@@ -133,6 +133,9 @@ SUPERVISOR = NodeParams('supervisor', (
     P('evidence_log', '', 'append-only safety evidence log (JSON lines); empty: none'),
     P('order_store_file', '', 'SQLite file of the job orders received and their ISA-95 states (duplicates are '
       'refused across restarts); empty: <ROS_HOME or ~/.ros>/smartcell/orders_<cell_id>.sqlite'),
+    P('event_journal_file', '', 'SQLite journal of every cell event, written before the event is published on '
+      'cell/events (seq continues from it after a restart; the MES bridge has what it missed replayed from it); '
+      'empty: <ROS_HOME or ~/.ros>/smartcell/events_<cell_id>.sqlite'),
     P('job', '', 'job recipe to run: a name in the installed config/ (e.g. job_demo) or a path; '
       'empty: the pick-and-place cycle'),
     P('units', 3, 'units of the job to make per start', min=1, max=100000),
