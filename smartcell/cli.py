@@ -16,6 +16,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                       'table, fence, furniture'),
     'stopping-table': ('smartcell.tools.stopping_table', "measure the arm's stopping times and distances in the twin"),
     'analyze-vibration': ('smartcell.tools.analyze_vibration', 'analyse a recorded vibration signal'),
+    'replay': ('smartcell.tools.replay', 're-judge a recorded run (MCAP) with a fresh CellController and compare '
+               'the verdicts'),
     'audit': ('smartcell.tools.audit', 'verify or export the audit trail (hash chain) of production and safety records'),
 }
 
