@@ -18,7 +18,7 @@ import yaml
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetLaunchConfiguration
 from launch.conditions import IfCondition, UnlessCondition
-from launch.substitutions import LaunchConfiguration
+from launch.substitutions import LaunchConfiguration, PythonExpression
 from launch_ros.actions import Node
 
 from ament_index_python.packages import get_package_share_directory
@@ -36,7 +36,7 @@ def validate_config(context):
     return []
 
 
-DECLARED = ('sim', 'gui', 'namespace', 'config')
+DECLARED = ('sim', 'gui', 'namespace', 'config', 'record')
 
 
 def sim_overrides(name, gui):
@@ -80,6 +80,9 @@ def generate_launch_description():
         DeclareLaunchArgument('namespace', default_value='', description='ROS namespace of every cell node'),
         DeclareLaunchArgument('config', default_value=f'{SHARE}/config/cell.yaml',
                               description='cell parameter file (validated before anything starts)'),
+        DeclareLaunchArgument('record', default_value='false',
+                              description='true: the recorder writes every topic to a rosbag2-compatible MCAP '
+                                          '(recorder.output_file; default <ROS_HOME>/smartcell/recordings/)'),
         OpaqueFunction(function=validate_config),
         OpaqueFunction(function=write_overrides),
     ]
@@ -88,6 +91,10 @@ def generate_launch_description():
         for in_sim, condition in ((True, IfCondition(sim)), (False, UnlessCondition(sim))):
             if not spec.runs(sim=in_sim):
                 continue
+            if spec.group == 'record':      # only on request, in either mode
+                condition = IfCondition(PythonExpression(
+                    ["'", LaunchConfiguration('record'), "'.lower() in ('true', '1') and '", sim, "'.lower() "
+                     f"{'in' if in_sim else 'not in'} ('true', '1')"]))
             entities.append(Node(
                 package='smartcell', executable=spec.name, name=spec.name,
                 namespace=LaunchConfiguration('namespace'),

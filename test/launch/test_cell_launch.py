@@ -3,7 +3,7 @@ import importlib.util
 
 import pytest
 
-from smartcell.topology import nodes_for
+from smartcell.topology import DEFAULT_GROUPS, nodes_for
 
 launch = pytest.importorskip('launch', reason='launch/launch_ros are not on PyPI; this runs on ROS 2 installs')
 launch_ros = pytest.importorskip('launch_ros')
@@ -16,23 +16,25 @@ def load_description(repo):
     return module.generate_launch_description()
 
 
+@pytest.mark.parametrize('record', ['false', 'true'])
 @pytest.mark.parametrize('sim', ['true', 'false'])
-def test_launch_starts_exactly_the_topology_nodes(repo, sim):
+def test_launch_starts_exactly_the_topology_nodes(repo, sim, record):
     from launch import LaunchContext
     from launch_ros.actions import Node
 
     description = load_description(repo)
     context = LaunchContext()
-    context.launch_configurations.update({'sim': sim, 'gui': 'false', 'namespace': '',
+    context.launch_configurations.update({'sim': sim, 'gui': 'false', 'namespace': '', 'record': record,
                                           'config': str(repo / 'config' / 'cell.yaml')})
     started = [entity for entity in description.entities
                if isinstance(entity, Node) and (entity.condition is None or entity.condition.evaluate(context))]
     names = sorted(node.node_executable for node in started)
-    assert names == sorted(spec.name for spec in nodes_for(sim=sim == 'true'))
+    groups = DEFAULT_GROUPS + (('record',) if record == 'true' else ())
+    assert names == sorted(spec.name for spec in nodes_for(sim=sim == 'true', groups=groups))
 
 
 def test_every_argument_is_described(repo):
     from launch.actions import DeclareLaunchArgument
     arguments = [e for e in load_description(repo).entities if isinstance(e, DeclareLaunchArgument)]
-    assert {a.name for a in arguments} == {'sim', 'gui', 'namespace', 'config'}
+    assert {a.name for a in arguments} == {'sim', 'gui', 'namespace', 'config', 'record'}
     assert all(a.description for a in arguments)
