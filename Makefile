@@ -30,7 +30,13 @@ $(VENV)/.requirements-installed: requirements.txt
 	$(BIN)/python -m pip install --quiet -r requirements.txt setuptools==84.2.1
 	touch $@
 
-$(VENV)/.smartcell-installed: $(VENV)/.requirements-installed $(SOURCES)
+# ROS interface packages the ROS wheels on PyPI lack (tf2_msgs for /tf): built into the venv with
+# Debian's cmake and gcc, only where `import <pkg>.msg` fails (a ROS installation provides them).
+$(VENV)/.interfaces-built: $(VENV)/.requirements-installed requirements-build.txt tools/build_interfaces.sh $(shell find interfaces -type f 2>/dev/null)
+	tools/build_interfaces.sh $(VENV)
+	touch $@
+
+$(VENV)/.smartcell-installed: $(VENV)/.requirements-installed $(VENV)/.interfaces-built $(SOURCES)
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation --force-reinstall .
 	rm -rf build smartcell.egg-info
 	# colcon installs node executables in <prefix>/lib/smartcell (setup.cfg); pip only in bin/.
