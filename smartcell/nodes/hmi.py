@@ -136,8 +136,11 @@ class Hmi(Node):
                 break
         now = self._steady_s()
         for pending in list(self._pending):
+            action = ACTIONS[pending.name]
             call = pending.call
-            if call is not None and call.done():
+            if call is None and self._action_clients[pending.name].service_is_ready():
+                pending.call = self._action_clients[pending.name].call_async(Trigger.Request())
+            elif call is not None and call.done():
                 self._pending.remove(pending)
                 try:
                     response = call.result()
@@ -146,8 +149,9 @@ class Hmi(Node):
                     self._finish(pending, ActionResult(False, f'service call failed: {exc!r}'))
             elif now - pending.started_s > self._config['action_timeout_s']:
                 self._pending.remove(pending)
-                self._finish(pending, ActionResult(False, f'{ACTIONS[pending.name].service} did not answer within '
-                                                          f'{self._config["action_timeout_s"]:g} s'))
+                self._finish(pending, ActionResult(False, (
+                    f'{action.service} is not available (is the supervisor running?)' if call is None else
+                    f'{action.service} did not answer within {self._config["action_timeout_s"]:g} s')))
         if self._view.version != self._pushed_version:
             self._pushed_version = self._view.version
             self._server.publish(self._view.snapshot())
@@ -163,11 +167,9 @@ class Hmi(Node):
             self._finish(pending, ActionResult(True, f'help requested on {action.topic}'))
             return
         client = self._action_clients[action.name]
-        if not client.service_is_ready():
-            self._finish(pending, ActionResult(False, f'{action.service} is not available (is the supervisor running?)'))
-            return
-        pending.call = client.call_async(Trigger.Request())
-        self._pending.append(pending)
+        if client.service_is_ready():
+            pending.call = client.call_async(Trigger.Request())
+        self._pending.append(pending)        # not discovered yet: called once it is, until action_timeout_s
 
     def _finish(self, pending: _Pending, result: ActionResult) -> None:
         record = {'cell_id': self._config['cell_id'], 'user': pending.session.user, 'role': pending.session.role,
