@@ -10,6 +10,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     'sim': ('smartcell.tools.sim', 'run the simulated cell (PyBullet twin + the cell nodes) faster than real time'),
     'twin-demo': ('smartcell.twin.demo', 'the PyBullet twin alone (headless or --gui), arm cycling, a person walking'),
     'safety-report': ('smartcell.tools.safety_report', 'summarise and plot a safety evidence log'),
+    'report': ('smartcell.tools.report', 'shift report of a run directory as one HTML file (KPIs, separation vs S_p, '
+               'stops, OEE losses, energy per part, vibration health); smartcell sim writes it at the end'),
     'campaign': ('smartcell.tools.campaign', 'seeded safety scenarios in the twin: SSM audited against ground truth, '
                  'parts/hour vs a static zone'),
     'check-motions': ('smartcell.tools.check_motions', "sweep the arm's named motions through the twin's cell: "

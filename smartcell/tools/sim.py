@@ -29,6 +29,9 @@ from smartcell.tools.cell_processes import (CellProcesses, OverrideRefused, isol
 START_TIMEOUT_S = 60.0          # wall seconds for all processes to come up
 STALL_TIMEOUT_S = 30.0          # wall seconds without simulated progress before giving up
 RECORDING = 'run.mcap'          # --record: the run's topics, in the run directory
+HMI_ACTIONS = 'hmi_actions.jsonl'   # --hmi: the operator's actions, in the run directory
+# The operator station only on request (--hmi): a lockstep run is over before anyone could look.
+SIM_GROUPS: tuple[str, ...] = tuple(g for g in DEFAULT_GROUPS if g != 'hmi')
 
 
 @dataclass(frozen=True)
@@ -41,9 +44,10 @@ class SimOptions:
     log_dir: Path
     progress: bool
     job: str = ''
-    groups: tuple[str, ...] = DEFAULT_GROUPS                 # + 'record' with --record
+    groups: tuple[str, ...] = SIM_GROUPS                     # + 'record' with --record, 'hmi' with --hmi
     overrides: tuple[tuple[str, str, object], ...] = ()     # (node, parameter, value) from -p, applied last
     opcua_port: int = 0                                       # 0: a free port picked at start
+    hmi_port: int = 0                                         # --hmi; 0: a free port picked at start
 
 
 # What `smartcell sim` sets itself: an override of these is refused, naming the option to use.
@@ -73,6 +77,9 @@ def parse_args(argv: list[str]) -> SimOptions:
     parser.add_argument('--job', default='', help='job recipe to run (default: the pick-and-place cycle)')
     parser.add_argument('--log-dir', type=Path, default=None, help='node logs and evidence (default runs/<time>)')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+    parser.add_argument('--hmi', action='store_true',
+                        help='start the operator station (browser) too and print its URL; its actions go to '
+                             f'<run dir>/{HMI_ACTIONS}')
     parser.add_argument('--record', action='store_true',
                         help='record every topic to <run dir>/run.mcap (rosbag2-compatible MCAP; smartcell replay)')
     parser.add_argument('--without', default='', metavar='GROUPS',
@@ -109,7 +116,8 @@ def parse_args(argv: list[str]) -> SimOptions:
     log_dir = args.log_dir or Path('runs') / datetime.now().strftime('sim-%Y%m%d-%H%M%S')
     return SimOptions(args.duration, args.seed, args.scenario, args.gui, Path(config), log_dir,
                       not args.no_progress, args.job,
-                      tuple(g for g in DEFAULT_GROUPS if g not in without) + (('record',) if args.record else ()),
+                      tuple(g for g in SIM_GROUPS if g not in without) + (('record',) if args.record else ())
+                      + (('hmi',) if args.hmi else ()),
                       overrides)
 
 
@@ -178,6 +186,8 @@ def node_overrides(options: SimOptions) -> dict[str, dict[str, object]]:
                        'order_store_file': str((options.log_dir / 'job_orders.sqlite').resolve()),
                        'event_journal_file': str((options.log_dir / 'cell_events.sqlite').resolve()),
                        **({'job': options.job} if options.job else {})},
+        # --hmi: the port printed before the run, the operator's actions in the run directory.
+        'hmi': {**sim_time, 'port': options.hmi_port, 'action_log': str((options.log_dir / HMI_ACTIONS).resolve())},
         # The run's own outbox and OPC UA port; MQTT only on request (it needs a broker of the user's).
         'recorder': {**sim_time, 'output_file': str((options.log_dir / RECORDING).resolve())},
         'mes_bridge': {**sim_time, 'db_path': str((options.log_dir / 'mes_outbox.sqlite').resolve()),
@@ -185,6 +195,14 @@ def node_overrides(options: SimOptions) -> dict[str, dict[str, object]]:
                        'mqtt_enabled': False},
     })
     return merge_overrides(overrides, options.overrides)
+
+
+def hmi_url(options: SimOptions, resolved: dict[str, dict[str, object]]) -> str:
+    """The operator station's address (a -p hmi.port:=... wins over the port picked here)."""
+    hmi = {**resolved.get('hmi', {}), **node_overrides(options).get('hmi', {})}
+    host = str(hmi.get('host', '127.0.0.1'))
+    scheme = 'https' if hmi.get('tls_cert_file') else 'http'
+    return f'{scheme}://{"127.0.0.1" if host in ("0.0.0.0", "::") else host}:{hmi["port"]}/'
 
 
 def check_ports(options: SimOptions, resolved: dict[str, dict[str, object]]) -> None:
@@ -211,6 +229,8 @@ def run(options: SimOptions, env: dict[str, str] | None = None) -> dict[str, flo
         # Picked here and bound by the bridge a few seconds later: another program could take it in
         # between (then the bridge exits with the port named, and so does the run).
         options = dataclasses.replace(options, opcua_port=free_port())
+    if 'hmi' in options.groups and not options.hmi_port:
+        options = dataclasses.replace(options, hmi_port=free_port())    # printed before the run starts
     check_ports(options, resolved)
 
     import rclpy
@@ -229,6 +249,8 @@ def run(options: SimOptions, env: dict[str, str] | None = None) -> dict[str, flo
             wait_for_recorder(processes, START_TIMEOUT_S)
         processes.start_nodes([spec for spec in specs if spec not in recorder], options.config,
                               node_overrides(options))
+        if 'hmi' in options.groups:
+            print(f'operator station: {hmi_url(options, resolved)}', flush=True)
         context = rclpy.Context()
         rclpy.init(context=context, args=[])
         monitor = SimMonitor(context, options.duration_s, options.progress)
@@ -353,6 +375,12 @@ def main(argv: list[str]) -> int:
     print(format_kpis(kpis))
     (options.log_dir / 'kpis.json').write_text(json.dumps(kpis, indent=2, sort_keys=True))
     print(f'logs, evidence and kpis.json in {options.log_dir}')
+    from smartcell.tools.report import ReportError, write_report
+    try:
+        print(f'shift report: {write_report(options.log_dir)}')
+    except ReportError as exc:
+        print(f'smartcell sim: no shift report: {exc}', file=sys.stderr)
+        return 1
     if 'record' in options.groups:
         print(f'recording: {options.log_dir / RECORDING} (check it with: smartcell replay {options.log_dir / RECORDING})')
     return 0
