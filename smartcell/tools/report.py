@@ -1,8 +1,9 @@
 """`smartcell report RUN_DIR [--out FILE] [--ideal-cycle-s S]`: the shift report of a run, one HTML file.
 
 Reads only the run directory that `smartcell sim` (or a real cell with the same paths) leaves:
-`kpis.json`, `safety_evidence.jsonl` (smartcell.core.safety.evidence), the MES outbox
-`mes_outbox.sqlite` when the run had the MES bridge, an MCAP recording `*.mcap` when the run was
+`kpis.json`, `safety_evidence.jsonl` (smartcell.core.safety.evidence), the cell's event journal
+`cell_events.sqlite` (smartcell.io.event_journal: the `cell/events` OEE is computed from), the MES
+outbox `mes_outbox.sqlite` when the run had the MES bridge (units and their energy), an MCAP recording `*.mcap` when the run was
 recorded, `hmi_actions.jsonl` when the operator station ran, and the node logs. Writes
 `report.html` beside them (default): KPIs; separation against S_p and the speed scale over time;
 the stops with their causes; OEE with its losses as a waterfall; energy per part; vibration health;
@@ -42,6 +43,7 @@ class RunData:
     events: list[dict[str, Any]]
     evidence_note: str                                  # chain verification in one sentence
     outbox: list[dict[str, Any]] | None                 # None: no MES outbox in this run
+    journal: list[dict[str, Any]] | None                # cell/events from the journal; None: none kept
     vibration: dict[str, list[tuple[float, float]]] | None   # gearbox -> (stamp_s, health) or None
     vibration_note: str
     actions: list[dict[str, Any]]
@@ -81,15 +83,24 @@ def load_run(run_dir: Path) -> RunData:
     vibration, vibration_note = _read_vibration(run_dir)
     return RunData(run_dir, {k: float(v) for k, v in kpis.items() if isinstance(v, (int, float))},
                    log.cycles(), log.events(), note, _read_outbox(run_dir / 'mes_outbox.sqlite'),
+                   _read_sqlite_json(run_dir / 'cell_events.sqlite', 'SELECT json FROM events ORDER BY seq'),
                    vibration, vibration_note, _read_jsonl(run_dir / 'hmi_actions.jsonl'), _read_logs(run_dir))
 
 
 def _read_outbox(path: Path) -> list[dict[str, Any]] | None:
+    return _read_sqlite_json(path, 'SELECT json FROM records ORDER BY pos')
+
+
+def _read_sqlite_json(path: Path, query: str) -> list[dict[str, Any]] | None:
+    """The JSON objects of a one-column query, read only; None when the file is missing or not that database."""
     if not path.is_file():
         return None
     try:
-        with sqlite3.connect(f'file:{path}?mode=ro', uri=True) as connection:
-            rows = connection.execute('SELECT json FROM records ORDER BY pos').fetchall()
+        connection = sqlite3.connect(f'file:{path}?mode=ro', uri=True)
+        try:
+            rows = connection.execute(query).fetchall()
+        finally:
+            connection.close()
     except sqlite3.Error:
         return None
     records = []
@@ -219,9 +230,12 @@ def energy_per_part(outbox: Iterable[dict[str, Any]]) -> list[tuple[int, float |
 # ------------------------------------------------------------------------------------------ figures
 
 def _svg(figure) -> str:
+    import matplotlib
     import matplotlib.pyplot as plt
     buffer = io.StringIO()
-    figure.savefig(buffer, format='svg', bbox_inches='tight')
+    # Text as text (searchable, a third of the size); no date in the metadata (same run, same file).
+    with matplotlib.rc_context({'svg.fonttype': 'none', 'svg.hashsalt': 'smartcell-report'}):
+        figure.savefig(buffer, format='svg', bbox_inches='tight', metadata={'Date': None})
     plt.close(figure)
     text = buffer.getvalue()
     return text[text.index('<svg'):]          # drop the XML prolog and DOCTYPE: inline in HTML
@@ -305,7 +319,7 @@ def energy_figure(parts: list[tuple[int, float | None, float | None]]) -> str:
     for index, (unit, energy, _) in enumerate(parts):
         if energy is None:
             axes.bar(index, 0, color='#cfd8dc')
-            axes.text(index, 0, 'not\nmeasured', ha='center', va='bottom', fontsize=7, color='#546e7a')
+            axes.text(index, 0, 'not measured', ha='center', va='bottom', fontsize=7, color='#546e7a')
         else:
             axes.bar(index, energy / 1000.0, color='#1565c0')
     axes.set_xticks(range(len(parts)), [f'unit {u}' for u, _, _ in parts], fontsize=8)
@@ -417,16 +431,22 @@ def render(data: RunData, ideal_cycle_s: float) -> str:
 
     sections.append('<h2 id="oee">OEE and its losses</h2>')
     end_s = data.kpis.get('sim_time_s') or max((float(c['stamp_s']) for c in data.cycles), default=0.0)
-    if data.outbox is None:
-        sections.append('<p class="note">No MES outbox in this run (run without the MES bridge): the cell '
+    if data.journal is not None:
+        events, source = data.journal, "the cell's event journal (cell_events.sqlite)"
+    elif data.outbox is not None:
+        events, source = oee_events(data.outbox), 'the MES outbox (EquipmentState and UnitRecord records)'
+    else:
+        events, source = None, ''
+    if events is None:
+        sections.append('<p class="note">Neither an event journal nor a MES outbox in this run: the cell '
                         'states and units that OEE needs were not kept.</p>')
     elif end_s <= 0:
         sections.append('<p class="note">The run has no length: no OEE.</p>')
     else:
-        oee = compute_oee(oee_events(data.outbox), 0.0, float(end_s), ideal_cycle_s)
+        oee = compute_oee(events, 0.0, float(end_s), ideal_cycle_s)
         sections.append(waterfall_figure(oee))
         sections.append(f'<p class="note">Window 0 to {end_s:.0f} s of the run; ideal cycle time {ideal_cycle_s:g} s '
-                        '(--ideal-cycle-s); states and units from the MES outbox (smartcell.core.mes.oee).'
+                        f'(--ideal-cycle-s); states and units from {source} (smartcell.core.mes.oee).'
                         + ''.join(f' {_e(w)}.' for w in oee.warnings) + '</p>')
 
     sections.append('<h2 id="energy">Energy per part</h2>')
