@@ -158,7 +158,7 @@ def main() -> int:
         floor_procs.stop()
         # The real nodes, wall clock, real-time mode (no lockstep); the arm on its sim backend without a twin.
         cell_procs.start('supervisor', node_command('smartcell.nodes.supervisor', 'supervisor', None,
-                                                    {'people_timeout_s': 0.5}))
+                                                    {'people_timeout_s': 0.5, 'reaction_time_s': 0.8}))
         cell_procs.start('arm', node_command('smartcell.nodes.arm', 'arm', None, {'backend': 'sim'}))
         full = measure('humans', 'arm/speed_limit_applied', args.messages, args.rate, with_robot=True)
     finally:

@@ -64,7 +64,8 @@ ARM = NodeParams('arm', (
     P('control_rate_hz', 50.0, 'ros2_control backend: streaming rate in Hz', min=5.0, max=1000.0),
     P('stream_horizon_s', 0.1, 'ros2_control backend: each streamed point lies this far ahead, s',
       min=0.005, max=2.0),
-    P('deadman_timeout_s', 0.2, 'no speed limit for this long -> the arm stops by itself, s',
+    P('deadman_timeout_s', 0.25, 'no speed limit for this long -> the arm stops by itself (above the loaded '
+      'verdict period, within T_r: docs/safety.md, Timing budget), s',
       min=0.02, max=5.0),
     P('scale_ramp_down_per_s', 4.0, 'speed-scale decrease rate, 1/s (fast to slow down)', min=0.5, max=100.0),
     P('scale_ramp_up_per_s', 0.5, 'speed-scale increase rate, 1/s (slow to speed up)', min=0.05, max=10.0),
@@ -98,8 +99,8 @@ SUPERVISOR = NodeParams('supervisor', (
     P('warning_distance_m', 2.5, 'person closer than this to the robot -> reduced speed, m', min=0.1, max=10.0),
     P('protective_distance_m', 0.6, 'person closer than this -> protective stop, m', min=0.05, max=10.0),
     P('reduced_speed_scale', 0.3, 'speed scale in the warning zone', min=0.0, max=1.0),
-    P('people_timeout_s', 0.07, 'people data older or silent longer than this -> protective stop '
-      '(two scanner periods at 30 Hz), s', min=0.01, max=2.0),
+    P('people_timeout_s', 0.17, 'people data older or silent longer than this -> protective stop '
+      '(5 scanner periods at 30 Hz: the loaded maximum measured by bench_timing_budget), s', min=0.01, max=2.0),
     P('robot_state_timeout_s', 0.2, 'joint states older than this -> protective stop, s', min=0.01, max=2.0),
     P('lockstep', False, 'evaluate people data of time t with the robot state of time t (simulation)'),
     P('expected_people_publisher', 'scanner', 'the only node (in this namespace) whose `humans` are trusted; a '
@@ -107,7 +108,8 @@ SUPERVISOR = NodeParams('supervisor', (
     P('world_frame', 'world', 'frame people data must be expressed in'),
     P('mode', 'automatic', 'safety mode at start (changed later only through the safety/mode/* services)',
       choices=('automatic', 'collaborative', 'manual_reduced')),
-    P('reaction_time_s', 0.15, 'T_r of ISO/TS 15066: sensing + processing + actuation, s', min=0.01, max=2.0),
+    P('reaction_time_s', 0.31, 'T_r of ISO/TS 15066: sensing + processing + actuation; at least 1.5 x '
+      'people_timeout_s + 0.05 s (checked at start-up), s', min=0.01, max=2.0),
     P('human_speed_floor_mps', 1.6, 'person speed never assumed below this (ISO 13855), m/s', min=1.6, max=3.0),
     P('intrusion_distance_m', 0.65, 'C: reach beyond the sensed body, m', min=0.0, max=2.0),
     P('sensor_uncertainty_m', 0.10, 'Z_d: person position uncertainty, m', min=0.0, max=1.0),

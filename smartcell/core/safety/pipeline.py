@@ -145,6 +145,34 @@ def check_scanner_field(config: dict, stopping: StoppingModel) -> float:
     return required_m
 
 
+# T_r must cover what the chain may take before the arm reacts when people data stops: data up to
+# people_timeout_s old is still acted on, silence is noticed by the supervisor's watchdog, which runs
+# every people_timeout_s / 2 (supervisor node), and the stop verdict then reaches the arm and is applied.
+SILENCE_CHECK_FRACTION = 0.5
+# Stop verdict published -> applied by the arm: people -> supervisor -> arm measured max 23.6 ms on the
+# loaded machine (bench/bench_reaction_latency.py, docs/safety.md "Timing budget"); twice that.
+VERDICT_TO_ARM_S = 0.05
+
+
+def reaction_budget_s(people_timeout_s: float) -> float:
+    """The shortest T_r (s) that covers the people timeout, the silence watchdog period and the arm hop."""
+    return people_timeout_s * (1.0 + SILENCE_CHECK_FRACTION) + VERDICT_TO_ARM_S
+
+
+def check_reaction_time(config: dict) -> float:
+    """Refuse a reaction time T_r shorter than the chain it stands for; returns the required T_r in s."""
+    timeout_s = config['people_timeout_s']
+    required_s = reaction_budget_s(timeout_s)
+    if config['reaction_time_s'] < required_s - 1e-9:
+        raise ConfigError(
+            f"reaction_time_s={config['reaction_time_s']:g} s is shorter than the reaction chain it must cover: "
+            f'people_timeout_s={timeout_s:g} s (people data that old, or silent that long, is still acted on) + '
+            f'{timeout_s * SILENCE_CHECK_FRACTION:g} s (the silence watchdog runs every people_timeout_s/2) + '
+            f'{VERDICT_TO_ARM_S:g} s (stop verdict to the arm) = {required_s:.3f} s; raise reaction_time_s to at '
+            'least that or shorten people_timeout_s (docs/safety.md, Timing budget)')
+    return required_s
+
+
 # Commanded scales kept: the arm's measured velocities lag the command by up to ~3 ticks
 # (lockstep lag, the arm's tick, its ramp), so the smallest of these bounds the applied scale.
 APPLIED_SCALE_HISTORY = 4
@@ -184,6 +212,7 @@ class SafetyPipeline:
             ramp_up_per_s=config['ramp_up_per_s'], payload_kg=config['payload_kg'],
             # The arm refuses anything faster, so scale 1 is at most this fraction of the joint limits.
             speed_fraction_at_full_scale=config['max_joint_speed_fraction'])
+        check_reaction_time(config)
         if config['nominal_speed_fraction'] > config['max_joint_speed_fraction']:
             raise ConfigError(f"nominal_speed_fraction={config['nominal_speed_fraction']:g} is above "
                               f"max_joint_speed_fraction={config['max_joint_speed_fraction']:g}: the arm would refuse "
