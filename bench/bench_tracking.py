@@ -1,6 +1,6 @@
 """People tracking benchmarks: the scan validator's cost, and the tracker against the twin's ground truth.
 
-    .venv/bin/python bench/bench_tracking.py [--scenario intrusion] [--duration-s 120] [--seed 3]
+    .venv/bin/python bench/bench_tracking.py [--scenario intrusion,shift_two_people] [--duration-s 120] [--seed 3]
 
 1. validate_scan on a 541-beam scan (the scanner node runs it on every scan): p50/p99 in us, and
    the ROS graph query the node makes per scan (get_publishers_info_by_topic), when rclpy is there.
@@ -9,6 +9,10 @@
    speed error of the nearest track (p50/p99), time to confirm (person inside the monitored area ->
    a track within 0.3 m of them), time to drop (person out of the area -> no track within 0.5 m of
    their last position), and the number of distinct track ids that followed each person (swaps).
+   Also the velocity the supervisor's SSM uses: the vector error |v_track - v_true|, and how often the
+   person's true speed toward the robot base exceeds the track's upper bound (projected mean + 2
+   sigma of the filter's covariance; a tracker without covariance is counted with sigma 0) and the
+   bound floored at the ISO 13855 1.6 m/s the monitor applies.
 """
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ from smartcell.core.sensors.scan_validation import (RawScan, ScanGate, ScanLimit
 
 CONFIRM_RADIUS_M = 0.3
 DROP_RADIUS_M = 0.5
+HUMAN_SPEED_FLOOR_MPS = 1.6
 
 
 def percentiles(values, unit_scale: float = 1.0) -> str:
@@ -86,6 +91,8 @@ def bench_accuracy(scenario: str, duration_s: float, seed: int) -> None:
     xmin, ymin, xmax, ymax = tracker_config.monitored_area_m
     dt = 1 / 30
     position_errors, speed_errors, confirm_s, drop_s, rejected = [], [], [], [], 0
+    velocity_errors, above_bound, above_floored, bound_margin = [], 0, 0, []
+    robot_xy = np.asarray(world.layout.robot_base_position_m[:2])
     ids: list[set[int]] = [set() for _ in world.paths]
     inside_since: list[float | None] = [None] * len(world.paths)
     confirmed = [False] * len(world.paths)
@@ -121,6 +128,17 @@ def bench_accuracy(scenario: str, duration_s: float, seed: int) -> None:
                         confirm_s.append(t - inside_since[index])
                     position_errors.append(distances[nearest])
                     speed_errors.append(abs(track.speed_mps - truth.speed_mps))
+                    true_v = truth.speed_mps * np.array([math.cos(truth.yaw_rad), math.sin(truth.yaw_rad)])
+                    velocity_errors.append(float(np.hypot(*(np.asarray(track.velocity_mps) - true_v))))
+                    toward = robot_xy - np.array([truth.x_m, truth.y_m])
+                    toward /= max(float(np.hypot(*toward)), 1e-9)
+                    a, b, c = getattr(track, 'velocity_cov_m2ps2', (0.0, 0.0, 0.0))
+                    sigma = math.sqrt(max(0.0, toward @ np.array([[a, b], [b, c]]) @ toward))
+                    bound = float(np.asarray(track.velocity_mps) @ toward) + 2.0 * sigma
+                    true_toward = float(true_v @ toward)
+                    above_bound += true_toward > bound
+                    above_floored += true_toward > max(bound, HUMAN_SPEED_FLOOR_MPS)
+                    bound_margin.append(bound - true_toward)
                     ids[index].add(track.track_id)
             else:
                 inside_since[index] = None
@@ -138,6 +156,11 @@ def bench_accuracy(scenario: str, duration_s: float, seed: int) -> None:
           f'{len(world.paths)} people, {rejected} scans rejected')
     print(f'  position error of the nearest track, m: {percentiles(position_errors)}')
     print(f'  speed error |tracked - true|, m/s:      {percentiles(speed_errors)}')
+    print(f'  velocity error |v_track - v_true|, m/s: {percentiles(velocity_errors)}')
+    n = max(len(position_errors), 1)
+    print(f'  true speed toward the robot > mean + 2 sigma: {above_bound / n:.2%}; '
+          f'> max(bound, {HUMAN_SPEED_FLOOR_MPS} m/s): {above_floored / n:.2%} (n={len(position_errors)})')
+    print(f'  bound - true speed toward the robot, m/s: {percentiles(bound_margin)}')
     print(f'  time to confirm, s:                     {percentiles(confirm_s)}')
     print(f'  time to drop after leaving, s:          {percentiles(drop_s)}')
     print(f'  track ids per person (1 = no swap):     {[len(s) for s in ids]}')
@@ -145,14 +168,15 @@ def bench_accuracy(scenario: str, duration_s: float, seed: int) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--scenario', default='intrusion')
+    parser.add_argument('--scenario', default='intrusion', help='twin scenario, or several separated by commas')
     parser.add_argument('--duration-s', type=float, default=120.0)
     parser.add_argument('--seed', type=int, default=3)
     parser.add_argument('--skip-validation', action='store_true')
     args = parser.parse_args()
     if not args.skip_validation:
         bench_validation()
-    bench_accuracy(args.scenario, args.duration_s, args.seed)
+    for scenario in args.scenario.split(','):
+        bench_accuracy(scenario, args.duration_s, args.seed)
     return 0
 
 
