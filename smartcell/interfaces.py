@@ -39,6 +39,8 @@ COMMAND = Qos(Reliability.RELIABLE, Durability.VOLATILE, 10)          # commands
 EVENTS = Qos(Reliability.RELIABLE, Durability.VOLATILE, 500)          # a job end's burst arrives whole
 ORDERS = Qos(Reliability.RELIABLE, Durability.TRANSIENT_LOCAL, 100)   # orders survive a late supervisor
 REPORTS = Qos(Reliability.RELIABLE, Durability.TRANSIENT_LOCAL, 10)   # the latest reports for late joiners
+TF = Qos(Reliability.RELIABLE, Durability.VOLATILE, 100)              # tf2_ros's /tf profile
+TF_STATIC = Qos(Reliability.RELIABLE, Durability.TRANSIENT_LOCAL, 1)   # tf2_ros's: one message, every static frame
 
 EXTERNAL = 'external'     # a publisher or subscriber outside the cell's nodes (driver, MES, operator tools)
 
@@ -70,7 +72,7 @@ def _topic(name: str, type_: str, publishers: tuple[str, ...], subscribers: tupl
 TOPICS: tuple[Topic, ...] = (
     _topic('scan', 'sensor_msgs/msg/LaserScan', ('twin', EXTERNAL), ('scanner',), STREAM,
            'safety laser scanner (the twin, or the scanner driver on hardware)', SENSOR),
-    _topic('humans', 'geometry_msgs/msg/PoseArray', ('scanner',), ('supervisor', EXTERNAL), STREAM,
+    _topic('humans', 'geometry_msgs/msg/PoseArray', ('scanner',), ('supervisor', 'robot_state', EXTERNAL), STREAM,
            'tracked people, world frame, m; only the scanner may publish it'),
     _topic('humans/markers', 'visualization_msgs/msg/MarkerArray', ('scanner',), (EXTERNAL,), STREAM,
            'people for RViz'),
@@ -79,7 +81,7 @@ TOPICS: tuple[Topic, ...] = (
     _topic('twin/joint_command', 'sensor_msgs/msg/JointState', ('arm',), ('twin',), STREAM,
            'sim backend: joint position targets for the physics'),
     _topic('joint_states', 'sensor_msgs/msg/JointState', ('arm',), ('supervisor', 'energy_meter', 'vibration_sensor',
-                                                                     'mes_bridge', EXTERNAL), STREAM,
+                                                                     'mes_bridge', 'robot_state', EXTERNAL), STREAM,
            "the arm's joint states, relayed at the tick they were measured"),
     _topic('safety/verdict', 'diagnostic_msgs/msg/DiagnosticArray', ('supervisor',), ('arm', 'mes_bridge', EXTERNAL),
            STREAM, 'the signed safety verdict: mode, state, zone, separation, S_p, speed_scale, motion_id, '
@@ -117,8 +119,16 @@ TOPICS: tuple[Topic, ...] = (
            'condition indicators per window'),
     _topic('vibration/health', 'diagnostic_msgs/msg/DiagnosticArray', ('vibration_sensor',), (EXTERNAL,), STREAM,
            'health, fault class, ISO 20816 zone, RUL'),
+    _topic('/tf', 'tf2_msgs/msg/TFMessage', ('robot_state', EXTERNAL), (EXTERNAL,), TF,
+           "the robot's links from joint_states and world -> person_<i> per tracked person (robot_state_publisher "
+           'publishes the links instead on hardware where it is installed)'),
+    _topic('/tf_static', 'tf2_msgs/msg/TFMessage', ('robot_state', EXTERNAL), (EXTERNAL,), TF_STATIC,
+           "world -> base_link and world -> scanner_link from the cell layout, the URDF's fixed joints"),
+    _topic('/robot_description', 'std_msgs/msg/String', ('robot_state', EXTERNAL), (EXTERNAL,), LATCHED,
+           'the URDF (urdf/ur5e.urdf), for RViz and TF consumers'),
     _topic('/diagnostics', 'diagnostic_msgs/msg/DiagnosticArray',
-           ('twin', 'scanner', 'arm', 'supervisor', 'vibration_sensor', 'energy_meter', 'wearable', 'mes_bridge'),
+           ('twin', 'scanner', 'arm', 'supervisor', 'robot_state', 'vibration_sensor', 'energy_meter', 'wearable',
+            'mes_bridge'),
            (EXTERNAL,), COMMAND, 'every node\'s status (diagnostic_aggregator groups them)'),
 )
 

@@ -51,6 +51,8 @@ CELL_NODES: tuple[NodeSpec, ...] = (
              'one arm interface: sim backend (twin) or ros2_control backend (vendor driver)'),
     NodeSpec('supervisor', 'always', 'smartcell.core.node_params:SUPERVISOR',
              'cell state machine, safety zones / SSM, speed scale, tasks'),
+    NodeSpec('robot_state', 'always', 'smartcell.core.node_params:ROBOT_STATE',
+             'TF tree (layout, robot links from joint_states, people) and /robot_description'),
     NodeSpec('vibration_sensor', 'always', 'smartcell.core.sensors.params:VIBRATION_SENSOR',
              'gearbox vibration analytics: features, health, fault class, RUL', 'sensors'),
     NodeSpec('energy_meter', 'always', 'smartcell.core.sensors.params:ENERGY_METER',

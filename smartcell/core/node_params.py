@@ -205,3 +205,21 @@ HMI = NodeParams('hmi', (
     P('action_log', '', 'JSON-lines file of every operator action (who, what, when, result); empty: node log and '
       'the hmi/actions topic only'),
 ))
+
+ROBOT_STATE = NodeParams('robot_state', (
+    P('world_frame', 'world', 'root of the TF tree; people and layout frames hang from it'),
+    P('robot_base_xyz_yaw', [0.0, 0.0, 0.0, 0.0], 'world -> base_link: x, y, z m, yaw rad (set cell-wide under /**: '
+      "the supervisor's separation monitoring uses the same value)"),
+    P('scanner_pose_xy_yaw', [0.0, 0.0, 0.0], "world -> scanner_frame: x m, y m, yaw rad (set cell-wide under /**: "
+      "the scanner node's people tracking uses the same value)"),
+    P('scanner_frame', 'scanner_link', 'frame of the safety laser scanner (the frame_id of `scan`)'),
+    P('scanner_height_m', 0.17, 'height of the scan plane above the floor, m (drawing only: tracking is 2D)',
+      min=0.0, max=3.0),
+    P('urdf_path', '', 'robot URDF published on /robot_description; empty: the installed urdf/ur5e.urdf'),
+    P('links_tf', True, "publish the robot's link frames (/tf from joint_states, fixed joints on /tf_static) and "
+      '/robot_description, as robot_state_publisher does; the launch file sets it false on hardware where '
+      'robot_state_publisher is installed and starts that instead'),
+    P('person_frame_prefix', 'person_', 'each tracked person of `humans` gets the frame <prefix><index>'),
+    P('stale_timeout_s', 1.0, 'no valid joint states for this long -> WARN on /diagnostics (link frames go stale), s',
+      min=0.05, max=60.0),
+))
