@@ -149,6 +149,8 @@ SUPERVISOR = NodeParams('supervisor', (
       min=1.0, max=3600.0),
     P('fatigue_high', 0.7, 'fatigue index at/above which either-steps go to the robot', min=0.0, max=1.0),
     P('fatigue_low', 0.5, 'fatigue index at/below which they may go back to the person', min=0.0, max=1.0),
+    P('person_absent_s', 30.0, 'during a job, nobody tracked this long means the person left: their unfinished '
+      'step goes back to pending and steps either may do go to the robot, s', min=1.0, max=3600.0),
     P('handover_presence_m', 1.2, 'a handover: the arm moves into the handover pose only while a tracked person '
       'stands within this horizontal distance of the part (gripper tip), m', min=0.3, max=3.0),
     P('operator_users_file', '', 'the MES users file (name: {password_hash, role}; docs/mes.md): its operators may '

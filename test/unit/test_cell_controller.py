@@ -265,3 +265,17 @@ def test_duplicates_survive_a_restart_through_the_store(tmp_path):
 
 def test_every_event_of_the_table_is_reachable():
     assert {e for (_, e) in TRANSITIONS} == set(Event)
+
+
+def test_nobody_in_sight_during_a_job_hands_either_steps_to_the_robot_and_back():
+    run = started(job='job_demo', units=2, person_absent_s=2.0)
+    runner = run.cell.runner
+    assert runner is not None and runner.human_present
+    cell = run.cell
+    for _ in range(int(3.0 / DT)):                 # the scanner sees nobody for 3 s
+        run.t += DT
+        run.record(cell.on_cycle(PeopleObservation(run.t, 'world', np.empty((0, 3))),
+                                 JointSample(run.t, run.q.copy(), np.zeros(6)), run.t))
+    assert run.events('person_absent') and not cell.runner.human_present
+    run.tick()                                     # somebody is back
+    assert run.events('person_present') and cell.runner.human_present

@@ -87,6 +87,7 @@ class CellConfig:
     fatigue_high: float = 0.7
     fatigue_low: float = 0.5
     future_tolerance_s: float = 0.07    # people stamps this far ahead of the clock are refused
+    person_absent_s: float = 30.0       # nobody tracked this long during a job: the person is away
 
     @classmethod
     def from_params(cls, values: Mapping[str, Any]) -> 'CellConfig':
@@ -199,6 +200,8 @@ class CellController:
         self._intent: dict[str, Any] = {}
         self._next_human: dict[str, Any] | None = None
         self._last_people_s = -math.inf
+        self._nobody_since_s: float | None = None     # presence sensing for the job runner
+        self._person_away = False
         self._input_error = ''                        # the latest refused input, for /diagnostics
         self._input_error_s = -math.inf
         self._now_s = now_s
@@ -276,6 +279,7 @@ class CellController:
             self._joints = joints
         positions = np.asarray(people.positions_m, dtype=float).reshape(-1, 3)
         self._people_xy = positions[:, :2]
+        self._sense_presence(len(positions) > 0, now_s)
         verdict = self.safety.evaluate(people, None if joints is None else tuple(joints), now_s)
         self._react_to_safety(verdict)
         self.kpis.account(verdict.speed_scale, verdict.separation_m, stamp if math.isfinite(stamp) else now_s,
@@ -618,6 +622,25 @@ class CellController:
             self._handle(Event.START, 'auto_start')
 
     # -- jobs ------------------------------------------------------------------------------------------
+    def _sense_presence(self, anybody: bool, now_s: float) -> None:
+        """Nobody tracked for person_absent_s during a job: the person's unfinished step goes back to
+        pending and `either` steps go to the robot (ShiftRunner.on_person_absent); back: re-plan."""
+        if anybody:
+            self._nobody_since_s = None
+            if self._person_away:
+                self._person_away = False
+                self._emit('person_present')
+                if self._runner is not None:
+                    self._runner.on_person_present(now_s)
+            return
+        if self._nobody_since_s is None:
+            self._nobody_since_s = now_s
+        if not self._person_away and self._runner is not None and \
+                now_s - self._nobody_since_s >= self.config.person_absent_s:
+            self._person_away = True
+            self._emit('person_absent', since_s=self._nobody_since_s)
+            self._runner.on_person_absent(now_s)
+
     def _known_product(self, work_master: str) -> str:
         """'' when the cell can make the product, else why not."""
         try:

@@ -276,8 +276,6 @@ def inverse_kinematics(target_pose: np.ndarray, q_seed: np.ndarray | list[float]
 # is the housing radius plus >= 1 cm margin.
 # ---------------------------------------------------------------------------------------------
 
-CAPSULE_NAMES: tuple[str, ...] = ('base_shoulder', 'shoulder_housing', 'upper_arm', 'elbow_housing',
-                                  'forearm', 'wrist_1', 'wrist_2', 'wrist_3', 'tool')
 LINK_CAPSULE_RADII = np.array([0.095, 0.085, 0.075, 0.075, 0.065, 0.06, 0.06, 0.055, 0.07])   # m
 LINK_CAPSULE_RADII.setflags(write=False)
 

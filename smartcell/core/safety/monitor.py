@@ -53,6 +53,10 @@ class SafetyState(enum.Enum):
 
 ZONES = ('clear', 'warning', 'protective', 'fault')
 
+# A person's speed toward the robot is taken as the tracker's projected mean plus this many standard
+# deviations (one-sided ~97.7 % for a Gaussian estimate); never below the ISO 13855 floor.
+VELOCITY_BOUND_SIGMAS = 2.0
+
 
 def _default_separation() -> SeparationInputs:
     # T_r: 2 scanner periods at 30 Hz (67 ms) + tracking and supervisor (~20 ms) + arm command
@@ -162,6 +166,10 @@ class PeopleObservation:
     stamp_s: float
     frame_id: str
     positions_m: np.ndarray          # (N, 3) in the world frame, z up, floor at z = 0
+    # The tracker's estimate per person, same order as positions_m (None: not known, the speed toward
+    # the robot then comes from successive positions, never below the ISO 13855 floor).
+    velocities_mps: np.ndarray | None = None    # (N, 2) horizontal velocity in the world frame, m/s
+    velocity_cov: np.ndarray | None = None      # (N, 2, 2) its covariance, (m/s)^2
 
 
 @dataclass(frozen=True)
@@ -336,7 +344,6 @@ class SafetyMonitor:
     def __init__(self, config: SafetyConfig, stopping: StoppingModel | None, mode: Mode = Mode.AUTOMATIC,
                  body: BodyModel | None = None) -> None:
         self.config = config
-        self._stopping = stopping
         self._body = body
         self._mode = mode
         self._payload_fraction = stopping.payload_fraction(config.payload_kg) if stopping is not None else 1.0
@@ -526,9 +533,31 @@ class SafetyMonitor:
 
     def _human_speed_toward(self, previous: PeopleObservation | None, people: PeopleObservation,
                             positions: np.ndarray, geometry: PairGeometry) -> np.ndarray:
-        """(N, M) speed of each person toward each link (m/s); NaN where unknown (-> floor)."""
+        """(N, M) speed of each person toward each link (m/s); NaN where unknown (-> floor).
+
+        With the tracker's estimate: the velocity projected on the direction to the link plus
+        VELOCITY_BOUND_SIGMAS standard deviations of that projection (an upper confidence bound, not
+        the mean). A person without a usable estimate (no data, wrong shape, NaN, a covariance that is
+        not positive semi-definite) keeps the old rule: the difference of successive positions."""
         toward = np.full(geometry.separation_m.shape, np.nan)
-        if previous is None or len(previous.positions_m) == 0:
+        estimated = np.zeros(len(positions), dtype=bool)
+        velocities, covariances = people.velocities_mps, people.velocity_cov
+        if velocities is not None and covariances is not None:
+            v = np.asarray(velocities, dtype=float)
+            cov = np.asarray(covariances, dtype=float)
+            if v.shape == (len(positions), 2) and cov.shape == (len(positions), 2, 2):
+                for i in range(len(positions)):
+                    symmetric = np.isclose(cov[i, 0, 1], cov[i, 1, 0], rtol=1e-6, atol=1e-12)
+                    if not (np.all(np.isfinite(v[i])) and np.all(np.isfinite(cov[i])) and symmetric
+                            and np.linalg.eigvalsh(cov[i]).min() >= -1e-12):
+                        continue
+                    # toward_person points from robot to person: the person approaches along -toward_person.
+                    u = -geometry.toward_person[i][:, :2]                        # (M, 2), horizontal part
+                    mean = u @ v[i]
+                    sigma = np.sqrt(np.maximum(0.0, np.einsum('mk,kl,ml->m', u, cov[i], u)))
+                    toward[i] = mean + VELOCITY_BOUND_SIGMAS * sigma
+                    estimated[i] = True
+        if estimated.all() or previous is None or len(previous.positions_m) == 0:
             return toward
         dt = people.stamp_s - previous.stamp_s
         if not 0.0 < dt <= self.config.people_timeout_s:
@@ -536,11 +565,10 @@ class SafetyMonitor:
         before = np.asarray(previous.positions_m, dtype=float).reshape(-1, 3)
         match = associate(before, positions, self.config.association_gate_m)
         for i, j in enumerate(match):
-            if j < 0:
+            if j < 0 or estimated[i]:
                 continue
             velocity = np.zeros(3)
             velocity[:2] = (positions[i, :2] - before[j, :2]) / dt
-            # toward_person points from robot to person: the person approaches along -toward_person.
             toward[i] = -geometry.toward_person[i] @ velocity
         return toward
 

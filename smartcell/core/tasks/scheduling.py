@@ -150,11 +150,6 @@ class Scheduler:
 _METHOD_RANK = {'exact': 0, 'heuristic': 1, 'naive': 2, 'sequential': 3}
 
 
-def schedule_recipe(recipe: Recipe, units: int = 1, scheduler: Scheduler | None = None) -> Schedule:
-    """Best schedule of `units` units of `recipe` with the default (or given) scheduler."""
-    return (scheduler or Scheduler()).schedule(recipe, units)
-
-
 def naive_schedule(recipe: Recipe, units: int = 1) -> Schedule:
     """Baseline: `either` steps to the robot; each actor follows the recipe order, unit by unit, no gap filling."""
     return _naive(_Problem.build(PlanRequest(recipe, units)))
