@@ -40,6 +40,10 @@ SCANNER = NodeParams('scanner', (
     P('max_leg_pair_distance_m', 0.65, 'two legs closer than this are one person, m', min=0.1, max=1.5),
     P('association_gate_m', 0.6, 'max distance between a track prediction and a detection, m', min=0.05, max=3.0),
     P('track_timeout_s', 0.5, 'a track unseen this long is dropped, s', min=0.0, max=5.0),
+    P('range_noise_m', 0.02, "the scanner's range noise from its data sheet, 1 sigma, m (Kalman measurement noise, "
+      'with the leg geometry)', min=0.001, max=0.2),
+    P('accel_noise_mps2', 2.0, "a person's white-noise acceleration, 1 sigma, m/s^2 (Kalman process noise)",
+      min=0.1, max=20.0),
     P('scan_timeout_s', 0.1, 'no scan for this long -> ERROR on /diagnostics, s', min=0.02, max=5.0),
     P('expected_scan_publisher', '', 'node name (or /namespace/name) that alone may publish `scan`; empty: any '
       'single publisher. A second or other publisher withholds people (ERROR naming it)'),

@@ -9,7 +9,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Pose, PoseArray
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
-from sensor_msgs.msg import LaserScan
+from sensor_msgs.msg import LaserScan, PointCloud2, PointField
 from visualization_msgs.msg import Marker, MarkerArray
 
 from smartcell.core.node_params import SCANNER
@@ -19,6 +19,38 @@ from smartcell.core.sensors.scan_validation import (RawScan, RepeatedScan, ScanG
                                                     ScanRejected, check_publishers)
 from smartcell.nodes.common import (LEVEL_ERROR, LEVEL_OK, STREAM_QOS, declare_parameters, diagnostic_array,
                                     diagnostic_status, run_node)
+
+# `humans/velocities`: one PointCloud2 point per person, in the order of `humans` and with its header;
+# every field float64 (m, m/s, (m/s)^2): the tracker's Kalman mean and velocity covariance.
+VELOCITY_FIELDS = ('x', 'y', 'vx', 'vy', 'var_vx', 'cov_vx_vy', 'var_vy')
+_VELOCITY_DTYPE = np.dtype([(name, '<f8') for name in VELOCITY_FIELDS])
+
+
+def velocity_cloud(header, tracks) -> PointCloud2:
+    """The tracks' positions, velocities and velocity covariances as a PointCloud2 (layout above)."""
+    points = np.array([(*t.position_m, *t.velocity_mps, *t.velocity_cov_m2ps2) for t in tracks],
+                      dtype=float).reshape(-1, len(VELOCITY_FIELDS))
+    return PointCloud2(header=header, height=1, width=len(points), is_bigendian=False,
+                       point_step=_VELOCITY_DTYPE.itemsize, row_step=_VELOCITY_DTYPE.itemsize * len(points),
+                       is_dense=True, data=np.ascontiguousarray(points, dtype='<f8').tobytes(),
+                       fields=[PointField(name=name, offset=8 * i, datatype=PointField.FLOAT64, count=1)
+                               for i, name in enumerate(VELOCITY_FIELDS)])
+
+
+def velocities_from_cloud(msg: PointCloud2) -> tuple[np.ndarray, np.ndarray, np.ndarray] | str:
+    """(positions (N, 2) m, velocities (N, 2) m/s, covariances (N, 2, 2) (m/s)^2) from a cloud in the
+    layout above, or the reason it is not one (the receiver then judges without velocities)."""
+    layout = [(f.name, f.offset, f.datatype, f.count) for f in msg.fields]
+    expected = [(name, 8 * i, PointField.FLOAT64, 1) for i, name in enumerate(VELOCITY_FIELDS)]
+    if layout != expected or msg.is_bigendian or msg.point_step != _VELOCITY_DTYPE.itemsize:
+        return f'humans/velocities: fields {layout}, expected {expected} little endian'
+    if msg.height != 1 or msg.row_step != msg.point_step * msg.width or len(msg.data) != msg.row_step:
+        return (f'humans/velocities: {len(msg.data)} bytes for height {msg.height}, width {msg.width}, '
+                f'row_step {msg.row_step}')
+    points = np.frombuffer(bytes(msg.data), dtype='<f8').reshape(msg.width, len(VELOCITY_FIELDS))
+    cov = np.stack((points[:, 4:6], points[:, 5:7]), axis=1)
+    return points[:, 0:2].copy(), points[:, 2:4].copy(), cov
+
 
 # An immediate ERROR on /diagnostics for every rejected scan, but the same reason at most this
 # often (a broken driver at 30 Hz would flood it); the 1 s report carries the latest one anyway.
@@ -41,7 +73,10 @@ class Scanner(Node):
     what lidar drivers publish with; reliable publishers connect too).
     Publishes: `humans` (geometry_msgs/PoseArray, world frame, stamp of the scan; one pose per
     tracked person: position in m, orientation = heading of motion about z) for every *valid* scan
-    only; `humans/markers` (visualization_msgs/MarkerArray: track id and velocity arrow, for RViz);
+    only; `humans/velocities` (sensor_msgs/PointCloud2, same header, published just before `humans`:
+    one point per person in the same order, float64 fields x, y (m), vx, vy (m/s), var_vx, cov_vx_vy,
+    var_vy ((m/s)^2), the Kalman filter's estimate; see VELOCITY_FIELDS);
+    `humans/markers` (visualization_msgs/MarkerArray: track id and velocity arrow, for RViz);
     `/diagnostics` (scan rate, people count; ERROR at once naming the reason when a scan is
     rejected, when a stray node publishes `scan`, or when scans stop).
     An invalid scan (smartcell.core.sensors.scan_validation), a second or unexpected publisher on
@@ -69,12 +104,14 @@ class Scanner(Node):
         self._accepted = 0
         self._last_accepted_s: float | None = None
         self._last_people: PoseArray | None = None
+        self._last_velocities: PointCloud2 | None = None
         self._people = 0
         self._rejected_since_report = 0
         self._rejections: dict[str, int] = {}              # fault name -> scans rejected for it
         self._last_reason = ''
         self._reported: tuple[str, float] = ('', -1e9)      # (fault name, monotonic s) of the last immediate ERROR
         self._humans_pub = self.create_publisher(PoseArray, 'humans', STREAM_QOS)
+        self._velocities_pub = self.create_publisher(PointCloud2, 'humans/velocities', STREAM_QOS)
         self._markers_pub = self.create_publisher(MarkerArray, 'humans/markers', STREAM_QOS)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self._scan_sub = self.create_subscription(LaserScan, 'scan', self._on_scan, qos_profile_sensor_data)
@@ -103,8 +140,9 @@ class Scanner(Node):
             self._reject(result.reason)
             return
         if isinstance(result, RepeatedScan):
-            if self._last_people is not None:
-                self._humans_pub.publish(self._last_people)    # same scan, same answer, no new state
+            if self._last_people is not None:                  # same scan, same answer, no new state
+                self._velocities_pub.publish(self._last_velocities)
+                self._humans_pub.publish(self._last_people)
             return
         if self._tracker is None or result.rearmed:
             # Built once for the layout fixed by the gate; again only on a new time base (old tracks
@@ -123,8 +161,11 @@ class Scanner(Node):
             pose.orientation.z = float(np.sin(track.heading_rad / 2.0))
             pose.orientation.w = float(np.cos(track.heading_rad / 2.0))
             people.poses.append(pose)
+        velocities = velocity_cloud(people.header, tracks)
+        # Velocities first: a receiver that pairs by stamp finds them when the positions arrive.
+        self._velocities_pub.publish(velocities)
         self._humans_pub.publish(people)
-        self._last_people = people
+        self._last_people, self._last_velocities = people, velocities
         self._reported = ('', -1e9)             # the next rejection after good data is reported at once
         if self._markers_pub.get_subscription_count():
             self._markers_pub.publish(self._markers(people, tracks))

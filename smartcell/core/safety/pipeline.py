@@ -247,7 +247,8 @@ class SafetyPipeline:
         geometry = NO_ROBOT if joints is None else self._geometry_of(joints)
         robot = RobotObservation(geometry.stamp_s, geometry.capsules_m, geometry.radii_m, geometry.velocities_mps,
                                  min(self._commanded_scales))
-        return self._record(self._monitor.update(PeopleObservation(stamp_s, frame, positions), robot, now_s))
+        observation = people if isinstance(people, PeopleObservation) else PeopleObservation(stamp_s, frame, positions)
+        return self._record(self._monitor.update(observation, robot, now_s))
 
     def on_silence(self, now_s: float) -> SafetyVerdict | None:
         verdict = self._monitor.on_silence(now_s)
