@@ -21,6 +21,7 @@ from launch.conditions import IfCondition, UnlessCondition
 from launch.substitutions import LaunchConfiguration, PythonExpression
 from launch_ros.actions import Node
 
+from ament_index_python import has_resource
 from ament_index_python.packages import get_package_share_directory
 
 from smartcell.core.params import load_cell_config
@@ -28,6 +29,9 @@ from smartcell.tools.cell_processes import launch_overrides, merge_overrides, ov
 from smartcell.topology import CELL_NODES, param_registry
 
 SHARE = get_package_share_directory('smartcell')
+# On hardware the real robot_state_publisher (where the ROS installation has it) publishes the
+# links and /robot_description; the robot_state node then keeps only the layout and people frames.
+ROBOT_STATE_PUBLISHER = has_resource('packages', 'robot_state_publisher')
 
 
 def validate_config(context):
@@ -49,7 +53,12 @@ def sim_overrides(name, gui):
 
 
 def hardware_overrides(name):
-    return {'use_sim_time': False, **({'backend': 'ros2_control'} if name == 'arm' else {})}
+    overrides = {'use_sim_time': False}
+    if name == 'arm':
+        overrides['backend'] = 'ros2_control'
+    if name == 'robot_state' and ROBOT_STATE_PUBLISHER:
+        overrides['links_tf'] = False
+    return overrides
 
 
 def params_key(name, in_sim):
@@ -102,4 +111,9 @@ def generate_launch_description():
                 output='screen', emulate_tty=True, condition=condition,
                 # the MES bridge flushes its outbox and closes its servers on shutdown
                 sigterm_timeout='15' if spec.name == 'mes_bridge' else '5'))
+    if ROBOT_STATE_PUBLISHER:
+        entities.append(Node(
+            package='robot_state_publisher', executable='robot_state_publisher', name='robot_state_publisher',
+            namespace=LaunchConfiguration('namespace'), output='screen', condition=UnlessCondition(sim),
+            parameters=[{'robot_description': (Path(SHARE) / 'urdf' / 'ur5e.urdf').read_text()}]))
     return LaunchDescription(entities)
