@@ -6,6 +6,7 @@ import sqlite3
 import time
 import traceback
 import uuid
+from collections import OrderedDict
 from pathlib import Path
 from typing import Callable
 
@@ -17,7 +18,7 @@ from rcl_interfaces.srv import GetParameters
 from geometry_msgs.msg import PoseArray
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import JointState
+from sensor_msgs.msg import JointState, PointCloud2
 from rclpy.clock import Clock, ClockType
 from std_msgs.msg import Float64, String, UInt64
 from std_srvs.srv import Trigger
@@ -42,9 +43,11 @@ from smartcell.core.tasks.recipe import load_recipe
 from smartcell import interfaces
 from smartcell.nodes.common import (qos_profile, LATCHED_QOS, STREAM_QOS, declare_parameters, diagnostic_array, diagnostic_status,
                                     duration_msg, run_node, s_to_stamp, stamp_ns, stamp_to_s)
+from smartcell.nodes.scanner import velocities_from_cloud
 from smartcell.share import share_file
 
 DISPLAY_TOPICS = ('robot/intent', 'operator/current_step', 'operator/next_step')
+STAMP_BUFFER_DEPTH = 32       # humans/velocities (and, in lockstep, people waiting for them) kept by stamp
 ORDER_QOS = qos_profile(interfaces.ORDERS)
 EVENTS_QOS = qos_profile(interfaces.EVENTS)      # a burst of events (a job end) must reach the MES bridge whole
 REPLAY_REQUEST_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
@@ -57,6 +60,9 @@ class Supervisor(Node):
     """Runs the cell through one CellController (smartcell.core.cell.controller); this node only converts.
 
     Subscribes: `humans` (geometry_msgs/PoseArray, world frame, m; only from the `scanner` node);
+    `humans/velocities` (sensor_msgs/PointCloud2 from the `scanner` node, same stamp: per person the
+    tracker's velocity and covariance, smartcell.nodes.scanner.VELOCITY_FIELDS; paired with `humans` by
+    exact stamp, in lockstep waited for; missing or not matching -> judged without velocities);
     `joint_states` (sensor_msgs/JointState, rad, rad/s); `arm/trajectory_result`
     (diagnostic_msgs/DiagnosticStatus); `operator/fatigue` (std_msgs/Float64, [0, 1]); `twin/contacts`
     (diagnostic_msgs/DiagnosticArray: person-robot contacts, judged against the quasi-static limits);
@@ -109,6 +115,10 @@ class Supervisor(Node):
         self._sequence = time.time_ns()        # strictly increasing, also across restarts (the arm checks)
         self._latest_joints: JointSample | None = None
         self._joiner: ExactStampJoiner[PoseArray, JointState] = ExactStampJoiner()
+        # humans/velocities by stamp (ns); in lockstep a people message waits for its velocities.
+        self._velocities: OrderedDict[int, PointCloud2] = OrderedDict()
+        self._waiting_people: OrderedDict[int, PoseArray] = OrderedDict()
+        self._velocity_refusal = ''
         self._input_error = ''
         self._config_refusal = ''            # a run-time configuration mismatch: held as a protective stop
         self._speed_fraction = float(params['max_joint_speed_fraction'])
@@ -134,6 +144,7 @@ class Supervisor(Node):
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self._display_pubs = {topic: self.create_publisher(String, topic, LATCHED_QOS) for topic in DISPLAY_TOPICS}
         self.create_subscription(PoseArray, 'humans', self._guard(self._on_humans), STREAM_QOS)
+        self.create_subscription(PointCloud2, 'humans/velocities', self._guard(self._on_velocities), STREAM_QOS)
         self.create_subscription(JointState, 'joint_states', self._guard(self._on_joint_states), STREAM_QOS)
         self.create_subscription(DiagnosticStatus, 'arm/trajectory_result', self._guard(self._on_trajectory_result), 10)
         self.create_subscription(Float64, 'operator/fatigue', self._guard(self._on_fatigue), LATCHED_QOS)
@@ -170,8 +181,30 @@ class Supervisor(Node):
         if not self._lockstep:
             self._evaluate(msg, self._latest_joints, self._now_s())
             return
-        for _, people, joints in self._joiner.add_left(stamp_ns(msg.header.stamp), msg):
-            self._evaluate(people, joint_sample(joints), stamp_to_s(people.header.stamp))
+        self._waiting_people[stamp_ns(msg.header.stamp)] = msg
+        self._release_people()
+
+    def _on_velocities(self, msg: PointCloud2) -> None:
+        topic = self.resolve_topic_name('humans/velocities')
+        doubt = publisher_doubt('humans/velocities', ((i.node_name, i.node_namespace) for i in
+                                                      self.get_publishers_info_by_topic(topic)),
+                                self._people_publisher, self.get_namespace()) if self._people_publisher else ''
+        if doubt:
+            self._refuse_input(doubt)
+            return
+        self._velocities[stamp_ns(msg.header.stamp)] = msg
+        while len(self._velocities) > STAMP_BUFFER_DEPTH:
+            self._velocities.popitem(last=False)
+        if self._lockstep:
+            self._release_people()
+
+    def _release_people(self) -> None:
+        """Lockstep: people whose velocities have arrived go on to be paired with the joints of their tick."""
+        for key in sorted(k for k in self._waiting_people if k in self._velocities):
+            for _, people, joints in self._joiner.add_left(key, self._waiting_people.pop(key)):
+                self._evaluate(people, joint_sample(joints), stamp_to_s(people.header.stamp))
+        while len(self._waiting_people) > STAMP_BUFFER_DEPTH:
+            self._waiting_people.popitem(last=False)
 
     def _on_joint_states(self, msg: JointState) -> None:
         self._latest_joints = joint_sample(msg)
@@ -183,11 +216,32 @@ class Supervisor(Node):
     def _evaluate(self, people: PoseArray, joints: JointSample | None, now_s: float) -> None:
         self._tick_now_s = now_s
         positions = np.array([(p.position.x, p.position.y, p.position.z) for p in people.poses], dtype=float)
+        velocities, covariances = self._velocities_for(people, positions.reshape(-1, 3))
         observation = PeopleObservation(stamp_to_s(people.header.stamp), people.header.frame_id,
-                                        positions.reshape(-1, 3))
+                                        positions.reshape(-1, 3), velocities, covariances)
         self._apply(self._controller.on_cycle(observation, joints, now_s), people.header.stamp)
         if self._lockstep:
             self._publish_kpis(people.header.stamp)      # every tick: the run's end is not known here
+
+    def _velocities_for(self, people: PoseArray, positions: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The velocities sent with these people (same stamp, frame, count and positions), or (None,
+        None): the monitor then falls back to successive positions, never below the ISO 13855 floor."""
+        msg = self._velocities.get(stamp_ns(people.header.stamp))
+        if msg is None:
+            return None, None
+        decoded = velocities_from_cloud(msg)
+        if isinstance(decoded, str):
+            reason = decoded
+        elif msg.header.frame_id != people.header.frame_id or len(decoded[0]) != len(positions) \
+                or not np.allclose(decoded[0], positions[:, :2], atol=1e-6, equal_nan=True):
+            reason = (f'humans/velocities: {len(decoded[0])} people in {msg.header.frame_id!r} do not match the '
+                      f'{len(positions)} of humans in {people.header.frame_id!r}')
+        else:
+            return decoded[1], decoded[2]
+        if reason != self._velocity_refusal:
+            self.get_logger().warning(f'{reason}; judged without velocities')
+        self._velocity_refusal = reason
+        return None, None
 
     def _on_trajectory_result(self, msg: DiagnosticStatus) -> None:
         if msg.level in (DiagnosticStatus.OK, DiagnosticStatus.ERROR):     # WARN: progress, nothing to do
