@@ -364,7 +364,10 @@ def run_scenario(scenario: CampaignScenario, policy_name: str, settings: Campaig
                         frame.angle_min_rad, frame.angle_increment_rad, frame.range_min_m, frame.range_max_m))
                 tracks = tracker.update(np.asarray(frame.ranges, dtype=float), t)
                 people_xyz = np.array([(*track.position_m, 0.0) for track in tracks]).reshape(-1, 3)
-                output = controller.on_cycle(PeopleObservation(t, 'world', people_xyz), JointSample(t, q, qd), t)
+                velocities = np.array([track.velocity_mps for track in tracks]).reshape(-1, 2)
+                covariances = np.array([track.velocity_cov_matrix for track in tracks]).reshape(-1, 2, 2)
+                output = controller.on_cycle(PeopleObservation(t, 'world', people_xyz, velocities, covariances),
+                                             JointSample(t, q, qd), t)
             if output.verdict is not None:
                 scale = output.verdict.speed_scale if output.verdict.state not in STOP_STATES else 0.0
             if output.motion is not None:
