@@ -23,7 +23,7 @@ from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
-from std_msgs.msg import String  # noqa: E402
+from std_msgs.msg import String, UInt64  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
 from smartcell.io.broker import LocalBroker, free_port  # noqa: E402
@@ -54,7 +54,8 @@ def poll(condition, timeout_s):
 
 
 class FakeCell:
-    """The supervisor side, spun in a background thread."""
+    """The supervisor side, spun in a background thread: numbers its events (seq) and answers replay
+    requests from the events it published (the supervisor does so from its journal)."""
 
     def __init__(self):
         self.context = rclpy.Context()
@@ -64,6 +65,10 @@ class FakeCell:
         self.events_pub = self.node.create_publisher(String, 'cell/events', 50)
         self.joints_pub = self.node.create_publisher(JointState, 'joint_states', 10)
         self.orders, self.diagnostics, self.calls = [], [], []
+        self.published: list[str] = []          # the fake journal: published[i] has seq i + 1
+        self.replay_requests: list[int] = []
+        self.replay_pub = self.node.create_publisher(String, 'cell/events/replay', 500)
+        self.node.create_subscription(UInt64, 'cell/events/replay_request', self._on_replay_request, LATCHED)
         self.node.create_subscription(String, 'mes/job_order', lambda m: self.orders.append(json.loads(m.data)), ORDERS)
         self.node.create_subscription(DiagnosticArray, '/diagnostics', self.diagnostics.append, 10)
         for name in ('start', 'pause', 'resume', 'stop'):
@@ -81,10 +86,16 @@ class FakeCell:
         return handle
 
     def event(self, kind, **fields):
-        payload = {'event_id': str(uuid.uuid4()), 'cell_id': CELL, 'type': kind,
+        payload = {'event_id': str(uuid.uuid4()), 'cell_id': CELL, 'seq': len(self.published) + 1, 'type': kind,
                    'stamp': self.node.get_clock().now().nanoseconds * 1e-9, **fields}
-        self.events_pub.publish(String(data=json.dumps(payload)))
+        self.published.append(json.dumps(payload))
+        self.events_pub.publish(String(data=self.published[-1]))
         return payload
+
+    def _on_replay_request(self, msg):
+        self.replay_requests.append(int(msg.data))
+        for text in self.published[int(msg.data):]:
+            self.replay_pub.publish(String(data=text))
 
     def close(self):
         self.executor.shutdown()
@@ -254,6 +265,8 @@ def test_bridge_kill_9_and_restart_keeps_chain_and_delivers_once(tmp_path, cell,
         if first.poll() is None:
             first.kill()
     assert poll(lambda: cell.events_pub.get_subscription_count() == 0, 20)
+    # the cell goes on while the bridge is dead: nobody receives these, the journal has them
+    during = [cell.event('alarm', code=f'D{i}', severity='info', text='z') for i in range(20)]
     second = start_bridge(tmp_path, broker.port, free_port())
     try:
         assert poll(lambda: cell.events_pub.get_subscription_count() > 0, 30)
@@ -272,8 +285,11 @@ def test_bridge_kill_9_and_restart_keeps_chain_and_delivers_once(tmp_path, cell,
     from smartcell.io.outbox import iter_audit_records
     stored = [r['record_id'] for r in iter_audit_records(tmp_path / 'outbox.sqlite') if r['stream'] == 'alarm']
     assert sorted(stored) == sorted(r['record_id'] for r in alarms)
-    assert {r['body']['code'] for r in alarms} >= {e['code'] for e in after}
-    assert {r['body']['code'] for r in alarms if r['body']['code'].startswith('A')} <= {e['code'] for e in before}
+    # every event exactly once, in seq order, no gap: those before the kill, while dead (replayed), after
+    stored_codes = [r['body']['code'] for r in iter_audit_records(tmp_path / 'outbox.sqlite') if r['stream'] == 'alarm']
+    assert stored_codes == [e['code'] for e in before + during + after]
+    assert [r['body']['code'] for r in alarms] == stored_codes
+    assert cell.replay_requests, 'the restarted bridge never asked for a replay'
     assert audit_main(['verify', str(tmp_path / 'outbox.sqlite')]) == 0
 
 
