@@ -383,3 +383,68 @@ def test_a_mode_change_is_judged_at_once_and_is_not_a_stop():
     events = monitor.drain_events()
     assert [e.kind for e in events] == ['mode_change'] and events[0].details == {'from': 'automatic',
                                                                               'to': 'manual_reduced'}
+
+
+# -- the person's speed from the tracker's velocity estimate (issue 13) ----------------------------
+
+def tracked(stamp_s, x, velocity, cov):
+    """One person at (x, 0) with the tracker's velocity (m/s) and covariance ((m/s)^2)."""
+    return PeopleObservation(stamp_s, 'world', np.array([[x, 0.0, 1.0]]), np.array([velocity], dtype=float),
+                             np.array([cov], dtype=float))
+
+
+@pytest.mark.parametrize('velocity, cov, expected', [
+    ((-1.0, 0.0), [[0.25, 0.0], [0.0, 0.25]], 2.0),      # approaching 1 m/s, sigma 0.5: 1 + 2 * 0.5
+    ((-2.0, 0.5), [[0.09, 0.02], [0.02, 0.04]], 2.6),    # only the component toward the robot: 2 + 2 * 0.3
+    ((1.0, 0.0), [[0.01, 0.0], [0.0, 0.01]], 1.6),       # walking away: the ISO 13855 floor
+    ((0.0, 1.5), [[0.01, 0.0], [0.0, 0.01]], 1.6),       # passing by: 0 + 2 * 0.1 -> floor
+    ((-1.5, 0.0), [[0.0, 0.0], [0.0, 0.0]], 1.6),        # an exact estimate below the floor: floor
+])
+def test_human_speed_is_the_upper_bound_of_the_projected_velocity(velocity, cov, expected):
+    monitor = started(ssm_config())
+    verdict = monitor.update(tracked(3.1, 2.5, velocity, cov), robot(3.1, 1.0), 3.1)
+    assert verdict.human_speed_mps == pytest.approx(expected, abs=1e-9)
+
+
+def test_a_position_jump_is_no_speed_spike_when_the_tracker_gives_a_velocity():
+    # the tracked position jumps 0.3 m toward the robot in one 40 ms period (a leg seen alone): a
+    # difference of positions says 7.5 m/s, the filter says standing, give or take 0.1 m/s
+    quiet = [[0.01, 0.0], [0.0, 0.01]]
+    with_velocity = started(ssm_config())
+    with_velocity.update(tracked(3.1, 2.5, (0.0, 0.0), quiet), robot(3.1, 1.0), 3.1)
+    after = with_velocity.update(tracked(3.1 + DT, 2.2, (0.0, 0.0), quiet), robot(3.1 + DT, 1.0), 3.1 + DT)
+    assert after.human_speed_mps == pytest.approx(1.6)
+    # without velocities the old rule stays: the difference of positions
+    old_rule = started(ssm_config())
+    old_rule.update(people(3.1, 2.5), robot(3.1, 1.0), 3.1)
+    spike = old_rule.update(people(3.1 + DT, 2.2), robot(3.1 + DT, 1.0), 3.1 + DT)
+    assert spike.human_speed_mps == pytest.approx(0.3 / DT)
+    assert spike.target_scale < after.target_scale
+
+
+@pytest.mark.parametrize('velocities, cov', [
+    (np.array([[np.nan, 0.0]]), np.array([[[0.01, 0.0], [0.0, 0.01]]])),          # NaN
+    (np.array([[0.0, 0.0]]), np.array([[[-0.01, 0.0], [0.0, 0.01]]])),             # negative variance
+    (np.array([[0.0, 0.0]]), np.array([[[0.01, 0.5], [0.0, 0.01]]])),              # not symmetric
+    (np.array([[0.0, 0.0], [0.0, 0.0]]), np.array([[[0.01, 0.0], [0.0, 0.01]]] * 2)),   # another count
+    (np.array([[0.0, 0.0]]), None),                                                  # no covariance
+])
+def test_unusable_velocity_data_falls_back_to_the_difference_of_positions(velocities, cov):
+    monitor = started(ssm_config())
+    monitor.update(people(3.1, 2.5), robot(3.1, 1.0), 3.1)
+    bad = PeopleObservation(3.1 + DT, 'world', np.array([[2.5 - 3.0 * DT, 0.0, 1.0]]), velocities, cov)
+    verdict = monitor.update(bad, robot(3.1 + DT, 1.0), 3.1 + DT)
+    assert verdict.state is not SafetyState.FAULT
+    assert verdict.human_speed_mps == pytest.approx(3.0)
+
+
+def test_velocity_of_one_person_and_the_old_rule_for_another():
+    monitor = started(ssm_config())
+    monitor.update(people(3.1, 2.5, -2.0), robot(3.1, 1.0), 3.1)
+    # person 0: a trusted estimate, approaching at 1 m/s, sigma 0.1; person 1 (NaN estimate) walks at 3 m/s
+    observation = PeopleObservation(3.1 + DT, 'world', np.array([[2.5, 0.0, 1.0], [-2.0 + 3.0 * DT, 0.0, 1.0]]),
+                                    np.array([[-1.0, 0.0], [np.nan, np.nan]]),
+                                    np.array([[[0.01, 0.0], [0.0, 0.01]], [[0.01, 0.0], [0.0, 0.01]]]))
+    verdict = monitor.update(observation, robot(3.1 + DT, 0.0), 3.1 + DT)
+    # person 1 is nearer and faster: it limits, at the speed its positions give (3 m/s)
+    assert verdict.human_speed_mps == pytest.approx(3.0)
