@@ -35,6 +35,8 @@ class _Topic:
     reliable: bool = True
     latched: bool = False
     registered: bool = False        # its channel is in the file
+    declared: bool = False          # in `topics`: its matching publishers are reported once
+    matched: bool = False
 
 
 class Recorder(Node):
@@ -80,6 +82,7 @@ class Recorder(Node):
             topic, type_name, latched = parse_topic_entry(line)
             entry = self._declare(self.resolve_topic_name(topic), type_name)
             if entry is not None:       # subscribed before the publishers exist: nothing is missed
+                entry.declared = True
                 self._subscribe(self.resolve_topic_name(topic), entry, reliable=True, latched=latched)
         self.create_timer(float(self._settings['discovery_period_s']), guarded(self._discover, self._on_error),
                           clock=steady_clock())
@@ -140,6 +143,10 @@ class Recorder(Node):
                 self._subscribe(topic, entry, entry.reliable and reliable, entry.latched and latched)
             if not entry.registered:
                 self._register(topic, entry, offers)
+            if entry.declared and not entry.matched and entry.subscription.get_publisher_count() >= len(publishers):
+                # `smartcell sim --record` waits for this line before starting the twin
+                entry.matched = True
+                self.get_logger().info(f'matched {topic} ({len(publishers)} publisher(s))')
         self._fetch_config()
 
     def _register(self, topic: str, entry: _Topic, offers: list[QosOffer]) -> None:

@@ -29,6 +29,7 @@ from smartcell.tools.cell_processes import (CellProcesses, OverrideRefused, isol
 START_TIMEOUT_S = 60.0          # wall seconds for all processes to come up
 STALL_TIMEOUT_S = 30.0          # wall seconds without simulated progress before giving up
 RECORDING = 'run.mcap'          # --record: the run's topics, in the run directory
+REPLAY_TOPICS = ('humans', 'joint_states', 'safety/verdict')   # what smartcell replay needs from the first tick
 HMI_ACTIONS = 'hmi_actions.jsonl'   # --hmi: the operator's actions, in the run directory
 # The operator station only on request (--hmi): a lockstep run is over before anyone could look.
 SIM_GROUPS: tuple[str, ...] = tuple(g for g in DEFAULT_GROUPS if g != 'hmi')
@@ -246,9 +247,15 @@ def run(options: SimOptions, env: dict[str, str] | None = None) -> dict[str, flo
         recorder = [spec for spec in specs if spec.name == 'recorder']
         if recorder:      # subscribed before anything publishes, so the recording starts with the run
             processes.start_nodes(recorder, options.config, node_overrides(options))
-            wait_for_recorder(processes, START_TIMEOUT_S)
-        processes.start_nodes([spec for spec in specs if spec not in recorder], options.config,
-                              node_overrides(options))
+            wait_for_recorder(processes, START_TIMEOUT_S, ['recording to'])
+            # The twin starts the lockstep run: only once the recorder receives what replay needs.
+            later = [spec for spec in specs if spec.name == 'twin']
+            processes.start_nodes([spec for spec in specs if spec not in recorder + later], options.config,
+                                  node_overrides(options))
+            wait_for_recorder(processes, START_TIMEOUT_S, [f'matched /{topic} ' for topic in REPLAY_TOPICS])
+            processes.start_nodes(later, options.config, node_overrides(options))
+        else:
+            processes.start_nodes(specs, options.config, node_overrides(options))
         if 'hmi' in options.groups:
             print(f'operator station: {hmi_url(options, resolved)}', flush=True)
         context = rclpy.Context()
@@ -274,15 +281,17 @@ def run(options: SimOptions, env: dict[str, str] | None = None) -> dict[str, flo
     return kpis
 
 
-def wait_for_recorder(processes: CellProcesses, timeout_s: float) -> None:
-    """Until the recorder has its subscriptions (its log says so); RuntimeError if it dies or hangs."""
+def wait_for_recorder(processes: CellProcesses, timeout_s: float, lines: list[str]) -> None:
+    """Until the recorder's log has every one of `lines`; RuntimeError if a node dies or it takes too long."""
     deadline = time.monotonic() + timeout_s
     log = processes.log_dir / 'recorder.log'
-    while 'recording to' not in (log.read_text(errors='replace') if log.exists() else ''):
+    while not all(line in (text := log.read_text(errors='replace') if log.exists() else '') for line in lines):
         processes.check_alive()
         if time.monotonic() > deadline:
-            raise RuntimeError(f'the recorder did not start within {timeout_s:.0f} s:\n{processes.log_tail("recorder")}')
-        time.sleep(0.05)      # polling a log file, not waiting for DDS
+            missing = [line for line in lines if line not in text]
+            raise RuntimeError(f'the recorder did not log {missing} within {timeout_s:.0f} s:\n'
+                               f'{processes.log_tail("recorder")}')
+        time.sleep(0.05)      # polling a log file with a deadline
 
 
 def wait_until_up(context, processes: CellProcesses, timeout_s: float) -> None:
