@@ -78,7 +78,11 @@ class Supervisor(Node):
     success=false with the reason. Collaborative mode, reset after an emergency stop and the first start
     after it need an authorised operator: `cell/operator_request` (diagnostic_msgs/srv/AddDiagnostics used
     as string in, success/message out: load_namespace holds a signed request, or {"login": name} for the
-    salt and iterations; smartcell.core.cell.authorisation has the format).
+    salt and iterations; smartcell.core.cell.authorisation has the format). `cell/cancel_order`
+    (AddDiagnostics the same way: load_namespace = the id of a waiting order; answers job_cancelled).
+    Event journal: every event is journaled (event_journal_file) before it is published; a latched
+    `cell/events/replay_request` (std_msgs/UInt64: the last seq the asker has) is answered on
+    `cell/events/replay` (std_msgs/String, the journaled events after it, in pages).
     Checks: the arm's `max_joint_speed_fraction` (its get_parameters service) equals this node's; a
     mismatch is a protective stop held with an ERROR naming both values.
     Parameters: smartcell.core.node_params.SUPERVISOR.
@@ -159,6 +163,7 @@ class Supervisor(Node):
             self.create_service(Trigger, f'safety/mode/{mode.value}', self._service(
                 lambda mode=mode: self._controller.set_mode(mode, self._now_s())))
         self.create_service(AddDiagnostics, 'cell/operator_request', self._on_operator_request)
+        self.create_service(AddDiagnostics, 'cell/cancel_order', self._on_cancel_order)
         if self._arm_params is not None:
             self.create_timer(0.5, self._guard(self._check_arm_speed_fraction))
         if not self._lockstep:     # watchdog: silence on `humans` is a stop; checked at twice the timeout rate
@@ -276,6 +281,18 @@ class Supervisor(Node):
             response.success, response.message = self._operator_request(request.load_namespace)
         except Exception as exc:     # noqa: BLE001 - answer, and keep the node alive
             self.get_logger().error(f'internal error answering an operator request: {exc!r}')
+            response.success, response.message = False, f'internal error: {exc!r}'
+        return response
+
+    def _on_cancel_order(self, request: AddDiagnostics.Request,
+                         response: AddDiagnostics.Response) -> AddDiagnostics.Response:
+        """Cancel a waiting order (the id in load_namespace); a running one is aborted with cell/stop."""
+        try:
+            output = self._controller.cancel_order(request.load_namespace, self._now_s())
+            self._apply(output)
+            response.success, response.message = output.success, output.message
+        except Exception as exc:     # noqa: BLE001 - answer, and keep the node alive
+            self.get_logger().error(f'internal error cancelling an order: {exc!r}')
             response.success, response.message = False, f'internal error: {exc!r}'
         return response
 
