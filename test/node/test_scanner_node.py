@@ -10,9 +10,10 @@ from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PoseArray
 from rclpy.qos import qos_profile_sensor_data
-from sensor_msgs.msg import LaserScan
+from sensor_msgs.msg import LaserScan, PointCloud2
 
 from smartcell.nodes.common import STREAM_QOS
+from smartcell.nodes.scanner import VELOCITY_FIELDS, velocities_from_cloud
 from smartcell.tools.cell_processes import node_command
 
 pytestmark = pytest.mark.ros
@@ -130,6 +131,35 @@ def test_people_are_published_in_the_world_frame_with_the_scan_stamp(peer, proce
     assert len(person.poses) == 1
     assert person.poses[0].position.x == pytest.approx(3.0, abs=0.05)    # scanner at x=1, leg axes 2 m ahead
     assert person.poses[0].position.y == pytest.approx(0.5, abs=0.05)
+
+
+def test_velocities_come_with_the_same_stamp_order_and_the_walking_speed(peer, processes):
+    """humans/velocities: one point per person of `humans` (same header, same positions), with the
+    Kalman velocity of a person walking at 0.5 m/s along world x and a covariance below the prior."""
+    start_scanner(processes)
+    probe = ScannerProbe(peer, processes)
+    clouds: list[PointCloud2] = []
+    peer.node.create_subscription(PointCloud2, 'humans/velocities', clouds.append, STREAM_QOS)
+    peer.wait_for(lambda: probe.publisher.get_subscription_count() > 0, 20, 'scanner subscription', processes)
+    start: list[float] = []
+
+    def walking(stamp: Time) -> LaserScan:
+        t = stamp.sec + stamp.nanosec * 1e-9
+        start.append(start[0] if start else t)
+        return scan_msg(stamp, ranges=legs_scan(2.0 + 0.5 * (t - start[0]), 0.0))
+    probe.send_until(walking, lambda sent: len(probe.people_at(sent)) >= 40, 60, '40 people messages of a walker')
+    last = probe.people[-1]
+    key = (last.header.stamp.sec, last.header.stamp.nanosec)
+    peer.wait_for(lambda: key in {(c.header.stamp.sec, c.header.stamp.nanosec) for c in clouds}, 10,
+                  'the velocities of the last people message', processes)
+    by_stamp = {(c.header.stamp.sec, c.header.stamp.nanosec): c for c in clouds}
+    cloud = by_stamp[key]
+    assert [f.name for f in cloud.fields] == list(VELOCITY_FIELDS) and cloud.header.frame_id == 'world'
+    positions, velocities, cov = velocities_from_cloud(cloud)
+    assert positions == pytest.approx(np.array([[p.position.x, p.position.y] for p in last.poses]))
+    assert velocities[0] == pytest.approx((0.5, 0.0), abs=0.15)
+    assert 0.0 < cov[0, 0, 0] < 0.1 * 0.8 ** 2 and cov[0, 0, 1] == cov[0, 1, 0]
+    assert not processes.failed()
 
 
 def test_best_effort_and_reliable_publishers_both_reach_the_scanner(peer, processes):
