@@ -215,9 +215,10 @@ def validate_verdict(sec: int, nanosec: int, values: Sequence[tuple[str, str]]) 
         sequence = int(text)
     state = _identifier(fields.get(STATE_KEY, ''), STATE_KEY)
     motion = _identifier(fields.get(MOTION_KEY, ''), MOTION_KEY)
-    for checked in (state, motion):
-        if isinstance(checked, Invalid):
-            return checked
+    if isinstance(state, Invalid):
+        return state
+    if isinstance(motion, Invalid):
+        return motion
     return VerdictInput(stamp, scale, state, motion, sequence, fields.get(AUTH_KEY) or None)
 
 

@@ -152,7 +152,7 @@ def _all_solutions(target_in_base: np.ndarray, q6_if_singular: float) -> list[np
                       f'shoulder offset d4 = {d4} m: unreachable')
     psi = np.arctan2(p5[1], p5[0])
     phi = np.arcsin(min(d4 / radius, 1.0))          # = 1 at the shoulder singularity (arm straight up)
-    solutions = []
+    solutions: list[np.ndarray] = []
     errors = []
     for q1 in (psi + phi, psi + np.pi - phi):
         s1, c1 = np.sin(q1), np.cos(q1)

@@ -101,6 +101,7 @@ def motions_for_step(station: str, kind: str, library: MotionLibrary) -> tuple[s
     shared station (and stay there for the person); receive: from the present pose back up.
     Raises ConfigError naming the station and kind when the library lacks a configuration.
     """
+    names: tuple[str, ...]
     if kind in ('pick', 'place', 'process'):
         names = (f'above_{station}', station, f'above_{station}')
     elif kind == 'present':

@@ -159,7 +159,7 @@ def verify_verdict(key: bytes, *, stamp_ns: int, sequence: int, speed_scale: flo
         return 'verdict speed_scale is not finite'
     expected = sign_verdict(key, stamp_ns=stamp_ns, sequence=sequence, speed_scale=speed_scale,
                             state=state, motion=motion)
-    if not hmac.compare_digest(expected, signature):
+    if not hmac.compare_digest(expected, signature or ''):
         return ('verdict signature does not match (forged or altered verdict, or a process with another '
                 'cell key)')
     return None
@@ -196,7 +196,7 @@ def verify_trajectory(key: bytes, *, trajectory_id: str, stamp_ns: int, position
                                    times_ns=times_ns)
     except ValueError as exc:
         return f'trajectory {trajectory_id!r} cannot be verified: {exc}'
-    if not hmac.compare_digest(expected, signature):
+    if not hmac.compare_digest(expected, signature or ''):
         return (f'trajectory {trajectory_id!r} signature does not match (forged or altered trajectory, or a '
                 'process with another cell key)')
     return None

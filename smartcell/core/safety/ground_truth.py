@@ -147,6 +147,7 @@ class SsmAudit:
 
     def _check_stopping(self, time_s: float, people: list[PersonTruth], robot_speed_mps: float,
                         dt_s: float) -> Violation | None:
+        assert self._stop is not None, 'called only while a stop is being checked'
         t0, v0, t_s, s_s = self._stop[:4]
         self._travelled_m += robot_speed_mps * dt_s
         budget_m = v0 * self.inputs.reaction_time_s + s_s

@@ -52,7 +52,7 @@ def joint_power_w(torque_nm: np.ndarray | float, speed_rad_s: np.ndarray | float
 def cell_power_w(torques_nm: Sequence[float], speeds_rad_s: Sequence[float], losses: DriveLossModel,
                  idle_power_w: float) -> float:
     """Controller idle power plus every joint's drive power, W. NaN if any input is not finite."""
-    joints = joint_power_w(torques_nm, speeds_rad_s, losses)
+    joints = joint_power_w(np.asarray(torques_nm, dtype=float), np.asarray(speeds_rad_s, dtype=float), losses)
     if joints.shape == () or not np.isfinite(joints).all():
         return math.nan
     return float(idle_power_w + joints.sum())

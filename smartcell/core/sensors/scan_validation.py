@@ -356,7 +356,7 @@ class ScanGate:
     rejected: dict[ScanFault, int] = field(default_factory=dict)
 
     def check(self, scan: RawScan, now_s: float | None = None) -> ValidScan | ScanRejected | RepeatedScan:
-        result = validate_scan(scan, self.limits, self.layout, now_s)
+        result: ValidScan | ScanRejected | RepeatedScan = validate_scan(scan, self.limits, self.layout, now_s)
         if isinstance(result, ValidScan):
             result = self._sequence(result)
         if isinstance(result, ScanRejected):

@@ -132,7 +132,7 @@ class AnalysisConfig:
         """The fixed band (the default one for 'auto')."""
         if self.envelope_band_hz is None or self.envelope_band_hz == 'auto':
             return 0.08 * sample_rate_hz, 0.40 * sample_rate_hz
-        lo, hi = self.envelope_band_hz
+        lo, hi = (float(v) for v in self.envelope_band_hz)
         if not 0.0 <= lo < hi <= sample_rate_hz / 2.0:
             raise ValueError(f'envelope band {self.envelope_band_hz} Hz must satisfy 0 <= low < high <= '
                              f'Nyquist ({sample_rate_hz / 2.0:g} Hz)')
@@ -498,7 +498,7 @@ def attribute_lines(spectrum: Spectrum, lines: Sequence[tuple[str, float]], tole
     freq_of = dict(lines)
     accepted: list[str] = []
     result: dict[str, FrequencyMatch] = {}
-    for name in sorted(raw, key=raw.get, reverse=True):
+    for name in sorted(raw, key=lambda line: raw[line], reverse=True):
         f = freq_of[name]
         own, explainers = [], []
         for k, (_, p) in enumerate(found[name], start=1):
@@ -599,10 +599,10 @@ class HealthBaseline:
     @classmethod
     def from_dict(cls, data: Mapping[str, object]) -> 'HealthBaseline':
         try:
-            names = tuple(str(n) for n in data['names'])
+            names = tuple(str(n) for n in data['names'])  # type: ignore[attr-defined]
             mean, std = np.asarray(data['mean'], dtype=float), np.asarray(data['std'], dtype=float)
             inv_cov = np.asarray(data['inv_cov'], dtype=float)
-            n_windows = int(data['n_windows'])
+            n_windows = int(data['n_windows'])  # type: ignore[call-overload]
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f'baseline is incomplete or malformed ({exc!r})') from exc
         k = len(names)

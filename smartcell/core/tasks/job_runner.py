@@ -362,9 +362,10 @@ class ShiftRunner:
             if self._state[entry.key] is StepState.PENDING:
                 for resource in _occupies(entry.actor) + (entry.station,):
                     first.setdefault(resource, entry)
-        entry = first.get(executor)
-        if entry is None:
+        found = first.get(executor)
+        if found is None:
             return None, f'no pending step planned for the {executor}'
+        entry = found
         name = f'step {entry.step_id!r} of unit {entry.unit}'
         waiting = [b for b in self.recipe.by_id[entry.step_id].after
                    if self._state[(entry.unit, b)] is not StepState.DONE]

@@ -390,7 +390,8 @@ def _sgs(problem: _Problem, order: Sequence[int], modes: Sequence[int | None], i
         job = jobs[j]
         est = max([job.release_s] + [ends[p] for p in job.preds])
         best: tuple[float, int, float] | None = None
-        candidates = range(len(job.modes)) if modes[j] is None else (modes[j],)
+        fixed = modes[j]
+        candidates: Sequence[int] = range(len(job.modes)) if fixed is None else (fixed,)
         for m in candidates:
             executor, duration = job.modes[m]
             resources = _resources(job.station, executor)
@@ -398,6 +399,7 @@ def _sgs(problem: _Problem, order: Sequence[int], modes: Sequence[int | None], i
             start = timelines.earliest(resources, earliest, duration)
             if best is None or start + duration < best[0] + best[2] - EPS_S:
                 best = (start, m, duration)
+        assert best is not None, 'every job has at least one mode'
         start, m, duration = best
         for r in _resources(job.station, job.modes[m][0]):
             timelines.add(r, start, start + duration)
@@ -469,6 +471,7 @@ def _heuristic(problem: _Problem, settings: Scheduler, deadline: float | None, i
         starts, chosen, span = _sgs(problem, order, free)
         if best is None or span < best[0] - EPS_S:
             best = (span, order, starts, chosen)
+    assert best is not None, 'at least one priority rule ran'
     span, order, starts, modes = best
     flippable = [j for j, job in enumerate(problem.jobs) if len(job.modes) > 1]
     rng = random.Random(settings.seed)
