@@ -104,3 +104,22 @@ def test_a_frame_that_does_not_reach_the_world_says_where_it_breaks(transforms, 
 def test_a_urdf_it_cannot_use_is_refused_with_the_reason(urdf, reason):
     with pytest.raises(UrdfError, match=reason):
         parse_urdf(urdf)
+
+
+def test_the_rviz_config_shows_topics_the_cell_publishes_with_qos_that_connects(repo):
+    import yaml
+    from smartcell.interfaces import TOPICS, Durability, Qos, Reliability, compatible
+
+    config = yaml.safe_load((repo / 'config' / 'smartcell.rviz').read_text())['Visualization Manager']
+    assert config['Global Options']['Fixed Frame'] == 'world'
+    shown = {}
+    for display in config['Displays']:
+        source = display.get('Topic') or display.get('Description Topic')
+        if source:
+            shown[source['Value']] = Qos(Reliability(source['Reliability Policy'].lower().replace(' ', '_')),
+                                         Durability(source['Durability Policy'].lower().replace(' ', '_')),
+                                         source['Depth'])
+    assert {'/robot_description', '/scan', '/humans', '/humans/markers'} <= set(shown)
+    publisher_qos = {'/' + t.name.lstrip('/'): t.publisher_qos for t in TOPICS}    # the cell in the root namespace
+    for name, qos in shown.items():
+        assert compatible(publisher_qos[name], qos) == '', name
