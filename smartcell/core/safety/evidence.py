@@ -167,7 +167,7 @@ class EvidenceWriter:
         self._owned = isinstance(target, (str, Path))
         self._seq, self._prev = 0, GENESIS_HASH
         partial = b''
-        if self._owned:
+        if isinstance(target, (str, Path)):
             path = Path(target)
             path.parent.mkdir(parents=True, exist_ok=True)
             if path.is_file() and path.stat().st_size > 0:
@@ -175,7 +175,8 @@ class EvidenceWriter:
             self._anchor_path: Path | None = Path(anchor_path) if anchor_path else anchor_path_for(path)
         else:
             self._anchor_path = Path(anchor_path) if anchor_path else None
-        self._stream: IO[str] = open(target, 'a', encoding='utf-8') if self._owned else target  # noqa: SIM115
+        self._stream: IO[str] = open(target, 'a', encoding='utf-8') \
+            if isinstance(target, (str, Path)) else target  # noqa: SIM115
         self._anchored_seq = -1
         self.records_written = 0
         self.anchor_error = ''
@@ -362,7 +363,7 @@ def verify_evidence(path: str | Path, key: bytes | None = None, anchor: Anchor |
             truncated = True                    # a writer died mid-line: report, do not fail
         else:
             numbered.append((len(lines), last))
-    base = dict(path=str(path), truncated_tail=truncated)
+    base: dict[str, Any] = dict(path=str(path), truncated_tail=truncated)
     if not numbered:
         found.add(FindingKind.EMPTY, None, 'the log holds no records: nothing can be verified')
         anchor_value, problem = _load_anchor(path, anchor)

@@ -193,7 +193,7 @@ class SafetyPipeline:
         self._base = base
         self._evidence = evidence
         self._commanded_scales = [0.0] * APPLIED_SCALE_HISTORY
-        self._geometry_cache = None
+        self._geometry_cache: tuple[float, np.ndarray, np.ndarray, RobotGeometry] | None = None
         self.events: list[SafetyEvent] = []
 
     @classmethod
@@ -270,7 +270,7 @@ class SafetyPipeline:
         verdict = self._monitor.report_contact(now_s, region_names, force_N, transient, source)
         if verdict.within_limit:
             self._log_events()
-        else:
+        elif self._monitor.last_verdict is not None:
             self._record(self._monitor.last_verdict)
         return verdict
 
@@ -319,5 +319,6 @@ class SafetyPipeline:
         stamp_s, q, qd = joints
         cached = self._geometry_cache
         if cached is None or cached[0] != stamp_s or not (np.array_equal(cached[1], q) and np.array_equal(cached[2], qd)):
-            self._geometry_cache = (stamp_s, q.copy(), qd.copy(), robot_geometry(stamp_s, q, qd, self._base))
-        return self._geometry_cache[3]
+            cached = (stamp_s, q.copy(), qd.copy(), robot_geometry(stamp_s, q, qd, self._base))
+            self._geometry_cache = cached
+        return cached[3]
