@@ -41,8 +41,9 @@ from smartcell.core.safety.verdict import VERDICT_STATUS_NAME, verdict_values
 from smartcell.core.stamp_join import ExactStampJoiner
 from smartcell.core.tasks.recipe import load_recipe
 from smartcell import interfaces
-from smartcell.nodes.common import (qos_profile, LATCHED_QOS, STREAM_QOS, declare_parameters, diagnostic_array, diagnostic_status,
-                                    duration_msg, run_node, s_to_stamp, stamp_ns, stamp_to_s)
+from smartcell.nodes.common import (LATCHED_QOS, STREAM_QOS, declare_parameters, diagnostic_array,
+                                    diagnostic_status, duration_msg, qos_profile, run_node, s_to_stamp, stamp_ns,
+                                    stamp_to_s)
 from smartcell.nodes.scanner import velocities_from_cloud
 from smartcell.share import share_file
 

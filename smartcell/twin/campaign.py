@@ -274,9 +274,11 @@ class _RulePipeline(SafetyPipeline):
         scale = 0.0 if latched else self._scale
         state = SafetyState.EMERGENCY_STOP if latched else \
             SafetyState.PROTECTIVE_STOP if scale <= 0.0 else SafetyState.NORMAL
-        self._verdict = SafetyVerdict(now_s, Mode.AUTOMATIC, state, 'protective' if scale <= 0.0 else 'clear',
-                                      math.inf, math.nan, math.inf, 0.0, 0.0, scale,
-                                      '' if state is SafetyState.NORMAL else f'{self._name} rule', -1)
+        self._verdict = SafetyVerdict(
+            stamp_s=now_s, mode=Mode.AUTOMATIC, state=state, zone='protective' if scale <= 0.0 else 'clear',
+            separation_m=math.inf, protective_distance_m=math.nan, allowed_speed_mps=math.inf, human_speed_mps=0.0,
+            robot_speed_toward_human_mps=0.0, speed_scale=scale,
+            reason='' if state is SafetyState.NORMAL else f'{self._name} rule', closest_person_index=-1)
         return self._record(self._verdict)
 
 

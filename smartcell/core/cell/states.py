@@ -1,6 +1,7 @@
 """The cell state machine: one transition table, requests and facts, a history with reasons.
 
-The CellController (smartcell.core.cell.controller) owns one CellStateMachine. Operator services (std_srvs/Trigger) become
+The CellController (smartcell.core.cell.controller) owns one CellStateMachine. Operator services
+(std_srvs/Trigger) become
 *request* events; safety verdicts, arm and job progress become *fact* events. A request the
 table does not accept raises IllegalTransition naming the state and the event, and changes
 nothing (the node answers success=False with that message).
