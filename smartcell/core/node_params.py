@@ -124,6 +124,10 @@ SUPERVISOR = NodeParams('supervisor', (
     P('scanner_protective_field_m', 2.2, "distance of the safety scanner's own (safety-rated) protective "
       'field from the hazard zone; checked at start-up against ISO 13855 S = K T + C, m', min=0.0, max=20.0),
     P('scanner_response_time_s', 0.08, 'safety scanner response time (part of T of ISO 13855), s', min=0.0, max=1.0),
+    P('light_curtain_distance_m', 0.0, 'distance of a light curtain across the fence opening from the hazard zone; '
+      'checked at start-up against ISO 13855 (perpendicular approach); 0: no light curtain, m', min=0.0, max=20.0),
+    P('light_curtain_resolution_mm', 30.0, 'detection capability d of that light curtain, mm', min=1.0, max=70.0),
+    P('light_curtain_response_time_s', 0.015, 'response time of that light curtain (part of T), s', min=0.0, max=1.0),
     P('scan_plane_height_m', 0.17, 'height of the scan plane above the floor (H of ISO 13855), m', min=0.0, max=1.0),
     P('stopping_file', '', 'stopping time/distance table; empty uses the installed config/stopping.yaml'),
     P('body_regions_file', '', 'ISO/TS 15066 body regions; empty uses the installed config/body_regions.yaml'),

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -18,7 +18,8 @@ from smartcell.core.robot.kinematics import (DEFAULT_TOOL_LENGTH_M, LINK_CAPSULE
 from smartcell.core.safety.monitor import (Mode, PeopleObservation, RobotObservation, SafetyConfig, SafetyEvent,
                                    SafetyMonitor, SafetyVerdict)
 from smartcell.core.safety.pfl import BodyModel, ContactVerdict
-from smartcell.core.safety.ssm import SeparationInputs, check_protective_field, minimum_distance_iso13855_mm
+from smartcell.core.safety.ssm import (SeparationInputs, check_protective_field, light_curtain_distance_mm,
+                                       minimum_distance_iso13855_mm)
 from smartcell.core.safety.stopping import StoppingModel
 
 
@@ -173,6 +174,19 @@ def check_reaction_time(config: dict) -> float:
     return required_s
 
 
+def check_light_curtain(config: Mapping[str, Any], stopping_time_s: float) -> float:
+    """Refuse to start when the light curtain at the fence opening is closer than ISO 13855 requires
+    (perpendicular approach). T = curtain response + the arm's longest stop. Returns the required
+    distance in m; 0 when no curtain is configured (light_curtain_distance_m = 0)."""
+    configured_m = float(config.get('light_curtain_distance_m', 0.0))
+    if configured_m == 0.0:
+        return 0.0
+    total_time_s = float(config['light_curtain_response_time_s']) + stopping_time_s
+    required_m = light_curtain_distance_mm(total_time_s, float(config['light_curtain_resolution_mm'])) / 1000.0
+    check_protective_field(configured_m, required_m, 'light_curtain_distance_m')
+    return required_m
+
+
 # Commanded scales kept: the arm's measured velocities lag the command by up to ~3 ticks
 # (lockstep lag, the arm's tick, its ramp), so the smallest of these bounds the applied scale.
 APPLIED_SCALE_HISTORY = 4
@@ -220,6 +234,7 @@ class SafetyPipeline:
         stopping = StoppingModel.from_yaml(stopping_path)
         stopping.check_cell_fraction(config['max_joint_speed_fraction'])
         check_scanner_field(config, stopping)
+        check_light_curtain(config, float(np.max(stopping.stopping_time_s)))
         body = BodyModel.from_yaml(body_regions_path)
         evidence = EvidenceWriter(config['evidence_log'], key=evidence_key) if config['evidence_log'] else None
         return cls(SafetyMonitor(safety, stopping, Mode(config['mode']), body=body),

@@ -246,3 +246,35 @@ def check_protective_field(configured_m: float, required_m: float, field_name: s
     if not (math.isfinite(configured_m) and configured_m >= required_m):
         raise ConfigError(f'{field_name}={configured_m!r} m is smaller than the required minimum distance '
                           f'{required_m:.3f} m (ISO 13855 S = K T + C); enlarge the field or shorten T')
+
+
+# ---------------------------------------------------------------------------------------------
+# ISO 13855, perpendicular approach: a light curtain (ESPE) across the fence opening
+# ---------------------------------------------------------------------------------------------
+
+LIGHT_CURTAIN_FAST_K_MM_PER_S = 2000.0      # hand / arm approach, d <= 40 mm
+LIGHT_CURTAIN_SLOW_K_MM_PER_S = 1600.0      # body approach (the fallback, and d > 40 mm)
+LIGHT_CURTAIN_BODY_C_MM = 850.0             # arm reaching through a coarse curtain, d > 40 mm
+
+
+def light_curtain_distance_mm(total_time_s: float, detection_capability_mm: float) -> float:
+    """Minimum distance S (mm) of a vertical light curtain from the hazard, perpendicular approach.
+
+    ISO 13855:2010 (6.2.3): for a detection capability d <= 40 mm, S = 2000 T + 8 (d - 14) with
+    C >= 0; when that gives more than 500 mm, S = 1600 T + 8 (d - 14) with S >= 500 mm; S is never
+    below 100 mm. For 40 < d <= 70 mm, S = 1600 T + 850 (the arm reaches through). T (s) is the
+    overall stopping performance: the curtain's response plus the machine's stopping time.
+    """
+    if not (math.isfinite(total_time_s) and total_time_s >= 0.0):
+        raise ConfigError(f'overall stopping time T must be a finite number >= 0 s, got {total_time_s!r}')
+    d = detection_capability_mm
+    if not (math.isfinite(d) and 0.0 < d <= 70.0):
+        raise ConfigError(f'light curtain detection capability d must be in (0, 70] mm for the perpendicular '
+                          f'approach formulas, got {d!r} (coarser beams: ISO 13855 multi-beam rules)')
+    if d > 40.0:
+        return LIGHT_CURTAIN_SLOW_K_MM_PER_S * total_time_s + LIGHT_CURTAIN_BODY_C_MM
+    c_mm = max(0.0, 8.0 * (d - 14.0))
+    fast = LIGHT_CURTAIN_FAST_K_MM_PER_S * total_time_s + c_mm
+    if fast <= 500.0:
+        return max(100.0, fast)
+    return max(500.0, LIGHT_CURTAIN_SLOW_K_MM_PER_S * total_time_s + c_mm)
