@@ -44,7 +44,7 @@ class RunData:
     evidence_note: str                                  # chain verification in one sentence
     outbox: list[dict[str, Any]] | None                 # None: no MES outbox in this run
     journal: list[dict[str, Any]] | None                # cell/events from the journal; None: none kept
-    vibration: dict[str, list[tuple[float, float]]] | None   # gearbox -> (stamp_s, health) or None
+    vibration: dict[str, 'Gearbox'] | None              # hardware id -> health over the run; None: not recorded
     vibration_note: str
     actions: list[dict[str, Any]]
     log_findings: dict[str, list[str]] = field(default_factory=dict)
@@ -138,35 +138,61 @@ def _read_logs(run_dir: Path) -> dict[str, list[str]]:
     return found
 
 
-def _read_vibration(run_dir: Path) -> tuple[dict[str, list[tuple[float, float]]] | None, str]:
-    """Gearbox health index over time from a recording of `vibration/health`, if the run was recorded."""
+@dataclass
+class Gearbox:
+    """One gearbox's `vibration/health` over the run: finite health indices and the last status."""
+
+    points: list[tuple[float, float]] = field(default_factory=list)     # (stamp_s, health index)
+    level: int = 0
+    message: str = ''
+    iso_zone: str = ''
+    windows: str = ''
+
+
+LEVELS = {0: 'OK', 1: 'WARN', 2: 'ERROR', 3: 'STALE'}
+
+
+def _read_vibration(run_dir: Path) -> tuple[dict[str, Gearbox] | None, str]:
+    """Gearbox health from a recording of `vibration/health`, if the run was recorded."""
     recordings = sorted(run_dir.glob('*.mcap'))
     if not recordings:
         return None, ('not recorded: the vibration sensor reports health on vibration/health, which only a '
                       'recording keeps (smartcell sim --record)')
     try:
+        from mcap.reader import make_reader
         from mcap_ros2.reader import read_ros2_messages
     except ImportError:
         return None, f'{recordings[0].name} present, but the mcap-ros2-support reader is not installed'
-    series: dict[str, list[tuple[float, float]]] = {}
+    gearboxes: dict[str, Gearbox] = {}
     try:
-        for message in read_ros2_messages(str(recordings[0]), topics=None):
-            if not message.channel.topic.endswith('vibration/health'):
-                continue
+        with open(recordings[0], 'rb') as handle:      # only the health channel is decoded (a run has ~20 MB)
+            summary = make_reader(handle).get_summary()
+        topics = sorted({c.topic for c in (summary.channels.values() if summary else ())
+                         if c.topic.endswith('vibration/health')})
+        for message in (read_ros2_messages(str(recordings[0]), topics=topics) if topics else ()):
             stamp = message.ros_msg.header.stamp
             stamp_s = stamp.sec + stamp.nanosec * 1e-9
             for status in message.ros_msg.status:
-                for kv in status.values:
-                    if kv.key == 'health_index':
-                        try:
-                            series.setdefault(status.hardware_id or status.name, []).append((stamp_s, float(kv.value)))
-                        except ValueError:
-                            pass
+                box = gearboxes.setdefault(status.hardware_id or status.name, Gearbox())
+                values = {kv.key: kv.value for kv in status.values}
+                level = status.level[0] if isinstance(status.level, (bytes, bytearray)) else int(status.level)
+                box.level, box.message = level, status.message
+                box.iso_zone, box.windows = values.get('iso_zone', ''), values.get('windows', '')
+                health = _finite(_float(values.get('health_index')))
+                if math.isfinite(health):
+                    box.points.append((stamp_s, health))
     except Exception as exc:  # noqa: BLE001 - a damaged recording is a sentence in the report, not a crash
         return None, f'{recordings[0].name} could not be read: {exc}'
-    if not series:
-        return None, f'{recordings[0].name} holds no health_index on vibration/health'
-    return series, f'from {recordings[0].name}'
+    if not gearboxes:
+        return None, f'{recordings[0].name} holds no vibration/health messages'
+    return gearboxes, f'from vibration/health in {recordings[0].name}'
+
+
+def _float(text: Any) -> float:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return math.nan
 
 
 # ------------------------------------------------------------------------------------------ analysis
@@ -198,6 +224,27 @@ def cause_of(reason: str) -> str:
     return re.sub(r'-?\d+(\.\d+)?', '#', reason).strip() or '(no reason given)'
 
 
+def margin_sentence(cycles: list[dict[str, Any]]) -> str:
+    """The worst margin (separation - S_p) while the supervisor let the arm move under SSM, and the cycles
+    closer than S_p that are not that: the arm still slowing after a stop was commanded (the reaction time
+    S_p covers), and collaborative mode (PFL force limits apply there, not S_p)."""
+    ssm = [c for c in cycles if c.get('mode') != 'collaborative']
+    commanded = [_finite(c.get('margin_m')) for c in ssm if _finite(c.get('speed_scale')) > 0]
+    worst = min((m for m in commanded if math.isfinite(m)), default=math.inf)
+    reacting = sum(1 for c in ssm if not _finite(c.get('speed_scale')) > 0 and _finite(c.get('applied_scale')) > 0
+                   and _finite(c.get('margin_m')) < 0)
+    collaborative = sum(1 for c in cycles if c.get('mode') == 'collaborative' and _finite(c.get('margin_m')) < 0)
+    text = ('Worst margin (separation - S_p) while the arm was allowed to move under SSM: <b>'
+            + ('none (nobody within range)' if worst == math.inf else f'{worst:.3f} m') + '</b>'
+            + (' <span class="bad">below zero: closer than S_p at a commanded speed</span>' if worst < 0 else '') + '.')
+    if reacting:
+        text += (f' {reacting} cycle(s) closer than S_p with the stop already commanded and the arm still '
+                 'slowing (the reaction the stopping data of S_p covers).')
+    if collaborative:
+        text += f' {collaborative} cycle(s) closer than S_p in collaborative mode (PFL limits apply, not S_p).'
+    return text
+
+
 def oee_events(outbox: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """The MES records as the `cell/events` that smartcell.core.mes.oee.compute_oee reads."""
     events = []
@@ -212,6 +259,15 @@ def oee_events(outbox: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             events.append({'type': 'unit_complete', 'stamp': float(stamp), 'good': bool(body.get('good')),
                            'order_id': str(body.get('order_id', ''))})
     return events
+
+
+def oee_window(events: Iterable[dict[str, Any]], end_s: float) -> tuple[float, float, str]:
+    """The job (first job_started to last job_complete) when the events have one, else the whole run."""
+    starts = [float(e['stamp']) for e in events if e.get('type') == 'job_started' and 'stamp' in e]
+    ends = [float(e['stamp']) for e in events if e.get('type') == 'job_complete' and 'stamp' in e]
+    if starts and ends and max(ends) > min(starts):
+        return min(starts), max(ends), 'the job, from job_started to job_complete'
+    return 0.0, end_s, 'the whole run'
 
 
 def energy_per_part(outbox: Iterable[dict[str, Any]]) -> list[tuple[int, float | None, float | None]]:
@@ -329,6 +385,7 @@ def energy_figure(parts: list[tuple[int, float | None, float | None]]) -> str:
 
 
 def vibration_figure(series: dict[str, list[tuple[float, float]]]) -> str:
+    """Health index over time per gearbox (only gearboxes with assessed windows)."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -403,12 +460,7 @@ def render(data: RunData, ideal_cycle_s: float) -> str:
     sections.append('<h2 id="separation">Separation and speed</h2>')
     if data.cycles:
         sections.append(separation_figure(data.cycles, stop_list))
-        margins = [_finite(c.get('margin_m')) for c in data.cycles
-                   if _finite(c.get('applied_scale')) > 0 or _finite(c.get('speed_scale')) > 0]
-        worst = min((m for m in margins if math.isfinite(m)), default=math.inf)
-        sections.append(f'<p>{len(data.cycles)} safety cycles. Worst margin (separation - S_p) while the arm '
-                        f'moved: <b>{"none (nobody within range)" if worst == math.inf else f"{worst:.3f} m"}</b>'
-                        f'{" <span class=bad>below zero</span>" if worst < 0 else ""}.</p>')
+        sections.append(f'<p>{len(data.cycles)} safety cycles. {margin_sentence(data.cycles)}</p>')
     else:
         sections.append('<p class="note">The evidence log holds no safety cycles.</p>')
 
@@ -443,9 +495,11 @@ def render(data: RunData, ideal_cycle_s: float) -> str:
     elif end_s <= 0:
         sections.append('<p class="note">The run has no length: no OEE.</p>')
     else:
-        oee = compute_oee(events, 0.0, float(end_s), ideal_cycle_s)
+        start_s, stop_s, window = oee_window(events, float(end_s))
+        oee = compute_oee(events, start_s, stop_s, ideal_cycle_s)
         sections.append(waterfall_figure(oee))
-        sections.append(f'<p class="note">Window 0 to {end_s:.0f} s of the run; ideal cycle time {ideal_cycle_s:g} s '
+        sections.append(f'<p class="note">Window {start_s:.1f} to {stop_s:.1f} s ({window}); ideal cycle time '
+                        f'{ideal_cycle_s:g} s '
                         f'(--ideal-cycle-s); states and units from {source} (smartcell.core.mes.oee).'
                         + ''.join(f' {_e(w)}.' for w in oee.warnings) + '</p>')
 
@@ -462,8 +516,16 @@ def render(data: RunData, ideal_cycle_s: float) -> str:
 
     sections.append('<h2 id="vibration">Vibration health</h2>')
     if data.vibration:
-        sections.append(vibration_figure(data.vibration))
-    sections.append(f'<p class="note">Gearbox health index: {_e(data.vibration_note)}.</p>')
+        assessed = {name: box.points for name, box in data.vibration.items() if box.points}
+        if assessed:
+            sections.append(vibration_figure(assessed))
+        sections.append(_table(['gearbox', 'last level', 'ISO 20816 zone', 'windows', 'last assessment'], [
+            [name, LEVELS.get(box.level, str(box.level)), box.iso_zone or '-', box.windows, box.message]
+            for name, box in sorted(data.vibration.items())], [3]))
+        if not assessed:
+            sections.append('<p>No window was assessed (the health index is unknown, not good): see the last '
+                            'assessment of each gearbox above.</p>')
+    sections.append(f'<p class="note">Gearbox health: {_e(data.vibration_note)}.</p>')
     vibration_lines = data.log_findings.get('vibration_sensor', [])
     if vibration_lines:
         sections.append('<pre>' + _e('\n'.join(vibration_lines[-10:])) + '</pre>')

@@ -137,3 +137,22 @@ def test_render_needs_no_outbox_for_the_safety_part(tmp_path):
     data = load_run(make_run(tmp_path / 'run', outbox=False))
     text = render(data, 10.0)
     assert text.count('<svg') == 2                          # separation+speed and the OEE waterfall (journal)
+
+
+def test_margins_below_sp_are_told_apart_by_what_the_arm_was_allowed_to_do():
+    from smartcell.tools.report import margin_sentence
+    moving = cycle(1.0, 1.5, 1.0, 1.0)                                       # +0.5 m at full speed
+    reacting = {**cycle(2.0, 0.4, 1.0, 0.0), 'applied_scale': 0.6}          # stop commanded, arm still slowing
+    handover = {**cycle(3.0, 0.3, 1.0, 0.2), 'mode': 'collaborative'}       # PFL, not SSM
+    text = margin_sentence([moving, reacting, handover])
+    assert '<b>0.500 m</b>' in text and 'below zero' not in text
+    assert '1 cycle(s) closer than S_p with the stop already commanded' in text
+    assert '1 cycle(s) closer than S_p in collaborative mode' in text
+    assert 'below zero' in margin_sentence([cycle(1.0, 0.8, 1.0, 0.5)])     # a real violation is named
+
+
+def test_oee_window_is_the_job_when_there_is_one():
+    from smartcell.tools.report import oee_window
+    assert oee_window([{'type': 'job_started', 'stamp': 2.0}, {'type': 'job_complete', 'stamp': 40.0}], 60.0)[:2] \
+        == (2.0, 40.0)
+    assert oee_window([{'type': 'job_started', 'stamp': 2.0}], 60.0)[:2] == (0.0, 60.0)
