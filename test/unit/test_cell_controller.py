@@ -279,3 +279,15 @@ def test_nobody_in_sight_during_a_job_hands_either_steps_to_the_robot_and_back()
     assert run.events('person_absent') and not cell.runner.human_present
     run.tick()                                     # somebody is back
     assert run.events('person_present') and cell.runner.human_present
+
+
+def test_a_clock_reset_stops_the_cell_and_re_arms_it_on_the_new_time():
+    run = started()
+    assert run.cell.safety.last_verdict.speed_scale > 0.0
+    run.t = 0.5                                    # the twin restarted: sim time starts again
+    run.tick()
+    assert run.cell.safety.last_verdict.speed_scale == 0.0
+    assert 'clock jumped back' in run.cell.safety.last_verdict.reason and run.events('clock_jump')
+    assert run.cell.state is State.PROTECTIVE_STOP
+    run.run(4.0)                                   # fresh data on the new timeline: hold, ramp, resume
+    assert run.cell.state is State.RUNNING and run.cell.safety.last_verdict.speed_scale == 1.0

@@ -52,6 +52,7 @@ SAFETY_LEVEL = {SafetyState.NORMAL: Level.OK, SafetyState.REDUCED: Level.OK,
 CELL_LEVEL = {State.FAULT: Level.ERROR, State.EMERGENCY_STOP: Level.ERROR, State.PROTECTIVE_STOP: Level.WARN}
 
 
+CLOCK_JUMP_S = 1.0            # people stamps this far behind the newest: the time source restarted, s
 INPUT_ERROR_HOLD_S = 5.0      # a refused input stays ERROR on /diagnostics this long after the last one, s
 
 
@@ -268,6 +269,18 @@ class CellController:
         if math.isfinite(stamp) and stamp > now_s + self.config.future_tolerance_s:
             # A stamp from the future must never become the newest: it would hide later real data.
             self._verdict(self.safety.on_silence(now_s) or self.safety.last_verdict)
+            return self._end()
+        if math.isfinite(stamp) and stamp < self._last_people_s - CLOCK_JUMP_S:
+            # Time went backwards (a restarted twin resets sim time to 0): everything timed on the old
+            # timeline is void. Stop with the reason and judge the new timeline from scratch.
+            reason = (f'clock jumped back from {self._last_people_s:.3f} s to {stamp:.3f} s (restarted time '
+                      'source): stopped, re-armed on the new time')
+            self._emit('clock_jump', previous_s=self._last_people_s, now_s=stamp)
+            self._last_people_s = stamp
+            verdict = self.safety.clock_jumped(now_s, reason)
+            self._verdict(verdict)
+            self._react_to_safety(verdict)
+            self._pending_motion = ''       # a motion planned on the old timeline is re-planned when clear
             return self._end()
         if math.isfinite(stamp) and stamp <= self._last_people_s:
             if stamp == self._last_people_s:                    # a repeated tick: same answer, no new state

@@ -437,6 +437,18 @@ class SafetyMonitor:
         self._estop_reason = reason or 'emergency stop requested'
         return self._publish(self._stop_verdict(now_s, SafetyState.EMERGENCY_STOP, self._estop_text()))
 
+    def clock_jumped(self, now_s: float, reason: str) -> SafetyVerdict:
+        """Time went backwards (a restarted twin, a sim-time reset): stop, forget everything timed on
+        the old timeline, and judge the new one from scratch (hold and ramp before moving again).
+        An emergency stop stays latched."""
+        self._newest_people_s = None
+        self._track = None
+        self._last_inputs = None
+        self._last_now_s = None
+        if self._estop_reason:
+            return self._publish(self._stop_verdict(now_s, SafetyState.EMERGENCY_STOP, self._estop_text()))
+        return self._publish(self._stop_verdict(now_s, SafetyState.PROTECTIVE_STOP, reason))
+
     def reset(self, now_s: float) -> SafetyVerdict:
         """Release an emergency stop; the arm stays stopped until fresh data passes hold and ramp."""
         self._estop_reason = ''

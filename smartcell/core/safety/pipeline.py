@@ -272,6 +272,11 @@ class SafetyPipeline:
     def emergency_stop(self, now_s: float, reason: str) -> SafetyVerdict:
         return self._record(self._monitor.emergency_stop(now_s, reason))
 
+    def clock_jumped(self, now_s: float, reason: str) -> SafetyVerdict:
+        """Stop and re-arm on a new timeline (SafetyMonitor.clock_jumped)."""
+        self._geometry_cache = None
+        return self._record(self._monitor.clock_jumped(now_s, reason))
+
     def protective_stop(self, now_s: float, reason: str) -> SafetyVerdict:
         """Stop for a named doubt found outside the monitor (bad input, an internal error)."""
         return self._record(self._monitor.protective_stop(now_s, reason))
