@@ -104,7 +104,7 @@ class NodeParams:
 
 
 # Parameters every node accepts (set by ROS itself or cell-wide under `/**`).
-COMMON_PARAMS = ('use_sim_time', 'cell_id', 'world_frame', 'max_joint_speed_fraction', 'motions_file',
+COMMON_PARAMS = ('use_sim_time', 'cell_id', 'cell_key_file', 'world_frame', 'max_joint_speed_fraction', 'motions_file',
                  # the cell layout: one value for the safety functions and the TF tree alike
                  'robot_base_xyz_yaw', 'scanner_pose_xy_yaw')
 
