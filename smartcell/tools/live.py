@@ -1,0 +1,177 @@
+"""`smartcell live`: watch a running cell in Foxglove through the foxglove-sdk WebSocket server.
+
+Every topic on the ROS graph (in this process's ROS_DOMAIN_ID) is bridged as it appears, as the
+CDR bytes DDS delivered, with its full `ros2msg` definition as the channel schema: Foxglove (the
+app or its web version, "Open connection" -> Foxglove WebSocket -> ws://HOST:PORT) decodes them
+like a rosbag2 MCAP and shows the 3D scene from /tf, /tf_static, /robot_description, `scan`,
+`humans` and `humans/markers`, plots of `speed_scale` and the verdicts, the diagnostics...
+
+Transient-local topics (/tf_static, /robot_description, the latched cell state) are sent again to
+each client that subscribes later, as a DDS late joiner would get them.
+
+    smartcell live [--host 127.0.0.1] [--port 8765] [--exclude /rosout ...]
+
+`smartcell sim` runs each run in its own DDS domain: give it one with SMARTCELL_SIM_DOMAIN_ID and
+start `smartcell live` with ROS_DOMAIN_ID set to the same number (README, TF, RViz and Foxglove).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+DEFAULT_EXCLUDE = ('/rosout', '/parameter_events')
+DISCOVERY_PERIOD_S = 1.0
+
+
+def share_dirs() -> list[Path]:
+    """<prefix>/share of every ament prefix: where the interface packages keep their .msg files."""
+    prefixes = os.environ.get('AMENT_PREFIX_PATH', sys.prefix).split(os.pathsep)
+    return [Path(p) / 'share' for p in prefixes if p]
+
+
+def subscription_durability_is_latched(offers: list[str]) -> bool:
+    """A topic is latched for the bridge when every publisher offers transient local (else a transient-
+    local subscription would not connect to the volatile ones)."""
+    return bool(offers) and all(offer == 'transient_local' for offer in offers)
+
+
+class LiveBridge:
+    """ROS topics -> foxglove channels; built on an rclpy node and a foxglove context (both injected)."""
+
+    def __init__(self, node, context, exclude: tuple[str, ...] = DEFAULT_EXCLUDE) -> None:
+        import foxglove
+        from smartcell.core.recording.msgdef import DefinitionNotFound, full_text, msg_reader
+
+        self._foxglove = foxglove
+        self._node = node
+        self._context = context
+        self._exclude = set(exclude)
+        self._read_msg = msg_reader(share_dirs())
+        self._full_text = full_text
+        self._not_found = DefinitionNotFound
+        self.channels: dict[str, object] = {}          # topic -> foxglove.Channel
+        self.skipped: dict[str, str] = {}              # topic -> why it is not bridged
+        self._latched: dict[str, bytes] = {}           # topic -> last message, for late subscribers
+        self._lock = threading.Lock()
+        self.forwarded = 0
+
+    def discover(self) -> None:
+        """Bridge the topics that appeared on the graph since the last call."""
+        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+        for topic, types in self._node.get_topic_names_and_types():
+            if topic in self.channels or topic in self.skipped or topic in self._exclude:
+                continue
+            publishers = [info for info in self._node.get_publishers_info_by_topic(topic)
+                          if info.node_name != self._node.get_name()]
+            if not publishers:
+                continue
+            if len(types) != 1:
+                self.skipped[topic] = f'{len(types)} types on the topic: {types}'
+                continue
+            type_name = types[0]
+            try:
+                definition = self._full_text(type_name, self._read_msg)
+                message_type = _message_class(type_name)
+            except (self._not_found, ValueError, ImportError, AttributeError) as exc:
+                self.skipped[topic] = f'no definition for {type_name}: {exc}'
+                self._node.get_logger().warning(f'not bridged: {topic}: {self.skipped[topic]}')
+                continue
+            offers = ['transient_local' if info.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL
+                      else 'volatile' for info in publishers]
+            latched = subscription_durability_is_latched(offers)
+            qos = QoSProfile(depth=10 if latched else 50,
+                             reliability=ReliabilityPolicy.RELIABLE if latched else ReliabilityPolicy.BEST_EFFORT,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)
+            schema = self._foxglove.Schema(name=type_name, encoding='ros2msg', data=definition.encode())
+            channel = self._foxglove.Channel(topic, schema=schema, message_encoding='cdr', context=self._context)
+            self.channels[topic] = channel
+            self._node.create_subscription(message_type, topic, self._forwarder(topic, channel, latched), qos,
+                                           raw=True)
+
+    def _forwarder(self, topic: str, channel, latched: bool):
+        def forward(data: bytes) -> None:
+            if latched:
+                with self._lock:
+                    self._latched[topic] = data
+            channel.log(data, log_time=time.time_ns())
+            self.forwarded += 1
+        return forward
+
+    def resend_latched(self, topic: str) -> None:
+        """A client subscribed: give it the last value of a latched topic (DDS would)."""
+        with self._lock:
+            data = self._latched.get(topic)
+        if data is not None:
+            self.channels[topic].log(data, log_time=time.time_ns())
+
+
+def _message_class(type_name: str):
+    from importlib import import_module
+    package, _, name = type_name.split('/')
+    return getattr(import_module(f'{package}.msg'), name)
+
+
+def _listener(bridge: LiveBridge):
+    import foxglove
+
+    class Listener(foxglove.ServerListener):
+        def on_subscribe(self, client, channel) -> None:   # noqa: ARG002 - protocol signature
+            bridge.resend_latched(channel.topic)
+
+    return Listener()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog='smartcell live', description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--host', default='127.0.0.1', help='address to listen on (default 127.0.0.1: this '
+                        'machine only; 0.0.0.0 exposes the cell to the network, unauthenticated)')
+    parser.add_argument('--port', type=int, default=8765, help='WebSocket port (default 8765, Foxglove\'s)')
+    parser.add_argument('--exclude', nargs='*', default=list(DEFAULT_EXCLUDE), help='topics not to bridge')
+    args = parser.parse_args(argv)
+
+    try:
+        import foxglove
+    except ImportError:
+        print('smartcell live: foxglove-sdk is not installed (pip install -r requirements.txt)', file=sys.stderr)
+        return 2
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+
+    rclpy.init(args=[])
+    node = rclpy.create_node('smartcell_live')
+    context = foxglove.Context()
+    bridge = LiveBridge(node, context, tuple(args.exclude))
+    try:
+        server = foxglove.start_server(name='smartcell', host=args.host, port=args.port, context=context,
+                                       server_listener=_listener(bridge))
+    except Exception as exc:  # noqa: BLE001 - the SDK raises its own types for a taken port / bad host
+        print(f'smartcell live: cannot listen on {args.host}:{args.port}: {exc}', file=sys.stderr)
+        node.destroy_node()
+        rclpy.shutdown()
+        return 1
+    print(f'smartcell live: Foxglove WebSocket on ws://{args.host}:{server.port} '
+          f'(ROS_DOMAIN_ID={os.environ.get("ROS_DOMAIN_ID", "0")})', flush=True)
+    node.create_timer(DISCOVERY_PERIOD_S, bridge.discover)
+    bridge.discover()
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        while rclpy.ok():
+            executor.spin_once(timeout_sec=0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+        node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
