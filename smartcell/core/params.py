@@ -7,7 +7,7 @@ starts, so a typo in a config file is an error naming the key, never a silent de
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, make_dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -101,6 +101,25 @@ class NodeParams:
                     f'unknown parameter {key!r} for node {self.name!r}; accepted: {", ".join(sorted(self.by_name))}')
             values[key] = spec.validate(value, where=f'{self.name}.')
         return values
+
+    def config(self, values: Mapping[str, Any]) -> Any:
+        """A frozen, attribute-access configuration of this node (`config.deadman_timeout_s`) from
+        resolved values: one field per spec, typed by its kind, lists as tuples. Built once at
+        start-up; nodes never look parameters up by string afterwards."""
+        resolved = self.resolve(values)
+        return self.config_type()(**{name: tuple(v) if isinstance(v, list) else v for name, v in resolved.items()})
+
+    def config_type(self) -> type:
+        cached = _CONFIG_TYPES.get(self.name)
+        if cached is None or cached[0] is not self:
+            fields = [(s.name, tuple if s.kind is list else s.kind) for s in self.specs]
+            cls_name = ''.join(part.capitalize() for part in self.name.split('_')) + 'Config'
+            cached = (self, make_dataclass(cls_name, fields, frozen=True))
+            _CONFIG_TYPES[self.name] = cached
+        return cached[1]
+
+
+_CONFIG_TYPES: dict[str, tuple[NodeParams, type]] = {}
 
 
 # Parameters every node accepts (set by ROS itself or cell-wide under `/**`).

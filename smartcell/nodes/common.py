@@ -63,6 +63,11 @@ def declare_parameters(node: Node, params: NodeParams) -> dict[str, ParamValue]:
     return params.resolve(raw)
 
 
+def declare_config(node: Node, params: NodeParams) -> Any:
+    """Declare the node's parameters (declare_parameters) and return them as its frozen config."""
+    return params.config(declare_parameters(node, params))
+
+
 def stamp_to_s(stamp: Time) -> float:
     return stamp.sec + stamp.nanosec * 1e-9
 

@@ -78,3 +78,20 @@ def test_topology_sim_and_hardware_node_sets():
     assert [n.name for n in nodes_for(sim=True)][0] == 'twin'
     assert 'twin' not in [n.name for n in nodes_for(sim=False)]
     assert {'scanner', 'arm', 'supervisor'} <= {n.name for n in nodes_for(sim=False)}
+
+
+def test_every_node_gets_a_frozen_typed_config_from_its_specs():
+    import dataclasses
+
+    from smartcell.topology import CELL_NODES
+    for node in CELL_NODES:
+        specs = node.params()
+        config = specs.config({})
+        assert dataclasses.is_dataclass(config) and type(config).__dataclass_params__.frozen
+        for spec in specs.specs:
+            value = getattr(config, spec.name)
+            assert value == (tuple(spec.default) if isinstance(spec.default, list) else spec.default)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(config, specs.specs[0].name, specs.specs[0].default)
+    with pytest.raises(ConfigError, match='unknown parameter'):
+        CELL_NODES[0].params().config({'no_such_parameter': 1})
