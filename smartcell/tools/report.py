@@ -1,14 +1,14 @@
 """`smartcell report RUN_DIR [--out FILE] [--ideal-cycle-s S]`: the shift report of a run, one HTML file.
 
 Reads only the run directory that `smartcell sim` (or a real cell with the same paths) leaves:
-`kpis.json`, `safety_evidence.jsonl` (smartcell.core.safety.evidence), the cell's event journal
-`cell_events.sqlite` (smartcell.io.event_journal: the `cell/events` OEE is computed from), the MES
-outbox `mes_outbox.sqlite` when the run had the MES bridge (units and their energy), an MCAP recording `*.mcap` when the run was
-recorded, `hmi_actions.jsonl` when the operator station ran, and the node logs. Writes
-`report.html` beside them (default): KPIs; separation against S_p and the speed scale over time;
-the stops with their causes; OEE with its losses as a waterfall; energy per part; vibration health;
-node log warnings and errors. Every figure is an inline SVG and there is no script or external
-link: the file opens without network access and can be mailed as it is.
+`kpis.json`; `safety_evidence.jsonl` (smartcell.core.safety.evidence); the cell's event journal
+`cell_events.sqlite` (smartcell.io.event_journal: the `cell/events` OEE is computed from); the MES
+outbox `mes_outbox.sqlite` when the run had the MES bridge (units and their energy); an MCAP
+recording `*.mcap` when the run was recorded; `hmi_actions.jsonl` when the operator station ran;
+the node logs. Writes `report.html` beside them (default): KPIs; separation against S_p and the
+speed scale over time; the stops with their causes; OEE with its losses as a waterfall; energy per
+part; vibration health; node log warnings and errors. Every figure is an inline SVG and there is no
+script or external link: the file opens without network access and can be mailed as it is.
 
 A missing source is a sentence in the report saying what is missing and why it matters, never an
 empty plot. Exit status: 0 written; 2 the directory or its kpis.json/evidence cannot be read.
@@ -372,7 +372,7 @@ def energy_figure(parts: list[tuple[int, float | None, float | None]]) -> str:
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     figure, axes = plt.subplots(figsize=(10, 2.8))
-    for index, (unit, energy, _) in enumerate(parts):
+    for index, (_, energy, _) in enumerate(parts):
         if energy is None:
             axes.bar(index, 0, color='#cfd8dc')
             axes.text(index, 0, 'not measured', ha='center', va='bottom', fontsize=7, color='#546e7a')
@@ -453,7 +453,8 @@ def render(data: RunData, ideal_cycle_s: float) -> str:
     stop_list = stops(data.events)
     sections = [f'<h1>Shift report: {_e(data.run_dir.name)}</h1>',
                 f'<p class="note">Run directory {_e(data.run_dir.resolve())}. Safety evidence: '
-                f'<span class="{"ok" if "NOT" not in data.evidence_note else "bad"}">{_e(data.evidence_note)}</span>.</p>',
+                f'<span class="{"bad" if "NOT" in data.evidence_note else "ok"}">'
+                f'{_e(data.evidence_note)}</span>.</p>',
                 '<h2 id="kpis">KPIs</h2>', '<div class="kpis">' + _table(['KPI', 'value'], _kpi_rows(data.kpis), [1])
                 + '</div>']
 
@@ -474,7 +475,8 @@ def render(data: RunData, ideal_cycle_s: float) -> str:
              + ('' if all(s.duration_s is not None for s in group) else ' + still stopped at the end')]
             for cause, group in sorted(causes.items(), key=lambda item: -len(item[1]))], [1, 2]))
         sections.append(_table(['time', 'event', 'reason', 'duration'], [
-            [f'{s.stamp_s:.2f} s', s.kind, s.reason, 'until the end' if s.duration_s is None else f'{s.duration_s:.2f} s']
+            [f'{s.stamp_s:.2f} s', s.kind, s.reason,
+             'until the end' if s.duration_s is None else f'{s.duration_s:.2f} s']
             for s in stop_list[:MAX_LISTED]], [0, 3]))
         if len(stop_list) > MAX_LISTED:
             sections.append(f'<p class="note">{len(stop_list) - MAX_LISTED} more stops not listed.</p>')
@@ -534,7 +536,8 @@ def render(data: RunData, ideal_cycle_s: float) -> str:
         sections.append('<h2 id="operator">Operator actions</h2>')
         sections.append(_table(['time (UTC)', 'user', 'action', 'result'], [
             [a.get('time_utc', ''), a.get('user', ''), a.get('action', ''),
-             ('done: ' if a.get('ok') else 'refused: ') + str(a.get('message', ''))] for a in data.actions[:MAX_LISTED]]))
+             ('done: ' if a.get('ok') else 'refused: ') + str(a.get('message', ''))]
+            for a in data.actions[:MAX_LISTED]]))
 
     sections.append('<h2 id="logs">Node log warnings and errors</h2>')
     if data.log_findings:
@@ -563,7 +566,8 @@ def write_report(run_dir: Path, out: Path | None = None, ideal_cycle_s: float | 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog='smartcell report', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('run_dir', type=Path, help='a run directory of smartcell sim (kpis.json, safety_evidence.jsonl)')
+    parser.add_argument('run_dir', type=Path,
+                        help='a run directory of smartcell sim (kpis.json, safety_evidence.jsonl)')
     parser.add_argument('--out', type=Path, default=None, help='HTML file to write (default RUN_DIR/report.html)')
     parser.add_argument('--ideal-cycle-s', type=float, default=None,
                         help="ideal cycle time for OEE performance, s (default: the MES bridge's first work master)")
