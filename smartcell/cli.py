@@ -20,6 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     'analyze-vibration': ('smartcell.tools.analyze_vibration', 'analyse a recorded vibration signal'),
     'replay': ('smartcell.tools.replay', 're-judge a recorded run (MCAP) with a fresh CellController and compare '
                'the verdicts'),
+    'faults': ('smartcell.tools.faults', 'fault campaign: kill -9 each node and stop the broker during a real-time '
+               'shift; check MES records (no loss, no duplicate), orders answered, deadman stops, return to service'),
     'live': ('smartcell.tools.live', 'bridge the running cell\'s topics to Foxglove (foxglove-sdk WebSocket server, '
              'ws://127.0.0.1:8765)'),
     'audit': ('smartcell.tools.audit', 'verify or export the audit trail (hash chain) of production and safety records'),
