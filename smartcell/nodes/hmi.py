@@ -21,7 +21,7 @@ from smartcell.core.params import ConfigError
 from smartcell.hmi.auth import Session, Sessions
 from smartcell.hmi.server import ActionResult, HmiServer
 from smartcell.hmi.view import ACTIONS, CellView, parse_step, parse_verdict, scale_problem
-from smartcell.nodes.common import LATCHED_QOS, declare_parameters, run_node, steady_clock
+from smartcell.nodes.common import LATCHED_QOS, declare_parameters, guarded, run_node, steady_clock
 
 # The page is a display: the newest verdict matters, a lost one does not (and a slow browser must never
 # hold back the supervisor's reliable stream).
@@ -81,19 +81,21 @@ class Hmi(Node):
         self._pending: list[_Pending] = []
         self._action_log = Path(c['action_log']) if c['action_log'] else None
 
-        self.create_subscription(String, 'cell/state', self._on_state, LATCHED_QOS)
+        # Every callback guarded: an unexpected error is logged and shown, never the end of the station.
+        self.create_subscription(String, 'cell/state', guarded(self._on_state, self._on_error), LATCHED_QOS)
         for key in ('current_step', 'next_step'):
-            self.create_subscription(String, f'operator/{key}', lambda msg, key=key: self._on_step(key, msg),
-                                     LATCHED_QOS)
-        self.create_subscription(DiagnosticArray, 'safety/verdict', self._on_verdict, DISPLAY_QOS)
-        self.create_subscription(Float64, 'speed_scale', lambda msg: self._on_fraction('speed_scale', msg),
-                                 LATCHED_QOS)
-        self.create_subscription(Float64, 'operator/fatigue', lambda msg: self._on_fraction('fatigue', msg),
-                                 LATCHED_QOS)
+            self.create_subscription(String, f'operator/{key}', guarded(
+                lambda msg, key=key: self._on_step(key, msg), self._on_error), LATCHED_QOS)
+        self.create_subscription(DiagnosticArray, 'safety/verdict', guarded(self._on_verdict, self._on_error),
+                                 DISPLAY_QOS)
+        self.create_subscription(Float64, 'speed_scale', guarded(
+            lambda msg: self._on_fraction('speed_scale', msg), self._on_error), LATCHED_QOS)
+        self.create_subscription(Float64, 'operator/fatigue', guarded(
+            lambda msg: self._on_fraction('fatigue', msg), self._on_error), LATCHED_QOS)
         self._action_clients = {a.name: self.create_client(Trigger, a.service) for a in ACTIONS.values() if a.service}
         self._action_topics = {a.name: self.create_publisher(String, a.topic, 10) for a in ACTIONS.values() if a.topic}
         self._records = self.create_publisher(String, 'hmi/actions', RECORD_QOS)
-        self.create_timer(TICK_S, self._tick, clock=steady)
+        self.create_timer(TICK_S, guarded(self._tick, self._on_error), clock=steady)
 
         self._server = HmiServer(self._sessions, self._request, action_timeout_s=float(c['action_timeout_s']) + 1.0,
                                  push_period_s=float(c['push_period_s']))
@@ -191,6 +193,10 @@ class Hmi(Node):
 
     def _now_s(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
+
+    def _on_error(self, where: str, exc: BaseException) -> None:
+        self.get_logger().error(f'{where}: {exc!r}')
+        self._view.set('station', None, f'internal error in {where}: {exc!r}')
 
     def on_shutdown(self) -> None:
         self._server.stop()
