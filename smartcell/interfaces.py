@@ -74,6 +74,9 @@ TOPICS: tuple[Topic, ...] = (
            'safety laser scanner (the twin, or the scanner driver on hardware)', SENSOR),
     _topic('humans', 'geometry_msgs/msg/PoseArray', ('scanner',), ('supervisor', 'robot_state', EXTERNAL), STREAM,
            'tracked people, world frame, m; only the scanner may publish it'),
+    _topic('humans/velocities', 'sensor_msgs/msg/PointCloud2', ('scanner',), ('supervisor', EXTERNAL), STREAM,
+           'per person of `humans` (same header and order): x, y m, Kalman velocity vx, vy m/s and its '
+           'covariance (m/s)^2, float64 fields; only the scanner may publish it'),
     _topic('humans/markers', 'visualization_msgs/msg/MarkerArray', ('scanner',), (EXTERNAL,), STREAM,
            'people for RViz'),
     _topic('twin/joint_states', 'sensor_msgs/msg/JointState', ('twin',), ('arm',), STREAM,
