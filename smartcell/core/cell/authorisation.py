@@ -218,7 +218,7 @@ class OperatorPolicy:
             return 'collaborative mode (the arm works beside a person)'
         if request == 'reset' and state is State.EMERGENCY_STOP:
             return 'reset after an emergency stop'
-        if request == 'start' and self.estop_since_start:
+        if request == 'start' and self.estop_since_start and state is State.IDLE:   # elsewhere the table refuses
             return 'the first start after an emergency stop'
         return ''
 
