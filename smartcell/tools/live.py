@@ -25,6 +25,7 @@ from pathlib import Path
 
 DEFAULT_EXCLUDE = ('/rosout', '/parameter_events')
 DISCOVERY_PERIOD_S = 1.0
+RESEND_DELAY_S = 0.1
 
 
 def share_dirs() -> list[Path]:
@@ -56,6 +57,7 @@ class LiveBridge:
         self.channels: dict[str, object] = {}          # topic -> foxglove.Channel
         self.skipped: dict[str, str] = {}              # topic -> why it is not bridged
         self._latched: dict[str, bytes] = {}           # topic -> last message, for late subscribers
+        self._resend: dict[str, float] = {}           # topic -> monotonic s a client subscribed
         self._lock = threading.Lock()
         self.forwarded = 0
 
@@ -101,11 +103,22 @@ class LiveBridge:
             self.forwarded += 1
         return forward
 
-    def resend_latched(self, topic: str) -> None:
-        """A client subscribed: give it the last value of a latched topic (DDS would)."""
+    def request_resend(self, topic: str) -> None:
+        """A client subscribed (server thread): its copy of a latched topic goes out from the ROS thread."""
         with self._lock:
-            data = self._latched.get(topic)
-        if data is not None:
+            self._resend.setdefault(topic, time.monotonic())
+
+    def resend_latched(self) -> None:
+        """Give the clients that subscribed at least RESEND_DELAY_S ago the last value of each latched
+        topic (a DDS late joiner gets it). Not from the subscribe callback itself: foxglove-sdk calls
+        it before the client's sink is registered, so a message logged there can be lost."""
+        now = time.monotonic()
+        with self._lock:
+            due = [topic for topic, since in self._resend.items() if now - since >= RESEND_DELAY_S]
+            for topic in due:
+                del self._resend[topic]
+            values = [(topic, self._latched[topic]) for topic in due if topic in self._latched]
+        for topic, data in values:
             self.channels[topic].log(data, log_time=time.time_ns())
 
 
@@ -120,7 +133,7 @@ def _listener(bridge: LiveBridge):
 
     class Listener(foxglove.ServerListener):
         def on_subscribe(self, client, channel) -> None:   # noqa: ARG002 - protocol signature
-            bridge.resend_latched(channel.topic)
+            bridge.request_resend(channel.topic)
 
     return Listener()
 
@@ -157,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f'smartcell live: Foxglove WebSocket on ws://{args.host}:{server.port} '
           f'(ROS_DOMAIN_ID={os.environ.get("ROS_DOMAIN_ID", "0")})', flush=True)
     node.create_timer(DISCOVERY_PERIOD_S, bridge.discover)
+    node.create_timer(RESEND_DELAY_S, bridge.resend_latched)
     bridge.discover()
     executor = SingleThreadedExecutor()
     executor.add_node(node)

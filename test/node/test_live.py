@@ -68,6 +68,7 @@ class FoxgloveClient:
         self.ws = ws
         self.peer = peer
         self.channels: dict[str, dict] = {}
+        self.pending: dict[int, int] = {}            # channel id -> subscription id asked for
 
     def step(self, send=None):
         """Publish (optionally), spin the peer, read at most one frame: (subscription, payload) or None."""
@@ -84,6 +85,12 @@ class FoxgloveClient:
             message = json.loads(frame)
             if message['op'] == 'advertise':
                 self.channels.update({c['topic']: c for c in message['channels']})
+            elif message['op'] == 'status' and message['message'].startswith('Unknown channel ID: '):
+                # foxglove-sdk 0.30 can answer a subscribe sent right after an advertise before it
+                # knows the channel for this client (the Foxglove app subscribes later, from its
+                # panels): ask again, as the app would when it reconnects a panel.
+                channel_id = int(message['message'].rsplit(' ', 1)[1])
+                self._send_subscribe({channel_id: self.pending[channel_id]})
             return None
         assert frame[0] == MESSAGE_DATA, frame[:1]
         subscription, _log_time_ns = struct.unpack_from('<IQ', frame, 1)
@@ -98,8 +105,13 @@ class FoxgloveClient:
         raise AssertionError(f'timed out after {timeout_s} s waiting for {what}; advertised: {sorted(self.channels)}')
 
     def subscribe(self, ids_by_topic: dict[str, int]) -> None:
+        wanted = {self.channels[topic]['id']: sub for topic, sub in ids_by_topic.items()}
+        self.pending.update(wanted)
+        self._send_subscribe(wanted)
+
+    def _send_subscribe(self, subscription_by_channel: dict[int, int]) -> None:
         self.ws.send(json.dumps({'op': 'subscribe', 'subscriptions': [
-            {'id': sub, 'channelId': self.channels[topic]['id']} for topic, sub in ids_by_topic.items()]}))
+            {'id': sub, 'channelId': channel} for channel, sub in subscription_by_channel.items()]}))
 
 
 def data_of(subscription: int, kind):
