@@ -69,6 +69,16 @@ class MqttTopics:
         return f'{self.base}/orders/rejected'
 
     @property
+    def orders_command(self) -> str:
+        """Job control: {"command": "Cancel"|"Abort"|"Start"|"Pause"|"Resume"|"GetJobResponse", "order_id": ...}
+        or {"command": "StoreAndStart", "order": {...}}."""
+        return f'{self.base}/orders/command'
+
+    @property
+    def orders_command_answer(self) -> str:
+        return f'{self.base}/orders/command/answer'
+
+    @property
     def client_id(self) -> str:
         """The bridge's default client id: one per cell and prefix, stable across restarts."""
         return f'smartcell-{self.prefix}-{self.cell_id}-bridge'[:MAX_CLIENT_ID]
@@ -137,10 +147,12 @@ class MqttTransport:
     name = 'mqtt'
 
     def __init__(self, settings: MqttSettings, topics: MqttTopics,
-                 on_order: Callable[[bytes], None] | None = None) -> None:
+                 on_order: Callable[[bytes], None] | None = None,
+                 on_command: Callable[[bytes], None] | None = None) -> None:
         self.settings = settings
         self.topics = topics
         self._on_order = on_order
+        self._on_command = on_command
         self._retained_state: str | None = None
         self._lock = threading.Lock()
         self._client = make_client(settings, settings.client_id or topics.client_id)
@@ -175,8 +187,10 @@ class MqttTransport:
             return
         self.last_error = ''
         client.publish(self.topics.status, 'online', qos=QOS, retain=True)
-        if self._on_order is not None:
-            client.subscribe(self.topics.orders_in, qos=QOS)
+        topics = [(t, QOS) for t, handler in ((self.topics.orders_in, self._on_order),
+                                                (self.topics.orders_command, self._on_command)) if handler]
+        if topics:
+            client.subscribe(topics)
         with self._lock:
             state = self._retained_state
         if state is not None:
@@ -195,6 +209,8 @@ class MqttTransport:
     def _on_message(self, client, userdata, message) -> None:
         if message.topic == self.topics.orders_in and self._on_order is not None:
             self._on_order(message.payload)
+        elif message.topic == self.topics.orders_command and self._on_command is not None:
+            self._on_command(message.payload)
 
     # ------------------------------------------------------------ publishing
 
@@ -236,6 +252,10 @@ class MqttTransport:
             self._retained_state = record_json
         if self._client.is_connected():
             self._client.publish(self.topics.state, record_json, qos=QOS, retain=True)
+
+    def answer_command(self, answer: dict[str, Any]) -> None:
+        """Reply to a job-control command on orders/command/answer (QoS 1)."""
+        self._client.publish(self.topics.orders_command_answer, json.dumps(answer, sort_keys=True), qos=QOS)
 
     def answer_order(self, answer: dict[str, str]) -> None:
         """Reply on orders/rejected (reason given) or orders/accepted (empty reason); see `order_answer`."""

@@ -9,6 +9,7 @@ from collections import deque
 from typing import Any, Mapping
 
 from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.srv import AddDiagnostics
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -17,7 +18,7 @@ from std_msgs.msg import Float64, String, UInt64
 from std_srvs.srv import Trigger
 
 from smartcell.core.mes.records import (
-    JOB_COMMANDS, Alarm, EquipmentState, FillAlarm, JobOrder, JobResponse, JobState, JobTracker, OrderRejected,
+    JOB_COMMANDS, Alarm, EquipmentState, body_from_dict, FillAlarm, JobOrder, JobResponse, JobState, JobTracker, OrderRejected,
     Record, Stream, make_record, order_to_json, parse_orders, records_from_event, service_for,
     telemetry_record, validate_order)
 from smartcell.core.mes.params import (MES_BRIDGE, MesBridgeConfig, bridge_config, endpoint_host, endpoint_port,
@@ -119,7 +120,8 @@ class MesBridge(Node):
             ca_file=cfg.mqtt_ca_file, cert_file=cfg.mqtt_cert_file, key_file=cfg.mqtt_key_file,
             username=cfg.mqtt_username, password=cfg.mqtt_password, reconnect_max_s=cfg.backoff_max_s,
             client_id=cfg.mqtt_client_id),
-            MqttTopics(cfg.topic_prefix, cfg.cell_id), on_order=self._on_mqtt_order) if cfg.mqtt_enabled else None)
+            MqttTopics(cfg.topic_prefix, cfg.cell_id), on_order=self._on_mqtt_order,
+            on_command=self._on_mqtt_command) if cfg.mqtt_enabled else None)
         transports = [t for t in (self._mqtt, OpcUaRecordSink(self._opcua) if self._opcua else None) if t]
         self._outbox = Outbox(cfg.db_path, [t.name for t in transports], OutboxConfig(
             capacity_records=cfg.outbox_capacity_records, synchronous=cfg.outbox_synchronous,
@@ -127,6 +129,7 @@ class MesBridge(Node):
         self._dispatcher = Dispatcher(self._outbox, transports)
         self._outbox._on_append = self._dispatcher.wake
         self._writer = OutboxWriter(self._outbox, on_result=self._on_append_result)
+        self._restore_jobs()
         # where the journal replay resumes: the newest event whose records are in the outbox
         self._sequencer = EventSequencer(last_seq=self._outbox.event_seq())
 
@@ -134,6 +137,8 @@ class MesBridge(Node):
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self._supervisor_clients = {name: self.create_client(Trigger, name) for name in
                           ('cell/start', 'cell/pause', 'cell/resume', 'cell/stop')}
+        self._cancel_client = self.create_client(AddDiagnostics, 'cell/cancel_order')
+        self._cell_state = ''
         self.create_subscription(String, 'cell/state', self._on_state, LATCHED_QOS)
         self.create_subscription(String, 'cell/events', self._on_event, EVENTS_QOS)
         self.create_subscription(String, 'cell/events/replay', self._on_event, EVENTS_QOS)
@@ -182,6 +187,21 @@ class MesBridge(Node):
         except RuntimeError as exc:
             raise ConfigError(f'mes_bridge.opcua_endpoint {cfg.opcua_endpoint!r}: {exc}') from exc
 
+    def _restore_jobs(self) -> None:
+        """Orders taken in and job responses sent before a restart, from the outbox: duplicates stay
+        refused and job counts go on where they were."""
+        for data in self._outbox.audit_records():
+            try:
+                body = body_from_dict(data['kind'], data['body'])
+            except (KeyError, TypeError, ValueError):
+                continue
+            if isinstance(body, JobOrder):
+                self._tracker.remember(body)
+            elif isinstance(body, JobResponse) and body.order_id:
+                self._tracker.responses[body.order_id] = body
+                if body.state == JobState.RUNNING.value:
+                    self._tracker.current_order_id = body.order_id
+
     # ------------------------------------------------------------ records out
 
     def _store(self, records: list[Record]) -> None:
@@ -199,6 +219,7 @@ class MesBridge(Node):
 
     def _on_state(self, msg: String) -> None:
         state = msg.data.strip().lower()
+        self._cell_state = state
         if self._opcua:
             self._opcua.set_values({'State': state, EMERGENCY_STOP: state == 'emergency_stop',
                                     PROTECTIVE_STOP: state == 'protective_stop'})
@@ -448,9 +469,8 @@ class MesBridge(Node):
         with self._lock:
             known = order.order_id in self._tracker.orders
         if known:
-            reason = f'order_id {order.order_id!r} was received already'
-            self._record_rejection(OrderRejected(reason, order.order_id, 'order_id'))
-            return False, order.order_id, reason
+            # answered on its channel only: a JobResponse 'rejected' would flip the live order's state
+            return False, order.order_id, f'order_id {order.order_id!r} was received already'
         self._accept(order)
         return True, order.order_id, ''
 
@@ -469,18 +489,46 @@ class MesBridge(Node):
         accepted, order_id, reason = self.intake(payload)
         self._mqtt.answer_order(order_answer(payload, order_id, '' if accepted else reason))
 
+    def _on_mqtt_command(self, payload: bytes) -> None:
+        """paho thread: a job-control command; answered on orders/command/answer from a worker thread
+        (the answer may wait for the supervisor; paho's network loop must not)."""
+        try:
+            data = json.loads(payload)
+            if not isinstance(data, dict) or not isinstance(data.get('command'), str):
+                raise ValueError('a command is a JSON object with a string "command"')
+            command = data['command']
+            argument = json.dumps(data.get('order')) if command in ('Store', 'StoreAndStart') \
+                else str(data.get('order_id', ''))
+        except ValueError as exc:
+            answer = {'command': '', 'order_id': '', 'ok': False,
+                      'message': f'unreadable command: {exc}; received {payload[:80]!r}'}
+            self._mqtt.answer_command(answer)
+            return
+
+        def run() -> None:
+            ok, message = self._on_job_command(command, argument)
+            order = data.get('order')
+            order_id = data.get('order_id') or (order.get('order_id') if isinstance(order, dict) else '')
+            self._mqtt.answer_command({'command': command, 'order_id': str(order_id or ''), 'ok': ok,
+                                       'message': message})
+        threading.Thread(target=run, name='mqtt-command', daemon=True).start()
+
     def _on_job_command(self, command: str, argument: str) -> tuple[bool, str]:
-        """OPC UA worker thread: ISA-95 job control."""
+        """OPC UA or MQTT worker thread: ISA-95 job control over the cell's order queue."""
         if command not in JOB_COMMANDS:
             return False, f'unknown command {command!r}; accepted: {", ".join(JOB_COMMANDS)}'
-        if command in ('Store', 'StoreAndStart'):
+        if command == 'Store':
             accepted, order_id, reason = self.intake(argument)
             if not accepted:
                 return False, reason
-            if command == 'Store':
-                return True, f'order {order_id} stored and queued'
-            ok, message = self._call_supervisor('Start')
-            return ok, f'order {order_id} stored; start: {message}'
+            answered = self._wait_for_cell(order_id)
+            if answered is None:
+                return True, f'order {order_id} stored; the cell has not confirmed it yet'
+            return answered.state == JobState.WAITING.value, (
+                f'order {order_id} stored and queued' if answered.state == JobState.WAITING.value
+                else f'order {order_id} refused by the cell: {answered.reason}')
+        if command == 'StoreAndStart':
+            return self._store_and_start(argument)
         if command == 'GetJobResponse':
             with self._lock:
                 response = self._tracker.responses.get(argument)
@@ -491,24 +539,82 @@ class MesBridge(Node):
                                            work_master=order.work_master, quantity=order.quantity)
             return True, json.dumps(make_record(body, self.cfg.cell_id, self._now_s()).body, sort_keys=True)
         if command == 'Cancel':
-            return False, ('Cancel is not supported: the supervisor has no interface to remove a queued order '
-                           '(use Abort to stop the running job)')
+            return self._cancel(argument)
+        if command == 'Abort':
+            with self._lock:
+                response = self._tracker.responses.get(argument) if argument else None
+            if argument and (response is None or response.state not in (JobState.RUNNING.value,
+                                                                          JobState.HELD.value)):
+                state = response.state if response else 'unknown to the cell'
+                return False, (f'order {argument!r} is {state}: Abort ends a running order; Cancel removes a '
+                               'waiting one')
         return self._call_supervisor(command)
+
+    def _wait_for_cell(self, order_id: str) -> JobResponse | None:
+        """The cell's answer to an order (job_accepted -> waiting, job_rejected -> rejected), or None."""
+        deadline = time.monotonic() + self.cfg.service_timeout_s
+        while time.monotonic() < deadline:
+            with self._lock:
+                response = self._tracker.responses.get(order_id)
+            if response is not None:
+                return response
+            time.sleep(0.01)   # worker thread (OPC UA method / MQTT command), not a ROS callback
+        return None
+
+    def _store_and_start(self, argument: str) -> tuple[bool, str]:
+        """Atomic: the order is stored only when the cell can start it at once (idle, nothing queued
+        before it); a refused start cancels it again. A refusal before storing leaves the id unused."""
+        with self._lock:
+            queued = sorted(o for o, r in self._tracker.responses.items() if r.state == JobState.WAITING.value)
+        why = ''
+        if self._cell_state != 'idle':
+            why = f'the cell is {self._cell_state or "not reporting its state"}, not idle'
+        elif queued:
+            why = f'order(s) {", ".join(queued)} wait before it (Store it, or Start them first)'
+        elif not self._supervisor_clients['cell/start'].service_is_ready():
+            why = 'the supervisor\'s cell/start is not available'
+        if why:
+            return False, f'order not stored (its id stays unused): {why}'
+        accepted, order_id, reason = self.intake(argument)
+        if not accepted:
+            return False, reason
+        answered = self._wait_for_cell(order_id)
+        if answered is None or answered.state != JobState.WAITING.value:
+            return False, (f'order {order_id} not queued by the cell: '
+                           f'{answered.reason if answered else "no answer in time"}')
+        ok, message = self._call_supervisor('Start')
+        if ok:
+            return True, f'order {order_id} stored and started: {message}'
+        cancelled, why_not = self._cancel(order_id)
+        return False, (f'order {order_id} stored but not started ({message}); '
+                       f'{"cancelled" if cancelled else "cancel failed: " + why_not}')
+
+    def _cancel(self, order_id: str) -> tuple[bool, str]:
+        """Cancel a waiting order through the supervisor (cell/cancel_order); the answer is the cell's."""
+        client = self._cancel_client
+        if not order_id:
+            return False, 'Cancel needs the order id'
+        if not client.service_is_ready():
+            return False, f'supervisor service {client.srv_name} is not available'
+        return self._wait_future(client, AddDiagnostics.Request(load_namespace=order_id))
+
+    def _wait_future(self, client, request) -> tuple[bool, str]:
+        future = client.call_async(request)
+        deadline = time.monotonic() + self.cfg.service_timeout_s
+        while not future.done():
+            if time.monotonic() > deadline:
+                future.cancel()
+                return False, f'{client.srv_name} did not answer within {self.cfg.service_timeout_s} s'
+            time.sleep(0.01)   # worker thread (OPC UA method / MQTT command), not a ROS callback
+        response = future.result()
+        return bool(response.success), response.message
 
     def _call_supervisor(self, command: str) -> tuple[bool, str]:
         """Call the supervisor's Trigger service from a worker thread; the node's executor completes it."""
         client = self._supervisor_clients[service_for(command)]
         if not client.service_is_ready():
             return False, f'supervisor service {client.srv_name} is not available'
-        future = client.call_async(Trigger.Request())
-        deadline = time.monotonic() + self.cfg.service_timeout_s
-        while not future.done():
-            if time.monotonic() > deadline:
-                future.cancel()
-                return False, f'{client.srv_name} did not answer within {self.cfg.service_timeout_s} s'
-            time.sleep(0.01)   # worker thread (OPC UA method), not a ROS callback
-        response = future.result()
-        return bool(response.success), response.message
+        return self._wait_future(client, Trigger.Request())
 
     # ------------------------------------------------------------ shutdown
 

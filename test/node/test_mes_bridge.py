@@ -159,7 +159,7 @@ def test_bridge_end_to_end(tmp_path, cell, broker):
     opcua_port = free_port()
     bridge = start_bridge(tmp_path, broker.port, opcua_port)
     try:
-        assert poll(lambda: cell.events_pub.get_subscription_count() > 0, 30), 'bridge did not subscribe'
+        assert poll(lambda: cell.events_pub.get_subscription_count() > 0, 90)   # OPC UA start-up is slow under load, 'bridge did not subscribe'
         assert consumer.wait_until(lambda c: c.other.get(f'smartcell/{CELL}/status') == b'online', 20)
         publisher = consumer._client       # the MES sends PO-1; the bridge validates and queues it
         publisher.publish(f'smartcell/{CELL}/orders/in', json.dumps({'order_id': 'PO-1', 'work_master': 'bracket_a',
@@ -256,7 +256,7 @@ def test_bridge_kill_9_and_restart_keeps_chain_and_delivers_once(tmp_path, cell,
     assert consumer.subscribed.wait(10)
     first = start_bridge(tmp_path, broker.port, free_port())
     try:
-        assert poll(lambda: cell.events_pub.get_subscription_count() > 0, 30)
+        assert poll(lambda: cell.events_pub.get_subscription_count() > 0, 90)   # OPC UA start-up is slow under load
         before = [cell.event('alarm', code=f'A{i}', severity='info', text='x') for i in range(50)]
         assert consumer.wait_until(lambda c: len(c.records.get('alarm', [])) >= 10, 20)
         first.send_signal(signal.SIGKILL)
@@ -269,7 +269,7 @@ def test_bridge_kill_9_and_restart_keeps_chain_and_delivers_once(tmp_path, cell,
     during = [cell.event('alarm', code=f'D{i}', severity='info', text='z') for i in range(20)]
     second = start_bridge(tmp_path, broker.port, free_port())
     try:
-        assert poll(lambda: cell.events_pub.get_subscription_count() > 0, 30)
+        assert poll(lambda: cell.events_pub.get_subscription_count() > 0, 90)   # OPC UA start-up is slow under load
         after = [cell.event('alarm', code=f'B{i}', severity='info', text='y') for i in range(50)]
         after_ids_seen = lambda c: {r['body']['code'] for r in c.records.get('alarm', [])} >= {  # noqa: E731
             e['code'] for e in after}
@@ -297,7 +297,7 @@ def test_outbox_fill_alarm_while_mes_is_down(tmp_path, cell):
     """MQTT unreachable, small outbox: above 80 % the bridge alarms (record + /diagnostics WARN)."""
     bridge = start_bridge(tmp_path, free_port(), free_port(), opcua_enabled=False, outbox_capacity_records=100)
     try:
-        assert poll(lambda: cell.events_pub.get_subscription_count() > 0, 30)
+        assert poll(lambda: cell.events_pub.get_subscription_count() > 0, 90)   # OPC UA start-up is slow under load
         def backlog():
             for array in reversed(list(cell.diagnostics)):
                 for status in array.status:
