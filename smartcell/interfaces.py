@@ -102,6 +102,10 @@ TOPICS: tuple[Topic, ...] = (
            'idle, starting, running, paused, protective_stop, emergency_stop, fault, stopping'),
     _topic('cell/events', 'std_msgs/msg/String', ('supervisor',), ('mes_bridge', 'energy_meter', EXTERNAL), EVENTS,
            'one JSON object per event, with a per-cell gapless seq'),
+    _topic('cell/events/replay_request', 'std_msgs/msg/UInt64', ('mes_bridge', EXTERNAL), ('supervisor',), LATCHED,
+           'the last event seq the asker has: the supervisor replays the journaled events after it'),
+    _topic('cell/events/replay', 'std_msgs/msg/String', ('supervisor',), ('mes_bridge', EXTERNAL), EVENTS,
+           'journaled cell events replayed on request, exactly as first published (same seq and event_id)'),
     _topic('cell/kpi', 'diagnostic_msgs/msg/DiagnosticArray', ('supervisor',), (EXTERNAL,), LATCHED,
            'cumulative shift KPIs'),
     _topic('robot/intent', 'std_msgs/msg/String', ('supervisor',), (EXTERNAL,), LATCHED,
@@ -143,6 +147,8 @@ SERVICES: tuple[Service, ...] = tuple(
     for mode in ('automatic', 'collaborative', 'manual_reduced')
 ) + (
     Service('operator/step_done', 'std_srvs/srv/Trigger', 'supervisor', "the person's step is done"),
+    Service('cell/cancel_order', 'diagnostic_msgs/srv/AddDiagnostics', 'supervisor',
+            'cancel a waiting job order (its id in load_namespace); answers success and message'),
     Service('arm/stop', 'std_srvs/srv/Trigger', 'arm', 'stop the arm (anyone may)'),
     Service('arm/resume', 'std_srvs/srv/Trigger', 'arm', 'release a stop (the supervisor only)'),
 )
