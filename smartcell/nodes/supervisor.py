@@ -376,8 +376,6 @@ class Supervisor(Node):
 
     # -- outputs --------------------------------------------------------------------------------------
     def _apply(self, output: CellOutput, stamp=None) -> None:
-        if output.events:
-            self._publish_events(output.events)
         if output.state is not None:
             self._state_pub.publish(String(data=output.state.value.lower()))
         for topic, payload in output.displays:
@@ -388,6 +386,8 @@ class Supervisor(Node):
             verdict_stamp = s_to_stamp(output.verdict_stamp_s) if output.verdict_stamp_s is not None else (
                 stamp if stamp is not None else s_to_stamp(self._now_s()))
             self._publish_verdict(output.verdict, verdict_stamp)
+        if output.events:      # last: the journal's fsync (ms) must not delay the verdict or the motion
+            self._publish_events(output.events)
 
     def _publish_events(self, events) -> None:
         """Journal, then publish: an event anyone could have seen is on disk (smartcell.io.event_journal)."""
