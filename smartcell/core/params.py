@@ -122,6 +122,34 @@ class NodeParams:
 _CONFIG_TYPES: dict[str, tuple[NodeParams, type]] = {}
 
 
+def read_yaml(path: str | Path, what: str) -> Any:
+    """The YAML document in `path`; ConfigError naming the file and why for a missing, unreadable,
+    binary or malformed file (never a traceback: a damaged file on a cell is a configuration error)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f'{what} {path}: file not found')
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f'{what} {path}: unreadable: {exc.strerror or exc}') from exc
+    if b'\x00' in raw:
+        raise ConfigError(f'{what} {path}: binary data (NUL byte at offset {raw.index(bytes(1))}), not YAML text')
+    try:
+        text = raw.decode('utf-8')
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f'{what} {path}: not UTF-8 text (byte {exc.start}: {raw[exc.start:exc.start + 1]!r})') \
+            from exc
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, 'problem_mark', None)
+        where = f' at line {mark.line + 1}, column {mark.column + 1}' if mark is not None else ''
+        problem = getattr(exc, 'problem', None) or str(exc).splitlines()[0]
+        raise ConfigError(f'{what} {path} is not valid YAML{where}: {problem}') from exc
+    except (RecursionError, ValueError, TypeError, OverflowError) as exc:     # e.g. deeply nested, bad timestamps
+        raise ConfigError(f'{what} {path} is not valid YAML: {type(exc).__name__}: {exc}') from exc
+
+
 # Parameters every node accepts (set by ROS itself or cell-wide under `/**`).
 COMMON_PARAMS = ('use_sim_time', 'cell_id', 'cell_key_file', 'world_frame', 'max_joint_speed_fraction', 'motions_file',
                  # the cell layout: one value for the safety functions and the TF tree alike
@@ -135,12 +163,7 @@ def load_cell_config(path: str | Path, registry: Mapping[str, NodeParams]) -> di
     Raises ConfigError for a missing file, bad YAML, an unknown node or an unknown parameter.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f'config file not found: {path}')
-    try:
-        document = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f'config file {path} is not valid YAML: {exc}') from exc
+    document = read_yaml(path, 'config file') or {}
     if not isinstance(document, dict):
         raise ConfigError(f'config file {path} must map node names to sections')
     sections: dict[str, dict[str, Any]] = {}
@@ -164,7 +187,26 @@ def load_cell_config(path: str | Path, registry: Mapping[str, NodeParams]) -> di
         merged = {k: v for k, v in cell_wide.items() if k in node_params.by_name}
         merged.update(sections.get(name, {}))
         resolved[name] = node_params.resolve(merged, allow_unknown=COMMON_PARAMS)
+    check_cell(resolved, path)
     return resolved
+
+
+def check_cell(resolved: Mapping[str, Mapping[str, Any]], path: Path) -> None:
+    """Checks across nodes, which no single node can make at its start-up: one speed fraction for the
+    cell, and a scanner that watches the whole hazard zone (robot reach plus S_p)."""
+    arm, supervisor, scanner = (resolved.get(name) for name in ('arm', 'supervisor', 'scanner'))
+    if arm is not None and supervisor is not None and \
+            arm['max_joint_speed_fraction'] != supervisor['max_joint_speed_fraction']:
+        raise ConfigError(
+            f"{path}: arm.max_joint_speed_fraction={arm['max_joint_speed_fraction']:g} but "
+            f"supervisor.max_joint_speed_fraction={supervisor['max_joint_speed_fraction']:g}: the arm would run "
+            "faster than the stopping data the supervisor's SSM uses; set it once under /**")
+    if scanner is not None and supervisor is not None:
+        from smartcell.core.safety.stopping import StoppingModel, check_monitored_area
+        stopping_file = Path(supervisor['stopping_file']) if supervisor['stopping_file'] else \
+            path.parent / 'stopping.yaml'
+        if stopping_file.is_file():      # else the supervisor refuses to start, naming it
+            check_monitored_area(scanner, supervisor, StoppingModel.from_yaml(stopping_file), str(path))
 
 
 def markdown_table(params: NodeParams) -> str:

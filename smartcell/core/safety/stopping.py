@@ -19,12 +19,59 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
-import yaml
 
-from smartcell.core.params import ConfigError
-from smartcell.core.safety.ssm import StoppingPoint, StoppingSteps
+from smartcell.core.params import ConfigError, read_yaml
+from smartcell.core.safety.ssm import SeparationInputs, StoppingPoint, StoppingSteps, protective_separation
 
 _FRACTION_SLACK = 1e-9       # 1.0000000001 is rounding, not 100 % + something
+
+
+@dataclass(frozen=True)
+class JointDatasheet:
+    """What a table for this robot must cover and what physics allows it to claim."""
+
+    joints: tuple[str, ...]              # ISO 10218-1 Annex B: the three joints nearest the base
+    max_speed_radps: float               # joint speed at speed fraction 1.0, rad/s
+    max_deceleration_radps2: float       # no joint brakes harder than this, rad/s^2
+
+
+# UR5e: 180 deg/s on every joint (UR5e datasheet, ur_description joint_limits.yaml). UR publishes no
+# braking deceleration; 40 rad/s^2 is above any the arm reaches (its category-0 stops from full speed
+# take about 0.2 rad and 0.1 s on the base joints), so a stop shorter than v^2 / (2 * 40) rad or
+# v / 40 s is physically impossible: a typo, a unit error (deg vs rad) or a placeholder table.
+DATASHEETS = {'ur5e': JointDatasheet(('shoulder_pan', 'shoulder_lift', 'elbow'), math.pi, 40.0)}
+# A Cartesian table has no lever arms to bound it by; a stop shorter than this at any speed above zero
+# is a placeholder (all-zero, 1e-6), never a measurement.
+MIN_CARTESIAN_STOP_M = 1e-3
+MIN_CARTESIAN_STOP_S = 1e-3
+
+
+def check_joint_plausibility(name: str, speeds: np.ndarray, times_s: np.ndarray, angles_rad: np.ndarray,
+                             sheet: JointDatasheet, where: str) -> None:
+    """Refuse a joint table that claims to stop sooner or shorter than the datasheet's deceleration allows."""
+    speed_radps = speeds[:, None] * sheet.max_speed_radps
+    a_max = sheet.max_deceleration_radps2
+    for key, table, bound, unit in (('stopping_distance_rad', angles_rad, speed_radps ** 2 / (2 * a_max), 'rad'),
+                                    ('stopping_time_s', times_s, speed_radps / a_max, 's')):
+        short = np.argwhere(table < bound)
+        if len(short):
+            row, column = (int(i) for i in short[0])
+            raise ConfigError(
+                f'{where}: joints.{name}.{key}[{row}][{column}] = {table[row, column]:g} {unit} is shorter than '
+                f'braking at the maximum deceleration allows ({bound[row, 0]:.4g} {unit} from '
+                f'{speed_radps[row, 0]:.3g} rad/s, {speeds[row]:g} of {sheet.max_speed_radps:.3g} rad/s, at '
+                f'{a_max:g} rad/s^2): physically impossible (a placeholder, a unit error?); measure it with '
+                '`smartcell stopping-table`')
+
+
+def check_cartesian_plausibility(times_s: np.ndarray, distances_m: np.ndarray, where: str) -> None:
+    for key, table, floor, unit in (('robot_table.stopping_distance_m', distances_m, MIN_CARTESIAN_STOP_M, 'm'),
+                                    ('robot_table.stopping_time_s', times_s, MIN_CARTESIAN_STOP_S, 's')):
+        short = np.argwhere(table < floor)
+        if len(short):
+            row, column = (int(i) for i in short[0])
+            raise ConfigError(f'{where}: {key}[{row}][{column}] = {table[row, column]:g} {unit} is below {floor:g} '
+                              f'{unit}: not a measured stop (all-zero or placeholder table)')
 
 
 def _grid(document: Mapping[str, Any], key: str, where: str) -> np.ndarray:
@@ -88,14 +135,7 @@ class StoppingModel:
     # -- loading ------------------------------------------------------------------------------------
     @classmethod
     def from_yaml(cls, path: str | Path) -> 'StoppingModel':
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f'stopping model file not found: {path}')
-        try:
-            document = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise ConfigError(f'stopping model {path} is not valid YAML: {exc}') from exc
-        return cls.from_mapping(document, where=str(path))
+        return cls.from_mapping(read_yaml(path, 'stopping model'), where=str(path))
 
     @classmethod
     def from_mapping(cls, document: Any, where: str = 'stopping model') -> 'StoppingModel':
@@ -119,8 +159,14 @@ class StoppingModel:
                 raise ConfigError(f'{where}: robot_table must hold exactly stopping_time_s and stopping_distance_m')
             times = _table(table['stopping_time_s'], shape, 'robot_table.stopping_time_s', where)
             distances = _table(table['stopping_distance_m'], shape, 'robot_table.stopping_distance_m', where)
+            check_cartesian_plausibility(times, distances, where)
         else:
-            times, distances = cls._combine_joints(document['joints'], shape, where)
+            robot = str(document.get('robot', 'ur5e'))
+            sheet = DATASHEETS.get(robot)
+            if sheet is None:
+                raise ConfigError(f'{where}: robot {robot!r} has no datasheet to check its joint tables against; '
+                                  f'known: {", ".join(DATASHEETS)}')
+            times, distances = cls._combine_joints(document['joints'], shape, where, speeds, sheet)
         rated = document.get('rated_payload_kg', 0.0)
         if not (isinstance(rated, (int, float)) and not isinstance(rated, bool) and math.isfinite(rated)
                 and rated >= 0.0):
@@ -148,9 +194,16 @@ class StoppingModel:
                                 'stopping_distance_m': np.asarray(self.stopping_distance_m, float).tolist()}}
 
     @staticmethod
-    def _combine_joints(joints: Any, shape: tuple[int, int], where: str) -> tuple[np.ndarray, np.ndarray]:
+    def _combine_joints(joints: Any, shape: tuple[int, int], where: str, speeds: np.ndarray,
+                        sheet: JointDatasheet) -> tuple[np.ndarray, np.ndarray]:
         if not isinstance(joints, dict) or not joints:
             raise ConfigError(f'{where}: joints must map joint names to their tables')
+        missing = [name for name in sheet.joints if name not in joints]
+        unknown = [str(name) for name in joints if name not in sheet.joints]
+        if missing or unknown:
+            raise ConfigError(f'{where}: joints must be exactly {", ".join(sheet.joints)} (ISO 10218-1 Annex B: '
+                              f'the joints nearest the base); missing {missing}, unknown {unknown}: a table without '
+                              'a joint would leave its motion out of S_s')
         times, distances = np.zeros(shape), np.zeros(shape)
         for name, joint in joints.items():
             label = f'joints.{name}'
@@ -161,9 +214,11 @@ class StoppingModel:
             if not (isinstance(lever, (int, float)) and not isinstance(lever, bool) and math.isfinite(lever)
                     and lever > 0.0):
                 raise ConfigError(f'{where}: {label}.lever_arm_m must be a number > 0 m, got {lever!r}')
-            times = np.maximum(times, _table(joint['stopping_time_s'], shape, f'{label}.stopping_time_s', where))
-            distances = distances + lever * _table(joint['stopping_distance_rad'], shape,
-                                                   f'{label}.stopping_distance_rad', where)
+            joint_times = _table(joint['stopping_time_s'], shape, f'{label}.stopping_time_s', where)
+            angles = _table(joint['stopping_distance_rad'], shape, f'{label}.stopping_distance_rad', where)
+            check_joint_plausibility(str(name), speeds, joint_times, angles, sheet, where)
+            times = np.maximum(times, joint_times)
+            distances = distances + lever * angles
         return times, distances
 
     # -- lookup -------------------------------------------------------------------------------------
@@ -221,3 +276,41 @@ class StoppingModel:
             raise ConfigError(f'payload {payload_kg!r} kg is outside [0, {self.rated_payload_kg:g}] kg, '
                               'the rated payload of the stopping model')
         return min(fraction, 1.0)
+
+
+# UR5e reach (0.85 m) plus the tool: the farthest robot point from the base axis, m.
+ROBOT_REACH_M = 1.0
+
+
+def hazard_radius_m(supervisor: Mapping[str, Any], stopping: StoppingModel) -> float:
+    """Robot reach plus S_p at full scale: a person outside this circle around the base can never be
+    inside the protective separation, so the scanner must see everything within it.
+
+    S_p takes the table's stop at max_joint_speed_fraction and the full payload, and a robot speed
+    toward the person of that fraction of the joint speed limit at the reach (the fastest point)."""
+    fraction = float(supervisor['max_joint_speed_fraction'])
+    inputs = SeparationInputs(reaction_time_s=supervisor['reaction_time_s'],
+                              intrusion_distance_m=supervisor['intrusion_distance_m'],
+                              sensor_uncertainty_m=supervisor['sensor_uncertainty_m'],
+                              robot_position_uncertainty_m=supervisor['robot_position_uncertainty_m'],
+                              human_speed_floor_mps=supervisor['human_speed_floor_mps'])
+    robot_speed_mps = fraction * DATASHEETS['ur5e'].max_speed_radps * ROBOT_REACH_M
+    return ROBOT_REACH_M + protective_separation(inputs, 0.0, robot_speed_mps, stopping.at(fraction, 1.0))
+
+
+def check_monitored_area(scanner: Mapping[str, Any], supervisor: Mapping[str, Any], stopping: StoppingModel,
+                         where: str) -> None:
+    """Refuse a scanner area (scanner.monitored_area_m, world) that leaves part of the hazard circle
+    around the robot base (supervisor.robot_base_xyz_yaw) unwatched: a person there reads as nobody."""
+    radius = hazard_radius_m(supervisor, stopping)
+    x, y = supervisor['robot_base_xyz_yaw'][:2]
+    xmin, ymin, xmax, ymax = scanner['monitored_area_m']
+    short = {'xmin': xmin - (x - radius), 'ymin': ymin - (y - radius), 'xmax': (x + radius) - xmax,
+             'ymax': (y + radius) - ymax}
+    missing = {side: gap for side, gap in short.items() if gap > 0.0}
+    if missing:
+        sides = ', '.join(f'{side} short by {gap:.2f} m' for side, gap in missing.items())
+        raise ConfigError(
+            f'{where}: scanner.monitored_area_m={list(scanner["monitored_area_m"])} does not cover the robot\'s reach '
+            f'plus S_p ({ROBOT_REACH_M:g} m + {radius - ROBOT_REACH_M:.2f} m = {radius:.2f} m around '
+            f'supervisor.robot_base_xyz_yaw=({x:g}, {y:g})): {sides}; a person there would not be tracked')
