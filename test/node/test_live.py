@@ -14,13 +14,12 @@ import time
 import pytest
 
 rclpy = pytest.importorskip('rclpy')
-pytest.importorskip('foxglove', reason='foxglove-sdk (requirements.txt)')
-sync_client = pytest.importorskip('websockets.sync.client')
 
 from geometry_msgs.msg import Pose, PoseArray  # noqa: E402
 from rclpy.serialization import deserialize_message  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 from websockets.exceptions import ConnectionClosed  # noqa: E402
+from websockets.sync import client as sync_client  # noqa: E402
 
 from smartcell.nodes.common import LATCHED_QOS, STREAM_QOS  # noqa: E402
 

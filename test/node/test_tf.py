@@ -13,14 +13,16 @@ import numpy as np
 import pytest
 
 rclpy = pytest.importorskip('rclpy')
-pytest.importorskip('tf2_msgs.msg', reason='tf2_msgs is built into the venv by `make venv`')
 
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from geometry_msgs.msg import Pose, PoseArray  # noqa: E402
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
-from tf2_msgs.msg import TFMessage  # noqa: E402
+try:
+    from tf2_msgs.msg import TFMessage  # noqa: E402
+except ImportError as exc:   # not a skip: `make venv` builds it (tools/build_interfaces.sh), so this is a broken venv
+    raise ImportError(f'{exc}: run `make venv` (tools/build_interfaces.sh builds tf2_msgs into .venv)') from exc
 
 from smartcell.core.robot.kinematics import JOINT_NAMES, forward_kinematics  # noqa: E402
 from smartcell.core.robot.tf_tree import FrameTree, Transform, parse_urdf  # noqa: E402
