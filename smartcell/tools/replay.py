@@ -26,7 +26,8 @@ from smartcell.core.recording.bag import RUN_METADATA
 from smartcell.core.recording.compare import Agreement, VerdictSample, compare_verdicts
 
 # Recorded topic (relative to the cell's namespace) -> message type, what the supervisor receives.
-INPUTS = {'humans': 'geometry_msgs/msg/PoseArray', 'joint_states': 'sensor_msgs/msg/JointState',
+INPUTS = {'humans': 'geometry_msgs/msg/PoseArray', 'humans/velocities': 'sensor_msgs/msg/PointCloud2',
+          'joint_states': 'sensor_msgs/msg/JointState',
           'twin/contacts': 'diagnostic_msgs/msg/DiagnosticArray',
           'arm/trajectory_result': 'diagnostic_msgs/msg/DiagnosticStatus',
           'operator/fatigue': 'std_msgs/msg/Float64', 'mes/job_order': 'std_msgs/msg/String'}
@@ -142,18 +143,24 @@ def build_controller(params: dict[str, Any]):
 
 
 def replay(recording: Recording, controller) -> list[VerdictSample]:
-    """Feed the recorded inputs to `controller` in recorded order, in lockstep as the supervisor does
-    (people of stamp t judged with the joints of stamp t); the verdicts it gives."""
+    """Feed the recorded inputs to `controller` in recorded order, in lockstep as the supervisor does:
+    people of stamp t (with the humans/velocities of t, waited for when the file has that topic) judged
+    with the joints of t. Every recorded people message is judged, also before the first recorded
+    verdict: the controller's state (restart hold, ramp) depends on them."""
     import numpy as np
 
     from smartcell.core.safety.monitor import PeopleObservation
     from smartcell.core.stamp_join import ExactStampJoiner
     from smartcell.nodes.common import stamp_ns, stamp_to_s
+    from smartcell.nodes.scanner import velocities_from_cloud
     from smartcell.nodes.supervisor import joint_sample
 
     verdicts: list[VerdictSample] = []
     joiner: ExactStampJoiner = ExactStampJoiner()
     clock = {'now_s': 0.0}         # the time of the tick being handled, as the lockstep supervisor keeps it
+    wait_for_velocities = any(name == 'humans/velocities' for name, _ in recording.messages)
+    velocities: dict[int, Any] = {}
+    waiting: dict[int, Any] = {}
 
     def take(output, stamp_s: float | None = None) -> None:
         if output.verdict is None:
@@ -163,16 +170,36 @@ def replay(recording: Recording, controller) -> list[VerdictSample]:
         fields = controller.verdict_fields(output.verdict)
         verdicts.append(VerdictSample(int(round(at * 1e9)), float(output.verdict.speed_scale), str(fields['state'])))
 
+    def velocities_for(people, positions):
+        """As the supervisor: the velocities of the same stamp, frame, count and positions, else none."""
+        msg = velocities.get(stamp_ns(people.header.stamp))
+        decoded = velocities_from_cloud(msg) if msg is not None else 'none'
+        if isinstance(decoded, str) or msg.header.frame_id != people.header.frame_id or \
+                len(decoded[0]) != len(positions) or \
+                not np.allclose(decoded[0], positions[:, :2], atol=1e-6, equal_nan=True):
+            return None, None
+        return decoded[1], decoded[2]
+
     def evaluate(people, joints) -> None:
         clock['now_s'] = stamp_to_s(people.header.stamp)
-        positions = np.array([(p.position.x, p.position.y, p.position.z) for p in people.poses], dtype=float)
-        observation = PeopleObservation(clock['now_s'], people.header.frame_id, positions.reshape(-1, 3))
+        positions = np.array([(p.position.x, p.position.y, p.position.z) for p in people.poses],
+                             dtype=float).reshape(-1, 3)
+        speeds, covariances = velocities_for(people, positions)
+        observation = PeopleObservation(clock['now_s'], people.header.frame_id, positions, speeds, covariances)
         take(controller.on_cycle(observation, joint_sample(joints), clock['now_s']), clock['now_s'])
+
+    def release() -> None:
+        for key in sorted(k for k in waiting if k in velocities or not wait_for_velocities):
+            for _, people, joints in joiner.add_left(key, waiting.pop(key)):
+                evaluate(people, joints)
 
     for name, msg in recording.messages:
         if name == 'humans':
-            for _, people, joints in joiner.add_left(stamp_ns(msg.header.stamp), msg):
-                evaluate(people, joints)
+            waiting[stamp_ns(msg.header.stamp)] = msg
+            release()
+        elif name == 'humans/velocities':
+            velocities[stamp_ns(msg.header.stamp)] = msg
+            release()
         elif name == 'joint_states':
             controller.on_joint_state(joint_sample(msg))
             for _, people, joints in joiner.add_right(stamp_ns(msg.header.stamp), msg):

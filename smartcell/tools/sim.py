@@ -29,7 +29,8 @@ from smartcell.tools.cell_processes import (CellProcesses, OverrideRefused, isol
 START_TIMEOUT_S = 60.0          # wall seconds for all processes to come up
 STALL_TIMEOUT_S = 30.0          # wall seconds without simulated progress before giving up
 RECORDING = 'run.mcap'          # --record: the run's topics, in the run directory
-REPLAY_TOPICS = ('humans', 'joint_states', 'safety/verdict')   # what smartcell replay needs from the first tick
+# What smartcell replay needs from the first tick (the supervisor's lockstep inputs and its verdicts)
+REPLAY_TOPICS = ('humans', 'humans/velocities', 'joint_states', 'safety/verdict')
 HMI_ACTIONS = 'hmi_actions.jsonl'   # --hmi: the operator's actions, in the run directory
 # The operator station only on request (--hmi): a lockstep run is over before anyone could look.
 SIM_GROUPS: tuple[str, ...] = tuple(g for g in DEFAULT_GROUPS if g != 'hmi')

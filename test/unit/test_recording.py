@@ -87,7 +87,6 @@ def test_identical_verdicts_agree():
     ([v(1, 1.0), v(2, 0.3, 'protective_stop')], "state 'reduced' recorded, 'protective_stop' replayed"),
     ([v(1, 1.0), v(2, math.nan, 'reduced')], 'speed_scale'),
     ([v(1, 1.0)], 'the replay did not produce'),
-    ([v(0, 1.0), v(1, 1.0), v(2, 0.3, 'reduced')], 'the recording does not have'),
 ])
 def test_a_difference_is_a_disagreement_named_at_its_stamp(replayed, reason):
     agreement = compare_verdicts([v(1, 1.0), v(2, 0.3, 'reduced')], replayed)
@@ -95,10 +94,15 @@ def test_a_difference_is_a_disagreement_named_at_its_stamp(replayed, reason):
     assert agreement.disagreements == 1
 
 
-def test_tolerance_and_the_unrecorded_tail():
-    agreement = compare_verdicts([v(1, 0.5)], [v(1, 0.5 + 1e-4), v(2, 1.0)], scale_tolerance=1e-3)
-    assert agreement.ok and agreement.tail_not_recorded == 1
+def test_tolerance_and_the_unrecorded_head_and_tail():
+    agreement = compare_verdicts([v(1, 0.5)], [v(0, 0.0), v(1, 0.5 + 1e-4), v(2, 1.0)], scale_tolerance=1e-3)
+    assert agreement.ok and agreement.tail_not_recorded == 1 and agreement.head_not_recorded == 1
     assert agreement.max_abs_scale_diff == pytest.approx(1e-4)
+
+
+def test_a_verdict_missing_inside_the_recording_is_a_disagreement():
+    agreement = compare_verdicts([v(1, 1.0), v(3, 1.0)], [v(1, 1.0), v(2, 1.0), v(3, 1.0)])
+    assert not agreement.ok and 'the recording does not have' in agreement.first.reason
 
 
 def test_nothing_to_compare_is_not_agreement():

@@ -26,7 +26,8 @@ class Disagreement:
 @dataclass(frozen=True)
 class Agreement:
     """compared: stamps with a verdict on both sides; a stamp on one side only is a disagreement too,
-    except replayed stamps after the last recorded verdict (the recording ended first)."""
+    except replayed stamps before the first or after the last recorded verdict (the recording started
+    late or ended first; the replayed inputs still set the controller's state)."""
 
     compared: int
     agreed: int
@@ -34,6 +35,8 @@ class Agreement:
     disagreements: int
     first: Disagreement | None
     tail_not_recorded: int
+    head_not_recorded: int = 0
+
 
     @property
     def ok(self) -> bool:
@@ -42,6 +45,8 @@ class Agreement:
     def summary(self) -> str:
         text = (f'{self.agreed}/{self.compared} verdicts agree, max |delta speed_scale| = '
                 f'{self.max_abs_scale_diff:.3g}, {self.disagreements} disagreement(s)')
+        if self.head_not_recorded:
+            text += f' ({self.head_not_recorded} replayed before the first recorded verdict, not compared)'
         if self.tail_not_recorded:
             text += f' ({self.tail_not_recorded} replayed after the last recorded verdict, not compared)'
         if self.first is not None:
@@ -58,14 +63,17 @@ def compare_verdicts(recorded: Iterable[VerdictSample], replayed: Iterable[Verdi
                      scale_tolerance: float = 1e-9) -> Agreement:
     """Stamp by stamp: equal state and |delta scale| <= scale_tolerance; a NaN scale never agrees."""
     rec, rep = last_per_stamp(recorded), last_per_stamp(replayed)
-    last_recorded = max(rec, default=-1)
-    compared = agreed = disagreements = tail = 0
+    first_recorded, last_recorded = min(rec, default=-1), max(rec, default=-1)
+    compared = agreed = disagreements = tail = head = 0
     max_diff = 0.0
     first: Disagreement | None = None
     for stamp in sorted(set(rec) | set(rep)):
         a, b = rec.get(stamp), rep.get(stamp)
         if a is None and stamp > last_recorded:
             tail += 1
+            continue
+        if a is None and stamp < first_recorded:
+            head += 1
             continue
         reason = ''
         if a is None:
@@ -87,4 +95,4 @@ def compare_verdicts(recorded: Iterable[VerdictSample], replayed: Iterable[Verdi
             disagreements += 1
             if first is None:
                 first = Disagreement(stamp, a, b, reason)
-    return Agreement(compared, agreed, max_diff, disagreements, first, tail)
+    return Agreement(compared, agreed, max_diff, disagreements, first, tail, head)
