@@ -107,7 +107,7 @@ class RobotState(Node):
         if isinstance(sample, Invalid):
             self._problem(f'joint state not used: {sample.reason}')
             return
-        positions = dict(zip(JOINT_NAMES, sample.positions_rad))
+        positions = dict(zip(JOINT_NAMES, sample.positions_rad, strict=True))
         transforms = self._model.moving_transforms(positions)
         self._tf_pub.publish(TFMessage(transforms=[transform_msg(t, msg.header.stamp) for t in transforms]))
         self._joint_states += 1

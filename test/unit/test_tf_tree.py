@@ -31,7 +31,7 @@ joint_values = st.lists(st.floats(-2 * math.pi, 2 * math.pi), min_size=6, max_si
 @settings(max_examples=60, deadline=None)
 @given(joint_values)
 def test_urdf_forward_kinematics_matches_the_dh_model(model, q):
-    poses = model.link_poses(dict(zip(JOINT_NAMES, q)))
+    poses = model.link_poses(dict(zip(JOINT_NAMES, q, strict=True)))
     np.testing.assert_allclose(poses['tool0'], forward_kinematics(q), atol=1e-9)
     # the vendor frame `base` is base_link turned by pi about z, whatever the joints do
     np.testing.assert_allclose(poses['base'], link_frames(q)[0], atol=1e-12)
@@ -39,7 +39,7 @@ def test_urdf_forward_kinematics_matches_the_dh_model(model, q):
 
 def test_the_tcp_lies_150_mm_beyond_tool0_on_its_z(model):
     q = [0.3, -1.2, 1.4, -1.7, -1.57, 0.5]
-    poses = model.link_poses(dict(zip(JOINT_NAMES, q)))
+    poses = model.link_poses(dict(zip(JOINT_NAMES, q, strict=True)))
     tool0 = forward_kinematics(q)
     np.testing.assert_allclose(poses['gripper_tcp'][:3, 3], tool0[:3, 3] + 0.15 * tool0[:3, 2], atol=1e-9)
 

@@ -201,8 +201,10 @@ def parse_urdf(xml_text: str) -> RobotModel:
         if parent is None or child is None:
             raise UrdfError(f'joint {name!r} lacks <parent> or <child>')
         origin = element.find('origin')
-        xyz = _floats(origin.get('xyz') if origin is not None else None, 3, (0.0, 0.0, 0.0), f'joint {name!r} origin xyz')
-        rpy = _floats(origin.get('rpy') if origin is not None else None, 3, (0.0, 0.0, 0.0), f'joint {name!r} origin rpy')
+        xyz = _floats(origin.get('xyz') if origin is not None else None, 3, (0.0, 0.0, 0.0),
+                      f'joint {name!r} origin xyz')
+        rpy = _floats(origin.get('rpy') if origin is not None else None, 3, (0.0, 0.0, 0.0),
+                      f'joint {name!r} origin rpy')
         axis_element = element.find('axis')
         axis = _floats(axis_element.get('xyz') if axis_element is not None else None, 3, (1.0, 0.0, 0.0),
                        f'joint {name!r} axis')
