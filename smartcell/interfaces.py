@@ -86,7 +86,8 @@ TOPICS: tuple[Topic, ...] = (
     _topic('joint_states', 'sensor_msgs/msg/JointState', ('arm',), ('supervisor', 'energy_meter', 'vibration_sensor',
                                                                      'mes_bridge', 'robot_state', EXTERNAL), STREAM,
            "the arm's joint states, relayed at the tick they were measured"),
-    _topic('safety/verdict', 'diagnostic_msgs/msg/DiagnosticArray', ('supervisor',), ('arm', 'mes_bridge', EXTERNAL),
+    _topic('safety/verdict', 'diagnostic_msgs/msg/DiagnosticArray', ('supervisor',),
+           ('arm', 'mes_bridge', 'robot_state', EXTERNAL),
            STREAM, 'the signed safety verdict: mode, state, zone, separation, S_p, speed_scale, motion_id, '
            'sequence, auth'),
     _topic('speed_scale', 'std_msgs/msg/Float64', ('supervisor',), ('mes_bridge', EXTERNAL), LATCHED,
@@ -131,6 +132,8 @@ TOPICS: tuple[Topic, ...] = (
            'publishes the links instead on hardware where it is installed)'),
     _topic('/tf_static', 'tf2_msgs/msg/TFMessage', ('robot_state', EXTERNAL), (EXTERNAL,), TF_STATIC,
            "world -> base_link and world -> scanner_link from the cell layout, the URDF's fixed joints"),
+    _topic('safety/zones', 'visualization_msgs/msg/MarkerArray', ('robot_state',), (EXTERNAL,), STREAM,
+           "the protective zone for RViz: the arm's link capsules grown by the verdict's S_p, in base_link"),
     _topic('/robot_description', 'std_msgs/msg/String', ('robot_state', EXTERNAL), (EXTERNAL,), LATCHED,
            'the URDF (urdf/ur5e.urdf), for RViz and TF consumers'),
     _topic('/diagnostics', 'diagnostic_msgs/msg/DiagnosticArray',

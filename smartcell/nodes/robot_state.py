@@ -4,23 +4,72 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
+
 from diagnostic_msgs.msg import DiagnosticArray
-from geometry_msgs.msg import PoseArray, TransformStamped
+from geometry_msgs.msg import Point, PoseArray, TransformStamped
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
-from std_msgs.msg import String
+from std_msgs.msg import ColorRGBA, String
 from tf2_msgs.msg import TFMessage
+from visualization_msgs.msg import Marker, MarkerArray
 
 from smartcell.core.node_params import ROBOT_STATE
 from smartcell.core.params import ConfigError
 from smartcell.core.robot.command_validation import Invalid
-from smartcell.core.robot.kinematics import JOINT_NAMES
-from smartcell.core.robot.tf_tree import Transform, UrdfError, parse_urdf, people_transforms, yaw_transform
+from smartcell.core.robot.kinematics import JOINT_NAMES, LINK_CAPSULE_RADII, link_capsules
+from smartcell.core.robot.tf_tree import (Capsule, Transform, UrdfError, ZoneView, matrix_to_quaternion, parse_urdf,
+                                          people_transforms, protective_zone, yaw_transform, zone_view)
+from smartcell.core.safety.verdict import VERDICT_STATUS_NAME
 from smartcell.nodes.common import (LEVEL_ERROR, LEVEL_OK, LEVEL_WARN, declare_parameters,
                                     diagnostic_array, diagnostic_status, guarded, joint_state_sample, qos_profile,
                                     run_node)
 from smartcell.interfaces import topic
 from smartcell.share import share_file
+
+# Zone colours (r, g, b, alpha): see-through, so the arm stays visible inside its zone.
+ZONE_COLOURS = {'clear': (0.1, 0.8, 0.2, 0.12), 'warning': (1.0, 0.6, 0.0, 0.25),
+                'protective': (1.0, 0.0, 0.0, 0.35), 'fault': (0.8, 0.0, 0.8, 0.35)}
+ZONE_NAMESPACE = 'protective_zone'
+
+
+def zone_markers(capsules: tuple[Capsule, ...], view: ZoneView, frame: str, stamp) -> MarkerArray:
+    """One cylinder and one pair of end spheres per grown link capsule; DELETEALL when there is no S_p."""
+    if view.protective_distance_m is None:
+        return MarkerArray(markers=[Marker(ns=ZONE_NAMESPACE, action=Marker.DELETEALL)])
+    colour = ColorRGBA()
+    colour.r, colour.g, colour.b, colour.a = ZONE_COLOURS[view.zone]
+    markers = []
+    for index, capsule in enumerate(capsules):
+        start, end = np.asarray(capsule.start_m), np.asarray(capsule.end_m)
+        axis = end - start
+        length = float(np.linalg.norm(axis))
+        cylinder = Marker(ns=ZONE_NAMESPACE, id=2 * index, type=Marker.CYLINDER, action=Marker.ADD, color=colour)
+        cylinder.header.frame_id, cylinder.header.stamp = frame, stamp
+        cylinder.pose.position.x, cylinder.pose.position.y, cylinder.pose.position.z = (float(v) for v in
+                                                                                        (start + end) / 2.0)
+        (cylinder.pose.orientation.x, cylinder.pose.orientation.y, cylinder.pose.orientation.z,
+         cylinder.pose.orientation.w) = matrix_to_quaternion(_z_along(axis / length if length > 0.0 else axis))
+        cylinder.scale.x = cylinder.scale.y = 2.0 * capsule.radius_m
+        cylinder.scale.z = max(length, 1e-3)
+        ends = Marker(ns=ZONE_NAMESPACE, id=2 * index + 1, type=Marker.SPHERE_LIST, action=Marker.ADD, color=colour)
+        ends.header.frame_id, ends.header.stamp = frame, stamp
+        ends.pose.orientation.w = 1.0
+        ends.scale.x = ends.scale.y = ends.scale.z = 2.0 * capsule.radius_m
+        ends.points = [Point(x=float(p[0]), y=float(p[1]), z=float(p[2])) for p in (start, end)]
+        markers += [cylinder, ends]
+    return MarkerArray(markers=markers)
+
+
+def _z_along(direction: np.ndarray) -> np.ndarray:
+    """A rotation whose z axis is `direction` (unit; a zero vector gives the identity)."""
+    if not np.any(direction):
+        return np.eye(3)
+    helper = np.array([1.0, 0.0, 0.0]) if abs(direction[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
+    x = np.cross(helper, direction)
+    x /= np.linalg.norm(x)
+    return np.column_stack([x, np.cross(direction, x), direction])
+
 
 def transform_msg(transform: Transform, stamp) -> TransformStamped:
     msg = TransformStamped()
@@ -37,14 +86,17 @@ class RobotState(Node):
     """Broadcasts every frame the cell's messages name, and the robot description.
 
     Subscribes: `joint_states` (sensor_msgs/JointState from the arm node, rad), `humans`
-    (geometry_msgs/PoseArray from the scanner node, world frame, m).
+    (geometry_msgs/PoseArray from the scanner node, world frame, m), `safety/verdict` (the
+    supervisor's verdict: its zone and S_p, for drawing only).
     Publishes: `/tf_static` (tf2_msgs/TFMessage, transient local: world -> base_link from
     robot_base_xyz_yaw, world -> scanner_frame from scanner_pose_xy_yaw, the URDF's fixed joints);
     `/tf` (tf2_msgs/TFMessage: the URDF's moving joints for every valid joint state, stamped with
     it, as robot_state_publisher does; world -> <person_frame_prefix><i> for every `humans`
     message, stamped with it); `/robot_description` (std_msgs/String, transient local: the URDF);
-    `/diagnostics` (joint states and people received; ERROR naming why a message was not used,
-    WARN when joint states stop).
+    `safety/zones` (visualization_msgs/MarkerArray in base_link: the protective zone, i.e. the
+    arm's link capsules at the latest joint state grown by the verdict's S_p, coloured by its zone;
+    cleared while nobody is tracked); `/diagnostics` (joint states and people received; ERROR
+    naming why a message was not used, WARN when joint states stop).
     With links_tf false (hardware with robot_state_publisher) it publishes only the layout and
     people frames; robot_state_publisher publishes the links and the description.
     An invalid joint state or people message publishes no frames for it: a frame drawn in a
@@ -81,6 +133,8 @@ class RobotState(Node):
         self._last_joint_state_s: float | None = None
         self._last_problem = ''
         self._problems = 0
+        self._capsules_base: np.ndarray | None = None   # link capsules at the latest joint state
+        self._zone_drawn = False
 
         self._tf_pub = self.create_publisher(TFMessage, '/tf', qos_profile(topic('/tf').publisher_qos))
         self._tf_static_pub = self.create_publisher(TFMessage, '/tf_static',
@@ -92,6 +146,10 @@ class RobotState(Node):
             self._description_pub.publish(String(data=self._urdf))
             self.create_subscription(JointState, 'joint_states', guarded(self._on_joint_states, self._on_error),
                                      qos_profile(topic('joint_states').subscriber_qos))
+        self._zones_pub = self.create_publisher(MarkerArray, 'safety/zones',
+                                                qos_profile(topic('safety/zones').publisher_qos))
+        self.create_subscription(DiagnosticArray, 'safety/verdict', guarded(self._on_verdict, self._on_error),
+                                 qos_profile(topic('safety/verdict').subscriber_qos))
         self.create_subscription(PoseArray, 'humans', guarded(self._on_humans, self._on_error),
                                  qos_profile(topic('humans').subscriber_qos))
         static = self._layout + (self._model.fixed_transforms() if self._links_tf else ())
@@ -112,6 +170,21 @@ class RobotState(Node):
         self._tf_pub.publish(TFMessage(transforms=[transform_msg(t, msg.header.stamp) for t in transforms]))
         self._joint_states += 1
         self._last_joint_state_s = self._now_s()
+        self._capsules_base = link_capsules(sample.positions_rad)
+
+    def _on_verdict(self, msg: DiagnosticArray) -> None:
+        statuses = [s for s in msg.status if s.name == VERDICT_STATUS_NAME]
+        if not statuses or self._capsules_base is None or not self._zones_pub.get_subscription_count():
+            return
+        view = zone_view({kv.key: kv.value for kv in statuses[0].values})
+        if isinstance(view, str):
+            self._problem(f'zone not drawn: {view}')
+            return
+        if view.protective_distance_m is None and not self._zone_drawn:
+            return                           # nothing drawn, nothing to clear
+        capsules = protective_zone(self._capsules_base, LINK_CAPSULE_RADII, view.protective_distance_m or 0.0)
+        self._zones_pub.publish(zone_markers(capsules, view, 'base_link', msg.header.stamp))
+        self._zone_drawn = view.protective_distance_m is not None
 
     def _on_humans(self, msg: PoseArray) -> None:
         if msg.header.frame_id != self._world:

@@ -13,17 +13,19 @@ import pytest
 
 rclpy = pytest.importorskip('rclpy')
 
-from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue  # noqa: E402
 from geometry_msgs.msg import Pose, PoseArray  # noqa: E402
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
+from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 try:
     from tf2_msgs.msg import TFMessage  # noqa: E402
 except ImportError as exc:   # not a skip: `make venv` builds it (tools/build_interfaces.sh), so this is a broken venv
     raise ImportError(f'{exc}: run `make venv` (tools/build_interfaces.sh builds tf2_msgs into .venv)') from exc
 
-from smartcell.core.robot.kinematics import JOINT_NAMES, forward_kinematics  # noqa: E402
+from smartcell.core.robot.kinematics import JOINT_NAMES, LINK_CAPSULE_RADII, forward_kinematics  # noqa: E402
+from smartcell.core.safety.verdict import VERDICT_STATUS_NAME  # noqa: E402
 from smartcell.core.robot.tf_tree import FrameTree, Transform, parse_urdf  # noqa: E402
 from smartcell.nodes.common import STREAM_QOS  # noqa: E402
 from smartcell.tools.cell_processes import node_command  # noqa: E402
@@ -158,6 +160,38 @@ def test_an_invalid_input_publishes_no_frames_and_an_error_naming_it(peer, proce
     peer.wait_for(lambda: probe.tf_stamped(good.header.stamp), 10, '/tf of the good message', processes)
     assert not probe.tf_stamped(msg.header.stamp)
     assert not processes.failed()
+
+
+def verdict(peer, zone: str, s_p: str) -> DiagnosticArray:
+    msg = DiagnosticArray(status=[DiagnosticStatus(name=VERDICT_STATUS_NAME, values=[
+        KeyValue(key='zone', value=zone), KeyValue(key='protective_distance_m', value=s_p)])])
+    msg.header.stamp = peer.node.get_clock().now().to_msg()
+    return msg
+
+
+def test_the_protective_zone_follows_the_verdict(peer, processes, robot_state):
+    probe, joints, _ = robot_state
+    zones: list[MarkerArray] = []
+    peer.node.create_subscription(MarkerArray, 'safety/zones', zones.append, STREAM_QOS)
+    verdicts = peer.node.create_publisher(DiagnosticArray, 'safety/verdict', STREAM_QOS)
+    sent = joint_state(peer, [0.3, -1.2, 1.4, -1.7, -1.57, 0.5])
+    joints.publish(sent)
+    peer.wait_for(lambda: probe.tf_stamped(sent.header.stamp) and verdicts.get_subscription_count(), 10,
+                  'joint state used, verdict subscription', processes)
+    drawn = verdict(peer, 'protective', '0.5')
+    peer.wait_for(lambda: (verdicts.publish(drawn), zones)[1], 10, 'zone markers', processes)
+    cylinders = [m for m in zones[-1].markers if m.type == Marker.CYLINDER]
+    assert len(cylinders) == len(LINK_CAPSULE_RADII)
+    assert sorted(round(m.scale.x / 2 - 0.5, 6) for m in cylinders) == sorted(round(r, 6) for r in LINK_CAPSULE_RADII)
+    assert {m.header.frame_id for m in zones[-1].markers} == {'base_link'}
+    assert cylinders[0].color.r == 1.0 and cylinders[0].color.g == 0.0          # protective: red
+    # nobody tracked (S_p nan): the zone is cleared (earlier verdicts may still be drawn first)
+    peer.wait_for(lambda: (verdicts.publish(verdict(peer, 'clear', 'nan')),
+                           [m.action for m in zones[-1].markers] == [Marker.DELETEALL])[1], 10,
+                  'zone cleared', processes)
+    verdicts.publish(verdict(peer, 'warning', '-1.0'))
+    peer.wait_for(lambda: any('zone not drawn' in e for e in probe.errors()), 10, 'ERROR naming the bad S_p',
+                  processes)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -119,7 +119,41 @@ def test_the_rviz_config_shows_topics_the_cell_publishes_with_qos_that_connects(
             shown[source['Value']] = Qos(Reliability(source['Reliability Policy'].lower().replace(' ', '_')),
                                          Durability(source['Durability Policy'].lower().replace(' ', '_')),
                                          source['Depth'])
-    assert {'/robot_description', '/scan', '/humans', '/humans/markers'} <= set(shown)
+    assert {'/robot_description', '/scan', '/humans', '/humans/markers', '/safety/zones'} <= set(shown)
     publisher_qos = {'/' + t.name.lstrip('/'): t.publisher_qos for t in TOPICS}    # the cell in the root namespace
     for name, qos in shown.items():
         assert compatible(publisher_qos[name], qos) == '', name
+
+
+@pytest.mark.parametrize('values, expected', [
+    ({'zone': 'protective', 'protective_distance_m': '0.42'}, ('protective', 0.42)),
+    ({'zone': 'clear', 'protective_distance_m': 'nan'}, ('clear', None)),          # nobody tracked
+    ({'zone': 'warning', 'protective_distance_m': '-0.1'}, 'not a distance'),
+    ({'zone': 'warning', 'protective_distance_m': 'inf'}, 'not a distance'),
+    ({'zone': 'warning', 'protective_distance_m': 'x'}, 'not a number'),
+    ({'zone': 'nearby', 'protective_distance_m': '0.4'}, "zone 'nearby'"),
+    ({'protective_distance_m': '0.4'}, 'zone None'),
+])
+def test_the_zone_is_drawn_only_from_a_verdict_it_can_read(values, expected):
+    from smartcell.core.robot.tf_tree import zone_view
+    view = zone_view(values)
+    if isinstance(expected, str):
+        assert isinstance(view, str) and expected in view
+    else:
+        assert (view.zone, view.protective_distance_m) == expected
+
+
+def test_the_protective_zone_is_the_arm_grown_by_s_p():
+    from smartcell.core.robot.kinematics import LINK_CAPSULE_RADII, link_capsules, points_to_capsules_distance
+    from smartcell.core.robot.tf_tree import protective_zone
+    capsules = link_capsules([0.3, -1.2, 1.4, -1.7, -1.57, 0.5])
+    zone = protective_zone(capsules, LINK_CAPSULE_RADII, 0.5)
+    assert len(zone) == len(LINK_CAPSULE_RADII)
+    for index, capsule in enumerate(zone):
+        start, end = np.asarray(capsule.start_m), np.asarray(capsule.end_m)
+        side = np.cross(end - start, [0.0, 0.0, 1.0])
+        side = side if np.linalg.norm(side) > 1e-9 else np.array([1.0, 0.0, 0.0])
+        on_surface = (start + end) / 2 + capsule.radius_m * side / np.linalg.norm(side)
+        # the grown surface lies S_p = 0.5 m from that link's surface (the distance the monitor measures)
+        distance = points_to_capsules_distance(on_surface, capsules)[0, index]
+        assert distance == pytest.approx(0.5, abs=1e-9)

@@ -17,6 +17,8 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from smartcell.core.safety.monitor import ZONES
+
 # URDF joint types whose transform depends on a joint position (robot_state_publisher puts them on
 # /tf); every other supported type is constant and goes on /tf_static.
 MOVING_TYPES = ('revolute', 'continuous', 'prismatic')
@@ -279,3 +281,49 @@ class FrameTree:
     def check(self, frames: Iterable[str], root: str) -> None:
         for frame in frames:
             self.path(frame, root)
+
+
+# ---------------------------------------------------------------------------------------------
+# The protective zone for drawing: the separation monitor measures person-to-robot surface
+# distance against S_p, so the zone is the robot's link capsules grown by S_p (a person's body
+# surface inside it means a protective stop). Drawn in base_link from the verdict's S_p.
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Capsule:
+    start_m: tuple[float, float, float]      # segment end points, base_link
+    end_m: tuple[float, float, float]
+    radius_m: float
+
+
+@dataclass(frozen=True)
+class ZoneView:
+    """What to draw for one verdict: the zone name and S_p (m; None when nobody is tracked)."""
+
+    zone: str
+    protective_distance_m: float | None
+
+
+def zone_view(values: Mapping[str, str]) -> ZoneView | str:
+    """The verdict's zone and S_p from its key/values, or why they cannot be drawn (a reason string)."""
+    zone = values.get('zone')
+    if zone not in ZONES:
+        return f'verdict zone {zone!r} is not one of {", ".join(ZONES)}'
+    raw = values.get('protective_distance_m')
+    try:
+        s_p = float(raw) if raw is not None else math.nan
+    except ValueError:
+        return f'verdict protective_distance_m={raw!r} is not a number'
+    if math.isnan(s_p):
+        return ZoneView(zone, None)            # nobody tracked: no S_p (the verdict says nan)
+    if not math.isfinite(s_p) or s_p < 0.0:
+        return f'verdict protective_distance_m={raw!r} is not a distance'
+    return ZoneView(zone, s_p)
+
+
+def protective_zone(capsules_m: np.ndarray, radii_m: Sequence[float], distance_m: float) -> tuple[Capsule, ...]:
+    """The link capsules (M, 2, 3) with radii (M,) grown by distance_m: the points within distance_m
+    of the robot's surface."""
+    return tuple(Capsule(tuple(float(v) for v in segment[0]), tuple(float(v) for v in segment[1]),  # type: ignore[arg-type]
+                         float(radius) + float(distance_m))
+                 for segment, radius in zip(np.asarray(capsules_m), radii_m, strict=True))
