@@ -344,10 +344,17 @@ def wait_for_mes(processes: CellProcesses, overrides: dict[str, dict[str, object
         time.sleep(0.1)           # polling two files with a deadline
 
 
+def _cycle_time(kpis: dict[str, float]) -> str:
+    mean, sd = kpis.get('cycle_time_mean_s'), kpis.get('cycle_time_std_s')
+    if not isinstance(mean, (int, float)) or not isinstance(sd, (int, float)):
+        return 'none: no unit completed'
+    return f'{mean:.1f} +- {sd:.1f} s'
+
+
 def format_kpis(kpis: dict[str, float]) -> str:
     rows = [('pick-and-place cycles', f'{kpis["cycles"]:.0f}')] if 'units_completed' not in kpis else [
         ('units completed', f'{kpis["units_completed"]:.0f}'),
-        ('cycle time per unit (mean +- sd)', f'{kpis["cycle_time_mean_s"]:.1f} +- {kpis["cycle_time_std_s"]:.1f} s'),
+        ('cycle time per unit (mean +- sd)', _cycle_time(kpis)),
         ('robot / person utilisation', f'{kpis["robot_utilisation"]:.0%} / {kpis["human_utilisation"]:.0%}'),
         ('robot / person idle', f'{kpis["robot_idle_s"]:.0f} / {kpis["human_idle_s"]:.0f} s'),
         ('re-plans (re-allocated steps)', f'{kpis["replans"]:.0f} ({kpis["reallocated_steps"]:.0f})'),
