@@ -279,6 +279,7 @@ class FaultOptions:
     down_s: tuple[float, float] = (0.5, 3.0)
     service_timeout_s: float = 60.0
     settle_s: float = 15.0
+    scenario: str = 'shift'
 
 
 def deadman_budget_s(arm: dict[str, Any], stopping_time_s: float) -> float:
@@ -325,7 +326,8 @@ def run(options: FaultOptions, out=sys.stdout) -> dict[str, Any]:
         supervisor['event_journal_file'] = str(log_dir / 'events.sqlite')
     db_path = log_dir / 'mes_outbox.sqlite'
     overrides = {
-        'twin': {'lockstep': False, 'real_time_factor': 1.0, 'scenario': 'shift', 'seed': options.seed},
+        'twin': {'lockstep': False, 'real_time_factor': 1.0, 'scenario': options.scenario,
+                 'seed': options.seed},
         'scanner': dict(sim_time), 'arm': {**sim_time, 'backend': 'sim'}, 'supervisor': supervisor,
         'mes_bridge': {**sim_time, 'db_path': str(db_path), 'opcua_endpoint': f'opc.tcp://127.0.0.1:{opcua_port}/smartcell/',
                        'mqtt_enabled': True, 'mqtt_port': broker.port, 'mqtt_username': 'smartcell' if use_logins else '',
@@ -423,7 +425,11 @@ def run(options: FaultOptions, out=sys.stdout) -> dict[str, Any]:
                             if f.get('arm_stopped_in_budget') is False]
     report['units_received'] = len(streams.get('unit', StreamCheck()).seqs)
     report['events_journaled'] = journaled_events(log_dir / 'events.sqlite')
-    report['ok'] = not (report['lost'] or report['gaps'] or report['duplicates'] or report['out_of_order']
+    report['bridge_event_cursor'] = bridge_event_cursor(db_path)
+    report['fault_reasons'] = fault_reasons(log_dir / 'events.sqlite')
+    journal, cursor = report['events_journaled'], report['bridge_event_cursor']
+    report['events_not_in_outbox'] = (journal - (cursor or 0)) if journal is not None else None
+    report['ok'] = not ((report['events_not_in_outbox'] or 0) > 0 or report['lost'] or report['gaps'] or report['duplicates'] or report['out_of_order']
                         or report['orders_unanswered'] or report['stuck'] or report['late_stops'])
     (log_dir / 'faults.json').write_text(json.dumps(report, indent=2, default=str))
     return report
@@ -481,11 +487,41 @@ def stored_records(db_path: Path) -> dict[str, list[tuple[int, str]]]:
 
 
 def journaled_events(path: Path) -> int | None:
+    """The newest seq in the supervisor's event journal (None without a journal)."""
+    return _query_int(path, 'SELECT MAX(seq) FROM events')
+
+
+def bridge_event_cursor(db_path: Path) -> int | None:
+    """The newest cell event seq whose records the bridge has stored (None without the cursor table)."""
+    return _query_int(db_path, 'SELECT MAX(seq) FROM event_cursor')
+
+
+def fault_reasons(path: Path) -> list[str]:
+    """Distinct reasons of the cell's `fault` events in the journal (why a cell needed a reset)."""
+    if not path.exists():
+        return []
+    db = sqlite3.connect(f'file:{path}?mode=ro', uri=True)
+    try:
+        rows = db.execute("SELECT json FROM events WHERE type = 'fault' ORDER BY seq").fetchall()
+    except sqlite3.Error:
+        return []
+    finally:
+        db.close()
+    reasons: list[str] = []
+    for (text,) in rows:
+        reason = str(json.loads(text).get('reason', ''))
+        if reason not in reasons:
+            reasons.append(reason)
+    return reasons
+
+
+def _query_int(path: Path, sql: str) -> int | None:
     if not path.exists():
         return None
     db = sqlite3.connect(f'file:{path}?mode=ro', uri=True)
     try:
-        return int(db.execute('SELECT COUNT(*) FROM events').fetchone()[0])
+        value = db.execute(sql).fetchone()[0]
+        return None if value is None else int(value)
     except sqlite3.Error:
         return None
     finally:
@@ -533,7 +569,8 @@ def format_report(report: dict[str, Any]) -> str:
              if judged else '-'),
             ('late stops', str(len(report['late_stops']))),
             ('back in service after restart (max)', f'{max(back):.1f} s' if back else '-'),
-            ('events journaled by the supervisor', str(report['events_journaled'])),
+            ('cell events: journaled (newest seq) / turned into records by the bridge',
+             f"{report['events_journaled']} / {report.get('bridge_event_cursor')}"),
             ('OPC UA client', str(report.get('opcua_client', '-'))),
             ('broker', report['broker'])]
     width = max(len(r[0]) for r in rows)
@@ -546,6 +583,8 @@ def format_report(report: dict[str, Any]) -> str:
     for fault in report['faults']:
         if 'stuck' in fault:
             lines.append(f"stuck after fault {fault['index']} ({fault['target']}): {fault['stuck']}")
+    for reason in report.get('fault_reasons', [])[:10]:
+        lines.append(f'cell fault: {reason[:200]}')
     lines.append('result: ' + ('OK' if report['ok'] else 'FAILED'))
     return '\n'.join(lines)
 
@@ -563,12 +602,14 @@ def parse_args(argv: list[str]) -> FaultOptions:
                         help='wall seconds a process stays dead (seeded uniform)')
     parser.add_argument('--service-timeout', type=float, default=60.0,
                         help='seconds for the cell to return to service after a restart before it counts as stuck')
+    parser.add_argument('--scenario', default='shift', help='person behaviour in the twin (default shift)')
     args = parser.parse_args(argv)
     if args.faults < 1:
         parser.error('--faults must be >= 1')
     from datetime import datetime
     log_dir = args.log_dir or Path('runs') / datetime.now().strftime('faults-%Y%m%d-%H%M%S')
-    return FaultOptions(args.faults, args.seed, log_dir, tuple(args.gap), tuple(args.down), args.service_timeout)
+    return FaultOptions(args.faults, args.seed, log_dir, tuple(args.gap), tuple(args.down), args.service_timeout,
+                        scenario=args.scenario)
 
 
 def main(argv: list[str]) -> int:
