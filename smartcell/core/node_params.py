@@ -159,6 +159,9 @@ SUPERVISOR = NodeParams('supervisor', (
     P('fatigue_low', 0.5, 'fatigue index at/below which they may go back to the person', min=0.0, max=1.0),
     P('person_absent_s', 30.0, 'during a job, nobody tracked this long means the person left: their unfinished '
       'step goes back to pending and steps either may do go to the robot, s', min=1.0, max=3600.0),
+    P('collaborative_regions_xyr', [0.0, 0.0, 0.0], 'shared workspaces, x, y, radius (m, world) per region: '
+      'during a job, while every tracked person is inside one the cell runs in collaborative mode (PFL caps) '
+      'instead of separation stops; a radius of 0 declares none'),
     P('handover_presence_m', 1.2, 'a handover: the arm moves into the handover pose only while a tracked person '
       'stands within this horizontal distance of the part (gripper tip), m', min=0.3, max=3.0),
     P('operator_users_file', '', 'the MES users file (name: {password_hash, role}; docs/mes.md): its operators may '
@@ -186,7 +189,7 @@ RECORDER = NodeParams('recorder', (
                  'twin/joint_states sensor_msgs/msg/JointState', 'twin/joint_command sensor_msgs/msg/JointState',
                  '/clock rosgraph_msgs/msg/Clock'],
       'topics subscribed at start, before their publishers exist ("TOPIC pkg/msg/Type [latched]"), so that a run is '
-      'recorded from its first message (replay needs humans, joint_states and safety/verdict whole); other topics '
+      'recorded from its first message (replay needs humans, humans/velocities, joint_states and safety/verdict whole); other topics '
       'are found on the ROS graph'),
     P('exclude_topics', ['/parameter_events'], 'topics not recorded (every other topic of the graph is)'),
     P('discovery_period_s', 0.1, 'how often the ROS graph is scanned for new topics (steady clock), s',

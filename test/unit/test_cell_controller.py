@@ -291,3 +291,48 @@ def test_a_clock_reset_stops_the_cell_and_re_arms_it_on_the_new_time():
     assert run.cell.state is State.PROTECTIVE_STOP
     run.run(4.0)                                   # fresh data on the new timeline: hold, ramp, resume
     assert run.cell.state is State.RUNNING and run.cell.safety.last_verdict.speed_scale == 1.0
+
+
+def started_at_first_step(**overrides) -> Run:
+    """A job started with the arm never arriving: the robot stays at its first step (a pick, no handover)."""
+    run = Run(controller(**overrides))
+    run.run(1.5)
+    assert run.request('start').success
+    return run
+
+
+def hold(run: Run, seconds: float, people: np.ndarray) -> None:
+    for _ in range(int(seconds / DT)):
+        run.t += DT
+        run.record(run.cell.on_cycle(PeopleObservation(run.t, 'world', people),
+                                     JointSample(run.t, run.q.copy(), np.zeros(6)), run.t))
+
+
+def test_a_person_at_the_shared_workspace_is_collaboration_not_an_intrusion():
+    run = started_at_first_step(job='job_demo', units=2, collaborative_regions_xyr=[1.2, 0.0, 0.5])
+    hold(run, 1.0, np.array([[1.25, 0.05, 0.0]]))          # working at the assembly station
+    assert run.cell.intent.get('handover') is False
+    assert run.cell.safety.mode is Mode.COLLABORATIVE
+    assert run.events('mode_change')[-1]['reason'] == 'person at a shared workspace'
+    assert 'safety_stop' not in [e.type for o in run.outputs[-20:] for e in o.events]
+    hold(run, 1.0, np.array([[2.5, 1.5, 0.0]]))            # somewhere else: separation monitoring again
+    assert run.cell.safety.mode is Mode.AUTOMATIC
+
+
+def test_shared_workspaces_need_everyone_inside_and_never_override_t1():
+    run = started_at_first_step(job='job_demo', units=2, collaborative_regions_xyr=[1.2, 0.0, 0.5])
+    hold(run, 1.0, np.array([[1.2, 0.0, 0.0], [2.0, 1.5, 0.0]]))     # one inside, one walking by
+    assert run.cell.safety.mode is Mode.AUTOMATIC
+    assert run.cell.set_mode(Mode.MANUAL_REDUCED, run.t).success
+    hold(run, 1.0, np.array([[1.2, 0.0, 0.0]]))
+    assert run.cell.safety.mode is Mode.MANUAL_REDUCED
+    run_without = started_at_first_step(job='job_demo', units=2)          # no workspace declared
+    hold(run_without, 1.0, np.array([[1.2, 0.0, 0.0]]))
+    assert run_without.cell.safety.mode is Mode.AUTOMATIC
+
+
+@pytest.mark.parametrize('regions', [[1.0, 2.0], [0.0, 0.0, -1.0], [0.0, float('nan'), 1.0]])
+def test_bad_shared_workspaces_are_refused(regions):
+    from smartcell.core.params import ConfigError
+    with pytest.raises(ConfigError, match='collaborative_regions_xyr'):
+        controller(collaborative_regions_xyr=regions)

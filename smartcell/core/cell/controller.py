@@ -89,6 +89,10 @@ class CellConfig:
     fatigue_low: float = 0.5
     future_tolerance_s: float = 0.07    # people stamps this far ahead of the clock are refused
     person_absent_s: float = 30.0       # nobody tracked this long during a job: the person is away
+    # Shared workspaces (x, y, radius m, world): a person working there is the normal case, not an
+    # intrusion. While every tracked person is inside one during a job, the cell runs in
+    # COLLABORATIVE mode (PFL speed caps, ISO/TS 15066 5.5.5); anyone elsewhere means SSM again.
+    collaborative_regions_xyr: tuple[float, ...] = ()
 
     @classmethod
     def from_params(cls, values: Mapping[str, Any]) -> 'CellConfig':
@@ -96,6 +100,14 @@ class CellConfig:
         picked = {k: v for k, v in values.items() if k in names}
         if 'mode' in picked:
             picked['mode'] = Mode(picked['mode'])
+        if 'collaborative_regions_xyr' in picked:
+            values_m = tuple(float(v) for v in picked['collaborative_regions_xyr'])
+            if len(values_m) % 3 or not all(math.isfinite(v) for v in values_m) or \
+                    any(r < 0.0 for r in values_m[2::3]):
+                raise ConfigError(f'collaborative_regions_xyr must list x, y, radius (m) per region, finite, with '
+                                  f'radius >= 0 (0: no region), got {list(values_m)}')
+            triples = [values_m[i:i + 3] for i in range(0, len(values_m), 3)]
+            picked['collaborative_regions_xyr'] = tuple(v for t in triples if t[2] > 0.0 for v in t)
         if 'future_tolerance_s' not in picked and 'people_timeout_s' in values:
             picked['future_tolerance_s'] = float(values['people_timeout_s'])
         return cls(**picked)
@@ -782,7 +794,7 @@ class CellController:
         assert self._runner is not None
         actions = self._runner.next_actions(self._now_s)
         robot = actions.robot
-        self._collaborate_for_handover(robot is not None and robot.handover)
+        self._choose_mode(robot is not None and robot.handover)
         if robot is not None and (self._robot_step is None or self._robot_step[:2] != (robot.unit, robot.step_id)):
             self._robot_step = (robot.unit, robot.step_id, motions_for_step(robot.station, robot.kind, self.motions))
             self._intent = {'unit': robot.unit, 'step': robot.step_id, 'station': robot.station, 'kind': robot.kind,
@@ -805,12 +817,27 @@ class CellController:
                 'handover': human.handover, 'started_s': human.started_s,
                 'expected_end_s': human.expected_end_s, 'note': actions.human_note})
 
-    def _collaborate_for_handover(self, handover: bool) -> None:
-        """A handover needs the person within the separation distance: for its duration the cell runs
-        in COLLABORATIVE mode (PFL speed caps instead of the separation stop), then returns to the
-        operator-chosen mode. Only from AUTOMATIC; a T1 (manual reduced) choice is never overridden."""
-        wanted = Mode.COLLABORATIVE if handover and self._base_mode is Mode.AUTOMATIC else self._base_mode
-        self._change_mode(wanted, 'handover step' if handover else 'handover done')
+    def _choose_mode(self, handover: bool) -> None:
+        """During a job the cell runs in COLLABORATIVE mode (PFL speed caps instead of the separation
+        stop) for a handover, which needs the person within the separation distance, and while every
+        tracked person works inside a declared shared workspace; otherwise in the operator-chosen mode.
+        Only from AUTOMATIC: a T1 (manual reduced) choice is never overridden. A switch is a
+        mode_change event judged at once on the latest data, not a stop."""
+        shared = self._people_in_shared_workspaces()
+        collaborate = (handover or shared) and self._base_mode is Mode.AUTOMATIC
+        wanted = Mode.COLLABORATIVE if collaborate else self._base_mode
+        reason = 'handover step' if handover else 'person at a shared workspace' if shared else \
+            'nobody only at a shared workspace, no handover'
+        self._change_mode(wanted, reason)
+
+    def _people_in_shared_workspaces(self) -> bool:
+        """True when someone is tracked and everyone tracked is inside a shared workspace."""
+        regions = np.asarray(self.config.collaborative_regions_xyr, dtype=float).reshape(-1, 3)
+        people = np.asarray(self._people_xy, dtype=float).reshape(-1, 2)
+        if len(regions) == 0 or len(people) == 0 or not np.all(np.isfinite(people)):
+            return False
+        distance = np.linalg.norm(people[:, None, :] - regions[None, :, :2], axis=2)
+        return bool(np.all(np.any(distance <= regions[None, :, 2], axis=1)))
 
 
 class _Job:
