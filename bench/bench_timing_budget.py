@@ -140,8 +140,9 @@ class Observer:
         while not condition():
             processes.check_alive()
             if time.monotonic() > deadline:
-                raise RuntimeError(f'timed out after {timeout_s} s waiting for {what} (seen: {len(self.people_wall)} humans, '
-                                   f'{len(self.verdict_wall)} verdicts, {self.moving_verdicts} moving, clock {self.clock_s}, '
+                raise RuntimeError(f'timed out after {timeout_s} s waiting for {what} (seen: '
+                                   f'{len(self.people_wall)} humans, {len(self.verdict_wall)} verdicts, '
+                                   f'{self.moving_verdicts} moving, clock {self.clock_s}, '
                                    f'last reason {self._last_reason!r})')
             self.executor.spin_once(timeout_sec=0.05)
 

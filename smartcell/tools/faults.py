@@ -295,7 +295,7 @@ def run(options: FaultOptions, out=sys.stdout) -> dict[str, Any]:
 
     from smartcell.core.params import load_cell_config
     from smartcell.core.safety.stopping import StoppingModel
-    from smartcell.io.broker import LocalBroker, free_port, wait_for_port
+    from smartcell.io.broker import LocalBroker, free_port
     from smartcell.share import share_file
     from smartcell.tools.cell_processes import CellProcesses, isolated_ros_env, node_command
     from smartcell.topology import nodes_for, param_registry
@@ -329,9 +329,10 @@ def run(options: FaultOptions, out=sys.stdout) -> dict[str, Any]:
         'twin': {'lockstep': False, 'real_time_factor': 1.0, 'scenario': options.scenario,
                  'seed': options.seed},
         'scanner': dict(sim_time), 'arm': {**sim_time, 'backend': 'sim'}, 'supervisor': supervisor,
-        'mes_bridge': {**sim_time, 'db_path': str(db_path), 'opcua_endpoint': f'opc.tcp://127.0.0.1:{opcua_port}/smartcell/',
-                       'mqtt_enabled': True, 'mqtt_port': broker.port, 'mqtt_username': 'smartcell' if use_logins else '',
-                       'backoff_max_s': 2.0}}
+        'mes_bridge': {**sim_time, 'db_path': str(db_path),
+                       'opcua_endpoint': f'opc.tcp://127.0.0.1:{opcua_port}/smartcell/',
+                       'mqtt_enabled': True, 'mqtt_port': broker.port,
+                       'mqtt_username': 'smartcell' if use_logins else '', 'backoff_max_s': 2.0}}
     specs = {spec.name: spec for spec in nodes_for(sim=True, groups=('cell', 'mes'))}
     commands = {name: node_command(spec.module, name, config, overrides.get(name, {}), '',
                                    log_dir / f'{name}.overrides.yaml') for name, spec in specs.items()}
@@ -340,7 +341,6 @@ def run(options: FaultOptions, out=sys.stdout) -> dict[str, Any]:
                               'deadman_budget_s': round(budget_s, 3), 'faults': []}
     watcher = consumer = None
     orders_sent: list[str] = []
-    rng = random.Random(options.seed + 1)
     say = (lambda text: print(text, file=out, flush=True))
     try:
         broker.start()
@@ -349,8 +349,12 @@ def run(options: FaultOptions, out=sys.stdout) -> dict[str, Any]:
         for name, command in commands.items():
             processes.start(name, command)
         watcher = Watcher()
-        _wait(lambda: watcher.state == 'running' and watcher.moving_since(time.monotonic() - 2.0),
-              120.0, 'the cell running', processes)
+        # The start gets the same treatment as a restart: a cell in FAULT before any fault is stuck too.
+        start = return_to_service(watcher, processes, time.monotonic(), 120.0)
+        report['start'] = start
+        if 'back_in_service_s' not in start:
+            raise RuntimeError(f"the cell never ran: {start['stuck']}; fault reasons: "
+                               f"{fault_reasons(log_dir / 'events.sqlite')}")
         _wait(lambda: consumer.count('equipment_state') > 0, 60.0, 'the first MES record at the consumer', processes)
         say(f'cell running; broker {broker.kind} on {broker.port}; {options.faults} faults, seed {options.seed}')
         for index, fault in enumerate(plan_faults(options.faults, options.seed, options.gap_s, options.down_s)):
@@ -420,7 +424,8 @@ def run(options: FaultOptions, out=sys.stdout) -> dict[str, Any]:
     report['orders_sent'] = len(orders_sent)
     report['orders_unanswered'] = [o for o in orders_sent if o not in answers]
     report['faults_injected'] = len(report['faults'])
-    report['stuck'] = [f"{f['index']}:{f['target']}" for f in report['faults'] if 'stuck' in f]
+    report['stuck'] = (['start'] if 'stuck' in report.get('start', {}) else []) + \
+        [f"{f['index']}:{f['target']}" for f in report['faults'] if 'stuck' in f]
     report['late_stops'] = [f"{f['index']}:{f['target']}" for f in report['faults']
                             if f.get('arm_stopped_in_budget') is False]
     report['units_received'] = len(streams.get('unit', StreamCheck()).seqs)
@@ -429,7 +434,8 @@ def run(options: FaultOptions, out=sys.stdout) -> dict[str, Any]:
     report['fault_reasons'] = fault_reasons(log_dir / 'events.sqlite')
     journal, cursor = report['events_journaled'], report['bridge_event_cursor']
     report['events_not_in_outbox'] = (journal - (cursor or 0)) if journal is not None else None
-    report['ok'] = not ((report['events_not_in_outbox'] or 0) > 0 or report['lost'] or report['gaps'] or report['duplicates'] or report['out_of_order']
+    report['ok'] = not ((report['events_not_in_outbox'] or 0) > 0 or report['lost'] or report['gaps']
+                        or report['duplicates'] or report['out_of_order']
                         or report['orders_unanswered'] or report['stuck'] or report['late_stops'])
     (log_dir / 'faults.json').write_text(json.dumps(report, indent=2, default=str))
     return report
@@ -580,6 +586,8 @@ def format_report(report: dict[str, Any]) -> str:
             lines.append(f'{key} in {stream}: seq {seqs[:20]}{" ..." if len(seqs) > 20 else ""}')
     for item in report['orders_unanswered'][:10]:
         lines.append(f'unanswered order: {item}')
+    if 'stuck' in report.get('start', {}):
+        lines.append(f"stuck at the start: {report['start']['stuck']} [{report['start'].get('operator_reset', '')}]")
     for fault in report['faults']:
         if 'stuck' in fault:
             lines.append(f"stuck after fault {fault['index']} ({fault['target']}): {fault['stuck']}")
@@ -595,7 +603,8 @@ def parse_args(argv: list[str]) -> FaultOptions:
     parser.add_argument('--faults', type=int, default=12, help='faults to inject, in turn over '
                         + ', '.join(TARGETS) + ' (default 12)')
     parser.add_argument('--seed', type=int, default=1, help='seed of the moments, down times and scenario')
-    parser.add_argument('--log-dir', type=Path, default=None, help='logs, outbox and report (default runs/faults-<time>)')
+    parser.add_argument('--log-dir', type=Path, default=None,
+                        help='logs, outbox and report (default runs/faults-<time>)')
     parser.add_argument('--gap', type=float, nargs=2, default=(4.0, 10.0), metavar=('MIN', 'MAX'),
                         help='wall seconds between faults (seeded uniform)')
     parser.add_argument('--down', type=float, nargs=2, default=(0.5, 3.0), metavar=('MIN', 'MAX'),

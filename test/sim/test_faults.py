@@ -77,8 +77,8 @@ def test_short_campaign_loses_nothing_and_returns_to_service(tmp_path):
         # verdict/joint stamps going back (loaded machine, restarted twin) abort the arm's motion. Both leave
         # the cell in FAULT until an operator resets it. Anything else is a new failure.
         unknown = [r for r in report['fault_reasons'] if not any(k in r for k in KNOWN_DEFECTS)]
-        needed_reset = all('needed an operator reset' in f.get('stuck', '') for f in report['faults']
-                           if 'stuck' in f)
+        needed_reset = all('needed an operator reset' in f['stuck']
+                           for f in [report['start'], *report['faults']] if 'stuck' in f)
         assert not unknown and needed_reset, run.stdout
         pytest.xfail(f"stuck after {report['stuck']}: {report['fault_reasons']}")
     assert run.returncode == 0, run.stdout + run.stderr[-3000:]
