@@ -355,7 +355,7 @@ def run(options: FaultOptions, out=sys.stdout) -> dict[str, Any]:
         if 'back_in_service_s' not in start:
             raise RuntimeError(f"the cell never ran: {start['stuck']}; fault reasons: "
                                f"{fault_reasons(log_dir / 'events.sqlite')}")
-        _wait(lambda: consumer.count('equipment_state') > 0, 60.0, 'the first MES record at the consumer', processes)
+        _wait(lambda: consumer.count('equipment_state') > 0, 180.0, 'the first MES record at the consumer', processes)
         say(f'cell running; broker {broker.kind} on {broker.port}; {options.faults} faults, seed {options.seed}')
         for index, fault in enumerate(plan_faults(options.faults, options.seed, options.gap_s, options.down_s)):
             _wait_s(fault.wait_s, processes)
