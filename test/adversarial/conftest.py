@@ -257,8 +257,7 @@ class AdversarialCell:
         """Put the person at the table edge, wait for the cell to stop for them; returns the truth index
         from which the arm must not move."""
         self.person = NEAR
-        self.wait(lambda: self.scale() == 0.0 and self.twin.mode in ('paused', 'idle', 'held'), 15,
-                  'the arm stopped for the person')
+        self.wait(lambda: self.twin.mode in ('paused', 'idle', 'held'), 15, 'the arm stopped for the person')
         self.wait(lambda: self.state in ('protective_stop', 'idle', 'fault', 'emergency_stop'), 15, 'cell stopped')
         # The target scale is 0 at once; the arm decelerates along its path over ~0.25 s (category 2).
         self.wait(self.at_rest, 10, 'the arm at rest')
