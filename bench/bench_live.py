@@ -15,6 +15,7 @@ import collections
 import json
 import os
 import random
+import signal
 import socket
 import struct
 import subprocess
@@ -107,7 +108,7 @@ def main() -> int:
             print(f'advertised without a message in the window: {", ".join(silent)}')
     finally:
         for process in (sim, live):
-            process.terminate()
+            process.send_signal(signal.SIGINT)      # smartcell sim stops its nodes on SIGINT (not on SIGTERM)
             try:
                 process.wait(timeout=60)
             except subprocess.TimeoutExpired:

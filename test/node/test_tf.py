@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import subprocess
 import sys
 from importlib import import_module
@@ -288,7 +289,9 @@ def test_every_frame_the_running_cell_names_reaches_world(peer, tmp_path):
         assert 'scanner_link' in frames_by_topic['/scan'] and 'world' in frames_by_topic['/humans']
         assert {'base_link', 'tool0', 'gripper_tcp', 'scanner_link'} <= tree.frames
     finally:
-        sim.terminate()
+        # SIGINT, not SIGTERM: smartcell sim stops its node processes (own sessions) in a finally
+        # block, which a SIGTERM would skip and leave them running.
+        sim.send_signal(signal.SIGINT)
         try:
             sim.communicate(timeout=60)
         except subprocess.TimeoutExpired:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -44,7 +45,7 @@ def test_the_running_cell_matches_the_interface_table(tmp_path):
             time.sleep(0.2)
         missing = [t.name for t in expected if t.name not in seen]
         if missing:
-            sim.terminate()
+            sim.send_signal(signal.SIGINT)     # SIGTERM would skip sim's finally: its nodes would live on
             output = sim.communicate(timeout=60)[0]
             raise AssertionError(f'never published by the running cell: {missing}; sim said:\n{output[-3000:]}')
         for entry in expected:
@@ -64,5 +65,5 @@ def test_the_running_cell_matches_the_interface_table(tmp_path):
     finally:
         node.destroy_node()
         rclpy.shutdown(context=context)
-        sim.terminate()
+        sim.send_signal(signal.SIGINT)
         sim.wait(timeout=60)
