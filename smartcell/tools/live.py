@@ -7,7 +7,8 @@ like a rosbag2 MCAP and shows the 3D scene from /tf, /tf_static, /robot_descript
 `humans` and `humans/markers`, plots of `speed_scale` and the verdicts, the diagnostics...
 
 Transient-local topics (/tf_static, /robot_description, the latched cell state) are sent again to
-each client that subscribes later, as a DDS late joiner would get them.
+each client that subscribes later, as a DDS late joiner would get them. When the cell publishes
+/clock (simulation), the server's time capability gives the clients the simulated time.
 
     smartcell live [--host 127.0.0.1] [--port 8765] [--exclude /rosout ...]
 
@@ -60,6 +61,7 @@ class LiveBridge:
         self._resend: dict[str, float] = {}           # topic -> monotonic s a client subscribed
         self._lock = threading.Lock()
         self.forwarded = 0
+        self.server = None                             # set once started: /clock -> the clients' clock
 
     def discover(self) -> None:
         """Bridge the topics that appeared on the graph since the last call."""
@@ -101,6 +103,13 @@ class LiveBridge:
                     self._latched[topic] = data
             channel.log(data, log_time=time.time_ns())
             self.forwarded += 1
+            if topic == '/clock' and self.server is not None:
+                # Simulated time: Foxglove's clock follows the cell's (as foxglove_bridge with use_sim_time),
+                # so its TF lookups and plots run on the stamps the cell puts in its messages.
+                from rclpy.serialization import deserialize_message
+                from rosgraph_msgs.msg import Clock
+                clock = deserialize_message(data, Clock).clock
+                self.server.broadcast_time(clock.sec * 1_000_000_000 + clock.nanosec)
         return forward
 
     def request_resend(self, topic: str) -> None:
@@ -161,12 +170,13 @@ def main(argv: list[str] | None = None) -> int:
     bridge = LiveBridge(node, context, tuple(args.exclude))
     try:
         server = foxglove.start_server(name='smartcell', host=args.host, port=args.port, context=context,
-                                       server_listener=_listener(bridge))
+                                       server_listener=_listener(bridge), capabilities=[foxglove.Capability.Time])
     except Exception as exc:  # noqa: BLE001 - the SDK raises its own types for a taken port / bad host
         print(f'smartcell live: cannot listen on {args.host}:{args.port}: {exc}', file=sys.stderr)
         node.destroy_node()
         rclpy.shutdown()
         return 1
+    bridge.server = server
     print(f'smartcell live: Foxglove WebSocket on ws://{args.host}:{server.port} '
           f'(ROS_DOMAIN_ID={os.environ.get("ROS_DOMAIN_ID", "0")})', flush=True)
     node.create_timer(DISCOVERY_PERIOD_S, bridge.discover)

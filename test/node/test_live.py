@@ -1,6 +1,6 @@
 """`smartcell live` over real DDS and a real WebSocket client: the foxglove-sdk server advertises the
-cell's topics with their ros2msg definitions and forwards the CDR bytes DDS delivered; latched
-topics reach a client that subscribes late."""
+cell's topics with their ros2msg definitions and forwards the CDR bytes DDS delivered; /clock becomes
+the clients' time; latched topics reach a client that subscribes late."""
 from __future__ import annotations
 
 import json
@@ -17,6 +17,7 @@ rclpy = pytest.importorskip('rclpy')
 
 from geometry_msgs.msg import Pose, PoseArray  # noqa: E402
 from rclpy.serialization import deserialize_message  # noqa: E402
+from rosgraph_msgs.msg import Clock  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 from websockets.exceptions import ConnectionClosed  # noqa: E402
 from websockets.sync import client as sync_client  # noqa: E402
@@ -25,6 +26,7 @@ from smartcell.nodes.common import LATCHED_QOS, STREAM_QOS  # noqa: E402
 
 pytestmark = pytest.mark.ros
 MESSAGE_DATA = 0x01          # Foxglove WebSocket binary opcode: uint32 subscription id, uint64 log time, payload
+TIME = 0x02                  # Foxglove WebSocket binary opcode: uint64 server time, ns
 
 
 def free_port() -> int:
@@ -68,6 +70,7 @@ class FoxgloveClient:
         self.peer = peer
         self.channels: dict[str, dict] = {}
         self.pending: dict[int, int] = {}            # channel id -> subscription id asked for
+        self.times_ns: list[int] = []                # the server's time broadcasts
 
     def step(self, send=None):
         """Publish (optionally), spin the peer, read at most one frame: (subscription, payload) or None."""
@@ -90,6 +93,9 @@ class FoxgloveClient:
                 # panels): ask again, as the app would when it reconnects a panel.
                 channel_id = int(message['message'].rsplit(' ', 1)[1])
                 self._send_subscribe({channel_id: self.pending[channel_id]})
+            return None
+        if frame[0] == TIME:
+            self.times_ns.append(struct.unpack_from('<Q', frame, 1)[0])
             return None
         assert frame[0] == MESSAGE_DATA, frame[:1]
         subscription, _log_time_ns = struct.unpack_from('<IQ', frame, 1)
@@ -143,6 +149,15 @@ def test_a_websocket_client_receives_the_cells_topics_as_ros2_cdr(peer, live):
         assert client.wait(data_of(1, String), 'the latched cell/state').data == 'running'
         got_people = client.wait(data_of(2, PoseArray), 'humans', send=publish_people)
         assert got_people.header.frame_id == 'world' and got_people.poses[0].position.x == 1.25
+
+    # /clock (simulated time) becomes the clients' time: Foxglove's clock follows the cell's stamps.
+    clock = peer.node.create_publisher(Clock, '/clock', 10)
+    simulated = Clock()
+    simulated.clock.sec, simulated.clock.nanosec = 1234, 500
+    with connect(process, port) as ws:
+        timed = FoxgloveClient(ws, peer)
+        timed.wait(lambda _: 1234 * 1_000_000_000 + 500 in timed.times_ns, 'the simulated time',
+                   send=lambda: clock.publish(simulated))
 
     # A client that comes after the bridge forwarded the latched state still gets it, as a DDS late
     # joiner would: the bridge sends the last value again on subscription.
