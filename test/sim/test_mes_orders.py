@@ -85,7 +85,7 @@ def test_orders_queue_cancel_start_abort_and_store_and_start(tmp_path):
         overrides['supervisor']['auto_start'] = False
         overrides['mes_bridge'].update(mqtt_enabled=True, mqtt_port=broker.port, opcua_users_file=str(users),
                                        opcua_security='both')
-        consumer = DedupConsumer('127.0.0.1', broker.port, f'smartcell/{CELL}/job_response', client_id='mes-jr').start()
+        consumer = DedupConsumer('127.0.0.1', broker.port, f'smartcell/{CELL}/#', client_id='mes-jr').start()
         mes = Mes(broker.port)
         processes = CellProcesses(log_dir, isolated_ros_env())
         try:
@@ -143,6 +143,11 @@ def test_orders_queue_cancel_start_abort_and_store_and_start(tmp_path):
             assert reaches('PO-C', 'running')
             assert states('PO-C')[:2] == ['waiting', 'running']
             assert consumer.conflicts == 0 and consumer.order_violations == 0
+            # the retained state is a record that went through the outbox: stored, numbered, hashed
+            assert consumer.wait_until(lambda c: f'smartcell/{CELL}/state' in c.other, 30)
+            retained = json.loads(consumer.other[f'smartcell/{CELL}/state'])
+            assert retained['stream'] == 'equipment_state' and retained['seq'] > 0 and retained['hash']
+            assert retained['record_id'] in consumer.seen
         finally:
             processes.stop()
             consumer.stop()
