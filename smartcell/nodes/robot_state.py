@@ -144,8 +144,9 @@ class RobotState(Node):
             self._description_pub = self.create_publisher(
                 String, '/robot_description', qos_profile(topic('/robot_description').publisher_qos))
             self._description_pub.publish(String(data=self._urdf))
-            self.create_subscription(JointState, 'joint_states', guarded(self._on_joint_states, self._on_error),
-                                     qos_profile(topic('joint_states').subscriber_qos))
+        # Also without links_tf: the joint states place the protective zone.
+        self.create_subscription(JointState, 'joint_states', guarded(self._on_joint_states, self._on_error),
+                                 qos_profile(topic('joint_states').subscriber_qos))
         self._zones_pub = self.create_publisher(MarkerArray, 'safety/zones',
                                                 qos_profile(topic('safety/zones').publisher_qos))
         self.create_subscription(DiagnosticArray, 'safety/verdict', guarded(self._on_verdict, self._on_error),
@@ -165,9 +166,10 @@ class RobotState(Node):
         if isinstance(sample, Invalid):
             self._problem(f'joint state not used: {sample.reason}')
             return
-        positions = dict(zip(JOINT_NAMES, sample.positions_rad, strict=True))
-        transforms = self._model.moving_transforms(positions)
-        self._tf_pub.publish(TFMessage(transforms=[transform_msg(t, msg.header.stamp) for t in transforms]))
+        if self._links_tf:
+            positions = dict(zip(JOINT_NAMES, sample.positions_rad, strict=True))
+            transforms = self._model.moving_transforms(positions)
+            self._tf_pub.publish(TFMessage(transforms=[transform_msg(t, msg.header.stamp) for t in transforms]))
         self._joint_states += 1
         self._last_joint_state_s = self._now_s()
         self._capsules_base = link_capsules(sample.positions_rad)

@@ -163,6 +163,32 @@ def test_an_invalid_input_publishes_no_frames_and_an_error_naming_it(peer, proce
     assert not processes.failed()
 
 
+def test_beside_robot_state_publisher_only_layout_and_people_frames(peer, processes):
+    """links_tf false (the launch file on hardware where robot_state_publisher runs): no link frames,
+    no second /robot_description."""
+    processes.start('robot_state', node_command('smartcell.nodes.robot_state', 'robot_state', None,
+                                                {'robot_base_xyz_yaw': BASE, 'scanner_pose_xy_yaw': SCANNER,
+                                                 'links_tf': False}))
+    probe = TfProbe(peer)
+    joints = peer.node.create_publisher(JointState, 'joint_states', STREAM_QOS)
+    humans = peer.node.create_publisher(PoseArray, 'humans', STREAM_QOS)
+    peer.wait_for(lambda: probe.static and joints.get_subscription_count() and humans.get_subscription_count(),
+                  30, 'static frames and subscriptions', processes)
+    assert {t.child_frame_id for m in probe.static for t in m.transforms} == {'base_link', 'scanner_link'}
+    joints.publish(joint_state(peer, [0.0] * 6))
+
+    def joint_states_used() -> int:
+        return max([int(kv.value) for a in probe.diagnostics for st in a.status if st.hardware_id == 'robot_state'
+                    for kv in st.values if kv.key == 'joint_states_used'] or [0])
+    peer.wait_for(lambda: joint_states_used() >= 1, 10, 'the joint state used (diagnostics)', processes)
+    sent = people(peer, [(1.0, 2.0)])
+    humans.publish(sent)
+    peer.wait_for(lambda: probe.tf_stamped(sent.header.stamp), 10, '/tf of the people', processes)
+    assert {t.child_frame_id for m in probe.tf for t in m.transforms} == {'person_0'}
+    assert not probe.description
+    assert not peer.node.get_publishers_info_by_topic('/robot_description')
+
+
 def verdict(peer, zone: str, s_p: str) -> DiagnosticArray:
     msg = DiagnosticArray(status=[DiagnosticStatus(name=VERDICT_STATUS_NAME, values=[
         KeyValue(key='zone', value=zone), KeyValue(key='protective_distance_m', value=s_p)])])
