@@ -171,9 +171,9 @@ class Recorder(Node):
         if not self._config_future.done():
             return
         response = self._config_future.result()
-        self._config_client = None
-        values = {name: parameter_value_to_python(value) for name, value in zip(self._config_names,
-                                                                                 response.values)}
+        self._config_client = None          # asked once; without them replay needs --config
+        values = {name: parameter_value_to_python(value)
+                  for name, value in zip(self._config_names, response.values, strict=True)}
         self._writer.add_metadata(RUN_METADATA, {
             'config_node': str(self._settings['config_node']), 'namespace': self.get_namespace(),
             'parameters': json.dumps(values, default=list)})

@@ -399,5 +399,6 @@ def main(argv: list[str]) -> int:
         print(f'smartcell sim: no shift report: {exc}', file=sys.stderr)
         return 1
     if 'record' in options.groups:
-        print(f'recording: {options.log_dir / RECORDING} (check it with: smartcell replay {options.log_dir / RECORDING})')
+        recording = options.log_dir / RECORDING
+        print(f'recording: {recording} (check it with: smartcell replay {recording})')
     return 0
