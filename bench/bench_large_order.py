@@ -153,7 +153,7 @@ def main() -> int:
         spin_until(lambda: time.monotonic() >= end, args.window + 60, 'the window')
         cpu['order'] = (cpu_s(supervisor_pid) - used) / (time.monotonic() - t0)
         rows = np.array(received[start:])
-        order_period, order_latency = np.diff(rows[:, 0]), rows[:, 1]
+        order_period, order_latency, order_times = np.diff(rows[:, 0]), rows[:, 1], rows[1:, 0]
     finally:
         executor.shutdown()
         node.destroy_node()
@@ -174,6 +174,9 @@ def main() -> int:
     ratio = order['p99_ms'] / idle['p99_ms']
     print(f'  order accepted after {accepted_s * 1e3:.0f} ms; cell/start answered in {start_answer_s * 1e3:.0f} ms')
     print(f'  p99 ratio order/idle: {ratio:.3f} (aim <= 1.10)')
+    gaps = np.argsort(order_period)[::-1][:8]
+    print('  largest gaps in the order window (s after the order was published: gap ms): ' + ', '.join(
+        f'{order_times[i] - t0:.2f}: {order_period[i] * 1e3:.0f}' for i in sorted(gaps)))
     return 0 if ratio <= 1.10 else 1
 
 
