@@ -160,7 +160,8 @@ class MesBridge(Node):
             self._mqtt.start()
         self._load_orders_file(cfg.orders_file)
         self._request_replay()       # whatever the cell did while this bridge was away
-        self.get_logger().info(f'mes_bridge up: outbox {cfg.db_path}, MQTT '
+        self.get_logger().info(f'mes_bridge up: outbox {cfg.db_path} (cell events after seq '
+                               f'{self._sequencer.last_seq} asked for), MQTT '
                                f'{cfg.mqtt_host}:{cfg.mqtt_port if cfg.mqtt_enabled else "off"}, OPC UA '
                                f'{cfg.opcua_endpoint if cfg.opcua_enabled else "off"}')
 
@@ -414,8 +415,12 @@ class MesBridge(Node):
             text = f'outbox {fill:.0%} full' if active else f'outbox back to {fill:.0%}'
             self._store([make_record(Alarm(code='OUTBOX_FULL', severity='warning', text=text, active=active),
                                      self.cfg.cell_id, self._now_s())])
+        hole = self._sequencer.hole
         values: dict[str, object] = {'outbox_fill_percent': 100.0 * fill, 'db_path': str(self.cfg.db_path),
-                                     'writer_queue_records': self._writer.queued()}
+                                     'writer_queue_records': self._writer.queued(),
+                                     'cell_event_seq': self._sequencer.last_seq,
+                                     'cell_events_missing': f'{hole[0]}..{hole[1] - 1}' if hole else 'none',
+                                     'cell_events_repeated': self._sequencer.repeats}
         level, problems = LEVEL_OK, []
         for name, link in self._dispatcher.links.items():
             values[f'{name}_link'] = 'up' if link.up else 'down'
@@ -428,6 +433,9 @@ class MesBridge(Node):
             if self._opcua:
                 self._opcua.set_values({'Links/MqttConnected': self._mqtt.connected,
                                         'Links/OutboxBacklog': self._outbox.backlog()})
+        if hole:
+            level, problems = max(level, LEVEL_WARN), problems + [
+                f'cell events {hole[0]}..{hole[1] - 1} missing: replay asked from the supervisor']
         if self._writer.last_error:
             level, problems = LEVEL_ERROR, problems + [self._writer.last_error]
         if active:
