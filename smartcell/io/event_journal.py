@@ -63,7 +63,7 @@ class EventJournal:
             self._db.execute('BEGIN IMMEDIATE')
             try:
                 self._db.executemany('INSERT INTO events (seq, type, json) VALUES (?, ?, ?)',
-                                     [(e['seq'], str(e.get('type', '')), t) for e, t in zip(events, texts)])
+                                     [(e['seq'], str(e.get('type', '')), t) for e, t in zip(events, texts, strict=True)])
                 self._db.execute('COMMIT')
             except BaseException:
                 self._db.execute('ROLLBACK')

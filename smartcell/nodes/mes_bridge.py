@@ -18,8 +18,8 @@ from std_msgs.msg import Float64, String, UInt64
 from std_srvs.srv import Trigger
 
 from smartcell.core.mes.records import (
-    JOB_COMMANDS, Alarm, EquipmentState, body_from_dict, FillAlarm, JobOrder, JobResponse, JobState, JobTracker, OrderRejected,
-    Record, Stream, make_record, order_to_json, parse_orders, records_from_event, service_for,
+    JOB_COMMANDS, Alarm, FillAlarm, JobOrder, JobResponse, JobState, JobTracker, OrderRejected,
+    Record, Stream, body_from_dict, make_record, order_to_json, parse_orders, records_from_event, service_for,
     telemetry_record, validate_order)
 from smartcell.core.mes.params import (MES_BRIDGE, MesBridgeConfig, bridge_config, endpoint_host, endpoint_port,
                                        port_taken_message)
