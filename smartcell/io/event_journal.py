@@ -62,8 +62,8 @@ class EventJournal:
                 expected += 1
             self._db.execute('BEGIN IMMEDIATE')
             try:
-                self._db.executemany('INSERT INTO events (seq, type, json) VALUES (?, ?, ?)',
-                                     [(e['seq'], str(e.get('type', '')), t) for e, t in zip(events, texts, strict=True)])
+                rows = [(e['seq'], str(e.get('type', '')), t) for e, t in zip(events, texts, strict=True)]
+                self._db.executemany('INSERT INTO events (seq, type, json) VALUES (?, ?, ?)', rows)
                 self._db.execute('COMMIT')
             except BaseException:
                 self._db.execute('ROLLBACK')
