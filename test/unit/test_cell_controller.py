@@ -336,3 +336,15 @@ def test_bad_shared_workspaces_are_refused(regions):
     from smartcell.core.params import ConfigError
     with pytest.raises(ConfigError, match='collaborative_regions_xyr'):
         controller(collaborative_regions_xyr=regions)
+
+
+def test_the_edge_of_a_shared_workspace_does_not_flip_the_mode_every_cycle():
+    run = started_at_first_step(job='job_demo', units=2, collaborative_regions_xyr=[1.2, 0.0, 0.5])
+    hold(run, 0.5, np.array([[1.2, 0.0, 0.0]]))
+    assert run.cell.safety.mode is Mode.COLLABORATIVE
+    before = len(run.events('mode_change'))
+    for k in range(30):                                    # tracking noise around the edge (0.5 m)
+        hold(run, DT, np.array([[1.2 + (0.48 if k % 2 else 0.55), 0.0, 0.0]]))
+    assert len(run.events('mode_change')) == before and run.cell.safety.mode is Mode.COLLABORATIVE
+    hold(run, 0.2, np.array([[1.2 + 0.8, 0.0, 0.0]]))     # clearly out
+    assert run.cell.safety.mode is Mode.AUTOMATIC

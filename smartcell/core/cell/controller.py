@@ -53,6 +53,7 @@ CELL_LEVEL = {State.FAULT: Level.ERROR, State.EMERGENCY_STOP: Level.ERROR, State
 
 
 CLOCK_JUMP_S = 1.0            # people stamps this far behind the newest: the time source restarted, s
+SHARED_WORKSPACE_HYSTERESIS_M = 0.25   # a person counted in a shared workspace leaves it this far past its edge
 INPUT_ERROR_HOLD_S = 5.0      # a refused input stays ERROR on /diagnostics this long after the last one, s
 
 
@@ -215,6 +216,7 @@ class CellController:
         self._last_people_s = -math.inf
         self._nobody_since_s: float | None = None     # presence sensing for the job runner
         self._person_away = False
+        self._shared = False                          # everyone was inside a shared workspace last cycle
         self._input_error = ''                        # the latest refused input, for /diagnostics
         self._input_error_s = -math.inf
         self._now_s = now_s
@@ -823,21 +825,24 @@ class CellController:
         tracked person works inside a declared shared workspace; otherwise in the operator-chosen mode.
         Only from AUTOMATIC: a T1 (manual reduced) choice is never overridden. A switch is a
         mode_change event judged at once on the latest data, not a stop."""
-        shared = self._people_in_shared_workspaces()
+        shared = self._people_in_shared_workspaces(SHARED_WORKSPACE_HYSTERESIS_M if self._shared else 0.0)
+        self._shared = shared
         collaborate = (handover or shared) and self._base_mode is Mode.AUTOMATIC
         wanted = Mode.COLLABORATIVE if collaborate else self._base_mode
         reason = 'handover step' if handover else 'person at a shared workspace' if shared else \
             'nobody only at a shared workspace, no handover'
         self._change_mode(wanted, reason)
 
-    def _people_in_shared_workspaces(self) -> bool:
-        """True when someone is tracked and everyone tracked is inside a shared workspace."""
+    def _people_in_shared_workspaces(self, margin_m: float = 0.0) -> bool:
+        """True when someone is tracked and everyone tracked is inside a shared workspace (its radius
+        grown by margin_m: once in, a person stays in until clearly out, so tracking noise at the edge
+        does not flip the mode every cycle)."""
         regions = np.asarray(self.config.collaborative_regions_xyr, dtype=float).reshape(-1, 3)
         people = np.asarray(self._people_xy, dtype=float).reshape(-1, 2)
         if len(regions) == 0 or len(people) == 0 or not np.all(np.isfinite(people)):
             return False
         distance = np.linalg.norm(people[:, None, :] - regions[None, :, :2], axis=2)
-        return bool(np.all(np.any(distance <= regions[None, :, 2], axis=1)))
+        return bool(np.all(np.any(distance <= regions[None, :, 2] + margin_m, axis=1)))
 
 
 class _Job:
