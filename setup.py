@@ -5,20 +5,11 @@ from setuptools import find_packages, setup
 
 PACKAGE = 'smartcell'
 
-# One console script per node; the executable name is the node name and its YAML key.
-NODE_EXECUTABLES = {
-    'twin': 'smartcell.nodes.twin:main',
-    'arm': 'smartcell.nodes.arm:main',
-    'scanner': 'smartcell.nodes.scanner:main',
-    'supervisor': 'smartcell.nodes.supervisor:main',
-    'robot_state': 'smartcell.nodes.robot_state:main',
-    'mes_bridge': 'smartcell.nodes.mes_bridge:main',
-    'vibration_sensor': 'smartcell.nodes.vibration_sensor:main',
-    'energy_meter': 'smartcell.nodes.energy_meter:main',
-    'wearable': 'smartcell.nodes.wearable:main',
-    'recorder': 'smartcell.nodes.recorder:main',
-    'hmi': 'smartcell.nodes.hmi:main',
-}
+# One console script per node, from the one node list (smartcell.topology: pure Python, importable
+# before the package is installed); the executable name is the node name and its YAML key.
+from smartcell.topology import CELL_NODES  # noqa: E402
+
+NODE_EXECUTABLES = {spec.name: spec.entry_point for spec in CELL_NODES}
 
 setup(
     name=PACKAGE,

@@ -40,25 +40,17 @@ def validate_config(context):
     return []
 
 
-DECLARED = ('sim', 'gui', 'namespace', 'config', 'record')
+DECLARED = ('sim', 'gui', 'namespace', 'config', 'record', 'sensors', 'mes', 'hmi')
+BOOLEAN = ['true', 'false']
+# Optional node groups that run unless switched off (`sensors:=false` is `smartcell sim --without sensors`).
+OPTIONAL_GROUPS = {'sensors': 'the smart sensors: vibration, energy, wearable',
+                   'mes': 'the MES bridge (OPC UA, MQTT)', 'hmi': 'the operator station in the browser'}
 
 
-def sim_overrides(name, gui):
-    """What sim:=true changes for a node; mirrors smartcell.tools.sim without lockstep (real time)."""
-    if name == 'twin':
-        return {'gui': gui}
-    if name == 'arm':
-        return {'use_sim_time': True, 'backend': 'sim'}
-    return {'use_sim_time': True}
-
-
-def hardware_overrides(name):
-    overrides = {'use_sim_time': False}
-    if name == 'arm':
-        overrides['backend'] = 'ros2_control'
-    if name == 'robot_state' and ROBOT_STATE_PUBLISHER:
-        overrides['links_tf'] = False
-    return overrides
+def sim_overrides(spec, gui):
+    """What sim:=true changes for a node (smartcell.topology.NodeSpec, the one source; smartcell sim
+    adds lockstep on top)."""
+    return {**spec.sim_overrides, **({'gui': gui} if spec.name == 'twin' else {})}
 
 
 def params_key(name, in_sim):
@@ -72,7 +64,7 @@ def write_overrides(context):
     folder = Path(tempfile.mkdtemp(prefix='smartcell-launch-'))
     actions = []
     for spec in CELL_NODES:
-        for in_sim, base in ((True, sim_overrides(spec.name, gui)), (False, hardware_overrides(spec.name))):
+        for in_sim, base in ((True, sim_overrides(spec, gui)), (False, dict(spec.hardware_overrides))):
             values = merge_overrides({spec.name: base}, [o for o in user if o[0] == spec.name])[spec.name]
             path = folder / f'{params_key(spec.name, in_sim)}.yaml'
             path.write_text(yaml.safe_dump(overrides_document(spec.name, values)))
@@ -83,9 +75,12 @@ def write_overrides(context):
 def generate_launch_description():
     sim = LaunchConfiguration('sim')
     entities = [
-        DeclareLaunchArgument('sim', default_value='true',
+        DeclareLaunchArgument('sim', default_value='true', choices=BOOLEAN,
                               description='true: PyBullet twin in real time; false: cell hardware (vendor driver)'),
-        DeclareLaunchArgument('gui', default_value='false', description='show the PyBullet GUI (sim only)'),
+        DeclareLaunchArgument('gui', default_value='false', choices=BOOLEAN,
+                              description='show the PyBullet GUI (sim only)'),
+        *[DeclareLaunchArgument(group, default_value='true', choices=BOOLEAN, description=f'start {what}')
+          for group, what in OPTIONAL_GROUPS.items()],
         DeclareLaunchArgument('namespace', default_value='', description='ROS namespace of every cell node'),
         DeclareLaunchArgument('config', default_value=f'{SHARE}/config/cell.yaml',
                               description='cell parameter file (validated before anything starts)'),
@@ -100,9 +95,11 @@ def generate_launch_description():
         for in_sim, condition in ((True, IfCondition(sim)), (False, UnlessCondition(sim))):
             if not spec.runs(sim=in_sim):
                 continue
-            if spec.group == 'record':      # only on request, in either mode
+            if spec.group == 'record' or spec.group in OPTIONAL_GROUPS:
+                # record: only on request; sensors, mes, hmi: unless switched off; in either mode.
+                switch = LaunchConfiguration('record' if spec.group == 'record' else spec.group)
                 condition = IfCondition(PythonExpression(
-                    ["'", LaunchConfiguration('record'), "'.lower() in ('true', '1') and '", sim, "'.lower() "
+                    ["'", switch, "'.lower() in ('true', '1') and '", sim, "'.lower() "
                      f"{'in' if in_sim else 'not in'} ('true', '1')"]))
             entities.append(Node(
                 package='smartcell', executable=spec.name, name=spec.name,
@@ -110,7 +107,7 @@ def generate_launch_description():
                 parameters=[LaunchConfiguration('config'), LaunchConfiguration(params_key(spec.name, in_sim))],
                 output='screen', emulate_tty=True, condition=condition,
                 # the MES bridge flushes its outbox and closes its servers on shutdown
-                sigterm_timeout='15' if spec.name == 'mes_bridge' else '5'))
+                sigterm_timeout=f'{spec.shutdown_timeout_s:g}'))
     if ROBOT_STATE_PUBLISHER:
         entities.append(Node(
             package='robot_state_publisher', executable='robot_state_publisher', name='robot_state_publisher',

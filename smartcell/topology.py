@@ -4,9 +4,9 @@ Pure Python (no rclpy, no launch): tests check the launch file against it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import import_module
-from typing import Literal
+from typing import Any, Literal, Mapping
 
 from smartcell.core.params import NodeParams
 
@@ -26,10 +26,19 @@ class NodeSpec:
     params_ref: str          # 'module:ATTRIBUTE' of its NodeParams, importable without rclpy
     summary: str
     group: Group = 'cell'    # 'cell' always runs; 'sensors', 'mes' and 'hmi' can be switched off
+    # What `ros2 launch ... sim:=true|false` sets on top of the cell file (smartcell sim adds lockstep).
+    sim_overrides: Mapping[str, Any] = field(default_factory=lambda: {'use_sim_time': True})
+    hardware_overrides: Mapping[str, Any] = field(default_factory=lambda: {'use_sim_time': False})
+    shutdown_timeout_s: float = 5.0   # SIGTERM to SIGKILL: the time the node needs to close cleanly
 
     @property
     def module(self) -> str:
         return f'smartcell.nodes.{self.name}'
+
+    @property
+    def entry_point(self) -> str:
+        """The console script (= executable = node name) target, for setup.py."""
+        return f'{self.module}:main'
 
     def params(self) -> NodeParams:
         module, attribute = self.params_ref.split(':')
@@ -44,11 +53,14 @@ CELL_NODES: tuple[NodeSpec, ...] = (
     NodeSpec('recorder', 'always', 'smartcell.core.node_params:RECORDER',
              'every topic of the cell into a rosbag2-compatible MCAP file (optional group record)', 'record'),
     NodeSpec('twin', 'sim', 'smartcell.core.node_params:TWIN',
-             'PyBullet twin: cobot, person, safety laser scanner; publishes /clock in sim'),
+             'PyBullet twin: cobot, person, safety laser scanner; publishes /clock in sim',
+             sim_overrides={}),            # the twin is the clock: never on sim time itself
     NodeSpec('scanner', 'always', 'smartcell.core.node_params:SCANNER',
              'people tracking from the safety laser scanner'),
     NodeSpec('arm', 'always', 'smartcell.core.node_params:ARM',
-             'one arm interface: sim backend (twin) or ros2_control backend (vendor driver)'),
+             'one arm interface: sim backend (twin) or ros2_control backend (vendor driver)',
+             sim_overrides={'use_sim_time': True, 'backend': 'sim'},
+             hardware_overrides={'use_sim_time': False, 'backend': 'ros2_control'}),
     NodeSpec('supervisor', 'always', 'smartcell.core.node_params:SUPERVISOR',
              'cell state machine, safety zones / SSM, speed scale, tasks'),
     NodeSpec('robot_state', 'always', 'smartcell.core.node_params:ROBOT_STATE',
@@ -60,7 +72,8 @@ CELL_NODES: tuple[NodeSpec, ...] = (
     NodeSpec('wearable', 'always', 'smartcell.core.sensors.params:WEARABLE',
              'operator fatigue index (raw biometrics never leave the node)', 'sensors'),
     NodeSpec('mes_bridge', 'always', 'smartcell.core.mes.params:MES_BRIDGE',
-             'ISA-95 records to OPC UA and MQTT through a store-and-forward outbox', 'mes'),
+             'ISA-95 records to OPC UA and MQTT through a store-and-forward outbox', 'mes',
+             shutdown_timeout_s=15.0),     # flushes its outbox and closes its servers
     NodeSpec('hmi', 'always', 'smartcell.core.node_params:HMI',
              'operator station in the browser: steps, cell and safety state, buttons behind a login', 'hmi'),
 )

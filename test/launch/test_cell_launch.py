@@ -16,26 +16,31 @@ def load_description(repo):
     return module.generate_launch_description()
 
 
+@pytest.mark.parametrize('switched_off', [(), ('sensors',), ('mes', 'hmi')])
 @pytest.mark.parametrize('record', ['false', 'true'])
 @pytest.mark.parametrize('sim', ['true', 'false'])
-def test_launch_starts_exactly_the_topology_nodes(repo, sim, record):
+def test_launch_starts_exactly_the_topology_nodes(repo, sim, record, switched_off):
     from launch import LaunchContext
     from launch_ros.actions import Node
 
     description = load_description(repo)
     context = LaunchContext()
     context.launch_configurations.update({'sim': sim, 'gui': 'false', 'namespace': '', 'record': record,
-                                          'config': str(repo / 'config' / 'cell.yaml')})
+                                          'config': str(repo / 'config' / 'cell.yaml'),
+                                          **{g: 'false' if g in switched_off else 'true'
+                                             for g in ('sensors', 'mes', 'hmi')}})
     started = [entity for entity in description.entities
                if isinstance(entity, Node) and entity.node_package == 'smartcell'   # robot_state_publisher too on hardware
                and (entity.condition is None or entity.condition.evaluate(context))]
     names = sorted(node.node_executable for node in started)
-    groups = DEFAULT_GROUPS + (('record',) if record == 'true' else ())
+    groups = tuple(g for g in DEFAULT_GROUPS if g not in switched_off) + (('record',) if record == 'true' else ())
     assert names == sorted(spec.name for spec in nodes_for(sim=sim == 'true', groups=groups))
 
 
 def test_every_argument_is_described(repo):
     from launch.actions import DeclareLaunchArgument
     arguments = [e for e in load_description(repo).entities if isinstance(e, DeclareLaunchArgument)]
-    assert {a.name for a in arguments} == {'sim', 'gui', 'namespace', 'config', 'record'}
+    assert {a.name for a in arguments} == {'sim', 'gui', 'namespace', 'config', 'record', 'sensors', 'mes', 'hmi'}
     assert all(a.description for a in arguments)
+    choices = {a.name: a.choices for a in arguments}
+    assert choices['sim'] == choices['gui'] == choices['sensors'] == ['true', 'false']
