@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import os
 import sys
 import time
@@ -32,6 +32,8 @@ class _Topic:
     msg_type: type
     definition: str
     subscription: Any = None
+    generation: int = 0
+    retired: list = field(default_factory=list)
     reliable: bool = True
     latched: bool = False
     registered: bool = False        # its channel is in the file
@@ -104,14 +106,19 @@ class Recorder(Node):
         return entry
 
     def _subscribe(self, topic: str, entry: _Topic, reliable: bool, latched: bool) -> None:
+        """A (new) subscription for `topic`. A replaced one is kept, muted, never destroyed: destroying it
+        while the executor holds one of its events (the incompatible-QoS event that led here) kills the
+        process; it is replaced at most twice (reliable, then transient local, are only ever dropped)."""
         if entry.subscription is not None:
-            self.destroy_subscription(entry.subscription)
+            entry.retired.append(entry.subscription)
         entry.reliable, entry.latched = reliable, latched
+        entry.generation += 1
         qos = QoSProfile(depth=int(self._settings['queue_depth']), history=HistoryPolicy.KEEP_LAST,
                          reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
                          durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)
         entry.subscription = self.create_subscription(
-            entry.msg_type, topic, guarded(lambda data, topic=topic: self._on_message(topic, data), self._on_error),
+            entry.msg_type, topic, guarded(lambda data, topic=topic, generation=entry.generation:
+                                           self._on_message(topic, data, generation), self._on_error),
             qos, raw=True)
 
     def _discover(self) -> None:
@@ -153,8 +160,10 @@ class Recorder(Node):
         self._writer.add_topic(topic, entry.type_name, entry.definition, offered_qos_yaml(offers))
         entry.registered = True
 
-    def _on_message(self, topic: str, data: bytes) -> None:
+    def _on_message(self, topic: str, data: bytes, generation: int) -> None:
         entry = self._recorded[topic]
+        if generation != entry.generation:      # a replaced subscription: its messages come on the new one
+            return
         if not entry.registered:       # data before the graph named its publisher: register with what is known
             self._register(topic, entry, [qos_offer(i.qos_profile) for i in self.get_publishers_info_by_topic(topic)])
         self._writer.write(topic, self.get_clock().now().nanoseconds, data)
