@@ -448,3 +448,27 @@ def test_velocity_of_one_person_and_the_old_rule_for_another():
     verdict = monitor.update(observation, robot(3.1 + DT, 0.0), 3.1 + DT)
     # person 1 is nearer and faster: it limits, at the speed its positions give (3 m/s)
     assert verdict.human_speed_mps == pytest.approx(3.0)
+
+
+def test_the_safety_pipeline_hands_the_velocities_to_the_monitor():
+    from smartcell.core.safety.monitor import SafetyVerdict
+    from smartcell.core.safety.pipeline import BasePose, SafetyPipeline
+
+    class Recording:
+        mode, last_verdict = Mode.AUTOMATIC, None
+
+        def __init__(self):
+            self.seen = []
+
+        def update(self, people, robot, now_s):
+            self.seen.append(people)
+            return SafetyVerdict(now_s, Mode.AUTOMATIC, SafetyState.NORMAL, 'clear', math.inf, math.nan, 1.0, 1.6,
+                                 0.0, 1.0, '', -1)
+
+        def drain_events(self):
+            return []
+    monitor = Recording()
+    observation = tracked(0.0, 2.0, (-1.0, 0.5), [[0.04, 0.0], [0.0, 0.04]])
+    SafetyPipeline(monitor, BasePose(0, 0, 0, 0)).evaluate(observation, None, 0.0)
+    assert monitor.seen[0].velocities_mps.tolist() == [[-1.0, 0.5]]
+    assert monitor.seen[0].velocity_cov.tolist() == [[[0.04, 0.0], [0.0, 0.04]]]
