@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
@@ -14,7 +15,7 @@ from smartcell.core.sensors.energy import (DriveLossModel, EnergyMeter as Energy
                                    evaluate_environment, joint_power_w)
 from smartcell.core.params import ConfigError
 from smartcell.core.sensors.params import ENERGY_METER
-from smartcell.nodes.common import (LEVEL_ERROR, LEVEL_OK, LEVEL_STALE, LEVEL_WARN, STREAM_QOS, declare_parameters,
+from smartcell.nodes.common import (LEVEL_ERROR, LEVEL_OK, LEVEL_STALE, LEVEL_WARN, STREAM_QOS, declare_config,
                                     diagnostic_array, diagnostic_status, run_node, stamp_to_s)
 from smartcell.twin.energy_model import EnvironmentProfile, EnvironmentSimulator
 
@@ -31,14 +32,14 @@ def _band(values: list[float], name: str, unit: str) -> tuple[float, float]:
     return values[0], values[1]
 
 
-def environment_limits(c: dict) -> dict[str, Limit]:
+def environment_limits(c: Any) -> dict[str, Limit]:
     """Environment limits from the node parameters (validated: two increasing numbers each)."""
-    pm25 = _band(c['pm2_5_limits_ug_m3'], 'pm2_5_limits_ug_m3', 'warn, alarm in ug/m3')
-    pm10 = _band(c['pm10_limits_ug_m3'], 'pm10_limits_ug_m3', 'warn, alarm in ug/m3')
-    t_warn = _band(c['temperature_warn_c'], 'temperature_warn_c', 'degC')
-    t_alarm = _band(c['temperature_alarm_c'], 'temperature_alarm_c', 'degC')
-    h_warn = _band(c['humidity_warn_pct'], 'humidity_warn_pct', '%')
-    h_alarm = _band(c['humidity_alarm_pct'], 'humidity_alarm_pct', '%')
+    pm25 = _band(c.pm2_5_limits_ug_m3, 'pm2_5_limits_ug_m3', 'warn, alarm in ug/m3')
+    pm10 = _band(c.pm10_limits_ug_m3, 'pm10_limits_ug_m3', 'warn, alarm in ug/m3')
+    t_warn = _band(c.temperature_warn_c, 'temperature_warn_c', 'degC')
+    t_alarm = _band(c.temperature_alarm_c, 'temperature_alarm_c', 'degC')
+    h_warn = _band(c.humidity_warn_pct, 'humidity_warn_pct', '%')
+    h_alarm = _band(c.humidity_alarm_pct, 'humidity_alarm_pct', '%')
     return {'pm2_5': Limit('ug/m3', -math.inf, pm25[0], -math.inf, pm25[1]),
             'pm10': Limit('ug/m3', -math.inf, pm10[0], -math.inf, pm10[1]),
             'temperature': Limit('degC', t_warn[0], t_warn[1], t_alarm[0], t_alarm[1]),
@@ -64,11 +65,11 @@ class EnergyMeter(Node):
 
     def __init__(self) -> None:
         super().__init__('energy_meter')
-        c = self._config = declare_parameters(self, ENERGY_METER)
+        c = self._config = declare_config(self, ENERGY_METER)
         self._limits = environment_limits(c)
-        self._losses = DriveLossModel(c['copper_loss_w_per_nm2'], c['friction_loss_w_per_rad_s'],
-                                      c['regen_efficiency'])
-        self._meter = EnergyIntegrator(c['grid_co2e_g_per_kwh'], c['max_gap_s'])
+        self._losses = DriveLossModel(c.copper_loss_w_per_nm2, c.friction_loss_w_per_rad_s,
+                                      c.regen_efficiency)
+        self._meter = EnergyIntegrator(c.grid_co2e_g_per_kwh, c.max_gap_s)
         self._last_power_input_s: float | None = None
         self._joint_names: list[str] = []
         self._bad_events = 0
@@ -76,17 +77,17 @@ class EnergyMeter(Node):
         self._environment_seen_s: dict[str, float] = {}
         self._report_pub = self.create_publisher(String, 'energy/report', REPORT_QOS)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        if c['source'] == 'joint_states':
+        if c.source == 'joint_states':
             self.create_subscription(JointState, 'joint_states', self._on_joint_states, STREAM_QOS)
         else:
-            self.create_subscription(Float64, c['power_topic'], self._on_power, STREAM_QOS)
+            self.create_subscription(Float64, c.power_topic, self._on_power, STREAM_QOS)
         self.create_subscription(String, 'cell/events', self._on_event, EVENTS_QOS)
         self._env_sim: EnvironmentSimulator | None = None
         self._env_sim_last_s: float | None = None
-        if c['environment'] == 'sim':
-            self._env_sim = EnvironmentSimulator(EnvironmentProfile(), c['seed'])
+        if c.environment == 'sim':
+            self._env_sim = EnvironmentSimulator(EnvironmentProfile(), c.seed)
             self.create_timer(1.0, self._simulate_environment)
-        elif c['environment'] == 'topics':
+        elif c.environment == 'topics':
             self.create_subscription(Temperature, 'environment/temperature',
                                      lambda m: self._on_environment('temperature', m.temperature), STREAM_QOS)
             self.create_subscription(RelativeHumidity, 'environment/humidity',
@@ -96,7 +97,7 @@ class EnergyMeter(Node):
                                      lambda m: self._on_environment('pm2_5', m.data), STREAM_QOS)
             self.create_subscription(Float64, 'environment/pm10_ug_m3',
                                      lambda m: self._on_environment('pm10', m.data), STREAM_QOS)
-        self.create_timer(1.0 / c['report_rate_hz'], self._publish_periodic)
+        self.create_timer(1.0 / c.report_rate_hz, self._publish_periodic)
 
     def _now_s(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
@@ -109,7 +110,7 @@ class EnergyMeter(Node):
             power, joints = math.nan, None     # torque or speed missing: unknown power, counted as unmetered
         else:
             joints = joint_power_w(msg.effort, msg.velocity, self._losses)
-            power = cell_power_w(list(msg.effort), list(msg.velocity), self._losses, self._config['idle_power_w'])
+            power = cell_power_w(list(msg.effort), list(msg.velocity), self._losses, self._config.idle_power_w)
             self._joint_names = list(msg.name)
         self._meter.add_power(stamp_to_s(msg.header.stamp), power, joints)
         self._last_power_input_s = self._now_s()
@@ -158,7 +159,7 @@ class EnergyMeter(Node):
         self._publish_report()
         now = self._now_s()
         statuses = [self._meter_status(now)]
-        if self._config['environment'] != 'off':
+        if self._config.environment != 'off':
             statuses.append(self._environment_status(now))
         self._diag_pub.publish(diagnostic_array(self.get_clock().now().to_msg(), statuses))
 
@@ -172,7 +173,7 @@ class EnergyMeter(Node):
                   'grid_co2e_g_per_kwh': self._meter.grid_g_per_kwh, 'malformed_events': self._bad_events}
         if self._meter.breakdown_j is not None and len(self._joint_names) == len(self._meter.breakdown_j):
             values.update({f'energy_j_{name}': float(e) for name, e in zip(self._joint_names, self._meter.breakdown_j)})
-        if seen is None or now - seen > self._config['stale_timeout_s']:
+        if seen is None or now - seen > self._config.stale_timeout_s:
             level, message = LEVEL_STALE, ('no power input yet' if seen is None else
                                            f'no power input for {now - seen:.1f} s; energy not metered')
         elif last is not None and last.unmetered_s > 0.0:
@@ -181,10 +182,10 @@ class EnergyMeter(Node):
             level, message = LEVEL_WARN, 'power unknown (NaN or incomplete joint states)'
         else:
             level, message = LEVEL_OK, f'{self._meter.power_w:.0f} W'
-        return diagnostic_status('smartcell/energy_meter', f'power/{self._config["source"]}', level, message, values)
+        return diagnostic_status('smartcell/energy_meter', f'power/{self._config.source}', level, message, values)
 
     def _environment_status(self, now: float):
-        timeout = self._config['environment_timeout_s']
+        timeout = self._config.environment_timeout_s
         fresh = {k: v for k, v in self._environment.items() if now - self._environment_seen_s[k] <= timeout}
         silent = sorted(set(self._limits) - set(fresh))
         level, message = evaluate_environment(fresh, self._limits)
@@ -192,7 +193,7 @@ class EnergyMeter(Node):
             level = level if level == LEVEL_ERROR else LEVEL_STALE    # an alarm stays visible
             message = f'no reading of {", ".join(silent)}; ' + message
         values = {f'{k}_{self._limits[k].unit.replace("/", "_per_").replace("%", "pct")}': v for k, v in fresh.items()}
-        return diagnostic_status('smartcell/energy_meter/environment', f'environment/{self._config["environment"]}',
+        return diagnostic_status('smartcell/energy_meter/environment', f'environment/{self._config.environment}',
                                  level, message, values)
 
 

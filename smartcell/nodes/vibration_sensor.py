@@ -14,7 +14,7 @@ from smartcell.core.params import ConfigError
 from smartcell.core.sensors.params import VIBRATION_SENSOR
 from smartcell.core.sensors.vibration import (FEATURE_COLUMNS, LEVEL_OK, AnalysisConfig, Assessment, GearboxMonitor,
                                       HealthThresholds, MonitorConfig, bearing_preset, feature_row)
-from smartcell.nodes.common import (LEVEL_ERROR, LEVEL_STALE, LEVEL_WARN, STREAM_QOS, declare_parameters,
+from smartcell.nodes.common import (LEVEL_ERROR, LEVEL_STALE, LEVEL_WARN, STREAM_QOS, declare_config,
                                     diagnostic_array, diagnostic_status, run_node, stamp_to_s)
 from smartcell.twin.vibration_model import GearboxModel, GearboxVibration, fault_severity
 
@@ -39,32 +39,32 @@ class VibrationSensor(Node):
 
     def __init__(self) -> None:
         super().__init__('vibration_sensor')
-        c = self._config = declare_parameters(self, VIBRATION_SENSOR)
-        band = tuple(c['envelope_band_hz'])
+        c = self._config = declare_config(self, VIBRATION_SENSOR)
+        band = tuple(c.envelope_band_hz)
         if len(band) != 2:
             raise ConfigError(f'vibration_sensor.envelope_band_hz must be [low, high] Hz, got {list(band)}')
         try:
             analysis = AnalysisConfig(envelope_band_hz='auto' if band == (0.0, 0.0) else band,
-                                      iso_zone_boundaries_mm_s=tuple(c['iso_zone_boundaries_mm_s']))
-            thresholds = HealthThresholds(warn=c['health_warn'], alarm=c['health_alarm'],
-                                          clear_ratio=c['health_clear_ratio'])
+                                      iso_zone_boundaries_mm_s=tuple(c.iso_zone_boundaries_mm_s))
+            thresholds = HealthThresholds(warn=c.health_warn, alarm=c.health_alarm,
+                                          clear_ratio=c.health_clear_ratio)
         except ValueError as exc:
             raise ConfigError(f'vibration_sensor: {exc}') from exc
-        self._bearing = bearing_preset(c['bearing'])
+        self._bearing = bearing_preset(c.bearing)
         monitor_config = MonitorConfig(
-            sample_rate_hz=c['sample_rate_hz'], window_s=c['window_s'], bearing=self._bearing, analysis=analysis,
-            min_shaft_hz=c['min_shaft_hz'], max_speed_variation=c['max_speed_variation'],
-            order_tracking=c['order_tracking'],
-            baseline_windows=c['baseline_windows'],
+            sample_rate_hz=c.sample_rate_hz, window_s=c.window_s, bearing=self._bearing, analysis=analysis,
+            min_shaft_hz=c.min_shaft_hz, max_speed_variation=c.max_speed_variation,
+            order_tracking=c.order_tracking,
+            baseline_windows=c.baseline_windows,
             thresholds=thresholds,
-            rms_alarm_mps2=c['rms_alarm_mps2'], rul_warn_s=c['rul_warn_s'], trend_windows=c['trend_windows'])
+            rms_alarm_mps2=c.rms_alarm_mps2, rul_warn_s=c.rul_warn_s, trend_windows=c.trend_windows)
         try:
-            analysis.envelope_band(c['sample_rate_hz'])
+            analysis.envelope_band(c.sample_rate_hz)
         except ValueError as exc:
             raise ConfigError(f'vibration_sensor.envelope_band_hz: {exc}') from exc
-        self._joints: list[str] = list(c['joint_names'])
-        if c['fault_joint'] and c['fault_joint'] not in self._joints:
-            raise ConfigError(f'vibration_sensor.fault_joint {c["fault_joint"]!r} is not a monitored joint; '
+        self._joints: list[str] = list(c.joint_names)
+        if c.fault_joint and c.fault_joint not in self._joints:
+            raise ConfigError(f'vibration_sensor.fault_joint {c.fault_joint!r} is not a monitored joint; '
                               f'accepted: empty (all) or one of {", ".join(self._joints)}')
         self._monitors = {j: GearboxMonitor(monitor_config) for j in self._joints}
         self._speed_rad_s = {j: math.nan for j in self._joints}
@@ -74,12 +74,12 @@ class VibrationSensor(Node):
         self._position_rad = {j: math.nan for j in self._joints}
         self._previous_position_rad = {j: math.nan for j in self._joints}
         self._last_input_s: dict[str, float | None] = {j: None for j in self._joints}
-        self._rad_s_to_shaft_hz = c['gear_ratio'] / (2.0 * math.pi)
+        self._rad_s_to_shaft_hz = c.gear_ratio / (2.0 * math.pi)
         # Simulation: one continuous generated stream per gearbox, advanced by joint-state stamps.
-        rng = np.random.default_rng(c['seed'])
-        model = GearboxModel(sample_rate_hz=c['sample_rate_hz'], gear_ratio=c['gear_ratio'], bearing=self._bearing,
-                             resonance_hz=min(5000.0, 0.3 * c['sample_rate_hz']))
-        self._sim = {j: GearboxVibration(model, rng.spawn(1)[0]) for j in self._joints} if c['source'] == 'sim' else {}
+        rng = np.random.default_rng(c.seed)
+        model = GearboxModel(sample_rate_hz=c.sample_rate_hz, gear_ratio=c.gear_ratio, bearing=self._bearing,
+                             resonance_hz=min(5000.0, 0.3 * c.sample_rate_hz))
+        self._sim = {j: GearboxVibration(model, rng.spawn(1)[0]) for j in self._joints} if c.source == 'sim' else {}
         self._sim_first_s: float | None = None
         self._sim_last_s: float | None = None
         self._sim_carry = 0.0          # fractional sample left over between joint states
@@ -87,17 +87,17 @@ class VibrationSensor(Node):
         self._health_pub = self.create_publisher(DiagnosticArray, 'vibration/health', STREAM_QOS)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.create_subscription(JointState, 'joint_states', self._on_joint_states, STREAM_QOS)
-        prefix = c['raw_topic_prefix'].rstrip('/')
+        prefix = c.raw_topic_prefix.rstrip('/')
         # Raw streams come in bursts (one Imu per sample, or DAQ blocks): the reader queue holds
         # 0.5 s of IMU samples or 50 batches, so a busy executor does not lose any.
-        imu_qos = QoSProfile(depth=int(min(max(0.5 * c['sample_rate_hz'], 100), 20000)),
+        imu_qos = QoSProfile(depth=int(min(max(0.5 * c.sample_rate_hz, 100), 20000)),
                              history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)
         batch_qos = QoSProfile(depth=50, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)
         for joint in self._joints:
-            if c['source'] == 'imu':
+            if c.source == 'imu':
                 self.create_subscription(Imu, f'{prefix}/{joint}', lambda msg, j=joint: self._on_imu(j, msg),
                                          imu_qos)
-            elif c['source'] == 'batch':
+            elif c.source == 'batch':
                 self.create_subscription(Float64MultiArray, f'{prefix}/{joint}',
                                          lambda msg, j=joint: self._on_batch(j, msg), batch_qos)
         self.create_timer(1.0, self._publish_diagnostics)
@@ -125,21 +125,21 @@ class VibrationSensor(Node):
         if dt <= 0.0:
             return                      # repeated or out-of-order stamp: nothing new happened
         self._sim_last_s = stamp_s
-        if dt > max(1.0, 2.0 * self._config['window_s']):
+        if dt > max(1.0, 2.0 * self._config.window_s):
             self._sim_carry = 0.0       # a pause in the joint states: restart, do not invent a long signal
             return
-        exact = dt * self._config['sample_rate_hz'] + self._sim_carry
+        exact = dt * self._config.sample_rate_hz + self._sim_carry
         n = int(exact)
         self._sim_carry = exact - n
         c = self._config
-        severity = fault_severity(stamp_s - self._sim_first_s, c['fault_onset_s'], c['fault_initial_severity'],
-                                  c['fault_growth_per_s'])
+        severity = fault_severity(stamp_s - self._sim_first_s, c.fault_onset_s, c.fault_initial_severity,
+                                  c.fault_growth_per_s)
         completed = []
         for joint, generator in self._sim.items():
-            faulty = c['fault'] != 'none' and c['fault_joint'] in ('', joint)
+            faulty = c.fault != 'none' and c.fault_joint in ('', joint)
             speed = self._speed_rad_s[joint]
             samples = generator.generate(n, speed if math.isfinite(speed) else 0.0, self._effort_nm[joint],
-                                         {c['fault']: severity} if faulty else {})
+                                         {c.fault: severity} if faulty else {})
             completed += self._feed(joint, samples, stamp_s, self._encoder_angles(joint, n))
         self._publish_windows(completed)
 
@@ -189,7 +189,7 @@ class VibrationSensor(Node):
             seen = self._last_input_s[joint]
             level = last.level if last is not None else LEVEL_OK
             message = last.message if last is not None else 'waiting for the first window'
-            if seen is None or now - seen > self._config['stale_timeout_s']:
+            if seen is None or now - seen > self._config.stale_timeout_s:
                 level = LEVEL_STALE
                 message = ('no accelerometer input yet' if seen is None else
                            f'no accelerometer input for {now - seen:.1f} s') + '; health unknown'
@@ -208,7 +208,7 @@ class VibrationSensor(Node):
         levels = [level for _, level, _, _ in gearboxes]
         counts = {name: levels.count(level) for name, level in
                   (('ok', LEVEL_OK), ('warn', LEVEL_WARN), ('error', LEVEL_ERROR), ('stale', LEVEL_STALE))}
-        node = diagnostic_status('smartcell/vibration_sensor', f'source/{self._config["source"]}', max(levels),
+        node = diagnostic_status('smartcell/vibration_sensor', f'source/{self._config.source}', max(levels),
                                  f'{len(levels)} gearboxes: ' + ', '.join(f'{v} {k}' for k, v in counts.items() if v),
                                  {f'gearboxes_{k}': v for k, v in counts.items()})
         self._diag_pub.publish(diagnostic_array(self.get_clock().now().to_msg(),

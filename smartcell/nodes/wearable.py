@@ -11,7 +11,7 @@ from std_msgs.msg import Float64
 from smartcell.core.params import ConfigError
 from smartcell.core.sensors.params import WEARABLE
 from smartcell.core.sensors.wearable import FatigueConfig, FatigueEstimator, OperatorProfile, SimulatedOperator
-from smartcell.nodes.common import (LATCHED_QOS, LEVEL_OK, LEVEL_STALE, STREAM_QOS, declare_parameters,
+from smartcell.nodes.common import (LATCHED_QOS, LEVEL_OK, LEVEL_STALE, STREAM_QOS, declare_config,
                                     diagnostic_array, diagnostic_status, run_node)
 
 
@@ -32,30 +32,30 @@ class Wearable(Node):
 
     def __init__(self) -> None:
         super().__init__('wearable')
-        c = self._config = declare_parameters(self, WEARABLE)
+        c = self._config = declare_config(self, WEARABLE)
         try:
             fatigue = FatigueConfig(
-                resting_hr_bpm=c['resting_hr_bpm'], max_hr_bpm=c['max_hr_bpm'], hr_weight=c['hr_weight'],
-                motion_full_scale_mps2=c['motion_full_scale_mps2'], sustainable_load=c['sustainable_load'],
-                fatigue_time_constant_s=c['fatigue_time_constant_s'],
-                recovery_time_constant_s=c['recovery_time_constant_s'])
+                resting_hr_bpm=c.resting_hr_bpm, max_hr_bpm=c.max_hr_bpm, hr_weight=c.hr_weight,
+                motion_full_scale_mps2=c.motion_full_scale_mps2, sustainable_load=c.sustainable_load,
+                fatigue_time_constant_s=c.fatigue_time_constant_s,
+                recovery_time_constant_s=c.recovery_time_constant_s)
         except ValueError as exc:
             raise ConfigError(f'wearable: {exc}') from exc
-        self._estimator = FatigueEstimator(fatigue, initial=c['initial_fatigue'], max_gap_s=c['stale_timeout_s'])
+        self._estimator = FatigueEstimator(fatigue, initial=c.initial_fatigue, max_gap_s=c.stale_timeout_s)
         self._last_sample_s: float | None = None
         self._accel_mps2 = math.nan
         self._fatigue_pub = self.create_publisher(Float64, 'operator/fatigue', LATCHED_QOS)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self._operator: SimulatedOperator | None = None
         self._sim_last_s: float | None = None
-        if c['source'] == 'sim':
-            self._operator = SimulatedOperator(OperatorProfile(resting_hr_bpm=c['resting_hr_bpm'],
-                                                               max_hr_bpm=c['max_hr_bpm']), c['seed'])
-            self.create_timer(1.0 / c['sim_rate_hz'], self._simulate)
+        if c.source == 'sim':
+            self._operator = SimulatedOperator(OperatorProfile(resting_hr_bpm=c.resting_hr_bpm,
+                                                               max_hr_bpm=c.max_hr_bpm), c.seed)
+            self.create_timer(1.0 / c.sim_rate_hz, self._simulate)
         else:
-            self.create_subscription(Float64, c['heart_rate_topic'], self._on_heart_rate, STREAM_QOS)
-            self.create_subscription(Imu, c['imu_topic'], self._on_imu, STREAM_QOS)
-        self.create_timer(1.0 / c['publish_rate_hz'], self._publish)
+            self.create_subscription(Float64, c.heart_rate_topic, self._on_heart_rate, STREAM_QOS)
+            self.create_subscription(Imu, c.imu_topic, self._on_imu, STREAM_QOS)
+        self.create_timer(1.0 / c.publish_rate_hz, self._publish)
 
     def _now_s(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
@@ -67,7 +67,7 @@ class Wearable(Node):
 
     def _simulate(self) -> None:
         now = self._now_s()
-        dt = 1.0 / self._config['sim_rate_hz'] if self._sim_last_s is None else now - self._sim_last_s
+        dt = 1.0 / self._config.sim_rate_hz if self._sim_last_s is None else now - self._sim_last_s
         self._sim_last_s = now
         self._sample(*self._operator.step(dt))
 
@@ -82,8 +82,8 @@ class Wearable(Node):
     def _publish(self) -> None:
         now = self._now_s()
         seen = self._last_sample_s
-        stale = seen is None or now - seen > self._config['stale_timeout_s']
-        index = self._config['stale_fatigue_index'] if stale else self._estimator.index
+        stale = seen is None or now - seen > self._config.stale_timeout_s
+        index = self._config.stale_fatigue_index if stale else self._estimator.index
         self._fatigue_pub.publish(Float64(data=float(index)))
         if stale:
             level = LEVEL_STALE
@@ -92,9 +92,9 @@ class Wearable(Node):
         else:
             level, message = LEVEL_OK, f'fatigue index {index:.2f}'
         values = {'fatigue_index': index, 'samples_accepted': self._estimator.accepted,
-                  'samples_rejected': self._estimator.rejected, 'source': self._config['source']}
+                  'samples_rejected': self._estimator.rejected, 'source': self._config.source}
         self._diag_pub.publish(diagnostic_array(self.get_clock().now().to_msg(), [
-            diagnostic_status('smartcell/wearable', f'wearable/{self._config["source"]}', level, message, values)]))
+            diagnostic_status('smartcell/wearable', f'wearable/{self._config.source}', level, message, values)]))
 
 
 def main(args=None) -> int:
