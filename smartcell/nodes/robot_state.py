@@ -21,7 +21,7 @@ from smartcell.core.robot.kinematics import JOINT_NAMES, LINK_CAPSULE_RADII, lin
 from smartcell.core.robot.tf_tree import (Capsule, Transform, UrdfError, ZoneView, matrix_to_quaternion, parse_urdf,
                                           people_transforms, protective_zone, yaw_transform, zone_view)
 from smartcell.core.safety.verdict import VERDICT_STATUS_NAME
-from smartcell.nodes.common import (LEVEL_ERROR, LEVEL_OK, LEVEL_WARN, declare_parameters,
+from smartcell.nodes.common import (LEVEL_ERROR, LEVEL_OK, LEVEL_WARN, declare_config,
                                     diagnostic_array, diagnostic_status, guarded, joint_state_sample, qos_profile,
                                     run_node)
 from smartcell.interfaces import topic
@@ -106,15 +106,15 @@ class RobotState(Node):
 
     def __init__(self) -> None:
         super().__init__('robot_state')
-        self._config = declare_parameters(self, ROBOT_STATE)
+        self._config = declare_config(self, ROBOT_STATE)
         config = self._config
-        self._world = config['world_frame']
+        self._world = config.world_frame
         try:
-            base, scanner = config['robot_base_xyz_yaw'], config['scanner_pose_xy_yaw']
+            base, scanner = config.robot_base_xyz_yaw, config.scanner_pose_xy_yaw
             if len(base) != 4 or len(scanner) != 3 or not all(math.isfinite(v) for v in (*base, *scanner)):
                 raise ValueError('robot_base_xyz_yaw needs 4 finite numbers and scanner_pose_xy_yaw 3, got '
                                  f'{base} and {scanner}')
-            urdf_path = Path(config['urdf_path']) if config['urdf_path'] else share_file('urdf', 'ur5e.urdf')
+            urdf_path = Path(config.urdf_path) if config.urdf_path else share_file('urdf', 'ur5e.urdf')
             self._urdf = urdf_path.read_text()
             self._model = parse_urdf(self._urdf)
         except (ValueError, OSError, UrdfError) as exc:
@@ -125,9 +125,9 @@ class RobotState(Node):
         if missing:
             raise ConfigError(f'robot_state: the URDF lacks the arm joints {sorted(missing)}')
         self._layout = (yaw_transform(self._world, 'base_link', base[:3], base[3]),
-                        yaw_transform(self._world, config['scanner_frame'],
-                                      (scanner[0], scanner[1], config['scanner_height_m']), scanner[2]))
-        self._links_tf = config['links_tf']
+                        yaw_transform(self._world, config.scanner_frame,
+                                      (scanner[0], scanner[1], config.scanner_height_m), scanner[2]))
+        self._links_tf = config.links_tf
         self._joint_states = 0
         self._people_messages = 0
         self._last_joint_state_s: float | None = None
@@ -196,7 +196,7 @@ class RobotState(Node):
         if not all(math.isfinite(v) for xy in positions for v in xy):
             self._problem('humans with a non-finite position: no person frames')
             return
-        people = people_transforms(self._world, positions, self._config['person_frame_prefix'])
+        people = people_transforms(self._world, positions, self._config.person_frame_prefix)
         self._people_messages += 1
         if people:
             self._tf_pub.publish(TFMessage(transforms=[transform_msg(t, msg.header.stamp) for t in people]))
@@ -215,7 +215,7 @@ class RobotState(Node):
         level, message = LEVEL_OK, 'frames published'
         if self._links_tf:
             age = None if self._last_joint_state_s is None else self._now_s() - self._last_joint_state_s
-            if age is None or age > self._config['stale_timeout_s']:
+            if age is None or age > self._config.stale_timeout_s:
                 level, message = LEVEL_WARN, 'no valid joint states: link frames are stale'
         if self._last_problem:
             level, message = LEVEL_ERROR, self._last_problem

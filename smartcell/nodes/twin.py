@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import time
 from array import array
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
@@ -22,9 +23,13 @@ from smartcell.twin.scenarios import TASK_DRIVEN_SCENARIO
 from smartcell.twin.world import disconnect
 from smartcell.core.node_params import TWIN
 from smartcell.core.params import ConfigError
-from smartcell.nodes.common import (LATCHED_QOS, LEVEL_ERROR, LEVEL_OK, LEVEL_WARN, STREAM_QOS, declare_parameters,
+from smartcell.nodes.common import (LATCHED_QOS, LEVEL_ERROR, LEVEL_OK, LEVEL_WARN, STREAM_QOS, declare_config,
                                     diagnostic_array, diagnostic_status, guarded, run_node, s_to_stamp, stamp_ns,
                                     stamp_to_s)
+
+if TYPE_CHECKING:      # the twin's modules load pybullet: imported where the world is built
+    from smartcell.twin.scanner import SafetyScanner
+    from smartcell.twin.world import CellWorld
 
 WARMUP_REPUBLISH_S = 0.5     # wall seconds: re-send tick 0 until the pipeline answers (discovery)
 STATUS_PERIOD_S = 0.5        # simulated seconds between twin/status updates
@@ -54,10 +59,10 @@ class Twin(Node):
 
     def __init__(self) -> None:
         super().__init__('twin')
-        self._config = declare_parameters(self, TWIN)
+        self._config = declare_config(self, TWIN)
         self._world, self._scanner = build_world(self._config)
-        self._dt_s = 1.0 / self._config['tick_rate_hz']
-        self._lag = self._config['lockstep_lag_ticks']
+        self._dt_s = 1.0 / self._config.tick_rate_hz
+        self._lag = self._config.lockstep_lag_ticks
         self._tick = 0
         self._expected_command_ns = 0             # lockstep: the stamp of the command that unblocks the next step
         self._command = None                      # (positions, velocities) applied until the next one
@@ -82,15 +87,15 @@ class Twin(Node):
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.create_subscription(JointState, 'twin/joint_command', self._guard(self._on_command), STREAM_QOS)
         self._operator: SimulatedOperator | None = None
-        if self._config['scenario'] == TASK_DRIVEN_SCENARIO:
+        if self._config.scenario == TASK_DRIVEN_SCENARIO:
             self._operator = SimulatedOperator(self._world, self.create_client(Trigger, 'operator/step_done'),
                                                self.get_logger())
             self.create_subscription(String, 'operator/current_step', self._guard(self._operator.on_step),
                                      LATCHED_QOS)
-        if self._config['lockstep']:
+        if self._config.lockstep:
             self._watch = self.create_timer(0.05, self._guard(self._watch_lockstep))
         else:
-            period = self._dt_s / self._config['real_time_factor']
+            period = self._dt_s / self._config.real_time_factor
             self.create_timer(period, self._guard(self._free_running_tick))
         self._check_motions()
         self._publish_tick()
@@ -101,9 +106,9 @@ class Twin(Node):
         from smartcell.core.robot.motions import UR5E_JOINT_LIMITS, MotionLibrary
         from smartcell.share import share_file
         from smartcell.twin.motion_check import check_motions
-        library = MotionLibrary.from_yaml(self._config['motions_file'] or share_file('config', 'motions.yaml'),
+        library = MotionLibrary.from_yaml(self._config.motions_file or share_file('config', 'motions.yaml'),
                                           UR5E_JOINT_LIMITS)
-        problems = check_motions(library, self._world.layout, self._config['urdf_path'] or None)
+        problems = check_motions(library, self._world.layout, self._config.urdf_path or None)
         if problems:
             self._fail(f'{len(problems)} arm motion(s) collide with the cell, not running: '
                        + '; '.join(map(str, problems[:5])))
@@ -132,7 +137,7 @@ class Twin(Node):
             return
         self._input_problem = ''                  # a valid command again (the refusals stay counted)
         command = (parsed.positions_rad, parsed.velocities_radps)
-        if not self._config['lockstep']:
+        if not self._config.lockstep:
             self._command = command
             return
         key = stamp_ns(msg.header.stamp)
@@ -158,8 +163,8 @@ class Twin(Node):
         now = time.monotonic()
         if self._state == 'warming' and now - self._last_publish_wall > WARMUP_REPUBLISH_S:
             self._publish_tick()       # discovery may have missed it; every node handles a repeat idempotently
-        elif self._state == 'running' and now - self._last_publish_wall > self._config['lockstep_timeout_s']:
-            self._fail(f'no arm command for tick {self._tick} within {self._config["lockstep_timeout_s"]} s '
+        elif self._state == 'running' and now - self._last_publish_wall > self._config.lockstep_timeout_s:
+            self._fail(f'no arm command for tick {self._tick} within {self._config.lockstep_timeout_s} s '
                        '(is the arm, scanner or supervisor down?)')
 
     # -- free running (ros2 launch sim:=true) --------------------------------------------------------
@@ -186,7 +191,7 @@ class Twin(Node):
             self._contacts += 1      # ticks with a person-robot contact
 
     def _finished(self) -> bool:
-        duration = self._config['duration_s']
+        duration = self._config.duration_s
         if duration > 0 and self._tick * self._dt_s >= duration - 1e-9:
             self._state = 'finished'
             self._publish_status()
@@ -254,14 +259,14 @@ class Twin(Node):
     def _publish_status(self) -> None:
         wall = 0.0 if self._wall_start is None else time.monotonic() - self._wall_start
         level = LEVEL_ERROR if self._state == 'failed' or self._input_problem else LEVEL_OK
-        message = self._failure or self._input_problem or f'{self._state}, scenario {self._config["scenario"]}'
+        message = self._failure or self._input_problem or f'{self._state}, scenario {self._config.scenario}'
         last_tick = self._tick_ns(self._tick if self._state != 'finished' else self._tick - 1)
         status = diagnostic_status('smartcell/twin', 'pybullet', level, message, {
             'state': self._state, 'sim_time_s': self._tick * self._dt_s, 'wall_time_s': repr(wall),
             'ticks': self._tick, 'last_tick_ns': last_tick,
             'min_person_robot_distance_m': repr(self._min_distance_m), 'contacts': self._contacts,
             'commands_refused': self._commands_refused,
-            'scenario': self._config['scenario'], 'seed': self._config['seed']})
+            'scenario': self._config.scenario, 'seed': self._config.seed})
         array = diagnostic_array(s_to_stamp(self._tick * self._dt_s), [status])
         self._status_pub.publish(array)
         self._diag_pub.publish(array)
@@ -342,25 +347,25 @@ def contacts_msg(stamp, contacts) -> DiagnosticArray:
     return diagnostic_array(stamp, statuses)
 
 
-def build_world(config: dict) -> tuple['CellWorld', 'SafetyScanner']:
+def build_world(config: Any) -> tuple[CellWorld, SafetyScanner]:
     """The cell of the default layout with the scenario's people and the safety scanner."""
     from smartcell.twin.scanner import ScannerConfig, world_scanner
     from smartcell.twin.scenarios import SCENARIOS, scenario_paths
     from smartcell.twin.world import DEFAULT_LAYOUT, CellWorld, connect
-    if config['scenario'] not in SCENARIOS and config['scenario'] != TASK_DRIVEN_SCENARIO:
-        raise ConfigError(f'unknown scenario {config["scenario"]!r}; accepted: '
+    if config.scenario not in SCENARIOS and config.scenario != TASK_DRIVEN_SCENARIO:
+        raise ConfigError(f'unknown scenario {config.scenario!r}; accepted: '
                           f'{", ".join(sorted(SCENARIOS) + [TASK_DRIVEN_SCENARIO])}')
     # Scenario paths are generated up front for the run (8 h when it runs until shut down).
-    horizon_s = config['duration_s'] if config['duration_s'] > 0 else 8 * 3600.0
-    if config['scenario'] == TASK_DRIVEN_SCENARIO:
+    horizon_s = config.duration_s if config.duration_s > 0 else 8 * 3600.0
+    if config.scenario == TASK_DRIVEN_SCENARIO:
         bench = DEFAULT_LAYOUT.station('operator_bench').person_xy_m
         people = (PathBuilder(bench).wait(horizon_s).build(),)     # at the bench until given a step
     else:
-        people = scenario_paths(config['scenario'], config['seed'], horizon_s, DEFAULT_LAYOUT)
-    client = connect(gui=config['gui'])
-    world = CellWorld(client, DEFAULT_LAYOUT, config['urdf_path'] or None, seed=config['seed'], people=people,
-                      physics_rate_hz=config['physics_rate_hz'])
-    scanner = world_scanner(world, ScannerConfig(rate_hz=config['tick_rate_hz'], noise_std_m=config['scan_noise_m']))
+        people = scenario_paths(config.scenario, config.seed, horizon_s, DEFAULT_LAYOUT)
+    client = connect(gui=config.gui)
+    world = CellWorld(client, DEFAULT_LAYOUT, config.urdf_path or None, seed=config.seed, people=people,
+                      physics_rate_hz=config.physics_rate_hz)
+    scanner = world_scanner(world, ScannerConfig(rate_hz=config.tick_rate_hz, noise_std_m=config.scan_noise_m))
     return world, scanner
 
 
