@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from diagnostic_msgs.srv import AddDiagnostics
 from rcl_interfaces.msg import ParameterType
@@ -94,6 +95,7 @@ class Supervisor(Node):
         params = declare_parameters(self, SUPERVISOR)
         self._lockstep = bool(params['lockstep'])
         self._tick_now_s = 0.0
+        self._last_verdict_stamp_ns = 0
         self._people_publisher = str(params['expected_people_publisher'])
         try:
             self._key = load_or_create_cell_key(params['cell_key_file'] or default_cell_key_path(params['cell_id']))
@@ -385,6 +387,12 @@ class Supervisor(Node):
         if output.verdict is not None:
             verdict_stamp = s_to_stamp(output.verdict_stamp_s) if output.verdict_stamp_s is not None else (
                 stamp if stamp is not None else s_to_stamp(self._now_s()))
+            if not self._lockstep:
+                # A watchdog verdict is stamped now; the next people verdict carries its (older) data
+                # stamp. The arm reads stamps going back as a clock jump: never publish one backwards.
+                if stamp_ns(verdict_stamp) < self._last_verdict_stamp_ns:
+                    verdict_stamp = ns_to_stamp(self._last_verdict_stamp_ns)
+                self._last_verdict_stamp_ns = stamp_ns(verdict_stamp)
             self._publish_verdict(output.verdict, verdict_stamp)
         if output.events:      # last: the journal's fsync (ms) must not delay the verdict or the motion
             self._publish_events(output.events)
@@ -473,6 +481,10 @@ def _login_query(raw: str) -> str | None:
     if isinstance(document, dict) and set(document) == {'login'} and isinstance(document['login'], str):
         return document['login']
     return None
+
+
+def ns_to_stamp(nanoseconds: int) -> Time:
+    return Time(sec=nanoseconds // 10**9, nanosec=nanoseconds % 10**9)
 
 
 def _nulled(record: dict) -> dict:

@@ -348,3 +348,15 @@ def test_the_edge_of_a_shared_workspace_does_not_flip_the_mode_every_cycle():
     assert len(run.events('mode_change')) == before and run.cell.safety.mode is Mode.COLLABORATIVE
     hold(run, 0.2, np.array([[1.2 + 0.8, 0.0, 0.0]]))     # clearly out
     assert run.cell.safety.mode is Mode.AUTOMATIC
+
+
+def test_a_motion_the_arm_aborted_on_a_clock_jump_is_planned_again_not_a_fault():
+    run = started()
+    motion = run.cell.last_motion
+    assert motion
+    output = run.cell.on_motion_result(motion, False, 'aborted: joint_states stamp jumped back by 83 s', run.t)
+    assert run.cell.state is State.RUNNING and [e.type for e in output.events] == ['motion_aborted']
+    run.tick()
+    assert run.cell.last_motion != motion                      # re-planned from where the arm is
+    refused = run.cell.on_motion_result(run.cell.last_motion, False, 'rejected: joint 2 beyond its limit', run.t)
+    assert run.cell.state is State.FAULT and 'fault' in [e.type for e in refused.events]

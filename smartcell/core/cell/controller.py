@@ -52,6 +52,7 @@ SAFETY_LEVEL = {SafetyState.NORMAL: Level.OK, SafetyState.REDUCED: Level.OK,
 CELL_LEVEL = {State.FAULT: Level.ERROR, State.EMERGENCY_STOP: Level.ERROR, State.PROTECTIVE_STOP: Level.WARN}
 
 
+ARM_ABORT_PREFIX = 'aborted: '   # the arm's result for a motion it dropped on a clock jump (nodes/arm.py)
 CLOCK_JUMP_S = 1.0            # people stamps this far behind the newest: the time source restarted, s
 SHARED_WORKSPACE_HYSTERESIS_M = 0.25   # a person counted in a shared workspace leaves it this far past its edge
 INPUT_ERROR_HOLD_S = 5.0      # a refused input stays ERROR on /diagnostics this long after the last one, s
@@ -332,7 +333,13 @@ class CellController:
         """The arm's answer about a motion; in lockstep only refusals count (arrival is judged here)."""
         self._begin(now_s)
         if motion_id == self._pending_motion:
-            if not ok:
+            if not ok and message.startswith(ARM_ABORT_PREFIX):
+                # The arm dropped the motion it was running because its inputs went back in time (a
+                # restarted twin or clock): it holds where it is; the motion is planned again from the
+                # actual position once the safety verdict lets it move. An interruption, not a fault.
+                self._pending_motion = ''
+                self._emit('motion_aborted', motion=motion_id, reason=message)
+            elif not ok:
                 self._pending_motion = ''
                 self._emit('fault', reason=f'arm refused motion: {message}')
                 self._handle(Event.FAULT_DETECTED, message)
