@@ -30,7 +30,7 @@ from smartcell.core.cell.authorisation import (MODE_PREFIX, OperatorPolicy, Requ
 from smartcell.core.cell.orders import OrderBook
 from smartcell.io.event_journal import EventJournal, JournalError
 from smartcell.io.order_store import SqliteOrderStore
-from smartcell.core.cell.controller import REQUESTS, CellController, CellOutput, JointSample, safety_level
+from smartcell.core.cell.controller import CLOCK_JUMP_S, REQUESTS, CellController, CellOutput, JointSample, safety_level
 from smartcell.core.node_params import SUPERVISOR
 from smartcell.core.robot.kinematics import JOINT_NAMES
 from smartcell.core.params import ConfigError
@@ -133,6 +133,7 @@ class Supervisor(Node):
         self._arm_params = self.create_client(GetParameters, f'{self._arm_node}/get_parameters') \
             if self._arm_node else None
         self._arm_params_future = None
+        self._refused_requests, self._refused_recorded_s = 0, -float('inf')
 
         self._scale_pub = self.create_publisher(Float64, 'speed_scale', LATCHED_QOS)
         self._verdict_pub = self.create_publisher(DiagnosticArray, 'safety/verdict', STREAM_QOS)
@@ -307,9 +308,18 @@ class Supervisor(Node):
             return True, json.dumps(self._verifier.login_parameters(login))
         checked = self._verifier.verify(raw, time.time_ns())
         if checked.operator is None:
-            self.get_logger().warning(f'operator request refused: {checked.reason}')
-            self._apply(self._controller.operator_refused(checked.request, checked.user, checked.reason,
-                                                               self._now_s()))
+            # Recorded (an fsync'd evidence event) at most once a second: a flood of bad requests must
+            # not turn into a flood of disk writes on the safety loop's thread.
+            self._refused_requests += 1
+            now = time.monotonic()
+            if now - self._refused_recorded_s >= 1.0:
+                self._refused_recorded_s = now
+                reason = checked.reason if self._refused_requests == 1 else \
+                    f'{checked.reason} (and {self._refused_requests - 1} more refused since the last record)'
+                self._refused_requests = 0
+                self.get_logger().warning(f'operator request refused: {reason}')
+                self._apply(self._controller.operator_refused(checked.request, checked.user, reason,
+                                                              self._now_s()))
             return False, checked.reason
         if checked.request.startswith(MODE_PREFIX):
             output = self._controller.set_mode(Mode(checked.request[len(MODE_PREFIX):]), self._now_s(),
@@ -390,7 +400,9 @@ class Supervisor(Node):
             if not self._lockstep:
                 # A watchdog verdict is stamped now; the next people verdict carries its (older) data
                 # stamp. The arm reads stamps going back as a clock jump: never publish one backwards.
-                if stamp_ns(verdict_stamp) < self._last_verdict_stamp_ns:
+                # A real clock reset (a restarted twin: far back) is passed on: the arm must see it.
+                behind_ns = self._last_verdict_stamp_ns - stamp_ns(verdict_stamp)
+                if 0 < behind_ns < CLOCK_JUMP_S * 1e9:
                     verdict_stamp = ns_to_stamp(self._last_verdict_stamp_ns)
                 self._last_verdict_stamp_ns = stamp_ns(verdict_stamp)
             self._publish_verdict(output.verdict, verdict_stamp)
