@@ -30,7 +30,7 @@ from smartcell.core.cell.authorisation import (MODE_PREFIX, OperatorPolicy, Requ
 from smartcell.core.cell.orders import OrderBook
 from smartcell.io.event_journal import EventJournal, JournalError
 from smartcell.io.order_store import SqliteOrderStore
-from smartcell.core.cell.controller import REQUESTS, CellController, CellOutput, JointSample, safety_level
+from smartcell.core.cell.controller import CLOCK_JUMP_S, REQUESTS, CellController, CellOutput, JointSample, safety_level
 from smartcell.core.node_params import SUPERVISOR
 from smartcell.core.robot.kinematics import JOINT_NAMES
 from smartcell.core.params import ConfigError
@@ -400,7 +400,9 @@ class Supervisor(Node):
             if not self._lockstep:
                 # A watchdog verdict is stamped now; the next people verdict carries its (older) data
                 # stamp. The arm reads stamps going back as a clock jump: never publish one backwards.
-                if stamp_ns(verdict_stamp) < self._last_verdict_stamp_ns:
+                # A real clock reset (a restarted twin: far back) is passed on: the arm must see it.
+                behind_ns = self._last_verdict_stamp_ns - stamp_ns(verdict_stamp)
+                if 0 < behind_ns < CLOCK_JUMP_S * 1e9:
                     verdict_stamp = ns_to_stamp(self._last_verdict_stamp_ns)
                 self._last_verdict_stamp_ns = stamp_ns(verdict_stamp)
             self._publish_verdict(output.verdict, verdict_stamp)
