@@ -2,12 +2,14 @@
 
 Run: cd /work/main && .venv/bin/python -m bench.bench_command_authority
 """
-import time, rclpy
+import time
+import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from smartcell.nodes.common import publisher_problem
 from smartcell.core.safety.authority import sign_verdict, verify_verdict
 rclpy.init()
-sup = rclpy.create_node('supervisor'); arm = rclpy.create_node('arm')
+sup = rclpy.create_node('supervisor')
+arm = rclpy.create_node('arm')
 sup.create_publisher(DiagnosticArray, 'safety/verdict', 10)
 deadline = time.monotonic() + 5
 while publisher_problem(arm, 'safety/verdict', 'supervisor') and time.monotonic() < deadline:

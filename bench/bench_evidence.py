@@ -47,7 +47,8 @@ def main() -> None:
         for label, key in (('unkeyed', None), ('keyed', bytes(range(32)))):
             path = Path(directory) / f'{label}.jsonl'
             seconds = write(path, n, key, options.fsync)
-            print(f'write {label:8s} fsync={options.fsync}: {total} records in {seconds:.2f} s = {seconds / total * 1e6:.1f} us/record '
+            print(f'write {label:8s} fsync={options.fsync}: {total} records in {seconds:.2f} s = '
+                  f'{seconds / total * 1e6:.1f} us/record '
                   f'({path.stat().st_size / total:.0f} bytes/record)')
         start = time.perf_counter()
         result = verify_evidence(Path(directory) / 'keyed.jsonl', bytes(range(32)))

@@ -5,7 +5,8 @@
 import time
 import numpy as np
 from smartcell.core.robot.kinematics import LINK_CAPSULE_RADII, capsule_point_velocities, link_capsules
-from smartcell.core.safety.monitor import PeopleObservation, RobotObservation, SafetyConfig, SafetyMonitor, StoppingModel
+from smartcell.core.safety.monitor import (PeopleObservation, RobotObservation, SafetyConfig, SafetyMonitor,
+                                           StoppingModel)
 
 from pathlib import Path
 
@@ -23,7 +24,9 @@ for n in (0, 1, 3, 10):
         xy = start + 0.01 * np.sin(k / 10.0)
         positions = np.column_stack([xy, np.ones(n)]) if n else np.zeros((0, 3))
         t0 = time.perf_counter()
-        monitor.update(PeopleObservation(t, 'world', positions), RobotObservation(t, caps, LINK_CAPSULE_RADII, vel, 0.5), t)
+        monitor.update(PeopleObservation(t, 'world', positions),
+                       RobotObservation(t, caps, LINK_CAPSULE_RADII, vel, 0.5), t)
         durations.append(time.perf_counter() - t0)
     d = np.array(durations) * 1e3
-    print(f'{n:2d} people x {len(caps)} capsules: update() median {np.median(d):.3f} ms, p99 {np.percentile(d, 99):.3f} ms')
+    print(f'{n:2d} people x {len(caps)} capsules: update() median {np.median(d):.3f} ms, '
+          f'p99 {np.percentile(d, 99):.3f} ms')

@@ -208,7 +208,8 @@ def assessable_share() -> None:
     document = yaml.safe_load((Path(__file__).resolve().parents[1] / 'config' / 'motions.yaml').read_text())
     configurations = [np.asarray(document['configurations'][c]) for c in document['cycles']['pick_place']]
     positions = cycle_positions(configurations, 2000.0, cycles=4)
-    print(f'share of windows assessable, pick_place cycle of config/motions.yaml x 4 ({positions.shape[0] / 2000:.0f} s, '
+    print('share of windows assessable, pick_place cycle of config/motions.yaml x 4 '
+          f'({positions.shape[0] / 2000:.0f} s, '
           'segments timed like the arm planner at 50 % speed, 0.5 s stops), shaft >= 2 Hz; before (speed rule) -> '
           'after (encoder order tracking):')
     for window_s in WINDOWS_S[:3]:

@@ -24,7 +24,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                'shift; check MES records (no loss, no duplicate), orders answered, deadman stops, return to service'),
     'live': ('smartcell.tools.live', 'bridge the running cell\'s topics to Foxglove (foxglove-sdk WebSocket server, '
              'ws://127.0.0.1:8765)'),
-    'audit': ('smartcell.tools.audit', 'verify or export the audit trail (hash chain) of production and safety records'),
+    'audit': ('smartcell.tools.audit',
+              'verify or export the audit trail (hash chain) of production and safety records'),
 }
 
 

@@ -189,8 +189,8 @@ RECORDER = NodeParams('recorder', (
                  'twin/joint_states sensor_msgs/msg/JointState', 'twin/joint_command sensor_msgs/msg/JointState',
                  '/clock rosgraph_msgs/msg/Clock'],
       'topics subscribed at start, before their publishers exist ("TOPIC pkg/msg/Type [latched]"), so that a run is '
-      'recorded from its first message (replay needs humans, humans/velocities, joint_states and safety/verdict whole); other topics '
-      'are found on the ROS graph'),
+      'recorded from its first message (replay needs humans, humans/velocities, joint_states and safety/verdict '
+      'whole); other topics are found on the ROS graph'),
     P('exclude_topics', ['/parameter_events'], 'topics not recorded (every other topic of the graph is)'),
     P('discovery_period_s', 0.1, 'how often the ROS graph is scanned for new topics (steady clock), s',
       min=0.01, max=10.0),

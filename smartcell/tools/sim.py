@@ -165,7 +165,8 @@ def scenario_names() -> list[str]:
     try:
         from smartcell.twin.scenarios import SCENARIOS, TASK_DRIVEN_SCENARIO
     except ImportError as exc:   # pybullet is optional on hardware (no wheel for Python 3.12)
-        raise SystemExit(f'smartcell sim needs the PyBullet twin: {exc}. Install pybullet==3.2.7 (Python 3.11).')
+        raise SystemExit(f'smartcell sim needs the PyBullet twin: {exc}. Install pybullet==3.2.7 '
+                         '(Python 3.11).') from None
     return sorted(SCENARIOS) + [TASK_DRIVEN_SCENARIO]
 
 

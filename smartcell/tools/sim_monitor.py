@@ -64,7 +64,8 @@ class SimMonitor:
             self._units_shown = done
             self._bar.set_postfix_str(f'{label} done {float(done):.0f}', refresh=False)
 
-    def wait_for_kpis(self, processes: CellProcesses, start_timeout_s: float, stall_timeout_s: float) -> dict[str, float]:
+    def wait_for_kpis(self, processes: CellProcesses, start_timeout_s: float,
+                      stall_timeout_s: float) -> dict[str, float]:
         last_progress = (None, time.monotonic())
         started = time.monotonic()
         try:

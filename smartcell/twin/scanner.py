@@ -134,7 +134,7 @@ class SafetyScanner:
         background = np.full(index.size, np.inf)
         for _ in range(16):                  # a beam crosses at most a few people's limbs
             ids, ranges = self._cast(ray_from[index], self._ray_to[index])
-            hit_moving = np.array([(int(b), int(l)) in moving for b, l in ids], dtype=bool)
+            hit_moving = np.array([(int(body), int(link)) in moving for body, link in ids], dtype=bool)
             done = ~hit_moving
             background[index[done]] = ranges[done]
             index = index[hit_moving]
@@ -155,7 +155,8 @@ class SafetyScanner:
         half = np.arcsin(np.clip(circles[:, 2] / np.hypot(circles[:, 0], circles[:, 1]), 0.0, 1.0))
         intervals = [(centre - half).tolist(), (centre + half).tolist()]
         if self._boxed:
-            boxes = np.array([p.getAABB(b, l, physicsClientId=self.client_id) for b, l in self._boxed])  # (S, 2, 3)
+            # (S, 2, 3)
+            boxes = np.array([p.getAABB(body, link, physicsClientId=self.client_id) for body, link in self._boxed])
             height = self._origin[2]
             boxes = boxes[(boxes[:, 0, 2] <= height) & (boxes[:, 1, 2] >= height)]
             if boxes.size:

@@ -30,7 +30,8 @@ def test_launch_starts_exactly_the_topology_nodes(repo, sim, record, switched_of
                                           **{g: 'false' if g in switched_off else 'true'
                                              for g in ('sensors', 'mes', 'hmi')}})
     started = [entity for entity in description.entities
-               if isinstance(entity, Node) and entity.node_package == 'smartcell'   # robot_state_publisher too on hardware
+               # smartcell's own: on hardware the launch file also starts robot_state_publisher
+               if isinstance(entity, Node) and entity.node_package == 'smartcell'
                and (entity.condition is None or entity.condition.evaluate(context))]
     names = sorted(node.node_executable for node in started)
     groups = tuple(g for g in DEFAULT_GROUPS if g not in switched_off) + (('record',) if record == 'true' else ())

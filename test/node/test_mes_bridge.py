@@ -159,7 +159,8 @@ def test_bridge_end_to_end(tmp_path, cell, broker):
     opcua_port = free_port()
     bridge = start_bridge(tmp_path, broker.port, opcua_port)
     try:
-        assert poll(lambda: cell.events_pub.get_subscription_count() > 0, 90)   # OPC UA start-up is slow under load, 'bridge did not subscribe'
+        # OPC UA start-up is slow under load
+        assert poll(lambda: cell.events_pub.get_subscription_count() > 0, 90), 'bridge did not subscribe'
         assert consumer.wait_until(lambda c: c.other.get(f'smartcell/{CELL}/status') == b'online', 20)
         publisher = consumer._client       # the MES sends PO-1; the bridge validates and queues it
         publisher.publish(f'smartcell/{CELL}/orders/in', json.dumps({'order_id': 'PO-1', 'work_master': 'bracket_a',

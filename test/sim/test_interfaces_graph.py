@@ -13,12 +13,13 @@ rclpy = pytest.importorskip('rclpy')
 
 from rclpy.qos import DurabilityPolicy, ReliabilityPolicy  # noqa: E402
 
-from smartcell.interfaces import EXTERNAL, TOPICS, Durability, Qos, Reliability, compatible  # noqa: E402
+from smartcell.interfaces import TOPICS, Durability, Qos, Reliability, compatible  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.twin]
 CELL = {'twin', 'scanner', 'arm', 'supervisor', 'vibration_sensor', 'energy_meter', 'wearable', 'mes_bridge'}
 RELIABILITY = {ReliabilityPolicy.RELIABLE: Reliability.RELIABLE, ReliabilityPolicy.BEST_EFFORT: Reliability.BEST_EFFORT}
-DURABILITY = {DurabilityPolicy.VOLATILE: Durability.VOLATILE, DurabilityPolicy.TRANSIENT_LOCAL: Durability.TRANSIENT_LOCAL}
+DURABILITY = {DurabilityPolicy.VOLATILE: Durability.VOLATILE,
+              DurabilityPolicy.TRANSIENT_LOCAL: Durability.TRANSIENT_LOCAL}
 
 
 def test_the_running_cell_matches_the_interface_table(tmp_path):

@@ -9,7 +9,8 @@ DEFAULTS = {spec.name: spec.default for spec in MES_BRIDGE.specs}
 ENV = {'ROS_HOME': '/data/ros'}
 
 
-@pytest.mark.parametrize('namespace,slug', [('/', ''), ('', ''), ('/cell_b', 'cell_b'), ('/line2/cell_b/', 'line2-cell_b')])
+@pytest.mark.parametrize('namespace,slug', [('/', ''), ('', ''), ('/cell_b', 'cell_b'),
+                                            ('/line2/cell_b/', 'line2-cell_b')])
 def test_namespace_slug(namespace, slug):
     assert namespace_slug(namespace) == slug
 

@@ -3,7 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from smartcell.core.mes.records import FillAlarm, parse_orders, service_for, EXAMPLE_ORDERS_YAML, JobOrder, OrderRejected
+from smartcell.core.mes.records import (FillAlarm, parse_orders, service_for, EXAMPLE_ORDERS_YAML, JobOrder,
+                                        OrderRejected)
 from smartcell.topology import param_registry
 from smartcell.core.mes.params import MES_BRIDGE, bridge_config
 from smartcell.core.params import ConfigError, load_cell_config

@@ -19,7 +19,8 @@ VALID = {'order_id': 'PO-1001', 'work_master': 'bracket_a', 'quantity': 20, 'pri
 
 
 def test_core_imports_no_ros_or_pybullet():
-    code = ('import sys, smartcell.core.mes.records, smartcell.core.mes.oee, smartcell.core.mes.audit_trail, smartcell.core.mes.params;'
+    code = ('import sys, smartcell.core.mes.records, smartcell.core.mes.oee, smartcell.core.mes.audit_trail, '
+            'smartcell.core.mes.params;'
             'bad = [m for m in ("rclpy", "pybullet", "paho", "asyncua", "sqlite3") if m in sys.modules];'
             'print(bad); sys.exit(1 if bad else 0)')
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)

@@ -67,7 +67,7 @@ def test_pipeline_divides_by_a_lower_bound_of_the_applied_scale():
     monitor = RecordingMonitor(commanded)
     pipeline = SafetyPipeline(monitor, BasePose(0, 0, 0, 0))
     people = (0.0, 'world', np.zeros((0, 3)))
-    for k in range(len(commanded)):
+    for _ in range(len(commanded)):
         pipeline.evaluate(people, (0.0, HOME, np.zeros(6)), 0.0)
     # The arm lags and ramps: a low scale commanded once bounds the applied scale for a few ticks.
     assert APPLIED_SCALE_HISTORY == 4

@@ -6,8 +6,8 @@ import pytest
 import yaml
 
 from smartcell.core.params import ConfigError
-from smartcell.core.tasks.recipe import (BOTH, EITHER, HUMAN, ROBOT, RecipeError, find_cycle, generated_recipe, load_recipe,
-                                  recipe_from_dict, topological_order)
+from smartcell.core.tasks.recipe import (BOTH, EITHER, HUMAN, ROBOT, RecipeError, find_cycle, generated_recipe,
+                                         load_recipe, recipe_from_dict, topological_order)
 
 BASE = {
     'job': 'unit_test',

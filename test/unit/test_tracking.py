@@ -146,7 +146,7 @@ def test_noisy_track_velocity_error_is_consistent_with_its_covariance():
     rng = np.random.default_rng(7)
     inside = 0
     runs = 40
-    for run in range(runs):
+    for _ in range(runs):
         last = walk(make_tracker(), (2.0, 1.0), (1.0, 0.5), 45, noise=rng)[-1][0]
         error = np.asarray(last.velocity_mps) - (1.0, 0.5)
         d2 = error @ np.linalg.solve(last.velocity_cov_matrix, error)

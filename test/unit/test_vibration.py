@@ -221,7 +221,8 @@ def test_rul_of_a_linear_trend_and_of_a_flat_one():
 
 
 def test_core_imports_neither_rclpy_nor_pybullet():
-    code = ('import sys, smartcell.core.sensors.vibration, smartcell.core.sensors.energy, smartcell.core.sensors.wearable, '
+    code = ('import sys, smartcell.core.sensors.vibration, smartcell.core.sensors.energy, '
+            'smartcell.core.sensors.wearable, '
             'smartcell.core.sensors.params, smartcell.twin.vibration_model, smartcell.twin.energy_model; '
             'print(sorted(m for m in ("rclpy", "pybullet") if m in sys.modules))')
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True)

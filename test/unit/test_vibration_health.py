@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from smartcell.core.sensors.vibration import (LEVEL_ERROR, LEVEL_OK, AnalysisConfig, GearboxMonitor, HealthThresholds,
-                                              MonitorConfig, amplitude_spectrum, bearing_preset, extract_features,
+                                              MonitorConfig, amplitude_spectrum, extract_features,
                                               iso_zone, velocity_rms_mm_s)
 from smartcell.tools.analyze_vibration import main
 from smartcell.twin.vibration_model import GearboxModel, GearboxVibration

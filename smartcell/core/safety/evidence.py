@@ -450,8 +450,9 @@ def verify_evidence(path: str | Path, key: bytes | None = None, anchor: Anchor |
                       f'{anchor_problem}: deletion of the newest records cannot be ruled out')
     else:
         if mac_key is not None and not anchor_value.mac_ok(mac_key):
-            found.add(FindingKind.ANCHOR_MISMATCH, anchor_value.seq, f'the anchor has {"a wrong" if anchor_value.mac else "no"} '
-                      'MAC under the cell key (written without the key)')
+            which = 'a wrong' if anchor_value.mac else 'no'
+            found.add(FindingKind.ANCHOR_MISMATCH, anchor_value.seq,
+                      f'the anchor has {which} MAC under the cell key (written without the key)')
         if anchor_value.seq > highest_seq:
             found.add(FindingKind.TAIL_MISSING, highest_seq,
                       f'the log ends at seq {highest_seq} but its anchor names seq {anchor_value.seq}: the records '

@@ -338,7 +338,9 @@ class SafetyPipeline:
         # Joint states often come faster than people data: the same state is not recomputed.
         stamp_s, q, qd = joints
         cached = self._geometry_cache
-        if cached is None or cached[0] != stamp_s or not (np.array_equal(cached[1], q) and np.array_equal(cached[2], qd)):
+        same = cached is not None and cached[0] == stamp_s and np.array_equal(cached[1], q) \
+            and np.array_equal(cached[2], qd)
+        if cached is None or not same:
             cached = (stamp_s, q.copy(), qd.copy(), robot_geometry(stamp_s, q, qd, self._base))
             self._geometry_cache = cached
         return cached[3]

@@ -39,7 +39,8 @@ class BandChoice:
     reason: str
 
     def as_dict(self) -> dict[str, object]:
-        return {'method': 'fast kurtogram (Antoni 2007)', 'band_hz': None if self.band_hz is None else list(self.band_hz),
+        return {'method': 'fast kurtogram (Antoni 2007)',
+                'band_hz': None if self.band_hz is None else list(self.band_hz),
                 'level': self.level, 'spectral_kurtosis': self.spectral_kurtosis, 'threshold': self.threshold,
                 'reason': self.reason}
 

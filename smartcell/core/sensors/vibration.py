@@ -854,7 +854,8 @@ def estimate_rul(times_s: Sequence[float], health: Sequence[float], threshold: f
     if t.size and h[-1] >= threshold:
         return RulEstimate(0.0, 0.0, 0.0, model, 'health index at or above the threshold')
     if t.size < min_points:
-        return RulEstimate(math.inf, math.inf, math.inf, model, f'not enough trend: only {t.size} valid points, need {min_points}')
+        return RulEstimate(math.inf, math.inf, math.inf, model,
+                           f'not enough trend: only {t.size} valid points, need {min_points}')
     y = np.log(h) if model == 'exponential' else h
     level = math.log(threshold) if model == 'exponential' else threshold
     t0 = t[-1]
