@@ -86,10 +86,11 @@ class NodeParams:
         if len(self.by_name) != len(self.specs):
             raise ValueError(f'duplicate parameter in node {self.name!r}')
 
-    def defaults(self) -> dict[str, ParamValue]:
+    def defaults(self) -> dict[str, Any]:
         return {s.name: s.default for s in self.specs}
 
-    def resolve(self, overrides: Mapping[str, Any], *, allow_unknown: Sequence[str] = ()) -> dict[str, ParamValue]:
+    def resolve(self, overrides: Mapping[str, Any], *, allow_unknown: Sequence[str] = ()) -> dict[str, Any]:
+        # Any: each value has its spec's kind (validated); the specs, not the annotation, say which.
         """Defaults overlaid with validated overrides; an unknown key is an error naming it."""
         values = self.defaults()
         for key, value in overrides.items():

@@ -406,7 +406,7 @@ class CellController:
             self._handle(event, f'{name} requested by {who}')
         except IllegalTransition as exc:
             return self._end(False, str(exc))
-        if needs:
+        if needs and self.authorisation is not None:
             self._operator_record(name, who, needs, True, '')
             self.authorisation.granted(name)
         self._settle_stop()
@@ -438,7 +438,7 @@ class CellController:
         and `who` is not: then the refusal is recorded and its message left in self._out_message."""
         policy = self.authorisation
         needs = policy.needs(request, self.cell.state) if policy is not None else ''
-        if not needs:
+        if not needs or policy is None:
             return ''
         refusal = policy.refusal(who)
         if not refusal:
@@ -779,8 +779,8 @@ class CellController:
             return
         self._send_motion(joints.positions_rad, self.motions.configurations[name])
 
-    def _send_motion(self, actual: np.ndarray, target: Sequence[float]) -> None:
-        plan = segment_plan(actual, target, LIMITS, self.config.nominal_speed_fraction)
+    def _send_motion(self, actual: np.ndarray, target: Sequence[float] | np.ndarray) -> None:
+        plan = segment_plan(actual, np.asarray(target, dtype=float), LIMITS, self.config.nominal_speed_fraction)
         self._motion_count += 1
         self._pending_motion = self._last_motion = f'motion-{self._motion_count}'
         self._pending_target = np.asarray(target, dtype=float)

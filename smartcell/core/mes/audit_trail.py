@@ -217,7 +217,7 @@ def verify_chain(records: Iterable[Mapping[str, Any] | Exception], key: bytes | 
     for index, record in enumerate(records):
         chained = isinstance(record, Mapping) and isinstance(record.get('hash'), str) \
             and isinstance(record.get('prev_hash'), str)
-        if not chained:
+        if not chained or not isinstance(record, Mapping):
             if index == 0:
                 what = f'cannot be read ({record})' if isinstance(record, Exception) else \
                     'has no hash and prev_hash'

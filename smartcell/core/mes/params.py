@@ -6,9 +6,9 @@ import re
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
-from smartcell.core.params import ConfigError, NodeParams, ParamSpec, ParamValue
+from smartcell.core.params import ConfigError, NodeParams, ParamSpec
 
 OPCUA_SECURITY = ('none', 'sign_encrypt', 'both')      # both: None and Basic256Sha256 SignAndEncrypt endpoints
 OPCUA_ANONYMOUS = ('read_only', 'disabled')
@@ -150,7 +150,7 @@ def port_taken_message(endpoint: str, reason: str) -> str:
             f'mes_bridge.opcua_enabled:=false')
 
 
-def namespaced(values: Mapping[str, ParamValue], namespace: str) -> dict[str, ParamValue]:
+def namespaced(values: Mapping[str, Any], namespace: str) -> dict[str, Any]:
     """The parameters with the namespace folded into those listed in `namespace_derived`.
 
     Two cells started side by side under /cell_a and /cell_b get distinct cell ids, outbox files,
@@ -185,7 +185,7 @@ def namespaced(values: Mapping[str, ParamValue], namespace: str) -> dict[str, Pa
     return derived
 
 
-def bridge_config(values: Mapping[str, ParamValue], environ: Mapping[str, str] = os.environ,
+def bridge_config(values: Mapping[str, Any], environ: Mapping[str, str] = os.environ,
                   namespace: str = '/') -> MesBridgeConfig:
     """Cross-check the parameters, fold in the namespace, resolve defaults; ConfigError names the bad one."""
     if not str(values['opcua_endpoint']).startswith('opc.tcp://'):

@@ -332,7 +332,10 @@ def _check_field(name: str, rule: FieldRule, value: Any, order_id: str) -> None:
         raise reject(f'has type {type(value).__name__} ({value!r:.40})')
     if isinstance(value, float) and not math.isfinite(value):
         raise reject(f'is not finite ({value!r})')
-    if rule.min is not None and value < rule.min or rule.max is not None and value > rule.max:
+    number = float(value) if isinstance(value, (int, float)) else None
+    below = number is not None and rule.min is not None and number < rule.min
+    above = number is not None and rule.max is not None and number > rule.max
+    if below or above:
         raise reject(f'is out of range ({value!r})')
 
 
@@ -363,7 +366,8 @@ def validate_order(raw: Any, known_work_masters: Collection[str]) -> JobOrder:
             raise OrderRejected(f'order is not valid JSON: {exc}') from None
     if not isinstance(raw, Mapping):
         raise OrderRejected(f'order must be a JSON object, got {type(raw).__name__}')
-    order_id = raw.get('order_id') if isinstance(raw.get('order_id'), str) else ''
+    found_id = raw.get('order_id')
+    order_id: str = found_id if isinstance(found_id, str) else ''
     unknown = sorted(str(k) for k in raw if k not in ORDER_SCHEMA)
     if unknown:
         raise OrderRejected(f'unknown field(s) {unknown}; accepted: {", ".join(ORDER_SCHEMA)}', order_id, unknown[0])

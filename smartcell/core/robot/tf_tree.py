@@ -222,9 +222,10 @@ def parse_urdf(xml_text: str) -> RobotModel:
     roots = [link for link in links if link not in children]
     if len(roots) != 1:
         raise UrdfError(f'URDF must have exactly one root link, found {roots}')
-    model = RobotModel(robot.get('name', ''), roots[0], tuple(joints))
+    root = str(roots[0])
+    model = RobotModel(str(robot.get('name', '')), root, tuple(joints))
     FrameTree(model.fixed_transforms() + tuple(j.transform() for j in joints if j.type in MOVING_TYPES)).check(
-        model.links, roots[0])
+        model.links, root)
     return model
 
 
