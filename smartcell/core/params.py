@@ -47,14 +47,14 @@ class ParamSpec:
     def validate(self, value: Any, where: str = '') -> ParamValue:
         """Return the value coerced to the spec's type, or raise ConfigError naming the parameter."""
         label = f'{where}{self.name}'
-        kind = self.kind()
+        kind: Any = self.kind()       # Any: isinstance(value, kind) must not narrow value to object
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if kind is list:
             if not isinstance(value, (list, tuple)):
                 raise ConfigError(f'parameter {label!r} must be a list, got {value!r}')
             value = list(value)
-            element = type(self.default[0]) if self.default else None
+            element = type(self.default[0]) if isinstance(self.default, list) and self.default else None
             if element is float:
                 value = [float(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value]
             if element is not None and not all(isinstance(v, element) for v in value):

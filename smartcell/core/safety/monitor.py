@@ -600,7 +600,7 @@ class SafetyMonitor:
         speeds = {name: max_transient_speed(body.region(name), self.config.robot_moving_mass_kg,
                                             self.config.payload_kg, self.config.contact_area_cm2)
                   for name in body.exposed}
-        region = min(speeds, key=speeds.get)
+        region = min(speeds, key=lambda name: speeds[name])
         return speeds[region], region
 
     def _mode_speed_cap(self) -> float:
@@ -621,7 +621,7 @@ class SafetyMonitor:
                                          self.config.nominal_robot_speed_mps, self.config.min_scale_for_estimate))
         scale = 1.0 if fastest <= cap else cap / fastest
         what = 'manual reduced (T1)' if self._mode is Mode.MANUAL_REDUCED else \
-            f'collaborative: PFL transient limit of {self._pfl[1]}'
+            f'collaborative: PFL transient limit of {self._pfl[1] if self._pfl else "?"}'
         return _Rule(scale, f'{what}: every capsule point capped at {cap:.3f} m/s '
                             f'(fastest {fastest:.3f} m/s at full scale)')
 

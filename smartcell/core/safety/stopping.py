@@ -232,7 +232,7 @@ class StoppingModel:
     def lookup(self, speed_fraction: np.ndarray | float,
                payload_fraction: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
         """(T_s s, S_s m) arrays at the given speed fraction(s), non-decreasing in both fractions."""
-        rows = self._index(self.speed_fractions, speed_fraction, 'speed_fraction')
+        rows = self._index(self.speed_fractions, np.asarray(speed_fraction, dtype=float), 'speed_fraction')
         columns = self._index(self.payload_fractions, np.full(np.shape(rows), payload_fraction), 'payload_fraction')
         return self._time_envelope[rows, columns], self._distance_envelope[rows, columns]
 
