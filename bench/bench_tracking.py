@@ -110,7 +110,9 @@ def bench_accuracy(scenario: str, duration_s: float, seed: int) -> None:
             rejected += 1
             continue
         if tracker is None:
-            tracker = PeopleTracker(tracker_config, Pose2D(*scanner_cfg['scanner_pose_xy_yaw']), result.layout.geometry())
+            tracker = PeopleTracker(
+                tracker_config, Pose2D(*scanner_cfg['scanner_pose_xy_yaw']), result.layout.geometry()
+            )
         tracks = tracker.update(result.ranges_m, t)
         for index, path in enumerate(world.paths):
             truth = path.state_at(t)
@@ -146,23 +148,38 @@ def bench_accuracy(scenario: str, duration_s: float, seed: int) -> None:
                     left_at[index] = (t, truth.x_m, truth.y_m)
                 else:
                     t0, x0, y0 = left_at[index]
-                    near = [tr for tr in tracks if math.hypot(tr.position_m[0] - x0, tr.position_m[1] - y0)
-                            <= DROP_RADIUS_M]
+                    near = [
+                        tr for tr in tracks if math.hypot(tr.position_m[0] - x0, tr.position_m[1] - y0) <= DROP_RADIUS_M
+                    ]
                     if not near and t0 >= 0:
                         drop_s.append(t - t0)
-                        left_at[index] = (-1.0, x0, y0)       # counted once
+                        left_at[index] = (-1.0, x0, y0)  # counted once
+    # A lost person: the scan goes empty (the person gone, or hidden behind something that is no leg).
+    empty, lost_at, drop_lost_s = np.full_like(np.asarray(frame.ranges, dtype=float), np.inf), t, None
+    for k in range(1, int(5.0 / dt)):
+        if tracker is None or not tracker.update(empty, lost_at + k * dt):
+            drop_lost_s = k * dt
+            break
     wall = time.perf_counter() - wall
-    print(f'scenario {scenario}, seed {seed}, {duration_s:.0f} s simulated ({wall:.1f} s wall), '
-          f'{len(world.paths)} people, {rejected} scans rejected')
+    print(
+        f'scenario {scenario}, seed {seed}, {duration_s:.0f} s simulated ({wall:.1f} s wall), '
+        f'{len(world.paths)} people, {rejected} scans rejected'
+    )
     print(f'  position error of the nearest track, m: {percentiles(position_errors)}')
     print(f'  speed error |tracked - true|, m/s:      {percentiles(speed_errors)}')
     print(f'  velocity error |v_track - v_true|, m/s: {percentiles(velocity_errors)}')
     n = max(len(position_errors), 1)
-    print(f'  true speed toward the robot > mean + 2 sigma: {above_bound / n:.2%}; '
-          f'> max(bound, {HUMAN_SPEED_FLOOR_MPS} m/s): {above_floored / n:.2%} (n={len(position_errors)})')
+    print(
+        f'  true speed toward the robot > mean + 2 sigma: {above_bound / n:.2%}; '
+        f'> max(bound, {HUMAN_SPEED_FLOOR_MPS} m/s): {above_floored / n:.2%} (n={len(position_errors)})'
+    )
     print(f'  bound - true speed toward the robot, m/s: {percentiles(bound_margin)}')
     print(f'  time to confirm, s:                     {percentiles(confirm_s)}')
     print(f'  time to drop after leaving, s:          {percentiles(drop_s)}')
+    print(
+        f'  time to drop once the scan is empty, s: {drop_lost_s if drop_lost_s is None else round(drop_lost_s, 3)}'
+        f' (track_timeout_s {tracker_config.track_timeout_s})'
+    )
     print(f'  track ids per person (1 = no swap):     {[len(s) for s in ids]}')
 
 
