@@ -10,6 +10,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,6 +130,20 @@ def isolated_ros_env(base: Mapping[str, str] | None = None, domain_id: int | Non
     return env
 
 
+
+def _die_with_parent():
+    """A pre-exec hook (Linux): the node gets SIGTERM when the process that started it dies, even by
+    kill -9, so a killed `smartcell sim` or test never leaves a cell running in its DDS domain.
+    The kernel ties this to the starting *thread*: only set from the main thread."""
+    if sys.platform != 'linux' or threading.current_thread() is not threading.main_thread():
+        return None
+    import ctypes
+    libc = ctypes.CDLL('libc.so.6', use_errno=True)
+
+    def hook() -> None:
+        libc.prctl(1, signal.SIGTERM)        # PR_SET_PDEATHSIG
+    return hook
+
 @dataclass
 class CellProcesses:
     """A set of node processes with their logs; stop() is safe to call twice."""
@@ -141,7 +156,7 @@ class CellProcesses:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_dir / f'{name}.log', 'wb')
         self.processes[name] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=self.env,
-                                                start_new_session=True)
+                                                start_new_session=True, preexec_fn=_die_with_parent())
         log.close()
 
     def start_nodes(self, specs: Iterable[NodeSpec], params_file: Path | None,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -380,8 +381,13 @@ def _metres(value: float) -> str:
     return 'nobody came' if value == float('inf') else f'{value:.2f} m'
 
 
+def _stop_on_sigterm(signum, frame) -> None:  # noqa: ARG001 - signal handler signature
+    raise KeyboardInterrupt     # the run's `finally` stops every node it started (SIGTERM would skip it)
+
+
 def main(argv: list[str]) -> int:
     options = parse_args(argv)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         kpis = run(options)
     except ConfigError as exc:
