@@ -141,6 +141,10 @@ def publisher_problem(node: Node, topic: str, expected_node: str, namespace: str
     strays = [name for name in seen if name != expected and name not in unnamed]
     if strays:
         return f'unexpected publisher(s) of {topic}: {", ".join(sorted(set(strays)))} (only {expected} may publish)'
+    if unnamed and len(unnamed) < len(seen):
+        # The expected node is there and another endpoint is being discovered: a stranger until named.
+        return (f'{len(unnamed)} more publisher(s) of {topic} beside {expected}, not yet named on the ROS graph '
+                f'(only {expected} may publish)')
     if unnamed:
         return (f'{len(unnamed)} publisher(s) of {topic} {GRAPH_PENDING} (discovery in progress; only {expected} '
                 'may publish)')

@@ -158,7 +158,7 @@ def test_velocities_come_with_the_same_stamp_order_and_the_walking_speed(peer, p
     positions, velocities, cov = velocities_from_cloud(cloud)
     assert positions == pytest.approx(np.array([[p.position.x, p.position.y] for p in last.poses]))
     assert velocities[0] == pytest.approx((0.5, 0.0), abs=0.15)
-    assert 0.0 < cov[0, 0, 0] < 0.1 * 0.8 ** 2 and cov[0, 0, 1] == cov[0, 1, 0]
+    assert 0.0 < cov[0, 0, 0] < 0.25 * 0.8 ** 2 and cov[0, 0, 1] == cov[0, 1, 0]   # well below the prior
     assert not processes.failed()
 
 
