@@ -17,6 +17,8 @@ TWIN = NodeParams('twin', (
       'otherwise paced by real_time_factor'),
     P('lockstep_lag_ticks', 1, 'lockstep: ticks between a scan and the arm command it produced being applied '
       '(modelled sensing-to-actuation delay; must be covered by the reaction time T_r)', min=1, max=4),
+    P('min_subscribers', 1, 'lockstep: tick 0 is re-sent, and the run holds, until scan and twin/joint_states '
+      'each have this many subscribers (2 with a recorder, so the recording starts with the run)', min=1, max=10),
     P('lockstep_timeout_s', 10.0, 'wall-clock seconds to wait for the arm in lockstep before failing',
       min=0.1, max=600.0),
     P('real_time_factor', 1.0, 'pacing when not in lockstep: simulated seconds per wall second',

@@ -148,10 +148,11 @@ def publisher_problem(node: Node, topic: str, expected_node: str, namespace: str
     if unnamed:
         return (f'{len(unnamed)} publisher(s) of {topic} {GRAPH_PENDING} (discovery in progress; only {expected} '
                 'may publish)')
-    # Every endpoint has the expected name: a restarted node, listed twice until DDS drops the dead
-    # process's endpoint (its liveliness lease). The signatures and the rising sequence decide
-    # meanwhile; a second live process of that name is the known gap SROS2 closes (docs/safety.md).
-    return None
+    # Every endpoint has the expected name: a restarted node listed twice until DDS drops the dead
+    # process's endpoint (its participant lease), or a second process under that name, or a stranger
+    # whose endpoint the graph has attributed to it. They cannot be told apart here: hold (the safe
+    # side; a restarted supervisor waits out the lease). SROS2 closes this on hardware.
+    return f'{len(seen)} publishers of {topic} named {expected} (exactly one may publish)'
 
 
 def _fq_node(namespace: str, name: str) -> str:

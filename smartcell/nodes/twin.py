@@ -59,6 +59,7 @@ class Twin(Node):
 
     def __init__(self) -> None:
         super().__init__('twin')
+        self._held_command: tuple | None = None     # tick 0's answer, held until every subscriber listens
         self._config = declare_config(self, TWIN)
         self._world, self._scanner = build_world(self._config)
         self._dt_s = 1.0 / self._config.tick_rate_hz
@@ -143,6 +144,18 @@ class Twin(Node):
         key = stamp_ns(msg.header.stamp)
         if self._state not in ('warming', 'running') or key != self._expected_command_ns:
             return      # a repeat of a warm-up tick, already handled
+        if self._state == 'warming' and not self._subscribers_ready():
+            self._held_command = command    # a recorder is not receiving yet: start once it is (watchdog)
+            return
+        self._advance(command)
+
+    def _subscribers_ready(self) -> bool:
+        return min(self._scan_pub.get_subscription_count(),
+                   self._joint_pub.get_subscription_count()) >= self._config.min_subscribers
+
+    def _advance(self, command) -> None:
+        """Lockstep: the arm's command for the expected tick drives the physics one tick on."""
+        self._held_command = None
         if self._state == 'warming':
             # The pipeline answered tick 0: the first `lag` steps hold the start pose, then pipelined.
             self._state, self._wall_start = 'running', time.monotonic()
@@ -161,7 +174,10 @@ class Twin(Node):
 
     def _watch_lockstep(self) -> None:
         now = time.monotonic()
-        if self._state == 'warming' and now - self._last_publish_wall > WARMUP_REPUBLISH_S:
+        if self._state == 'warming' and self._held_command is not None and self._subscribers_ready():
+            self._publish_tick()       # tick 0 once more, now that everyone listens (the others: a repeat)
+            self._advance(self._held_command)
+        elif self._state == 'warming' and now - self._last_publish_wall > WARMUP_REPUBLISH_S:
             self._publish_tick()       # discovery may have missed it; every node handles a repeat idempotently
         elif self._state == 'running' and now - self._last_publish_wall > self._config.lockstep_timeout_s:
             self._fail(f'no arm command for tick {self._tick} within {self._config.lockstep_timeout_s} s '

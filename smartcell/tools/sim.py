@@ -181,7 +181,9 @@ def node_overrides(options: SimOptions) -> dict[str, dict[str, object]]:
     overrides: dict[str, dict[str, object]] = {spec.name: dict(sim_time) for spec in nodes_for(sim=True)}
     overrides.update({
         'twin': {'lockstep': True, 'duration_s': float(options.duration_s), 'seed': options.seed,
-                 'scenario': options.scenario, 'gui': options.gui},
+                 'scenario': options.scenario, 'gui': options.gui,
+                 # --record: tick 0 is held until the recorder also receives the twin's streams.
+                 'min_subscribers': 2 if 'record' in options.groups else 1},
         # Lockstep: the scanner runs on the tick stamps without /clock, so no clock to compare them with.
         'scanner': {'max_stamp_offset_s': 0.0},
         'arm': {'backend': 'sim', 'lockstep': True},
