@@ -258,16 +258,8 @@ class Supervisor(Node):
                                                           self._now_s()))
 
     def _on_contacts(self, msg: DiagnosticArray) -> None:
-        contacts, unreadable = [], []
-        for status in msg.status:
-            values = {kv.key: kv.value for kv in status.values}
-            try:
-                contacts.append((f'{status.name} on {status.hardware_id}',
-                                 [name for name in values['body_regions'].split(',') if name],
-                                 float(values['normal_force_n'])))
-            except (KeyError, ValueError) as exc:
-                unreadable.append(f'{status.name!r}: {exc}')
-        self._apply(self._controller.on_contacts(contacts, self._now_s(), '; '.join(unreadable)))
+        contacts, unreadable = contacts_from_msg(msg)
+        self._apply(self._controller.on_contacts(contacts, self._now_s(), unreadable))
 
     def _on_fatigue(self, msg: Float64) -> None:
         self._apply(self._controller.on_fatigue(msg.data, self._now_s()))
@@ -501,6 +493,20 @@ def ns_to_stamp(nanoseconds: int) -> Time:
 
 def _nulled(record: dict) -> dict:
     return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in record.items()}
+
+
+def contacts_from_msg(msg: DiagnosticArray) -> tuple[list[tuple[str, list[str], float]], str]:
+    """twin/contacts as (source, body regions, normal force N) per contact, and what could not be read."""
+    contacts, unreadable = [], []
+    for status in msg.status:
+        values = {kv.key: kv.value for kv in status.values}
+        try:
+            contacts.append((f'{status.name} on {status.hardware_id}',
+                             [name for name in values['body_regions'].split(',') if name],
+                             float(values['normal_force_n'])))
+        except (KeyError, ValueError) as exc:
+            unreadable.append(f'{status.name!r}: {exc}')
+    return contacts, '; '.join(unreadable)
 
 
 def joint_sample(msg: JointState | None) -> JointSample | None:

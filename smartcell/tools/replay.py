@@ -153,7 +153,7 @@ def replay(recording: Recording, controller) -> list[VerdictSample]:
     from smartcell.core.stamp_join import ExactStampJoiner
     from smartcell.nodes.common import stamp_ns, stamp_to_s
     from smartcell.nodes.scanner import velocities_from_cloud
-    from smartcell.nodes.supervisor import joint_sample
+    from smartcell.nodes.supervisor import contacts_from_msg, joint_sample
 
     verdicts: list[VerdictSample] = []
     joiner: ExactStampJoiner = ExactStampJoiner()
@@ -205,16 +205,8 @@ def replay(recording: Recording, controller) -> list[VerdictSample]:
             for _, people, joints in joiner.add_right(stamp_ns(msg.header.stamp), msg):
                 evaluate(people, joints)
         elif name == 'twin/contacts':
-            contacts, unreadable = [], []
-            for status in msg.status:
-                values = {kv.key: kv.value for kv in status.values}
-                try:
-                    contacts.append((f'{status.name} on {status.hardware_id}',
-                                     [n for n in values['body_regions'].split(',') if n],
-                                     float(values['normal_force_n'])))
-                except (KeyError, ValueError) as exc:
-                    unreadable.append(f'{status.name!r}: {exc}')
-            take(controller.on_contacts(contacts, clock['now_s'], '; '.join(unreadable)))
+            contacts, unreadable = contacts_from_msg(msg)
+            take(controller.on_contacts(contacts, clock['now_s'], unreadable))
         elif name == 'arm/trajectory_result':
             level = msg.level if isinstance(msg.level, int) else int.from_bytes(msg.level, 'little')
             if level in (0, 2):          # OK or ERROR; WARN is progress
