@@ -24,3 +24,7 @@ import pytest  # noqa: E402
 def repo() -> Path:
     """The source checkout (for config/ and urdf/ files under test)."""
     return REPO
+
+
+def pytest_report_header() -> str:
+    return f"ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']} ROS_HOME={os.environ['ROS_HOME']}"

@@ -25,16 +25,16 @@ from smartcell.core.robot.trajectory import ArmMode, ScaleRamp, TrajectoryExecut
 from smartcell.core.safety.authority import (CellKeyError, SeenSignatures, SequenceGuard, default_cell_key_path,
                                              load_or_create_cell_key, split_signed_id, verify_trajectory,
                                              verify_verdict)
+from smartcell.core.safety.graph import CommandPublisherCheck
 from smartcell.core.safety.verdict import VERDICT_STATUS_NAME
 from smartcell.nodes.common import (LATCHED_QOS, LEVEL_ERROR, LEVEL_OK, LEVEL_WARN, STREAM_QOS, declare_parameters,
-                                    GRAPH_PENDING, diagnostic_array, diagnostic_status, duration_msg, guarded,
-                                    joint_state_sample, publisher_problem, run_node, stamp_ns, steady_clock)
+                                    diagnostic_array, diagnostic_status, duration_msg, guarded,
+                                    joint_state_sample, command_publishers, run_node, stamp_ns, steady_clock)
 
 # A gap between two joint states longer than this advances the path by this much only: a stamp
 # jumping forward must never fast-forward the arm along its path (the twin ticks at 25-40 Hz).
 MAX_TICK_DT_S = 0.1
 MAX_QUEUED_MOTIONS = 16           # signed trajectories waiting for the verdict that names them
-MAX_PARKED_TRAJECTORIES = 4       # trajectories waiting for the ROS graph to name their publisher
 AUTHORITY_CHECK_PERIOD_S = 0.1    # steady seconds between ROS graph checks of the command topics
 VERDICT_TOPIC = 'safety/verdict'
 TRAJECTORY_TOPIC = 'arm/joint_trajectory'
@@ -160,7 +160,6 @@ class Arm(Node):
         self._pending_states: OrderedDict[int, tuple[np.ndarray, Time]] = OrderedDict()
         self._queued_motions: OrderedDict[str, TrajectoryInput] = OrderedDict()
         self._refused_motions: OrderedDict[str, None] = OrderedDict()
-        self._parked: list[JointTrajectory] = []
         self._loaded_motion = ''
         self._handled_key = -1
 
@@ -168,8 +167,11 @@ class Arm(Node):
         self._result_pub = self.create_publisher(DiagnosticStatus, 'arm/trajectory_result', 10)
         self._applied_pub = self.create_publisher(TimeReference, 'arm/speed_limit_applied', STREAM_QOS)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self.create_subscription(JointTrajectory, TRAJECTORY_TOPIC, self._guard(self._on_trajectory), 10)
-        self.create_subscription(DiagnosticArray, VERDICT_TOPIC, self._guard(self._on_verdict), STREAM_QOS)
+        self._subscriptions_by_topic = {
+            TRAJECTORY_TOPIC: self.create_subscription(JointTrajectory, TRAJECTORY_TOPIC,
+                                                       self._guard(self._on_trajectory), 10),
+            VERDICT_TOPIC: self.create_subscription(DiagnosticArray, VERDICT_TOPIC, self._guard(self._on_verdict),
+                                                    STREAM_QOS)}
         self.create_service(Trigger, 'arm/stop', self._guard(self._on_stop))
         self.create_service(Trigger, RESUME_SERVICE, self._guard(self._on_resume))
         on_state = self._guard(self._on_measured)
@@ -219,24 +221,21 @@ class Arm(Node):
     def _check_graph(self) -> None:
         """A stray or second publisher on a command topic holds the arm even while it is silent."""
         for topic in (VERDICT_TOPIC, TRAJECTORY_TOPIC):
-            problem = publisher_problem(self, topic, self._supervisor, allow_none=True)
-            if problem and GRAPH_PENDING not in problem:
-                self._hold(f'publishers of {topic}', problem)
-        if self._parked and GRAPH_PENDING not in (publisher_problem(self, TRAJECTORY_TOPIC, self._supervisor) or ''):
-            parked, self._parked = self._parked, []
-            for msg in parked:          # named now: judged like any trajectory (a stray is refused)
-                self._on_trajectory(msg)
+            check = self._command_publishers_of(topic, allow_none=True)
+            if check.problem and not check.pending:
+                self._hold(f'publishers of {topic}', check.problem)
+
+    def _command_publishers_of(self, topic: str, allow_none: bool = False) -> CommandPublisherCheck:
+        return command_publishers(self, topic, self._supervisor, self._subscriptions_by_topic[topic], allow_none)
 
     # -- inputs ------------------------------------------------------------------------------
     def _on_trajectory(self, msg: JointTrajectory) -> None:
         motion_id, signature = split_signed_id(msg.header.frame_id) if self._authenticated \
             else (msg.header.frame_id, None)
-        problem = publisher_problem(self, TRAJECTORY_TOPIC, self._supervisor) if self._authenticated else None
-        if problem and GRAPH_PENDING in problem:
-            # Its writer is not named yet (discovery lags the data by a few ms): the signature below
-            # still decides; a stray is caught by the graph check as soon as it is named. Holding here
-            # would tie the lockstep simulation to wall-clock discovery timing (runs would differ).
-            problem = None
+        check = self._command_publishers_of(TRAJECTORY_TOPIC) if self._authenticated else CommandPublisherCheck()
+        # No writer named yet (start-up discovery lags the data by a few ms): the signature below
+        # decides. Holding here would tie the lockstep simulation to wall-clock discovery timing.
+        problem = '' if check.pending else check.problem
         if problem:
             self._refuse(motion_id, f'not from the supervisor: {problem}', hold=True)
             return
@@ -301,9 +300,9 @@ class Arm(Node):
 
     def _on_verdict(self, msg: DiagnosticArray) -> None:
         if self._authenticated:
-            problem = publisher_problem(self, VERDICT_TOPIC, self._supervisor)
-            if problem and GRAPH_PENDING not in problem:     # unnamed yet: the signature decides (above)
-                self._refuse_verdict(f'verdict not from the supervisor: {problem}')
+            check = self._command_publishers_of(VERDICT_TOPIC)
+            if check.problem and not check.pending:     # none named yet: the signature decides (below)
+                self._refuse_verdict(f'verdict not from the supervisor: {check.problem}')
                 return
         statuses = [s for s in msg.status if s.name == VERDICT_STATUS_NAME]
         if len(statuses) != 1:

@@ -20,6 +20,7 @@ from sensor_msgs.msg import JointState
 
 from smartcell.interfaces import Durability, Qos, Reliability
 from smartcell.core.params import COMMON_PARAMS, ConfigError, NodeParams, ParamValue
+from smartcell.core.safety.graph import CommandPublisherCheck, check_command_publishers
 from smartcell.core.robot.command_validation import Invalid, JointSample, validate_joint_state
 
 # Latched: late joiners (dashboards, the MES bridge) get the last value at once.
@@ -116,47 +117,15 @@ def guarded(callback: Callable[..., Any], on_error: Callable[[str, BaseException
     return wrapper
 
 
-# DDS data can arrive before the ROS graph names its writer's node (rmw's discovery-info topic lags):
-# such an endpoint is listed with this node name until then.
-UNNAMED_NODE = '_NODE_NAME_UNKNOWN_'
-GRAPH_PENDING = 'not yet named on the ROS graph'
-
-
-def publisher_problem(node: Node, topic: str, expected_node: str, namespace: str | None = None,
-                      allow_none: bool = False) -> str | None:
-    """None when exactly one node publishes on `topic` and it is `expected_node` in `namespace` (default:
-    this node's), else a reason naming the publishers seen on the ROS graph. With allow_none, no
-    publisher at all is no problem (nothing can be received from nobody)."""
-    namespace = node.get_namespace() if namespace is None else namespace
+def command_publishers(node: Node, topic: str, expected_node: str, subscription: Any = None,
+                       allow_none: bool = False) -> CommandPublisherCheck:
+    """The ROS graph's publishers of `topic`, and the writers `subscription` is matched with at the DDS
+    level, judged by core.safety.graph.check_command_publishers (expected: `expected_node` in this
+    node's namespace)."""
     infos = node.get_publishers_info_by_topic(topic)
-    seen = [_fq_node(info.node_namespace, info.node_name) for info in infos]
-    expected = _fq_node(namespace, expected_node)
-    if seen == [expected]:
-        return None
-    if not seen:
-        if allow_none:
-            return None
-        return f'no publisher of {topic} on the ROS graph (expected {expected})'
-    unnamed = [name for name in seen if name.endswith('/' + UNNAMED_NODE)]
-    strays = [name for name in seen if name != expected and name not in unnamed]
-    if strays:
-        return f'unexpected publisher(s) of {topic}: {", ".join(sorted(set(strays)))} (only {expected} may publish)'
-    if unnamed and len(unnamed) < len(seen):
-        # The expected node is there and another endpoint is being discovered: a stranger until named.
-        return (f'{len(unnamed)} more publisher(s) of {topic} beside {expected}, not yet named on the ROS graph '
-                f'(only {expected} may publish)')
-    if unnamed:
-        return (f'{len(unnamed)} publisher(s) of {topic} {GRAPH_PENDING} (discovery in progress; only {expected} '
-                'may publish)')
-    # Every endpoint has the expected name: a restarted node listed twice until DDS drops the dead
-    # process's endpoint (its participant lease), or a second process under that name, or a stranger
-    # whose endpoint the graph has attributed to it. They cannot be told apart here: hold (the safe
-    # side; a restarted supervisor waits out the lease). SROS2 closes this on hardware.
-    return f'{len(seen)} publishers of {topic} named {expected} (exactly one may publish)'
-
-
-def _fq_node(namespace: str, name: str) -> str:
-    return (namespace.rstrip('/') + '/' + name) if namespace not in ('', '/') else '/' + name
+    matched = subscription.get_publisher_count() if subscription is not None else None
+    return check_command_publishers(topic, [(info.node_name, info.node_namespace) for info in infos],
+                                    expected_node, node.get_namespace(), matched, allow_none)
 
 
 def duration_msg(seconds: float) -> Duration:

@@ -137,7 +137,8 @@ def arm_params(peer, cell_key, **extra) -> dict:
 def arm(peer, processes, cell_key):
     processes.start('arm', node_command('smartcell.nodes.arm', 'arm', None, arm_params(peer, cell_key)))
     twin = SignedTwin(peer, cell_key[1])
-    peer.wait_for(lambda: len(twin.commands) > 5 and twin.mode, 30, 'arm commands', processes)
+    peer.wait_for(lambda: len(twin.commands) > 5 and twin.mode and twin.trajectory_pub.get_subscription_count(), 30,
+                  'arm commands, and the arm subscribed to trajectories', processes)
     return twin
 
 
@@ -234,8 +235,12 @@ def test_a_spoofed_verdict_from_a_second_node_holds_the_arm_with_an_error_naming
         peer.wait_for(lambda: arm.error_naming('/spoofer', 'safety/verdict'), 10, 'ERROR naming the spoofer',
                       processes)
         count = len(arm.commands)
+        held_at = arm.commands[-1].position[0]       # (the ramp to scale 0 may have crept by nanometres)
+        assert abs(held_at) < 1e-6
         peer.wait_for(lambda: len(arm.commands) > count + 50, 10, 'commands while spoofed', processes)
-        assert all(abs(c.position[0]) < 1e-9 and c.velocity[0] == 0.0 for c in arm.commands), 'the arm moved'
+        moving = [(i, c.position[0], c.velocity[0]) for i, c in enumerate(arm.commands[count:], count)
+                  if c.position[0] != held_at or c.velocity[0] != 0.0]
+        assert not moving, f'the arm moved while spoofed: (index, position, velocity) {moving[:3]}'
         assert arm.mode == 'paused'
     finally:
         peer.node.destroy_timer(timer)

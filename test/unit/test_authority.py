@@ -7,7 +7,8 @@ import threading
 
 import pytest
 
-from smartcell.core.safety.authority import (CELL_KEY_BYTES, CellKeyError, SeenSignatures, SequenceGuard,
+from smartcell.core.safety.authority import (CELL_KEY_BYTES, MAX_SEQUENCE_AHEAD_NS, CellKeyError, SeenSignatures,
+                                             SequenceGuard,
                                              default_cell_key_path, load_or_create_cell_key, sign_trajectory,
                                              sign_verdict, signed_id, split_signed_id, verify_trajectory,
                                              verify_verdict)
@@ -134,6 +135,20 @@ def test_sequence_guard_refuses_replays_and_old_sequences():
         guard.accept(5)
     guard.accept(6)
     assert guard.last_accepted == 6
+
+
+def test_a_sequence_far_ahead_of_the_wall_clock_is_refused_and_does_not_lock_the_supervisor_out():
+    now = [10**18]
+    guard = SequenceGuard(now_ns=lambda: now[0])
+    forged = now[0] + MAX_SEQUENCE_AHEAD_NS + 1
+    reason = guard.check(forged)
+    assert reason is not None and 'ahead of this host' in reason and 'synchronised' in reason
+    with pytest.raises(ValueError):
+        guard.accept(forged)
+    assert guard.last_accepted is None
+    guard.accept(now[0] + MAX_SEQUENCE_AHEAD_NS)         # at the bound: a skewed but genuine clock
+    now[0] += 2 * MAX_SEQUENCE_AHEAD_NS
+    assert guard.check(forged) is None                   # the clock caught up: no longer ahead
 
 
 # -- trajectories --------------------------------------------------------------------------------------

@@ -18,7 +18,8 @@ Verdict: `safety/verdict` is a diagnostic_msgs/DiagnosticArray whose status name
 - `sequence`     (SEQUENCE_KEY) a decimal integer, strictly increasing over the verdicts of a cell,
                  also across supervisor restarts: start it at `time.time_ns()` when the process
                  starts and add 1 per verdict (the arm refuses a sequence not above the last one
-                 it accepted: a replay),
+                 it accepted: a replay; and one more than MAX_SEQUENCE_AHEAD_NS ahead of its own
+                 wall clock: a forgery that would lock the supervisor out),
 - `auth`         (AUTH_KEY) `sign_verdict(key, stamp_ns=<header.stamp as int ns>, sequence=...,
                  speed_scale=..., state=..., motion=...)`: 64 lower-case hex digits.
 
@@ -44,9 +45,10 @@ import math
 import os
 import secrets
 import stat
+import time
 from collections import OrderedDict
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 CELL_KEY_BYTES = 32                      # HMAC-SHA256 key: 256 bits of os randomness
 SIGNATURE_HEX_DIGITS = 64
@@ -224,22 +226,34 @@ def _signature_format_reason(signature: str | None) -> str | None:
 
 
 # -- replays -----------------------------------------------------------------------------------------
-def sequence_reason(last_accepted: int | None, sequence: int) -> str | None:
-    """None when `sequence` may be accepted after `last_accepted`, else why not (a replay)."""
+# The supervisor starts its sequence at its wall clock (ns) and adds one per verdict, so a genuine
+# sequence never runs ahead of the wall clock. One far ahead is refused: accepted once (say, from a
+# stray node in the instant before the ROS graph names it), it would lock the real supervisor out.
+MAX_SEQUENCE_AHEAD_NS = 30 * 10**9     # the clock skew tolerated between the supervisor's and the arm's host
+
+
+def sequence_reason(last_accepted: int | None, sequence: int, now_ns: int | None = None) -> str | None:
+    """None when `sequence` may be accepted after `last_accepted` at wall time `now_ns`, else why not
+    (a replay, or a sequence from the future)."""
     if last_accepted is not None and sequence <= last_accepted:
         return (f'verdict sequence {sequence} is not above the last accepted {last_accepted} '
                 '(a replayed verdict, or a supervisor restarted with a lower sequence)')
+    if now_ns is not None and sequence > now_ns + MAX_SEQUENCE_AHEAD_NS:
+        return (f'verdict sequence {sequence} is {(sequence - now_ns) / 1e9:.0f} s ahead of this host\'s clock '
+                f'(more than {MAX_SEQUENCE_AHEAD_NS / 1e9:.0f} s: the supervisor starts it at its wall clock; '
+                'a forged sequence, or the two hosts\' clocks are not synchronised)')
     return None
 
 
 class SequenceGuard:
-    """The last accepted verdict sequence; a verdict must carry a greater one."""
+    """The last accepted verdict sequence; a verdict must carry a greater one, not far ahead of `now_ns`."""
 
-    def __init__(self) -> None:
+    def __init__(self, now_ns: Callable[[], int] = time.time_ns) -> None:
         self.last_accepted: int | None = None
+        self._now_ns = now_ns
 
     def check(self, sequence: int) -> str | None:
-        return sequence_reason(self.last_accepted, sequence)
+        return sequence_reason(self.last_accepted, sequence, self._now_ns())
 
     def accept(self, sequence: int) -> None:
         reason = self.check(sequence)

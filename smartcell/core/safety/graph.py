@@ -7,6 +7,7 @@ first layer (docs/safety.md); this check is the second.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Iterable
 
 UNNAMED_NODE = '_NODE_NAME_UNKNOWN_'      # rmw's name for an endpoint whose node is not known yet
@@ -37,3 +38,47 @@ def publisher_doubt(topic: str, publishers: Iterable[tuple[str, str]], expected_
 
 def _full(name: str, namespace: str) -> str:
     return f'{namespace.rstrip("/")}/{name}' if name else '(any)'
+
+
+@dataclass(frozen=True)
+class CommandPublisherCheck:
+    """How far the ROS graph vouches for a command topic's publishers (arm/joint_trajectory, safety/verdict)."""
+    problem: str = ''       # '' when exactly the expected node publishes, else why not
+    pending: bool = False   # no publisher is named yet (start-up): only the message's signature can decide
+
+
+def check_command_publishers(topic: str, publishers: Iterable[tuple[str, str]], expected_node: str,
+                             expected_namespace: str, matched: int | None = None,
+                             allow_none: bool = False) -> CommandPublisherCheck:
+    """Stricter than publisher_doubt, for the topics that move the arm.
+
+    `publishers`: (node name, namespace) of every endpoint the graph lists, duplicates kept; `matched`:
+    how many writers the subscription is matched with at the DDS level. DDS matches a writer, and may
+    deliver its data, before the graph lists it: writers matched beyond those listed are unknown.
+    Unknown or unnamed writers beside the named supervisor are strangers until named (a stray with a
+    stolen key must not slip in during its first milliseconds); only when no publisher is named at all
+    is it start-up discovery (`pending`), and then the signature decides. A node listed twice is a
+    restarted supervisor whose old endpoint has not expired, a second process, or a stranger the graph
+    attributed to it: they cannot be told apart here, so it holds (SROS2 closes this on hardware).
+    """
+    listed = [(name, namespace or '/') for name, namespace in publishers]
+    expected = _full(expected_node, expected_namespace or '/')
+    unknown = max(0, matched - len(listed)) if matched is not None else 0
+    unnamed = sum(1 for name, _ in listed if name == UNNAMED_NODE) + unknown
+    named = [_full(name, namespace) for name, namespace in listed if name != UNNAMED_NODE]
+    strays = sorted(set(name for name in named if name != expected))
+    if strays:
+        return CommandPublisherCheck(f'unexpected publisher(s) of {topic}: {", ".join(strays)} '
+                                     f'(only {expected} may publish)')
+    if not named and not unnamed:
+        return CommandPublisherCheck('' if allow_none else
+                                     f'no publisher of {topic} on the ROS graph (expected {expected})')
+    if not named:
+        return CommandPublisherCheck(f'{unnamed} publisher(s) of {topic} not yet named on the ROS graph '
+                                     f'(discovery in progress; only {expected} may publish)', pending=True)
+    if len(named) > 1:
+        return CommandPublisherCheck(f'{len(named)} publishers of {topic} named {expected} (exactly one may publish)')
+    if unnamed:
+        return CommandPublisherCheck(f'{unnamed} more publisher(s) of {topic} beside {expected}, not yet named '
+                                     f'on the ROS graph (a stranger until named; only {expected} may publish)')
+    return CommandPublisherCheck()
