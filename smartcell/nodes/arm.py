@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol
 
 import numpy as np
 from builtin_interfaces.msg import Time
@@ -27,8 +27,8 @@ from smartcell.core.safety.authority import (CellKeyError, SeenSignatures, Seque
                                              verify_verdict)
 from smartcell.core.safety.graph import CommandPublisherCheck
 from smartcell.core.safety.verdict import VERDICT_STATUS_NAME
-from smartcell.nodes.common import (LATCHED_QOS, LEVEL_ERROR, LEVEL_OK, LEVEL_WARN, STREAM_QOS, declare_parameters,
-                                    diagnostic_array, diagnostic_status, duration_msg, guarded,
+from smartcell.nodes.common import (LATCHED_QOS, LEVEL_ERROR, LEVEL_OK, LEVEL_WARN, STREAM_QOS,
+                                    declare_config, diagnostic_array, diagnostic_status, duration_msg, guarded,
                                     joint_state_sample, command_publishers, run_node, stamp_ns, steady_clock)
 
 # A gap between two joint states longer than this advances the path by this much only: a stamp
@@ -78,12 +78,13 @@ class Ros2ControlBackend:
 
     allow_extra_joints = True
 
-    def __init__(self, node: Node, config: dict, on_state: Callable[[JointState], None],
+    def __init__(self, node: Node, config: Any, on_state: Callable[[JointState], None],
                  on_tick: Callable[[], None]) -> None:
-        self._horizon_s = config['stream_horizon_s']
-        self._controller_pub = node.create_publisher(JointTrajectory, config['controller_topic'], 10)
-        node.create_subscription(JointState, config['driver_joint_states_topic'], on_state, STREAM_QOS)
-        node.create_timer(1.0 / config['control_rate_hz'], on_tick, clock=steady_clock())
+        # config: the arm's frozen config (ARM.config()); the stream_*, control_* and topic fields
+        self._horizon_s = config.stream_horizon_s
+        self._controller_pub = node.create_publisher(JointTrajectory, config.controller_topic, 10)
+        node.create_subscription(JointState, config.driver_joint_states_topic, on_state, STREAM_QOS)
+        node.create_timer(1.0 / config.control_rate_hz, on_tick, clock=steady_clock())
 
     def relay(self, msg: JointState) -> None:
         """The driver publishes the cell's joint states itself."""
@@ -129,26 +130,26 @@ class Arm(Node):
 
     def __init__(self) -> None:
         super().__init__('arm')
-        self._config = declare_parameters(self, ARM)
-        self._lockstep = self._config['lockstep'] and self._config['backend'] == 'sim'
-        self._authenticated = self._config['require_authenticated_commands']
+        self._config = declare_config(self, ARM)
+        self._lockstep = self._config.lockstep and self._config.backend == 'sim'
+        self._authenticated = self._config.require_authenticated_commands
         self._key = self._load_key() if self._authenticated else b''
-        self._supervisor = self._config['supervisor_node']
-        initial = np.asarray(self._config['initial_positions_rad'], dtype=float)
+        self._supervisor = self._config.supervisor_node
+        initial = np.asarray(self._config.initial_positions_rad, dtype=float)
         if len(initial) != len(JOINT_NAMES):
             raise ConfigError(f'initial_positions_rad needs {len(JOINT_NAMES)} values, got {len(initial)}')
         self._executor = TrajectoryExecutor(
-            speed_limited(UR5E_JOINT_LIMITS, self._config['max_joint_speed_fraction']),
-            ScaleRamp(self._config['scale_ramp_down_per_s'], self._config['scale_ramp_up_per_s']), initial)
+            speed_limited(UR5E_JOINT_LIMITS, self._config.max_joint_speed_fraction),
+            ScaleRamp(self._config.scale_ramp_down_per_s, self._config.scale_ramp_up_per_s), initial)
         self._actual = initial
         self._last_tick_s: float | None = None
         self._last_verdict_rx_s: float | None = None      # steady (monotonic) seconds
         self._verdict_scale = 0.0
         self._verdict_motion = ''
         self._deadman_reason = 'no safety verdict received yet'
-        self._holds = HoldLatch(self._config['input_fault_hold_s'])
+        self._holds = HoldLatch(self._config.input_fault_hold_s)
         self._clock_guard = ClockGuard(('joint_states', 'verdict'),
-                                       int(self._config['clock_jump_tolerance_s'] * 1e9))
+                                       int(self._config.clock_jump_tolerance_s * 1e9))
         self._sequence = SequenceGuard()
         self._seen_trajectories = SeenSignatures()
         self._trajectory_id = ''
@@ -175,13 +176,13 @@ class Arm(Node):
         self.create_service(Trigger, 'arm/stop', self._guard(self._on_stop))
         self.create_service(Trigger, RESUME_SERVICE, self._guard(self._on_resume))
         on_state = self._guard(self._on_measured)
-        self._backend: ArmBackend = (SimBackend(self, on_state) if self._config['backend'] == 'sim' else
+        self._backend: ArmBackend = (SimBackend(self, on_state) if self._config.backend == 'sim' else
                                      Ros2ControlBackend(self, self._config, on_state,
                                                         self._guard(self._on_control_tick)))
         steady = steady_clock()
         if not self._lockstep:
             # In lockstep every tick needs a verdict of its own stamp, so silence stalls the twin instead.
-            self.create_timer(self._config['deadman_timeout_s'] / 4.0, self._guard(self._check_deadman),
+            self.create_timer(self._config.deadman_timeout_s / 4.0, self._guard(self._check_deadman),
                               clock=steady)
         if self._authenticated:
             self.create_timer(AUTHORITY_CHECK_PERIOD_S, self._guard(self._check_graph), clock=steady)
@@ -189,9 +190,9 @@ class Arm(Node):
         self._publish_mode()
 
     def _load_key(self) -> bytes:
-        path = self._config['cell_key_file']
+        path = self._config.cell_key_file
         try:
-            return load_or_create_cell_key(path or default_cell_key_path(self._config['cell_id']))
+            return load_or_create_cell_key(path or default_cell_key_path(self._config.cell_id))
         except (CellKeyError, OSError) as exc:
             raise ConfigError(f'arm.cell_key_file: {exc}') from exc
 
@@ -363,7 +364,7 @@ class Arm(Node):
         self._actual = sample.positions_rad
         if jump:
             self._on_clock_jump(jump)
-        if self._config['backend'] == 'sim':
+        if self._config.backend == 'sim':
             self._tick(sample.stamp_s, msg.header.stamp)
 
     def _on_clock_jump(self, reason: str) -> None:
@@ -425,12 +426,12 @@ class Arm(Node):
     def _deadman_expired(self, now_s: float) -> bool:
         if self._lockstep:
             return False
-        return self._last_verdict_rx_s is None or now_s - self._last_verdict_rx_s > self._config['deadman_timeout_s']
+        return self._last_verdict_rx_s is None or now_s - self._last_verdict_rx_s > self._config.deadman_timeout_s
 
     def _check_deadman(self) -> None:
         if self._deadman_expired(time.monotonic()):
             if self._executor.target_scale > 0.0:
-                self._deadman_reason = (f'no safety verdict for more than {self._config["deadman_timeout_s"]} s: '
+                self._deadman_reason = (f'no safety verdict for more than {self._config.deadman_timeout_s} s: '
                                         'stopping (deadman)')
                 self.get_logger().error(self._deadman_reason)
             self._executor.set_speed_limit(0.0)
@@ -488,7 +489,7 @@ class Arm(Node):
         hold = self._hold_reason()
         if hold:
             level, message = LEVEL_ERROR, f'holding: {hold}'
-        status = diagnostic_status('smartcell/arm', self._config['backend'], level, message, {
+        status = diagnostic_status('smartcell/arm', self._config.backend, level, message, {
             'mode': self._mode.value if self._mode else 'unknown',
             'applied_speed_scale': self._executor.applied_scale,
             'allowed_speed_scale': self._executor.target_scale,
