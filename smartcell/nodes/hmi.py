@@ -9,6 +9,7 @@ import ssl
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
@@ -21,7 +22,7 @@ from smartcell.core.params import ConfigError
 from smartcell.hmi.auth import Session, Sessions
 from smartcell.hmi.server import ActionResult, HmiServer
 from smartcell.hmi.view import ACTIONS, CellView, parse_step, parse_verdict, scale_problem
-from smartcell.nodes.common import LATCHED_QOS, declare_parameters, guarded, run_node, steady_clock
+from smartcell.nodes.common import LATCHED_QOS, declare_config, guarded, run_node, steady_clock
 
 # The page is a display: the newest verdict matters, a lost one does not (and a slow browser must never
 # hold back the supervisor's reliable stream).
@@ -58,28 +59,28 @@ class Hmi(Node):
 
     def __init__(self) -> None:
         super().__init__('hmi')
-        c = self._config = declare_parameters_checked(self)
+        c = self._config = declare_config_checked(self)
         users = ()
-        if c['users_file']:
+        if c.users_file:
             from smartcell.io.opcua import load_users
             try:
-                users = load_users(c['users_file'])
+                users = load_users(c.users_file)
             except (OSError, ValueError) as exc:
                 raise ConfigError(f'hmi.users_file: {exc}') from exc
         ssl_context = _ssl_context(c)
-        if users and ssl_context is None and not _loopback(str(c['host'])):
-            raise ConfigError(f'hmi: host {c["host"]!r} is reachable from other machines and a users file is set: '
+        if users and ssl_context is None and not _loopback(c.host):
+            raise ConfigError(f'hmi: host {c.host!r} is reachable from other machines and a users file is set: '
                               'passwords would cross the network in the clear; set tls_cert_file and tls_key_file '
                               'or listen on 127.0.0.1')
         from smartcell.io.opcua import check_password
         steady = steady_clock()
         self._steady_s = lambda: steady.now().nanoseconds * 1e-9
-        self._sessions = Sessions(users, check_password, self._steady_s, float(c['session_timeout_s']))
-        self._view = CellView(str(c['cell_id']))
+        self._sessions = Sessions(users, check_password, self._steady_s, c.session_timeout_s)
+        self._view = CellView(c.cell_id)
         self._pushed_version = -1
         self._requests: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
         self._pending: list[_Pending] = []
-        self._action_log = Path(c['action_log']) if c['action_log'] else None
+        self._action_log = Path(c.action_log) if c.action_log else None
 
         # Every callback guarded: an unexpected error is logged and shown, never the end of the station.
         self.create_subscription(String, 'cell/state', guarded(self._on_state, self._on_error), LATCHED_QOS)
@@ -97,16 +98,16 @@ class Hmi(Node):
         self._records = self.create_publisher(String, 'hmi/actions', RECORD_QOS)
         self.create_timer(TICK_S, guarded(self._tick, self._on_error), clock=steady)
 
-        self._server = HmiServer(self._sessions, self._request, action_timeout_s=float(c['action_timeout_s']) + 1.0,
-                                 push_period_s=float(c['push_period_s']))
+        self._server = HmiServer(self._sessions, self._request, action_timeout_s=c.action_timeout_s + 1.0,
+                                 push_period_s=c.push_period_s)
         try:
-            port = self._server.start(str(c['host']), int(c['port']), ssl_context)
+            port = self._server.start(c.host, c.port, ssl_context)
         except OSError as exc:
-            raise ConfigError(f'hmi: cannot listen on {c["host"]}:{c["port"]}: {exc}') from exc
+            raise ConfigError(f'hmi: cannot listen on {c.host}:{c.port}: {exc}') from exc
         scheme = 'https' if ssl_context else 'http'
-        host = str(c['host']) if c['host'] not in ('0.0.0.0', '::') else '<this machine>'
+        host = c.host if c.host not in ('0.0.0.0', '::') else '<this machine>'
         self.url = f'{scheme}://{host}:{port}/'
-        logins = f'{len(users)} user(s) from {c["users_file"]}' if users else 'view only (no users_file)'
+        logins = f'{len(users)} user(s) from {c.users_file}' if users else 'view only (no users_file)'
         self.get_logger().info(f'operator station at {self.url} ({logins})')
 
     # -- inputs: store, the tick pushes -------------------------------------------------------------
@@ -149,11 +150,11 @@ class Hmi(Node):
                     self._finish(pending, ActionResult(bool(response.success), response.message))
                 except Exception as exc:  # noqa: BLE001 - a failed call is a refused action, named
                     self._finish(pending, ActionResult(False, f'service call failed: {exc!r}'))
-            elif now - pending.started_s > self._config['action_timeout_s']:
+            elif now - pending.started_s > self._config.action_timeout_s:
                 self._pending.remove(pending)
                 self._finish(pending, ActionResult(False, (
                     f'{action.service} is not available (is the supervisor running?)' if call is None else
-                    f'{action.service} did not answer within {self._config["action_timeout_s"]:g} s')))
+                    f'{action.service} did not answer within {self._config.action_timeout_s:g} s')))
         if self._view.version != self._pushed_version:
             self._pushed_version = self._view.version
             self._server.publish(self._view.snapshot())
@@ -163,7 +164,7 @@ class Hmi(Node):
         if action.topic:
             step = self._view.snapshot()['current_step']
             self._action_topics[action.name].publish(String(data=json.dumps({
-                'cell_id': self._config['cell_id'], 'user': pending.session.user, 'station': step.get('station', ''),
+                'cell_id': self._config.cell_id, 'user': pending.session.user, 'station': step.get('station', ''),
                 'step': step.get('step', ''), 'unit': step.get('unit'), 'time_utc': _utc_now(),
                 'stamp_s': self._now_s()})))
             self._finish(pending, ActionResult(True, f'help requested on {action.topic}'))
@@ -174,7 +175,7 @@ class Hmi(Node):
         self._pending.append(pending)        # not discovered yet: called once it is, until action_timeout_s
 
     def _finish(self, pending: _Pending, result: ActionResult) -> None:
-        record = {'cell_id': self._config['cell_id'], 'user': pending.session.user, 'role': pending.session.role,
+        record = {'cell_id': self._config.cell_id, 'user': pending.session.user, 'role': pending.session.role,
                   'action': pending.name, 'ok': result.ok, 'message': result.message, 'time_utc': _utc_now(),
                   'stamp_s': self._now_s(), 'duration_ms': round((self._steady_s() - pending.started_s) * 1e3, 1)}
         log = self.get_logger().info if result.ok else self.get_logger().warning
@@ -202,19 +203,20 @@ class Hmi(Node):
         self._server.stop()
 
 
-def declare_parameters_checked(node: Node) -> dict:
-    config = declare_parameters(node, HMI)
-    if bool(config['tls_cert_file']) != bool(config['tls_key_file']):
+def declare_config_checked(node: Node) -> Any:
+    """The HMI's frozen config (smartcell.core.node_params.HMI), with the checks across its fields."""
+    config = declare_config(node, HMI)
+    if bool(config.tls_cert_file) != bool(config.tls_key_file):
         raise ConfigError('hmi: tls_cert_file and tls_key_file go together (both set or both empty)')
     return config
 
 
-def _ssl_context(config: dict) -> ssl.SSLContext | None:
-    if not config['tls_cert_file']:
+def _ssl_context(config: Any) -> ssl.SSLContext | None:
+    if not config.tls_cert_file:
         return None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     try:
-        context.load_cert_chain(config['tls_cert_file'], config['tls_key_file'])
+        context.load_cert_chain(config.tls_cert_file, config.tls_key_file)
     except (OSError, ssl.SSLError) as exc:
         raise ConfigError(f'hmi: cannot load tls_cert_file/tls_key_file: {exc}') from exc
     return context

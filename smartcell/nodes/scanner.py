@@ -1,6 +1,7 @@
 """Scanner node: the safety laser scanner as a smart sensor that reports people, not points."""
 from __future__ import annotations
 
+import dataclasses
 import time
 import traceback
 
@@ -17,7 +18,7 @@ from smartcell.core.params import ConfigError
 from smartcell.core.sensors.people_tracking import PeopleTracker, Pose2D, TrackerConfig
 from smartcell.core.sensors.scan_validation import (RawScan, RepeatedScan, ScanGate, ScanLayout, ScanLimits,
                                                     ScanRejected, check_publishers)
-from smartcell.nodes.common import (LEVEL_ERROR, LEVEL_OK, STREAM_QOS, declare_parameters, diagnostic_array,
+from smartcell.nodes.common import (LEVEL_ERROR, LEVEL_OK, STREAM_QOS, declare_config, diagnostic_array,
                                     diagnostic_status, run_node)
 
 # `humans/velocities`: one PointCloud2 point per person, in the order of `humans` and with its header;
@@ -87,19 +88,20 @@ class Scanner(Node):
 
     def __init__(self) -> None:
         super().__init__('scanner')
-        self._config = declare_parameters(self, SCANNER)
+        c = self._config = declare_config(self, SCANNER)
         try:
-            x, y, yaw = self._config['scanner_pose_xy_yaw']
+            x, y, yaw = c.scanner_pose_xy_yaw
             self._scanner_pose = Pose2D(x, y, yaw)
-            self._tracker_config = TrackerConfig.from_params(self._config)
-            self._gate = ScanGate(ScanLimits.from_params(self._config),
-                                  ScanLayout.from_param(self._config['scan_layout']))
+            # The core's factories also take the campaign's resolved YAML dicts: one mapping for both.
+            values = dataclasses.asdict(c)
+            self._tracker_config = TrackerConfig.from_params(values)
+            self._gate = ScanGate(ScanLimits.from_params(values), ScanLayout.from_param(c.scan_layout))
         except ValueError as exc:
             raise ConfigError(f'scanner: {exc}') from exc
-        self._check_clock = self._config['max_stamp_offset_s'] > 0.0
-        self._expected_publisher = self._config['expected_scan_publisher']
+        self._check_clock = c.max_stamp_offset_s > 0.0
+        self._expected_publisher = c.expected_scan_publisher
         self._tracker: PeopleTracker | None = None
-        self._world_frame = self._config['world_frame']
+        self._world_frame = c.world_frame
         self._scans = 0
         self._accepted = 0
         self._last_accepted_s: float | None = None
@@ -191,7 +193,7 @@ class Scanner(Node):
             if self._rejected_since_report:
                 level, message = LEVEL_ERROR, (f'{self._rejected_since_report} scans rejected in the last report '
                                                f'period, people withheld; last: {self._last_reason}')
-            elif age is None or age > self._config['scan_timeout_s']:
+            elif age is None or age > self._config.scan_timeout_s:
                 level, message = LEVEL_ERROR, 'no valid laser scan received' if age is None else \
                     f'last valid scan {age:.2f} s ago'
             else:
@@ -205,7 +207,7 @@ class Scanner(Node):
         now_s = self._now_s()
         age = None if self._last_accepted_s is None else now_s - self._last_accepted_s
         rejected = self._rejections
-        status = diagnostic_status('smartcell/scanner', self._config['scanner_frame'], level, message, {
+        status = diagnostic_status('smartcell/scanner', self._config.scanner_frame, level, message, {
             'scans_received': self._scans, 'scans_accepted': self._accepted,
             'scans_rejected': sum(rejected.values()), 'rejected_by_reason': rejected or 'none',
             'people': self._people, 'last_valid_scan_age_s': 'never' if age is None else age,
