@@ -42,6 +42,7 @@ SUP = ('supervisor', '/')
 def test_a_command_topic_trusts_only_the_one_named_supervisor(publishers, matched, problem, pending):
     check = check_command_publishers('safety/verdict', publishers, 'supervisor', '/', matched)
     assert check.pending is pending
+    assert check.ambiguous is (publishers == [SUP, SUP])
     assert (check.problem == '') if not problem else (problem in check.problem)
 
 

@@ -45,6 +45,9 @@ class CommandPublisherCheck:
     """How far the ROS graph vouches for a command topic's publishers (arm/joint_trajectory, safety/verdict)."""
     problem: str = ''       # '' when exactly the expected node publishes, else why not
     pending: bool = False   # no publisher is named yet (start-up): only the message's signature can decide
+    # Every endpoint carries the expected name, more than one: most often a restarted supervisor whose
+    # killed process's endpoints stay listed until its DDS participant lease runs out (about 20 s).
+    ambiguous: bool = False
 
 
 def check_command_publishers(topic: str, publishers: Iterable[tuple[str, str]], expected_node: str,
@@ -77,7 +80,9 @@ def check_command_publishers(topic: str, publishers: Iterable[tuple[str, str]], 
         return CommandPublisherCheck(f'{unnamed} publisher(s) of {topic} not yet named on the ROS graph '
                                      f'(discovery in progress; only {expected} may publish)', pending=True)
     if len(named) > 1:
-        return CommandPublisherCheck(f'{len(named)} publishers of {topic} named {expected} (exactly one may publish)')
+        return CommandPublisherCheck(f'{len(named)} publishers of {topic} named {expected} (exactly one may '
+                                     'publish; a restarted one is listed twice until the dead process\'s '
+                                     'DDS lease expires)', ambiguous=True)
     if unnamed:
         return CommandPublisherCheck(f'{unnamed} more publisher(s) of {topic} beside {expected}, not yet named '
                                      f'on the ROS graph (a stranger until named; only {expected} may publish)')
