@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 import logging
 import os
 import threading
@@ -471,10 +470,6 @@ def _argument(name: str, kind: ua.VariantType, doc: str) -> ua.Argument:
     argument.ValueRank = -1
     argument.Description = ua.LocalizedText(doc)
     return argument
-
-
-def job_response_json(response: Mapping[str, Any] | None) -> str:
-    return json.dumps(response if response is not None else {}, sort_keys=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

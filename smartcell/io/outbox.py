@@ -287,10 +287,6 @@ class Outbox:
             row = self._db.execute("SELECT seq FROM event_cursor WHERE source = 'cell'").fetchone()
         return int(row[0]) if row else 0
 
-    def stream_seq(self, stream: str) -> int:
-        with self._lock:
-            return self._seq.get(stream, 0)
-
     def audit_records(self) -> Iterator[dict]:
         yield from iter_audit_records(self.path)
 
