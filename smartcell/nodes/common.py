@@ -12,6 +12,7 @@ import rclpy
 from builtin_interfaces.msg import Duration, Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rcl_interfaces.srv import ListParameters
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.clock import Clock, ClockType
@@ -40,8 +41,10 @@ def declare_parameters(node: Node, params: NodeParams) -> dict[str, ParamValue]:
     """Declare every spec (description, range, read-only) and return validated values.
 
     Unknown overrides (a typo in YAML or on the command line) and out-of-range values raise
-    ConfigError naming the parameter and what is accepted.
+    ConfigError naming the parameter and what is accepted. ROS's own parameters (use_sim_time,
+    start_type_description_service: declared by rclpy before this runs) are accepted too.
     """
+    ros_own = set(node.list_parameters([], ListParameters.Request.DEPTH_RECURSIVE).names)
     for spec in params.specs:
         descriptor = ParameterDescriptor(description=spec.description, read_only=spec.read_only)
         if spec.choices:
@@ -55,13 +58,31 @@ def declare_parameters(node: Node, params: NodeParams) -> dict[str, ParamValue]:
             node.declare_parameter(spec.name, spec.default, descriptor)
         except Exception as exc:  # rclpy raises several types for bad overrides; all mean bad config
             raise ConfigError(f'parameter {node.get_name()}.{spec.name}: {exc}; accepted: {spec.accepted()}') from exc
-    overrides = set(getattr(node, '_parameter_overrides', {}) or {})
-    unknown = sorted(overrides - set(params.by_name) - set(COMMON_PARAMS))
+    unknown = sorted(override_names(node) - ros_own - set(params.by_name) - set(COMMON_PARAMS))
     if unknown:
         raise ConfigError(f'unknown parameter(s) {unknown} for node {node.get_name()!r}; '
                           f'accepted: {", ".join(sorted(params.by_name))}')
     raw = {spec.name: node.get_parameter(spec.name).value for spec in params.specs}
     return params.resolve(raw)
+
+
+def override_names(node: Node) -> set[str]:
+    """The names of the parameter overrides (params files, `-p`) rcl resolved for `node`'s name.
+
+    rclpy keeps the overrides private (Node._parameter_overrides); its public way to show them is a
+    node created with automatically_declare_parameters_from_overrides, which declares every one. A
+    short-lived twin of `node` (same name, namespace and context, so the same overrides) is that node:
+    no parameter, logger or type description services and no rosout, so it serves nothing in the
+    milliseconds it is on the graph, and it is gone before `node` publishes anything.
+    """
+    twin = Node(node.get_name(), namespace=node.get_namespace(), context=node.context,
+                cli_args=['--ros-args', '-p', 'start_type_description_service:=false'],
+                start_parameter_services=False, enable_rosout=False,
+                automatically_declare_parameters_from_overrides=True)
+    try:
+        return set(twin.list_parameters([], ListParameters.Request.DEPTH_RECURSIVE).names)
+    finally:
+        twin.destroy_node()
 
 
 def declare_config(node: Node, params: NodeParams) -> Any:
