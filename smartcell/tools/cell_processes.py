@@ -154,7 +154,12 @@ class CellProcesses:
 
     def start(self, name: str, command: list[str]) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_dir / f'{name}.log', 'wb')
+        # Appended: a restarted node's log keeps what its previous run said (often why it was restarted).
+        restarted = name in self.processes
+        log = open(self.log_dir / f'{name}.log', 'ab')
+        if restarted:
+            log.write(f'--- {name} restarted at {time.strftime("%Y-%m-%dT%H:%M:%S")} ---\n'.encode())
+            log.flush()
         self.processes[name] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=self.env,
                                                 start_new_session=True, preexec_fn=_die_with_parent())
         log.close()

@@ -124,12 +124,14 @@ class Consumer:
         self.unreadable = 0
         self.status = ''                                # the bridge's retained online/offline
         self.connected = threading.Event()
+        self.subscribed = threading.Event()             # the broker acknowledged the subscription
         settings = MqttSettings(host=host, port=port, username=username, password=password, persistent_session=True,
                                 reconnect_min_s=0.1, reconnect_max_s=1.0)
         self.client = make_client(settings, 'smartcell-faults-consumer')
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = lambda *args: self.connected.clear()
         self.client.on_message = self._on_message
+        self.client.on_subscribe = lambda *args: self.subscribed.set()
         self._host, self._port = host, port
 
     def start(self) -> 'Consumer':
@@ -346,6 +348,9 @@ def run(options: FaultOptions, out=sys.stdout) -> dict[str, Any]:
         broker.start()
         consumer = Consumer('127.0.0.1', broker.port, f'{prefix}/{cell_id}', 'mes' if use_logins else '',
                             password if use_logins else '').start()
+        # Subscribed before the bridge's first record: the broker keeps QoS 1 messages only for sessions
+        # it knows, so records published earlier would count as lost although nobody lost them.
+        _wait(consumer.subscribed.is_set, 30.0, 'the MES consumer subscribed at the broker', None)
         for name, command in commands.items():
             processes.start(name, command)
         watcher = Watcher()
@@ -537,7 +542,8 @@ def _query_int(path: Path, sql: str) -> int | None:
 def _wait(condition, timeout_s: float, what: str, processes) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
-        processes.check_alive()
+        if processes is not None:
+            processes.check_alive()
         if time.monotonic() > deadline:
             raise TimeoutError(f'timed out after {timeout_s} s waiting for {what}')
         time.sleep(0.05)     # polling state that other threads update; the cell runs on its own
