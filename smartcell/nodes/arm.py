@@ -27,6 +27,7 @@ from smartcell.core.safety.authority import (CellKeyError, SeenSignatures, Seque
                                              verify_verdict)
 from smartcell.core.safety.graph import CommandPublisherCheck
 from smartcell.core.safety.verdict import VERDICT_STATUS_NAME
+from smartcell.core.stamp_join import ExactStampJoiner
 from smartcell.nodes.common import (LATCHED_QOS, LEVEL_ERROR, LEVEL_OK, LEVEL_WARN, STREAM_QOS,
                                     declare_config, diagnostic_array, diagnostic_status, duration_msg, guarded,
                                     joint_state_sample, command_publishers, run_node, stamp_ns, steady_clock)
@@ -35,6 +36,7 @@ from smartcell.nodes.common import (LATCHED_QOS, LEVEL_ERROR, LEVEL_OK, LEVEL_WA
 # jumping forward must never fast-forward the arm along its path (the twin ticks at 25-40 Hz).
 MAX_TICK_DT_S = 0.1
 MAX_QUEUED_MOTIONS = 16           # signed trajectories waiting for the verdict that names them
+LOCKSTEP_DEPTH = 64               # lockstep: unpaired twin states (and verdicts) kept, ticks
 AUTHORITY_CHECK_PERIOD_S = 0.1    # steady seconds between ROS graph checks of the command topics
 VERDICT_TOPIC = 'safety/verdict'
 TRAJECTORY_TOPIC = 'arm/joint_trajectory'
@@ -156,13 +158,13 @@ class Arm(Node):
         self._mode: ArmMode | None = None
         self._rejections = 0
         self._verdicts_refused = 0
-        # Verdicts waiting for the twin state of the same stamp (lockstep: ns -> scale, motion id).
-        self._pending_verdicts: OrderedDict[int, tuple[float, str]] = OrderedDict()
-        self._pending_states: OrderedDict[int, tuple[np.ndarray, Time]] = OrderedDict()
+        # Lockstep: the twin state of tick t (positions, stamp) waits for the verdict of tick t (scale,
+        # motion id) and back; a tick at or before the last one handled is never handled again.
+        self._ticks: ExactStampJoiner[tuple[np.ndarray, Time], tuple[float, str]] = \
+            ExactStampJoiner(LOCKSTEP_DEPTH, drop_stale=True)
         self._queued_motions: OrderedDict[str, TrajectoryInput] = OrderedDict()
         self._refused_motions: OrderedDict[str, None] = OrderedDict()
         self._loaded_motion = ''
-        self._handled_key = -1
 
         self._mode_pub = self.create_publisher(String, 'arm/mode', LATCHED_QOS)
         self._result_pub = self.create_publisher(DiagnosticStatus, 'arm/trajectory_result', 10)
@@ -330,8 +332,7 @@ class Arm(Node):
             self._on_clock_jump(jump)
         self._last_verdict_rx_s = time.monotonic()
         if self._lockstep:
-            if verdict.stamp_ns > self._handled_key:
-                self._pending_verdicts[verdict.stamp_ns] = (verdict.speed_scale, verdict.motion)
+            if self._ticks.put_right(verdict.stamp_ns, (verdict.speed_scale, verdict.motion)):
                 self._advance_lockstep()
             return
         self._verdict_scale, self._verdict_motion = verdict.speed_scale, verdict.motion
@@ -357,8 +358,7 @@ class Arm(Node):
         self._backend.relay(msg)
         jump = self._clock_guard.observe('joint_states', sample.stamp_ns)
         if self._lockstep and not jump:
-            if sample.stamp_ns > self._handled_key:
-                self._pending_states[sample.stamp_ns] = (sample.positions_rad, msg.header.stamp)
+            if self._ticks.put_left(sample.stamp_ns, (sample.positions_rad, msg.header.stamp)):
                 self._advance_lockstep()
             return
         self._actual = sample.positions_rad
@@ -377,33 +377,30 @@ class Arm(Node):
         self._executor.cancel(self._actual)
         self._loaded_motion = ''
         self._queued_motions.clear()
-        self._pending_states.clear()
-        self._pending_verdicts.clear()
-        self._handled_key = -1
+        self._ticks.clear()
         self._last_tick_s = None
         self._executor.set_speed_limit(0.0)
         self._publish_diagnostics()
 
     def _advance_lockstep(self) -> None:
-        for key in sorted(k for k in self._pending_states if k in self._pending_verdicts):
-            scale, motion = self._pending_verdicts[key]
-            waiting = motion and motion != self._loaded_motion and motion not in self._queued_motions
-            if waiting and motion not in self._refused_motions:
-                return              # the verdict names a motion still on its way: wait for it
-            positions, stamp = self._pending_states.pop(key)
+        """Handle every tick whose state and verdict are both here, in stamp order (older unpaired
+        ones can never pair any more and are dropped by the joiner)."""
+        while (tick := self._ticks.pop_pair(self._motion_here)) is not None:
+            key, (positions, stamp), (scale, motion) = tick
             # The measured state of this very tick (a later one may already have arrived): a motion
             # starts from it, so runs repeat to the last bit.
             self._actual = positions
             if motion and motion != self._loaded_motion and motion in self._queued_motions:
                 self._load(motion, self._queued_motions.pop(motion))
-            del self._pending_verdicts[key]
-            self._handled_key = key
             self._executor.set_speed_limit(0.0 if self._hold_reason() else scale)
             self._tick(key * 1e-9, stamp)
-            # Anything older than the handled tick can never pair any more.
-            for pending in (self._pending_states, self._pending_verdicts):
-                for old in [k for k in pending if k < key]:
-                    del pending[old]
+
+    def _motion_here(self, key: int, state: tuple[np.ndarray, Time], verdict: tuple[float, str]) -> bool:
+        """False while the tick's verdict names a motion still on its way: that tick and every later one
+        wait for it (a refused motion never comes, so it does not hold the ticks up)."""
+        motion = verdict[1]
+        waiting = motion and motion != self._loaded_motion and motion not in self._queued_motions
+        return not (waiting and motion not in self._refused_motions)
 
     def _on_control_tick(self) -> None:
         self._tick(time.monotonic(), self.get_clock().now().to_msg())

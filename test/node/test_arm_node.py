@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pytest
 import rclpy
+from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import JointState
@@ -215,6 +216,95 @@ def test_speed_scale_time_scales_the_motion(peer, processes, arm):
     peak = max(abs(c.velocity[0]) for c in moving)
     # Full speed would peak at 1.5 * 0.5 rad / 1 s = 0.75 rad/s; a quarter of it here.
     assert peak == pytest.approx(0.25 * 0.75, rel=0.1)
+
+
+def test_lockstep_handles_each_tick_once_in_stamp_order_when_state_and_verdict_are_both_there(
+        peer, processes, cell_key):
+    """lockstep:=true (the simulation): tick t is commanded only with the twin state and the verdict of
+    stamp t, whichever arrives first; a verdict naming a motion still on its way holds that tick and every
+    later one until the motion arrives (or is refused); a tick already handled is never handled again."""
+    processes.start('arm', node_command('smartcell.nodes.arm', 'arm', None,
+                                        arm_params(peer, cell_key, lockstep=True)))
+    twin = SignedTwin(peer, cell_key[1], publish_verdicts=False)
+    twin.publish_states = False                  # this test steps the ticks itself
+    relayed: list[JointState] = []
+    peer.node.create_subscription(JointState, 'joint_states', relayed.append, STREAM_QOS)
+    peer.wait_for(lambda: twin.mode and twin.state_pub.get_subscription_count()
+                  and twin.verdict_pub.get_subscription_count() and twin.trajectory_pub.get_subscription_count(),
+                  30, 'the arm subscribed', processes)
+    base_ns = stamp_ns(twin.stamp())
+
+    def tick(k: int) -> int:
+        return base_ns + k * 40_000_000          # 25 Hz, as the twin
+
+    def state(k: int) -> None:
+        msg = JointState(name=list(JOINT_NAMES), position=twin.position.tolist(), velocity=[0.0] * 6)
+        msg.header.stamp = ns_to_stamp(tick(k))
+        twin.state_pub.publish(msg)
+
+    def ns_to_stamp(ns: int) -> Time:
+        return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)   # exact: pairing is by equal ns
+
+    def verdict(k: int, motion: str = '') -> None:
+        twin.sequence += 1
+        twin.verdict_pub.publish(verdict_msg(twin.key, ns_to_stamp(tick(k)), twin.sequence, 1.0, motion))
+
+    def commanded() -> list[int]:
+        return [s for s in (stamp_ns(c.header.stamp) for c in twin.commands) if s >= tick(0)]
+
+    warm_up = iter(range(-1000, 0))
+
+    def matched() -> bool:
+        # Until both directions are matched the first messages may be lost: warm-up ticks (before tick 0)
+        # are sent until one is commanded and relayed back here.
+        if not (twin.commands and relayed):
+            k = next(warm_up)
+            verdict(k)
+            state(k)
+            peer.executor.spin_once(timeout_sec=0.1)
+        return bool(twin.commands and relayed)
+    peer.wait_for(matched, 30, 'a warm-up tick commanded', processes)
+    verdict(0)
+    state(0)
+    peer.wait_for(lambda: tick(0) in commanded(), 10, 'tick 0', processes)
+    verdict(1)
+    state(1)
+    peer.wait_for(lambda: tick(1) in commanded(), 10, 'tick 1 (verdict first)', processes)
+    state(2)
+    peer.wait_for(lambda: any(stamp_ns(r.header.stamp) == tick(2) for r in relayed), 10, 'state 2 relayed',
+                  processes)
+    assert tick(2) not in commanded(), 'tick 2 commanded without its verdict'
+    verdict(2)
+    peer.wait_for(lambda: tick(2) in commanded(), 10, 'tick 2 (state first)', processes)
+
+    # Ticks 3-5 name motion m1, not sent yet: they wait, in order, behind tick 3.
+    for k in (3, 4, 5):
+        verdict(k, 'm1')
+        state(k)
+    peer.wait_for(lambda: sum(stamp_ns(r.header.stamp) >= tick(3) for r in relayed) == 3, 10, 'states 3-5 relayed',
+                  processes)
+    assert not [s for s in commanded() if s >= tick(3)], 'a tick overtook the motion its verdict names'
+    twin.send('m1', moved(0.5), 2.0)
+    peer.wait_for(lambda: tick(5) in commanded(), 10, 'ticks 3-5 once m1 arrived', processes)
+    assert [s for s in commanded() if s >= tick(3)] == [tick(3), tick(4), tick(5)]
+    peer.wait_for(lambda: twin.mode == 'executing', 5, 'm1 executing', processes)
+
+    # A repeated or late tick (at or before the last handled) is dropped; the next one is handled.
+    verdict(2, 'm1')
+    state(2)
+    verdict(6, 'm1')
+    state(6)
+    peer.wait_for(lambda: tick(6) in commanded(), 10, 'tick 6', processes)
+    assert commanded() == [tick(k) for k in range(7)], 'a tick was handled twice or out of order'
+
+    # A verdict naming a motion that is refused does not stall the ticks.
+    verdict(7, 'bad')
+    state(7)
+    twin.send('bad', [0.0, -1.571, 3.5, -1.571, -1.571, 0.0], 5.0)     # elbow beyond its limits
+    peer.wait_for(lambda: tick(7) in commanded(), 10, 'tick 7 after the refusal', processes)
+    peer.wait_for(lambda: twin.result('bad') is not None, 10, 'the refusal', processes)
+    assert twin.result('bad').level == DiagnosticStatus.ERROR
+    assert commanded() == [tick(k) for k in range(8)]
 
 
 # -- command authority ---------------------------------------------------------------------------------
