@@ -150,6 +150,8 @@ SERVICES: tuple[Service, ...] = tuple(
     for mode in ('automatic', 'collaborative', 'manual_reduced')
 ) + (
     Service('operator/step_done', 'std_srvs/srv/Trigger', 'supervisor', "the person's step is done"),
+    Service('cell/operator_request', 'diagnostic_msgs/srv/AddDiagnostics', 'supervisor',
+            'a signed operator request in load_namespace (or {"login": name} for the salt and iterations)'),
     Service('cell/cancel_order', 'diagnostic_msgs/srv/AddDiagnostics', 'supervisor',
             'cancel a waiting job order (its id in load_namespace); answers success and message'),
     Service('arm/stop', 'std_srvs/srv/Trigger', 'arm', 'stop the arm (anyone may)'),

@@ -113,7 +113,7 @@ class NodeParams:
     def config_type(self) -> type:
         cached = _CONFIG_TYPES.get(self.name)
         if cached is None or cached[0] is not self:
-            fields = [(s.name, tuple if s.kind is list else s.kind) for s in self.specs]
+            fields = [(s.name, tuple if s.kind() is list else s.kind()) for s in self.specs]
             cls_name = ''.join(part.capitalize() for part in self.name.split('_')) + 'Config'
             cached = (self, make_dataclass(cls_name, fields, frozen=True))
             _CONFIG_TYPES[self.name] = cached
