@@ -36,7 +36,8 @@ from smartcell.nodes.common import (LATCHED_QOS, LEVEL_ERROR, LEVEL_OK, LEVEL_WA
 # jumping forward must never fast-forward the arm along its path (the twin ticks at 25-40 Hz).
 MAX_TICK_DT_S = 0.1
 MAX_QUEUED_MOTIONS = 16           # signed trajectories waiting for the verdict that names them
-LOCKSTEP_DEPTH = 64               # lockstep: unpaired twin states (and verdicts) kept, ticks
+LOCKSTEP_DEPTH = 64               # lockstep: unpaired twin states kept (as many verdicts); the twin runs at most
+                                  # lockstep_lag_ticks ahead of the arm's commands, so a few wait at a time
 AUTHORITY_CHECK_PERIOD_S = 0.1    # steady seconds between ROS graph checks of the command topics
 VERDICT_TOPIC = 'safety/verdict'
 TRAJECTORY_TOPIC = 'arm/joint_trajectory'
