@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_vibration.py [--duration-s 10] [--rate-factor 2] [--skip-node]
     .venv/bin/python bench/bench_vibration.py --roc 100 --assessable-share --skip-features --skip-node
+    .venv/bin/python bench/bench_vibration.py --calibrate 40 --write-calibration --skip-features --skip-node
 
 1. Feature extraction (time features, spectrum bands and peaks, ISO velocity RMS, envelope
    spectrum with bearing and shaft lines, packet energies) of 1 s windows of a 25.6 kHz channel,
@@ -201,6 +202,44 @@ def roc(n: int) -> None:
               f'{choose_window(rows, snr)} s')
 
 
+CALIBRATION_FIT_SEED, CALIBRATION_TEST_SEED = 101, 202
+CALIBRATION_MODULE = Path(__file__).resolve().parents[1] / 'smartcell' / 'core' / 'sensors' / 'vibration_calibration.py'
+
+
+def calibrate(n: int, write: bool) -> None:
+    """Fit the confidence maps on one synthetic set, report the reliability curve and ECE before and
+    after on a held-out set drawn with another seed; with `write`, store the maps in core."""
+    from smartcell.core.sensors.vibration_validation import (apply_calibration, calibration_module,
+                                                             expected_calibration_error, fit_calibration,
+                                                             labelled_verdicts, reliability_curve,
+                                                             reliability_markdown)
+    start = time.perf_counter()
+    fit_set = labelled_verdicts(SNRS_DB, WINDOWS_S, n, CALIBRATION_FIT_SEED)
+    held_out = labelled_verdicts(SNRS_DB, WINDOWS_S, n, CALIBRATION_TEST_SEED)
+    maps = fit_calibration(fit_set)
+    right = [v.right for v in held_out]
+    before = reliability_curve([v.raw_confidence for v in held_out], right)
+    after = reliability_curve(apply_calibration(held_out, maps), right)
+    groups = {v.fault for v in held_out}
+    print(f'confidence calibration on the bearing-fault model (6205 at 15 Hz, 12.8 kHz, automatic band; classes '
+          f'healthy, outer race, inner race, ball x windows {WINDOWS_S} s x SNR {SNRS_DB} dB x {n} windows each): '
+          f'fit seed {CALIBRATION_FIT_SEED} ({len(fit_set)} verdicts), held-out seed {CALIBRATION_TEST_SEED} '
+          f'({len(held_out)} verdicts: {", ".join(sorted(groups))}), {time.perf_counter() - start:.0f} s')
+    print(reliability_markdown(before, after))
+    ece_before, ece_after = expected_calibration_error(before), expected_calibration_error(after)
+    print(f'expected calibration error (10 bins, held-out): before {ece_before:.3f}, after {ece_after:.3f}')
+    print('knots per map:', {g: len(xs) for g, (xs, _) in maps.items()})
+    if write:
+        command = f'.venv/bin/python bench/bench_vibration.py --calibrate {n} --write-calibration --skip-features ' \
+                  '--skip-node'
+        description = (f'Fit: {len(fit_set)} baseline-free verdicts on smartcell.twin.vibration_model.\n'
+                       f'bearing_fault_signal (seed {CALIBRATION_FIT_SEED}); held-out ECE (seed '
+                       f'{CALIBRATION_TEST_SEED}, {len(held_out)} verdicts): {ece_before:.3f} before, '
+                       f'{ece_after:.3f} after.')
+        CALIBRATION_MODULE.write_text(calibration_module(maps, command, description))
+        print(f'wrote {CALIBRATION_MODULE}')
+
+
 def assessable_share() -> None:
     import yaml
 
@@ -228,11 +267,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--skip-features', action='store_true', help='no feature timing')
     parser.add_argument('--roc', type=int, metavar='N', default=0,
                         help='print the ROC table of the bearing-fault model, N windows per cell')
+    parser.add_argument('--calibrate', type=int, metavar='N', default=0,
+                        help='fit the verdict-confidence calibration (N windows per cell) and print the '
+                             'held-out reliability curve and ECE before/after')
+    parser.add_argument('--write-calibration', action='store_true',
+                        help='with --calibrate: write the maps to smartcell/core/sensors/vibration_calibration.py')
     parser.add_argument('--assessable-share', action='store_true',
                         help='print the share of windows assessable in the pick_place cycle, per joint')
     args = parser.parse_args(argv)
     if args.roc:
         roc(args.roc)
+    if args.calibrate:
+        calibrate(args.calibrate, args.write_calibration)
     if args.assessable_share:
         assessable_share()
     if args.skip_features:

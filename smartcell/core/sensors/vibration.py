@@ -12,7 +12,7 @@ Units: acceleration in the unit of the input (m/s^2 in smartcell), frequency in 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -20,6 +20,7 @@ import pywt
 from scipy import fft as sfft
 
 from smartcell.core.sensors.kurtogram import BandChoice, choose_band
+from smartcell.core.sensors.vibration_calibration import CONFIDENCE_CALIBRATION
 
 # ---------------------------------------------------------------------------------------------
 # Bearing kinematics
@@ -567,6 +568,19 @@ def extract_features(samples: np.ndarray, sample_rate_hz: float, shaft_hz: float
         envelope_peaks=envelope_peaks(envelope, config.n_peaks), band_choice=choice, order_tracked=order_tracked)
 
 
+def feature_vector_names(sample_rate_hz: float, config: AnalysisConfig = AnalysisConfig(), *, shaft: bool = True,
+                         bearing: bool = True) -> tuple[str, ...]:
+    """`VibrationFeatures.vector_names()` of the windows `extract_features` gives at this sample rate,
+    with a shaft speed (`shaft`) and a bearing (`bearing`): what a baseline must have been fitted on."""
+    nyquist = sample_rate_hz / 2.0
+    bands = len([e for e in config.band_edges_hz if e < nyquist])
+    names = ['log_rms', 'log_peak', 'crest_factor', 'kurtosis', 'skewness']
+    names += [f'log_band_energy_{i}' for i in range(bands)]
+    names += [f'log_shaft_{name}' for name, _ in SHAFT_ORDERS] if shaft else []
+    names += [f'log_env_{name}' for name in BEARING_LINES] if shaft and bearing else []
+    return tuple(names)
+
+
 def min_envelope_bandwidth_hz(sample_rate_hz: float, freqs: FaultFrequencies | None,
                               config: AnalysisConfig) -> float:
     """Narrowest envelope band whose envelope spectrum (reaching half the band width) still holds
@@ -732,10 +746,18 @@ def condition(features: VibrationFeatures) -> Condition:
 class Diagnosis:
     # one of FAULT_CLASSES; 'unknown' (abnormal, no pattern); 'not_assessed' (no shaft speed)
     fault: str
-    confidence: float                # [0, 1]: margin over the runner-up and the threshold
+    # [0, 1]. calibrated: the share of such verdicts that were right on the validation model
+    # (`calibrate_confidence`); otherwise the heuristic margin over the runner-up and the threshold.
+    confidence: float
     evidence: Mapping[str, float] = field(default_factory=dict)   # class -> score
     note: str = ''                   # what was not assessed, and why
     condition: Condition | None = None
+    raw_confidence: float = math.nan   # the heuristic margin, before calibration (NaN: = confidence)
+    calibrated: bool = False
+
+    def __post_init__(self) -> None:
+        if math.isnan(self.raw_confidence):
+            object.__setattr__(self, 'raw_confidence', self.confidence)
 
 
 def _class_scores(features: VibrationFeatures, baseline: HealthBaseline | None) -> dict[str, float]:
@@ -809,9 +831,41 @@ def diagnose(features: VibrationFeatures, baseline: HealthBaseline | None = None
             # Impulsive beyond doubt but no known line: a fault we cannot name is not 'healthy'.
             return Diagnosis('unknown', 0.5, scores, note or 'condition indicators high, no fault line matched',
                              state)
-        return Diagnosis('healthy', _confidence(threshold, best_score, threshold), scores, note, state)
+        return _calibrated(Diagnosis('healthy', _confidence(threshold, best_score, threshold), scores, note,
+                                     state), features)
     separation = best_score / (best_score + max(second_score, 0.0))
-    return Diagnosis(best, separation * _confidence(best_score, threshold, threshold), scores, note, state)
+    diagnosis = Diagnosis(best, separation * _confidence(best_score, threshold, threshold), scores, note, state)
+    return diagnosis if baseline is not None else _calibrated(diagnosis, features)
+
+
+def _calibrated(diagnosis: Diagnosis, features: VibrationFeatures) -> Diagnosis:
+    # The maps were fitted on baseline-free verdicts with bearing lines: only those are calibrated.
+    return calibrate_confidence(diagnosis) if features.bearing else diagnosis
+
+
+def calibration_group(fault: str) -> str | None:
+    """Which calibration map a baseline-free verdict takes: 'healthy', 'bearing_fault', or None
+    (shaft classes and 'unknown': the validation model holds no such windows to calibrate on)."""
+    if fault == 'healthy':
+        return 'healthy'
+    if fault in ('outer_race', 'inner_race', 'ball'):
+        return 'bearing_fault'
+    return None
+
+
+def calibrate_confidence(diagnosis: Diagnosis,
+                         maps: Mapping[str, tuple[Sequence[float], Sequence[float]]] | None = None) -> Diagnosis:
+    """The baseline-free verdict with its heuristic confidence mapped to the share of such verdicts
+    that were right on the physics-based validation model (isotonic fit, `CONFIDENCE_CALIBRATION`
+    in vibration_calibration.py, regenerated by bench/bench_vibration.py --calibrate). Verdicts
+    without a map keep the heuristic value, `calibrated` False."""
+    maps = CONFIDENCE_CALIBRATION if maps is None else maps
+    raw = diagnosis.confidence
+    group = calibration_group(diagnosis.fault)
+    if group is None or group not in maps or not math.isfinite(raw):
+        return replace(diagnosis, raw_confidence=raw, calibrated=False)
+    xs, ys = maps[group]
+    return replace(diagnosis, confidence=float(np.interp(raw, xs, ys)), raw_confidence=raw, calibrated=True)
 
 
 def _confidence(value: float, threshold: float, scale: float) -> float:
@@ -1031,7 +1085,9 @@ class GearboxMonitor:
     back to OK. Windows at a moderately varying speed are order-tracked before analysis.
     """
 
-    def __init__(self, config: MonitorConfig) -> None:
+    def __init__(self, config: MonitorConfig, baseline: HealthBaseline | None = None) -> None:
+        """`baseline`: a baseline learnt beforehand (e.g. read from a file by vibration_baseline), so
+        windows are rated from the first one; None = learn on the first `baseline_windows` windows."""
         self.config = config
         n = config.window_samples
         self._buffer = np.empty(2 * n)
@@ -1040,8 +1096,8 @@ class GearboxMonitor:
         self._angles = np.empty(2 * n)  # shaft angle (turns) at every buffered sample, NaN = not given
         self._angle_from_speed = 0.0    # running integral of the speed when no encoder angle is given
         self._learning: list[np.ndarray] = []
-        self._names: tuple[str, ...] = ()
-        self.baseline: HealthBaseline | None = None
+        self._names: tuple[str, ...] = () if baseline is None else tuple(baseline.names)
+        self.baseline: HealthBaseline | None = baseline
         self._health_level = LEVEL_OK     # level from the health index alone, held for the hysteresis
         self._trend_t: list[float] = []
         self._trend_hi: list[float] = []

@@ -37,15 +37,8 @@ class RocRow:
 
 def _window_scores(fault: str, window_s: float, snr_db: float, n: int, rng: np.random.Generator,
                    sample_rate_hz: float, shaft_hz: float, config: AnalysisConfig):
-    from smartcell.twin.vibration_model import bearing_fault_signal
-    bearing = bearing_preset('6205')
-    out = []
-    for _ in range(n):
-        x = bearing_fault_signal(fault, int(round(window_s * sample_rate_hz)), sample_rate_hz, shaft_hz, snr_db, rng,
-                                 bearing)
-        d = diagnose(extract_features(x, sample_rate_hz, shaft_hz, bearing, config))
-        out.append((d.fault, d.confidence, dict(d.evidence)))
-    return out
+    return [(f, c, e) for f, c, e, _ in _window_verdicts(fault, window_s, snr_db, n, rng, sample_rate_hz, shaft_hz,
+                                                         config)]
 
 
 def _auc(positive: Sequence[float], negative: Sequence[float]) -> float:
@@ -170,3 +163,149 @@ def cycle_assessable_share(positions_rad: np.ndarray, sample_rate_hz: float, win
         after = sum(s != 'idle' for s in states)
         out.append((before / max(windows, 1), after / max(windows, 1)))
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Calibration of the verdict confidence: reliability curve, ECE, isotonic map
+
+
+@dataclass(frozen=True)
+class LabelledVerdict:
+    truth: str               # the class the window was generated with
+    fault: str               # the verdict
+    raw_confidence: float    # heuristic confidence (before calibration)
+    confidence: float        # as reported by `diagnose` (calibrated where a map exists)
+    window_s: float
+    snr_db: float
+
+    @property
+    def right(self) -> bool:
+        return self.fault == self.truth
+
+
+def labelled_verdicts(snrs_db: Iterable[float], windows_s: Iterable[float], n: int, seed: int,
+                      sample_rate_hz: float = 12800.0, shaft_hz: float = 15.0,
+                      config: AnalysisConfig = AnalysisConfig(envelope_band_hz='auto')) -> list[LabelledVerdict]:
+    """Baseline-free verdicts on `n` windows of each class (healthy, outer race, inner race, ball) for
+    every window length and SNR of the ROC grid: equal class shares, the population the calibration
+    maps are fitted on and stand for."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for window_s in windows_s:
+        for snr_db in snrs_db:
+            for truth in ('healthy',) + tuple(FAULT_LINE_CLASS):
+                for fault, _, _, d in _window_verdicts(truth, window_s, snr_db, n, rng, sample_rate_hz, shaft_hz,
+                                                       config):
+                    out.append(LabelledVerdict(truth, fault, d.raw_confidence, d.confidence, window_s, snr_db))
+    return out
+
+
+def _window_verdicts(fault: str, window_s: float, snr_db: float, n: int, rng: np.random.Generator,
+                     sample_rate_hz: float, shaft_hz: float, config: AnalysisConfig):
+    from smartcell.twin.vibration_model import bearing_fault_signal
+    bearing = bearing_preset('6205')
+    out = []
+    for _ in range(n):
+        x = bearing_fault_signal(fault, int(round(window_s * sample_rate_hz)), sample_rate_hz, shaft_hz, snr_db, rng,
+                                 bearing)
+        d = diagnose(extract_features(x, sample_rate_hz, shaft_hz, bearing, config))
+        out.append((d.fault, d.confidence, dict(d.evidence), d))
+    return out
+
+
+def isotonic_fit(x: Sequence[float], y: Sequence[float]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Non-decreasing least-squares fit of 0/1 outcomes `y` on scores `x` (pool adjacent violators).
+
+    Returns knots (mean score of each pooled block, share right in it) for linear interpolation.
+    A block of n verdicts with k right is given (k + 1/2) / (n + 1), never exactly 0 or 1: a finite
+    set cannot show certainty (the ends are then made monotone again).
+    """
+    order = np.argsort(np.asarray(x, float), kind='stable')
+    xs, ys = np.asarray(x, float)[order], np.asarray(y, float)[order]
+    blocks: list[list[float]] = []          # [sum x, sum y, count]
+    for xi, yi in zip(xs, ys):
+        blocks.append([xi, yi, 1.0])
+        while len(blocks) > 1 and blocks[-2][1] / blocks[-2][2] >= blocks[-1][1] / blocks[-1][2]:
+            sx, sy, c = blocks.pop()
+            blocks[-1][0] += sx
+            blocks[-1][1] += sy
+            blocks[-1][2] += c
+    knots_x = [b[0] / b[2] for b in blocks]
+    knots_y = np.maximum.accumulate([(b[1] + 0.5) / (b[2] + 1.0) for b in blocks])
+    return tuple(float(v) for v in knots_x), tuple(float(v) for v in knots_y)
+
+
+def fit_calibration(verdicts: Sequence[LabelledVerdict]) -> dict[str, tuple[tuple[float, ...], tuple[float, ...]]]:
+    """One isotonic map per calibration group (healthy verdicts; named bearing faults) from raw
+    confidence to the share of verdicts right."""
+    from smartcell.core.sensors.vibration import calibration_group
+    maps = {}
+    for group in ('healthy', 'bearing_fault'):
+        mine = [v for v in verdicts if calibration_group(v.fault) == group]
+        if mine:
+            maps[group] = isotonic_fit([v.raw_confidence for v in mine], [float(v.right) for v in mine])
+    return maps
+
+
+def apply_calibration(verdicts: Sequence[LabelledVerdict],
+                      maps: dict[str, tuple[tuple[float, ...], tuple[float, ...]]]) -> list[float]:
+    """The confidence each verdict would get with `maps` (raw where no map applies)."""
+    from smartcell.core.sensors.vibration import Diagnosis, calibrate_confidence
+    return [calibrate_confidence(Diagnosis(v.fault, v.raw_confidence), maps).confidence for v in verdicts]
+
+
+@dataclass(frozen=True)
+class ReliabilityBin:
+    low: float
+    high: float
+    mean_confidence: float   # NaN when empty
+    accuracy: float          # share of verdicts in the bin that were right, NaN when empty
+    count: int
+
+
+def reliability_curve(confidence: Sequence[float], right: Sequence[bool], bins: int = 10) -> list[ReliabilityBin]:
+    """Equal-width confidence bins [0, 0.1), ..., [0.9, 1.0] with mean confidence and accuracy."""
+    c, ok = np.asarray(confidence, float), np.asarray(right, bool)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    index = np.clip(np.searchsorted(edges, c, side='right') - 1, 0, bins - 1)
+    out = []
+    for b in range(bins):
+        inside = index == b
+        k = int(inside.sum())
+        out.append(ReliabilityBin(float(edges[b]), float(edges[b + 1]), float(c[inside].mean()) if k else math.nan,
+                                  float(ok[inside].mean()) if k else math.nan, k))
+    return out
+
+
+def expected_calibration_error(curve: Sequence[ReliabilityBin]) -> float:
+    """ECE = sum over bins of (share of verdicts in the bin) x |accuracy - mean confidence|."""
+    total = sum(b.count for b in curve)
+    return sum(b.count / total * abs(b.accuracy - b.mean_confidence) for b in curve if b.count) if total else math.nan
+
+
+def reliability_markdown(before: Sequence[ReliabilityBin], after: Sequence[ReliabilityBin]) -> str:
+    lines = ['| confidence bin | before: mean confidence | before: accuracy | before: n '
+             '| after: mean confidence | after: accuracy | after: n |', '|---|---|---|---|---|---|---|']
+
+    def cells(b: ReliabilityBin) -> str:
+        return (f'{b.mean_confidence:.2f} | {b.accuracy:.0%} | {b.count}' if b.count else '- | - | 0')
+    for b, a in zip(before, after):
+        lines.append(f'| {b.low:.1f}–{b.high:.1f} | {cells(b)} | {cells(a)} |')
+    return '\n'.join(lines)
+
+
+def calibration_module(maps: dict[str, tuple[tuple[float, ...], tuple[float, ...]]], command: str,
+                       description: str) -> str:
+    """Source of smartcell/core/sensors/vibration_calibration.py holding `maps`."""
+    def numbers(values: Sequence[float]) -> str:
+        text = [f'{v:.4f}' for v in values]
+        rows = [', '.join(text[i:i + 10]) for i in range(0, len(text), 10)]
+        return '(\n            ' + ',\n            '.join(rows) + ',)'
+    body = ',\n'.join(f'    {group!r}: (\n        {numbers(xs)},\n        {numbers(ys)})'
+                      for group, (xs, ys) in maps.items())
+    return (f'"""Calibration maps of the baseline-free verdict confidence (generated: do not edit).\n\n'
+            f'Regenerate with\n\n    {command}\n\n{description}\n'
+            'Per group: (raw confidence knots, share of verdicts right), interpolated linearly.\n"""\n'
+            'from __future__ import annotations\n\n'
+            'CONFIDENCE_CALIBRATION: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {\n'
+            f'{body},\n}}\n')
