@@ -35,6 +35,7 @@ from smartcell.nodes.common import (LATCHED_QOS, LEVEL_ERROR, LEVEL_OK, LEVEL_WA
 # A gap between two joint states longer than this advances the path by this much only: a stamp
 # jumping forward must never fast-forward the arm along its path (the twin ticks at 25-40 Hz).
 MAX_TICK_DT_S = 0.1
+MAX_PARKED_TRAJECTORIES = 4       # trajectories kept while two endpoints carry the supervisor's name
 MAX_QUEUED_MOTIONS = 16           # signed trajectories waiting for the verdict that names them
 LOCKSTEP_DEPTH = 64               # lockstep: unpaired twin states kept (as many verdicts); the twin runs at most
                                   # lockstep_lag_ticks ahead of the arm's commands, so a few wait at a time
@@ -165,6 +166,7 @@ class Arm(Node):
             ExactStampJoiner(LOCKSTEP_DEPTH, drop_stale=True)
         self._queued_motions: OrderedDict[str, TrajectoryInput] = OrderedDict()
         self._refused_motions: OrderedDict[str, None] = OrderedDict()
+        self._parked: list[JointTrajectory] = []      # trajectories waiting for one supervisor on the graph
         self._loaded_motion = ''
 
         self._mode_pub = self.create_publisher(String, 'arm/mode', LATCHED_QOS)
@@ -228,6 +230,10 @@ class Arm(Node):
             check = self._command_publishers_of(topic, allow_none=True)
             if check.problem and not check.pending:
                 self._hold(f'publishers of {topic}', check.problem)
+        if self._parked and not self._command_publishers_of(TRAJECTORY_TOPIC).ambiguous:
+            parked, self._parked = self._parked, []
+            for msg in parked:          # one supervisor again: judged like any trajectory (a stray is refused)
+                self._on_trajectory(msg)
 
     def _command_publishers_of(self, topic: str, allow_none: bool = False) -> CommandPublisherCheck:
         return command_publishers(self, topic, self._supervisor, self._subscriptions_by_topic[topic], allow_none)
@@ -240,6 +246,11 @@ class Arm(Node):
         # No writer named yet (start-up discovery lags the data by a few ms): the signature below
         # decides. Holding here would tie the lockstep simulation to wall-clock discovery timing.
         problem = '' if check.pending else check.problem
+        if check.ambiguous:
+            # Most often the supervisor restarted and its dead process is still listed (until the DDS
+            # lease runs out): keep the trajectory, hold, and judge it once one supervisor is left.
+            self._park(motion_id, msg, problem)
+            return
         if problem:
             self._refuse(motion_id, f'not from the supervisor: {problem}', hold=True)
             return
@@ -271,6 +282,15 @@ class Arm(Node):
             self._advance_lockstep()
         else:
             self._start_named_motion()
+
+    def _park(self, motion_id: str, msg: JointTrajectory, problem: str) -> None:
+        self._hold(f'publishers of {TRAJECTORY_TOPIC}', problem)
+        self._parked.append(msg)
+        self.get_logger().warning(f'trajectory {motion_id!r} parked until one supervisor is left: {problem}')
+        while len(self._parked) > MAX_PARKED_TRAJECTORIES:
+            dropped = self._parked.pop(0)
+            self._refuse(split_signed_id(dropped.header.frame_id)[0], f'not from the supervisor: {problem} '
+                         f'(more than {MAX_PARKED_TRAJECTORIES} trajectories parked meanwhile)', hold=True)
 
     def _refuse(self, motion_id: str, reason: str, hold: bool) -> None:
         self._rejections += 1

@@ -374,6 +374,36 @@ def test_unsigned_or_stray_trajectories_never_run(peer, processes, arm, cell_key
     assert all(abs(c.position[0]) <= 0.3 + 1e-9 for c in arm.commands), 'a refused trajectory moved the arm'
 
 
+def test_a_trajectory_sent_while_the_supervisor_is_listed_twice_waits_and_runs_once_one_is_left(
+        peer, processes, arm):
+    """A restarted supervisor is listed twice on the graph until the killed process's DDS lease runs out
+    (about 20 s): its trajectory is kept (the arm holds, naming why) and runs once one is left, instead
+    of being refused, which stranded the cell in FAULT after every supervisor restart."""
+    context = rclpy.Context()            # a second DDS participant under the supervisor's name
+    rclpy.init(context=context, args=[])
+    twin_node = rclpy.create_node(peer.node.get_name(), context=context)
+    ghost_pub = twin_node.create_publisher(JointTrajectory, 'arm/joint_trajectory', 10)
+    try:
+        peer.wait_for(lambda: len(peer.node.get_publishers_info_by_topic('arm/joint_trajectory')) == 2, 20,
+                      'the supervisor listed twice', processes)
+        arm.send('after-restart', moved(0.3), 1.0)
+        peer.wait_for(lambda: arm.error_naming('2 publishers of arm/joint_trajectory'), 10,
+                      'ERROR naming the doubled supervisor', processes)
+        count = len(arm.commands)
+        peer.wait_for(lambda: len(arm.commands) > count + 20, 10, 'commands while doubled', processes)
+        assert arm.result('after-restart') is None, 'a parked trajectory was judged while doubled'
+        held = [c.position[0] for c in arm.commands[count:]]
+        assert max(held) - min(held) < 1e-9, f'the arm moved while doubled: {held[:3]} .. {held[-3:]}'
+    finally:
+        twin_node.destroy_publisher(ghost_pub)
+        twin_node.destroy_node()
+        rclpy.shutdown(context=context)
+    peer.wait_for(lambda: arm.result('after-restart') is not None, 30, 'the parked trajectory judged', processes)
+    assert arm.result('after-restart').level == DiagnosticStatus.OK, arm.result('after-restart').message
+    assert arm.position[0] == pytest.approx(0.3, abs=1e-3)
+
+
+
 # -- malformed inputs, clocks --------------------------------------------------------------------------
 @pytest.mark.parametrize('backend', ['sim', 'ros2_control'])
 def test_malformed_joint_states_hold_the_arm_and_never_kill_it(peer, processes, cell_key, backend):
