@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
@@ -13,7 +14,9 @@ from std_msgs.msg import Float64MultiArray, MultiArrayDimension
 from smartcell.core.params import ConfigError
 from smartcell.core.sensors.params import VIBRATION_SENSOR
 from smartcell.core.sensors.vibration import (FEATURE_COLUMNS, LEVEL_OK, AnalysisConfig, Assessment, GearboxMonitor,
-                                      HealthThresholds, MonitorConfig, bearing_preset, feature_row)
+                                              HealthBaseline, HealthThresholds, MonitorConfig, bearing_preset,
+                                              feature_row, feature_vector_names)
+from smartcell.core.sensors.vibration_baseline import baselines_for_monitor, read_baseline_file
 from smartcell.nodes.common import (LEVEL_ERROR, LEVEL_STALE, LEVEL_WARN, STREAM_QOS, declare_config,
                                     diagnostic_array, diagnostic_status, run_node, stamp_to_s)
 from smartcell.twin.vibration_model import GearboxModel, GearboxVibration, fault_severity
@@ -34,7 +37,9 @@ class VibrationSensor(Node):
     after every completed window; `/diagnostics` (1 Hz: per gearbox `smartcell/vibration_sensor/<joint>`,
     hardware id `gearbox/<joint>`, OK/WARN/ERROR from the health index, RUL and absolute RMS, STALE
     when its input stops; plus the node status `smartcell/vibration_sensor`).
-    Parameters: smartcell.core.sensors.params.VIBRATION_SENSOR (read-only, units in the names).
+    Parameters: smartcell.core.sensors.params.VIBRATION_SENSOR (read-only, units in the names);
+    `baseline_file` starts every gearbox from a learnt baseline (ConfigError, exit 2, when the file
+    is missing, corrupt or learnt for other joints / sample rate / window / bearing / band).
     """
 
     def __init__(self) -> None:
@@ -43,6 +48,12 @@ class VibrationSensor(Node):
         band = tuple(c.envelope_band_hz)
         if len(band) != 2:
             raise ConfigError(f'vibration_sensor.envelope_band_hz must be [low, high] Hz, got {list(band)}')
+        self._bearing = bearing_preset(c.bearing)
+        # A learnt baseline file fixes the envelope band (its features were taken in it); checked
+        # against this node's settings before anything runs: a mismatch is a ConfigError, exit 2.
+        loaded = read_baseline_file(Path(c.baseline_file).expanduser()) if c.baseline_file else None
+        if loaded is not None and band == (0.0, 0.0):
+            band = loaded.envelope_band_hz
         try:
             analysis = AnalysisConfig(envelope_band_hz='auto' if band == (0.0, 0.0) else band,
                                       iso_zone_boundaries_mm_s=tuple(c.iso_zone_boundaries_mm_s))
@@ -50,7 +61,6 @@ class VibrationSensor(Node):
                                           clear_ratio=c.health_clear_ratio)
         except ValueError as exc:
             raise ConfigError(f'vibration_sensor: {exc}') from exc
-        self._bearing = bearing_preset(c.bearing)
         monitor_config = MonitorConfig(
             sample_rate_hz=c.sample_rate_hz, window_s=c.window_s, bearing=self._bearing, analysis=analysis,
             min_shaft_hz=c.min_shaft_hz, max_speed_variation=c.max_speed_variation,
@@ -66,7 +76,15 @@ class VibrationSensor(Node):
         if c.fault_joint and c.fault_joint not in self._joints:
             raise ConfigError(f'vibration_sensor.fault_joint {c.fault_joint!r} is not a monitored joint; '
                               f'accepted: empty (all) or one of {", ".join(self._joints)}')
-        self._monitors = {j: GearboxMonitor(monitor_config) for j in self._joints}
+        baselines: dict[str, HealthBaseline | None] = {j: None for j in self._joints}
+        if loaded is not None:
+            baselines.update(baselines_for_monitor(
+                loaded, self._joints, sample_rate_hz=c.sample_rate_hz, window_s=c.window_s, bearing=self._bearing,
+                feature_names=feature_vector_names(c.sample_rate_hz, analysis), envelope_band_hz=band))
+            self.get_logger().info(
+                f'health rated against {loaded.path} from the first window (envelope band {band[0]:g}-{band[1]:g} Hz; '
+                + ', '.join(f'{j} learnt at {loaded.shaft_hz[j]} Hz shaft' for j in self._joints) + ')')
+        self._monitors = {j: GearboxMonitor(monitor_config, baselines[j]) for j in self._joints}
         self._speed_rad_s = {j: math.nan for j in self._joints}
         self._effort_nm = {j: 0.0 for j in self._joints}
         # Encoder position (rad) of each joint, now and at the previous joint state: the shaft angle

@@ -1,8 +1,10 @@
 """`smartcell analyze-vibration FILE`: features, fault-frequency matches and a verdict as JSON.
 
 With --learn-baseline OUT.json the (healthy) file is cut into --window-s windows and their
-baseline is written; with --baseline IN.json each window of the file gets a health index, a level
-(with hysteresis) and the RUL trend against it (docs/sensors.md, "Learning a baseline").
+baseline is written (with --joint NAME it is added to OUT.json under that joint: the file the
+vibration_sensor node's `baseline_file` reads); with --baseline IN.json each window of the file
+gets a health index, a level (with hysteresis) and the RUL trend against it (docs/sensors.md,
+"Learning a baseline").
 
 FILE is a CSV (one sample per row; a header row and several columns are allowed, pick one with
 --column) or a NPY array (1-D, or 2-D with --column). Bad input (unreadable, wrong shape, NaN,
@@ -20,12 +22,14 @@ from typing import Sequence
 
 import numpy as np
 
+from smartcell.core.params import ConfigError
 from smartcell.core.sensors.vibration import (BEARING_PRESETS, ISO_CLASS_I_MM_S, ISO_ZONE_MEANING, AnalysisConfig,
                                               BearingGeometry, HealthBaseline, HealthThresholds, amplitude_spectrum,
                                               bearing_preset, diagnose, envelope_spectrum, estimate_rul,
                                               extract_features, fault_frequencies, fit_baseline, iso_zone)
+from smartcell.core.sensors.vibration_baseline import (UNNAMED_JOINT, BaselineFile, baseline_document,
+                                                       read_baseline_file)
 
-BASELINE_FORMAT = 'smartcell-vibration-baseline/1'
 SPEED_MATCH = 0.1      # a baseline holds for shaft speeds within 10 % of the one it was learnt at
 
 EXIT_BAD_INPUT = 2
@@ -65,6 +69,9 @@ def _parser() -> argparse.ArgumentParser:
                       help='learn a health baseline from this healthy recording and write it here')
     base.add_argument('--baseline', type=Path, metavar='IN.json',
                       help='rate every window against a baseline written by --learn-baseline')
+    p.add_argument('--joint', help='joint (gearbox) the baseline is for: --learn-baseline adds it to OUT.json '
+                                    '(one file for every joint, what the vibration_sensor node reads); --baseline '
+                                    'picks it from IN.json (default: the only one)')
     p.add_argument('--plot', type=Path,
                    help='write spectrum and envelope spectrum with the fault frequencies to this PNG')
     return p
@@ -185,7 +192,9 @@ def analyse(args: argparse.Namespace) -> dict[str, object]:
         'iso_20816': {'velocity_rms_mm_s': features.velocity_rms_mm_s, 'band_hz': list(config.velocity_band_hz),
                       'zone': zone, 'meaning': ISO_ZONE_MEANING.get(zone, ''),
                       'boundaries_mm_s': list(config.iso_zone_boundaries_mm_s)},
-        'verdict': {'fault': diagnosis.fault, 'confidence': diagnosis.confidence, 'scores': dict(diagnosis.evidence),
+        'verdict': {'fault': diagnosis.fault, 'confidence': diagnosis.confidence,
+                    'raw_confidence': diagnosis.raw_confidence, 'confidence_calibrated': diagnosis.calibrated,
+                    'scores': dict(diagnosis.evidence),
                     'baseline': 'none: baseline-free rules (see docs/sensors.md)'},
     }
     if diagnosis.note:
@@ -216,53 +225,64 @@ def _learn_baseline(args: argparse.Namespace, samples: np.ndarray, shaft_hz: flo
     band = config.envelope_band(args.sample_rate_hz)
     features = [extract_features(w, args.sample_rate_hz, shaft_hz, bearing, config, band_hz=band) for w in windows]
     baseline = fit_baseline([f.vector() for f in features], features[0].vector_names())
-    thresholds = HealthThresholds()
-    document = {'format': BASELINE_FORMAT, 'source_file': str(args.file), 'sample_rate_hz': args.sample_rate_hz,
-                'window_s': window_s, 'shaft_hz': shaft_hz, 'bearing': None if bearing is None else bearing.__dict__,
-                'envelope_band_hz': list(band), 'iso_zone_boundaries_mm_s': list(config.iso_zone_boundaries_mm_s),
-                'thresholds': thresholds.__dict__, 'baseline': baseline.as_dict()}
+    joint = args.joint or UNNAMED_JOINT
+    try:
+        # An existing baseline file gets this joint added (one file for the arm's gearboxes).
+        existing = read_baseline_file(args.learn_baseline) if args.learn_baseline.exists() else None
+        document = baseline_document(
+            existing, joint, sample_rate_hz=args.sample_rate_hz, window_s=window_s, bearing=bearing,
+            envelope_band_hz=band, iso_zone_boundaries_mm_s=config.iso_zone_boundaries_mm_s,
+            thresholds=HealthThresholds().__dict__, source_file=str(args.file), shaft_hz=shaft_hz, baseline=baseline)
+    except ConfigError as exc:
+        raise InputError(str(exc)) from exc
     try:
         args.learn_baseline.write_text(json.dumps(_json_safe(document), indent=1))
     except OSError as exc:
         raise InputError(f'cannot write the baseline {args.learn_baseline}: {exc}') from exc
     his = [baseline.health_index(f.vector()) for f in features]
-    return {'baseline': str(args.learn_baseline), 'windows': len(windows), 'window_s': window_s,
+    return {'baseline': str(args.learn_baseline), 'joint': joint,
+            'joints_in_file': sorted(document['joints']),  # type: ignore[call-overload]
+            'windows': len(windows), 'window_s': window_s,
             'shaft_hz': shaft_hz, 'features': len(baseline.names), 'envelope_band_hz': list(band),
             'learning_health_index': {'median': float(np.median(his)), 'max': float(np.max(his))},
             'warning': None if len(windows) >= 20 else f'only {len(windows)} windows: 20 or more give a steadier '
                                                         'baseline (fewer are shrunk harder towards independence)'}
 
 
-def load_baseline(path: Path) -> tuple[dict[str, object], HealthBaseline]:
-    """The document written by --learn-baseline and its HealthBaseline, or InputError."""
+def load_baseline(path: Path, joint: str | None = None) -> tuple[BaselineFile, str, HealthBaseline]:
+    """The file written by --learn-baseline, the joint chosen (`joint`, or the only one) and its
+    HealthBaseline, or InputError."""
     try:
-        document = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise InputError(f'{path}: unreadable baseline ({exc})') from exc
-    if not isinstance(document, dict) or document.get('format') != BASELINE_FORMAT:
-        raise InputError(f'{path}: not a smartcell vibration baseline (format {BASELINE_FORMAT!r} expected)')
-    try:
-        return document, HealthBaseline.from_dict(document['baseline'])
-    except (KeyError, ValueError) as exc:
-        raise InputError(f'{path}: {exc}') from exc
+        loaded = read_baseline_file(path)
+    except ConfigError as exc:
+        raise InputError(str(exc)) from exc
+    if joint is None:
+        if len(loaded.baselines) != 1:
+            raise InputError(f'{path}: holds baselines of {", ".join(sorted(loaded.baselines))}; choose one '
+                             'with --joint')
+        joint = next(iter(loaded.baselines))
+    if joint not in loaded.baselines:
+        raise InputError(f'{path}: no baseline for joint {joint!r}; it holds {", ".join(sorted(loaded.baselines))}')
+    return loaded, joint, loaded.baselines[joint]
 
 
 def _rate_against_baseline(args: argparse.Namespace, samples: np.ndarray, shaft_hz: float | None,
                            bearing: BearingGeometry | None, config: AnalysisConfig) -> dict[str, object]:
-    document, baseline = load_baseline(args.baseline)
-    if document['sample_rate_hz'] != args.sample_rate_hz:
-        raise InputError(f'baseline was learnt at {document["sample_rate_hz"]:g} Hz, the file is '
+    loaded, joint, baseline = load_baseline(args.baseline, args.joint)
+    document = loaded.document
+    if loaded.sample_rate_hz != args.sample_rate_hz:
+        raise InputError(f'baseline was learnt at {loaded.sample_rate_hz:g} Hz, the file is '
                          f'{args.sample_rate_hz:g} Hz: learn one at this sample rate')
-    learnt_hz = document['shaft_hz']
+    learnt_hz = loaded.shaft_hz[joint]
     if (learnt_hz is None) != (shaft_hz is None) or (
             shaft_hz is not None and abs(shaft_hz - learnt_hz) > SPEED_MATCH * learnt_hz):
         raise InputError(f'baseline was learnt at shaft speed {learnt_hz} Hz, this file is at {shaft_hz} Hz: '
                          f'a baseline holds within {SPEED_MATCH:.0%} of its speed')
-    if (None if bearing is None else bearing.__dict__) != document['bearing']:
+    if (None if bearing is None else bearing.__dict__) != loaded.bearing:
         raise InputError('bearing differs from the one the baseline was learnt with')
-    window_s = args.window_s or float(document['window_s'])
-    band = tuple(document['envelope_band_hz'])
-    t = document['thresholds']
+    window_s = args.window_s or loaded.window_s
+    band = loaded.envelope_band_hz
+    t = document['thresholds']  # type: ignore[index]
     thresholds = HealthThresholds(t['warn'], t['alarm'], t.get('clear_ratio', 0.8))
     rows, level = [], 0
     stamps, his = [], []
@@ -282,7 +302,8 @@ def _rate_against_baseline(args: argparse.Namespace, samples: np.ndarray, shaft_
     if not rows:
         raise InputError(f'{args.file}: shorter than one {window_s:g} s window')
     rul = estimate_rul(stamps, his, thresholds.alarm)
-    return {'file': str(args.file), 'baseline': str(args.baseline), 'window_s': window_s, 'shaft_hz': shaft_hz,
+    return {'file': str(args.file), 'baseline': str(args.baseline), 'joint': joint, 'window_s': window_s,
+            'shaft_hz': shaft_hz,
             'thresholds': thresholds.__dict__, 'windows': rows,
             'summary': {'windows': len(rows), 'max_health_index': float(np.max(his)), 'final_level': rows[-1]['level'],
                         'levels': {name: sum(r['level'] == name for r in rows) for name in ('OK', 'WARN', 'ERROR')}},

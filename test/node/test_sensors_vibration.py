@@ -21,7 +21,7 @@ def _joint_state_pump(peer, speed_rad_s: float):
     from smartcell.nodes.common import s_to_stamp
     publisher = peer.node.create_publisher(JointState, 'joint_states',
                                            QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE))
-    clock = {'t': 100.0}
+    clock = {'t': 100.0, 'publisher': publisher}
 
     def tick():
         msg = JointState()
@@ -164,3 +164,75 @@ def test_hardware_imu_stream_with_nan_samples_is_an_error(peer, processes):
     assert statuses[name].level[0] == 2
     assert 'NaN' in statuses[name].message
     assert statuses[name].hardware_id == 'gearbox/wrist_1_joint'
+
+
+def _learn_baseline_file(path, fs, window, joint, seed):
+    """A healthy recording of the batch test's gearbox, learnt with the CLI for `joint`."""
+    import numpy as np
+
+    from smartcell.tools.analyze_vibration import main
+    from smartcell.twin.vibration_model import GearboxModel, GearboxVibration
+    generator = GearboxVibration(GearboxModel(sample_rate_hz=fs, resonance_hz=0.3 * fs), np.random.default_rng(seed))
+    recording = path.parent / f'{joint}_healthy.npy'
+    np.save(recording, generator.generate(24 * window, 1.0, 40.0, {}))
+    assert main([str(a) for a in [recording, '--fs', fs, '--shaft-hz', generator.shaft_hz(1.0), '--bearing', '6205',
+                                  '--window-s', window / fs, '--learn-baseline', path, '--joint', joint]]) == 0
+
+
+def test_a_learnt_baseline_file_rates_health_from_the_first_window(peer, processes, tmp_path, capsys):
+    """baseline_file: no learning phase; the first window is assessed against the file's baseline
+    and the second (an inner-race defect) is an ERROR."""
+    import array
+
+    import numpy as np
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from std_msgs.msg import Float64MultiArray
+
+    from smartcell.twin.vibration_model import GearboxModel, GearboxVibration
+    fs, window = 6400.0, 1600
+    baseline_file = tmp_path / 'gearboxes.json'
+    _learn_baseline_file(baseline_file, fs, window, 'elbow_joint', seed=5)
+    capsys.readouterr()
+    processes.start('vibration_sensor', node_command('smartcell.nodes.vibration_sensor', 'vibration_sensor', None, {
+        'source': 'batch', 'joint_names': ['elbow_joint'], 'sample_rate_hz': fs, 'window_s': window / fs,
+        'baseline_file': str(baseline_file), 'stale_timeout_s': 30.0}))
+    statuses = {}
+    peer.node.create_subscription(DiagnosticArray, 'vibration/health',
+                                  lambda m: statuses.update({s.name: s for s in m.status}), 10)
+    raw = peer.node.create_publisher(Float64MultiArray, 'vibration/raw/elbow_joint',
+                                     QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE))
+    clock, _ = _joint_state_pump(peer, speed_rad_s=1.0)
+    peer.wait_for(lambda: raw.get_subscription_count() > 0 and clock['publisher'].get_subscription_count() > 0,
+                  30.0, 'node subscribed to the raw topic and joint states', processes)
+    # The shaft speed must be known when the first window completes: let joint states flow first.
+    matched_t = clock['t']
+    peer.wait_for(lambda: clock['t'] >= matched_t + 30 * JOINT_STATE_PERIOD_S, 10.0, 'joint states published')
+    generator = GearboxVibration(GearboxModel(sample_rate_hz=fs, resonance_hz=0.3 * fs), np.random.default_rng(6))
+    name = 'smartcell/vibration_sensor/elbow_joint'
+
+    def values() -> dict[str, str]:
+        status = statuses.get(name)
+        return {} if status is None else {kv.key: kv.value for kv in status.values}
+    raw.publish(Float64MultiArray(data=array.array('d', generator.generate(window, 1.0, 40.0, {}).tobytes())))
+    peer.wait_for(lambda: values().get('windows') == '1', 30.0, 'the first window analysed', processes)
+    first = values()
+    assert first['state'] == 'assessed', statuses[name].message
+    assert float(first['health_index']) < 3.0 and statuses[name].level[0] == 0, statuses[name].message
+    faulty = generator.generate(window, 1.0, 40.0, {'inner_race': 1.0})
+    raw.publish(Float64MultiArray(data=array.array('d', faulty.tobytes())))
+    peer.wait_for(lambda: values().get('windows') == '2', 30.0, 'the second window analysed', processes)
+    assert statuses[name].level[0] == 2 and float(values()['health_index']) >= 6.0, statuses[name].message
+
+
+def test_a_baseline_file_learnt_on_other_windows_stops_the_node_at_start_up(peer, processes, tmp_path, capsys):
+    baseline_file = tmp_path / 'gearboxes.json'
+    _learn_baseline_file(baseline_file, 6400.0, 1600, 'elbow_joint', seed=5)      # 0.25 s windows
+    capsys.readouterr()
+    processes.start('vibration_sensor', node_command('smartcell.nodes.vibration_sensor', 'vibration_sensor', None, {
+        'source': 'batch', 'joint_names': ['elbow_joint'], 'sample_rate_hz': 6400.0, 'window_s': 0.5,
+        'baseline_file': str(baseline_file)}))
+    peer.wait_for(lambda: 'vibration_sensor' in processes.failed(), 30.0, 'the node to refuse the baseline file')
+    assert processes.failed()['vibration_sensor'] == 2
+    log = processes.log_tail('vibration_sensor')
+    assert str(baseline_file) in log and 'learnt on 0.25 s windows, the node uses 0.5 s' in log

@@ -32,6 +32,10 @@ VIBRATION_SENSOR = NodeParams('vibration_sensor', (
       min=0.0, max=10.0),
     P('order_tracking', True, 'resample varying-speed windows to equal shaft-angle steps before analysis'),
     P('baseline_windows', 20, 'healthy windows learnt per joint before health is assessed', min=3, max=10000),
+    P('baseline_file', '', 'baseline JSON written by `smartcell analyze-vibration REC --learn-baseline FILE '
+      '--joint NAME` for every monitored joint: health is rated from the first window (sample rate, window, '
+      'bearing and features must match, else the node refuses to start; its envelope band is used); '
+      'empty = learn online on the first baseline_windows windows'),
     P('health_warn', 3.0, 'health index (about 1 = baseline) for WARN', min=1.0, max=1000.0),
     P('health_alarm', 6.0, 'health index for ERROR', min=1.0, max=1000.0),
     P('health_clear_ratio', 0.8, 'hysteresis: a WARN/ERROR from the health index clears only below this x its '
