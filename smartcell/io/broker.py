@@ -79,7 +79,10 @@ class LocalBroker:
             config = self._workdir / 'mosquitto.conf'
             tls = f'certfile {self._tls[0]}\nkeyfile {self._tls[1]}\n' if self._tls else ''
             config.write_text(f'listener {self.port} {LOCALHOST}\n{tls}allow_anonymous true\npersistence false\n')
-            return [shutil.which('mosquitto'), '-c', str(config)]
+            mosquitto = shutil.which('mosquitto')
+            if mosquitto is None:
+                raise RuntimeError('mosquitto is no longer on PATH')
+            return [mosquitto, '-c', str(config)]
         config = self._workdir / 'amqtt.yaml'
         tls = f'    ssl: true\n    certfile: {self._tls[0]}\n    keyfile: {self._tls[1]}\n' if self._tls else ''
         if self._users:

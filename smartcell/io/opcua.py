@@ -193,8 +193,20 @@ class _Users(UserManager):
         return User(role=UserRole.User if user.role == 'operator' else UserRole.Anonymous, name=username)
 
 
-_READ_ONLY = set(map(ua.NodeId, USER_TYPES)) - {ua.NodeId(ua.ObjectIds.WriteRequest_Encoding_DefaultBinary),
-                                                 ua.NodeId(ua.ObjectIds.CallRequest_Encoding_DefaultBinary)}
+def _node_id(identifier: int | str, namespace: int = 0) -> ua.NodeId:
+    """`ua.NodeId(identifier, namespace)`. asyncua annotates the fields with its wrapper classes
+    (ua.Int32, ua.String, ua.Int16) but takes, and itself passes, plain int and str."""
+    return ua.NodeId(identifier, namespace)  # type: ignore[arg-type]  # asyncua's annotation, see above
+
+
+def _status(code: int) -> ua.StatusCode:
+    """`ua.StatusCode(code)`: asyncua annotates ua.UInt32 but its own StatusCodes are plain int."""
+    return ua.StatusCode(code)  # type: ignore[arg-type]  # asyncua's annotation, see above
+
+
+_ALL_REQUESTS = {_node_id(t) for t in USER_TYPES}
+_READ_ONLY = _ALL_REQUESTS - {_node_id(ua.ObjectIds.WriteRequest_Encoding_DefaultBinary),
+                              _node_id(ua.ObjectIds.CallRequest_Encoding_DefaultBinary)}
 
 
 def _can_write(user: Any) -> bool:
@@ -207,7 +219,9 @@ class _Server(Server):
     def _set_endpoints(self, policy, mode, level) -> None:
         tokens = self.iserver.supported_tokens
         if mode != ua.MessageSecurityMode.SignAndEncrypt:
-            self.iserver.supported_tokens = tuple(t for t in tokens if t is not ua.UserNameIdentityToken)
+            # asyncua infers its default 3-tuple as the attribute's type; it assigns any tuple itself
+            self.iserver.supported_tokens = tuple(  # type: ignore[assignment]
+                t for t in tokens if t is not ua.UserNameIdentityToken)
         try:
             super()._set_endpoints(policy, mode, level)
         finally:
@@ -218,8 +232,8 @@ class _Ruleset(PermissionRuleset):
     """Operators: read, write, call, subscribe. Read-only roles: everything but write and call."""
 
     def __init__(self) -> None:
-        self._allowed = {UserRole.Admin: set(map(ua.NodeId, USER_TYPES)),
-                         UserRole.User: set(map(ua.NodeId, USER_TYPES)),
+        self._allowed = {UserRole.Admin: set(_ALL_REQUESTS),
+                         UserRole.User: set(_ALL_REQUESTS),
                          UserRole.Anonymous: _READ_ONLY}
 
     def check_validity(self, user, action_type_id, body):
@@ -364,7 +378,8 @@ class OpcUaServer:
                     'sign_encrypt': [ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt],
                     'both': [ua.SecurityPolicyType.NoSecurity,
                              ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt]}[s.security]
-        server.set_security_policy(policies, permission_ruleset=_Ruleset())
+        # asyncua annotates SimpleRoleRuleset; it calls only PermissionRuleset.check_validity
+        server.set_security_policy(policies, permission_ruleset=_Ruleset())  # type: ignore[arg-type]
         if s.cert_file:
             await server.load_certificate(s.cert_file)
             await server.load_private_key(s.key_file)
@@ -375,18 +390,20 @@ class OpcUaServer:
             await store.load()
             server.set_certificate_validator(CertificateValidator(
                 CertificateValidatorOptions.TRUSTED_VALIDATION | CertificateValidatorOptions.PEER_CLIENT, store))
-        tokens = [ua.UserNameIdentityToken] + ([ua.AnonymousIdentityToken] if s.anonymous == 'read_only' else [])
+        tokens: list[type] = [ua.UserNameIdentityToken]
+        if s.anonymous == 'read_only':
+            tokens.append(ua.AnonymousIdentityToken)
         server.set_identity_tokens(tokens)
         server.subscribe_server_callback(CallbackType.PostRead, self._answer_user_access)
         idx = await server.register_namespace(s.namespace_uri)
-        cell = await server.nodes.objects.add_object(ua.NodeId(s.cell_id, idx), f'{idx}:Cell_{s.cell_id}')
+        cell = await server.nodes.objects.add_object(_node_id(s.cell_id, idx), f'{idx}:Cell_{s.cell_id}')
         objects: dict[str, Any] = {'': cell}
 
         async def parent_of(path: str):
             folder = path.rpartition('/')[0]
             if folder not in objects:
                 above = await parent_of(folder)
-                objects[folder] = await above.add_object(ua.NodeId(f'{s.cell_id}/{folder}', idx),
+                objects[folder] = await above.add_object(_node_id(f'{s.cell_id}/{folder}', idx),
                                                          f'{idx}:{folder.rpartition("/")[2]}')
             return objects[folder]
 
@@ -394,7 +411,7 @@ class OpcUaServer:
                                   for i in range(s.extra_variables))
         for spec in specs:
             parent = await parent_of(spec.path)
-            node = await parent.add_variable(ua.NodeId(f'{s.cell_id}/{spec.path}', idx),
+            node = await parent.add_variable(_node_id(f'{s.cell_id}/{spec.path}', idx),
                                              f'{idx}:{spec.path.rpartition("/")[2]}',
                                              ua.Variant(spec.initial, spec.kind))
             if spec.writable:
@@ -406,18 +423,19 @@ class OpcUaServer:
             if spec.writable:
                 self._writable_ids.add(node.nodeid)
 
-        control = await cell.add_object(ua.NodeId(f'{s.cell_id}/JobControl', idx), f'{idx}:JobControl')
+        control = await cell.add_object(_node_id(f'{s.cell_id}/JobControl', idx), f'{idx}:JobControl')
         for name in JOB_METHODS:
             arg_name, arg_doc = METHOD_ARGUMENT[name]
-            self._method_ids.add(ua.NodeId(f'{s.cell_id}/JobControl/{name}', idx))
-            await control.add_method(ua.NodeId(f'{s.cell_id}/JobControl/{name}', idx), f'{idx}:{name}',
+            self._method_ids.add(_node_id(f'{s.cell_id}/JobControl/{name}', idx))
+            await control.add_method(_node_id(f'{s.cell_id}/JobControl/{name}', idx), f'{idx}:{name}',
                                      self._method(name), [_argument(arg_name, METHOD_ARGUMENT_TYPE, arg_doc)],
                                      [_argument('ReturnStatus', ua.VariantType.Int32, '0 = done, 1 = refused'),
                                       _argument('Message', ua.VariantType.String, 'reason or JSON result')])
 
         alarm_type = await server.create_custom_event_type(idx, 'SmartcellAlarmEventType', ua.ObjectIds.BaseEventType,
                                                            [('Code', ua.VariantType.String)])
-        self._event = await server.get_event_generator(alarm_type, cell)
+        # asyncua annotates NodeId | int; its EventGenerator.init takes a Node as it is
+        self._event = await server.get_event_generator(alarm_type, cell)  # type: ignore[arg-type]
 
     def _answer_user_access(self, event: Any, dispatcher: Any) -> None:
         """PostRead: UserAccessLevel and UserExecutable as they are for this session's user."""
@@ -449,16 +467,16 @@ def check_arguments(arguments: Sequence[Any]) -> ua.CallMethodResult | None:
     """The OPC UA answer to a call with the wrong input arguments (Part 4, Call service), or None."""
     result = ua.CallMethodResult()
     if len(arguments) != 1:
-        result.StatusCode = ua.StatusCode(ua.StatusCodes.BadArgumentsMissing if not arguments
-                                          else ua.StatusCodes.BadTooManyArguments)
+        result.StatusCode = _status(ua.StatusCodes.BadArgumentsMissing if not arguments
+                                    else ua.StatusCodes.BadTooManyArguments)
         result.InputArgumentResults = [ua.StatusCode() for _ in arguments[:1]] + [
-            ua.StatusCode(ua.StatusCodes.BadTooManyArguments) for _ in arguments[1:]]
+            _status(ua.StatusCodes.BadTooManyArguments) for _ in arguments[1:]]
         return result
     argument = arguments[0]
     if not isinstance(argument, ua.Variant) or argument.VariantType != METHOD_ARGUMENT_TYPE or \
             argument.is_array:
-        result.StatusCode = ua.StatusCode(ua.StatusCodes.BadInvalidArgument)
-        result.InputArgumentResults = [ua.StatusCode(ua.StatusCodes.BadTypeMismatch)]
+        result.StatusCode = _status(ua.StatusCodes.BadInvalidArgument)
+        result.InputArgumentResults = [_status(ua.StatusCodes.BadTypeMismatch)]
         return result
     return None
 
@@ -466,7 +484,7 @@ def check_arguments(arguments: Sequence[Any]) -> ua.CallMethodResult | None:
 def _argument(name: str, kind: ua.VariantType, doc: str) -> ua.Argument:
     argument = ua.Argument()
     argument.Name = name
-    argument.DataType = ua.NodeId(kind.value)
+    argument.DataType = _node_id(kind.value)
     argument.ValueRank = -1
     argument.Description = ua.LocalizedText(doc)
     return argument

@@ -287,7 +287,8 @@ class Outbox:
             row = self._db.execute("SELECT seq FROM event_cursor WHERE source = 'cell'").fetchone()
         return int(row[0]) if row else 0
 
-    def audit_records(self) -> Iterator[dict]:
+    def audit_records(self) -> Iterator[dict | Exception]:
+        """The chained records, unreadable rows as exceptions (see `iter_audit_records`)."""
         yield from iter_audit_records(self.path)
 
     def _write_anchor(self) -> None:
