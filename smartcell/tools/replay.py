@@ -20,10 +20,14 @@ import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from smartcell.core.recording.bag import RUN_METADATA
 from smartcell.core.recording.compare import Agreement, VerdictSample, compare_verdicts
+
+if TYPE_CHECKING:      # the ROS message types; imported where used, so `smartcell replay --help` needs no ROS
+    from geometry_msgs.msg import PoseArray
+    from sensor_msgs.msg import JointState, PointCloud2
 
 # Recorded topic (relative to the cell's namespace) -> message type, what the supervisor receives.
 INPUTS = {'humans': 'geometry_msgs/msg/PoseArray', 'humans/velocities': 'sensor_msgs/msg/PointCloud2',
@@ -143,24 +147,22 @@ def build_controller(params: dict[str, Any]):
 
 
 def replay(recording: Recording, controller) -> list[VerdictSample]:
-    """Feed the recorded inputs to `controller` in recorded order, in lockstep as the supervisor does:
-    people of stamp t (with the humans/velocities of t, waited for when the file has that topic) judged
-    with the joints of t. Every recorded people message is judged, also before the first recorded
-    verdict: the controller's state (restart hold, ramp) depends on them."""
-    import numpy as np
-
-    from smartcell.core.safety.monitor import PeopleObservation
-    from smartcell.core.stamp_join import ExactStampJoiner
+    """Feed the recorded inputs to `controller` in recorded order, in lockstep as the supervisor does
+    (the same TickPairing and message readers): people of stamp t (with the humans/velocities of t,
+    waited for when the file has that topic) judged with the joints of t. Every recorded people
+    message is judged, also before the first recorded verdict: the controller's state (restart hold,
+    ramp) depends on them."""
+    from smartcell.core.cell.inputs import TickPairing, Velocities, people_velocities
     from smartcell.nodes.common import stamp_ns, stamp_to_s
     from smartcell.nodes.scanner import velocities_from_cloud
-    from smartcell.nodes.supervisor import contacts_from_msg, joint_sample
+    from smartcell.nodes.supervisor_messages import (contacts_from_msg, joint_sample, motion_result,
+                                                     people_observation, people_positions)
 
     verdicts: list[VerdictSample] = []
-    joiner: ExactStampJoiner = ExactStampJoiner()
+    # A recording without humans/velocities comes from a cell that sent none: nothing to wait for.
+    ticks: TickPairing[PoseArray, PointCloud2, JointState] = TickPairing(
+        wait_for_velocities=any(name == 'humans/velocities' for name, _ in recording.messages))
     clock = {'now_s': 0.0}         # the time of the tick being handled, as the lockstep supervisor keeps it
-    wait_for_velocities = any(name == 'humans/velocities' for name, _ in recording.messages)
-    velocities: dict[int, Any] = {}
-    waiting: dict[int, Any] = {}
 
     def take(output, stamp_s: float | None = None) -> None:
         if output.verdict is None:
@@ -170,47 +172,36 @@ def replay(recording: Recording, controller) -> list[VerdictSample]:
         fields = controller.verdict_fields(output.verdict)
         verdicts.append(VerdictSample(int(round(at * 1e9)), float(output.verdict.speed_scale), str(fields['state'])))
 
-    def velocities_for(people, positions):
-        """As the supervisor: the velocities of the same stamp, frame, count and positions, else none."""
-        msg = velocities.get(stamp_ns(people.header.stamp))
-        decoded = velocities_from_cloud(msg) if msg is not None else 'none'
-        if isinstance(decoded, str) or msg.header.frame_id != people.header.frame_id or \
-                len(decoded[0]) != len(positions) or \
-                not np.allclose(decoded[0], positions[:, :2], atol=1e-6, equal_nan=True):
-            return None, None
-        return decoded[1], decoded[2]
+    def velocities_for(people: PoseArray) -> Velocities | None:
+        """As the supervisor: the velocities of the same stamp when they are these people's, else none."""
+        cloud = ticks.velocities_at(stamp_ns(people.header.stamp))
+        if cloud is None:
+            return None
+        matched = people_velocities(people_positions(people), people.header.frame_id, velocities_from_cloud(cloud),
+                                    cloud.header.frame_id)
+        return None if isinstance(matched, str) else matched
 
-    def evaluate(people, joints) -> None:
-        clock['now_s'] = stamp_to_s(people.header.stamp)
-        positions = np.array([(p.position.x, p.position.y, p.position.z) for p in people.poses],
-                             dtype=float).reshape(-1, 3)
-        speeds, covariances = velocities_for(people, positions)
-        observation = PeopleObservation(clock['now_s'], people.header.frame_id, positions, speeds, covariances)
-        take(controller.on_cycle(observation, joint_sample(joints), clock['now_s']), clock['now_s'])
-
-    def release() -> None:
-        for key in sorted(k for k in waiting if k in velocities or not wait_for_velocities):
-            for _, people, joints in joiner.add_left(key, waiting.pop(key)):
-                evaluate(people, joints)
+    def evaluate(pairs: list[tuple[PoseArray, JointState]]) -> None:
+        for people, joints in pairs:
+            clock['now_s'] = stamp_to_s(people.header.stamp)
+            observation = people_observation(people, velocities_for(people))
+            take(controller.on_cycle(observation, joint_sample(joints), clock['now_s']), clock['now_s'])
 
     for name, msg in recording.messages:
         if name == 'humans':
-            waiting[stamp_ns(msg.header.stamp)] = msg
-            release()
+            evaluate(ticks.add_people(stamp_ns(msg.header.stamp), msg))
         elif name == 'humans/velocities':
-            velocities[stamp_ns(msg.header.stamp)] = msg
-            release()
+            evaluate(ticks.add_velocities(stamp_ns(msg.header.stamp), msg))
         elif name == 'joint_states':
             controller.on_joint_state(joint_sample(msg))
-            for _, people, joints in joiner.add_right(stamp_ns(msg.header.stamp), msg):
-                evaluate(people, joints)
+            evaluate(ticks.add_joints(stamp_ns(msg.header.stamp), msg))
         elif name == 'twin/contacts':
             contacts, unreadable = contacts_from_msg(msg)
             take(controller.on_contacts(contacts, clock['now_s'], unreadable))
         elif name == 'arm/trajectory_result':
-            level = msg.level if isinstance(msg.level, int) else int.from_bytes(msg.level, 'little')
-            if level in (0, 2):          # OK or ERROR; WARN is progress
-                take(controller.on_motion_result(msg.name, level == 0, msg.message, clock['now_s']))
+            result = motion_result(msg)          # None for WARN: progress
+            if result is not None:
+                take(controller.on_motion_result(*result, clock['now_s']))
         elif name == 'operator/fatigue':
             take(controller.on_fatigue(msg.data, clock['now_s']))
         elif name == 'mes/job_order':
