@@ -6,7 +6,7 @@ import math
 import threading
 import time
 from collections import deque
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from diagnostic_msgs.msg import DiagnosticArray
 from diagnostic_msgs.srv import AddDiagnostics
@@ -31,7 +31,7 @@ from smartcell.share import share_file
 from smartcell.io.mqtt import MqttSettings, MqttTopics, MqttTransport, order_answer
 from smartcell.io.opcua import (AXES, EMERGENCY_STOP, OPERATIONAL_MODE, PROTECTIVE_STOP, SPEED_OVERRIDE, OpcUaServer,
                                 OpcUaSettings, axis_path, load_users)
-from smartcell.io.outbox import AppendResult, Dispatcher, Outbox, OutboxConfig, OutboxWriter, Pending
+from smartcell.io.outbox import AppendResult, Dispatcher, Outbox, OutboxConfig, OutboxWriter, Pending, Transport
 from smartcell.nodes.common import (LATCHED_QOS, LEVEL_ERROR, LEVEL_OK, LEVEL_WARN, STREAM_QOS, diagnostic_array,
                                     diagnostic_status, declare_parameters, run_node)
 
@@ -58,7 +58,7 @@ class OpcUaRecordSink:
     def __init__(self, server: OpcUaServer) -> None:
         self._server = server
 
-    def send(self, items: list[Pending]) -> int:
+    def send(self, items: Sequence[Pending]) -> int:
         for item in items:
             record = item.record()
             body = record.body
@@ -122,7 +122,8 @@ class MesBridge(Node):
             client_id=cfg.mqtt_client_id),
             MqttTopics(cfg.topic_prefix, cfg.cell_id), on_order=self._on_mqtt_order,
             on_command=self._on_mqtt_command) if cfg.mqtt_enabled else None)
-        transports = [t for t in (self._mqtt, OpcUaRecordSink(self._opcua) if self._opcua else None) if t]
+        sink = OpcUaRecordSink(self._opcua) if self._opcua else None
+        transports: list[Transport] = [t for t in (self._mqtt, sink) if t]
         self._outbox = Outbox(cfg.db_path, [t.name for t in transports], OutboxConfig(
             capacity_records=cfg.outbox_capacity_records, synchronous=cfg.outbox_synchronous,
             backoff_initial_s=cfg.backoff_initial_s, backoff_max_s=cfg.backoff_max_s))
@@ -192,6 +193,8 @@ class MesBridge(Node):
         """Orders taken in and job responses sent before a restart, from the outbox: duplicates stay
         refused and job counts go on where they were."""
         for data in self._outbox.audit_records():
+            if isinstance(data, Exception):   # an unreadable row: nothing to restore from it
+                continue
             try:
                 body = body_from_dict(data['kind'], data['body'])
             except (KeyError, TypeError, ValueError):
@@ -252,8 +255,11 @@ class MesBridge(Node):
     def _request_hole(self) -> None:
         now = time.monotonic()
         if now - self._last_hole_request >= HOLE_REQUEST_S:
+            hole = self._sequencer.hole
+            if hole is None:   # filled since the caller looked
+                return
             self._last_hole_request = now
-            first, held = self._sequencer.hole
+            first, held = hole
             self.get_logger().warning(f'cell/events seq {first}..{held - 1} missed: asking the supervisor to '
                                       'replay them from its journal', throttle_duration_sec=5.0)
             self._request_replay()
@@ -296,7 +302,7 @@ class MesBridge(Node):
             self._waiting_since = now
         return now - self._waiting_since < ENERGY_WAIT_S and math.isfinite(self._energy_stamp_s)
 
-    def _job_summary(self, event: dict[str, Any]) -> list[Record]:
+    def _job_summary(self, event: Mapping[str, Any]) -> list[Record]:
         """Safety summary and OEE of the job that just completed (called with the lock held)."""
         order_id = str(event.get('order_id', ''))
         response = self._tracker.responses.get(order_id)
@@ -421,7 +427,8 @@ class MesBridge(Node):
                                      'cell_event_seq': self._sequencer.last_seq,
                                      'cell_events_missing': f'{hole[0]}..{hole[1] - 1}' if hole else 'none',
                                      'cell_events_repeated': self._sequencer.repeats}
-        level, problems = LEVEL_OK, []
+        level = LEVEL_OK
+        problems: list[str] = []
         for name, link in self._dispatcher.links.items():
             values[f'{name}_link'] = 'up' if link.up else 'down'
             values[f'{name}_backlog_records'] = self._outbox.backlog(name)
@@ -495,11 +502,16 @@ class MesBridge(Node):
     def _on_mqtt_order(self, payload: bytes) -> None:
         """paho thread: validate and answer on orders/accepted or orders/rejected, naming the order."""
         accepted, order_id, reason = self.intake(payload)
+        if self._mqtt is None:   # registered only as the MQTT transport's callback
+            return
         self._mqtt.answer_order(order_answer(payload, order_id, '' if accepted else reason))
 
     def _on_mqtt_command(self, payload: bytes) -> None:
         """paho thread: a job-control command; answered on orders/command/answer from a worker thread
         (the answer may wait for the supervisor; paho's network loop must not)."""
+        mqtt = self._mqtt
+        if mqtt is None:   # registered only as the MQTT transport's callback
+            return
         try:
             data = json.loads(payload)
             if not isinstance(data, dict) or not isinstance(data.get('command'), str):
@@ -510,15 +522,15 @@ class MesBridge(Node):
         except ValueError as exc:
             answer = {'command': '', 'order_id': '', 'ok': False,
                       'message': f'unreadable command: {exc}; received {payload[:80]!r}'}
-            self._mqtt.answer_command(answer)
+            mqtt.answer_command(answer)
             return
 
         def run() -> None:
             ok, message = self._on_job_command(command, argument)
             order = data.get('order')
             order_id = data.get('order_id') or (order.get('order_id') if isinstance(order, dict) else '')
-            self._mqtt.answer_command({'command': command, 'order_id': str(order_id or ''), 'ok': ok,
-                                       'message': message})
+            mqtt.answer_command({'command': command, 'order_id': str(order_id or ''), 'ok': ok,
+                                 'message': message})
         threading.Thread(target=run, name='mqtt-command', daemon=True).start()
 
     def _on_job_command(self, command: str, argument: str) -> tuple[bool, str]:
@@ -541,11 +553,12 @@ class MesBridge(Node):
             with self._lock:
                 response = self._tracker.responses.get(argument)
                 order = self._tracker.orders.get(argument)
-            if response is None and order is None:
-                return False, f'unknown order {argument!r}'
-            body = response or JobResponse(order_id=argument, state=JobState.WAITING.value,
-                                           work_master=order.work_master, quantity=order.quantity)
-            return True, json.dumps(make_record(body, self.cfg.cell_id, self._now_s()).body, sort_keys=True)
+            if response is None:
+                if order is None:
+                    return False, f'unknown order {argument!r}'
+                response = JobResponse(order_id=argument, state=JobState.WAITING.value,
+                                       work_master=order.work_master, quantity=order.quantity)
+            return True, json.dumps(make_record(response, self.cfg.cell_id, self._now_s()).body, sort_keys=True)
         if command == 'Cancel':
             return self._cancel(argument)
         if command == 'Abort':
