@@ -15,12 +15,13 @@ from rcl_interfaces.srv import GetParameters
 from rclpy.node import Node
 from rclpy.parameter import parameter_value_to_python
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.task import Future
 
 from smartcell.core.node_params import RECORDER
 from smartcell.core.params import ConfigError
 from smartcell.core.recording.bag import RUN_METADATA, QosOffer, RecordingWriter, offered_qos_yaml
 from smartcell.core.recording.msgdef import DefinitionNotFound, full_text, msg_reader, split_type
-from smartcell.nodes.common import declare_parameters, guarded, run_node, steady_clock
+from smartcell.nodes.common import declare_config, guarded, run_node, steady_clock
 from smartcell.topology import param_registry
 
 QUIET_S = 0.1          # shutdown drain: this long without a message means nothing is in flight
@@ -60,33 +61,33 @@ class Recorder(Node):
 
     def __init__(self) -> None:
         super().__init__('recorder')
-        self._settings = declare_parameters(self, RECORDER)
-        path = Path(self._settings['output_file'] or default_output())
+        self._cfg = declare_config(self, RECORDER)
+        path = Path(self._cfg.output_file or default_output())
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._stream = open(path, 'wb')
         except OSError as exc:
             raise ConfigError(f'recorder.output_file: cannot write {path}: {exc}') from exc
         self.path = path
-        self._writer = RecordingWriter(self._stream, str(self._settings['compression']))
+        self._writer = RecordingWriter(self._stream, str(self._cfg.compression))
         self._read_msg = msg_reader(share_dirs())
-        self._excluded = {self.resolve_topic_name(t) for t in self._settings['exclude_topics']}
+        self._excluded = {self.resolve_topic_name(t) for t in self._cfg.exclude_topics}
         self._recorded: dict[str, _Topic] = {}
         self._skipped: set[str] = set()
         self._last_message_wall = time.monotonic()
-        config_node = str(self._settings['config_node'])
+        config_node = str(self._cfg.config_node)
         self._config_names = [s.name for s in param_registry()[config_node].specs] if config_node in \
             param_registry() else []
         self._config_client = self.create_client(GetParameters, f'{config_node}/get_parameters') \
             if config_node else None
-        self._config_future = None
-        for line in self._settings['topics']:
+        self._config_future: Future | None = None
+        for line in self._cfg.topics:
             topic, type_name, latched = parse_topic_entry(line)
             entry = self._declare(self.resolve_topic_name(topic), type_name)
             if entry is not None:       # subscribed before the publishers exist: nothing is missed
                 entry.declared = True
                 self._subscribe(self.resolve_topic_name(topic), entry, reliable=True, latched=latched)
-        self.create_timer(float(self._settings['discovery_period_s']), guarded(self._discover, self._on_error),
+        self.create_timer(float(self._cfg.discovery_period_s), guarded(self._discover, self._on_error),
                           clock=steady_clock())
         self.get_logger().info(f'recording to {path}')
 
@@ -113,7 +114,7 @@ class Recorder(Node):
             entry.retired.append(entry.subscription)
         entry.reliable, entry.latched = reliable, latched
         entry.generation += 1
-        qos = QoSProfile(depth=int(self._settings['queue_depth']), history=HistoryPolicy.KEEP_LAST,
+        qos = QoSProfile(depth=int(self._cfg.queue_depth), history=HistoryPolicy.KEEP_LAST,
                          reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
                          durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)
         entry.subscription = self.create_subscription(
@@ -184,9 +185,9 @@ class Recorder(Node):
         values = {name: parameter_value_to_python(value)
                   for name, value in zip(self._config_names, response.values, strict=True)}
         self._writer.add_metadata(RUN_METADATA, {
-            'config_node': str(self._settings['config_node']), 'namespace': self.get_namespace(),
+            'config_node': str(self._cfg.config_node), 'namespace': self.get_namespace(),
             'parameters': json.dumps(values, default=list)})
-        self.get_logger().info(f'stored the parameters of {self._settings["config_node"]} ({len(values)})')
+        self.get_logger().info(f'stored the parameters of {self._cfg.config_node} ({len(values)})')
 
     def _on_error(self, name: str, exc: BaseException) -> None:
         self.get_logger().error(f'internal error in {name}: {exc!r}')
@@ -195,7 +196,7 @@ class Recorder(Node):
     def on_shutdown(self) -> None:
         """Take what is still in the subscriptions' queues, then write the file's summary."""
         executor = self.executor
-        deadline = time.monotonic() + float(self._settings['drain_s'])
+        deadline = time.monotonic() + float(self._cfg.drain_s)
         while executor is not None and time.monotonic() < deadline and \
                 time.monotonic() - self._last_message_wall < QUIET_S:
             executor.spin_once(timeout_sec=QUIET_S / 2)
