@@ -15,6 +15,9 @@ os.environ.setdefault('MPLBACKEND', 'Agg')
 os.environ['ROS_HOME'] = tempfile.mkdtemp(prefix='smartcell-test-ros-home-')
 
 REPO = Path(__file__).resolve().parents[1]
+# Shared test helpers (scan_helpers) import by name: pytest runs with --import-mode=importlib and
+# test/ is no package, so nothing else puts this directory on sys.path.
+sys.path.append(str(REPO / 'test'))
 
 
 import pytest  # noqa: E402

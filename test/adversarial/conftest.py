@@ -41,6 +41,8 @@ from smartcell.core.cell.authorisation import signed_request, user_key  # noqa: 
 from smartcell.nodes.common import LATCHED_QOS, STREAM_QOS  # noqa: E402
 from smartcell.tools.cell_processes import CellProcesses, node_command  # noqa: E402
 
+from scan_helpers import legs_ranges, scan_msg  # noqa: E402
+
 _spec = importlib.util.spec_from_file_location('smartcell_node_test_conftest',
                                                Path(__file__).resolve().parents[1] / 'node' / 'conftest.py')
 _node = importlib.util.module_from_spec(_spec)
@@ -56,31 +58,6 @@ FAR = (4.0, 3.0)          # world m: outside the warning zone
 PASSWORD = 'alice-secret'
 RESULTS: Counter = Counter()
 PROBES: list[dict] = []
-
-# -- scans of a person (the scanner sits at the world origin, facing +x) ---------------------------------
-BEAMS, INCREMENT, ANGLE_MIN = 541, float(np.deg2rad(0.5)), float(-np.deg2rad(135))
-
-
-def legs_ranges(x: float, y: float) -> list[float]:
-    """Ranges to two 6 cm legs at (x, y +- 0.12) m."""
-    angles = ANGLE_MIN + np.arange(BEAMS) * INCREMENT
-    ranges = np.full(BEAMS, np.inf, dtype=np.float32)
-    for cy in (y - 0.12, y + 0.12):
-        c = np.array([x, cy])
-        b = np.cos(angles) * c[0] + np.sin(angles) * c[1]
-        disc = b * b - (c @ c - 0.06 ** 2)
-        hit = (disc >= 0) & (b > 0)
-        ranges[hit] = np.minimum(ranges[hit], (b - np.sqrt(np.where(hit, disc, 0)))[hit])
-    return ranges.tolist()
-
-
-def scan_msg(node, x: float, y: float) -> LaserScan:
-    msg = LaserScan(angle_min=ANGLE_MIN, angle_max=ANGLE_MIN + (BEAMS - 1) * INCREMENT, angle_increment=INCREMENT,
-                    range_min=0.05, range_max=9.0, scan_time=1 / 30)
-    msg.ranges = legs_ranges(x, y)
-    msg.header.frame_id, msg.header.stamp = 'scanner_link', node.get_clock().now().to_msg()
-    return msg
-
 
 def people_msg(node, positions, frame: str = 'world', stamp=None) -> PoseArray:
     msg = PoseArray()
@@ -182,7 +159,8 @@ class AdversarialCell:
         if self.person is None:
             return
         if self.with_scanner:
-            self.scan_pub.publish(scan_msg(self.source, *self.person))
+            # The scanner sits at the world origin, facing +x: a person at world (x, y) is at (x, y) in its frame.
+            self.scan_pub.publish(scan_msg(self.source.get_clock().now().to_msg(), ranges=legs_ranges(*self.person)))
         else:
             self.people_pub.publish(people_msg(self.source, [self.person]))
 

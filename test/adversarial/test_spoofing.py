@@ -17,7 +17,8 @@ from smartcell.core.robot.kinematics import JOINT_NAMES
 from smartcell.core.safety.verdict import VERDICT_STATUS_NAME
 from smartcell.nodes.common import STREAM_QOS
 
-from smartcell_adversarial import BEAMS, INCREMENT, NEAR, people_msg, probe, scan_msg, start_cell
+from scan_helpers import BEAMS, INCREMENT, legs_ranges, scan_msg
+from smartcell_adversarial import NEAR, people_msg, probe, start_cell
 
 pytestmark = pytest.mark.ros
 GENERATED = settings(max_examples=25, deadline=None, derandomize=True,
@@ -70,7 +71,7 @@ def test_stray_scan_publisher(cell):
         pub = cell.peer.node.create_publisher(LaserScan, 'scan', STREAM_QOS)
 
         def stray() -> LaserScan:
-            msg = scan_msg(cell.peer.node, 5.0, 5.0)
+            msg = scan_msg(cell.peer.node.get_clock().now().to_msg(), ranges=legs_ranges(5.0, 5.0))
             msg.range_min, msg.ranges = 0.051, [math.inf] * BEAMS
             return msg
         flood(cell, pub, stray)
@@ -152,7 +153,7 @@ def test_malformed_scans_from_the_driver(cell):
         @GENERATED
         @given(fields=SCAN_FIELDS)
         def send(fields):
-            msg = scan_msg(cell.source, *NEAR)
+            msg = scan_msg(cell.source.get_clock().now().to_msg(), ranges=legs_ranges(*NEAR))
             msg.ranges = [float(r) for r in fields['ranges']]
             msg.range_min, msg.angle_increment = fields['range_min'], fields['angle_increment']
             msg.header.frame_id = fields['frame']

@@ -16,35 +16,9 @@ from smartcell.nodes.common import STREAM_QOS
 from smartcell.nodes.scanner import VELOCITY_FIELDS, velocities_from_cloud
 from smartcell.tools.cell_processes import node_command
 
+from scan_helpers import BEAMS, legs_ranges, scan_msg
+
 pytestmark = pytest.mark.ros
-
-BEAMS = 541
-INCREMENT = np.deg2rad(0.5)
-ANGLE_MIN = -np.deg2rad(135)
-
-
-def legs_scan(x: float, y: float) -> np.ndarray:
-    """Ranges to two 6 cm legs at (x, y +- 0.12) in the scanner frame."""
-    angles = ANGLE_MIN + np.arange(BEAMS) * INCREMENT
-    ranges = np.full(BEAMS, np.inf, dtype=np.float32)
-    for cy in (y - 0.12, y + 0.12):
-        c = np.array([x, cy])
-        b = np.cos(angles) * c[0] + np.sin(angles) * c[1]
-        disc = b * b - (c @ c - 0.06 ** 2)
-        hit = (disc >= 0) & (b > 0)
-        ranges[hit] = np.minimum(ranges[hit], (b - np.sqrt(np.where(hit, disc, 0)))[hit])
-    return ranges
-
-
-def scan_msg(stamp: Time, frame: str = 'scanner_link', ranges: np.ndarray | None = None, **fields) -> LaserScan:
-    """A valid scan of a person 0.5 m in front of the scanner, with `fields` replaced."""
-    msg = LaserScan(angle_min=float(ANGLE_MIN), angle_max=float(ANGLE_MIN + (BEAMS - 1) * INCREMENT),
-                    angle_increment=float(INCREMENT), range_min=0.05, range_max=9.0, scan_time=1 / 30)
-    for key, value in fields.items():
-        setattr(msg, key, value)
-    msg.ranges = (legs_scan(0.5, 0.0) if ranges is None else np.asarray(ranges, dtype=np.float32)).tolist()
-    msg.header.frame_id, msg.header.stamp = frame, stamp
-    return msg
 
 
 class ScannerProbe:
@@ -123,7 +97,7 @@ def test_people_are_published_in_the_world_frame_with_the_scan_stamp(peer, proce
     start_scanner(processes)
     probe = ScannerProbe(peer, processes)
     peer.wait_for(lambda: probe.publisher.get_subscription_count() > 0, 20, 'scanner subscription', processes)
-    sent = probe.send_until(lambda t: scan_msg(t, ranges=legs_scan(2.0, 0.5)), lambda _: bool(probe.people),
+    sent = probe.send_until(lambda t: scan_msg(t, ranges=legs_ranges(2.0, 0.5)), lambda _: bool(probe.people),
                             20, 'first people message')
     person = probe.people[-1]
     assert person.header.frame_id == 'world'
@@ -146,7 +120,7 @@ def test_velocities_come_with_the_same_stamp_order_and_the_walking_speed(peer, p
     def walking(stamp: Time) -> LaserScan:
         t = stamp.sec + stamp.nanosec * 1e-9
         start.append(start[0] if start else t)
-        return scan_msg(stamp, ranges=legs_scan(2.0 + 0.5 * (t - start[0]), 0.0))
+        return scan_msg(stamp, ranges=legs_ranges(2.0 + 0.5 * (t - start[0]), 0.0))
     probe.send_until(walking, lambda sent: len(probe.people_at(sent)) >= 40, 60, '40 people messages of a walker')
     last = probe.people[-1]
     key = (last.header.stamp.sec, last.header.stamp.nanosec)
@@ -179,13 +153,13 @@ def test_best_effort_and_reliable_publishers_both_reach_the_scanner(peer, proces
 
 MALFORMED = {
     'all NaN ranges': ({'ranges': np.full(BEAMS, np.nan)}, 'invalid_beams'),
-    'negative ranges': ({'ranges': -legs_scan(0.5, 0.0)}, 'invalid_beams'),
-    'one NaN beam on the person': ({'ranges': np.where(np.arange(BEAMS) == 270, np.nan, legs_scan(0.5, 0.0))},
+    'negative ranges': ({'ranges': -legs_ranges(0.5, 0.0)}, 'invalid_beams'),
+    'one NaN beam on the person': ({'ranges': np.where(np.arange(BEAMS) == 270, np.nan, legs_ranges(0.5, 0.0))},
                                    'invalid_beams'),
     'zero-length ranges': ({'ranges': np.array([], dtype=np.float32)}, 'no_beams'),
     'range_min > range_max': ({'range_min': 10.0}, 'bad_range_limits'),
     'NaN angle_increment': ({'angle_increment': math.nan}, 'bad_increment'),
-    'too few beams for the angles': ({'ranges': legs_scan(0.5, 0.0)[:400]}, 'beam_count_mismatch'),
+    'too few beams for the angles': ({'ranges': legs_ranges(0.5, 0.0)[:400]}, 'beam_count_mismatch'),
     'range_min 1 mm off (a stray geometry)': ({'range_min': 0.051}, 'layout_changed'),
     'wrong frame': ({'frame': 'laser_wrong'}, 'wrong_frame'),
 }

@@ -14,23 +14,9 @@ from smartcell.core.sensors.scan_validation import (MAX_BEAMS, RawScan, Repeated
                                                     ScanLayout, ScanLimits, ScanRejected, ValidScan,
                                                     check_publishers, validate_scan)
 
-BEAMS = 541
-ANGLE_MIN = -math.radians(135.0)
-INCREMENT = math.radians(0.5)
+from scan_helpers import ANGLE_MIN, BEAMS, INCREMENT, legs_ranges
+
 LIMITS = ScanLimits(frame_id='scanner_link')
-
-
-def legs_ranges(x: float, y: float, beams: int = BEAMS) -> np.ndarray:
-    """Ranges to two 6 cm legs at (x, y +- 0.12) in the scanner frame, +inf elsewhere."""
-    angles = ANGLE_MIN + np.arange(beams) * INCREMENT
-    ranges = np.full(beams, np.inf, dtype=np.float32)
-    for cy in (y - 0.12, y + 0.12):
-        c = np.array([x, cy])
-        b = np.cos(angles) * c[0] + np.sin(angles) * c[1]
-        disc = b * b - (c @ c - 0.06 ** 2)
-        hit = (disc >= 0) & (b > 0)
-        ranges[hit] = np.minimum(ranges[hit], (b - np.sqrt(np.where(hit, disc, 0)))[hit])
-    return ranges
 
 
 def scan(stamp_s: float = 10.0, ranges=None, **fields) -> RawScan:
