@@ -190,9 +190,9 @@ class CampaignSettings:
         params = load_cell_config(cell_yaml, param_registry())
         supervisor = dict(params['supervisor'], evidence_log='')
         return cls(supervisor, dict(params['scanner']), dict(params['arm']), dict(params['twin']),
-                   Path(supervisor['stopping_file'] or config_dir / 'stopping.yaml'),
-                   Path(supervisor['body_regions_file'] or config_dir / 'body_regions.yaml'),
-                   Path(supervisor['motions_file'] or config_dir / 'motions.yaml'))
+                   Path(str(supervisor['stopping_file']) or config_dir / 'stopping.yaml'),
+                   Path(str(supervisor['body_regions_file']) or config_dir / 'body_regions.yaml'),
+                   Path(str(supervisor['motions_file']) or config_dir / 'motions.yaml'))
 
     @property
     def tick_s(self) -> float:
@@ -386,7 +386,7 @@ def run_scenario(scenario: CampaignScenario, policy_name: str, settings: Campaig
             points = (link_capsules(q) @ rotation.T + offset).reshape(-1, 3)
             velocities = (capsule_point_velocities(q, qd) @ rotation.T).reshape(-1, 3)
             truths = []
-            for index, path in enumerate(world.paths):
+            for index, path in enumerate(scenario.paths):
                 separation = world.min_person_robot_distance(person_index=index)
                 result.min_separation_m = min(result.min_separation_m, separation)
                 truths.append(PersonTruth(separation, path.state_at(t).speed_mps,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pybullet as p
@@ -182,9 +183,10 @@ def _region_frames(state: PersonState, dims: BodyDimensions) -> tuple[np.ndarray
     return positions, quaternions, axes
 
 
-def shape_specs(dims: BodyDimensions = BodyDimensions()) -> dict[str, tuple[int, dict[str, object]]]:
-    """PyBullet shape type and size keyword arguments per region."""
-    def capsule(radius: float, length: float) -> tuple[int, dict[str, object]]:
+def shape_specs(dims: BodyDimensions = BodyDimensions()) -> dict[str, tuple[int, dict[str, Any]]]:
+    """PyBullet shape type and size keyword arguments per region (a float radius or height, or a
+    list of halfExtents, so the values are Any: they are passed on as createCollisionShape's kwargs)."""
+    def capsule(radius: float, length: float) -> tuple[int, dict[str, Any]]:
         # PyBullet's capsule `height` is the cylinder part; the caps add a radius at each end.
         return p.GEOM_CAPSULE, {'radius': radius, 'height': max(length - 2 * radius, 0.01)}
     half_torso = [v / 2 for v in dims.torso_size_m]
@@ -233,10 +235,11 @@ class PersonPath:
     def state_at(self, t_s: float) -> PersonState:
         times = self.times_s
         if t_s <= times[0] or times.size == 1:
-            return PersonState(*self.xy_m[0], self.yaw_rad[0], 0.0, self._phase(self.distance_m[0]), self.reach[0])
+            return PersonState(self.xy_m[0, 0], self.xy_m[0, 1], self.yaw_rad[0], 0.0, self._phase(self.distance_m[0]),
+                               self.reach[0])
         if t_s >= times[-1]:
-            return PersonState(*self.xy_m[-1], self.yaw_rad[-1], 0.0, self._phase(self.distance_m[-1]),
-                               self.reach[-1])
+            return PersonState(self.xy_m[-1, 0], self.xy_m[-1, 1], self.yaw_rad[-1], 0.0,
+                               self._phase(self.distance_m[-1]), self.reach[-1])
         k = int(np.searchsorted(times, t_s, side='right')) - 1
         f = (t_s - times[k]) / (times[k + 1] - times[k])
         delta = self.xy_m[k + 1] - self.xy_m[k]

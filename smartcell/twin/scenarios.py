@@ -39,7 +39,7 @@ def _shift_person(rng: np.random.Generator, duration_s: float, layout: CellLayou
                   mean_outside_s: float = 40.0) -> PersonPath:
     """Works at the operator bench and walks around outside; now and then goes into the cell,
     mostly to the shared assembly station (reaching in), otherwise to look around inside."""
-    bench = layout.station('operator_bench').person_xy_m
+    bench = layout.station('operator_bench').person_position_m()
     assembly = layout.station('assembly')
     path = PathBuilder(bench, 0.0, yaw_rad=layout.station('operator_bench').yaw_rad)
     while path.time_s < duration_s:
@@ -57,7 +57,7 @@ def _shift_person(rng: np.random.Generator, duration_s: float, layout: CellLayou
         speed = RUNNING_SPEED_MPS if rng.random() < 0.1 else WALKING_SPEED_MPS
         _enter(path, layout, speed)
         if rng.random() < 0.7:
-            path.walk_to(assembly.person_xy_m, speed)
+            path.walk_to(assembly.person_position_m(), speed)
             path.wait(rng.uniform(4.0, 20.0), reach=rng.uniform(0.6, 1.0), face_xy_m=assembly.position_m[:2])
         else:
             area = layout.inside_areas[int(rng.integers(len(layout.inside_areas)))]
@@ -79,7 +79,7 @@ def _shift_two_people(rng: np.random.Generator, duration_s: float, layout: CellL
 def _intrusion(rng: np.random.Generator, duration_s: float, layout: CellLayout) -> tuple[PersonPath, ...]:
     """Straight at the robot through the opening, reach over the table edge, and back; again and again."""
     start = (layout.outside_area.xmax_m - 1.0, layout.door_outside_xy_m[1])
-    front_of_robot = layout.station('assembly').person_xy_m
+    front_of_robot = layout.station('assembly').person_position_m()
     path = PathBuilder(start, 0.0, yaw_rad=np.pi)
     path.wait(rng.uniform(2.0, 5.0))
     while path.time_s < duration_s:

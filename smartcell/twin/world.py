@@ -67,6 +67,12 @@ class Station:
     person_xy_m: tuple[float, float] | None = None
     shared: bool = False                # humans and the robot both work here (collaborative)
 
+    def person_position_m(self) -> tuple[float, float]:
+        """`person_xy_m`, for a path that walks to it; a station without one has no place for a person."""
+        if self.person_xy_m is None:
+            raise ValueError(f'station {self.name!r} has no person_xy_m: nobody works there')
+        return self.person_xy_m
+
 
 @dataclass(frozen=True)
 class Fence:
@@ -252,7 +258,7 @@ class CellWorld:
         self._apply_joint_targets()
         self.paths: list[PersonPath | None] = list(people)
         self.people: list[SimulatedPerson] = [SimulatedPerson(cid, f'person_{i}', body, path.state_at(0.0))
-                                              for i, path in enumerate(self.paths)]
+                                              for i, path in enumerate(people)]
         self._person_of_body: dict[int, tuple[str, str]] = {}
         for person in self.people:
             for body_id, region in person.region_by_body.items():
