@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+from functools import partial
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray
@@ -88,15 +89,10 @@ class EnergyMeter(Node):
             self._env_sim = EnvironmentSimulator(EnvironmentProfile(), c.seed)
             self.create_timer(1.0, self._simulate_environment)
         elif c.environment == 'topics':
-            self.create_subscription(Temperature, 'environment/temperature',
-                                     lambda m: self._on_environment('temperature', m.temperature), STREAM_QOS)
-            self.create_subscription(RelativeHumidity, 'environment/humidity',
-                                     lambda m: self._on_environment('humidity', 100.0 * m.relative_humidity),
-                                     STREAM_QOS)
-            self.create_subscription(Float64, 'environment/pm2_5_ug_m3',
-                                     lambda m: self._on_environment('pm2_5', m.data), STREAM_QOS)
-            self.create_subscription(Float64, 'environment/pm10_ug_m3',
-                                     lambda m: self._on_environment('pm10', m.data), STREAM_QOS)
+            self.create_subscription(Temperature, 'environment/temperature', self._on_temperature, STREAM_QOS)
+            self.create_subscription(RelativeHumidity, 'environment/humidity', self._on_humidity, STREAM_QOS)
+            self.create_subscription(Float64, 'environment/pm2_5_ug_m3', partial(self._on_dust, 'pm2_5'), STREAM_QOS)
+            self.create_subscription(Float64, 'environment/pm10_ug_m3', partial(self._on_dust, 'pm10'), STREAM_QOS)
         self.create_timer(1.0 / c.report_rate_hz, self._publish_periodic)
 
     def _now_s(self) -> float:
@@ -139,12 +135,23 @@ class EnergyMeter(Node):
         elif kind == 'job_started':
             self._meter.start_cycle(stamp)
 
+    def _on_temperature(self, msg: Temperature) -> None:
+        self._on_environment('temperature', msg.temperature)
+
+    def _on_humidity(self, msg: RelativeHumidity) -> None:
+        self._on_environment('humidity', 100.0 * msg.relative_humidity)   # message 0..1, limits in %
+
+    def _on_dust(self, name: str, msg: Float64) -> None:
+        self._on_environment(name, msg.data)
+
     def _on_environment(self, name: str, value: float) -> None:
         self._environment[name] = float(value)
         self._environment_seen_s[name] = self._now_s()
 
     def _simulate_environment(self) -> None:
         now = self._now_s()
+        if self._env_sim is None:   # the timer exists only with environment == 'sim'
+            return
         dt = 1.0 if self._env_sim_last_s is None else now - self._env_sim_last_s
         self._env_sim_last_s = now
         for name, value in self._env_sim.step(dt).items():

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -113,11 +114,10 @@ class VibrationSensor(Node):
         batch_qos = QoSProfile(depth=50, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)
         for joint in self._joints:
             if c.source == 'imu':
-                self.create_subscription(Imu, f'{prefix}/{joint}', lambda msg, j=joint: self._on_imu(j, msg),
-                                         imu_qos)
+                self.create_subscription(Imu, f'{prefix}/{joint}', partial(self._on_imu, joint), imu_qos)
             elif c.source == 'batch':
-                self.create_subscription(Float64MultiArray, f'{prefix}/{joint}',
-                                         lambda msg, j=joint: self._on_batch(j, msg), batch_qos)
+                self.create_subscription(Float64MultiArray, f'{prefix}/{joint}', partial(self._on_batch, joint),
+                                         batch_qos)
         self.create_timer(1.0, self._publish_diagnostics)
 
     # -- inputs ------------------------------------------------------------------------------
@@ -211,7 +211,7 @@ class VibrationSensor(Node):
                 level = LEVEL_STALE
                 message = ('no accelerometer input yet' if seen is None else
                            f'no accelerometer input for {now - seen:.1f} s') + '; health unknown'
-            values = {'samples_received': monitor.samples_received, 'windows': monitor.windows}
+            values: dict[str, object] = {'samples_received': monitor.samples_received, 'windows': monitor.windows}
             values.update(last.key_values() if last is not None else {'state': 'waiting'})
             out.append((joint, level, message, values))
         return out

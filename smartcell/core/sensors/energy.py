@@ -122,7 +122,7 @@ class EnergyMeter:
             self._cycle_energy_j += energy
         self._last_t = t_s
 
-    def add_power(self, t_s: float, power_w: float, breakdown_w: Sequence[float] | None = None) -> None:
+    def add_power(self, t_s: float, power_w: float, breakdown_w: Sequence[float] | np.ndarray | None = None) -> None:
         """A power sample at ROS time `t_s`; the previous sample's power is integrated up to `t_s`.
 
         `breakdown_w` optionally splits the power per consumer (e.g. per joint drive, W); it is
