@@ -16,9 +16,16 @@ MAX_FAILURES = 5
 
 
 class UserEntry(Protocol):
-    name: str
-    password_hash: str
-    role: str
+    """A users-file entry (read-only, as smartcell.io.opcua's frozen OpcUaUser)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def password_hash(self) -> str: ...
+
+    @property
+    def role(self) -> str: ...
 
 
 @dataclass(frozen=True)

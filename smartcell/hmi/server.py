@@ -101,7 +101,7 @@ class HmiServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port, ssl_context=ssl_context)
         await site.start()
-        bound = site._server.sockets[0].getsockname()[1]      # aiohttp has no public accessor for port 0
+        bound = self._runner.addresses[0][1]      # the port bound (port 0: the one the OS chose)
         ready.set_result(int(bound))
         pusher = asyncio.create_task(self._push_loop())
         await self._stopped.wait()

@@ -264,12 +264,15 @@ class Arm(Node):
             reason = verify_trajectory(self._key, trajectory_id=motion_id, stamp_ns=stamp_ns(msg.header.stamp),
                                        positions=parsed.plan.positions_rad.tolist(), times_ns=parsed.times_ns,
                                        signature=signature)
-            if reason is None and signature in self._seen_trajectories:
+            if reason is not None or signature is None:     # verify_trajectory names a missing signature
+                reason = reason or 'is not signed (no auth)'
+            elif signature in self._seen_trajectories:
                 reason = f'trajectory {motion_id!r} was accepted before (a replay)'
+            else:
+                self._seen_trajectories.add(signature)      # authentic and new: a second copy is a replay
             if reason:
                 self._refuse(motion_id, f'not authenticated: {reason}', hold=True)
                 return
-            self._seen_trajectories.add(signature)
         if not (self._lockstep or self._authenticated):
             self._load(motion_id, parsed)
             return
@@ -338,16 +341,17 @@ class Arm(Node):
             self._refuse_verdict(verdict.reason)
             return
         if self._authenticated:
-            if verdict.sequence is None:
-                reason = 'verdict has no sequence'
-            else:
-                reason = verify_verdict(self._key, stamp_ns=verdict.stamp_ns, sequence=verdict.sequence,
-                                        speed_scale=verdict.speed_scale, state=verdict.state, motion=verdict.motion,
-                                        signature=verdict.signature) or self._sequence.check(verdict.sequence)
+            sequence = verdict.sequence
+            if sequence is None:
+                self._refuse_verdict('verdict has no sequence')
+                return
+            reason = verify_verdict(self._key, stamp_ns=verdict.stamp_ns, sequence=sequence,
+                                    speed_scale=verdict.speed_scale, state=verdict.state, motion=verdict.motion,
+                                    signature=verdict.signature) or self._sequence.check(sequence)
             if reason:
                 self._refuse_verdict(reason)
                 return
-            self._sequence.accept(verdict.sequence)
+            self._sequence.accept(sequence)
         jump = self._clock_guard.observe('verdict', verdict.stamp_ns)
         if jump:
             self._on_clock_jump(jump)

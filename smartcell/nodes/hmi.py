@@ -9,11 +9,12 @@ import ssl
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.task import Future
 from std_msgs.msg import Float64, String
 from std_srvs.srv import Trigger
 
@@ -23,6 +24,9 @@ from smartcell.hmi.auth import Session, Sessions
 from smartcell.hmi.server import ActionResult, HmiServer
 from smartcell.hmi.view import ACTIONS, CellView, parse_step, parse_verdict, scale_problem
 from smartcell.nodes.common import LATCHED_QOS, declare_config, guarded, run_node, steady_clock
+
+if TYPE_CHECKING:      # asyncua loads only when a users file is given
+    from smartcell.io.opcua import OpcUaUser
 
 # The page is a display: the newest verdict matters, a lost one does not (and a slow browser must never
 # hold back the supervisor's reliable stream).
@@ -39,7 +43,7 @@ class _Pending:
     session: Session
     result: concurrent.futures.Future
     started_s: float                  # steady clock
-    call: object | None = None        # the rclpy future of a service call
+    call: Future | None = None        # the rclpy future of a service call
 
 
 class Hmi(Node):
@@ -60,7 +64,7 @@ class Hmi(Node):
     def __init__(self) -> None:
         super().__init__('hmi')
         c = self._config = declare_config_checked(self)
-        users = ()
+        users: tuple[OpcUaUser, ...] = ()
         if c.users_file:
             from smartcell.io.opcua import load_users
             try:

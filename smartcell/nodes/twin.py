@@ -18,7 +18,7 @@ from std_srvs.srv import Trigger
 from smartcell.core.robot.command_validation import Invalid, validate_joint_command
 from smartcell.core.robot.kinematics import JOINT_NAMES
 from smartcell.core.robot.motions import UR5E_JOINT_LIMITS
-from smartcell.twin.human import PathBuilder
+from smartcell.twin.human import PathBuilder, PersonPath
 from smartcell.twin.scenarios import TASK_DRIVEN_SCENARIO
 from smartcell.twin.world import disconnect
 from smartcell.core.node_params import TWIN
@@ -66,14 +66,14 @@ class Twin(Node):
         self._lag = self._config.lockstep_lag_ticks
         self._tick = 0
         self._expected_command_ns = 0             # lockstep: the stamp of the command that unblocks the next step
-        self._command = None                      # (positions, velocities) applied until the next one
+        self._command: tuple[np.ndarray, np.ndarray] | None = None   # (positions, velocities) until the next one
         self._min_distance_m = float('inf')
         self._contacts = 0
         self._step_contacts: list = []            # contacts of the last physics step
         self._state = 'warming'
         self._failure = ''
         self._wall_start: float | None = None
-        self._tick_messages = None                # (tick, clock, joint states, scan) last published
+        self._tick_messages: tuple[int, Clock, JointState, LaserScan] | None = None   # last published, per tick
         self._last_publish_wall = 0.0
         self._next_status_s = 0.0
         self._commands_refused = 0
@@ -374,8 +374,8 @@ def build_world(config: Any) -> tuple[CellWorld, SafetyScanner]:
     # Scenario paths are generated up front for the run (8 h when it runs until shut down).
     horizon_s = config.duration_s if config.duration_s > 0 else 8 * 3600.0
     if config.scenario == TASK_DRIVEN_SCENARIO:
-        bench = DEFAULT_LAYOUT.station('operator_bench').person_xy_m
-        people = (PathBuilder(bench).wait(horizon_s).build(),)     # at the bench until given a step
+        bench = DEFAULT_LAYOUT.station('operator_bench').person_position_m()
+        people: tuple[PersonPath, ...] = (PathBuilder(bench).wait(horizon_s).build(),)   # at the bench until a step
     else:
         people = scenario_paths(config.scenario, config.seed, horizon_s, DEFAULT_LAYOUT)
     client = connect(gui=config.gui)

@@ -66,6 +66,8 @@ class Wearable(Node):
             self._last_sample_s = now
 
     def _simulate(self) -> None:
+        if self._operator is None:   # the timer exists only with source == 'sim'
+            return
         now = self._now_s()
         dt = 1.0 / self._config.sim_rate_hz if self._sim_last_s is None else now - self._sim_last_s
         self._sim_last_s = now

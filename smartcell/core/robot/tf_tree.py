@@ -322,7 +322,8 @@ def zone_view(values: Mapping[str, str]) -> ZoneView | str:
     return ZoneView(zone, s_p)
 
 
-def protective_zone(capsules_m: np.ndarray, radii_m: Sequence[float], distance_m: float) -> tuple[Capsule, ...]:
+def protective_zone(capsules_m: np.ndarray, radii_m: Sequence[float] | np.ndarray,
+                    distance_m: float) -> tuple[Capsule, ...]:
     """The link capsules (M, 2, 3) with radii (M,) grown by distance_m: the points within distance_m
     of the robot's surface."""
     return tuple(Capsule(tuple(float(v) for v in segment[0]), tuple(float(v) for v in segment[1]),  # type: ignore[arg-type]
