@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from smartcell.twin.scenarios import TASK_DRIVEN_SCENARIO
+
 TARGETS = ('mes_bridge', 'supervisor', 'scanner', 'twin', 'arm', 'broker')
 REST_SPEED_RADPS = 0.01          # every joint slower than this: the arm is at rest
 MOVING_SPEED_RADPS = 0.05        # some joint faster than this: the arm is working
@@ -281,7 +283,7 @@ class FaultOptions:
     down_s: tuple[float, float] = (0.5, 3.0)
     service_timeout_s: float = 60.0
     settle_s: float = 15.0
-    scenario: str = 'shift'
+    scenario: str = TASK_DRIVEN_SCENARIO
 
 
 def deadman_budget_s(arm: dict[str, Any], stopping_time_s: float) -> float:
@@ -374,7 +376,7 @@ def run(options: FaultOptions, out=sys.stdout) -> dict[str, Any]:
             else:
                 processes.kill(fault.target)
             if fault.target != 'broker':     # the order reaches the broker while the target is down
-                consumer.send_order({'order_id': order_id, 'work_master': 'demo', 'quantity': 1})
+                consumer.send_order({'order_id': order_id, 'work_master': 'demo', 'quantity': ORDER_UNITS})
                 orders_sent.append(order_id)
             _wait_s(fault.down_s, processes, ignore=fault.target)
             if fault.target == 'supervisor':
@@ -390,7 +392,7 @@ def run(options: FaultOptions, out=sys.stdout) -> dict[str, Any]:
                 consumer.status = ''
                 _wait(lambda: consumer.status == 'online', options.service_timeout_s, 'the bridge back online',
                       processes)
-                consumer.send_order({'order_id': order_id, 'work_master': 'demo', 'quantity': 1})
+                consumer.send_order({'order_id': order_id, 'work_master': 'demo', 'quantity': ORDER_UNITS})
                 orders_sent.append(order_id)
             else:
                 processes.start(fault.target, commands[fault.target])
@@ -539,6 +541,11 @@ def _query_int(path: Path, sql: str) -> int | None:
         db.close()
 
 
+# Units per order: enough that the queue never runs dry between faults (an idle cell with nothing to do
+# cannot show it is back in service); the demo job's cycle is about 25 s.
+ORDER_UNITS = 3
+
+
 def _wait(condition, timeout_s: float, what: str, processes) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
@@ -617,7 +624,10 @@ def parse_args(argv: list[str]) -> FaultOptions:
                         help='wall seconds a process stays dead (seeded uniform)')
     parser.add_argument('--service-timeout', type=float, default=60.0,
                         help='seconds for the cell to return to service after a restart before it counts as stuck')
-    parser.add_argument('--scenario', default='shift', help='person behaviour in the twin (default shift)')
+    parser.add_argument('--scenario', default=TASK_DRIVEN_SCENARIO,
+                        help=f'person behaviour in the twin (default {TASK_DRIVEN_SCENARIO}: the operator does the '
+                        'steps the job gives them, so handovers complete; with a scripted scenario such as shift '
+                        'nobody takes the part and the cell waits, which counts as not back in service)')
     args = parser.parse_args(argv)
     if args.faults < 1:
         parser.error('--faults must be >= 1')

@@ -9,9 +9,6 @@ import pytest
 
 from smartcell.tools.faults import TARGETS, StreamCheck, at_rest_after, check_streams, plan_faults
 
-KNOWN_DEFECTS = ('publishers of arm/joint_trajectory named /supervisor', 'stamp jumped back')
-
-
 def test_plan_takes_every_target_in_turn_and_is_seeded():
     plan = plan_faults(12, seed=3, gap_s=(4.0, 10.0), down_s=(0.5, 3.0))
     assert [f.target for f in plan] == list(TARGETS) * 2
@@ -71,9 +68,17 @@ def test_short_campaign_loses_nothing_and_returns_to_service(tmp_path):
     assert report['orders_unanswered'] == [], run.stdout
     assert report['events_not_in_outbox'] == 0, run.stdout      # every journaled event became records
     assert report['late_stops'] == [], run.stdout
+    # Back in service after every restart, without an operator's reset (a restarted supervisor waits
+    # out the killed process's DDS lease, about 20 s, with its trajectory parked at the arm).
     if report['stuck']:
-        # Returning to service after every restart is not reached yet (issue 12, open): a restarted twin or
-        # arm can leave the cell running with the arm held. Counted, reported and expected to fail here
-        # until fixed; losses, duplicates, unanswered orders and late stops above fail the test outright.
-        pytest.xfail(f"stuck after {report['stuck']}: {report['fault_reasons']}")
+        first = report['stuck'][0]                    # '<fault index>:<target>', or 'start'
+        fault = next((f for f in report['faults'] if f"{f['index']}:{f['target']}" == first), {})
+        if fault.get('target') == 'twin' and 'emergency_stop' in fault.get('stuck', ''):
+            # Known defect (issue 12, open): the restarted twin starts the robot at its home pose while the
+            # simulated operator, following the latched step, reaches at the shared station into it; the
+            # contact is above the hand's limit, an emergency stop that needs an authorised reset (the
+            # faults after it then stay stuck too). Every other stuck state fails this test.
+            pytest.xfail(f"emergency stop after the twin restart: {report['stuck']}")
+    assert report['stuck'] == [], f"stuck after {report['stuck']}: {report['fault_reasons']}\n{run.stdout}"
+    assert all('back_in_service_s' in f for f in report['faults']), run.stdout
     assert run.returncode == 0, run.stdout + run.stderr[-3000:]
