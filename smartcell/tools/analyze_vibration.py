@@ -182,6 +182,12 @@ def analyse(args: argparse.Namespace) -> dict[str, object]:
         return _rate_against_baseline(args, samples, shaft_hz, bearing, config)
     diagnosis = diagnose(features)
     zone = iso_zone(features.velocity_rms_mm_s, config.iso_zone_boundaries_mm_s)
+    verdict: dict[str, object] = {
+        'fault': diagnosis.fault, 'confidence': diagnosis.confidence,
+        'raw_confidence': diagnosis.raw_confidence, 'confidence_calibrated': diagnosis.calibrated,
+        'scores': dict(diagnosis.evidence), 'baseline': 'none: baseline-free rules (see docs/sensors.md)'}
+    if diagnosis.note:
+        verdict['note'] = diagnosis.note
     result: dict[str, object] = {
         'file': str(args.file), 'samples': int(samples.size), 'sample_rate_hz': args.sample_rate_hz,
         'duration_s': samples.size / args.sample_rate_hz, 'shaft_hz': shaft_hz,
@@ -192,13 +198,8 @@ def analyse(args: argparse.Namespace) -> dict[str, object]:
         'iso_20816': {'velocity_rms_mm_s': features.velocity_rms_mm_s, 'band_hz': list(config.velocity_band_hz),
                       'zone': zone, 'meaning': ISO_ZONE_MEANING.get(zone, ''),
                       'boundaries_mm_s': list(config.iso_zone_boundaries_mm_s)},
-        'verdict': {'fault': diagnosis.fault, 'confidence': diagnosis.confidence,
-                    'raw_confidence': diagnosis.raw_confidence, 'confidence_calibrated': diagnosis.calibrated,
-                    'scores': dict(diagnosis.evidence),
-                    'baseline': 'none: baseline-free rules (see docs/sensors.md)'},
+        'verdict': verdict,
     }
-    if diagnosis.note:
-        result['verdict']['note'] = diagnosis.note
     if args.plot is not None:
         try:
             _plot(args.plot, samples, args.sample_rate_hz, features, config)
@@ -275,14 +276,16 @@ def _rate_against_baseline(args: argparse.Namespace, samples: np.ndarray, shaft_
                          f'{args.sample_rate_hz:g} Hz: learn one at this sample rate')
     learnt_hz = loaded.shaft_hz[joint]
     if (learnt_hz is None) != (shaft_hz is None) or (
-            shaft_hz is not None and abs(shaft_hz - learnt_hz) > SPEED_MATCH * learnt_hz):
+            shaft_hz is not None and learnt_hz is not None and abs(shaft_hz - learnt_hz) > SPEED_MATCH * learnt_hz):
         raise InputError(f'baseline was learnt at shaft speed {learnt_hz} Hz, this file is at {shaft_hz} Hz: '
                          f'a baseline holds within {SPEED_MATCH:.0%} of its speed')
     if (None if bearing is None else bearing.__dict__) != loaded.bearing:
         raise InputError('bearing differs from the one the baseline was learnt with')
     window_s = args.window_s or loaded.window_s
     band = loaded.envelope_band_hz
-    t = document['thresholds']  # type: ignore[index]
+    t = document['thresholds']
+    if not isinstance(t, dict):
+        raise InputError(f'{args.baseline}: thresholds must be an object, got {t!r}')
     thresholds = HealthThresholds(t['warn'], t['alarm'], t.get('clear_ratio', 0.8))
     rows, level = [], 0
     stamps, his = [], []

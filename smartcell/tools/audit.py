@@ -135,8 +135,8 @@ def format_result(path: Path, result: AuditResult, use_anchor: bool) -> tuple[st
                         'protects against re-sealing')
     if not use_anchor:
         warnings.append('warning: --no-anchor: deletion of the newest records cannot be detected')
-    if result.ok:
-        head = result.head
+    head = result.head
+    if result.ok and head is not None:      # an ok trail always has a head: an empty one is a finding
         return (f'audit OK: {result.checked} records, chain intact up to {head.hash[:16]}...'
                 + (', MACs verified' if result.mac_checked else '')
                 + (', anchor matches' if result.anchor_checked else ''), '\n'.join(warnings))

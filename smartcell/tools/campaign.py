@@ -26,6 +26,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -47,7 +48,7 @@ def _run_one(job: tuple[int, int, float, str, str, tuple[str, ...]]) -> list[dic
 
 def summarize(results: list[dict], policies: tuple[str, ...]) -> dict:
     """Totals per policy and the SSM gain over the static zone, from per-scenario results."""
-    summary: dict[str, object] = {'scenarios': len({r['index'] for r in results})}
+    summary: dict[str, Any] = {'scenarios': len({r['index'] for r in results})}
     for policy in policies:
         rows = [r for r in results if r['policy'] == policy]
         duration = sum(r['duration_s'] for r in rows)
@@ -67,7 +68,7 @@ def summarize(results: list[dict], policies: tuple[str, ...]) -> dict:
         }
     if 'ssm' in summary and 'static' in summary and summary['static']['parts_per_hour'] > 0:
         summary['ssm_gain_over_static'] = summary['ssm']['parts_per_hour'] / summary['static']['parts_per_hour'] - 1
-    by_kind = {}
+    by_kind: dict[str, dict[str, Any]] = {}
     for kind in sorted({r['kind'] for r in results}):
         rows = [r for r in results if r['kind'] == kind]
         by_kind[kind] = {'scenarios': len({r['index'] for r in rows})}

@@ -23,6 +23,11 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:      # foxglove-sdk loads when `smartcell live` starts, not at import
+    from foxglove import Channel
+    from foxglove.websocket import WebSocketServer
 
 DEFAULT_EXCLUDE = ('/rosout', '/parameter_events')
 DISCOVERY_PERIOD_S = 1.0
@@ -55,13 +60,13 @@ class LiveBridge:
         self._read_msg = msg_reader(share_dirs())
         self._full_text = full_text
         self._not_found = DefinitionNotFound
-        self.channels: dict[str, object] = {}          # topic -> foxglove.Channel
+        self.channels: dict[str, Channel] = {}         # topic -> foxglove channel
         self.skipped: dict[str, str] = {}              # topic -> why it is not bridged
         self._latched: dict[str, bytes] = {}           # topic -> last message, for late subscribers
         self._resend: dict[str, float] = {}           # topic -> monotonic s a client subscribed
         self._lock = threading.Lock()
         self.forwarded = 0
-        self.server = None                             # set once started: /clock -> the clients' clock
+        self.server: WebSocketServer | None = None     # set once started: /clock -> the clients' clock
 
     def discover(self) -> None:
         """Bridge the topics that appeared on the graph since the last call."""

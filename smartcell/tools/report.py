@@ -272,7 +272,7 @@ def oee_window(events: Iterable[dict[str, Any]], end_s: float) -> tuple[float, f
 
 def energy_per_part(outbox: Iterable[dict[str, Any]]) -> list[tuple[int, float | None, float | None]]:
     """(unit, energy J or None when not measured, cycle time s) per UnitRecord, in order."""
-    out = []
+    out: list[tuple[int, float | None, float | None]] = []
     for record in outbox:
         if record.get('kind') != 'UnitRecord':
             continue
@@ -554,7 +554,8 @@ def write_report(run_dir: Path, out: Path | None = None, ideal_cycle_s: float | 
     """Write the report of `run_dir` (default `run_dir/report.html`); returns its path. ReportError if unreadable."""
     if ideal_cycle_s is None:
         from smartcell.core.mes.params import MES_BRIDGE
-        ideal_cycle_s = float(MES_BRIDGE.by_name['ideal_cycle_s'].default[0])
+        defaults = MES_BRIDGE.by_name['ideal_cycle_s'].default     # one per work master, s
+        ideal_cycle_s = float(defaults[0] if isinstance(defaults, list) else defaults)
     out = Path(out) if out else Path(run_dir) / REPORT_NAME
     text = render(load_run(Path(run_dir)), ideal_cycle_s)
     temporary = out.with_name(out.name + '.tmp')

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Mapping
 
 from smartcell.core.params import ConfigError, load_cell_config
 from smartcell.topology import DEFAULT_GROUPS, nodes_for, param_registry
@@ -203,7 +204,7 @@ def node_overrides(options: SimOptions) -> dict[str, dict[str, object]]:
     return merge_overrides(overrides, options.overrides)
 
 
-def hmi_url(options: SimOptions, resolved: dict[str, dict[str, object]]) -> str:
+def hmi_url(options: SimOptions, resolved: Mapping[str, Mapping[str, object]]) -> str:
     """The operator station's address (a -p hmi.port:=... wins over the port picked here)."""
     hmi = {**resolved.get('hmi', {}), **node_overrides(options).get('hmi', {})}
     host = str(hmi.get('host', '127.0.0.1'))
@@ -211,7 +212,7 @@ def hmi_url(options: SimOptions, resolved: dict[str, dict[str, object]]) -> str:
     return f'{scheme}://{"127.0.0.1" if host in ("0.0.0.0", "::") else host}:{hmi["port"]}/'
 
 
-def check_ports(options: SimOptions, resolved: dict[str, dict[str, object]]) -> None:
+def check_ports(options: SimOptions, resolved: Mapping[str, Mapping[str, object]]) -> None:
     """ConfigError for a server port that another program holds, before any node starts."""
     from smartcell.core.mes.params import endpoint_host, endpoint_port, port_taken_message
     from smartcell.io.broker import port_taken

@@ -66,7 +66,7 @@ class SimMonitor:
 
     def wait_for_kpis(self, processes: CellProcesses, start_timeout_s: float,
                       stall_timeout_s: float) -> dict[str, float]:
-        last_progress = (None, time.monotonic())
+        last_progress: tuple[str | None, float] = (None, time.monotonic())   # (twin's sim_time_s, when seen)
         started = time.monotonic()
         try:
             while True:
@@ -75,14 +75,15 @@ class SimMonitor:
                 # it leaves the cores to the lockstep loop instead of handling every tick's KPIs.
                 time.sleep(0.05)
                 processes.check_alive()
-                twin = values_of(self._twin, 'smartcell/twin') if self._twin else None
-                if twin is None:
+                status = self._twin
+                twin = values_of(status, 'smartcell/twin') if status is not None else None
+                if status is None or twin is None:
                     if time.monotonic() - started > start_timeout_s:
                         raise RuntimeError(f'the twin did not start within {start_timeout_s:.0f} s; logs in '
                                            f'{processes.log_dir}')
                     continue
                 if twin.get('state') == 'failed':
-                    raise RuntimeError(f'the twin failed: {self._twin.status[0].message}; logs in {processes.log_dir}')
+                    raise RuntimeError(f'the twin failed: {status.status[0].message}; logs in {processes.log_dir}')
                 if twin.get('state') == 'finished' and self._kpi is not None \
                         and stamp_ns(self._kpi.header.stamp) >= int(twin['last_tick_ns']):
                     return self._collect(twin)
@@ -90,7 +91,7 @@ class SimMonitor:
                     last_progress = (twin.get('sim_time_s'), time.monotonic())
                 elif time.monotonic() - last_progress[1] > stall_timeout_s:
                     raise RuntimeError(f'no simulated progress for {stall_timeout_s:.0f} s (twin: '
-                                       f'{self._twin.status[0].message}); logs in {processes.log_dir}')
+                                       f'{status.status[0].message}); logs in {processes.log_dir}')
         finally:
             if self._bar is not None:
                 self._bar.close()

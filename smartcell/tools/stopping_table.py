@@ -44,7 +44,7 @@ def measure(joint_index: int, speed_fraction: float, payload_kg: float, ramp: Sc
 
     from smartcell.twin.world import DEFAULT_LAYOUT, CellWorld, connect, disconnect
     own = client_id is None
-    client = connect() if own else client_id
+    client = connect() if client_id is None else client_id
     world = CellWorld(client, DEFAULT_LAYOUT, seed=0, physics_rate_hz=PHYSICS_RATE_HZ, initial_q_rad=tuple(START_Q))
     try:
         tool = world.robot.link_index('gripper')
