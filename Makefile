@@ -22,7 +22,7 @@ sim: $(VENV)/.smartcell-installed
 test: $(VENV)/.smartcell-installed lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# Zero findings: ruff (ruff.toml) over the code, tests and benches; mypy (mypy.ini) over the ROS-free core.
+# Zero findings: ruff (ruff.toml) over the code, tests and benches; mypy (mypy.ini) over the smartcell package.
 lint: $(VENV)/.smartcell-installed
 	$(BIN)/ruff check smartcell test bench launch setup.py
 	$(BIN)/mypy
