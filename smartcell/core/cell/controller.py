@@ -186,6 +186,9 @@ class CellController:
         self.safety = safety
         self.motions = motions
         self._load_recipe_file = load_recipe
+        # Recipes checked once per job name: an order's validation and its start parse no file in the
+        # safety cycle (a changed recipe file is read at the next start of the node).
+        self._recipes: dict[str, Recipe] = {}
         self.cell = CellStateMachine(now_s)
         self.cell.add_callback(self._on_transition)
         # None: every request open (in-process composition such as the campaign, no remote callers).
@@ -240,10 +243,13 @@ class CellController:
 
     def load_job(self, job: str) -> Recipe:
         """The recipe named `job`, checked: every robot-capable step has arm configurations."""
-        recipe = self._load_recipe_file(job)
-        for step in recipe.steps:
-            if step.actor != 'human':
-                motions_for_step(step.station, step.kind, self.motions)
+        recipe = self._recipes.get(job)
+        if recipe is None:
+            recipe = self._load_recipe_file(job)
+            for step in recipe.steps:
+                if step.actor != 'human':
+                    motions_for_step(step.station, step.kind, self.motions)
+            self._recipes[job] = recipe
         return recipe
 
     # -- state -------------------------------------------------------------------------------------
