@@ -1,6 +1,7 @@
-"""Command authority: the cell key file, signed verdicts and trajectories, replays."""
+"""Command authority: the cell key file, signed verdicts, trajectories and cell events, replays."""
 from __future__ import annotations
 
+import json
 import os
 import stat
 import threading
@@ -10,8 +11,8 @@ import pytest
 from smartcell.core.safety.authority import (CELL_KEY_BYTES, MAX_SEQUENCE_AHEAD_NS, CellKeyError, SeenSignatures,
                                              SequenceGuard,
                                              default_cell_key_path, load_or_create_cell_key, sign_trajectory,
-                                             sign_verdict, signed_id, split_signed_id, verify_trajectory,
-                                             verify_verdict)
+                                             sign_event, sign_verdict, signed_id, split_signed_id, verify_event,
+                                             verify_trajectory, verify_verdict)
 
 KEY = bytes(range(32))
 OTHER_KEY = bytes(range(1, 33))
@@ -210,3 +211,65 @@ def test_seen_signatures_are_bounded():
 def test_a_key_of_the_wrong_length_cannot_sign():
     with pytest.raises(CellKeyError):
         sign_verdict(b'short', **VERDICT)
+
+
+# -- cell events ---------------------------------------------------------------------------------------
+EVENT = {'event_id': '5b0c3f3e-1d2a-4a57-9d55-3f3c1b1b6a10', 'cell_id': 'cell_1', 'seq': 17, 'type': 'unit_complete',
+         'stamp': 123.456789, 'order_id': 'PO-1', 'unit': 3, 'cycle_time_s': 0.1 + 0.2, 'good': True,
+         'details': {'steps': ['pick', 'place'], 'scrap': None}, 'who': 'Zoë'}
+
+
+def signed_event(event=EVENT, key=KEY):
+    return {**event, 'auth': sign_event(key, event)}
+
+
+def test_a_signed_event_verifies_after_a_json_round_trip():
+    event = signed_event()
+    # what the bridge gets: the journal's JSON text (sort_keys, default separators) parsed again
+    assert verify_event(KEY, json.loads(json.dumps(event, sort_keys=True))) is None
+    assert verify_event(KEY, event) is None
+
+
+def test_the_signature_does_not_depend_on_key_order():
+    assert sign_event(KEY, dict(reversed(list(EVENT.items())))) == sign_event(KEY, EVENT)
+
+
+@pytest.mark.parametrize('field, value', [('seq', 18), ('type', 'state_change'), ('stamp', 123.45679),
+                                          ('cell_id', 'cell_2'), ('unit', '3'), ('good', 1),
+                                          ('details', {'steps': ['place', 'pick'], 'scrap': None}),
+                                          ('extra', 'added')])
+def test_changing_adding_or_retyping_any_event_field_breaks_the_signature(field, value):
+    event = {**signed_event(), field: value}
+    assert 'does not match' in verify_event(KEY, event)
+
+
+def test_removing_an_event_field_breaks_the_signature():
+    event = signed_event()
+    del event['order_id']
+    assert 'does not match' in verify_event(KEY, event)
+
+
+@pytest.mark.parametrize('signature, words', [(None, 'not signed'), ('', 'not signed'), ('ab' * 31, 'malformed'),
+                                              ('AB' * 32, 'malformed'), (12345, 'malformed')])
+def test_an_unsigned_or_malformed_event_signature_is_named(signature, words):
+    event = dict(EVENT) if signature is None else {**EVENT, 'auth': signature}
+    reason = verify_event(KEY, event)
+    assert words in reason and 'seq 17' in reason and 'unit_complete' in reason
+
+
+def test_an_event_signed_with_another_key_is_refused():
+    assert 'does not match' in verify_event(KEY, signed_event(key=OTHER_KEY))
+
+
+def test_an_event_signature_is_not_a_verdict_or_trajectory_signature():
+    empty_event: dict = {}
+    verdict_signature = sign_verdict(KEY, stamp_ns=0, sequence=0, speed_scale=0.0, state='', motion='')
+    assert verify_event(KEY, {**empty_event, 'auth': verdict_signature}) is not None
+    assert verify_verdict(KEY, stamp_ns=0, sequence=0, speed_scale=0.0, state='', motion='',
+                          signature=sign_event(KEY, empty_event)) is not None
+
+
+def test_an_event_with_nan_cannot_be_signed_or_verified():
+    with pytest.raises(ValueError):
+        sign_event(KEY, {**EVENT, 'stamp': float('nan')})
+    assert 'cannot be verified' in verify_event(KEY, {**EVENT, 'stamp': float('nan'), 'auth': 'ab' * 32})

@@ -33,14 +33,22 @@ sec * 10**9 + nanosec>)`. Positions are signed in the arm's joint order, so reor
 of the same motion differ); the arm also refuses a signature it has already accepted (a replay) and
 starts a trajectory only when a verified verdict names its motion id.
 
-Canonical encoding: a domain tag (verdict and trajectory signatures are never interchangeable),
-then each field as a 4-byte big-endian length and its UTF-8 bytes; floats as `repr(float(x))`
-(exact round trip of IEEE doubles), integers in decimal.
+Cell event: `cell/events` and `cell/events/replay` (std_msgs/String, one JSON object per event) carry
+the event's fields and `auth` (AUTH_KEY) = `sign_event(key, event)`: the HMAC over every other field
+of the object. The supervisor signs an event when it journals it, so the replayed copy is the same
+bytes with the same signature; the MES bridge seals only events that verify.
+
+Canonical encoding: a domain tag (verdict, trajectory and event signatures are never
+interchangeable), then each field as a 4-byte big-endian length and its UTF-8 bytes; floats as
+`repr(float(x))` (exact round trip of IEEE doubles), integers in decimal. An event is one field: its
+JSON without `auth`, keys sorted, no spaces, UTF-8 (`canonical_event`; Python's json writes floats as
+their repr, so parsing and re-encoding gives back the same text).
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import math
 import os
 import secrets
@@ -48,7 +56,7 @@ import stat
 import time
 from collections import OrderedDict
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 CELL_KEY_BYTES = 32                      # HMAC-SHA256 key: 256 bits of os randomness
 SIGNATURE_HEX_DIGITS = 64
@@ -57,6 +65,7 @@ AUTH_KEY = 'auth'
 TRAJECTORY_SIGNATURE_SEPARATOR = '#'
 _VERDICT_TAG = b'smartcell/verdict/v1'
 _TRAJECTORY_TAG = b'smartcell/trajectory/v1'
+_EVENT_TAG = b'smartcell/event/v1'
 
 
 class CellKeyError(ValueError):
@@ -201,6 +210,40 @@ def verify_trajectory(key: bytes, *, trajectory_id: str, stamp_ns: int, position
     if not hmac.compare_digest(expected, signature or ''):
         return (f'trajectory {trajectory_id!r} signature does not match (forged or altered trajectory, or a '
                 'process with another cell key)')
+    return None
+
+
+def canonical_event(event: Mapping[str, Any]) -> str:
+    """The signed text of a cell event: its JSON without `auth`, keys sorted, compact, UTF-8.
+
+    Values that are not JSON are written as `str(value)`, as the event journal writes them, so the
+    signer and a verifier reading the published JSON encode the same text. NaN and infinities are
+    refused (ValueError): the journal writes them as null before signing.
+    """
+    body = {k: v for k, v in event.items() if k != AUTH_KEY}
+    return json.dumps(body, sort_keys=True, separators=(',', ':'), ensure_ascii=False, allow_nan=False, default=str)
+
+
+def sign_event(key: bytes, event: Mapping[str, Any]) -> str:
+    """Hex HMAC-SHA256 of a cell event (every field but `auth`; see canonical_event)."""
+    return _mac(key, _encode(_EVENT_TAG, (canonical_event(event),)))
+
+
+def verify_event(key: bytes, event: Mapping[str, Any]) -> str | None:
+    """None when the event's `auth` is the cell's signature over exactly its other fields, else why not."""
+    what = f'cell event seq {event.get("seq")!r} ({event.get("type")!r})'
+    signature = event.get(AUTH_KEY)
+    reason = _signature_format_reason(signature if isinstance(signature, str) else
+                                      (None if signature is None else repr(signature)))
+    if reason:
+        return f'{what} {reason}'
+    try:
+        expected = sign_event(key, event)
+    except ValueError as exc:
+        return f'{what} cannot be verified: {exc}'
+    if not hmac.compare_digest(expected, str(signature)):
+        return (f'{what} signature does not match (forged or altered event, or a process with another '
+                'cell key)')
     return None
 
 
