@@ -120,7 +120,9 @@ class Outbox:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.config = config
         self.transports = tuple(transports)
-        self._on_append = on_append
+        # Called after new records were appended (the dispatcher's wake-up). Public and settable after
+        # construction: the dispatcher that wakes needs the outbox first.
+        self.on_append = on_append
         self._lock = threading.Lock()
         self._closed = False
         self.anchor_error = ''
@@ -189,8 +191,8 @@ class Outbox:
                 raise
             if self._chain_length - self._anchored_length >= self.config.anchor_every_records:
                 self._write_anchor()    # after the commit: the anchor never names a record not stored
-        if self._on_append is not None and any(r.record is not None and not r.duplicate for r in results):
-            self._on_append()
+        if self.on_append is not None and any(r.record is not None and not r.duplicate for r in results):
+            self.on_append()
         return results
 
     def _append_locked(self, record: Record, touched: set[str]) -> AppendResult:

@@ -128,7 +128,7 @@ class MesBridge(Node):
             capacity_records=cfg.outbox_capacity_records, synchronous=cfg.outbox_synchronous,
             backoff_initial_s=cfg.backoff_initial_s, backoff_max_s=cfg.backoff_max_s))
         self._dispatcher = Dispatcher(self._outbox, transports)
-        self._outbox._on_append = self._dispatcher.wake
+        self._outbox.on_append = self._dispatcher.wake
         self._writer = OutboxWriter(self._outbox, on_result=self._on_append_result)
         self._restore_jobs()
         # where the journal replay resumes: the newest event whose records are in the outbox

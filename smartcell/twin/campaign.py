@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from smartcell.core.robot.kinematics import capsule_point_velocities, link_capsules
+from smartcell.core.robot.kinematics import (DEFAULT_TOOL_LENGTH_M, REACH_M, capsule_point_velocities,
+                                             link_capsules)
 from smartcell.core.cell.controller import CellConfig, CellController, JointSample
 from smartcell.core.robot.motions import UR5E_JOINT_LIMITS as LIMITS, MotionLibrary, speed_limited
 from smartcell.core.params import load_cell_config
@@ -41,7 +42,7 @@ from smartcell.twin.scanner import ScannerConfig, world_scanner
 from smartcell.twin.world import DEFAULT_LAYOUT, Area, CellLayout, CellWorld, connect, disconnect
 
 POLICIES = ('ssm', 'static', 'none')     # 'none': no safety function at all, to show the audit can fail
-ROBOT_REACH_M = 0.85 + 0.15              # UR5e reach plus the tool: the hazard zone around the base
+ROBOT_REACH_M = REACH_M + DEFAULT_TOOL_LENGTH_M     # the arm plus the tool: the hazard zone around the base
 STOP_STATES = (SafetyState.PROTECTIVE_STOP, SafetyState.EMERGENCY_STOP, SafetyState.FAULT)
 
 # Free floor inside the fence of the default layout where a person can stand (m, world): the strip

@@ -23,7 +23,7 @@ def main() -> None:
     box = Outbox(db, ['mqtt'], OutboxConfig(batch_size=50, backoff_initial_s=0.05, backoff_max_s=0.2))
     transport = MqttTransport(MqttSettings(port=port, client_id='k9-producer'), MqttTopics('test', 'cell-k9')).start()
     dispatcher = Dispatcher(box, [transport])
-    box._on_append = dispatcher.wake
+    box.on_append = dispatcher.wake
     dispatcher.start()
     for i in range(count):
         box.append(record(i))

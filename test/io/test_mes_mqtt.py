@@ -56,7 +56,7 @@ def test_broker_down_for_a_long_stretch_then_back(tmp_path, broker):
     transport = MqttTransport(MqttSettings(port=link.port, client_id='producer', reconnect_max_s=1),
                               MqttTopics('test', 'cell-1')).start()
     dispatcher = Dispatcher(box, [transport])
-    box._on_append = dispatcher.wake
+    box.on_append = dispatcher.wake
     dispatcher.start()
     try:
         records = [mixed_record(i) for i in range(4000)]

@@ -117,7 +117,7 @@ def test_dispatcher_backs_off_while_down_then_delivers_all_in_order(tmp_path):
                                                                 batch_size=50))
     transport = FlakyTransport()
     dispatcher = Dispatcher(box, [transport])
-    box._on_append = dispatcher.wake
+    box.on_append = dispatcher.wake
     dispatcher.start()
     try:
         transport.down.set()
