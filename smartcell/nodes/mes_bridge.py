@@ -1,6 +1,7 @@
 """MES bridge node: cell topics -> ISA-95 records -> outbox on disk -> MQTT and OPC UA; job orders in."""
 from __future__ import annotations
 
+import functools
 import json
 import math
 import threading
@@ -24,8 +25,11 @@ from smartcell.core.mes.records import (
 from smartcell.core.mes.params import (MES_BRIDGE, MesBridgeConfig, bridge_config, endpoint_host, endpoint_port,
                                        port_taken_message)
 from smartcell.core.mes.oee import compute_oee, job_window, safety_summary, state_before
+from smartcell.core.mes.event_gate import EventGate, Refusal
 from smartcell.core.mes.sequence import EventSequencer
 from smartcell.core.params import ConfigError
+from smartcell.core.safety.authority import CellKeyError, load_or_create_cell_key
+from smartcell.core.safety.graph import publisher_doubt
 from smartcell.io.broker import port_taken
 from smartcell.share import share_file
 from smartcell.io.mqtt import MqttSettings, MqttTopics, MqttTransport, order_answer
@@ -48,6 +52,8 @@ MAX_EVENTS_KEPT = 100_000        # cell events kept in memory for OEE (about a s
 REPLAY_POLL_S = 2.0              # steady s: the request is repeated this often (idle cell, lost request)
 HOLE_REQUEST_S = 0.5             # steady s: a hole in seq is asked for at most this often
 ENERGY_WAIT_S = 2.0              # steady s: a unit record waits at most this long for its metered energy
+REFUSAL_HOLD_S = 10.0            # steady s: /diagnostics stays ERROR this long after a refused cell event
+EVENT_TOPICS = ('cell/events', 'cell/events/replay')
 
 
 class OpcUaRecordSink:
@@ -83,10 +89,13 @@ class OpcUaRecordSink:
 class MesBridge(Node):
     """Bridge between the cell and the MES.
 
-    Subscribes: cell/state (String, latched), cell/events (String JSON, reliable), speed_scale (Float64,
-      latched), joint_states (JointState: rad), safety/verdict (DiagnosticArray), energy/report (String JSON).
+    Subscribes: cell/state (String, latched), cell/events and cell/events/replay (String JSON, reliable:
+      sealed only when signed with the cell key by the supervisor, each seq once; core.mes.event_gate),
+      speed_scale (Float64, latched), joint_states (JointState: rad), safety/verdict (DiagnosticArray),
+      energy/report (String JSON).
     Publishes: mes/job_order (String JSON JobOrder, reliable transient-local depth 100), /diagnostics
-      (status 'smartcell/mes_bridge': link up/down and backlog per transport, outbox fill %).
+      (status 'smartcell/mes_bridge': link up/down and backlog per transport, outbox fill %; ERROR naming
+      refused cell events and any publisher of cell/events other than `events_publisher`).
     Calls: cell/start, cell/pause, cell/resume, cell/stop (std_srvs/Trigger) for OPC UA job control.
     External: MQTT <topic_prefix>/<cell_id>/... (docs/mes.md), OPC UA server at opcua_endpoint.
     Parameters: smartcell.core.mes.params.MES_BRIDGE (db path, MQTT host/port/TLS/credentials, OPC UA
@@ -99,6 +108,11 @@ class MesBridge(Node):
                                                   namespace=self.get_namespace())
         cfg = self.cfg
         self._orders_text = self._read_orders_file(cfg.orders_file)   # a bad file fails before any server starts
+        try:
+            self._gate = EventGate(load_or_create_cell_key(cfg.cell_key_file))
+        except CellKeyError as exc:
+            raise ConfigError(f'mes_bridge.cell_key_file: {exc}') from exc
+        self._refused_at = -math.inf                     # steady s of the newest refused cell event
         self._lock = threading.Lock()            # tracker and events: touched by ROS, MQTT and OPC UA threads
         self._tracker = JobTracker()
         self._events: list[dict[str, Any]] = []
@@ -141,8 +155,9 @@ class MesBridge(Node):
         self._cancel_client = self.create_client(AddDiagnostics, 'cell/cancel_order')
         self._cell_state = ''
         self.create_subscription(String, 'cell/state', self._on_state, LATCHED_QOS)
-        self.create_subscription(String, 'cell/events', self._on_event, EVENTS_QOS)
-        self.create_subscription(String, 'cell/events/replay', self._on_event, EVENTS_QOS)
+        self.create_subscription(String, 'cell/events', functools.partial(self._on_event, live=True), EVENTS_QOS)
+        self.create_subscription(String, 'cell/events/replay', functools.partial(self._on_event, live=False),
+                                 EVENTS_QOS)
         self._replay_pub = self.create_publisher(UInt64, 'cell/events/replay_request', REPLAY_REQUEST_QOS)
         self.create_subscription(Float64, 'speed_scale', self._on_speed_scale, LATCHED_QOS)
         self.create_subscription(JointState, 'joint_states', self._on_joints, STREAM_QOS)
@@ -230,14 +245,19 @@ class MesBridge(Node):
         # the retained MQTT state is the newest EquipmentState record the outbox delivers (from the
         # journaled state_change events), not this topic: it has the record's seq and hash
 
-    def _on_event(self, msg: String) -> None:
-        """cell/events and cell/events/replay: every event once, in seq order (EventSequencer)."""
+    def _on_event(self, msg: String, live: bool) -> None:
+        """cell/events (`live`) and cell/events/replay: every event the supervisor signed once, in seq order
+        (EventGate, then EventSequencer)."""
         try:
             event = json.loads(msg.data)
             if not isinstance(event, dict) or 'type' not in event:
                 raise ValueError('not an object with a type')
         except ValueError as exc:
-            self.get_logger().error(f'cell/events message ignored, not a JSON event: {exc}: {msg.data[:120]!r}')
+            self._refuse_event(self._gate.malformed(f'not a JSON event: {exc}: {msg.data[:120]!r}'), live)
+            return
+        refusal = self._gate.check(event, live, self._sequencer.last_seq)
+        if refusal is not None:
+            self._refuse_event(refusal, live)
             return
         unnumbered = self._sequencer.unnumbered
         self._ready.extend(self._sequencer.offer(event))
@@ -247,6 +267,24 @@ class MesBridge(Node):
         if self._sequencer.hole is not None:
             self._request_hole()
         self._drain()
+
+    def _refuse_event(self, refusal: Refusal, live: bool) -> None:
+        """Never sealed; counted, logged and named on /diagnostics (ERROR for REFUSAL_HOLD_S)."""
+        self._refused_at = time.monotonic()
+        topic = EVENT_TOPICS[0] if live else EVENT_TOPICS[1]
+        self.get_logger().error(f'{topic} message refused, not sealed ({refusal.kind}): {refusal.reason}',
+                                throttle_duration_sec=1.0)
+
+    def _event_publisher_doubts(self) -> list[str]:
+        """Who else publishes the cell's events (core.safety.graph.publisher_doubt), per topic."""
+        doubts = []
+        for topic in EVENT_TOPICS:
+            infos = self.get_publishers_info_by_topic(self.resolve_topic_name(topic))
+            doubt = publisher_doubt(topic, ((i.node_name, i.node_namespace) for i in infos),
+                                    self.cfg.events_publisher, self.get_namespace())
+            if doubt:
+                doubts.append(doubt)
+        return doubts
 
     def _request_replay(self) -> None:
         """Ask the supervisor for the journaled events after the newest one handled here."""
@@ -445,6 +483,19 @@ class MesBridge(Node):
                 f'cell events {hole[0]}..{hole[1] - 1} missing: replay asked from the supervisor']
         if self._writer.last_error:
             level, problems = LEVEL_ERROR, problems + [self._writer.last_error]
+        values['cell_events_refused'] = self._gate.refused
+        for kind, count in sorted(self._gate.counts.items()):
+            values[f'cell_events_refused_{kind}'] = count
+        if self._gate.last is not None:
+            values['cell_events_last_refused'] = f'{self._gate.last.kind}: {self._gate.last.reason}'
+        if time.monotonic() - self._refused_at < REFUSAL_HOLD_S and self._gate.last is not None:
+            level, problems = LEVEL_ERROR, problems + [
+                f'{self._gate.refused} cell event(s) refused, not sealed (last: {self._gate.last.kind}: '
+                f'{self._gate.last.reason})']
+        doubts = self._event_publisher_doubts()
+        values['cell_events_publishers'] = '; '.join(doubts) or 'ok'
+        if doubts:
+            level, problems = LEVEL_ERROR, problems + doubts
         if active:
             level, problems = max(level, LEVEL_WARN), problems + [f'outbox {fill:.0%} full']
         status = diagnostic_status('smartcell/mes_bridge', self.cfg.cell_id, level,

@@ -7,7 +7,7 @@ the same functions.
 """
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 from builtin_interfaces.msg import Time
@@ -19,7 +19,8 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from smartcell.core.cell.controller import DiagnosticReport, JointSample, MotionCommand, safety_level
 from smartcell.core.cell.inputs import Velocities
 from smartcell.core.robot.kinematics import JOINT_NAMES
-from smartcell.core.safety.authority import AUTH_KEY, SEQUENCE_KEY, sign_trajectory, sign_verdict, signed_id
+from smartcell.core.safety.authority import (AUTH_KEY, SEQUENCE_KEY, sign_event, sign_trajectory, sign_verdict,
+                                             signed_id)
 from smartcell.core.safety.monitor import PeopleObservation, SafetyVerdict
 from smartcell.core.safety.verdict import VERDICT_STATUS_NAME, verdict_values
 from smartcell.nodes.common import diagnostic_array, diagnostic_status, duration_msg, stamp_ns, stamp_to_s
@@ -81,7 +82,7 @@ def ns_to_stamp(nanoseconds: int) -> Time:
 
 
 class CellSigner:
-    """Builds the messages the arm obeys, signed with the cell key.
+    """Builds the messages the arm obeys, and the cell events the MES seals, signed with the cell key.
 
     Verdict sequence numbers start at the wall clock (ns) and only grow: strictly increasing also
     across a restart of the supervisor, which the arm checks.
@@ -103,6 +104,11 @@ class CellSigner:
         values = verdict_values({**fields, SEQUENCE_KEY: self._sequence, AUTH_KEY: signature})
         status.values = [KeyValue(key=k, value=v) for k, v in values]
         return diagnostic_array(stamp, [status])
+
+    def event(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """A journal record with its `auth` (authority.sign_event): signed before it is journaled, so the
+        replayed copy carries the same signature."""
+        return {**record, AUTH_KEY: sign_event(self._key, record)}
 
     def trajectory(self, motion: MotionCommand, stamp: Time) -> JointTrajectory:
         """arm/joint_trajectory: one segment; header.frame_id = <motion id>#<HMAC over the points>."""

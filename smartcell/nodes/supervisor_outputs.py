@@ -1,7 +1,8 @@
 """The supervisor's publishers: what a CellController call changed becomes messages.
 
-Motions and verdicts are signed with the cell key (supervisor_messages.CellSigner); every event is
-journaled before it is published and replayed from the journal on request. QoS: smartcell.interfaces.
+Motions, verdicts and cell events are signed with the cell key (supervisor_messages.CellSigner); every
+event is signed and journaled before it is published, and replayed from the journal on request.
+QoS: smartcell.interfaces.
 """
 from __future__ import annotations
 
@@ -85,9 +86,11 @@ class CellPublishers:
         return stamp if stamp is not None else s_to_stamp(self._now_s())
 
     def _publish_events(self, events: tuple[CellEvent, ...]) -> None:
-        """Journal, then publish: an event anyone could have seen is on disk (smartcell.io.event_journal)."""
+        """Sign, journal, then publish: an event anyone could have seen is on disk (smartcell.io.event_journal),
+        with the signature the MES bridge checks before sealing it (the replay sends the same text)."""
         try:
-            texts = self._journal.append([journal_record(e, self._cell_id, str(uuid.uuid4())) for e in events])
+            texts = self._journal.append([self._signer.event(journal_record(e, self._cell_id, str(uuid.uuid4())))
+                                          for e in events])
         except (JournalError, OSError, sqlite3.Error, ValueError) as exc:
             # not published unjournaled: a consumer would hold an event the replay cannot give back
             self._node.get_logger().error(f'cell events {events[0].seq}..{events[-1].seq} not journaled, not '

@@ -1,7 +1,8 @@
 """mes_bridge across processes: real DDS, real MQTT broker, real OPC UA client, SQLite on disk.
 
-The test process plays the supervisor (cell/state, cell/events, Trigger services) and the MES (MQTT
-consumer, OPC UA client); the bridge runs as its own executable.
+The test process plays the supervisor (a node named `supervisor`: cell/state, cell/events signed with
+the cell key, Trigger services) and the MES (MQTT consumer, OPC UA client); the bridge runs as its own
+executable, with the same cell key file.
 """
 import asyncio
 import json
@@ -26,6 +27,7 @@ from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import String, UInt64  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
+from smartcell.core.safety.authority import load_or_create_cell_key, sign_event  # noqa: E402
 from smartcell.io.broker import LocalBroker, free_port  # noqa: E402
 from smartcell.io.mqtt import DedupConsumer  # noqa: E402
 from smartcell.io.opcua import axis_path, generate_self_signed, hash_password  # noqa: E402
@@ -54,13 +56,14 @@ def poll(condition, timeout_s):
 
 
 class FakeCell:
-    """The supervisor side, spun in a background thread: numbers its events (seq) and answers replay
-    requests from the events it published (the supervisor does so from its journal)."""
+    """The supervisor side, spun in a background thread: numbers and signs its events (seq, auth) and
+    answers replay requests from the events it published (the supervisor does so from its journal)."""
 
-    def __init__(self):
+    def __init__(self, key_file):
+        self.key = load_or_create_cell_key(key_file)
         self.context = rclpy.Context()
         rclpy.init(context=self.context, domain_id=DOMAIN)
-        self.node = rclpy.create_node('fake_supervisor', namespace=NAMESPACE, context=self.context)
+        self.node = rclpy.create_node('supervisor', namespace=NAMESPACE, context=self.context)
         self.state_pub = self.node.create_publisher(String, 'cell/state', LATCHED)
         self.events_pub = self.node.create_publisher(String, 'cell/events', 50)
         self.joints_pub = self.node.create_publisher(JointState, 'joint_states', 10)
@@ -88,7 +91,8 @@ class FakeCell:
     def event(self, kind, **fields):
         payload = {'event_id': str(uuid.uuid4()), 'cell_id': CELL, 'seq': len(self.published) + 1, 'type': kind,
                    'stamp': self.node.get_clock().now().nanoseconds * 1e-9, **fields}
-        self.published.append(json.dumps(payload))
+        payload['auth'] = sign_event(self.key, payload)
+        self.published.append(json.dumps(payload, sort_keys=True))
         self.events_pub.publish(String(data=self.published[-1]))
         return payload
 
@@ -104,8 +108,8 @@ class FakeCell:
 
 
 @pytest.fixture
-def cell():
-    fake = FakeCell()
+def cell(tmp_path):
+    fake = FakeCell(tmp_path / 'cell.key')
     yield fake
     fake.close()
 
@@ -126,7 +130,7 @@ def start_bridge(tmp_path, broker_port, opcua_port, env_extra=None, **extra):
               'opcua_security': 'both',     # user logins only on the encrypted endpoint
               'namespace_derived': "['']",   # the test's namespace must not rename the cell or move its port
               'telemetry_period_s': 0.2, 'diagnostics_period_s': 0.2, 'backoff_max_s': 1.0, 'shift_length_s': 2.0,
-              **extra}
+              'cell_key_file': str(tmp_path / 'cell.key'), **extra}
     args = [sys.executable, '-m', 'smartcell.nodes.mes_bridge', '--ros-args', '-r', f'__ns:={NAMESPACE}']
     for key, value in params.items():
         args += ['-p', f'{key}:={value}']
@@ -366,3 +370,64 @@ def test_order_sent_while_the_bridge_is_down_is_answered_when_it_returns(tmp_pat
         finally:
             stop(bridge)
             mes.stop()
+
+
+def test_forged_events_from_a_stray_node_are_refused_never_sealed_and_named(tmp_path, cell):
+    """Only the supervisor's signed events reach the audit trail; forgeries are counted and named."""
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=DOMAIN)
+    stray = rclpy.create_node('intruder', namespace=NAMESPACE, context=context)
+    forged_pub = stray.create_publisher(String, 'cell/events', 50)
+    bridge = start_bridge(tmp_path, free_port(), free_port(), opcua_enabled=False)
+    try:
+        assert poll(lambda: cell.events_pub.get_subscription_count() > 0
+                    and forged_pub.get_subscription_count() > 0, 90), bridge_output(bridge)
+
+        def forge(event):
+            forged_pub.publish(String(data=json.dumps(event, sort_keys=True)))
+
+        def alarm(seq, code):
+            return {'event_id': str(uuid.uuid4()), 'cell_id': CELL, 'seq': seq, 'type': 'alarm', 'stamp': 1.0,
+                    'code': code, 'severity': 'critical', 'text': 'forged'}
+        forge(alarm(1, 'F-UNSIGNED'))                                           # no auth at all
+        other_key = alarm(1, 'F-OTHER-KEY')
+        forge({**other_key, 'auth': sign_event(bytes(32), other_key)})         # another cell's key
+        genuine = [cell.event('alarm', code=f'G{i}', severity='info', text='real') for i in range(3)]
+        assert poll(lambda: len(sealed_codes(tmp_path)) >= 3, 20), bridge_output(bridge)
+        forge({**genuine[0], 'seq': 4, 'code': 'F-ALTERED'})                 # a genuine signature, altered fields
+        forge(json.loads(cell.published[1]))                                   # a verbatim replay on the live topic
+        genuine += [cell.event('alarm', code=f'G{i}', severity='info', text='real') for i in range(3, 5)]
+        assert poll(lambda: len(sealed_codes(tmp_path)) >= 5, 20), bridge_output(bridge)
+
+        def refused():
+            for array in reversed(list(cell.diagnostics)):
+                for status in array.status:
+                    if status.name == 'smartcell/mes_bridge' and status.hardware_id == CELL:
+                        values = {kv.key: kv.value for kv in status.values}
+                        if values.get('cell_events_refused') == '4':
+                            return status, values
+            return None
+        assert poll(lambda: refused() is not None, 20), cell.diagnostics[-1].status[0]
+        status, values = refused()
+        assert status.level == b'\x02' and 'refused, not sealed' in status.message
+        assert (values['cell_events_refused_unsigned'], values['cell_events_refused_bad_signature'],
+                values['cell_events_refused_replayed']) == ('1', '2', '1')
+        # the ROS graph names the stray publisher of cell/events
+        assert f'{NAMESPACE}/intruder' in values['cell_events_publishers'], values
+        assert f'{NAMESPACE}/intruder' in status.message
+    finally:
+        stop(bridge)
+        stray.destroy_node()
+        rclpy.shutdown(context=context)
+    output = bridge.stdout.read()
+    assert bridge.returncode == 0, output
+    assert 'cell/events message refused, not sealed (unsigned)' in output, output   # then throttled to 1/s
+    assert sealed_codes(tmp_path) == [e['code'] for e in genuine]      # the supervisor's, each once, in order
+    assert audit_main(['verify', str(tmp_path / 'outbox.sqlite')]) == 0
+
+
+def sealed_codes(tmp_path):
+    from smartcell.io.outbox import iter_audit_records
+    if not (tmp_path / 'outbox.sqlite').exists():
+        return []
+    return [r['body']['code'] for r in iter_audit_records(tmp_path / 'outbox.sqlite') if r['stream'] == 'alarm']

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from smartcell.core.params import ConfigError, NodeParams, ParamSpec
+from smartcell.core.safety.authority import CellKeyError, default_cell_key_path
 
 OPCUA_SECURITY = ('none', 'sign_encrypt', 'both')      # both: None and Basic256Sha256 SignAndEncrypt endpoints
 OPCUA_ANONYMOUS = ('read_only', 'disabled')
@@ -62,6 +63,12 @@ MES_BRIDGE = NodeParams('mes_bridge', (
                                          '(node clock)', min=1.0, max=86400.0),
     ParamSpec('diagnostics_period_s', 1.0, '/diagnostics period, s (node clock)', min=0.1, max=60.0),
     ParamSpec('service_timeout_s', 2.0, 'wait for a supervisor service answer, s', min=0.1, max=60.0),
+    ParamSpec('cell_key_file', '', 'the cell key the supervisor signs cell/events with (set cell-wide under /**, '
+              'the same file as the supervisor; 32 bytes, mode 0600, created when missing); an event that does '
+              'not verify is never sealed. Empty: <ROS_HOME or ~/.ros>/smartcell/<cell_id>.key, cell_id as set '
+              '(not namespace-derived), as the supervisor and the arm take it'),
+    ParamSpec('events_publisher', 'supervisor', 'the only node (in this namespace) that may publish cell/events '
+              'and cell/events/replay; another publisher is named in an ERROR on /diagnostics'),
     ParamSpec('namespace_derived', list(NAMESPACE_DERIVED),
               'in a ROS namespace, these take the namespace: cell_id becomes it (/line2/cell_b -> line2-cell_b), '
               'an explicit db_path and mqtt_client_id get it appended, opcua_endpoint moves to port + 1..1000 '
@@ -105,6 +112,8 @@ class MesBridgeConfig:
     shift_length_s: float
     diagnostics_period_s: float
     service_timeout_s: float
+    cell_key_file: Path = Path()               # resolved: the configured file or the cell's default key path
+    events_publisher: str = 'supervisor'
 
     @property
     def work_masters(self) -> tuple[str, ...]:
@@ -190,6 +199,12 @@ def bridge_config(values: Mapping[str, Any], environ: Mapping[str, str] = os.env
     """Cross-check the parameters, fold in the namespace, resolve defaults; ConfigError names the bad one."""
     if not str(values['opcua_endpoint']).startswith('opc.tcp://'):
         raise ConfigError(f'mes_bridge.opcua_endpoint must start with opc.tcp://, got {values["opcua_endpoint"]!r}')
+    # the key is the cell's, named by cell_id as set (the supervisor and the arm do not derive it)
+    try:
+        key_file = str(values.get('cell_key_file', '')) or str(default_cell_key_path(
+            str(values['cell_id']), dict(environ)))
+    except CellKeyError as exc:
+        raise ConfigError(f'mes_bridge.cell_key_file: {exc}') from exc
     values = namespaced(values, namespace)
     masters, cycles = list(values['work_masters']), list(values['ideal_cycle_s'])
     if len(masters) != len(cycles):
@@ -215,4 +230,5 @@ def bridge_config(values: Mapping[str, Any], environ: Mapping[str, str] = os.env
         'opcua_anonymous', 'outbox_capacity_records', 'outbox_synchronous', 'backoff_initial_s', 'backoff_max_s',
         'telemetry_period_s', 'shift_length_s', 'diagnostics_period_s', 'service_timeout_s')}
     return MesBridgeConfig(db_path=Path(db_path), ideal_cycle_s=dict(zip(masters, cycles)),
-                           mqtt_password=password, **plain)
+                           mqtt_password=password, cell_key_file=Path(key_file),
+                           events_publisher=str(values.get('events_publisher', 'supervisor')), **plain)
