@@ -17,7 +17,8 @@ from std_srvs.srv import Trigger
 
 from smartcell.core.robot.command_validation import Invalid, validate_joint_command
 from smartcell.core.robot.kinematics import JOINT_NAMES
-from smartcell.core.robot.motions import UR5E_JOINT_LIMITS
+from smartcell.core.cell.controller import HANDOVER_POSE
+from smartcell.core.robot.motions import UR5E_JOINT_LIMITS, MotionLibrary
 from smartcell.twin.human import PathBuilder, PersonPath
 from smartcell.twin.scenarios import TASK_DRIVEN_SCENARIO
 from smartcell.twin.world import disconnect
@@ -87,10 +88,11 @@ class Twin(Node):
         self._contacts_pub = self.create_publisher(DiagnosticArray, 'twin/contacts', 10)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.create_subscription(JointState, 'twin/joint_command', self._guard(self._on_command), STREAM_QOS)
+        self._motions = self._load_motions()
         self._operator: SimulatedOperator | None = None
         if self._config.scenario == TASK_DRIVEN_SCENARIO:
             self._operator = SimulatedOperator(self._world, self.create_client(Trigger, 'operator/step_done'),
-                                               self.get_logger())
+                                               self.get_logger(), self._motions.configurations[HANDOVER_POSE])
             self.create_subscription(String, 'operator/current_step', self._guard(self._operator.on_step),
                                      LATCHED_QOS)
         if self._config.lockstep:
@@ -102,13 +104,15 @@ class Twin(Node):
         self._publish_tick()
         self._publish_status()
 
+    def _load_motions(self) -> MotionLibrary:
+        from smartcell.share import share_file
+        return MotionLibrary.from_yaml(self._config.motions_file or share_file('config', 'motions.yaml'),
+                                       UR5E_JOINT_LIMITS)
+
     def _check_motions(self) -> None:
         """Sweep the supervisor's motions through this cell before anything moves; refuse on a collision."""
-        from smartcell.core.robot.motions import UR5E_JOINT_LIMITS, MotionLibrary
-        from smartcell.share import share_file
         from smartcell.twin.motion_check import check_motions
-        library = MotionLibrary.from_yaml(self._config.motions_file or share_file('config', 'motions.yaml'),
-                                          UR5E_JOINT_LIMITS)
+        library = self._motions
         problems = check_motions(library, self._world.layout, self._config.urdf_path or None)
         if problems:
             self._fail(f'{len(problems)} arm motion(s) collide with the cell, not running: '
@@ -298,18 +302,27 @@ class Twin(Node):
 class SimulatedOperator:
     """The person of the 'operator' scenario: walks to the station of the step the supervisor shows,
     works for its expected duration (arms forward at a shared station) and acknowledges over the
-    real `operator/step_done` service, as a person pressing the HMI button would.
+    real `operator/step_done` service, as a person pressing the HMI button would. At a handover step
+    the person waits at the station with the arms down until the arm holds the part out (at the
+    `present` configuration, still), then reaches for it: people do not put their hands where the
+    robot has not yet arrived (after a twin restart the arm stands at home, its wrist at hand height
+    over the shared station).
 
     Its acknowledgement reaches the supervisor like a real one, asynchronously: runs with a job
     can differ by a tick in step timing (the bare cycle stays exactly repeatable).
     """
 
-    def __init__(self, world, done_client, logger) -> None:
+    PRESENTING_TOLERANCE_RAD = 0.05      # every joint this close to the present configuration ...
+    PRESENTING_STILL_RADPS = 0.05        # ... and this slow: the part is held out
+
+    def __init__(self, world, done_client, logger, present_q_rad: np.ndarray) -> None:
         self._world = world
         self._logger = logger
         self._done = done_client
+        self._present_q = np.asarray(present_q_rad, dtype=float)
         self._ack_at_s: float | None = None
         self._step: tuple | None = None
+        self._handover: tuple[float, float, tuple[float, float]] | None = None  # arrival s, work s, face xy
 
     def on_step(self, msg: String) -> None:
         step = json.loads(msg.data) if msg.data else {}
@@ -342,15 +355,37 @@ class SimulatedOperator:
                 path.walk_to(waypoint)
         path.walk_to(target)
         work_s = max(1.0, float(step['expected_end_s']) - float(step['started_s']))
-        path.wait(work_s, reach=1.0 if station.shared else 0.0, face_xy_m=(x, y))
-        self._ack_at_s = path.time_s if key is not None else None
+        self._handover = None
+        if key is not None and step.get('handover'):
+            # Wait, arms down, for the part (tick() reaches once the arm presents it).
+            self._handover = (path.time_s, work_s, (float(x), float(y)))
+            self._ack_at_s = None
+        else:
+            path.wait(work_s, reach=1.0 if station.shared else 0.0, face_xy_m=(x, y))
+            self._ack_at_s = path.time_s if key is not None else None
         path.wait(8 * 3600.0)                    # then stays there until the next step
         self._world.paths[0] = path.build()
 
+    def _part_held_out(self) -> bool:
+        q, qd, _ = self._world.joint_state()
+        return bool(np.max(np.abs(q - self._present_q)) <= self.PRESENTING_TOLERANCE_RAD
+                    and np.max(np.abs(qd)) <= self.PRESENTING_STILL_RADPS)
+
     def tick(self) -> None:
-        if self._ack_at_s is not None and self._world.sim_time >= self._ack_at_s and self._done.service_is_ready():
+        now = self._world.sim_time
+        if self._handover is not None and now >= self._handover[0] and self._part_held_out():
+            _, work_s, face = self._handover
+            self._handover = None
+            here = self._world.paths[0].state_at(now)
+            path = PathBuilder((here.x_m, here.y_m), start_s=now, yaw_rad=here.yaw_rad)
+            path.wait(work_s, reach=1.0, face_xy_m=face)
+            self._ack_at_s = path.time_s
+            path.wait(8 * 3600.0)
+            self._world.paths[0] = path.build()
+            self._logger.info(f'simulated operator takes the part for step {self._step} at t={now:.2f} s')
+        if self._ack_at_s is not None and now >= self._ack_at_s and self._done.service_is_ready():
             self._ack_at_s = None
-            self._logger.info(f'simulated operator done with step {self._step} at t={self._world.sim_time:.2f} s')
+            self._logger.info(f'simulated operator done with step {self._step} at t={now:.2f} s')
             self._done.call_async(Trigger.Request())
 
 
