@@ -143,6 +143,9 @@ SUPERVISOR = NodeParams('supervisor', (
       'taken at this fraction', min=0.05, max=1.0),
     P('auto_start', False, 'start the cell by itself on the first valid safety cycle (simulation)'),
     P('evidence_log', '', 'append-only safety evidence log (JSON lines); empty: none'),
+    P('evidence_anchor_period_s', 60.0, 'the evidence log\'s head (seq, hash) is sent on cell/events as a signed '
+      '`evidence_anchor` event this often (node clock), and the MES bridge seals it on its `anchor` stream: a copy '
+      'of the anchor off this machine; 0: never, s', min=0.0, max=86400.0),
     P('order_store_file', '', 'SQLite file of the job orders received and their ISA-95 states (duplicates are '
       'refused across restarts); empty: <ROS_HOME or ~/.ros>/smartcell/orders_<cell_id>.sqlite'),
     P('event_journal_file', '', 'SQLite journal of every cell event, written before the event is published on '

@@ -69,7 +69,9 @@ class Supervisor(Node):
     as string in, success/message out: load_namespace holds a signed request, or {"login": name} for the
     salt and iterations; smartcell.core.cell.authorisation has the format). `cell/cancel_order`
     (AddDiagnostics the same way: load_namespace = the id of a waiting order; answers job_cancelled).
-    Event journal: every event is journaled (event_journal_file) before it is published; a latched
+    Event journal: every event is signed with the cell key (`auth`, core.safety.authority.sign_event: the MES
+    bridge seals only what verifies) and journaled (event_journal_file) before it is published; every
+    `evidence_anchor_period_s` an `evidence_anchor` event carries the evidence log's head; a latched
     `cell/events/replay_request` (std_msgs/UInt64: the last seq the asker has) is answered on
     `cell/events/replay` (std_msgs/String, the journaled events after it, in pages).
     Checks: the arm's `max_joint_speed_fraction` (its get_parameters service) equals this node's; a
@@ -132,6 +134,9 @@ class Supervisor(Node):
                 lambda: self._out.apply(self._controller.on_silence(self._now_s()))))
             self.create_timer(REPORT_PERIOD_S, self._guard(self._publish_kpis))
         self.create_timer(REPORT_PERIOD_S, self._guard(self._publish_diagnostics))
+        if config.evidence_anchor_period_s > 0.0:     # the evidence log's head off the machine, through the MES
+            self.create_timer(config.evidence_anchor_period_s, self._guard(
+                lambda: self._out.apply(self._controller.evidence_anchor(self._now_s()))))
         self._out.start(self._controller.state)
 
     # -- inputs ---------------------------------------------------------------------------------------

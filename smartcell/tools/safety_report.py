@@ -1,19 +1,23 @@
 """`smartcell safety-report LOG [--key-file KEY] [--plot out.png] [--json]`: verify and summarise a safety evidence log.
 
 First verifies the log's hash chain, its MACs (with --key-file, the cell key) and its anchor
-(LOG.anchor), and names every finding (smartcell.core.safety.evidence.verify_evidence). Then prints:
+(LOG.anchor), and names every finding (smartcell.core.safety.evidence.verify_evidence). With
+`--anchor-seq N --anchor-hash H` (an `anchor` record the supervisor sent to the MES: its body's
+evidence_seq and evidence_hash) the log must also hold record N with hash H: a log cut before N, or
+re-sealed from before N together with its local anchor, fails. Then prints:
 cycles and time span; stops by reason; the worst margin min(separation - S_p) while the arm was
 moving; violations (a cycle closer than S_p while moving, a contact above its body region's limit);
 time at reduced speed and stopped; reaction times from each intrusion to the arm reporting the
 commanded scale. With --plot, separation vs S_p and the speed scales over time, violations marked.
 
 Exit status: 0 only for an intact chain without violations; 1 for a violation or a broken chain
-(edited, re-sealed, reordered, records or tail missing, missing anchor); 2 unreadable, empty or not
-an evidence chain, or bad options.
+(edited, re-sealed, reordered, records or tail missing, missing anchor, not matching the MES
+anchor); 2 unreadable, empty or not an evidence chain, or bad options.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import re
 import sys
@@ -23,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from smartcell.core.jsonio import strict_json_dumps
-from smartcell.core.mes.audit_trail import FindingKind
+from smartcell.core.mes.audit_trail import Anchor, Finding, FindingKind
 from smartcell.core.safety.evidence import (EvidenceError, EvidenceLog, VerificationResult, read_evidence,
                                             verify_evidence)
 from smartcell.tools.audit import findings_to_show, read_key_file
@@ -33,6 +37,7 @@ EXIT_OK, EXIT_FAIL, EXIT_UNREADABLE = 0, 1, 2
 MAX_LISTED = 10
 MAX_ACCOUNTED_GAP_S = 1.0       # a longer gap between cycles is a silence, not time at some speed
 _SCALE_TOLERANCE = 1e-6
+HASH_HEX_DIGITS = 64
 
 
 @dataclass
@@ -122,6 +127,39 @@ def summarise(log: EvidenceLog) -> Summary:
     return Summary(len(cycles), cycles[0]['stamp_s'], cycles[-1]['stamp_s'], dict(stops.most_common()), worst,
                    worst_at, reduced_s, stopped_s, len(intrusions), reactions, never, log.truncated_tail is not None,
                    [asdict(v) for v in find_violations(log)])
+
+
+def check_external_anchor(log: Path, anchor: Anchor) -> list[Finding]:
+    """Findings of the log against an anchor kept elsewhere (the MES): [] when the log holds record
+    `anchor.seq` with hash `anchor.hash`, else tail_missing (cut before it) or anchor_mismatch (re-sealed)."""
+    result = verify_evidence(log, None, anchor, require_anchor=True)
+    where = f'MES anchor seq {anchor.seq} hash {anchor.hash[:16]}...'
+    return [Finding(f.kind, f.seq, f'{where}: {f.detail}') for f in result.findings
+            if f.kind in (FindingKind.TAIL_MISSING, FindingKind.ANCHOR_MISMATCH)]
+
+
+def with_findings(result: VerificationResult, extra: list[Finding]) -> VerificationResult:
+    """`result` with more findings (and their counts)."""
+    if not extra:
+        return result
+    counts = dict(result.finding_counts)
+    for finding in extra:
+        counts[finding.kind.value] = counts.get(finding.kind.value, 0) + 1
+    return dataclasses.replace(result, findings=result.findings + tuple(extra), finding_counts=counts)
+
+
+def external_anchor(seq: int | None, hash_: str | None) -> Anchor | None:
+    """The --anchor-seq/--anchor-hash pair as an Anchor; ValueError naming what is wrong with it."""
+    if seq is None and hash_ is None:
+        return None
+    if seq is None or hash_ is None:
+        raise ValueError('--anchor-seq and --anchor-hash go together (the evidence_seq and evidence_hash of one '
+                         'MES anchor record)')
+    if seq < 1:
+        raise ValueError(f'--anchor-seq must be >= 1, got {seq}')
+    if len(hash_) != HASH_HEX_DIGITS or any(c not in '0123456789abcdef' for c in hash_):
+        raise ValueError(f'--anchor-hash must be {HASH_HEX_DIGITS} lower-case hex digits, got {hash_!r}')
+    return Anchor(seq, hash_)
 
 
 def format_summary(summary: Summary) -> str:
@@ -224,6 +262,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument('--anchor', type=Path, help='anchor file (default LOG.anchor)')
     parser.add_argument('--no-anchor', action='store_true',
                         help='do not require the anchor (deletion of the newest records then goes unnoticed)')
+    parser.add_argument('--anchor-seq', type=int, metavar='N',
+                        help="evidence_seq of an `anchor` record from the MES: the log must hold record N ...")
+    parser.add_argument('--anchor-hash', metavar='HASH', help='... with this hash (its evidence_hash)')
     try:
         options = parser.parse_args(argv)
     except SystemExit as exc:           # argparse has printed the usage error
@@ -234,7 +275,10 @@ def main(argv: list[str]) -> int:
             key = read_key_file(options.key_file)
         if not options.log.is_file():
             raise EvidenceError(f'evidence log not found: {options.log}')
+        mes_anchor = external_anchor(options.anchor_seq, options.anchor_hash)
         verification = verify_evidence(options.log, key, options.anchor, require_anchor=not options.no_anchor)
+        if mes_anchor is not None and FindingKind.NOT_A_CHAIN not in verification.kinds():
+            verification = with_findings(verification, check_external_anchor(options.log, mes_anchor))
     except (EvidenceError, ValueError, OSError) as exc:    # ValueError: a key file that cannot be used
         print(f'smartcell safety-report: {exc}', file=sys.stderr)
         return EXIT_UNREADABLE

@@ -179,3 +179,66 @@ def test_bad_options_exit_2():
 def test_reasons_group_without_their_numbers():
     assert reason_kind('person 0 at 0.51 m, inside the protective distance 0.6 m') == \
         reason_kind('person 1 at 0.32 m, inside the protective distance 0.6 m')
+
+
+# -- an anchor kept off the machine (the MES `anchor` stream) ----------------------------------------------
+def mes_anchor_args(log_path):
+    """What the supervisor sends to the MES now: the head of the log (EvidenceWriter.anchor)."""
+    last = json.loads(log_path.read_text().splitlines()[-1])
+    return ['--anchor-seq', str(last['seq']), '--anchor-hash', last['hash']]
+
+
+def test_an_intact_log_passes_against_an_earlier_mes_anchor(log_path, capsys):
+    anchor = mes_anchor_args(log_path)
+    with EvidenceWriter(log_path) as writer:          # the cell went on after the anchor was sent
+        for k in range(5):
+            writer.write(cycle(10.0 + k * DT, separation_m=3.0, sp_m=1.0, scale=1.0))
+    assert main([str(log_path), *anchor]) == 0
+    assert 'result: PASS' in capsys.readouterr().out
+
+
+def test_a_truncated_log_fails_against_an_anchor_taken_before_the_truncation(log_path, capsys):
+    anchor = mes_anchor_args(log_path)
+    lines = log_path.read_text().splitlines(keepends=True)
+    log_path.write_text(''.join(lines[:len(lines) // 2]))
+    # the attacker also rewrites the local anchor to the new end: only the MES copy still knows
+    (log_path.parent / (log_path.name + '.anchor')).unlink()
+    with EvidenceWriter(log_path):
+        pass                                            # reopening re-anchors the cut log locally
+    assert main([str(log_path)]) == 0                   # the local anchor alone cannot tell
+    capsys.readouterr()
+    assert main([str(log_path), *anchor]) == 1
+    out = capsys.readouterr().out
+    assert 'tail_missing' in out and f'MES anchor seq {anchor[1]}' in out and 'result: FAIL' in out
+
+
+def test_a_resealed_log_fails_against_the_mes_anchor(log_path, capsys):
+    anchor = mes_anchor_args(log_path)
+    lines = log_path.read_text().splitlines(keepends=True)
+    cut = len(lines) // 2
+    log_path.write_text(''.join(lines[:cut]))
+    (log_path.parent / (log_path.name + '.anchor')).unlink()
+    with EvidenceWriter(log_path) as writer:            # re-sealed: as many records again, other content
+        while sum(1 for _ in log_path.open()) < len(lines) + 2:
+            writer.write(cycle(100.0, separation_m=3.0, sp_m=1.0, scale=1.0))
+    assert main([str(log_path)]) == 0
+    capsys.readouterr()
+    assert main([str(log_path), *anchor, '--json']) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report['chain']['finding_counts'] == {'anchor_mismatch': 1} and report['result'] == 'FAIL'
+
+
+def test_an_emptied_log_fails_against_the_mes_anchor(log_path, capsys):
+    anchor = mes_anchor_args(log_path)
+    log_path.write_text('')
+    (log_path.parent / (log_path.name + '.anchor')).unlink()
+    assert main([str(log_path), *anchor, '--no-anchor']) == 1
+    assert 'tail_missing' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('args, words', [(['--anchor-seq', '3'], 'go together'),
+                                         (['--anchor-seq', '0', '--anchor-hash', 'a' * 64], '>= 1'),
+                                         (['--anchor-seq', '3', '--anchor-hash', 'xyz'], 'hex digits')])
+def test_a_bad_mes_anchor_option_exits_2(log_path, capsys, args, words):
+    assert main([str(log_path), *args]) == 2
+    assert words in capsys.readouterr().err

@@ -502,6 +502,15 @@ class CellController:
         self._emit('job_cancelled', order_id=order_id)
         return self._end(True, f'order {order_id!r} cancelled')
 
+    def evidence_anchor(self, now_s: float) -> CellOutput:
+        """The safety evidence log's head (synced and anchored first) as an `evidence_anchor` event
+        (evidence_seq, evidence_hash): sent periodically, it puts a copy of the anchor off the machine."""
+        self._begin(now_s)
+        head = self.safety.evidence_head()
+        if head is not None and head.seq > 0:
+            self._emit('evidence_anchor', evidence_seq=head.seq, evidence_hash=head.hash)
+        return self._end()
+
     # -- reports -----------------------------------------------------------------------------------
     def kpi_values(self, now_s: float) -> dict[str, object]:
         values: dict[str, object] = dict(self.kpis.as_dict())

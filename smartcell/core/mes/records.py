@@ -45,6 +45,7 @@ class Stream(str, Enum):
     ALARM = 'alarm'
     SAFETY = 'safety'
     SAFETY_SUMMARY = 'safety_summary'
+    ANCHOR = 'anchor'                 # the safety evidence log's head, a copy off the cell's machine
     OEE = 'oee'
     TELEMETRY = 'telemetry'
 
@@ -57,6 +58,7 @@ STREAM_CLASS: dict[Stream, RecordClass] = {
     Stream.ALARM: RecordClass.SAFETY,
     Stream.SAFETY: RecordClass.SAFETY,
     Stream.SAFETY_SUMMARY: RecordClass.SAFETY,
+    Stream.ANCHOR: RecordClass.SAFETY,
     Stream.OEE: RecordClass.TELEMETRY,
     Stream.TELEMETRY: RecordClass.TELEMETRY,
 }
@@ -175,7 +177,17 @@ class SafetyEventsSummary:
     slowdown_time_s: float = 0.0                   # time at reduced speed, s
 
 
-Body = JobOrder | JobResponse | UnitRecord | EquipmentState | Alarm | SafetyEvent | SafetyEventsSummary
+@dataclass(frozen=True)
+class EvidenceAnchor:
+    """The head of the supervisor's safety evidence log when it sent it (`evidence_anchor` event): an
+    auditor checks the log against it (`smartcell safety-report LOG --anchor-seq N --anchor-hash H`)."""
+
+    evidence_seq: int                              # seq of the newest record = records in the chain
+    evidence_hash: str                             # its hash (64 hex digits)
+
+
+Body = JobOrder | JobResponse | UnitRecord | EquipmentState | Alarm | SafetyEvent | SafetyEventsSummary \
+    | EvidenceAnchor
 
 BODY_STREAM: dict[type, Stream] = {
     JobOrder: Stream.JOB_ORDER,
@@ -185,6 +197,7 @@ BODY_STREAM: dict[type, Stream] = {
     Alarm: Stream.ALARM,
     SafetyEvent: Stream.SAFETY,
     SafetyEventsSummary: Stream.SAFETY_SUMMARY,
+    EvidenceAnchor: Stream.ANCHOR,
 }
 BODY_TYPES: dict[str, type] = {t.__name__: t for t in BODY_STREAM}
 
@@ -526,6 +539,10 @@ def bodies_from_event(event: Mapping[str, Any]) -> list[Body]:
         # an unknown severity is treated as the most serious: the operator must look at it
         return [Alarm(code=str(event.get('code', '')), severity=severity if severity in ALARM_SEVERITIES
                       else 'critical', text=str(event.get('text', '')))]
+    if kind == 'evidence_anchor':
+        seq = event.get('evidence_seq')
+        return [EvidenceAnchor(evidence_seq=seq if isinstance(seq, int) and not isinstance(seq, bool) else -1,
+                               evidence_hash=str(event.get('evidence_hash', '')))]
     return []
 
 

@@ -244,6 +244,11 @@ class EvidenceWriter:
         """seq and hash of the newest record (what the anchor names once written)."""
         return Anchor(self._seq, self._prev)
 
+    def anchor(self) -> Anchor:
+        """Sync the log and write its anchor now; the head it names (sent off the machine: the MES)."""
+        self._anchor()
+        return self.head
+
     def _anchor(self) -> None:
         if self._anchor_path is None:
             return

@@ -11,6 +11,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from smartcell.core.mes.audit_trail import Anchor
 from smartcell.core.safety.evidence import EvidenceWriter
 from smartcell.core.params import ConfigError
 from smartcell.core.robot.kinematics import (DEFAULT_TOOL_LENGTH_M, LINK_CAPSULE_RADII, capsule_point_velocities,
@@ -306,6 +307,10 @@ class SafetyPipeline:
     def drain_events(self) -> list[SafetyEvent]:
         events, self.events = self.events, []
         return events
+
+    def evidence_head(self) -> Anchor | None:
+        """The evidence log's head (seq, hash), synced and anchored now; None without a log."""
+        return self._evidence.anchor() if self._evidence is not None else None
 
     def close(self) -> None:
         if self._evidence is not None:
