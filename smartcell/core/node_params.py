@@ -59,6 +59,13 @@ SCANNER = NodeParams('scanner', (
       'rejected until rearm scans confirm a new time base, s', min=0.05, max=60.0),
     P('max_stamp_offset_s', 0.5, 'a scan stamped further than this from the node clock is rejected; 0: no clock '
       'comparison (lockstep simulation runs on the tick stamps), s', min=0.0, max=60.0),
+    P('background_file', '', 'static background of the empty cell (JSON, `smartcell teach-background`): readings '
+      'within background_tolerance_m of it are not leg candidates; a relative path is in the installed share '
+      'directory. It fixes the beam layout; a missing or unreadable file, or one taught for another frame, mount '
+      '(scanner_pose_xy_yaw) or scan_layout, refuses to start. Empty = no background'),
+    P('background_tolerance_m', 0.05, 'a reading within this of its beam\'s background is the background; only '
+      'readings at the static scene are dropped, never shorter or longer ones (at most 0.06: below a leg\'s '
+      'thickness), m', min=0.005, max=0.06),
 ))
 
 ARM = NodeParams('arm', (
@@ -76,7 +83,7 @@ ARM = NodeParams('arm', (
     P('scale_ramp_down_per_s', 4.0, 'speed-scale decrease rate, 1/s (fast to slow down)', min=0.5, max=100.0),
     P('scale_ramp_up_per_s', 0.5, 'speed-scale increase rate, 1/s (slow to speed up)', min=0.05, max=10.0),
     P('lockstep', False, 'sim backend: handle tick t only with the twin state and safety verdict of tick t'),
-    P('initial_positions_rad', [0.0, -1.57, 1.57, -1.57, -1.57, 0.0],
+    P('initial_positions_rad', [-1.571, -1.571, 1.571, -1.571, -1.571, 0.0],
       'sim backend: joint positions before the first twin state arrives, rad'),
     P('max_joint_speed_fraction', 0.5, 'trajectories faster than this fraction of any joint speed limit are '
       "refused (set cell-wide under /**: the supervisor's SSM takes its stopping data at this fraction)",

@@ -23,8 +23,8 @@ from smartcell.twin.robot import RobotHandle, default_urdf_path, load_robot, res
 # few cm of the truth, so one query per region usually settles it.
 DISTANCE_QUERY_SLACK_M = 0.15
 
-# Arm pose at start: elbow up, tool pointing down over the table (rad, JOINT_NAMES order).
-HOME_Q_RAD = (0.0, -1.57, 1.57, -1.57, -1.57, 0.0)
+# Arm pose at start: config/motions.yaml `home` (rad, JOINT_NAMES order; test_motions_layout keeps them equal).
+HOME_Q_RAD = (-1.571, -1.571, 1.571, -1.571, -1.571, 0.0)
 
 
 def connect(gui: bool = False) -> int:

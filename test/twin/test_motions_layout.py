@@ -34,3 +34,19 @@ def test_every_robot_station_of_the_shipped_jobs_has_configurations(repo):
             if step.actor != 'human':
                 assert step.station in library.configurations or step.station == 'operator_bench', \
                     f'{job.name}: robot step {step.id} at {step.station} has no arm configuration'
+
+
+def test_home_is_one_pose_clear_of_the_operators_hands_at_the_shared_station(repo):
+    """The twin starts (and restarts) the arm at `home`; the arm's sim backend assumes it before the first
+    state. At the shared assembly station the operator's hands are forward at shoulder height: home must
+    keep the whole arm well away from them (at shoulder pan 0 the wrist stood 0.13 m from them)."""
+    from smartcell.core.node_params import ARM
+    from smartcell.core.robot.kinematics import link_capsules
+    from smartcell.twin.world import HOME_Q_RAD
+    home = MotionLibrary.from_yaml(repo / 'config' / 'motions.yaml', LIMITS).configurations['home']
+    assert np.allclose(home, HOME_Q_RAD) and np.allclose(home, ARM.by_name['initial_positions_rad'].default)
+    person = DEFAULT_LAYOUT.station('assembly').person_xy_m
+    base = np.array(DEFAULT_LAYOUT.robot_base_position_m)
+    hands = np.array([person[0] - 0.65, person[1], 1.35]) - base     # arms forward, 0.65 m, shoulder height
+    ends = link_capsules(home).reshape(-1, 3)
+    assert np.min(np.linalg.norm(ends - hands, axis=1)) > 0.3
