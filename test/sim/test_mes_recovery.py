@@ -1,6 +1,7 @@
 """The real cell processes (twin, scanner, arm, supervisor, MES bridge) running a job; the bridge is
 killed with SIGKILL mid-job and restarted. The supervisor's journal and the bridge's outbox on disk
-must then agree: every event's records exactly once, in seq order, no gap."""
+must then agree: every event's records exactly once, in seq order, no gap. Every event is signed with
+the cell key, and the evidence log's head reaches the outbox's `anchor` stream."""
 from __future__ import annotations
 
 import dataclasses
@@ -14,10 +15,13 @@ pytest.importorskip('pybullet')
 pytest.importorskip('rclpy')
 pytestmark = [pytest.mark.ros, pytest.mark.twin, pytest.mark.slow]
 
+from smartcell.core.mes.audit_trail import Anchor  # noqa: E402
 from smartcell.core.mes.records import JobTracker, records_from_event  # noqa: E402
+from smartcell.core.safety.authority import default_cell_key_path, load_or_create_cell_key, verify_event  # noqa: E402
 from smartcell.io.broker import free_port  # noqa: E402
 from smartcell.io.event_journal import EventJournal  # noqa: E402
 from smartcell.tools.cell_processes import CellProcesses, isolated_ros_env, node_command  # noqa: E402
+from smartcell.tools.safety_report import check_external_anchor  # noqa: E402
 from smartcell.tools.sim import node_overrides, parse_args  # noqa: E402
 from smartcell.topology import nodes_for  # noqa: E402
 
@@ -44,7 +48,8 @@ def wait_for(condition, timeout_s, processes, what):
 def test_bridge_killed_during_a_job_loses_nothing_and_repeats_nothing(tmp_path):
     log_dir = tmp_path / 'run'
     options = parse_args(['--no-progress', '--duration', '60', '--seed', '3', '--job', 'job_demo',
-                          '--without', 'sensors', '--log-dir', str(log_dir)])
+                          '--without', 'sensors', '--log-dir', str(log_dir),
+                          '-p', 'supervisor.evidence_anchor_period_s:=5.0'])
     options = dataclasses.replace(options, opcua_port=free_port())
     overrides = node_overrides(options)
     journal, outbox = log_dir / 'cell_events.sqlite', log_dir / 'mes_outbox.sqlite'
@@ -90,3 +95,12 @@ def test_bridge_killed_during_a_job_loses_nothing_and_repeats_nothing(tmp_path):
     units = [r['body'] for r in rows if r['stream'] == 'unit']
     assert units and all(u['cycle_time_s'] is not None and u['cycle_time_s'] > 0 for u in units)
     assert stored_seq() == events[-1]['seq']
+    # only the supervisor's signed events were sealed: each verifies under the cell key
+    key = load_or_create_cell_key(default_cell_key_path(events[0]['cell_id']))
+    assert [verify_event(key, e) for e in events] == [None] * len(events)
+    # the evidence log's head went to the MES; the log on disk holds every anchored record
+    anchors = [r['body'] for r in rows if r['stream'] == 'anchor']
+    assert anchors and [a['evidence_seq'] for a in anchors] == sorted(a['evidence_seq'] for a in anchors)
+    for anchor in anchors:
+        assert check_external_anchor(log_dir / 'safety_evidence.jsonl',
+                                     Anchor(anchor['evidence_seq'], anchor['evidence_hash'])) == []

@@ -49,6 +49,14 @@ def test_a_handled_seq_on_the_live_topic_is_a_replay():
     assert EventGate(KEY).check(event(3), live=True, last_handled_seq=7).kind == 'replayed'
 
 
+def test_the_live_copy_after_its_replayed_copy_is_not_a_replay_but_a_second_live_copy_is():
+    gate = EventGate(KEY)
+    assert gate.check(event(1), live=False, last_handled_seq=0) is None      # the replay delivered first
+    assert gate.check(event(1), live=True, last_handled_seq=1) is None       # then the (first) live copy
+    assert gate.check(event(1), live=True, last_handled_seq=1).kind == 'replayed'
+    assert gate.check(event(1), live=False, last_handled_seq=1) is None      # the replay topic may repeat
+
+
 def test_a_handled_seq_with_another_signature_is_a_replay_on_either_topic():
     gate = EventGate(KEY)
     assert gate.check(event(5), live=False, last_handled_seq=0) is None

@@ -8,13 +8,16 @@ on `cell/events/replay` carry the same bytes and signature. The gate refuses, by
 - `unsigned`: no `auth` (or not 64 lower-case hex digits);
 - `bad_signature`: the signature is not the cell key's over exactly these fields (forged, altered,
   or signed with another cell's key);
-- `replayed`: a signed event whose seq was already handled arriving again on the live topic (the
-  supervisor publishes each event there once; repeats belong on the replay topic), or with another
-  signature than the one handled for that seq (a replay from another journal);
+- `replayed`: a signed event arriving on the live topic a second time (the supervisor publishes each
+  event there once; repeats belong on the replay topic), or on the live topic with a seq handled
+  before this gate remembers it (sealed before a restart), or with another signature than the one
+  handled for that seq (a replay from another journal);
 - `malformed`: not a JSON object with a type.
 
 A verbatim repeat on the replay topic is not a refusal: the supervisor's own replay overlaps what
 the bridge already has; the EventSequencer drops it (never sealed twice) and counts it as repeated.
+Nor is the live copy of an event whose replayed copy came first (two DDS writers need not deliver in
+the order they wrote): it is its first time on the live topic.
 """
 from __future__ import annotations
 
@@ -42,7 +45,7 @@ class EventGate:
     capacity: int = REMEMBERED_SIGNATURES
     counts: Counter[str] = field(default_factory=Counter)
     last: Refusal | None = None
-    _seen: OrderedDict[int, str] = field(default_factory=OrderedDict)
+    _seen: OrderedDict[int, tuple[str, bool]] = field(default_factory=OrderedDict)   # seq -> (auth, seen live)
 
     def check(self, event: Mapping[str, Any], live: bool, last_handled_seq: int) -> Refusal | None:
         """None when `event` may go on to the sequencer; `live`: it came on `cell/events` (not the replay);
@@ -57,13 +60,16 @@ class EventGate:
         if not isinstance(seq, int) or isinstance(seq, bool):
             return None                        # signed but unnumbered: the sequencer counts it, nothing sealed
         known = self._seen.get(seq)
-        if known is not None and known != signature:
-            return self._refuse('replayed', f'cell event seq {seq} ({event.get("type")!r}) was already handled '
-                                'with another signature (a replay from another journal or cell)')
-        if live and (known is not None or seq <= last_handled_seq):
-            return self._refuse('replayed', f'cell event seq {seq} ({event.get("type")!r}) arrived again on '
-                                f'cell/events (seq <= {max(last_handled_seq, seq)} already handled): a replay')
-        self._seen[seq] = signature
+        what = f'cell event seq {seq} ({event.get("type")!r})'
+        if known is not None and known[0] != signature:
+            return self._refuse('replayed', f'{what} was already handled with another signature (a replay from '
+                                'another journal or cell)')
+        if live and known is not None and known[1]:
+            return self._refuse('replayed', f'{what} arrived a second time on cell/events: a replay')
+        if live and known is None and seq <= last_handled_seq:
+            return self._refuse('replayed', f'{what} arrived on cell/events after seq {last_handled_seq} was '
+                                'handled: a replay')
+        self._seen[seq] = (signature, live or (known is not None and known[1]))
         self._seen.move_to_end(seq)
         while len(self._seen) > self.capacity:
             self._seen.popitem(last=False)
