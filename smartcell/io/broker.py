@@ -78,7 +78,10 @@ class LocalBroker:
         if self.kind == 'mosquitto':
             config = self._workdir / 'mosquitto.conf'
             tls = f'certfile {self._tls[0]}\nkeyfile {self._tls[1]}\n' if self._tls else ''
-            config.write_text(f'listener {self.port} {LOCALHOST}\n{tls}allow_anonymous true\npersistence false\n')
+            # Persistence on, as on a production broker: a stopped and restarted broker keeps the persistent
+            # sessions and their queued QoS 1 messages (saved on a clean stop, and every second).
+            config.write_text(f'listener {self.port} {LOCALHOST}\n{tls}allow_anonymous true\npersistence true\n'
+                              f'persistence_location {self._workdir}/\nautosave_interval 1\n')
             mosquitto = shutil.which('mosquitto')
             if mosquitto is None:
                 raise RuntimeError('mosquitto is no longer on PATH')

@@ -329,7 +329,7 @@ def run(options: FaultOptions, out=sys.stdout) -> dict[str, Any]:
     if 'event_journal_file' in param_registry()['supervisor'].by_name:
         supervisor['event_journal_file'] = str(log_dir / 'events.sqlite')
     db_path = log_dir / 'mes_outbox.sqlite'
-    overrides = {
+    overrides: dict[str, dict[str, object]] = {
         'twin': {'lockstep': False, 'real_time_factor': 1.0, 'scenario': options.scenario,
                  'seed': options.seed},
         'scanner': dict(sim_time), 'arm': {**sim_time, 'backend': 'sim'}, 'supervisor': supervisor,
