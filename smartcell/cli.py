@@ -17,6 +17,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     'check-motions': ('smartcell.tools.check_motions', "sweep the arm's named motions through the twin's cell: "
                       'table, fence, furniture'),
     'stopping-table': ('smartcell.tools.stopping_table', "measure the arm's stopping times and distances in the twin"),
+    'teach-background': ('smartcell.tools.teach_background', "record the empty cell's scan as the scanner's static "
+                         'background (commissioning; --twin: from the twin\'s layout)'),
     'analyze-vibration': ('smartcell.tools.analyze_vibration', 'analyse a recorded vibration signal'),
     'replay': ('smartcell.tools.replay', 're-judge a recorded run (MCAP) with a fresh CellController and compare '
                'the verdicts'),

@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import time
 import traceback
+from pathlib import Path
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
@@ -15,6 +16,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from smartcell.core.node_params import SCANNER
 from smartcell.core.params import ConfigError
+from smartcell.core.sensors.background import BackgroundError, ScanBackground, read_background_file
 from smartcell.core.sensors.people_tracking import PeopleTracker, Pose2D, TrackerConfig
 from smartcell.core.sensors.scan_validation import (RawScan, RepeatedScan, ScanGate, ScanLayout, ScanLimits,
                                                     ScanRejected, check_publishers)
@@ -67,6 +69,28 @@ def raw_scan(msg: LaserScan) -> RawScan:
                    ranges_m=np.asarray(msg.ranges, dtype=np.float32), intensities_count=len(msg.intensities))
 
 
+def load_background(path_text: str, frame_id: str, scanner_pose_xy_yaw, layout: ScanLayout | None
+                    ) -> ScanBackground | None:
+    """The `background_file` parameter's background, checked against this scanner (BackgroundError,
+    a ValueError, when missing, unreadable or taught for another frame, mount or layout); None when
+    the parameter is empty. A relative path is in the installed share directory (config/...)."""
+    if not path_text:
+        return None
+    path = Path(path_text).expanduser()
+    if not path.is_absolute():
+        from smartcell.share import ShareFileMissing, share_dir
+        try:
+            path = share_dir() / path
+        except ShareFileMissing as exc:
+            raise BackgroundError(f'background file {path_text}: relative, but {exc}') from None
+    background = read_background_file(path)
+    try:
+        background.check_fits(frame_id, scanner_pose_xy_yaw, layout)
+    except BackgroundError as exc:
+        raise BackgroundError(f'background file {path}: {exc}') from None
+    return background
+
+
 class Scanner(Node):
     """Tracks people in the safety laser scanner's plane.
 
@@ -83,6 +107,8 @@ class Scanner(Node):
     An invalid scan (smartcell.core.sensors.scan_validation), a second or unexpected publisher on
     `scan`, or an unexpected exception publishes NO people: the supervisor sees silence and stops
     after its people_timeout_s. Never "0 people" for a scan it cannot trust.
+    With `background_file` set, readings at the empty cell's static background (fence, table,
+    bench) are not leg candidates (smartcell.core.sensors.background; a bad file refuses to start).
     Parameters: see smartcell.core.node_params.SCANNER (all read-only, units in the names).
     """
 
@@ -95,7 +121,12 @@ class Scanner(Node):
             # The core's factories also take the campaign's resolved YAML dicts: one mapping for both.
             values = dataclasses.asdict(c)
             self._tracker_config = TrackerConfig.from_params(values)
-            self._gate = ScanGate(ScanLimits.from_params(values), ScanLayout.from_param(c.scan_layout))
+            layout = ScanLayout.from_param(c.scan_layout)
+            self._background = load_background(c.background_file, c.scanner_frame, c.scanner_pose_xy_yaw, layout)
+            # The background fixes the beam layout: a scan of any other is rejected (layout_changed), so
+            # a background of another scanner can never be applied to the wrong beams.
+            self._gate = ScanGate(ScanLimits.from_params(values),
+                                  self._background.layout if self._background is not None else layout)
         except ValueError as exc:
             raise ConfigError(f'scanner: {exc}') from exc
         self._check_clock = c.max_stamp_offset_s > 0.0
@@ -149,7 +180,8 @@ class Scanner(Node):
         if self._tracker is None or result.rearmed:
             # Built once for the layout fixed by the gate; again only on a new time base (old tracks
             # carry stamps of the old one), never on a layout change (that scan was rejected).
-            self._tracker = PeopleTracker(self._tracker_config, self._scanner_pose, result.layout.geometry())
+            self._tracker = PeopleTracker(self._tracker_config, self._scanner_pose, result.layout.geometry(),
+                                          self._background)
         tracks = self._tracker.update(result.ranges_m, result.stamp_s)
         self._accepted += 1
         self._last_accepted_s = self._now_s()

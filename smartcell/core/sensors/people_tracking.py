@@ -3,13 +3,23 @@ constant-velocity Kalman filter (position and velocity with covariance, track id
 
 The scan plane sits at leg height (≈ 0.15–0.2 m), so a walking person shows up as one or two
 small arcs. Anything leg-sized inside the monitored area is treated as a person: a missed leg
-pair must never hide somebody, so a lone leg is a person too (conservative).
+pair must never hide somebody, so a lone leg is a person too (conservative). With a static
+background (smartcell.core.sensors.background) the readings at the empty cell's fence, table and
+bench are not leg candidates: a person's shadow no longer cuts a leg-sized "person" out of a wall.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:       # background imports scan_validation, which imports this module
+    from smartcell.core.sensors.background import ScanBackground
+
+# A lower leg at scan height (0.15-0.2 m) is >= 0.08 m thick: a leg touching a wall is at least that
+# far in front of it, so a background tolerance below this cannot hide a leg (docs/sensors.md).
+MAX_BACKGROUND_TOLERANCE_M = 0.06
 
 
 @dataclass(frozen=True)
@@ -62,11 +72,15 @@ class TrackerConfig:
     gate_chi2: float = 13.8               # Mahalanobis gate, squared (chi-square, 2 dof, 99.9 %)
     confirm_hits: int = 3                 # detections before a track is confirmed; a tentative track is
                                           # dropped at its first miss (still published while it exists)
+    background_tolerance_m: float = 0.05  # a reading this close to the static background is the background
+                                          # (5 sigma of the twin's 1 cm noise; below a leg's 0.08 m thickness,
+                                          # so a leg touching a wall stays in front of it)
 
     @classmethod
     def from_params(cls, params: dict) -> 'TrackerConfig':
         """From the scanner node's parameters (smartcell.core.node_params.SCANNER)."""
-        optional = {name: params[name] for name in ('range_noise_m', 'accel_noise_mps2') if name in params}
+        optional = {name: params[name] for name in ('range_noise_m', 'accel_noise_mps2', 'background_tolerance_m')
+                    if name in params}
         return cls(cluster_gap_m=params['cluster_gap_m'], max_leg_width_m=params['max_leg_width_m'],
                    max_leg_pair_distance_m=params['max_leg_pair_distance_m'],
                    association_gate_m=params['association_gate_m'], track_timeout_s=params['track_timeout_s'],
@@ -86,6 +100,9 @@ class TrackerConfig:
                 raise ValueError(f'{name} must be a finite number > 0, got {value!r}')
         if self.confirm_hits < 1:
             raise ValueError(f'confirm_hits must be >= 1, got {self.confirm_hits}')
+        if not 0.0 < self.background_tolerance_m <= MAX_BACKGROUND_TOLERANCE_M:
+            raise ValueError(f'background_tolerance_m must be in (0, {MAX_BACKGROUND_TOLERANCE_M}] m (below a leg\'s '
+                             f'thickness), got {self.background_tolerance_m!r}')
 
     def measurement_variance_m2(self, legs: int) -> float:
         """Variance (m^2, per axis) of a detected person centre about the body axis."""
@@ -210,16 +227,22 @@ class PeopleTracker:
     """Per person a constant-velocity Kalman filter; Mahalanobis-gated nearest-neighbour association
     (cost d^2 + ln|S|, so a wide coasting ellipse does not out-bid a tight one); measurement noise
     from the scanner's range noise and the leg geometry. An unseen confirmed track coasts on its
-    model (covariance growing) until track_timeout_s. Deterministic (no randomness, stable order)."""
+    model (covariance growing) until track_timeout_s. Deterministic (no randomness, stable order).
+
+    background: the empty cell's scan (same beam layout as `geometry`); readings within
+    config.background_tolerance_m of it are not leg candidates. None: every reading is one."""
 
     config: TrackerConfig
     scanner_pose: Pose2D
     geometry: ScanGeometry
+    background: ScanBackground | None = None
     _tracks: list[_FilterState] = field(default_factory=list)
     _next_id: int = 1
     _time_s: float | None = None
 
     def update(self, ranges_m: np.ndarray, stamp_s: float) -> list[Track]:
+        if self.background is not None:
+            ranges_m = self.background.foreground(ranges_m, self.config.background_tolerance_m)
         legs = leg_candidates(ranges_m, self.geometry, self.config)
         world_legs = self.scanner_pose.apply(legs) if len(legs) else np.empty((0, 2))
         return self.update_legs(np.array([leg for leg in world_legs if self._inside(leg)]).reshape(-1, 2), stamp_s)
