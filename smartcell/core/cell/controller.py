@@ -29,7 +29,12 @@ from smartcell.core.safety.monitor import Mode, PeopleObservation, SafetyEvent, 
 from smartcell.core.safety.pipeline import CellKpis, SafetyPipeline, person_near, tool_tip_world
 from smartcell.core.tasks.job_runner import ShiftConfig, ShiftError, ShiftKpis, ShiftRunner
 from smartcell.core.tasks.recipe import Recipe
+from smartcell.core.tasks.scheduling import Scheduler
 
+# Wall-clock cap of one plan outside lockstep: planning runs in the safety cycle's thread, so a batch's
+# plan may delay one verdict by about this much (a third of a 30 Hz period). In lockstep the plan is
+# bounded by search counts instead, so runs repeat exactly.
+PLAN_TIME_BUDGET_S = 0.01
 HANDOVER_POSE = 'present'        # motions.yaml configuration that holds the part out to the person
 STOP_STATES = (SafetyState.PROTECTIVE_STOP, SafetyState.EMERGENCY_STOP, SafetyState.FAULT)
 # Requests the operator (cell/* services, OPC UA) may send.
@@ -709,7 +714,8 @@ class CellController:
             return
         self._job = _Job(recipe, units, order_id, ShiftConfig(
             late_threshold_s=self.config.late_threshold_s, fatigue_high=self.config.fatigue_high,
-            fatigue_low=self.config.fatigue_low), self.config.plan_horizon_units, self._now_s)
+            fatigue_low=self.config.fatigue_low), self.config.plan_horizon_units, self._now_s,
+            Scheduler(time_budget_s=None if self.config.lockstep else PLAN_TIME_BUDGET_S))
         self._runner = self._job.runner
         self._robot_step = self._human_step = None
         self._emit('job_started', job=recipe.job, units=units, order_id=order_id)
@@ -872,8 +878,9 @@ class _Job:
     single call plans a large order at once (the safety loop never waits for planning)."""
 
     def __init__(self, recipe: Recipe, units: int, order_id: str, config: ShiftConfig, horizon: int,
-                 now_s: float) -> None:
+                 now_s: float, scheduler: Scheduler) -> None:
         self.recipe, self.units, self.order_id = recipe, units, order_id
+        self._scheduler = scheduler
         self._config, self._horizon = config, max(1, horizon)
         self._done_before = 0                      # units finished in earlier batches
         self._cycle_times: list[float] = []
@@ -882,8 +889,8 @@ class _Job:
         self.runner = self._batch(now_s)
 
     def _batch(self, now_s: float) -> ShiftRunner:
-        return ShiftRunner(self.recipe, min(self._horizon, self.units - self._done_before), now_s=now_s,
-                           config=self._config)
+        return ShiftRunner(self.recipe, min(self._horizon, self.units - self._done_before), self._scheduler,
+                           now_s=now_s, config=self._config)
 
     @property
     def units_done(self) -> int:
