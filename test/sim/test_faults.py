@@ -69,16 +69,8 @@ def test_short_campaign_loses_nothing_and_returns_to_service(tmp_path):
     assert report['events_not_in_outbox'] == 0, run.stdout      # every journaled event became records
     assert report['late_stops'] == [], run.stdout
     # Back in service after every restart, without an operator's reset (a restarted supervisor waits
-    # out the killed process's DDS lease, about 20 s, with its trajectory parked at the arm).
-    if report['stuck']:
-        first = report['stuck'][0]                    # '<fault index>:<target>', or 'start'
-        fault = next((f for f in report['faults'] if f"{f['index']}:{f['target']}" == first), {})
-        if fault.get('target') == 'twin' and 'emergency_stop' in fault.get('stuck', ''):
-            # Known defect (issue 12, open): the restarted twin starts the robot at its home pose while the
-            # simulated operator, following the latched step, reaches at the shared station into it; the
-            # contact is above the hand's limit, an emergency stop that needs an authorised reset (the
-            # faults after it then stay stuck too). Every other stuck state fails this test.
-            pytest.xfail(f"emergency stop after the twin restart: {report['stuck']}")
+    # out the killed process's DDS lease, about 20 s, with its trajectory parked at the arm; a restarted
+    # twin starts the arm at home, clear of the operator at the shared station).
     assert report['stuck'] == [], f"stuck after {report['stuck']}: {report['fault_reasons']}\n{run.stdout}"
     assert all('back_in_service_s' in f for f in report['faults']), run.stdout
     assert run.returncode == 0, run.stdout + run.stderr[-3000:]
