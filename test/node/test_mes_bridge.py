@@ -413,9 +413,17 @@ def test_forged_events_from_a_stray_node_are_refused_never_sealed_and_named(tmp_
         assert (values['cell_events_refused'], values['cell_events_refused_unsigned'],
                 values['cell_events_refused_bad_signature'], values['cell_events_refused_replayed']) == \
             ('4', '1', '2', '1'), values
-        # the ROS graph names the stray publisher of cell/events
-        assert f'{NAMESPACE}/intruder' in values['cell_events_publishers'], values
-        assert f'{NAMESPACE}/intruder' in status.message
+
+        def stray_named():      # the ROS graph names the stray publisher of cell/events (once discovered)
+            for array in list(cell.diagnostics):
+                for status in array.status:
+                    values = {kv.key: kv.value for kv in status.values}
+                    if status.name == 'smartcell/mes_bridge' and status.level == b'\x02' and \
+                            f'{NAMESPACE}/intruder' in values.get('cell_events_publishers', '') and \
+                            f'{NAMESPACE}/intruder' in status.message:
+                        return True
+            return False
+        assert poll(stray_named, 20), values
     finally:
         stop(bridge)
         stray.destroy_node()
