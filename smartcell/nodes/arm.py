@@ -316,6 +316,9 @@ class Arm(Node):
             self.get_logger().warning(f'trajectory {motion_id!r} refused: {exc}')
             self._publish_result(motion_id, DiagnosticStatus.ERROR, f'rejected: {exc}')
             return
+        if self._executor.lead_delay_s:
+            self.get_logger().info(f'trajectory {motion_id!r}: first segment slowed by '
+                                   f'{self._executor.lead_delay_s:.3f} s (the arm started off the planned start)')
         if self._trajectory_id:
             self._publish_result(self._trajectory_id, DiagnosticStatus.WARN, 'preempted by a new trajectory')
         self._trajectory_id = motion_id

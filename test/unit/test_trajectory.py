@@ -126,6 +126,26 @@ def test_segment_at_full_speed_is_accepted_from_a_slightly_different_actual_posi
     assert executor.active
 
 
+def test_a_start_a_little_off_the_plan_slows_the_first_segment_to_the_limit_never_faster():
+    from smartcell.core.robot.motions import segment_plan
+    start, target = np.zeros(2), np.array([0.9, -0.3])
+    plan = segment_plan(start, target, LIMITS, speed_fraction=1.0)
+    executor = TrajectoryExecutor(LIMITS, ScaleRamp(up_per_s=1e6), start)
+    executor.set_speed_limit(1.0)
+    off = start - np.array([0.9 * 0.035, 0.0])         # 3.5 % of the travel further away: beyond the 2 % margin
+    executor.load(plan, off)
+    needed_s = 1.5 * (0.9 + 0.9 * 0.035) / 1.0
+    assert executor.lead_delay_s == pytest.approx(needed_s - plan.duration_s)
+    q, qd = executor.step(1e-3)
+    speeds = []
+    for _ in range(int(needed_s / 1e-3) + 50):
+        q, qd = executor.step(1e-3)
+        speeds.append(np.max(np.abs(qd)))
+    assert max(speeds) <= 1.0 + 1e-6 and q == pytest.approx(target, abs=1e-6)
+    with pytest.raises(TrajectoryRejected, match='a would reach'):     # far off: made for another start
+        executor.load(plan, start - np.array([0.9 * 0.2, 0.0]))
+
+
 def test_speed_limited_arm_refuses_what_the_planner_at_a_higher_fraction_makes():
     from smartcell.core.robot.motions import segment_plan, speed_limited
     from smartcell.core.params import ConfigError

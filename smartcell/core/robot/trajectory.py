@@ -16,6 +16,11 @@ import numpy as np
 # Each segment uses a cubic blend with zero velocity at the waypoints; its peak speed is 1.5×
 # the segment's average, which is what joint velocity limits are checked against.
 PEAK_TO_MEAN_SPEED = 1.5
+# How much slower than planned the arm may take the first segment when it starts a little off the
+# planner's start (TrajectoryExecutor.load; seen: 1.2 % beyond the planner's 2 % margin, the arm still
+# settling after a stop). Beyond it the plan was made for another start, or at a higher speed fraction
+# than this arm's (a mismatch the arm must refuse, not absorb).
+MAX_LEAD_STRETCH = 1.05
 
 
 class TrajectoryRejected(ValueError):
@@ -111,6 +116,7 @@ class TrajectoryExecutor:
         self._target = 0.0              # the scale the safety layer allows
         self._stop_requested = False
         self._active = False
+        self.lead_delay_s = 0.0         # how much later than planned the loaded trajectory reaches its first point
 
     # -- commands -------------------------------------------------------------------------
     def load(self, plan: JointTrajectoryPlan, actual_rad: np.ndarray) -> None:
@@ -118,8 +124,16 @@ class TrajectoryExecutor:
         validate_trajectory(plan, self._limits)
         actual = np.asarray(actual_rad, dtype=float)
         times, points = plan.times_s, plan.positions_rad
+        self.lead_delay_s = 0.0
         if times[0] > 0.0:
-            # Reaching the first waypoint from the actual position must respect limits too.
+            # Reaching the first waypoint from the actual position must respect limits too. The planner
+            # timed it from the state it last saw; the arm may be a little off that (it was still
+            # settling): then the first segment is slowed to the limit and the rest follows later, never
+            # faster. Far off (more than MAX_LEAD_STRETCH) the plan was made for another start: refused.
+            needed_s = float(np.max(PEAK_TO_MEAN_SPEED * np.abs(points[0] - actual) / self._limits.velocity_radps))
+            if times[0] < needed_s <= times[0] * MAX_LEAD_STRETCH:
+                self.lead_delay_s = needed_s - float(times[0])
+                times = times + self.lead_delay_s
             lead = JointTrajectoryPlan(plan.joint_names, np.array([0.0, times[0]]), np.vstack((actual, points[0])))
             validate_trajectory(lead, self._limits)
             times, points = np.concatenate(([0.0], times)), np.vstack((actual, points))
