@@ -73,8 +73,9 @@ def bench_validation(rounds: int = 5000) -> None:
     print(f'get_publishers_info_by_topic (one publisher): {percentiles(times, 1e6)} us')
 
 
-def bench_accuracy(scenario: str, duration_s: float, seed: int) -> None:
+def bench_accuracy(scenario: str, duration_s: float, seed: int, use_background: bool = True) -> None:
     from smartcell.core.params import load_cell_config
+    from smartcell.core.sensors.background import read_background_file
     from smartcell.topology import param_registry
     from smartcell.twin.scanner import ScannerConfig, world_scanner
     from smartcell.twin.scenarios import scenario_paths
@@ -86,6 +87,11 @@ def bench_accuracy(scenario: str, duration_s: float, seed: int) -> None:
     world = CellWorld(client, people=scenario_paths(scenario, seed, duration_s), seed=seed)
     scanner = world_scanner(world, ScannerConfig(rate_hz=30.0, noise_std_m=config['twin']['scan_noise_m']))
     tracker_config = TrackerConfig.from_params(scanner_cfg)
+    # The scanner node's static background (config/cell.yaml background_file, relative to config's parent).
+    background_path = str(scanner_cfg.get('background_file', '')) if use_background else ''
+    background = read_background_file(Path(__file__).resolve().parents[1] / background_path) \
+        if background_path else None
+    ghost_scans = 0                # scans with a track further than 0.5 m from every person (clutter)
     gate = ScanGate(ScanLimits(frame_id=world.layout.scanner.frame_id))
     tracker: PeopleTracker | None = None
     xmin, ymin, xmax, ymax = tracker_config.monitored_area_m
@@ -111,9 +117,12 @@ def bench_accuracy(scenario: str, duration_s: float, seed: int) -> None:
             continue
         if tracker is None:
             tracker = PeopleTracker(
-                tracker_config, Pose2D(*scanner_cfg['scanner_pose_xy_yaw']), result.layout.geometry()
+                tracker_config, Pose2D(*scanner_cfg['scanner_pose_xy_yaw']), result.layout.geometry(), background
             )
         tracks = tracker.update(result.ranges_m, t)
+        truths = [path.state_at(t) for path in world.paths]
+        ghost_scans += any(all(math.hypot(tr.position_m[0] - s.x_m, tr.position_m[1] - s.y_m) > DROP_RADIUS_M
+                               for s in truths) for tr in tracks)
         for index, path in enumerate(world.paths):
             truth = path.state_at(t)
             inside = xmin <= truth.x_m <= xmax and ymin <= truth.y_m <= ymax
@@ -163,7 +172,7 @@ def bench_accuracy(scenario: str, duration_s: float, seed: int) -> None:
     wall = time.perf_counter() - wall
     print(
         f'scenario {scenario}, seed {seed}, {duration_s:.0f} s simulated ({wall:.1f} s wall), '
-        f'{len(world.paths)} people, {rejected} scans rejected'
+        f'{len(world.paths)} people, {rejected} scans rejected, static background: {background_path or "none"}'
     )
     print(f'  position error of the nearest track, m: {percentiles(position_errors)}')
     print(f'  speed error |tracked - true|, m/s:      {percentiles(speed_errors)}')
@@ -181,6 +190,7 @@ def bench_accuracy(scenario: str, duration_s: float, seed: int) -> None:
         f' (track_timeout_s {tracker_config.track_timeout_s})'
     )
     print(f'  track ids per person (1 = no swap):     {[len(s) for s in ids]}')
+    print(f'  scans with a track > {DROP_RADIUS_M} m from every person: {ghost_scans} of {int(duration_s / dt)}')
 
 
 def main() -> int:
@@ -189,11 +199,12 @@ def main() -> int:
     parser.add_argument('--duration-s', type=float, default=120.0)
     parser.add_argument('--seed', type=int, default=3)
     parser.add_argument('--skip-validation', action='store_true')
+    parser.add_argument('--no-background', action='store_true', help="without the scanner's static background")
     args = parser.parse_args()
     if not args.skip_validation:
         bench_validation()
     for scenario in args.scenario.split(','):
-        bench_accuracy(scenario, args.duration_s, args.seed)
+        bench_accuracy(scenario, args.duration_s, args.seed, use_background=not args.no_background)
     return 0
 
 
