@@ -117,3 +117,38 @@ def test_with_the_background_a_wall_piece_is_nobody_and_a_person_at_the_wall_is_
     last = answers(with_legs(wall(), 1.5 - 0.05), 3)[-1]          # legs touching the wall
     assert len(last.poses) == 1
     assert abs(last.poses[0].position.x - (1.0 + 1.45)) < 0.1 and abs(last.poses[0].position.y) < 0.1
+
+
+def test_teach_background_records_the_median_of_the_running_scan(peer, repo, tmp_path):
+    """The commissioning command against a live `scan` topic: the file it writes is the wall, and fits."""
+    from builtin_interfaces.msg import Time
+    from sensor_msgs.msg import LaserScan
+
+    from smartcell.core.sensors.background import read_background_file
+    from smartcell.nodes.common import STREAM_QOS
+    output = tmp_path / 'taught.json'
+    teach = subprocess.Popen([sys.executable, '-m', 'smartcell.cli', 'teach-background', '--output', str(output),
+                              '--scans', '20', '--timeout', '60', '--config', str(repo / 'config' / 'cell.yaml')],
+                             cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    publisher = peer.node.create_publisher(LaserScan, 'scan', STREAM_QOS)
+    rng = np.random.default_rng(4)
+    ticks = [0]
+
+    def publish() -> bool:
+        ticks[0] += 1
+        stamp = Time(sec=100 + ticks[0] // 30, nanosec=(ticks[0] % 30) * 33_000_000)
+        publisher.publish(scan_msg(stamp, ranges=wall() + rng.normal(0.0, 0.01, BEAMS)))
+        peer.executor.spin_once(timeout_sec=0.03)
+        return teach.poll() is not None
+    try:
+        peer.wait_for(publish, 90, 'teach-background to finish')
+    finally:
+        if teach.poll() is None:
+            teach.kill()
+    out, err = teach.communicate(timeout=10)
+    assert teach.returncode == 0, err[-2000:]
+    taught = read_background_file(output)
+    finite = np.isfinite(wall())
+    assert np.array_equal(np.isfinite(taught.ranges_m), finite)
+    assert np.max(np.abs(taught.ranges_m[finite] - wall()[finite])) < 0.015
+    assert taught.scans == 20 and taught.frame_id == 'scanner_link'
