@@ -17,6 +17,7 @@ from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E402
 
+from smartcell.core.node_params import ARM  # noqa: E402
 from smartcell.core.robot.kinematics import JOINT_NAMES  # noqa: E402
 from smartcell.core.safety.verdict import VERDICT_STATUS_NAME  # noqa: E402
 from smartcell.nodes.common import LATCHED_QOS, STREAM_QOS  # noqa: E402
@@ -70,7 +71,9 @@ def processes(tmp_path: Path):
     procs.stop()
 
 
-HOME = [0.0, -1.571, 1.571, -1.571, -1.571, 0.0]
+# Where the arm's sim backend starts (its initial_positions_rad default, the cell's home): the fake twin
+# starts there too, so the first echoed command is no jump.
+HOME = list(ARM.by_name['initial_positions_rad'].default)
 
 
 class FakeTwin:

@@ -130,8 +130,9 @@ def cell_key(tmp_path):
 
 
 def arm_params(peer, cell_key, **extra) -> dict:
+    # The echoing twin below starts where the arm says it is: at this test's HOME.
     return {'deadman_timeout_s': 0.2, 'cell_key_file': str(cell_key[0]), 'supervisor_node': peer.node.get_name(),
-            'input_fault_hold_s': 0.5, **extra}
+            'input_fault_hold_s': 0.5, 'initial_positions_rad': list(HOME), **extra}
 
 
 @pytest.fixture
@@ -504,7 +505,7 @@ def test_unauthenticated_mode_keeps_the_old_behaviour(peer, processes, fake_twin
     """require_authenticated_commands false: unsigned verdicts and trajectories from anyone (until the
     supervisor signs); input validation and the steady deadman still apply."""
     processes.start('arm', node_command('smartcell.nodes.arm', 'arm', None, {
-        'deadman_timeout_s': 0.2, 'require_authenticated_commands': False}))
+        'deadman_timeout_s': 0.2, 'require_authenticated_commands': False, 'initial_positions_rad': list(HOME)}))
     twin = fake_twin(peer)
     peer.wait_for(lambda: len(twin.commands) > 5 and twin.mode, 30, 'arm commands', processes)
     twin.send('legacy', moved(0.3), 1.0)
