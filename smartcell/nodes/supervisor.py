@@ -37,7 +37,7 @@ from smartcell.nodes.supervisor_messages import (CellSigner, contacts_from_msg, 
 from smartcell.nodes.supervisor_outputs import CellPublishers
 from smartcell.share import share_file
 
-__all__ = ['Supervisor', 'contacts_from_msg', 'joint_sample', 'main']     # the readers smartcell replay shares
+__all__ = ['Supervisor', 'main']
 
 REPLAY_PAGE_PERIOD_S = 0.02      # steady s between replay pages: at most 5000 events/s, never a long callback
 ARM_CHECK_PERIOD_S = 0.5         # the arm's speed fraction is asked for this often
