@@ -507,6 +507,7 @@ def test_unauthenticated_mode_keeps_the_old_behaviour(peer, processes, fake_twin
     processes.start('arm', node_command('smartcell.nodes.arm', 'arm', None, {
         'deadman_timeout_s': 0.2, 'require_authenticated_commands': False, 'initial_positions_rad': list(HOME)}))
     twin = fake_twin(peer)
+    twin.position = np.array(HOME)          # this file's HOME (pan 0), where the arm starts too
     peer.wait_for(lambda: len(twin.commands) > 5 and twin.mode, 30, 'arm commands', processes)
     twin.send('legacy', moved(0.3), 1.0)
     peer.wait_for(lambda: twin.result('legacy') is not None, 15, 'completion', processes)
