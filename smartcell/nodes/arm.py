@@ -247,8 +247,10 @@ class Arm(Node):
         # decides. Holding here would tie the lockstep simulation to wall-clock discovery timing.
         problem = '' if check.pending else check.problem
         if check.ambiguous:
-            # Most often the supervisor restarted and its dead process is still listed (until the DDS
-            # lease runs out): keep the trajectory, hold, and judge it once one supervisor is left.
+            # The supervisor and an endpoint not told apart from it yet: most often a restart (the dead
+            # process stays listed until its DDS lease runs out; the new one's endpoint is unnamed for a
+            # few ms). Keep the trajectory, hold, and judge it once the graph has settled: a stranger is
+            # then named and refused.
             self._park(motion_id, msg, problem)
             return
         if problem:
@@ -289,7 +291,7 @@ class Arm(Node):
     def _park(self, motion_id: str, msg: JointTrajectory, problem: str) -> None:
         self._hold(f'publishers of {TRAJECTORY_TOPIC}', problem)
         self._parked.append(msg)
-        self.get_logger().warning(f'trajectory {motion_id!r} parked until one supervisor is left: {problem}')
+        self.get_logger().warning(f'trajectory {motion_id!r} parked until the graph settles: {problem}')
         while len(self._parked) > MAX_PARKED_TRAJECTORIES:
             dropped = self._parked.pop(0)
             self._refuse(split_signed_id(dropped.header.frame_id)[0], f'not from the supervisor: {problem} '

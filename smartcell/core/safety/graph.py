@@ -45,8 +45,10 @@ class CommandPublisherCheck:
     """How far the ROS graph vouches for a command topic's publishers (arm/joint_trajectory, safety/verdict)."""
     problem: str = ''       # '' when exactly the expected node publishes, else why not
     pending: bool = False   # no publisher is named yet (start-up): only the message's signature can decide
-    # Every endpoint carries the expected name, more than one: most often a restarted supervisor whose
-    # killed process's endpoints stay listed until its DDS participant lease runs out (about 20 s).
+    # The supervisor plus endpoints that cannot be told apart from it yet: more than one carrying its name
+    # (most often a restart: the killed process's endpoints stay listed until its DDS participant lease
+    # runs out, about 20 s), or one not named yet beside it (a restarted one's new endpoint, or a
+    # stranger). Wait and hold, then judge once the graph has settled.
     ambiguous: bool = False
 
 
@@ -85,5 +87,6 @@ def check_command_publishers(topic: str, publishers: Iterable[tuple[str, str]], 
                                      'DDS lease expires)', ambiguous=True)
     if unnamed:
         return CommandPublisherCheck(f'{unnamed} more publisher(s) of {topic} beside {expected}, not yet named '
-                                     f'on the ROS graph (a stranger until named; only {expected} may publish)')
+                                     f'on the ROS graph (a stranger until named; only {expected} may publish)',
+                                     ambiguous=True)
     return CommandPublisherCheck()
