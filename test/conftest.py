@@ -1,12 +1,13 @@
 """Test-session isolation: a random DDS domain, localhost discovery, ament index of the venv."""
 import os
-import random
 import tempfile
 import sys
 from pathlib import Path
 
 # Set before any test imports rclpy or starts a node process (children inherit the environment).
-os.environ.setdefault('ROS_DOMAIN_ID', str(random.SystemRandom().randint(101, 232)))
+from smartcell.tools.cell_processes import random_private_domain  # noqa: E402 - before rclpy is imported
+
+os.environ.setdefault('ROS_DOMAIN_ID', str(random_private_domain()))   # 1-101: the range safe on Linux
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
 os.environ.setdefault('AMENT_PREFIX_PATH', sys.prefix)
 os.environ.setdefault('MPLBACKEND', 'Agg')

@@ -119,11 +119,21 @@ def merge_overrides(base: Mapping[str, Mapping[str, object]],
     return merged
 
 
+# DDS domains a private cell picks from. On Linux only 0-101 are safe (ROS 2 docs, "The ROS_DOMAIN_ID"):
+# a higher domain's ports fall in the kernel's ephemeral range (32768-60999), where any socket may hold
+# them, and discovery then fails now and then. 0 stays for the real cell on the network.
+PRIVATE_DOMAIN_IDS = range(1, 102)
+
+
+def random_private_domain() -> int:
+    return random.SystemRandom().choice(PRIVATE_DOMAIN_IDS)
+
+
 def isolated_ros_env(base: Mapping[str, str] | None = None, domain_id: int | None = None) -> dict[str, str]:
     """Environment for a private simulated cell: never talks to a real cell on the network."""
     env = dict(os.environ if base is None else base)
     env['ROS_DOMAIN_ID'] = str(domain_id if domain_id is not None else
-                               env.get('SMARTCELL_SIM_DOMAIN_ID') or random.SystemRandom().randint(101, 232))
+                               env.get('SMARTCELL_SIM_DOMAIN_ID') or random_private_domain())
     env['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
     env.setdefault('AMENT_PREFIX_PATH', sys.prefix)
     env.setdefault('PYTHONUNBUFFERED', '1')

@@ -116,8 +116,14 @@ def test_hardware_batch_stream_with_a_growing_defect_reaches_error(peer, process
                                   lambda m: statuses.update({s.name: s for s in m.status}), 10)
     raw = peer.node.create_publisher(Float64MultiArray, 'vibration/raw/elbow_joint',
                                      QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE))
-    _joint_state_pump(peer, speed_rad_s=1.0)
+    clock, _ = _joint_state_pump(peer, speed_rad_s=1.0)
     peer.wait_for(lambda: raw.get_subscription_count() > 0, 30.0, 'node subscribed to the raw topic', processes)
+    # A batch is judged at the joint's latest speed: the node must be receiving joint states first (on a
+    # loaded machine its joint_states subscription can match well after the raw one).
+    peer.wait_for(lambda: clock['publisher'].get_subscription_count() > 0, 30.0, 'node subscribed to joint states',
+                  processes)
+    matched_t = clock['t']
+    peer.wait_for(lambda: clock['t'] > matched_t + 10 * JOINT_STATE_PERIOD_S, 10.0, 'joint states flowing', processes)
     model = GearboxModel(sample_rate_hz=fs, resonance_hz=0.3 * fs)
     generator = GearboxVibration(model, np.random.default_rng(4))
     name = 'smartcell/vibration_sensor/elbow_joint'
