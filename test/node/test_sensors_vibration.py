@@ -35,6 +35,30 @@ def _joint_state_pump(peer, speed_rad_s: float):
     return clock, peer.node.create_timer(0.005, tick)
 
 
+def _batch_node_with_joint_states(peer, processes, fs: float, window: int, extra: dict) -> tuple[dict, object]:
+    """A batch-fed vibration node on elbow_joint, its health statuses by name and the raw publisher, once
+    joint states flow to it: a batch is judged at the joint's latest speed, and on a loaded machine the
+    joint_states subscription can match well after the raw one."""
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from std_msgs.msg import Float64MultiArray
+    processes.start('vibration_sensor', node_command('smartcell.nodes.vibration_sensor', 'vibration_sensor', None, {
+        'source': 'batch', 'joint_names': ['elbow_joint'], 'sample_rate_hz': fs, 'window_s': window / fs,
+        'stale_timeout_s': 30.0, **extra}))
+    statuses: dict = {}
+    peer.node.create_subscription(DiagnosticArray, 'vibration/health',
+                                  lambda m: statuses.update({s.name: s for s in m.status}), 10)
+    raw = peer.node.create_publisher(Float64MultiArray, 'vibration/raw/elbow_joint',
+                                     QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE))
+    clock, _ = _joint_state_pump(peer, speed_rad_s=1.0)
+    peer.wait_for(lambda: raw.get_subscription_count() > 0 and clock['publisher'].get_subscription_count() > 0,
+                  30.0, 'node subscribed to the raw topic and joint states', processes)
+    matched_t = clock['t']
+    peer.wait_for(lambda: clock['t'] >= matched_t + 30 * JOINT_STATE_PERIOD_S, 10.0, 'joint states flowing',
+                  processes)
+    return statuses, raw
+
+
 def test_injected_outer_race_fault_reaches_error_on_its_gearbox_only(peer, processes):
     from diagnostic_msgs.msg import DiagnosticArray
     from std_msgs.msg import Float64MultiArray
@@ -102,28 +126,11 @@ def test_hardware_batch_stream_with_a_growing_defect_reaches_error(peer, process
     import array
 
     import numpy as np
-    from diagnostic_msgs.msg import DiagnosticArray
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
     from std_msgs.msg import Float64MultiArray
 
     from smartcell.twin.vibration_model import GearboxModel, GearboxVibration
     fs, window = 6400.0, 1600
-    processes.start('vibration_sensor', node_command('smartcell.nodes.vibration_sensor', 'vibration_sensor', None, {
-        'source': 'batch', 'joint_names': ['elbow_joint'], 'sample_rate_hz': fs, 'window_s': window / fs,
-        'baseline_windows': 5, 'stale_timeout_s': 30.0}))
-    statuses = {}
-    peer.node.create_subscription(DiagnosticArray, 'vibration/health',
-                                  lambda m: statuses.update({s.name: s for s in m.status}), 10)
-    raw = peer.node.create_publisher(Float64MultiArray, 'vibration/raw/elbow_joint',
-                                     QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE))
-    clock, _ = _joint_state_pump(peer, speed_rad_s=1.0)
-    peer.wait_for(lambda: raw.get_subscription_count() > 0, 30.0, 'node subscribed to the raw topic', processes)
-    # A batch is judged at the joint's latest speed: the node must be receiving joint states first (on a
-    # loaded machine its joint_states subscription can match well after the raw one).
-    peer.wait_for(lambda: clock['publisher'].get_subscription_count() > 0, 30.0, 'node subscribed to joint states',
-                  processes)
-    matched_t = clock['t']
-    peer.wait_for(lambda: clock['t'] > matched_t + 10 * JOINT_STATE_PERIOD_S, 10.0, 'joint states flowing', processes)
+    statuses, raw = _batch_node_with_joint_states(peer, processes, fs, window, {'baseline_windows': 5})
     model = GearboxModel(sample_rate_hz=fs, resonance_hz=0.3 * fs)
     generator = GearboxVibration(model, np.random.default_rng(4))
     name = 'smartcell/vibration_sensor/elbow_joint'
@@ -191,8 +198,6 @@ def test_a_learnt_baseline_file_rates_health_from_the_first_window(peer, process
     import array
 
     import numpy as np
-    from diagnostic_msgs.msg import DiagnosticArray
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
     from std_msgs.msg import Float64MultiArray
 
     from smartcell.twin.vibration_model import GearboxModel, GearboxVibration
@@ -200,20 +205,7 @@ def test_a_learnt_baseline_file_rates_health_from_the_first_window(peer, process
     baseline_file = tmp_path / 'gearboxes.json'
     _learn_baseline_file(baseline_file, fs, window, 'elbow_joint', seed=5)
     capsys.readouterr()
-    processes.start('vibration_sensor', node_command('smartcell.nodes.vibration_sensor', 'vibration_sensor', None, {
-        'source': 'batch', 'joint_names': ['elbow_joint'], 'sample_rate_hz': fs, 'window_s': window / fs,
-        'baseline_file': str(baseline_file), 'stale_timeout_s': 30.0}))
-    statuses = {}
-    peer.node.create_subscription(DiagnosticArray, 'vibration/health',
-                                  lambda m: statuses.update({s.name: s for s in m.status}), 10)
-    raw = peer.node.create_publisher(Float64MultiArray, 'vibration/raw/elbow_joint',
-                                     QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE))
-    clock, _ = _joint_state_pump(peer, speed_rad_s=1.0)
-    peer.wait_for(lambda: raw.get_subscription_count() > 0 and clock['publisher'].get_subscription_count() > 0,
-                  30.0, 'node subscribed to the raw topic and joint states', processes)
-    # The shaft speed must be known when the first window completes: let joint states flow first.
-    matched_t = clock['t']
-    peer.wait_for(lambda: clock['t'] >= matched_t + 30 * JOINT_STATE_PERIOD_S, 10.0, 'joint states published')
+    statuses, raw = _batch_node_with_joint_states(peer, processes, fs, window, {'baseline_file': str(baseline_file)})
     generator = GearboxVibration(GearboxModel(sample_rate_hz=fs, resonance_hz=0.3 * fs), np.random.default_rng(6))
     name = 'smartcell/vibration_sensor/elbow_joint'
 
