@@ -103,19 +103,34 @@ def test_bad_reports_raise_and_change_nothing(gearbox):
     assert len(runner.log) == 1
 
 
-def test_absent_person_gets_no_step_and_either_steps_go_to_the_robot(gearbox):
+def test_absent_person_keeps_own_steps_and_either_steps_go_to_the_robot(gearbox):
     runner = ShiftRunner(gearbox, 1, SCHEDULER, now_s=0.0)
     actions = runner.next_actions(0.0)
-    assert actions.human is not None
+    assert actions.human is not None and gearbox.by_id[actions.human.step_id].actor == 'human'
     runner.on_person_absent(1.0)
     assert runner.state_of(0, actions.human.step_id) is StepState.PENDING   # unfinished, not lost
     after = runner.next_actions(1.0)
-    assert after.human is None and after.human_note == 'person absent'
+    # Shown again from its start: a person waiting out of the scanner's view comes back to it.
+    assert after.human is not None and after.human.step_id == actions.human.step_id
+    assert after.human.started_s == 1.0
     either = [e for e in runner.plan.entries if gearbox.by_id[e.step_id].actor == EITHER and not e.fixed]
     assert either and all(e.actor == ROBOT for e in either)
     assert runner.kpis(1.0).replans == 1
     runner.on_person_present(30.0)
     assert run_to_end(runner, 30.0) > 30.0 and runner.finished
+
+
+def test_a_handover_waits_for_an_absent_person():
+    recipe = recipe_from_dict({'job': 'give', 'stations': ['pick', 'assembly'], 'steps': [
+        {'id': 'give', 'actor': 'both', 'kind': 'present', 'station': 'assembly', 'duration_s': 3},
+        {'id': 'pick', 'actor': 'robot', 'kind': 'pick', 'station': 'pick', 'duration_s': 4, 'after': ['give']}]})
+    runner = ShiftRunner(recipe, 1, SCHEDULER, now_s=0.0)
+    runner.on_person_absent(0.5)
+    after = runner.next_actions(0.5)
+    assert after.human is None and after.robot is None
+    assert 'waits for the person, who is absent' in after.human_note
+    runner.on_person_present(2.0)
+    assert runner.next_actions(2.0).human is not None
 
 
 ROBOT_HEAVY = recipe_from_dict({'job': 'robot_heavy', 'stations': ['pick', 'place', 'assembly'], 'steps': [

@@ -348,8 +348,6 @@ class ShiftRunner:
         return self._plan.entry(*key)
 
     def _next_startable(self, executor: str) -> tuple[StepKey | None, str]:
-        if executor == HUMAN and not self._human_present:
-            return None, 'person absent'
         if executor == ROBOT and self._stop_since_s is not None:
             return None, 'protective stop'
         if self.finished:
@@ -377,6 +375,10 @@ class ShiftRunner:
             ahead = first[resource]
             if ahead is not entry:
                 return None, f'{name} waits: step {ahead.step_id!r} of unit {ahead.unit} is planned first at {resource}'
+        if executor == HUMAN and not self._human_present and entry.actor != HUMAN:
+            # An absent person's own steps are still shown (they come back to them: a person waiting
+            # out of the scanner's view is not lost work); a handover would hold the robot.
+            return None, f'{name} (handover) waits for the person, who is absent'
         for other in _occupies(entry.actor):
             if other == executor:
                 continue
