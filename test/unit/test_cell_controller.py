@@ -350,6 +350,38 @@ def test_the_edge_of_a_shared_workspace_does_not_flip_the_mode_every_cycle():
     assert run.cell.safety.mode is Mode.AUTOMATIC
 
 
+def test_the_bare_cycle_collaborates_at_a_shared_workspace_too():
+    run = started(collaborative_regions_xyr=[1.2, 0.0, 0.5])           # no job: the pick-and-place cycle
+    assert run.cell.runner is None
+    hold(run, 1.0, np.array([[1.25, 0.05, 0.0]]))
+    assert run.cell.safety.mode is Mode.COLLABORATIVE
+    assert run.events('mode_change')[-1]['reason'] == 'person at a shared workspace'
+    hold(run, 1.0, np.array([[2.5, 1.5, 0.0]]))
+    assert run.cell.safety.mode is Mode.AUTOMATIC
+    assert run.request('stop').success
+    run.run(1.0)
+    hold(run, 0.5, np.array([[1.25, 0.05, 0.0]]))                      # idle: no collaboration to choose
+    assert run.cell.state is State.IDLE and run.cell.safety.mode is Mode.AUTOMATIC
+
+
+def test_a_person_on_their_own_step_out_of_view_is_not_away_until_it_should_be_over():
+    run = started_at_first_step(job='job_gearbox', units=1, person_absent_s=2.0)
+    run.tick()
+    step = run.cell.human_step
+    assert step is not None and run.cell.runner.recipe.by_id[step[1]].station == 'operator_bench'
+    nominal_s = run.cell.runner.recipe.by_id[step[1]].duration_s('human')   # at the bench, outside the fence
+    hold(run, nominal_s - 0.5, np.empty((0, 3)))                      # unseen, but within the step's time
+    assert not run.events('person_absent') and run.cell.runner.human_present
+    hold(run, 3.0, np.empty((0, 3)))                                  # nominal end + 2 s: away
+    assert run.events('person_absent') and not run.cell.runner.human_present
+    # Their own step is shown again; acknowledging it is their word that they are back.
+    hold(run, DT, np.empty((0, 3)))
+    assert run.cell.human_step is not None
+    done = run.cell.on_operator_done(run.t)
+    run.record(done)
+    assert done.success and run.events('person_present') and run.cell.runner.human_present
+
+
 def test_a_motion_the_arm_aborted_on_a_clock_jump_is_planned_again_not_a_fault():
     run = started()
     motion = run.cell.last_motion

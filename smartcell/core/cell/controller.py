@@ -225,6 +225,7 @@ class CellController:
         self._last_people_s = -math.inf
         self._nobody_since_s: float | None = None     # presence sensing for the job runner
         self._person_away = False
+        self._human_step_end_s = -math.inf            # nominal end of the person's current step, s
         self._shared = False                          # everyone was inside a shared workspace last cycle
         self._input_error = ''                        # the latest refused input, for /diagnostics
         self._input_error_s = -math.inf
@@ -282,6 +283,11 @@ class CellController:
     @property
     def runner(self) -> ShiftRunner | None:
         return self._runner
+
+    @property
+    def human_step(self) -> tuple[int, str] | None:
+        """(unit, step id) shown to the person on operator/current_step; None when nothing is."""
+        return self._human_step
 
     # -- inputs ------------------------------------------------------------------------------------
     def on_joint_state(self, joints: JointSample | None) -> None:
@@ -477,6 +483,9 @@ class CellController:
         if self._runner is None or self._human_step is None:
             return self._end(False, 'no step is waiting for the operator')
         unit, step_id = self._human_step
+        if self._person_away:
+            self._mark_present(now_s)          # an acknowledged step is the person's own word
+        self._nobody_since_s = None
         try:
             self._step_done(unit, step_id, 'human')
         except ShiftError as exc:
@@ -676,16 +685,19 @@ class CellController:
             self._handle(Event.START, 'auto_start')
 
     # -- jobs ------------------------------------------------------------------------------------------
-    def _sense_presence(self, anybody: bool, now_s: float) -> None:
-        """Nobody tracked for person_absent_s during a job: the person's unfinished step goes back to
-        pending and `either` steps go to the robot (ShiftRunner.on_person_absent); back: re-plan."""
-        if anybody:
+    def _sense_presence(self, seen: bool, now_s: float) -> None:
+        """The person is away once not accounted for during person_absent_s of a job: then their
+        unfinished step goes back to pending and `either` steps go to the robot
+        (ShiftRunner.on_person_absent); seen again or a step acknowledged: back, re-plan.
+
+        Accounted for = tracked by the scanner, or (while not away) working on their own step (not a
+        handover) within its nominal time: a bench outside the fence is out of the scanner's view, and a person pressing
+        a bearing there is not away."""
+        busy = not self._person_away and self._human_step is not None and now_s <= self._human_step_end_s
+        if seen or busy:
             self._nobody_since_s = None
-            if self._person_away:
-                self._person_away = False
-                self._emit('person_present')
-                if self._runner is not None:
-                    self._runner.on_person_present(now_s)
+            if seen and self._person_away:
+                self._mark_present(now_s)
             return
         if self._nobody_since_s is None:
             self._nobody_since_s = now_s
@@ -694,6 +706,13 @@ class CellController:
             self._person_away = True
             self._emit('person_absent', since_s=self._nobody_since_s)
             self._runner.on_person_absent(now_s)
+
+    def _mark_present(self, now_s: float) -> None:
+        self._person_away = False
+        self._nobody_since_s = None
+        self._emit('person_present')
+        if self._runner is not None:
+            self._runner.on_person_present(now_s)
 
     def _known_product(self, work_master: str) -> str:
         """'' when the cell can make the product, else why not."""
@@ -786,6 +805,10 @@ class CellController:
             # The person keeps working while the arm is held by a protective stop (often because the
             # person is right there); the arm's next motion waits for the speed scale.
             self._drive_job()
+        elif self._runner is None and self.cell.state in (State.RUNNING, State.PROTECTIVE_STOP):
+            # The bare cycle has no handover, but a person working at a shared station is as normal
+            # there as during a job: the same rule chooses PFL caps over separation stops.
+            self._choose_mode(False)
         if self.cell.state is not State.RUNNING or joints is None or self._pending_motion:
             return
         if self._runner is not None:
@@ -842,15 +865,18 @@ class CellController:
         key = None if human is None else (human.unit, human.step_id)
         if key != self._human_step:
             self._human_step = key
+            # A handover needs the person at the shared station, in view: only their own steps count.
+            self._human_step_end_s = -math.inf if human is None or human.handover else human.expected_end_s
             self._display('operator/current_step', {} if human is None else {
                 'unit': human.unit, 'step': human.step_id, 'station': human.station, 'kind': human.kind,
                 'handover': human.handover, 'started_s': human.started_s,
                 'expected_end_s': human.expected_end_s, 'note': actions.human_note})
 
     def _choose_mode(self, handover: bool) -> None:
-        """During a job the cell runs in COLLABORATIVE mode (PFL speed caps instead of the separation
-        stop) for a handover, which needs the person within the separation distance, and while every
-        tracked person works inside a declared shared workspace; otherwise in the operator-chosen mode.
+        """While the cell runs (a job or the bare cycle) it is in COLLABORATIVE mode (PFL speed caps
+        instead of the separation stop) for a handover, which needs the person within the separation
+        distance, and while every tracked person works inside a declared shared workspace; otherwise in
+        the operator-chosen mode.
         Only from AUTOMATIC: a T1 (manual reduced) choice is never overridden. A switch is a
         mode_change event judged at once on the latest data, not a stop."""
         shared = self._people_in_shared_workspaces(SHARED_WORKSPACE_HYSTERESIS_M if self._shared else 0.0)
