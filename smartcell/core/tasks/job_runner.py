@@ -8,6 +8,7 @@ The supervisor node owns one ShiftRunner and calls it from its callbacks:
   on_person_late(now_s)               the person's step runs late (also checked in next_actions)
   on_fatigue(index, now_s)            wearable fatigue index in [0, 1], None when no wearable
   on_protective_stop / on_safety_clear(now_s) the robot may not / may move again
+  on_person_positions(xy, now_s)      tracked people (x, y m, world), every people update
 
 Rules (docs/tasks.md has the details):
   * Each executor follows the order of the current plan strictly: it starts its first pending
@@ -18,6 +19,11 @@ Rules (docs/tasks.md has the details):
     second step_done for it raises ShiftError. A handover is done when both executors reported.
   * Re-planning (absence, lateness, fatigue, protective stop, clear) keeps done steps done and
     running steps running on their executor, and re-plans only the pending ones.
+  * Space: a robot step at a station within person_reach_m of a tracked person is not started
+    while another robot step, out of everyone's reach, is first in the plan on its station and
+    can start: the robot works elsewhere instead of reaching past the person. When nothing else
+    can start the robot goes on as planned (the safety layer sets its speed). A change of the
+    stations in reach re-plans (with hysteresis against tracking noise).
   * Deterministic given the inputs when the scheduler has no wall-clock budget (the default).
 
 Pure Python; no ROS.
@@ -27,12 +33,21 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any, Iterable
 
+import numpy as np
+
+from smartcell.core.params import ConfigError
 from smartcell.core.tasks.scheduling import (InProgress, PlanRequest, Schedule, ScheduledStep, Scheduler, StepKey,
                                        validate_schedule)
-from smartcell.core.tasks.recipe import BOTH, HUMAN, ROBOT, Recipe
+from smartcell.core.tasks.recipe import BOTH, EITHER, HUMAN, ROBOT, Recipe
 
 EXECUTORS = (ROBOT, HUMAN)
+# ISO 13855 adds C = 850 mm for reaching over or through: a person standing this close to a station
+# can put a hand into it.
+PERSON_REACH_M = 0.85
+REACH_HYSTERESIS_M = 0.1     # a station in reach stays so until the person is this much farther away
+REACH_REPLAN_MIN_S = 2.0     # at most one re-plan for a change of reach this often, s
 
 
 class StepState(str, Enum):
@@ -52,6 +67,12 @@ class ShiftConfig:
     fatigue_low: float = 0.5               # ... until it falls to/below this (hysteresis against flapping)
     absent_return_guess_s: float = 60.0    # planning assumption: an absent person is back after this, s
     stop_clear_guess_s: float = 5.0        # planning assumption: a protective stop lasts this long, s
+    # Where each station is, (name, x m, y m) in the world frame of the people data; a station not
+    # listed is never judged in or out of reach. Empty: the reach rule is off.
+    station_positions_xy: tuple[tuple[str, float, float], ...] = ()
+    person_reach_m: float = PERSON_REACH_M         # a station this close to a tracked person is in reach, m
+    reach_hysteresis_m: float = REACH_HYSTERESIS_M  # ... and leaves reach only this much farther away, m
+    reach_replan_min_s: float = REACH_REPLAN_MIN_S  # changes of reach closer together re-plan once, s
 
     def __post_init__(self) -> None:
         for name in ('late_threshold_s', 'absent_return_guess_s', 'stop_clear_guess_s'):
@@ -61,6 +82,45 @@ class ShiftConfig:
         if not 0.0 <= self.fatigue_low <= self.fatigue_high <= 1.0:
             raise ValueError(f'ShiftConfig needs 0 <= fatigue_low <= fatigue_high <= 1, got '
                              f'{self.fatigue_low!r}, {self.fatigue_high!r}')
+        if not (math.isfinite(self.person_reach_m) and self.person_reach_m > 0.0):
+            raise ValueError(f'ShiftConfig.person_reach_m must be a positive finite number of m, '
+                             f'got {self.person_reach_m!r}')
+        for name in ('reach_hysteresis_m', 'reach_replan_min_s'):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0.0):
+                raise ValueError(f'ShiftConfig.{name} must be a finite number >= 0, got {value!r}')
+        names = [entry[0] for entry in self.station_positions_xy]
+        for entry in self.station_positions_xy:
+            if len(entry) != 3 or not isinstance(entry[0], str) or not entry[0] or \
+                    not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                            for v in entry[1:]):
+                raise ValueError(f'ShiftConfig.station_positions_xy: each entry is (station, x m, y m) with '
+                                 f'finite numbers, got {entry!r}')
+            if names.count(entry[0]) > 1:
+                raise ValueError(f'ShiftConfig.station_positions_xy names station {entry[0]!r} twice')
+
+
+def parse_station_positions(entries: Iterable[Any]) -> tuple[tuple[str, float, float], ...]:
+    """Station positions from parameter strings 'NAME X Y' (m, world), e.g. 'assembly 0.70 0.0'.
+
+    Raises ConfigError naming the entry: a missing or extra field, a number that is not finite,
+    a station named twice.
+    """
+    parsed: list[tuple[str, float, float]] = []
+    for entry in entries:
+        fields = str(entry).split()
+        try:
+            if len(fields) != 3:
+                raise ValueError('needs 3 fields')
+            name, x_m, y_m = fields[0], float(fields[1]), float(fields[2])
+            if not (math.isfinite(x_m) and math.isfinite(y_m)):
+                raise ValueError('x and y must be finite')
+        except ValueError as exc:
+            raise ConfigError(f'station position {entry!r} is not "NAME X Y" (m, world): {exc}') from None
+        if any(p[0] == name for p in parsed):
+            raise ConfigError(f'station position of {name!r} is given twice')
+        parsed.append((name, x_m, y_m))
+    return tuple(parsed)
 
 
 @dataclass(frozen=True)
@@ -133,6 +193,15 @@ class ShiftRunner:
         self._reallocated = 0
         self._reasons: list[tuple[float, str]] = []
         self._assumed_until_s = math.inf
+        # Reach rule: positions of the stations where the robot works alone (the others never matter).
+        robot_stations = {s.station for s in recipe.steps if s.actor in (ROBOT, EITHER)}
+        self._station_xy = {name: np.array([x_m, y_m]) for name, x_m, y_m in config.station_positions_xy
+                            if name in robot_stations}
+        self._in_reach: frozenset[str] | None = None   # None: unknown (no positions yet, or not finite)
+        self._known_reach: frozenset[str] = frozenset()  # the last known set, for hysteresis
+        self._planned_reach: frozenset[str] = frozenset()  # the set the current plan was made with
+        self._reach_replan_s = -math.inf
+        self._deferrals: list[tuple[float, StepKey, StepKey]] = []
         self._plan = self._make_plan(now_s)
 
     # --- queries ----------------------------------------------------------------------------
@@ -157,6 +226,16 @@ class ShiftRunner:
     @property
     def human_present(self) -> bool:
         return self._human_present
+
+    @property
+    def stations_in_reach(self) -> frozenset[str] | None:
+        """Stations (with robot-only work) within reach of a tracked person; None when unknown."""
+        return self._in_reach
+
+    @property
+    def reach_deferrals(self) -> tuple[tuple[float, StepKey, StepKey], ...]:
+        """(time s, robot step deferred because a person could reach its station, step started instead)."""
+        return tuple(self._deferrals)
 
     @property
     def fatigued(self) -> bool:
@@ -202,7 +281,7 @@ class ShiftRunner:
             if current is not None:
                 actions[executor], notes[executor] = self._action(current, executor), ''
                 continue
-            key, note = self._next_startable(executor)
+            key, note = self._next_startable(executor, now_s)
             if key is None:
                 actions[executor], notes[executor] = None, note
                 continue
@@ -311,6 +390,54 @@ class ShiftRunner:
                 running.expected_end_s += stopped_s   # the motion was frozen meanwhile
         self._replan(now_s, f'safety clear after {stopped_s:.1f} s')
 
+    def on_person_positions(self, xy_m: Any, now_s: float) -> str:
+        """Tracked people, an (N, 2) array of x, y (m, world; N = 0: nobody); returns what it did.
+
+        Decides which stations (of robot-only work) a person can reach: within person_reach_m,
+        left only beyond person_reach_m + reach_hysteresis_m, so tracking noise at the edge does
+        not flip it; dispatch uses the new set at once. A change re-plans, naming the stations, at
+        most once per reach_replan_min_s (changes in between are folded into the next one, and
+        a set that came back to the planned one needs none). A position that is not finite makes
+        the reach unknown: no station is preferred (dispatch as without the rule) and nothing is
+        re-planned. A wrong shape or a non-finite time raises ValueError and changes nothing.
+        """
+        try:
+            people = np.asarray(xy_m, dtype=float)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f'person positions must be numbers, an (N, 2) array of x, y (m): {exc}') from None
+        if people.ndim != 2 or people.shape[1] != 2:
+            raise ValueError(f'person positions must be an (N, 2) array of x, y (m), got shape {people.shape}')
+        if not isinstance(now_s, (int, float)) or not math.isfinite(now_s):
+            raise ValueError(f'now_s must be a finite time in s, got {now_s!r}')
+        if not self._station_xy:
+            return 'no positions of robot stations configured: reach rule off'
+        if not np.all(np.isfinite(people)):
+            self._in_reach = None
+            return 'a person position is not finite (unknown): no station preferred'
+        near = set()
+        for name, xy in self._station_xy.items():
+            limit = self.config.person_reach_m + (self.config.reach_hysteresis_m if name in self._known_reach
+                                                  else 0.0)
+            if len(people) and float(np.min(np.linalg.norm(people - xy, axis=1))) <= limit:
+                near.add(name)
+        reach = frozenset(near)
+        self._in_reach = self._known_reach = reach
+        if reach == self._planned_reach:
+            return 'stations in reach unchanged'
+        if now_s - self._reach_replan_s < self.config.reach_replan_min_s:
+            # Dispatch already uses the new set; the re-plan waits, so a person at the edge of reach
+            # (or a noisy track) costs one re-plan per interval at most.
+            return 'stations in reach changed; re-plan deferred (the last one was too recent)'
+        entered, left = sorted(reach - self._planned_reach), sorted(self._planned_reach - reach)
+        parts = ([f'person within reach of {", ".join(entered)}'] if entered else []) + \
+            ([f'{", ".join(left)} out of reach'] if left else [])
+        reason = '; '.join(parts)
+        self._planned_reach = reach
+        if not self.finished:
+            self._reach_replan_s = now_s
+            self._replan(now_s, reason)
+        return reason
+
     # --- KPIs -------------------------------------------------------------------------------
 
     def kpis(self, now_s: float) -> ShiftKpis:
@@ -347,7 +474,7 @@ class ShiftRunner:
     def _planned(self, key: StepKey) -> ScheduledStep:
         return self._plan.entry(*key)
 
-    def _next_startable(self, executor: str) -> tuple[StepKey | None, str]:
+    def _next_startable(self, executor: str, now_s: float) -> tuple[StepKey | None, str]:
         if executor == ROBOT and self._stop_since_s is not None:
             return None, 'protective stop'
         if self.finished:
@@ -388,7 +515,30 @@ class ShiftRunner:
                 return None, f'{name} (handover) waits for the robot (protective stop)'
             if self._current(other) is not None:
                 return None, f'{name} (handover) waits for the {other} to finish its step'
+        if executor == ROBOT and entry.actor == ROBOT and self._in_reach and entry.station in self._in_reach:
+            instead = self._out_of_reach_step(first, entry)
+            if instead is not None:
+                self._deferrals.append((now_s, entry.key, instead.key))
+                return instead.key, ''
         return entry.key, ''
+
+    def _out_of_reach_step(self, first: dict[str, ScheduledStep], deferred: ScheduledStep) -> ScheduledStep | None:
+        """The earliest-planned robot-only step that can start now at a station out of everyone's
+        reach and is first in the plan at its station (only the robot's own order is waived, so
+        no other executor's queue is jumped); None when there is none. Handovers are never
+        deferred nor chosen: they need the person there."""
+        assert self._in_reach is not None
+        busy = {self.recipe.by_id[k[1]].station for k in self._running}
+        for entry in self._plan.entries:
+            if entry is deferred or entry.actor != ROBOT or self._state[entry.key] is not StepState.PENDING:
+                continue
+            if entry.station not in self._station_xy or entry.station in self._in_reach:
+                continue            # unknown position or in reach: not a better choice
+            if first.get(entry.station) is not entry or entry.station in busy:
+                continue
+            if all(self._state[(entry.unit, b)] is StepState.DONE for b in self.recipe.by_id[entry.step_id].after):
+                return entry
+        return None
 
     def _start(self, key: StepKey, now_s: float) -> None:
         entry = self._planned(key)
