@@ -46,37 +46,58 @@ def _run_one(job: tuple[int, int, float, str, str, tuple[str, ...]]) -> list[dic
     return results
 
 
+def _totals(rows: list[dict]) -> dict[str, Any]:
+    """One policy's figures over some scenarios' results."""
+    duration = sum(r['duration_s'] for r in rows)
+    parts = sum(r['parts'] for r in rows)
+    return {
+        'violations': sum(r['violations'] for r in rows),
+        'scenarios_with_violations': sum(1 for r in rows if r['violations']),
+        'contacts': sum(r['contacts'] for r in rows),
+        'contacts_above_limit': sum(r['contacts_above_limit'] for r in rows),
+        'pfl_overspeed_samples': sum(r.get('pfl_overspeed_samples', 0) for r in rows),
+        'stops': sum(r['stops'] for r in rows),
+        'stopped_share': sum(r['stopped_time_s'] for r in rows) / duration if duration else math.nan,
+        'collaborative_share': sum(r.get('collaborative_time_s', 0.0) for r in rows) / duration if duration
+        else math.nan,
+        'approach_samples': sum(r['approach_samples'] for r in rows),
+        'worst_margin_m': min((r['worst_margin_m'] for r in rows), default=math.inf),
+        'min_separation_m': min((r['min_separation_m'] for r in rows), default=math.inf),
+        'parts': parts,
+        'parts_per_hour': parts / duration * 3600.0 if duration else math.nan,
+    }
+
+
+def _gain(values: dict[str, Any]) -> float | None:
+    """SSM parts per hour over the static zone's, minus 1; None without both or when static made none."""
+    if 'ssm' in values and 'static' in values and values['static']['parts_per_hour'] > 0:
+        return values['ssm']['parts_per_hour'] / values['static']['parts_per_hour'] - 1
+    return None
+
+
+def failed(totals: dict[str, Any]) -> bool:
+    """The audit's verdict on one policy's totals: any contact above a limit, any sample faster than
+    S_p allows or any stop beyond the stopping model, any collaborative sample above the PFL cap."""
+    return bool(totals['violations'] or totals['contacts_above_limit'] or totals['pfl_overspeed_samples'])
+
+
 def summarize(results: list[dict], policies: tuple[str, ...]) -> dict:
-    """Totals per policy and the SSM gain over the static zone, from per-scenario results."""
+    """Totals per policy and the SSM gain over the static zone, overall and per behaviour."""
     summary: dict[str, Any] = {'scenarios': len({r['index'] for r in results})}
     for policy in policies:
-        rows = [r for r in results if r['policy'] == policy]
-        duration = sum(r['duration_s'] for r in rows)
-        parts = sum(r['parts'] for r in rows)
-        summary[policy] = {
-            'violations': sum(r['violations'] for r in rows),
-            'scenarios_with_violations': sum(1 for r in rows if r['violations']),
-            'contacts': sum(r['contacts'] for r in rows),
-            'contacts_above_limit': sum(r['contacts_above_limit'] for r in rows),
-            'stops': sum(r['stops'] for r in rows),
-            'stopped_share': sum(r['stopped_time_s'] for r in rows) / duration if duration else math.nan,
-            'approach_samples': sum(r['approach_samples'] for r in rows),
-            'worst_margin_m': min((r['worst_margin_m'] for r in rows), default=math.inf),
-            'min_separation_m': min((r['min_separation_m'] for r in rows), default=math.inf),
-            'parts': parts,
-            'parts_per_hour': parts / duration * 3600.0 if duration else math.nan,
-        }
-    if 'ssm' in summary and 'static' in summary and summary['static']['parts_per_hour'] > 0:
-        summary['ssm_gain_over_static'] = summary['ssm']['parts_per_hour'] / summary['static']['parts_per_hour'] - 1
+        summary[policy] = _totals([r for r in results if r['policy'] == policy])
+    gain = _gain(summary)
+    if gain is not None:
+        summary['ssm_gain_over_static'] = gain
     by_kind: dict[str, dict[str, Any]] = {}
     for kind in sorted({r['kind'] for r in results}):
         rows = [r for r in results if r['kind'] == kind]
         by_kind[kind] = {'scenarios': len({r['index'] for r in rows})}
         for policy in policies:
-            mine = [r for r in rows if r['policy'] == policy]
-            duration = sum(r['duration_s'] for r in mine)
-            by_kind[kind][policy] = {'parts_per_hour': sum(r['parts'] for r in mine) / duration * 3600.0,
-                                     'violations': sum(r['violations'] for r in mine)}
+            by_kind[kind][policy] = _totals([r for r in rows if r['policy'] == policy])
+        gain = _gain(by_kind[kind])
+        if gain is not None:
+            by_kind[kind]['ssm_gain_over_static'] = gain
     summary['by_kind'] = by_kind
     return summary
 
@@ -86,12 +107,14 @@ def format_summary(summary: dict, policies: tuple[str, ...], wall_s: float, work
     rows = [('contacts above the quasi-static limit', 'contacts_above_limit', '{:.0f}'),
             ('samples faster than allowed (S_p) or stops beyond the model', 'violations', '{:.0f}'),
             ('scenarios with such samples', 'scenarios_with_violations', '{:.0f}'),
+            ('collaborative samples faster than the PFL cap', 'pfl_overspeed_samples', '{:.0f}'),
             ('contacts (region x link x tick)', 'contacts', '{:.0f}'),
             ('robot approaching a person within 2 m (samples)', 'approach_samples', '{:.0f}'),
             ('worst margin d - S_p while approaching (m)', 'worst_margin_m', '{:.3f}'),
             ('closest true person-robot distance (m)', 'min_separation_m', '{:.3f}'),
             ('stops', 'stops', '{:.0f}'),
             ('share of time stopped', 'stopped_share', '{:.1%}'),
+            ('share of time collaborative (PFL caps)', 'collaborative_share', '{:.1%}'),
             ('parts per hour', 'parts_per_hour', '{:.1f}')]
     width = max(len(r[0]) for r in rows)
     lines.append(' ' * width + ''.join(f'{p:>12}' for p in policies))
@@ -101,11 +124,28 @@ def format_summary(summary: dict, policies: tuple[str, ...], wall_s: float, work
         lines += ['', f'SSM parts per hour vs the static zone: {summary["ssm_gain_over_static"]:+.1%}']
     elif 'ssm' in policies and 'static' in policies:
         lines += ['', 'SSM parts per hour vs the static zone: no ratio (the static zone made no parts)']
-    lines += ['', 'parts per hour by what the people do:', f'{"":<{width}}{"scenarios":>12}'
-              + ''.join(f'{p:>12}' for p in policies)]
+    # Per behaviour, per policy: parts/h, stops, share stopped, audit findings (violations +
+    # collaborative overspeed samples, contacts above the limit), share collaborative.
+    columns = (('parts/h', 'parts_per_hour', '{:.1f}'), ('stops', 'stops', '{:.0f}'),
+               ('stopped', 'stopped_share', '{:.0%}'), ('viol', 'violations', '{:.0f}'),
+               ('>limit', 'contacts_above_limit', '{:.0f}'), ('collab', 'collaborative_share', '{:.0%}'))
+    kind_width = max([len('behaviour')] + [len(k) for k in summary['by_kind']]) + 2
+    lines += ['', 'by what the people do (viol: samples faster than S_p or the PFL cap, or stops beyond the '
+              'model; >limit: contacts above the quasi-static limit):',
+              f'{"":<{kind_width}}{"":>9}' + ''.join(f'  {p:<{8 * len(columns) - 2}}' for p in policies)
+              + ('  SSM vs' if 'ssm_gain_over_static' in summary or {'ssm', 'static'} <= set(policies) else ''),
+              f'{"behaviour":<{kind_width}}{"scenarios":>9}' + ''.join(f'{c[0]:>8}' for _ in policies for c in columns)
+              + ('  static' if {'ssm', 'static'} <= set(policies) else '')]
     for kind, values in summary['by_kind'].items():
-        lines.append(f'  {kind:<{width - 2}}{values["scenarios"]:>12}'
-                     + ''.join(f'{values[p]["parts_per_hour"]:>12.1f}' for p in policies))
+        line = f'{kind:<{kind_width}}{values["scenarios"]:>9}'
+        for policy in policies:
+            totals = dict(values[policy], violations=values[policy]['violations']
+                          + values[policy]['pfl_overspeed_samples'])
+            line += ''.join(f'{fmt.format(totals[key]):>8}' for _, key, fmt in columns)
+        if {'ssm', 'static'} <= set(policies):
+            gain = values.get('ssm_gain_over_static')
+            line += f'{gain:>+8.0%}' if gain is not None else f'{"n/a":>8}'
+        lines.append(line)
     return '\n'.join(lines)
 
 
@@ -144,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         cell_yaml = Path(args.config) if args.config else share_file('config', 'cell.yaml')
         config_dir = share_dir() / 'config'
         CampaignSettings.from_files(cell_yaml, config_dir).static_field_radius_m()     # fail before forking
-    except (ConfigError, ShareFileMissing, OSError) as exc:
+    except (ConfigError, ShareFileMissing, OSError, ValueError) as exc:     # BackgroundError is a ValueError
         print(f'smartcell campaign: {exc}', file=sys.stderr)
         return 2
 
@@ -166,8 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.output:
         Path(args.output).write_text(json.dumps(_finite({'summary': summary, 'scenarios': results}), indent=1))
         print(f'\nper-scenario results: {args.output}')
-    bad = 'ssm' in policies and (summary['ssm']['violations'] or summary['ssm']['contacts_above_limit'])
-    return 1 if bad else 0
+    return 1 if 'ssm' in policies and failed(summary['ssm']) else 0
 
 
 def _finite(value):

@@ -32,9 +32,12 @@ from smartcell.core.safety.monitor import Mode, PeopleObservation, SafetyState, 
 from smartcell.core.safety.pfl import BodyModel, contact_verdict
 from smartcell.core.safety.ssm import SeparationInputs
 from smartcell.core.safety.stopping import StoppingModel
-from smartcell.core.safety.ground_truth import PersonTruth, SsmAudit, StaticZonePolicy, robot_speed_toward
+from smartcell.core.safety.ground_truth import (SPEED_TOLERANCE_MPS, PersonTruth, SsmAudit, StaticZonePolicy,
+                                                robot_speed_toward)
 from smartcell.core.safety.pipeline import BasePose, SafetyPipeline, check_scanner_field
-from smartcell.core.sensors.people_tracking import PeopleTracker, Pose2D, ScanGeometry, TrackerConfig
+from smartcell.core.sensors.background import BackgroundError, ScanBackground, read_background_file
+from smartcell.core.sensors.people_tracking import PeopleTracker, Pose2D, TrackerConfig
+from smartcell.core.sensors.scan_validation import ScanLayout
 from smartcell.core.robot.trajectory import JointTrajectoryPlan, ScaleRamp, TrajectoryExecutor
 from smartcell.topology import param_registry
 from smartcell.twin.human import RUNNING_SPEED_MPS, WALKING_SPEED_MPS, PathBuilder, PersonPath
@@ -44,6 +47,7 @@ from smartcell.twin.world import DEFAULT_LAYOUT, Area, CellLayout, CellWorld, co
 POLICIES = ('ssm', 'static', 'none')     # 'none': no safety function at all, to show the audit can fail
 ROBOT_REACH_M = REACH_M + DEFAULT_TOOL_LENGTH_M     # the arm plus the tool: the hazard zone around the base
 STOP_STATES = (SafetyState.PROTECTIVE_STOP, SafetyState.EMERGENCY_STOP, SafetyState.FAULT)
+KEPT_CONTACTS = 10          # first contacts above the limit kept per run for the report
 
 # Free floor inside the fence of the default layout where a person can stand (m, world): the strip
 # in front of the table and the one on its left; the table and fence leave no room on the other
@@ -69,8 +73,11 @@ class CampaignScenario:
     description: str
 
 
-# What a person does in a scenario; each scenario draws one per person (equal odds).
-BEHAVIOURS = ('reach_in', 'stop_short', 'pass_by', 'wander')
+# What a person does in a scenario; each scenario draws one per person (equal odds). The last three
+# are shared tasks at the assembly station, the cell's declared shared workspace: a scenario has at
+# most one person there (two bodies on one spot would merge into one in the scan).
+SHARED_TASKS = ('shared_station', 'handover', 'reach_across')
+BEHAVIOURS = ('reach_in', 'stop_short', 'pass_by', 'wander', *SHARED_TASKS)
 
 
 def _visit_target(rng: np.random.Generator, min_distance_m: float = 0.0) -> tuple[tuple[float, float], str]:
@@ -92,6 +99,61 @@ def _speed(rng: np.random.Generator) -> tuple[float, str]:
     return float(rng.uniform(1.0, WALKING_SPEED_MPS)), 'walks'
 
 
+def _shared_task_path(rng: np.random.Generator, behaviour: str, duration_s: float,
+                      layout: CellLayout) -> tuple[PersonPath, str]:
+    """One person's path for a shared task at the assembly station, and what it does in words.
+
+    shared_station: works at the station the whole run, standing and reaching toward its work point
+    now and then, with a small step sideways at times; handover: from the bench outside through the
+    opening to the station, reaches in as if taking a part, back to the bench and its work there,
+    repeatedly; reach_across: at the station, steps up to the table edge and reaches across the
+    table toward the robot's side (the pick and place points or the base), then stands back."""
+    station = layout.station('assembly')
+    place = np.asarray(station.person_position_m(), dtype=float)
+    work_xy = (station.position_m[0], station.position_m[1])
+    table_front_m = layout.table.centre_m[0] + layout.table.size_m[0] / 2
+    notes: list[str] = []
+    if behaviour == 'handover':
+        bench = layout.station('operator_bench')
+        bench_xy = bench.person_position_m()
+        path = PathBuilder(bench_xy, 0.0, yaw_rad=bench.yaw_rad)
+        path.wait(float(rng.uniform(0.5, 4.0)), reach=float(rng.uniform(0.3, 0.8)), face_xy_m=bench.position_m[:2])
+        while path.time_s < duration_s:
+            speed, gait = _speed(rng)
+            spot = (float(place[0] + rng.uniform(-0.05, 0.1)), float(place[1] + rng.uniform(-0.2, 0.2)))
+            path.walk_to(layout.door_outside_xy_m, speed).walk_to(layout.door_inside_xy_m, speed)
+            path.walk_to(spot, speed)
+            path.wait(float(rng.uniform(1.0, 3.5)), reach=float(rng.uniform(0.7, 1.0)), face_xy_m=work_xy)
+            back = float(rng.uniform(1.0, WALKING_SPEED_MPS))
+            path.walk_to(layout.door_inside_xy_m, back).walk_to(layout.door_outside_xy_m, back)
+            path.walk_to(bench_xy, back)
+            path.wait(float(rng.uniform(1.0, 6.0)), reach=float(rng.uniform(0.3, 0.8)),
+                      face_xy_m=bench.position_m[:2])
+            notes.append(f'{gait} {speed:.1f} m/s to the station, takes a part, back to the bench')
+        return path.build(), ', '.join(notes)
+    start = (float(place[0] + rng.uniform(-0.05, 0.1)), float(place[1] + rng.uniform(-0.2, 0.2)))
+    path = PathBuilder(start, 0.0, yaw_rad=math.pi)
+    path.wait(float(rng.uniform(0.2, 2.0)), face_xy_m=work_xy)
+    while path.time_s < duration_s:
+        if behaviour == 'shared_station':
+            if rng.random() < 0.3:
+                path.walk_to((start[0], float(place[1] + rng.uniform(-0.25, 0.25))), 0.5)
+                notes.append('steps sideways')
+            reach = float(rng.uniform(0.5, 1.0)) if rng.random() < 0.6 else 0.0
+            path.wait(float(rng.uniform(1.0, 5.0)), reach=reach, face_xy_m=work_xy)
+            notes.append('reaches to the station' if reach else 'works standing')
+            continue
+        # reach_across: at the table edge (the torso's front 2-10 cm from it), arms over the table.
+        edge = (float(table_front_m + rng.uniform(0.14, 0.22)), float(place[1] + rng.uniform(-0.25, 0.25)))
+        aim = 'base' if rng.random() < 0.4 else str(rng.choice(('pick', 'place')))
+        target = layout.robot_base_position_m[:2] if aim == 'base' else layout.station(aim).position_m[:2]
+        path.walk_to(edge, 0.5)
+        path.wait(float(rng.uniform(1.0, 4.0)), reach=float(rng.uniform(0.8, 1.0)), face_xy_m=target)
+        path.walk_to(start, 0.5).wait(float(rng.uniform(1.0, 4.0)), face_xy_m=work_xy)
+        notes.append(f'reaches across toward the robot\'s {aim}')
+    return path.build(), ', '.join(notes)
+
+
 def _person_path(rng: np.random.Generator, behaviour: str, duration_s: float,
                  layout: CellLayout) -> tuple[PersonPath, str]:
     """One person's path for the scenario, and what it does in words.
@@ -100,6 +162,8 @@ def _person_path(rng: np.random.Generator, behaviour: str, duration_s: float,
     stop_short: into the cell and stops 1.5-2.6 m from the robot to watch; pass_by: walks or runs
     past the fence opening outside, to and fro; wander: through the cell from side to side without
     stopping. Between visits a person may leave the cell for a while."""
+    if behaviour in SHARED_TASKS:
+        return _shared_task_path(rng, behaviour, duration_s, layout)
     robot_xy = layout.robot_base_position_m[:2]
     inside = behaviour in ('reach_in', 'wander') and rng.random() < 0.25
     start = STRIP_OVERLAP.sample(rng) if inside else layout.outside_area.sample(rng)
@@ -153,7 +217,10 @@ def campaign_scenario(index: int, base_seed: int, duration_s: float,
     seed = int(np.random.SeedSequence([base_seed, index]).generate_state(1)[0])
     rng = np.random.default_rng(seed)
     count = 2 if rng.random() < 0.25 else 1
-    behaviours = [str(rng.choice(BEHAVIOURS)) for _ in range(count)]
+    behaviours = [str(rng.choice(BEHAVIOURS))]
+    if count == 2:
+        others = [b for b in BEHAVIOURS if b not in SHARED_TASKS] if behaviours[0] in SHARED_TASKS else BEHAVIOURS
+        behaviours.append(str(rng.choice(others)))
     paths, parts = [], []
     for person, person_rng in enumerate(rng.spawn(count)):
         person_path, notes = _person_path(person_rng, behaviours[person], duration_s, layout)
@@ -185,15 +252,20 @@ class CampaignSettings:
     stopping_path: Path
     body_regions_path: Path
     motions_path: Path
+    background: ScanBackground | None = None     # the scanner's static background (`background_file`)
 
     @classmethod
     def from_files(cls, cell_yaml: Path, config_dir: Path) -> 'CampaignSettings':
+        """The settings of cell_yaml; other files default to config_dir's. BackgroundError (a
+        ValueError) when the scanner's background_file is missing or does not fit the scanner."""
         params = load_cell_config(cell_yaml, param_registry())
         supervisor = dict(params['supervisor'], evidence_log='')
-        return cls(supervisor, dict(params['scanner']), dict(params['arm']), dict(params['twin']),
+        scanner = dict(params['scanner'])
+        return cls(supervisor, scanner, dict(params['arm']), dict(params['twin']),
                    Path(str(supervisor['stopping_file']) or config_dir / 'stopping.yaml'),
                    Path(str(supervisor['body_regions_file']) or config_dir / 'body_regions.yaml'),
-                   Path(str(supervisor['motions_file']) or config_dir / 'motions.yaml'))
+                   Path(str(supervisor['motions_file']) or config_dir / 'motions.yaml'),
+                   _scanner_background(scanner, config_dir.parent))
 
     @property
     def tick_s(self) -> float:
@@ -206,6 +278,25 @@ class CampaignSettings:
     def static_field_radius_m(self) -> float:
         """Robot reach plus the ISO 13855 distance S = K T + C the supervisor checks at start-up."""
         return ROBOT_REACH_M + check_scanner_field(self.supervisor, StoppingModel.from_yaml(self.stopping_path))
+
+
+def _scanner_background(scanner: dict, share_root: Path) -> ScanBackground | None:
+    """The scanner node's background (smartcell.nodes.scanner.load_background, without rclpy): the
+    `background_file` parameter, a relative path in the share directory (share_root, which holds
+    config/), checked against the scanner's frame, mount and scan_layout; None when empty."""
+    path_text = str(scanner['background_file'])
+    if not path_text:
+        return None
+    path = Path(path_text).expanduser()
+    if not path.is_absolute():
+        path = share_root / path
+    background = read_background_file(path)
+    try:
+        background.check_fits(scanner['scanner_frame'], scanner['scanner_pose_xy_yaw'],
+                              ScanLayout.from_param(scanner['scan_layout']))
+    except BackgroundError as exc:
+        raise BackgroundError(f'background file {path}: {exc}') from None
+    return background
 
 
 @dataclass
@@ -225,6 +316,9 @@ class ScenarioResult:
     min_separation_m: float
     wall_s: float
     examples: list[dict] = field(default_factory=list)
+    collaborative_time_s: float = 0.0  # in COLLABORATIVE mode (PFL caps; S_p not judged, contacts are)
+    pfl_overspeed_samples: int = 0     # collaborative ticks with a robot point faster than the PFL cap
+    contact_examples: list[dict] = field(default_factory=list)   # the first contacts above the limit
 
     @property
     def parts_per_hour(self) -> float:
@@ -310,6 +404,20 @@ def _native_stdout_silenced():
         os.close(saved)
 
 
+def _tracker(settings: CampaignSettings, frame) -> PeopleTracker:
+    """The scanner node's tracker for the twin's scans: its config and background. The node's scan
+    gate rejects every scan of another beam layout than the background's (people withheld, the arm
+    stops), so a campaign with such a pair would measure nothing: it is an error here."""
+    layout = ScanLayout(float(frame.angle_min_rad), float(frame.angle_increment_rad), len(frame.ranges),
+                        float(frame.range_min_m), float(frame.range_max_m))
+    background = settings.background
+    if background is not None and not background.layout.matches(layout):
+        raise BackgroundError(f'the twin scanner\'s beam layout {layout} is not the background\'s '
+                              f'{background.layout}: the scanner node would reject every scan')
+    return PeopleTracker(TrackerConfig.from_params(settings.scanner), Pose2D(*settings.scanner['scanner_pose_xy_yaw']),
+                         layout.geometry(), background)
+
+
 def run_scenario(scenario: CampaignScenario, policy_name: str, settings: CampaignSettings,
                  layout: CellLayout = DEFAULT_LAYOUT) -> ScenarioResult:
     """Run one scenario under one policy; deterministic for the same scenario and settings."""
@@ -338,8 +446,6 @@ def run_scenario(scenario: CampaignScenario, policy_name: str, settings: Campaig
         audit = SsmAudit(settings.separation_inputs(),
                          stopping.steps(stopping.payload_fraction(settings.supervisor['payload_kg']),
                                         settings.arm['max_joint_speed_fraction']))
-        cfg = settings.scanner
-        tracker_config = TrackerConfig.from_params(cfg)
         tracker: PeopleTracker | None = None
         q0 = np.asarray(settings.arm['initial_positions_rad'], dtype=float)
         executor = TrajectoryExecutor(speed_limited(LIMITS, settings.arm['max_joint_speed_fraction']),
@@ -350,12 +456,17 @@ def run_scenario(scenario: CampaignScenario, policy_name: str, settings: Campaig
 
         commands: deque = deque()
         scale, stopped = 0.0, True
+        collaborative, pfl_cap_mps = False, math.inf
         result = ScenarioResult(scenario.index, scenario.kind, policy_name, scenario.duration_s, 0.0, 0, 0, 0, 0, 0.0,
                                 0, math.inf, math.inf, 0.0)
         ticks = int(round(scenario.duration_s / dt))
         for tick in range(ticks):
             t = tick * dt
             q, qd, _ = world.joint_state()
+            # The rule the arm's present motion was commanded under: the verdict in force before this
+            # tick's. A switch out of collaborative mode finds the person within S_p of an arm moving at
+            # the PFL cap, as PFL allows; the stop it commands is judged by the stopping model.
+            motion_collaborative, motion_cap_mps = collaborative, pfl_cap_mps
             # -- scanner node, then the supervisor's controller ------------------------------------
             dropout = scenario.dropout_s is not None and scenario.dropout_s[0] <= t < scenario.dropout_s[1]
             if dropout:
@@ -363,8 +474,7 @@ def run_scenario(scenario: CampaignScenario, policy_name: str, settings: Campaig
             else:
                 frame = scanner.scan(t)
                 if tracker is None:
-                    tracker = PeopleTracker(tracker_config, Pose2D(*cfg['scanner_pose_xy_yaw']), ScanGeometry(
-                        frame.angle_min_rad, frame.angle_increment_rad, frame.range_min_m, frame.range_max_m))
+                    tracker = _tracker(settings, frame)
                 tracks = tracker.update(np.asarray(frame.ranges, dtype=float), t)
                 people_xyz = np.array([(*track.position_m, 0.0) for track in tracks]).reshape(-1, 3)
                 velocities = np.array([track.velocity_mps for track in tracks]).reshape(-1, 2)
@@ -373,6 +483,9 @@ def run_scenario(scenario: CampaignScenario, policy_name: str, settings: Campaig
                                              JointSample(t, q, qd), t)
             if output.verdict is not None:
                 scale = output.verdict.speed_scale if output.verdict.state not in STOP_STATES else 0.0
+                collaborative = output.verdict.mode is Mode.COLLABORATIVE
+                # The PFL cap binds a moving arm; a stop is judged by the stopping model instead.
+                pfl_cap_mps = output.verdict.allowed_speed_mps if collaborative and scale > 0.0 else math.inf
             if output.motion is not None:
                 executor.load(JointTrajectoryPlan(output.motion.joint_names, np.array([output.motion.duration_s]),
                                                   np.asarray(output.motion.positions_rad)[None, :]), q)
@@ -392,7 +505,17 @@ def run_scenario(scenario: CampaignScenario, policy_name: str, settings: Campaig
                 result.min_separation_m = min(result.min_separation_m, separation)
                 truths.append(PersonTruth(separation, path.state_at(t).speed_mps,
                                           robot_speed_toward(world.people[index].segments_m, points, velocities)))
-            audit.sample(t, truths, float(np.max(np.linalg.norm(velocities, axis=1))), executor.applied_scale, scale)
+            fastest_mps = float(np.max(np.linalg.norm(velocities, axis=1)))
+            if collaborative:
+                result.collaborative_time_s += dt
+            if motion_collaborative:
+                # Power and force limiting (ISO/TS 15066 5.5.5) replaces separation here: the person may
+                # be within S_p, so nobody is judged against it (a commanded stop still is), while every
+                # contact is judged against its region's limit below. The speed under the PFL cap is
+                # counted too (each capsule point, as the monitor caps it).
+                result.pfl_overspeed_samples += fastest_mps > motion_cap_mps + SPEED_TOLERANCE_MPS
+                truths = []
+            audit.sample(t, truths, fastest_mps, executor.applied_scale, scale)
             # -- arm node and physics (lockstep lag) ----------------------------------------------
             executor.set_speed_limit(scale)
             commands.append(executor.step(dt if tick else 0.0))
@@ -403,9 +526,16 @@ def run_scenario(scenario: CampaignScenario, policy_name: str, settings: Campaig
                         for c in world.person_robot_contacts()]
             if contacts:     # ground truth: each contact against its region's quasi-static limit
                 result.contacts += len(contacts)
-                result.contacts_above_limit += sum(not contact_verdict(body.most_restrictive(regions), force_n,
-                                                                       False).within_limit
-                                                   for _, regions, force_n in contacts)
+                for what, regions, force_n in contacts:
+                    verdict = contact_verdict(body.most_restrictive(regions), force_n, False)
+                    if verdict.within_limit:
+                        continue
+                    result.contacts_above_limit += 1
+                    if len(result.contact_examples) < KEPT_CONTACTS:
+                        result.contact_examples.append({
+                            'time_s': round(t + dt, 4), 'contact': what, 'force_n': round(force_n, 1),
+                            'limit_n': verdict.limit_N, 'mode': 'collaborative' if collaborative else 'automatic',
+                            'robot_speed_mps': round(fastest_mps, 3)})
                 output = controller.on_contacts(contacts, t + dt)     # the cell's own reaction
                 if output.verdict is not None and output.verdict.state in STOP_STATES:
                     scale = 0.0
