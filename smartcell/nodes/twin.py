@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from array import array
 from typing import TYPE_CHECKING, Any
@@ -306,7 +307,9 @@ class SimulatedOperator:
     the person waits at the station with the arms down until the arm holds the part out (at the
     `present` configuration, still), then reaches for it: people do not put their hands where the
     robot has not yet arrived (after a twin restart the arm stands at home, its wrist at hand height
-    over the shared station).
+    over the shared station). At a shared station the person also waits, arms down, until the arm has
+    left it (no wrist or tool frame within ARM_CLEAR_M of the station): after a handover the arm
+    withdraws through the station, and nobody puts their hands in its way.
 
     Its acknowledgement reaches the supervisor like a real one, asynchronously: runs with a job
     can differ by a tick in step timing (the bare cycle stays exactly repeatable).
@@ -314,6 +317,8 @@ class SimulatedOperator:
 
     PRESENTING_TOLERANCE_RAD = 0.05      # every joint this close to the present configuration ...
     PRESENTING_STILL_RADPS = 0.05        # ... and this slow: the part is held out
+    ARM_CLEAR_M = 0.35                   # horizontal distance of the wrist and tool frames from a station
+    ARM_FRAMES = ('wrist_1_link', 'wrist_2_link', 'wrist_3_link', 'tool0', 'gripper_tcp')
 
     def __init__(self, world, done_client, logger, present_q_rad: np.ndarray) -> None:
         self._world = world
@@ -322,7 +327,8 @@ class SimulatedOperator:
         self._present_q = np.asarray(present_q_rad, dtype=float)
         self._ack_at_s: float | None = None
         self._step: tuple | None = None
-        self._handover: tuple[float, float, tuple[float, float]] | None = None  # arrival s, work s, face xy
+        # Waiting, arms down, to reach in: arrival s, work s, station xy, and whether for a part held out.
+        self._waiting: tuple[float, float, tuple[float, float], bool] | None = None
 
     def on_step(self, msg: String) -> None:
         step = json.loads(msg.data) if msg.data else {}
@@ -355,10 +361,10 @@ class SimulatedOperator:
                 path.walk_to(waypoint)
         path.walk_to(target)
         work_s = max(1.0, float(step['expected_end_s']) - float(step['started_s']))
-        self._handover = None
-        if key is not None and step.get('handover'):
-            # Wait, arms down, for the part (tick() reaches once the arm presents it).
-            self._handover = (path.time_s, work_s, (float(x), float(y)))
+        self._waiting = None
+        if key is not None and (step.get('handover') or station.shared):
+            # Wait, arms down, for the part or for the arm to leave (tick() reaches then).
+            self._waiting = (path.time_s, work_s, (float(x), float(y)), bool(step.get('handover')))
             self._ack_at_s = None
         else:
             path.wait(work_s, reach=1.0 if station.shared else 0.0, face_xy_m=(x, y))
@@ -371,18 +377,25 @@ class SimulatedOperator:
         return bool(np.max(np.abs(q - self._present_q)) <= self.PRESENTING_TOLERANCE_RAD
                     and np.max(np.abs(qd)) <= self.PRESENTING_STILL_RADPS)
 
+    def _arm_clear_of(self, station_xy: tuple[float, float]) -> bool:
+        poses = self._world.link_poses()
+        return all(math.hypot(poses[name][0][0] - station_xy[0], poses[name][0][1] - station_xy[1])
+                   > self.ARM_CLEAR_M for name in self.ARM_FRAMES if name in poses)
+
     def tick(self) -> None:
         now = self._world.sim_time
-        if self._handover is not None and now >= self._handover[0] and self._part_held_out():
-            _, work_s, face = self._handover
-            self._handover = None
+        if self._waiting is not None and now >= self._waiting[0] and (
+                self._part_held_out() if self._waiting[3] else self._arm_clear_of(self._waiting[2])):
+            _, work_s, face, handover = self._waiting
+            self._waiting = None
             here = self._world.paths[0].state_at(now)
             path = PathBuilder((here.x_m, here.y_m), start_s=now, yaw_rad=here.yaw_rad)
             path.wait(work_s, reach=1.0, face_xy_m=face)
             self._ack_at_s = path.time_s
             path.wait(8 * 3600.0)
             self._world.paths[0] = path.build()
-            self._logger.info(f'simulated operator takes the part for step {self._step} at t={now:.2f} s')
+            self._logger.info(f'simulated operator {"takes the part" if handover else "starts"} for step '
+                              f'{self._step} at t={now:.2f} s')
         if self._ack_at_s is not None and now >= self._ack_at_s and self._done.service_is_ready():
             self._ack_at_s = None
             self._logger.info(f'simulated operator done with step {self._step} at t={now:.2f} s')

@@ -67,3 +67,25 @@ def test_the_operator_reaches_for_the_part_only_once_the_arm_holds_it_out(client
     reaches = run(world, operator, 8.0)
     assert max(reaches) == pytest.approx(1.0)
     assert len(acks.at_s) == 1 and acks.at_s[0] - start_s >= 3.0
+
+
+def test_the_operator_works_at_the_shared_station_only_once_the_arm_has_left_it(client, urdf_path, repo):
+    bench = DEFAULT_LAYOUT.station('operator_bench').person_position_m()
+    world = CellWorld(client, urdf_path=urdf_path, people=[PathBuilder(bench).wait(3600.0).build()])
+    configurations = MotionLibrary.from_yaml(repo / 'config' / 'motions.yaml', UR5E_JOINT_LIMITS).configurations
+    acks = Acknowledgements(world)
+    operator = SimulatedOperator(world, acks, Log(), configurations[HANDOVER_POSE])
+    # The arm still holds the part out over the station (a handover just ended): the person waits.
+    reset_joints(world.robot, configurations[HANDOVER_POSE])
+    world.set_joint_targets(configurations[HANDOVER_POSE])
+    operator.on_step(String(data=json.dumps({'unit': 0, 'step': 'assemble_part', 'station': 'assembly',
+                                             'handover': False, 'started_s': 0.0, 'expected_end_s': 4.0})))
+    reaches = run(world, operator, 20.0)
+    assert max(reaches) == 0.0 and acks.at_s == [] and world.person_robot_contacts() == []
+    # The arm goes to the pick station: the person reaches in, works 4 s and acknowledges once.
+    reset_joints(world.robot, configurations['pick'])
+    world.set_joint_targets(configurations['pick'])
+    start_s = world.sim_time
+    reaches = run(world, operator, 8.0)
+    assert max(reaches) == pytest.approx(1.0)
+    assert len(acks.at_s) == 1 and acks.at_s[0] - start_s >= 4.0
