@@ -49,6 +49,7 @@ def _run_one(job: tuple[int, int, float, str, str, tuple[str, ...]]) -> list[dic
 def _totals(rows: list[dict]) -> dict[str, Any]:
     """One policy's figures over some scenarios' results."""
     duration = sum(r['duration_s'] for r in rows)
+    rate_hz = rows[0].get('scan_rate_hz', 1.0) if rows else 1.0
     parts = sum(r['parts'] for r in rows)
     return {
         'violations': sum(r['violations'] for r in rows),
@@ -56,6 +57,7 @@ def _totals(rows: list[dict]) -> dict[str, Any]:
         'contacts': sum(r['contacts'] for r in rows),
         'contacts_above_limit': sum(r['contacts_above_limit'] for r in rows),
         'pfl_overspeed_samples': sum(r.get('pfl_overspeed_samples', 0) for r in rows),
+        'ghost_share': sum(r.get('ghost_ticks', 0) for r in rows) / (duration * rate_hz) if duration else math.nan,
         'stops': sum(r['stops'] for r in rows),
         'stopped_share': sum(r['stopped_time_s'] for r in rows) / duration if duration else math.nan,
         'collaborative_share': sum(r.get('collaborative_time_s', 0.0) for r in rows) / duration if duration
@@ -112,6 +114,7 @@ def format_summary(summary: dict, policies: tuple[str, ...], wall_s: float, work
             ('robot approaching a person within 2 m (samples)', 'approach_samples', '{:.0f}'),
             ('worst margin d - S_p while approaching (m)', 'worst_margin_m', '{:.3f}'),
             ('closest true person-robot distance (m)', 'min_separation_m', '{:.3f}'),
+            ('scans with more people tracked than there are', 'ghost_share', '{:.2%}'),
             ('stops', 'stops', '{:.0f}'),
             ('share of time stopped', 'stopped_share', '{:.1%}'),
             ('share of time collaborative (PFL caps)', 'collaborative_share', '{:.1%}'),

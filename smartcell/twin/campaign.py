@@ -319,6 +319,8 @@ class ScenarioResult:
     collaborative_time_s: float = 0.0  # in COLLABORATIVE mode (PFL caps; S_p not judged, contacts are)
     pfl_overspeed_samples: int = 0     # collaborative ticks with a robot point faster than the PFL cap
     contact_examples: list[dict] = field(default_factory=list)   # the first contacts above the limit
+    ghost_ticks: int = 0               # scans with more people tracked than there are (a ghost stops the arm)
+    scan_rate_hz: float = 30.0         # scans (ticks) per simulated s
 
     @property
     def parts_per_hour(self) -> float:
@@ -458,7 +460,7 @@ def run_scenario(scenario: CampaignScenario, policy_name: str, settings: Campaig
         scale, stopped = 0.0, True
         collaborative, pfl_cap_mps = False, math.inf
         result = ScenarioResult(scenario.index, scenario.kind, policy_name, scenario.duration_s, 0.0, 0, 0, 0, 0, 0.0,
-                                0, math.inf, math.inf, 0.0)
+                                0, math.inf, math.inf, 0.0, scan_rate_hz=1.0 / dt)
         ticks = int(round(scenario.duration_s / dt))
         for tick in range(ticks):
             t = tick * dt
@@ -476,6 +478,7 @@ def run_scenario(scenario: CampaignScenario, policy_name: str, settings: Campaig
                 if tracker is None:
                     tracker = _tracker(settings, frame)
                 tracks = tracker.update(np.asarray(frame.ranges, dtype=float), t)
+                result.ghost_ticks += len(tracks) > len(scenario.paths)
                 people_xyz = np.array([(*track.position_m, 0.0) for track in tracks]).reshape(-1, 3)
                 velocities = np.array([track.velocity_mps for track in tracks]).reshape(-1, 2)
                 covariances = np.array([track.velocity_cov_matrix for track in tracks]).reshape(-1, 2, 2)
