@@ -9,9 +9,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from smartcell.core.params import ConfigError
-from smartcell.core.safety.ssm import (SeparationInputs, StoppingPoint, check_protective_field, full_scale_speed,
-                                       intrusion_distance_iso13855_mm, max_robot_speed,
-                                       minimum_distance_iso13855_mm, protective_separation, speed_scale_for)
+from smartcell.core.safety.ssm import (LookAhead, SeparationInputs, StoppingPoint, StoppingSteps,
+                                       check_protective_field, full_scale_speed, human_speed_bound,
+                                       intrusion_distance_iso13855_mm,
+                                       look_ahead_scale, max_robot_speed, minimum_distance_iso13855_mm,
+                                       protective_separation, speed_scale_for)
 from smartcell.core.safety.stopping import StoppingModel
 
 # T_r 0.1 s, T_s 0.3 s, S_s 0.2 m, C 0.1 m, Z_d 0.05 m, Z_r 0.02 m, floor 1.6 m/s
@@ -315,3 +317,83 @@ def test_a_table_measured_for_a_faster_full_scale_is_refused_for_a_slower_cell()
         StoppingModel.from_mapping(document)
     del document['full_scale_speed_fraction']
     StoppingModel.from_mapping(document).check_cell_fraction(0.05)   # ramped from scale 1: valid anywhere
+
+
+# -- look-ahead: the scale must hold until the next verdict has taken effect ----------------------
+
+LOOK = LookAhead(update_period_s=0.04, actuation_lag_s=0.05, human_accel_mps2=4.0)     # H = 0.09 s
+
+
+@pytest.mark.parametrize('v_h,expected', [
+    (2.0, 2.36),          # an estimate above the floor grows by a_h H = 4 * 0.09 = 0.36 m/s
+    (1.5, 1.86),          # 1.5 + 0.36 is above the floor
+    (0.5, 1.6),           # 0.86: the floor already is the worst case
+    (-1.0, 1.6),          # walking away: floor
+    (math.nan, 1.6),      # unknown: floor
+])
+def test_human_speed_bound_over_the_horizon(v_h, expected):
+    assert float(human_speed_bound(INPUTS, v_h, LOOK)) == pytest.approx(expected)
+
+
+def test_look_ahead_hand_computed():
+    # d = 2.0 m, v_h 2.0 -> 2.36 m/s, arm now at 0.5 m/s toward the person, v_full 1.0 m/s:
+    # d_H = 2.0 - (2.36 + 0.5) * 0.05 = 1.857 m; S_p(s) with T_r + P = 0.14 s:
+    # 2.36 (0.14 + 0.3) + 0.2 + 0.17 + 0.14 s = 1.4084 + 0.14 s  ->  s = (1.857 - 1.4084) / 0.14 > 1 -> 1
+    assert float(look_ahead_scale(2.0, INPUTS, 2.0, 1.0, 0.5, LOOK)) == 1.0
+    # d = 1.5 m: d_H = 1.357 m < 1.4084 m: nothing fits, not even standing still -> 0
+    assert float(look_ahead_scale(1.5, INPUTS, 2.0, 1.0, 0.5, LOOK)) == 0.0
+    # d = 1.6 m: d_H = 1.457 m -> s = (1.457 - 1.4084) / 0.14 = 0.347
+    assert float(look_ahead_scale(1.6, INPUTS, 2.0, 1.0, 0.5, LOOK)) == pytest.approx(0.0486 / 0.14)
+
+
+def test_the_margin_that_went_negative_next_tick_is_kept():
+    # make sim, 269.067 -> 269.100 s (before the look-ahead): the rule chose scale 1.0 with v_h 1.977 m/s
+    # and the link moving across (0 m/s toward the person); one 33 ms tick later the person had come
+    # 0.076 m closer at 2.3 m/s, v_h had grown to 2.0 m/s and the link had turned 0.163 m/s toward
+    # them: separation < S_p while moving at scale 1. Here with the cell's T_r 0.31 s and a constant stop.
+    cell = SeparationInputs(reaction_time_s=0.31, stopping_time_s=0.3, stopping_distance_m=0.3,
+                            intrusion_distance_m=0.65, sensor_uncertainty_m=0.1, robot_position_uncertainty_m=0.02)
+    tick_s = 1.0 / 30.0
+
+    def margin_next_tick(d_m, scale):
+        v_r_next = 0.163 * scale                                   # the link turned toward the person
+        return d_m - 2.3 * tick_s - v_r_next * tick_s - protective_separation(cell, 2.0, v_r_next)
+
+    old_rule = SeparationInputs(**{**cell.__dict__, 'reaction_time_s': 0.31 + LOOK.update_period_s})
+    # the smallest separation at which the old rule (T_r + one period, v_h as estimated) allowed full speed
+    d_m = 1e-6 + protective_separation(old_rule, 1.977, 0.0)
+    assert float(speed_scale_for(d_m, old_rule, 1.977, 0.0)) == 1.0
+    assert margin_next_tick(d_m, 1.0) < 0.0                        # the violation, reproduced
+    # the look-ahead stops the arm at this very verdict: the link (moving across, 0 m/s toward the
+    # person) has no S_r to give up, and S_h at the bound 1.977 + 4 * 0.09 = 2.337 m/s does not fit
+    assert float(look_ahead_scale(d_m, cell, 1.977, 1.0, 0.0, LOOK)) == 0.0
+    # further away the arm keeps moving, and the next tick's margin stays >= 0
+    for extra_m in (0.5, 0.8, 1.2):
+        scale = float(look_ahead_scale(d_m + extra_m, cell, 1.977, 1.0, 0.0, LOOK))
+        assert scale > 0.0
+        assert margin_next_tick(d_m + extra_m, scale) >= 0.0
+
+
+finite = st.floats(-5.0, 5.0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(separation=st.one_of(st.floats(-1.0, 6.0), st.just(math.nan)), v_h=st.one_of(finite, st.just(math.nan)),
+       v_full=st.one_of(finite, st.just(math.nan)), v_now=st.one_of(finite, st.just(math.nan)),
+       period=st.floats(0.0, 0.1), lag=st.floats(0.0, 0.2), accel=st.floats(0.0, 10.0))
+def test_the_look_ahead_never_allows_more_than_the_rule_without_it(separation, v_h, v_full, v_now, period, lag,
+                                                                    accel):
+    steps = StoppingSteps(np.array([0.33, 0.66, 1.0]), np.array([0.1, 0.2, 0.3]), np.array([0.05, 0.15, 0.3]))
+    look = LookAhead(period, lag, accel)
+    with_look = float(look_ahead_scale(separation, INPUTS, v_h, v_full, v_now, look, steps))
+    without = float(speed_scale_for(separation, INPUTS, v_h, v_full, steps))
+    assert 0.0 <= with_look <= without
+    if math.isnan(separation):
+        assert with_look == 0.0                                     # unknown separation: stop
+
+
+@pytest.mark.parametrize('name', ['update_period_s', 'actuation_lag_s', 'human_accel_mps2'])
+@pytest.mark.parametrize('value', [-0.01, math.nan, math.inf])
+def test_look_ahead_refuses_bad_values(name, value):
+    with pytest.raises(ConfigError, match=name):
+        LookAhead(**{'update_period_s': 0.04, 'actuation_lag_s': 0.05, 'human_accel_mps2': 4.0, name: value})

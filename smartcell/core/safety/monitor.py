@@ -6,7 +6,9 @@ chooses a speed scale below them (see docs/safety.md).
 
 Rules, each giving a speed scale in [0, 1]; the arm must apply the minimum:
 - zones: inside protective_distance_m -> 0, inside warning_distance_m -> reduced_speed_scale;
-- SSM (ISO/TS 15066 5.5.4): for every person/link pair, the largest scale with S_p <= separation;
+- SSM (ISO/TS 15066 5.5.4): for every person/link pair, the largest scale with S_p <= separation
+  until the next verdict has taken effect (look-ahead: update period + actuation lag, the person at
+  their speed bound grown by the largest acceleration over that time);
 - mode: MANUAL_REDUCED (T1) caps every capsule point at t1_speed_limit_mps, COLLABORATIVE at the
   PFL transient speed of the most restrictive exposed body region (ISO/TS 15066 Annex A).
 Doubt (NaN, wrong frame, stale/backward/future stamps, implausible positions, bad robot data)
@@ -27,8 +29,8 @@ import numpy as np
 from smartcell.core.params import ConfigError
 from smartcell.core.safety.pfl import (BodyModel, BodyRegion, ContactOutcome, ContactVerdict,  # noqa: F401
                                        contact_verdict, max_transient_speed, robot_effective_mass)
-from smartcell.core.safety.ssm import (HUMAN_SPEED_FLOOR_MPS, SeparationInputs, StoppingPoint,  # noqa: F401
-                                       StoppingSteps,
+from smartcell.core.safety.ssm import (HUMAN_SPEED_FLOOR_MPS, LookAhead, SeparationInputs,  # noqa: F401
+                                       StoppingPoint, StoppingSteps, look_ahead_scale, look_ahead_terms,
                                        check_protective_field, full_scale_speed, intrusion_distance_iso13855_mm,
                                        max_robot_speed, minimum_distance_iso13855_mm, protective_separation,
                                        speed_scale_for)
@@ -95,8 +97,13 @@ class SafetyConfig:
     robot_moving_mass_kg: float = 16.0          # M of ISO/TS 15066 eq. (A.5), kg (UR5e 20.6 kg - base)
     t1_speed_limit_mps: float = 0.25            # MANUAL_REDUCED cap on every capsule point, m/s
     contact_area_cm2: float | None = None       # PFL: also bound the force by pressure x area
-    update_period_s: float = 0.04               # longest time between two verdicts (25 Hz scanner), s:
-                                                # the SSM scale must still hold one period later
+    update_period_s: float = 0.04               # P: longest time between two verdicts (25 Hz scanner), s
+    actuation_lag_s: float = 0.05               # L: verdict published -> applied by the arm, s (pipeline's
+                                                # VERDICT_TO_ARM_S: twice the measured 23.6 ms; the lockstep
+                                                # twin's lag is one 33 ms tick). The SSM scale must hold P + L.
+    human_accel_bound_mps2: float = 4.0         # a_h: the person's speed toward the robot grows at most this
+                                                # fast over P + L, m/s^2 (2 sigma of the tracker's 2 m/s^2
+                                                # white-noise acceleration model of a person)
 
     def __post_init__(self) -> None:
         if not isinstance(self.separation, SeparationInputs):
@@ -104,7 +111,8 @@ class SafetyConfig:
         positive = ('warning_distance_m', 'protective_distance_m', 'people_timeout_s', 'robot_timeout_s',
                     'ramp_up_per_s', 'ramp_down_per_s', 'association_gate_m', 'person_height_m',
                     'nominal_robot_speed_mps', 'min_scale_for_estimate', 'speed_fraction_at_full_scale',
-                    'robot_moving_mass_kg', 't1_speed_limit_mps', 'update_period_s')
+                    'robot_moving_mass_kg', 't1_speed_limit_mps', 'update_period_s', 'actuation_lag_s',
+                    'human_accel_bound_mps2')
         for name in positive:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0.0
@@ -348,9 +356,8 @@ class SafetyMonitor:
         self._mode = mode
         self._payload_fraction = stopping.payload_fraction(config.payload_kg) if stopping is not None else 1.0
         self._separation = config.effective_separation      # S_p as the standard defines it (evidence margin)
-        # The scale chosen now stands until the next verdict: choose it for T_r + one update period.
-        self._choice = dataclasses.replace(self._separation, reaction_time_s=self._separation.reaction_time_s
-                                           + config.update_period_s)
+        # The scale chosen now stands until the next verdict has taken effect (ssm.look_ahead_scale).
+        self._look = LookAhead(config.update_period_s, config.actuation_lag_s, config.human_accel_bound_mps2)
         self._steps = stopping.steps(self._payload_fraction, config.speed_fraction_at_full_scale) \
             if stopping is not None else StoppingSteps.constant(self._separation.fixed_stopping())
         self._pfl = self._pfl_limit(body) if body is not None else None
@@ -518,7 +525,13 @@ class SafetyMonitor:
         measured = geometry.robot_speed_toward_mps
         v_full = full_scale_speed(measured, robot.applied_scale, self.config.nominal_robot_speed_mps,
                                   self.config.min_scale_for_estimate)
-        ssm = speed_scale_for(geometry.separation_m, self._choice, v_h, v_full, self._steps)
+        # Until this verdict is applied the arm keeps its present speed, or speeds up toward the
+        # previous verdict's scale if it is still ramping there: the larger counts.
+        robot_now = np.maximum(measured, self._scale * v_full)
+        ssm = look_ahead_scale(geometry.separation_m, self._separation, human_toward, v_full, robot_now, self._look,
+                               self._steps)
+        shrunk, v_h_bound, held = look_ahead_terms(geometry.separation_m, self._separation, human_toward, robot_now,
+                                                   self._look)
         limit_i, limit_c = np.unravel_index(int(np.argmin(ssm)), ssm.shape)
         person_min = geometry.separation_m.min(axis=1)
         closest = int(np.argmin(person_min))
@@ -526,8 +539,9 @@ class SafetyMonitor:
         rules.append(self._zone_rule(separation, closest))
         rules.append(_Rule(float(ssm[limit_i, limit_c]),
                            f'SSM: person {limit_i} at {geometry.separation_m[limit_i, limit_c]:.2f} m, '
-                           f'v_h {v_h[limit_i, limit_c]:.2f} m/s, robot {max(0.0, v_full[limit_i, limit_c]):.2f} '
-                           f'm/s toward them at full scale'))
+                           f'v_h {v_h[limit_i, limit_c]:.2f} m/s ({v_h_bound[limit_i, limit_c]:.2f} m/s bound over '
+                           f'the {self._look.horizon_s:.2f} s look-ahead), robot '
+                           f'{max(0.0, v_full[limit_i, limit_c]):.2f} m/s toward them at full scale'))
         # S_p at the speeds of this moment (applied scale), for the evidence margin.
         t_s, s_s = self._steps.at(np.full(measured.shape, robot.applied_scale))
         s_p = v_h * (self._separation.reaction_time_s + t_s) + np.maximum(0.0, measured) * \
@@ -536,8 +550,7 @@ class SafetyMonitor:
         worst = np.unravel_index(int(np.argmin(margins)), margins.shape)
         target, reason = self._combine(rules)
         stop_at_target = self._steps.at(np.array([target]))
-        allowed = max_robot_speed(float(geometry.separation_m[limit_i, limit_c]), self._choice,
-                                  float(v_h[limit_i, limit_c]),
+        allowed = max_robot_speed(float(shrunk[limit_i, limit_c]), held, float(v_h_bound[limit_i, limit_c]),
                                   StoppingPoint(float(stop_at_target[0][0]), float(stop_at_target[1][0])))
         return self._moving_verdict(people.stamp_s, now_s, target, reason, separation, float(s_p[worst]),
                                     float(margins[worst]), min(allowed, self._mode_speed_cap()),

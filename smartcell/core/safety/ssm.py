@@ -15,6 +15,7 @@ S_s and T_s are taken in full whatever the direction (the stopping model is alon
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Callable
@@ -204,6 +205,70 @@ def speed_scale_for(separation_m: np.ndarray | float, inputs: SeparationInputs, 
         best = np.where(feasible, np.maximum(best, candidate), best)
         lower = high
     return np.clip(best, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class LookAhead:
+    """How long a speed verdict stands, and how fast the person's speed bound may grow meanwhile.
+
+    A verdict chosen now governs the arm until the next verdict has taken effect: up to one update
+    period P until the next verdict, plus the actuation lag L until the arm applies it. The
+    horizon is H = P + L.
+    """
+
+    update_period_s: float          # P: longest time until the next verdict, s
+    actuation_lag_s: float          # L: verdict published -> applied by the arm, s
+    human_accel_mps2: float         # a_h: largest growth rate of the person's speed toward the robot, m/s^2
+
+    def __post_init__(self) -> None:
+        for name in ('update_period_s', 'actuation_lag_s', 'human_accel_mps2'):
+            _finite_non_negative('LookAhead', name, getattr(self, name))
+
+    @property
+    def horizon_s(self) -> float:
+        return self.update_period_s + self.actuation_lag_s
+
+
+def human_speed_bound(inputs: SeparationInputs, human_speed_mps: np.ndarray | float,
+                      look: LookAhead) -> np.ndarray:
+    """v_h,H (m/s): the person's speed toward the robot at its bound over the horizon.
+
+    The estimate (an upper confidence bound already) may grow by a_h * H before the next verdict
+    takes effect; never below the floor (a floor speed needs no growth: it already is the worst
+    case for someone standing or walking away). Unknown (NaN) counts as the floor, as in S_p.
+    """
+    grown = np.asarray(human_speed_mps, dtype=float) + look.human_accel_mps2 * look.horizon_s
+    return np.maximum(np.nan_to_num(grown, nan=0.0), inputs.human_speed_floor_mps)
+
+
+def look_ahead_terms(separation_m: np.ndarray | float, inputs: SeparationInputs, human_speed_mps: np.ndarray | float,
+                     robot_speed_now_mps: np.ndarray | float,
+                     look: LookAhead) -> tuple[np.ndarray, np.ndarray, SeparationInputs]:
+    """(d_H m, v_h,H m/s, inputs with T_r + P): the terms of look_ahead_scale, for reporting."""
+    v_h = human_speed_bound(inputs, human_speed_mps, look)
+    now = np.nan_to_num(np.asarray(robot_speed_now_mps, dtype=float), nan=np.inf)
+    with np.errstate(invalid='ignore'):         # an infinite speed over no lag: NaN, which stops below
+        shrunk = np.asarray(separation_m, dtype=float) - (v_h + np.maximum(0.0, now)) * look.actuation_lag_s
+    held = dataclasses.replace(inputs, reaction_time_s=inputs.reaction_time_s + look.update_period_s)
+    return shrunk, v_h, held
+
+
+def look_ahead_scale(separation_m: np.ndarray | float, inputs: SeparationInputs, human_speed_mps: np.ndarray | float,
+                     robot_speed_full_scale_mps: np.ndarray | float, robot_speed_now_mps: np.ndarray | float,
+                     look: LookAhead, stopping: StoppingSteps | None = None) -> np.ndarray:
+    """Largest speed scale s in [0, 1] that keeps separation >= S_p until the next verdict has taken
+    effect (H = P + L later), not only at this instant.
+
+        d_H = d - v_h,H * L - v_r,now * L       separation left when this verdict takes effect
+        d_H >= v_h,H (T_r + P + T_s(s)) + s v_full (T_r + P) + S_s(s) + C + Z_d + Z_r
+
+    The person approaches at v_h,H (human_speed_bound) for the whole horizon and S_h is counted at
+    that bound; until this verdict is applied (L) the arm keeps its present speed toward the person
+    `robot_speed_now_mps` (clipped at 0; NaN = infinite), then moves at s v_full for P. Every term
+    is at least its value in speed_scale_for(d, inputs, v_h, v_full), so the answer is never above it.
+    """
+    shrunk, v_h, held = look_ahead_terms(separation_m, inputs, human_speed_mps, robot_speed_now_mps, look)
+    return speed_scale_for(shrunk, held, v_h, robot_speed_full_scale_mps, stopping)
 
 
 # ---------------------------------------------------------------------------------------------
