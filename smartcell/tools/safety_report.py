@@ -68,12 +68,21 @@ def _moving(record: dict[str, Any]) -> bool:
     return record.get('applied_scale', 0.0) > 0.0 or record.get('speed_scale', 0.0) > 0.0
 
 
+def _pfl_applied(previous: dict[str, Any] | None) -> bool:
+    """The arm still applies a collaborative (PFL) verdict: in the cycle right after one (a switch back
+    to separation monitoring is judged at once on the same data) its speed was chosen by the PFL cap,
+    with contact permitted, so that cycle is judged by PFL (speed cap, contacts), not against S_p."""
+    return previous is not None and previous.get('mode') == 'collaborative'
+
+
 def find_violations(log: EvidenceLog) -> list[Violation]:
     """Cycles where the arm moved closer than S_p, and contacts above their body region's limit."""
     found = []
+    previous: dict[str, Any] | None = None
     for cycle in log.cycles():
         margin = cycle.get('margin_m')
-        if _moving(cycle) and isinstance(margin, (int, float)) and margin < 0.0:
+        judged, previous = not _pfl_applied(previous), cycle
+        if judged and _moving(cycle) and isinstance(margin, (int, float)) and margin < 0.0:
             found.append(Violation(cycle['stamp_s'], 'closer_than_sp_while_moving',
                                    f'separation {cycle.get("separation_m", math.nan):.3f} m < S_p '
                                    f'{cycle.get("protective_separation_m", math.nan):.3f} m with the arm moving '
@@ -100,8 +109,10 @@ def summarise(log: EvidenceLog) -> Summary:
     stops = Counter(reason_kind(e.get('reason', '')) for e in log.events() if e.get('event') in STOP_EVENTS)
     worst, worst_at = math.inf, math.nan
     reduced_s = stopped_s = 0.0
-    for record, after in zip(cycles, cycles[1:] + [None]):
-        moving = record.get('applied_scale', 0.0) > 0.0 or record.get('speed_scale', 0.0) > 0.0
+    befores: list[dict[str, Any] | None] = [None, *cycles[:-1]]
+    afters: list[dict[str, Any] | None] = [*cycles[1:], None]
+    for before, record, after in zip(befores, cycles, afters):
+        moving = _moving(record) and not _pfl_applied(before)
         margin = record.get('margin_m', math.inf)
         if moving and isinstance(margin, (int, float)) and margin < worst:
             worst, worst_at = margin, record['stamp_s']

@@ -120,6 +120,22 @@ def test_violation_exits_1_and_is_marked_on_the_plot(violation_log, tmp_path, ca
     assert red_pixels(out) > 50 and red_pixels(clean_png) == 0     # markers and a red title only on violations
 
 
+def test_the_cycle_that_leaves_collaborative_mode_is_judged_by_pfl(tmp_path, capsys):
+    # make sim: a person leaves the shared station; the switch back to SSM is judged at once on the
+    # same data and stops the arm, but that instant the arm still applies the PFL verdict (scale 1)
+    path = tmp_path / 'switch.jsonl'
+    with EvidenceWriter(path) as writer:
+        for k in range(30):
+            writer.write({**cycle(k * DT, 1.3, math.nan, 1.0), 'mode': 'collaborative', 'margin_m': math.inf})
+        writer.write({**cycle(30 * DT - 1e-9, 1.36, 2.24, 0.0), 'applied_scale': 1.0})     # the switch: stop
+        writer.write(cycle(31 * DT, 1.40, 1.42, 0.0))                                       # stopped
+        writer.write({**cycle(32 * DT, 1.40, 1.42, 0.5), 'applied_scale': 0.0})            # SSM moves again
+    assert main([str(path)]) == 1
+    text = capsys.readouterr().out
+    # only the SSM-governed cycle counts: -0.02 m at 32 DT, not the -0.88 m of the switch
+    assert 'VIOLATIONS: 1' in text and '-0.020 m' in text and '1.360 m' not in text
+
+
 def red_pixels(png):
     import matplotlib.image
     image = matplotlib.image.imread(png)
