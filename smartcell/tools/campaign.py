@@ -1,19 +1,23 @@
 """`smartcell campaign`: N seeded safety scenarios in the twin, SSM audited against ground truth.
 
 Each scenario (people walking 1.0-1.6 m/s or running 2.0 m/s to every side of the robot that the
-fence leaves open, passing, standing, reaching in, stopping short; one or two people, so one can
-hide the other from the scanner; sometimes a scanner dropout) runs twice on the same paths: with
-the supervisor's safety pipeline (SSM + zones + fail-safe, config/cell.yaml) and with a static
-stop zone sized by ISO 13855. Reported (smartcell.core.safety.ground_truth has the rule):
+fence leaves open, passing, standing, reaching in, stopping short; or working at the shared
+assembly station: at it all run, handing parts over from the bench, reaching across the table; one
+or two people, so one can hide the other from the scanner; sometimes a scanner dropout) runs twice
+on the same paths: with the supervisor's safety pipeline (SSM + zones + fail-safe, PFL caps in the
+shared workspaces, config/cell.yaml) and with a static stop zone sized by ISO 13855. Reported
+(smartcell.core.safety.ground_truth has the rule):
 
   * contacts above the body region's quasi-static limit (ISO/TS 15066 Annex A) - must be 0;
   * samples where the true separation was below S_p while the robot moved faster than allowed,
     or a commanded stop ran longer or further than the stopping model promises - must be 0;
-  * parts per hour with SSM against the static zone.
+  * in collaborative mode (PFL instead of S_p), samples with the robot faster than the PFL cap - must be 0;
+  * parts per hour with SSM against the static zone, overall and per behaviour.
 
     smartcell campaign --scenarios 1000 --workers 2 --output campaign.json
 
-Exit status 1 when SSM had any violation or contact above a limit, 2 on bad arguments.
+Exit status 1 when SSM had any violation, collaborative overspeed or contact above a limit; 2 on bad
+arguments or configuration (e.g. a scanner background_file that does not fit the scanner).
 """
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
 """The safety scenario campaign: seeded scenarios run through the real safety pipeline in the twin.
 
 One process runs what the cell's nodes run, on the same core code and the same configuration
-(config/cell.yaml), without DDS in between: the twin's scanner -> PeopleTracker (scanner node)
--> SafetyPipeline (supervisor node) -> TrajectoryExecutor (arm node) -> the physics, with the
+(config/cell.yaml), without DDS in between: the twin's scanner -> PeopleTracker with the static
+background of `background_file` (scanner node) -> CellController and its SafetyPipeline, shared
+workspaces included (supervisor node) -> TrajectoryExecutor (arm node) -> the physics, with the
 lockstep lag of the simulated cell. Each tick the SsmAudit checks the pipeline's decisions
 against the twin's ground truth, and every person-robot contact is judged against the body
 region's quasi-static limit (smartcell.core.safety.ground_truth has the rule).
