@@ -16,7 +16,8 @@ Gaussian noise (`--noise` m per axis, seeded) and is, by scenario,
     and, with no step, stays where they are (e.g. waiting at the table for the robot).
 
 "old" is the rule before space awareness (no station positions); "new" gets the twin layout's
-station positions and the default reach (0.85 m, hysteresis 0.1 m). A robot-only step counts as
+station positions and the default reach (0.85 m, hysteresis 0.1 m); "new-" is "new" with
+reach_defer_awaited=False (a step the person's next step waits for is not deferred). A robot-only step counts as
 started in reach when the person's true position is within 0.85 m of its station at its start.
 Prints figures only.
 """
@@ -45,10 +46,11 @@ JOBS = ('job_demo', 'job_gearbox', 'job_kitting')
 SCENARIOS = ('at-assembly', 'follows-steps', 'walks-stays')
 
 
-def run(recipe_path: Path, units: int, scenario: str, space_aware: bool, dt_s: float, noise_m: float,
+def run(recipe_path: Path, units: int, scenario: str, rule: str, dt_s: float, noise_m: float,
         seed: int, walk_mps: float = 1.0) -> dict[str, float]:
     recipe = load_recipe(recipe_path)
-    config = ShiftConfig(station_positions_xy=STATIONS_XY if space_aware else ())
+    config = ShiftConfig(station_positions_xy=STATIONS_XY if rule != 'old' else (),
+                         reach_defer_awaited=rule != 'new-')
     runner = ShiftRunner(recipe, units, Scheduler(time_budget_s=None), now_s=0.0, config=config)
     stations = {name: np.array([x, y]) for name, x, y in STATIONS_XY}
     rng = np.random.default_rng(seed)
@@ -106,9 +108,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f'{job}: no such recipe, skipped')
             continue
         for scenario in SCENARIOS:
-            for space_aware in (False, True):
-                r = run(path, args.units, scenario, space_aware, args.dt, args.noise, args.seed, args.walk)
-                print(f'{job:12s} {scenario:14s} {"new" if space_aware else "old":4s} '
+            for rule in ('old', 'new', 'new-'):
+                r = run(path, args.units, scenario, rule, args.dt, args.noise, args.seed, args.walk)
+                print(f'{job:12s} {scenario:14s} {rule:4s} '
                       f'{r["in_reach"]:>10d} of {r["robot_steps"]:<7d} {r["makespan_s"]:>11.1f} '
                       f'{r["human_idle_s"]:>14.1f} {r["replans"]:>9d} {r["deferrals"]:>10d}')
     return 0

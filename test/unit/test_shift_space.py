@@ -214,3 +214,19 @@ def test_the_gearbox_with_a_person_at_the_assembly_station_loses_and_repeats_not
     log = Schedule(tuple(sorted(runner.log, key=lambda e: e.start_s)), 0.0, now_s, 'log')
     assert schedule_violations(gearbox, log, 2, check_durations=False) == []
     assert sum(1 for e in runner.log if e.actor == BOTH) == 2 * 2
+
+
+def test_a_step_the_person_waits_for_can_be_exempt_from_deferral():
+    # The person's next step (assemble) needs place_base: with reach_defer_awaited=False the robot goes on.
+    runner = runner_for(two_robot_steps(), reach_defer_awaited=False)
+    runner.on_person_positions(NEAR_TABLE, 0.0)
+    assert runner.next_actions(0.0).robot.step_id == 'place_base' and runner.reach_deferrals == ()
+    # A step nobody waits for is still deferred.
+    recipe = recipe_from_dict({'job': 'tidy', 'stations': ['table', 'shelf', 'bench'], 'steps': [
+        {'id': 'place_base', 'actor': 'robot', 'kind': 'place', 'station': 'table', 'duration_s': 5.0},
+        {'id': 'stock_shelf', 'actor': 'robot', 'kind': 'pick', 'station': 'shelf', 'duration_s': 3.0},
+        {'id': 'fetch', 'actor': 'human', 'kind': 'fetch', 'station': 'bench', 'duration_s': 20.0}]})
+    runner = runner_for(recipe, reach_defer_awaited=False)
+    assert [e.step_id for e in runner.plan.entries if e.actor == ROBOT][0] == 'place_base'
+    runner.on_person_positions(NEAR_TABLE, 0.0)
+    assert runner.next_actions(0.0).robot.step_id == 'stock_shelf'

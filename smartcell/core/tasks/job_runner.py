@@ -40,7 +40,7 @@ import numpy as np
 from smartcell.core.params import ConfigError
 from smartcell.core.tasks.scheduling import (InProgress, PlanRequest, Schedule, ScheduledStep, Scheduler, StepKey,
                                        validate_schedule)
-from smartcell.core.tasks.recipe import BOTH, EITHER, HUMAN, ROBOT, Recipe
+from smartcell.core.tasks.recipe import BOTH, EITHER, HUMAN, ROBOT, Recipe, topological_order
 
 EXECUTORS = (ROBOT, HUMAN)
 # ISO 13855 adds C = 850 mm for reaching over or through: a person standing this close to a station
@@ -73,6 +73,9 @@ class ShiftConfig:
     person_reach_m: float = PERSON_REACH_M         # a station this close to a tracked person is in reach, m
     reach_hysteresis_m: float = REACH_HYSTERESIS_M  # ... and leaves reach only this much farther away, m
     reach_replan_min_s: float = REACH_REPLAN_MIN_S  # changes of reach closer together re-plan once, s
+    # Defer even a step that the person's next planned step waits for (False: go on with it, the
+    # person is probably standing there waiting for it, and deferring only makes them wait longer).
+    reach_defer_awaited: bool = True
 
     def __post_init__(self) -> None:
         for name in ('late_threshold_s', 'absent_return_guess_s', 'stop_clear_guess_s'):
@@ -202,6 +205,10 @@ class ShiftRunner:
         self._planned_reach: frozenset[str] = frozenset()  # the set the current plan was made with
         self._reach_replan_s = -math.inf
         self._deferrals: list[tuple[float, StepKey, StepKey]] = []
+        self._before: dict[str, frozenset[str]] = {}      # every step a step waits for, directly or not
+        for step_id in topological_order(recipe):
+            after = recipe.by_id[step_id].after
+            self._before[step_id] = frozenset(after).union(*(self._before[b] for b in after))
         self._plan = self._make_plan(now_s)
 
     # --- queries ----------------------------------------------------------------------------
@@ -515,12 +522,18 @@ class ShiftRunner:
                 return None, f'{name} (handover) waits for the robot (protective stop)'
             if self._current(other) is not None:
                 return None, f'{name} (handover) waits for the {other} to finish its step'
-        if executor == ROBOT and entry.actor == ROBOT and self._in_reach and entry.station in self._in_reach:
+        if executor == ROBOT and entry.actor == ROBOT and self._in_reach and entry.station in self._in_reach \
+                and (self.config.reach_defer_awaited or not self._person_awaits(entry)):
             instead = self._out_of_reach_step(first, entry)
             if instead is not None:
                 self._deferrals.append((now_s, entry.key, instead.key))
                 return instead.key, ''
         return entry.key, ''
+
+    def _person_awaits(self, entry: ScheduledStep) -> bool:
+        """True when the person's next planned step needs `entry` first (directly or not)."""
+        upcoming = self.upcoming(HUMAN)
+        return upcoming is not None and upcoming.unit == entry.unit and entry.step_id in self._before[upcoming.step_id]
 
     def _out_of_reach_step(self, first: dict[str, ScheduledStep], deferred: ScheduledStep) -> ScheduledStep | None:
         """The earliest-planned robot-only step that can start now at a station out of everyone's
