@@ -60,7 +60,7 @@ def test_full_node_set_runs(tmp_path):
     (['--scenario', 'picnic'], "unknown scenario 'picnic'; accepted:"),
     (['--duration', '0'], '--duration must be > 0'),
     (['--without', 'arm'], "unknown group(s) in --without: ['arm']"),
-    (['--job', 'nosuchjob'], "unknown job 'nosuchjob'; known jobs: job_demo, job_gearbox"),
+    (['--job', 'nosuchjob'], "unknown job 'nosuchjob'; known jobs: job_demo, job_gearbox, job_kitting"),
     (['-p', 'supervisor.warning_distanse_m:=1.0'], "node 'supervisor' has no parameter 'warning_distanse_m'"),
     (['-p', 'mes_bridge.mqtt_port:=http'], "override 'mes_bridge.mqtt_port:=http'"),
     (['-p', 'twin.seed:=4'], 'smartcell sim sets it: use --seed'),

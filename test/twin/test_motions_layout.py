@@ -27,7 +27,8 @@ def test_station_configurations_put_the_gripper_tip_on_the_station(repo, station
 def test_every_robot_station_of_the_shipped_jobs_has_configurations(repo):
     from smartcell.core.tasks.recipe import load_recipe
     library = MotionLibrary.from_yaml(repo / 'config' / 'motions.yaml', LIMITS)
-    for job in (repo / 'config' / 'job_gearbox.yaml', repo / 'config' / 'job_demo.yaml'):
+    for job in (repo / 'config' / 'job_gearbox.yaml', repo / 'config' / 'job_demo.yaml',
+                repo / 'config' / 'job_kitting.yaml'):
         recipe = load_recipe(job)
         for step in recipe.steps:
             assert step.station in DEFAULT_LAYOUT.by_name, f'{job.name}: {step.station}'

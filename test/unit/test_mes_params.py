@@ -20,7 +20,7 @@ def test_shipped_yaml_matches_the_specs():
     cfg = bridge_config(resolved, environ={'ROS_HOME': '/data/ros', 'SMARTCELL_MQTT_PASSWORD': 'pw'})
     assert str(cfg.db_path) == '/data/ros/smartcell/mes_outbox_cell-01.sqlite'
     assert cfg.mqtt_password == 'pw'
-    assert cfg.ideal_cycle_s == {'demo': 20.0, 'gearbox': 99.0}
+    assert cfg.ideal_cycle_s == {'demo': 20.0, 'gearbox': 99.0, 'kitting': 38.0}
     for product in cfg.ideal_cycle_s:            # every product the MES may order has a recipe
         assert (ROOT / 'config' / f'job_{product}.yaml').is_file()
 

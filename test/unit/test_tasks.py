@@ -140,7 +140,7 @@ def test_file_errors(tmp_path):
     assert load_recipe(good).job == 'unit_test'
 
 
-@pytest.mark.parametrize('name', ['job_gearbox.yaml', 'job_demo.yaml'])
+@pytest.mark.parametrize('name', ['job_gearbox.yaml', 'job_demo.yaml', 'job_kitting.yaml'])
 def test_shipped_recipes_load(repo, name):
     recipe = load_recipe(repo / 'config' / name)
     order = topological_order(recipe)
@@ -156,6 +156,28 @@ def test_gearbox_has_what_the_brief_asks(repo):
     assert actors.count(BOTH) == 2 and {ROBOT, HUMAN, EITHER} <= set(actors)
     at_assembly = {s.actor for s in recipe.steps if s.station == 'assembly'}
     assert {ROBOT, HUMAN, BOTH} <= at_assembly
+
+
+def test_kitting_schedules_person_bound_and_its_ideal_cycle_is_the_cells(repo):
+    from smartcell.core.params import load_cell_config
+    from smartcell.core.tasks.scheduling import Scheduler, naive_schedule, sequential_schedule, validate_schedule
+    from smartcell.topology import param_registry
+    recipe = load_recipe(repo / 'config' / 'job_kitting.yaml')
+    actors = [s.actor for s in recipe.steps]
+    assert {ROBOT, HUMAN, EITHER, BOTH} <= set(actors)
+    assert {s.station for s in recipe.steps} == {'pick', 'place', 'assembly', 'operator_bench'}
+    assert all(s.station != 'operator_bench' for s in recipe.steps if s.actor != HUMAN)   # outside the fence
+    scheduler = Scheduler(time_budget_s=None)
+    three = scheduler.schedule(recipe, 3)
+    validate_schedule(recipe, three, 3)
+    assert three.makespan_s < naive_schedule(recipe, 3).makespan_s < sequential_schedule(recipe, 3).makespan_s
+    # Over a batch the person's 38 s of work per unit sets the pace (the robot's is shorter): the
+    # MES's ideal cycle for the product is that best batch cycle.
+    person_s = sum(s.duration_s(HUMAN if s.actor == HUMAN else BOTH) for s in recipe.steps if s.actor in (HUMAN, BOTH))
+    ten = scheduler.schedule(recipe, 10)
+    assert ten.makespan_s / 10 == pytest.approx(person_s) == pytest.approx(38.0)
+    mes = load_cell_config(repo / 'config' / 'cell.yaml', param_registry())['mes_bridge']
+    assert dict(zip(mes['work_masters'], mes['ideal_cycle_s']))['kitting'] == pytest.approx(ten.makespan_s / 10)
 
 
 @pytest.mark.parametrize('seed', range(5))
