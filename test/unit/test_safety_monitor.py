@@ -247,20 +247,28 @@ def test_manual_reduced_caps_every_capsule_point():
     assert tiny.target_scale == pytest.approx(0.25)
 
 
-@pytest.mark.parametrize('exposed,robot_speed,expected', [
-    # upper arms limit: 1.1547 m/s (see test_safety_pfl); robot at 2 m/s -> 0.577
-    (['hands_fingers', 'lower_arms_wrists', 'upper_arms_elbows'], 2.0, 300.0 / math.sqrt(2.25 * 30000.0) / 2.0),
+@pytest.mark.parametrize('exposed,robot_speed,cap,region', [
+    # upper arms: transient limit 1.1547 m/s (see test_safety_pfl); robot at 2 m/s -> 0.577
+    (['hands_fingers', 'lower_arms_wrists', 'upper_arms_elbows'], 2.0, 300.0 / math.sqrt(2.25 * 30000.0),
+     'upper_arms_elbows'),
     # chest only: 0.6533 m/s; robot at 2 m/s -> 0.327
-    (['chest'], 2.0, 280.0 / math.sqrt(1.0 / (1 / 40 + 1 / 9) * 25000.0) / 2.0),
-    # hands only: 1.3632 m/s > 1 m/s robot -> no cap
-    (['hands_fingers'], 1.0, 1.0),
+    (['chest'], 2.0, 280.0 / math.sqrt(1.0 / (1 / 40 + 1 / 9) * 25000.0), 'chest'),
+    # hands only: 1.3632 m/s > 1 m/s robot -> no cap (transient); 0.6816 m/s with clamping
+    (['hands_fingers'], 1.0, 280.0 / math.sqrt(0.5625 * 75000.0), 'hands_fingers'),
 ])
-def test_collaborative_mode_caps_by_the_most_restrictive_exposed_region(exposed, robot_speed, expected):
+@pytest.mark.parametrize('clamping', [False, True])
+def test_collaborative_mode_caps_by_the_most_restrictive_exposed_region(exposed, robot_speed, cap, region, clamping):
     body = BodyModel.from_yaml(CONFIG / 'body_regions.yaml')
-    body = BodyModel(body.regions, tuple(exposed))
+    body = BodyModel(body.regions, tuple(exposed), clamping)
     monitor = SafetyMonitor(SafetyConfig(separation=ZONES_ONLY), None, Mode.COLLABORATIVE, body)
     verdicts = run(monitor, 0.0, 4.0, lambda t: (3.0,), speed_x_mps=robot_speed)
-    assert verdicts[-1].target_scale == pytest.approx(expected)
+    # clamping possible: the quasi-static limits (1x instead of 2x), half the transient cap
+    applied_cap = cap / 2.0 if clamping else cap
+    assert verdicts[-1].target_scale == pytest.approx(min(1.0, applied_cap / robot_speed))
+    assert verdicts[-1].allowed_speed_mps == pytest.approx(applied_cap)
+    if verdicts[-1].target_scale < 1.0:
+        limit = 'quasi-static limit (clamping possible)' if clamping else 'transient limit'
+        assert f'collaborative: PFL {limit} of {region}: every capsule point capped at' in verdicts[-1].reason
 
 
 def test_collaborative_without_body_model_stops():
@@ -372,8 +380,10 @@ def test_collaborative_mode_lets_pfl_replace_the_separation_stop():
     close = lambda t: (0.45,)     # noqa: E731 - inside the protective distance of 0.6 m
     assert run(automatic, 0.0, 3.0, close, speed_x_mps=2.0)[-1].speed_scale == 0.0
     verdict = run(collaborative, 0.0, 3.0, close, speed_x_mps=2.0)[-1]
-    assert verdict.target_scale == pytest.approx(300.0 / math.sqrt(2.25 * 30000.0) / 2.0)   # upper-arm PFL cap
-    assert verdict.speed_scale > 0.0 and 'PFL' in verdict.reason
+    # the shipped station allows clamping: the upper arms' quasi-static cap 0.577 m/s, robot at 2 m/s
+    assert verdict.target_scale == pytest.approx(150.0 / math.sqrt(2.25 * 30000.0) / 2.0)
+    assert verdict.speed_scale > 0.0
+    assert 'PFL quasi-static limit (clamping possible) of upper_arms_elbows' in verdict.reason
 
 
 def test_a_mode_change_is_judged_at_once_and_is_not_a_stop():

@@ -6,8 +6,8 @@ import pytest
 import yaml
 
 from smartcell.core.params import ConfigError
-from smartcell.core.safety.pfl import (BodyModel, ContactOutcome, contact_verdict, max_transient_speed,
-                                       reduced_mass, robot_effective_mass)
+from smartcell.core.safety.pfl import (BodyModel, ContactOutcome, contact_verdict, max_contact_speed,
+                                       max_transient_speed, reduced_mass, robot_effective_mass)
 
 CONFIG = Path(__file__).resolve().parents[2] / 'config'
 BODY = BodyModel.from_yaml(CONFIG / 'body_regions.yaml')
@@ -71,6 +71,45 @@ def test_max_transient_speed(region, area, expected):
 def test_heavier_payload_lowers_the_permissible_speed():
     hands = BODY.region('hands_fingers')
     assert max_transient_speed(hands, 16.0, 5.0) < max_transient_speed(hands, 16.0, 1.0)
+
+
+@pytest.mark.parametrize('region', ['hands_fingers', 'lower_arms_wrists', 'upper_arms_elbows', 'chest'])
+@pytest.mark.parametrize('area', [None, 0.5, 1.0])
+def test_clamping_halves_the_permissible_speed(region, area):
+    # quasi-static force and pressure (1x) instead of the transient ones (2x) in v = F / sqrt(mu k)
+    transient = max_contact_speed(BODY.region(region), 16.0, 1.0, area, clamping=False)
+    clamped = max_contact_speed(BODY.region(region), 16.0, 1.0, area, clamping=True)
+    assert transient == pytest.approx(max_transient_speed(BODY.region(region), 16.0, 1.0, area))
+    assert clamped == pytest.approx(transient / 2.0)
+
+
+def test_clamping_hands_cap_hand_computed_and_no_contact_with_the_face():
+    # hands, M = 16 kg, m_L = 1 kg: F = 140 N quasi-static; sqrt(0.5625 kg * 75 000 N/m) = 205.396 -> 0.6816 m/s
+    assert max_contact_speed(BODY.region('hands_fingers'), 16.0, 1.0, clamping=True) == pytest.approx(
+        140.0 / math.sqrt(0.5625 * 75000.0))
+    # a clamping contact starts with an impact: still none with the face or skull
+    assert max_contact_speed(BODY.region('face'), 16.0, 1.0, clamping=True) == 0.0
+    assert max_contact_speed(BODY.region('skull_forehead'), 16.0, 1.0, 1.0, clamping=True) == 0.0
+
+
+def test_the_shipped_station_allows_clamping_and_an_absent_key_assumes_it():
+    assert BODY.clamping_possible is True
+    document = yaml.safe_load(open(CONFIG / 'body_regions.yaml'))
+    assert BodyModel.from_mapping({**document, 'clamping_possible': False}).clamping_possible is False
+    document.pop('clamping_possible')
+    assert BodyModel.from_mapping(document).clamping_possible is True
+
+
+@pytest.mark.parametrize('value', ['yes', 1, 0, None, [True]])
+def test_a_clamping_flag_that_is_not_a_bool_is_refused(tmp_path, value):
+    document = yaml.safe_load(open(CONFIG / 'body_regions.yaml'))
+    document['clamping_possible'] = value
+    path = tmp_path / 'regions.yaml'
+    path.write_text(yaml.safe_dump(document))
+    with pytest.raises(ConfigError, match='clamping_possible must be true or false'):
+        BodyModel.from_yaml(path)
+    with pytest.raises(ConfigError, match='clamping_possible'):
+        BodyModel(BODY.regions, BODY.exposed, value)
 
 
 @pytest.mark.parametrize('region,force,transient,outcome,limit', [

@@ -10,7 +10,8 @@ Rules, each giving a speed scale in [0, 1]; the arm must apply the minimum:
   until the next verdict has taken effect (look-ahead: update period + actuation lag, the person at
   their speed bound grown by the largest acceleration over that time);
 - mode: MANUAL_REDUCED (T1) caps every capsule point at t1_speed_limit_mps, COLLABORATIVE at the
-  PFL transient speed of the most restrictive exposed body region (ISO/TS 15066 Annex A).
+  PFL speed of the most restrictive exposed body region (ISO/TS 15066 Annex A): transient limits,
+  or quasi-static ones where the body model says a part can be clamped (clamping_possible).
 Doubt (NaN, wrong frame, stale/backward/future stamps, implausible positions, bad robot data)
 means a protective stop with the reason. Slowing is immediate; speeding up waits until the
 target has stayed above the applied scale for resume_hold_s (restart interlock), then ramps at
@@ -28,7 +29,8 @@ import numpy as np
 
 from smartcell.core.params import ConfigError
 from smartcell.core.safety.pfl import (BodyModel, BodyRegion, ContactOutcome, ContactVerdict,  # noqa: F401
-                                       contact_verdict, max_transient_speed, robot_effective_mass)
+                                       contact_verdict, max_contact_speed, max_transient_speed,
+                                       robot_effective_mass)
 from smartcell.core.safety.ssm import (HUMAN_SPEED_FLOOR_MPS, LookAhead, SeparationInputs,  # noqa: F401
                                        StoppingPoint, StoppingSteps, look_ahead_scale, look_ahead_terms,
                                        check_protective_field, full_scale_speed, intrusion_distance_iso13855_mm,
@@ -608,13 +610,16 @@ class SafetyMonitor:
         return _Rule(1.0, '')
 
     def _pfl_limit(self, body: BodyModel) -> tuple[float, str] | None:
+        """(cap m/s, which limit of which region) over the exposed regions; None if none is exposed."""
         if not body.exposed:
             return None
-        speeds = {name: max_transient_speed(body.region(name), self.config.robot_moving_mass_kg,
-                                            self.config.payload_kg, self.config.contact_area_cm2)
+        speeds = {name: max_contact_speed(body.region(name), self.config.robot_moving_mass_kg,
+                                          self.config.payload_kg, self.config.contact_area_cm2,
+                                          clamping=body.clamping_possible)
                   for name in body.exposed}
         region = min(speeds, key=lambda name: speeds[name])
-        return speeds[region], region
+        limit = 'quasi-static limit (clamping possible)' if body.clamping_possible else 'transient limit'
+        return speeds[region], f'{limit} of {region}'
 
     def _mode_speed_cap(self) -> float:
         if self._mode is Mode.MANUAL_REDUCED:
@@ -634,7 +639,7 @@ class SafetyMonitor:
                                          self.config.nominal_robot_speed_mps, self.config.min_scale_for_estimate))
         scale = 1.0 if fastest <= cap else cap / fastest
         what = 'manual reduced (T1)' if self._mode is Mode.MANUAL_REDUCED else \
-            f'collaborative: PFL transient limit of {self._pfl[1] if self._pfl else "?"}'
+            f'collaborative: PFL {self._pfl[1] if self._pfl else "?"}'
         return _Rule(scale, f'{what}: every capsule point capped at {cap:.3f} m/s '
                             f'(fastest {fastest:.3f} m/s at full scale)')
 

@@ -3,9 +3,11 @@
 Body-region limits come from config/body_regions.yaml (Tables A.2 and A.3). The permissible
 transient speed follows A.3.2, energy transfer into a spring of stiffness k (eq. A.6 solved for v):
     v_max = F_max / sqrt(mu * k),   mu = (1/m_H + 1/m_R)^-1,   m_R = M/2 + m_L   (eq. A.5)
-F_max is the transient force limit (2x quasi-static, Table A.2). With a contact area A (cm^2) the
-pressure limit gives a second bound F = p_transient * A with the region's weakest area, and the
-smaller force wins (A.3.2: "the lower of the two values shall be used").
+F_max is the transient force limit (2x quasi-static, Table A.2), or the quasi-static limit (1x)
+where the body part can be clamped (`clamping_possible`: a hand pinned against a work surface is
+quasi-static contact, Annex A). With a contact area A (cm^2) the pressure limit gives a second
+bound F = p * A with the region's weakest area, and the smaller force wins (A.3.2: "the lower of
+the two values shall be used").
 """
 from __future__ import annotations
 
@@ -64,6 +66,13 @@ class BodyModel:
 
     regions: Mapping[str, BodyRegion]
     exposed: tuple[str, ...]
+    # An exposed region can be pinned between the robot and a surface (a work table at hand
+    # height): the quasi-static limits then cap the speed. True unless a file says otherwise.
+    clamping_possible: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.clamping_possible, bool):
+            raise ConfigError(f'clamping_possible must be true or false, got {self.clamping_possible!r}')
 
     def region(self, name: str) -> BodyRegion:
         try:
@@ -94,9 +103,13 @@ class BodyModel:
     def from_mapping(cls, document: Any, where: str = 'body regions') -> 'BodyModel':
         if not isinstance(document, dict) or not isinstance(document.get('regions'), dict):
             raise ConfigError(f'{where}: must be a mapping with a `regions` mapping')
-        unknown = sorted(set(document) - {'transient_multiplier', 'exposed', 'regions'})
+        unknown = sorted(set(document) - {'transient_multiplier', 'exposed', 'regions', 'clamping_possible'})
         if unknown:
-            raise ConfigError(f'{where}: unknown key(s) {unknown}; accepted: exposed, regions, transient_multiplier')
+            raise ConfigError(f'{where}: unknown key(s) {unknown}; accepted: clamping_possible, exposed, regions, '
+                              'transient_multiplier')
+        clamping = document.get('clamping_possible', True)
+        if not isinstance(clamping, bool):
+            raise ConfigError(f'{where}: clamping_possible must be true or false, got {clamping!r}')
         multiplier = document.get('transient_multiplier', 2.0)
         fields = {'force_N', 'transient_permitted', 'spring_constant_N_per_mm', 'effective_mass_kg', 'areas'}
         regions = {}
@@ -113,7 +126,7 @@ class BodyModel:
         exposed = document.get('exposed', [])
         if not isinstance(exposed, list) or any(name not in regions for name in exposed):
             raise ConfigError(f'{where}: exposed must list region names among {", ".join(regions)}, got {exposed!r}')
-        return cls(regions, tuple(exposed))
+        return cls(regions, tuple(exposed), clamping)
 
 
 def robot_effective_mass(robot_moving_mass_kg: float, payload_kg: float) -> float:
@@ -137,12 +150,26 @@ def max_transient_speed(region: BodyRegion, robot_moving_mass_kg: float, payload
     We take the robot's moving mass M and payload m_L (not a ready m_R) so that eq. (A.5) is
     applied in one place. 0 m/s where transient contact is not permitted (skull, face).
     """
-    force_N = region.transient_force_N
+    return max_contact_speed(region, robot_moving_mass_kg, payload_kg, contact_area_cm2, clamping=False)
+
+
+def max_contact_speed(region: BodyRegion, robot_moving_mass_kg: float, payload_kg: float,
+                      contact_area_cm2: float | None = None, clamping: bool = False) -> float:
+    """Largest relative speed (m/s) at which a contact with `region` stays within its limits.
+
+    Without clamping the transient limits apply (2x quasi-static). With clamping the contact can
+    become quasi-static (the part is pinned and cannot recoil), so the quasi-static force and
+    pressure (1x, Table A.2) go into eq. (A.6) instead: half the transient speed. Either way 0 m/s
+    where transient contact is not permitted (skull, face): a clamping contact starts with an impact.
+    """
+    if not region.transient_permitted:
+        return 0.0
+    multiplier = 1.0 if clamping else region.transient_multiplier
+    force_N = region.force_N * multiplier
     if contact_area_cm2 is not None:
         if not (math.isfinite(contact_area_cm2) and contact_area_cm2 > 0.0):
             raise ConfigError(f'contact area must be > 0 cm^2, got {contact_area_cm2!r}')
-        pressure_force_N = region.min_pressure_N_per_cm2 * region.transient_multiplier * contact_area_cm2
-        force_N = min(force_N, pressure_force_N) if region.transient_permitted else 0.0
+        force_N = min(force_N, region.min_pressure_N_per_cm2 * multiplier * contact_area_cm2)
     mu = reduced_mass(region.effective_mass_kg, robot_effective_mass(robot_moving_mass_kg, payload_kg))
     k_N_per_m = region.spring_constant_N_per_mm * _N_PER_MM_TO_N_PER_M
     return force_N / math.sqrt(mu * k_N_per_m)
