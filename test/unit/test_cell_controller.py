@@ -382,6 +382,21 @@ def test_a_person_on_their_own_step_out_of_view_is_not_away_until_it_should_be_o
     assert done.success and run.events('person_present') and run.cell.runner.human_present
 
 
+def test_an_arm_with_no_step_parks_away_from_the_shared_station():
+    from smartcell.core.cell.controller import PARK_POSE
+    run = started(job='job_gearbox', units=1)                 # nobody acknowledges the person's steps
+    park = run.cell.motions.configurations[PARK_POSE]
+    targets = []
+    for _ in range(int(60.0 / DT)):
+        run.tick()
+        run.arrive()
+        targets.append(run.target)
+    robot_done = [s.step_id for s in run.cell.runner.log if s.actor == 'robot']
+    assert 'place_housing' in robot_done                        # it was at the shared assembly station
+    assert run.cell.runner.upcoming('robot') is not None        # its next step waits for the person
+    assert np.allclose(targets[-1], park) and np.allclose(run.q, park)
+
+
 def test_a_motion_the_arm_aborted_on_a_clock_jump_is_planned_again_not_a_fault():
     run = started()
     motion = run.cell.last_motion

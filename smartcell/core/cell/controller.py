@@ -36,6 +36,7 @@ from smartcell.core.tasks.scheduling import Scheduler
 # bounded by search counts instead, so runs repeat exactly.
 PLAN_TIME_BUDGET_S = 0.01
 HANDOVER_POSE = 'present'        # motions.yaml configuration that holds the part out to the person
+PARK_POSE = 'home'               # where an arm with no step waits: turned away from the shared station
 STOP_STATES = (SafetyState.PROTECTIVE_STOP, SafetyState.EMERGENCY_STOP, SafetyState.FAULT)
 # Requests the operator (cell/* services, OPC UA) may send.
 REQUESTS = {'start': Event.START, 'stop': Event.STOP, 'pause': Event.PAUSE, 'resume': Event.RESUME,
@@ -813,6 +814,7 @@ class CellController:
             return
         if self._runner is not None:
             if self._robot_step is None:
+                self._park(joints)
                 return
             name = self._robot_step[2][0]
             if name == HANDOVER_POSE and not self._person_at_handover():
@@ -830,6 +832,15 @@ class CellController:
         self._pending_target = np.asarray(target, dtype=float)
         self._out.motion = MotionCommand(self._pending_motion, tuple(LIMITS.names),
                                          tuple(float(v) for v in plan.positions_rad[0]), float(plan.times_s[0]))
+
+    def _park(self, joints: JointSample) -> None:
+        """With no step to do, the arm waits at PARK_POSE: left over a shared station after a
+        handover or a place there, it would stand in the person's workspace, and the person waits
+        for it to leave."""
+        park = self.motions.configurations.get(PARK_POSE)
+        if park is None or arrived(joints.positions_rad, joints.velocities_radps, np.asarray(park, dtype=float)):
+            return
+        self._send_motion(joints.positions_rad, park)
 
     def _person_at_handover(self) -> bool:
         if self._handover_xy is None:      # fixed pose and base: once
