@@ -3,11 +3,12 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from smartcell.core.params import ConfigError
 from smartcell.core.tasks.job_runner import (PERSON_REACH_M, ShiftConfig, ShiftRunner, StepState,
                                              parse_station_positions)
-from smartcell.core.tasks.recipe import BOTH, HUMAN, ROBOT, load_recipe, recipe_from_dict
+from smartcell.core.tasks.recipe import BOTH, HUMAN, ROBOT, generated_recipe, load_recipe, recipe_from_dict
 from smartcell.core.tasks.scheduling import Schedule, Scheduler, schedule_violations
 
 SCHEDULER = Scheduler(time_budget_s=None, search_iterations=30)
@@ -230,3 +231,53 @@ def test_a_step_the_person_waits_for_can_be_exempt_from_deferral():
     assert [e.step_id for e in runner.plan.entries if e.actor == ROBOT][0] == 'place_base'
     runner.on_person_positions(NEAR_TABLE, 0.0)
     assert runner.next_actions(0.0).robot.step_id == 'stock_shelf'
+
+
+POSITION_EVENTS = st.lists(st.tuples(
+    st.sampled_from(['robot_done', 'human_done', 'people', 'people', 'stop', 'clear', 'absent', 'present']),
+    st.floats(0.0, 10.0),                                                    # time advance, s
+    st.lists(st.tuples(st.one_of(st.floats(-1.0, 3.0), st.just(math.nan)), st.floats(-1.0, 1.0)), max_size=3)),
+    max_size=60)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 5000), units=st.integers(1, 2), events=POSITION_EVENTS)
+def test_moving_people_never_lose_or_repeat_a_step_and_the_runner_stays_deterministic(seed, units, events):
+    recipe = generated_recipe(8, seed, n_stations=3, handover_share=0.2, either_share=0.4)
+    stations = tuple((name, float(i), 0.0) for i, name in enumerate(recipe.stations))
+    runs = []
+    for _ in range(2):
+        runner = ShiftRunner(recipe, units, SCHEDULER, now_s=0.0, config=ShiftConfig(station_positions_xy=stations))
+        now_s = 0.0
+        for name, dt, people in events:
+            now_s += dt
+            actions = runner.next_actions(now_s)
+            done_before = runner.done_steps()
+            action = {'robot_done': actions.robot, 'human_done': actions.human}.get(name)
+            if action is not None:
+                for executor in ((ROBOT, HUMAN) if action.handover else (action.executor,)):
+                    runner.step_done(action.step_id, action.unit, executor, now_s)
+            elif name == 'people':
+                runner.on_person_positions(np.array(people, dtype=float).reshape(-1, 2), now_s)
+            elif name in ('stop', 'clear', 'absent', 'present'):
+                getattr(runner, {'stop': 'on_protective_stop', 'clear': 'on_safety_clear',
+                                 'absent': 'on_person_absent', 'present': 'on_person_present'}[name])(now_s)
+            assert done_before <= runner.done_steps(), 'a done step was lost'
+        runner.on_person_present(now_s)
+        runner.on_safety_clear(now_s)
+        for _ in range(500):
+            actions = runner.next_actions(now_s)
+            if runner.finished:
+                break
+            first = min((a for a in (actions.robot, actions.human) if a is not None),
+                        key=lambda a: (a.expected_end_s, a.executor))
+            now_s = max(now_s, first.expected_end_s)
+            for executor in ((ROBOT, HUMAN) if first.handover else (first.executor,)):
+                runner.step_done(first.step_id, first.unit, executor, now_s)
+        assert runner.finished
+        keys = [e.key for e in runner.log]
+        assert len(keys) == len(set(keys)) == units * len(recipe.steps)
+        log = Schedule(tuple(sorted(runner.log, key=lambda e: e.start_s)), 0.0, now_s, 'log')
+        assert schedule_violations(recipe, log, units, check_durations=False) == []
+        runs.append((runner.log, runner.replan_reasons, runner.reach_deferrals))
+    assert runs[0] == runs[1]
