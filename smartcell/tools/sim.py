@@ -52,7 +52,11 @@ class SimOptions:
     overrides: tuple[tuple[str, str, object], ...] = ()     # (node, parameter, value) from -p, applied last
     opcua_port: int = 0                                       # 0: a free port picked at start
     hmi_port: int = 0                                         # --hmi; 0: a free port picked at start
+    units: int = 0                                            # --units; 0: for the whole run
 
+
+# `--job` without `--units`: a shift, the job repeated until the run ends (the supervisor's maximum).
+UNITS_FOR_THE_WHOLE_RUN = 100000
 
 # What `smartcell sim` sets itself: an override of these is refused, naming the option to use.
 RESERVED = {('twin', 'duration_s'): 'smartcell sim sets it: use --duration',
@@ -60,6 +64,7 @@ RESERVED = {('twin', 'duration_s'): 'smartcell sim sets it: use --duration',
             ('twin', 'scenario'): 'smartcell sim sets it: use --scenario',
             ('twin', 'gui'): 'smartcell sim sets it: use --gui',
             ('supervisor', 'job'): 'smartcell sim sets it: use --job',
+            ('supervisor', 'units'): 'smartcell sim sets it: use --units',
             ('supervisor', 'evidence_log'): 'smartcell sim writes it into the run directory: use --log-dir',
             ('supervisor', 'order_store_file'): 'smartcell sim keeps it in the run directory: use --log-dir',
             ('supervisor', 'event_journal_file'): 'smartcell sim keeps it in the run directory: use --log-dir',
@@ -79,6 +84,8 @@ def parse_args(argv: list[str]) -> SimOptions:
     parser.add_argument('--gui', action='store_true', help='show the PyBullet GUI (needs a display)')
     parser.add_argument('--config', type=Path, default=None, help='cell parameter file (default: installed cell.yaml)')
     parser.add_argument('--job', default='', help='job recipe to run (default: the pick-and-place cycle)')
+    parser.add_argument('--units', type=int, default=0,
+                        help='units of the --job to make (default 0: as many as the run lasts, a shift)')
     parser.add_argument('--log-dir', type=Path, default=None, help='node logs and evidence (default runs/<time>)')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     parser.add_argument('--hmi', action='store_true',
@@ -97,6 +104,10 @@ def parse_args(argv: list[str]) -> SimOptions:
         parser.error(f'unknown group(s) in --without: {sorted(without - {"sensors", "mes"})}; accepted: sensors, mes')
     if not args.duration > 0:
         parser.error(f'--duration must be > 0 s, got {args.duration}')
+    if not 0 <= args.units <= UNITS_FOR_THE_WHOLE_RUN:
+        parser.error(f'--units must be in [0, {UNITS_FOR_THE_WHOLE_RUN}] (0: for the whole run), got {args.units}')
+    if args.units and not args.job:
+        parser.error('--units needs --job (the bare pick-and-place cycle runs for the whole run)')
     if not 0 <= args.seed < 2**31:
         parser.error(f'--seed must be in [0, 2^31), got {args.seed}')
     if args.job:
@@ -122,7 +133,7 @@ def parse_args(argv: list[str]) -> SimOptions:
                       not args.no_progress, args.job,
                       tuple(g for g in SIM_GROUPS if g not in without) + (('record',) if args.record else ())
                       + (('hmi',) if args.hmi else ()),
-                      overrides)
+                      overrides, units=args.units)
 
 
 def known_jobs() -> list[str]:
@@ -192,7 +203,8 @@ def node_overrides(options: SimOptions) -> dict[str, dict[str, object]]:
                        'evidence_log': str((options.log_dir / 'safety_evidence.jsonl').resolve()),
                        'order_store_file': str((options.log_dir / 'job_orders.sqlite').resolve()),
                        'event_journal_file': str((options.log_dir / 'cell_events.sqlite').resolve()),
-                       **({'job': options.job} if options.job else {})},
+                       **({'job': options.job, 'units': options.units or UNITS_FOR_THE_WHOLE_RUN}
+                          if options.job else {})},
         # --hmi: the port printed before the run, the operator's actions in the run directory.
         'hmi': {**sim_time, 'port': options.hmi_port, 'action_log': str((options.log_dir / HMI_ACTIONS).resolve())},
         # The run's own outbox and OPC UA port; MQTT only on request (it needs a broker of the user's).
@@ -356,10 +368,20 @@ def _cycle_time(kpis: dict[str, float]) -> str:
     return f'{mean:.1f} +- {sd:.1f} s'
 
 
+def _pace(kpis: dict[str, float]) -> str:
+    actual, planned = kpis.get('time_per_unit_s'), kpis.get('planned_time_per_unit_s')
+    if not isinstance(planned, (int, float)):
+        return 'no plan'
+    if not isinstance(actual, (int, float)):
+        return f'none / {planned:.1f} s'
+    return f'{actual:.1f} / {planned:.1f} s = {actual / planned:.2f}x'
+
+
 def format_kpis(kpis: dict[str, float]) -> str:
     rows = [('pick-and-place cycles', f'{kpis["cycles"]:.0f}')] if 'units_completed' not in kpis else [
         ('units completed', f'{kpis["units_completed"]:.0f}'),
         ('cycle time per unit (mean +- sd)', _cycle_time(kpis)),
+        ('time per unit (actual / planned)', _pace(kpis)),
         ('robot / person utilisation', f'{kpis["robot_utilisation"]:.0%} / {kpis["human_utilisation"]:.0%}'),
         ('robot / person idle', f'{kpis["robot_idle_s"]:.0f} / {kpis["human_idle_s"]:.0f} s'),
         ('re-plans (re-allocated steps)', f'{kpis["replans"]:.0f} ({kpis["reallocated_steps"]:.0f})'),

@@ -64,6 +64,9 @@ def test_full_node_set_runs(tmp_path):
     (['-p', 'supervisor.warning_distanse_m:=1.0'], "node 'supervisor' has no parameter 'warning_distanse_m'"),
     (['-p', 'mes_bridge.mqtt_port:=http'], "override 'mes_bridge.mqtt_port:=http'"),
     (['-p', 'twin.seed:=4'], 'smartcell sim sets it: use --seed'),
+    (['--units', '5'], '--units needs --job'),
+    (['--job', 'job_demo', '--units', '-1'], '--units must be in [0, 100000]'),
+    (['--job', 'job_demo', '-p', 'supervisor.units:=4'], 'smartcell sim sets it: use --units'),
     (['-p', 'warning_distance_m:=1.0'], 'must read NODE.NAME:=VALUE'),
 ])
 def test_bad_options_are_refused_before_anything_starts(tmp_path, args, fragment):

@@ -397,6 +397,27 @@ def test_an_arm_with_no_step_parks_away_from_the_shared_station():
     assert np.allclose(targets[-1], park) and np.allclose(run.q, park)
 
 
+def test_time_per_unit_is_measured_against_the_schedulers_plan():
+    run = started(job='job_demo', units=2, collaborative_regions_xyr=[1.2, 0.0, 0.5])
+    before = run.cell.kpi_values(run.t)
+    assert before['time_per_unit_s'] is None and before['time_per_unit_reason'] == 'no unit completed yet'
+    planned = before['planned_time_per_unit_s']
+    assert isinstance(planned, float) and 10.0 < planned < 30.0        # 2 units of a ~22 s job, overlapped
+    run.person = (1.25, 0.05)                                           # at the station: takes parts, acks
+    for _ in range(int(120.0 / DT)):
+        run.tick()
+        run.arrive()
+        if run.cell.human_step is not None:
+            run.record(run.cell.on_operator_done(run.t))
+        if run.cell.kpi_values(run.t)['units_completed'] == 2:
+            break
+    values = run.cell.kpi_values(run.t)
+    assert values['units_completed'] == 2
+    stamps = {e.type: e.stamp_s for o in run.outputs for e in o.events if e.type in ('job_started', 'unit_complete')}
+    assert values['time_per_unit_s'] == pytest.approx((stamps['unit_complete'] - stamps['job_started']) / 2)
+    assert values['time_per_unit_ratio'] == pytest.approx(values['time_per_unit_s'] / planned)
+
+
 def test_a_motion_the_arm_aborted_on_a_clock_jump_is_planned_again_not_a_fault():
     run = started()
     motion = run.cell.last_motion

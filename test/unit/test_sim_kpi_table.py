@@ -16,3 +16,10 @@ def test_a_job_without_units_prints_none_instead_of_failing():
 def test_a_job_with_units_prints_the_cycle_time():
     table = format_kpis({**BASE, **JOB, 'units_completed': 2, 'cycle_time_mean_s': 61.25, 'cycle_time_std_s': 1.5})
     assert '61.2 +- 1.5 s' in table or '61.3 +- 1.5 s' in table
+
+
+def test_time_per_unit_is_held_against_the_plan():
+    table = format_kpis({**BASE, **JOB, 'units_completed': 3, 'time_per_unit_s': 110.3,
+                         'planned_time_per_unit_s': 100.7})
+    assert '110.3 / 100.7 s = 1.10x' in table
+    assert 'none / 100.7 s' in format_kpis({**BASE, **JOB, 'time_per_unit_s': None, 'planned_time_per_unit_s': 100.7})

@@ -532,6 +532,7 @@ class CellController:
         job = self._job or self._reported_job
         if job is not None:
             values.update(job_kpi_values(job.kpis(job.end_s if job is self._reported_job else now_s)))
+            values.update(job.pace_values())
         return values
 
     def diagnostics(self, now_s: float) -> tuple[DiagnosticReport, ...]:
@@ -923,7 +924,12 @@ class _Job:
         self._cycle_times: list[float] = []
         self._earlier: list[ShiftKpis] = []
         self.end_s = now_s                          # time of the latest step done, s
+        self.start_s = now_s
+        self.last_unit_s: float | None = None       # when the latest unit was finished, s
         self.runner = self._batch(now_s)
+        # The scheduler's own figure, to hold the run against: its first batch's span per unit.
+        plan = self.runner.plan.entries
+        self.planned_s_per_unit = (max(e.end_s for e in plan) - now_s) / self.runner.units if plan else math.nan
 
     def _batch(self, now_s: float) -> ShiftRunner:
         return ShiftRunner(self.recipe, min(self._horizon, self.units - self._done_before), self._scheduler,
@@ -949,7 +955,10 @@ class _Job:
 
     def step_done(self, step_id: str, unit: int, executor: str, now_s: float) -> None:
         self.end_s = now_s
+        done_before = self.units_done
         self.runner.step_done(step_id, unit, executor, now_s)
+        if self.units_done > done_before:
+            self.last_unit_s = now_s
         if self.runner.finished and not self.finished:
             kpis = self.runner.kpis(now_s)
             self._earlier.append(kpis)
@@ -969,6 +978,21 @@ class _Job:
                          robot_busy / elapsed if elapsed > 0 else 0.0, human_busy / elapsed if elapsed > 0 else 0.0,
                          sum(k.safety_stop_s for k in parts), sum(k.replans for k in parts),
                          sum(k.reallocated_steps for k in parts))
+
+    def pace_values(self) -> dict[str, object]:
+        """Time per unit, actual (job start to the latest unit finished, over the units) and planned
+        (the scheduler's first batch): per-unit cycle times overlap in a batch, this does not."""
+        values: dict[str, object] = {'planned_time_per_unit_s': self.planned_s_per_unit
+                                     if math.isfinite(self.planned_s_per_unit) else None}
+        done = self.units_done
+        if done and self.last_unit_s is not None:
+            actual = (self.last_unit_s - self.start_s) / done
+            values['time_per_unit_s'] = actual
+            values['time_per_unit_ratio'] = actual / self.planned_s_per_unit if self.planned_s_per_unit > 0 else None
+        else:
+            values['time_per_unit_s'] = values['time_per_unit_ratio'] = None
+            values['time_per_unit_reason'] = 'no unit completed yet'
+        return values
 
     @staticmethod
     def _cycle_times_of(runner: ShiftRunner) -> tuple[float, ...]:
