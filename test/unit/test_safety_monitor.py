@@ -1,4 +1,5 @@
 """SafetyMonitor behaviour: doubt stops, zones and SSM, hold and ramp, e-stop latch, mode caps."""
+import dataclasses
 import math
 from pathlib import Path
 
@@ -177,7 +178,18 @@ def test_ssm_limits_below_the_zone_rule():
     # (v_h bound = floor 1.6 m/s). The scale must hold until the next verdict is applied: P + L =
     # 0.04 + 0.05 s. During L the arm keeps its present speed v_now and the person walks in:
     # d_H = 1.7 - (1.6 + v_now) 0.05; then S_p with T_r + P: 1.6 (0.54 + 0.2) + 0.54 s + 0.3 = 1.484 + 0.54 s
-    verdicts = run(monitor, 3.1, 3.3, lambda t: (2.0,), speed_x_mps=1.0)
+    # (the tracker says standing, exactly: a first sighting without an estimate would count as
+    # approaching at the floor and grow like one, 1.6 + 4 * 0.09 m/s)
+    def standing(monitor, speed_x_mps):
+        verdicts = []
+        for k in range(7):
+            t = 3.1 + k * DT
+            applied = monitor.last_verdict.speed_scale
+            verdicts.append(monitor.update(tracked(t, 2.0, (0.0, 0.0), np.zeros((2, 2))),
+                                           robot(t, speed_x_mps, applied), t))
+        return verdicts
+
+    verdicts = standing(monitor, 1.0)
     first = (1.7 - (1.6 + 1.0) * 0.05 - 1.484) / 0.54                    # from full speed: 0.159
     assert verdicts[0].speed_scale == pytest.approx(first, abs=1e-9)
     # then at v_now = 0.159 m/s a higher target (0.237), held back by the restart interlock
@@ -188,8 +200,8 @@ def test_ssm_limits_below_the_zone_rule():
     assert verdicts[-1].margin_m == pytest.approx(1.7 - 1.42 - 0.5 * first)
     assert verdicts[-1].zone == 'clear' and verdicts[-1].reason.startswith('SSM')
     assert verdicts[-1].human_speed_mps == pytest.approx(1.6)
-    # robot moving away at the same speed: only the fixed part 1.484 m <= 1.7 m -> full speed target
-    away = run(started(ssm_config()), 3.1, 3.3, lambda t: (2.0,), speed_x_mps=-1.0)
+    # robot moving away at the same speed: only the fixed part 1.484 m <= d_H 1.62 m -> full speed target
+    away = standing(started(ssm_config()), -1.0)
     assert away[-1].target_scale == 1.0
 
 
@@ -487,3 +499,80 @@ def test_the_safety_pipeline_hands_the_velocities_to_the_monitor():
     SafetyPipeline(monitor, BasePose(0, 0, 0, 0)).evaluate(observation, None, 0.0)
     assert monitor.seen[0].velocities_mps.tolist() == [[-1.0, 0.5]]
     assert monitor.seen[0].velocity_cov.tolist() == [[[0.04, 0.0], [0.0, 0.04]]]
+
+
+# -- SSM look-ahead (make sim, 269.1 s: 1.4 mm inside S_p one tick after a verdict of scale 1) -------
+
+def cell_like_monitor():
+    """The supervisor's SSM numbers (config/cell.yaml, config/stopping.yaml), at full speed, nobody around."""
+    config = SafetyConfig.from_mapping({'reaction_time_s': 0.31, 'intrusion_distance_m': 0.65,
+                                        'sensor_uncertainty_m': 0.1, 'robot_position_uncertainty_m': 0.02,
+                                        'warning_distance_m': 2.5, 'protective_distance_m': 0.6,
+                                        'reduced_speed_scale': 1.0, 'people_timeout_s': 0.17,
+                                        'speed_fraction_at_full_scale': 0.5})
+    monitor = SafetyMonitor(config, StoppingModel.from_yaml(CONFIG / 'stopping.yaml'))
+    for k in range(100):
+        applied = monitor.last_verdict.speed_scale if monitor.last_verdict else 0.0
+        monitor.update(PeopleObservation(k * DT, 'world', np.zeros((0, 3))), arm(k * DT, (0.0, 1.0, 0.0), applied),
+                       k * DT)
+    assert monitor.last_verdict.speed_scale == 1.0
+    return monitor
+
+
+def arm(stamp_s, velocity_full_mps, applied_scale):
+    """One capsule on the table (0.75-1.5 m high) at the origin, moving at velocity x applied scale."""
+    velocities = np.zeros((1, 2, 3))
+    velocities[0, :, :] = np.asarray(velocity_full_mps) * applied_scale
+    return RobotObservation(stamp_s, np.array([[[0.0, 0.0, 0.75], [0.0, 0.0, 1.5]]]), np.array([0.1]), velocities,
+                            applied_scale)
+
+
+def walker(stamp_s, x, speed_toward_mps):
+    """A person at (x, 0) walking toward the robot; the tracker's estimate exact (covariance 0)."""
+    return PeopleObservation(stamp_s, 'world', np.array([[x, 0.0, 1.0]]), np.array([[-speed_toward_mps, 0.0]]),
+                             np.zeros((1, 2, 2)))
+
+
+def test_the_verdict_slows_in_time_where_the_old_rule_went_inside_s_p_next_tick():
+    from smartcell.core.safety.ssm import speed_scale_for
+    model = StoppingModel.from_yaml(CONFIG / 'stopping.yaml')
+    t = 100 * DT
+    reference = cell_like_monitor()
+    steps = model.steps(model.payload_fraction(reference.config.payload_kg), 0.5)
+    # the old rule: T_r + one update period, v_h as estimated now (1.977 m/s); the link moves across
+    old_inputs = dataclasses.replace(reference.config.effective_separation, reaction_time_s=0.31 + 0.04)
+    low, high = 0.5, 5.0                       # the smallest separation at which it allowed full speed
+    for _ in range(60):
+        middle = 0.5 * (low + high)
+        low, high = (low, middle) if speed_scale_for(middle, old_inputs, 1.977, 0.0, steps) >= 1.0 else (middle, high)
+    x = high + 0.005 + 0.2 + 0.1               # + person radius + capsule radius
+    separation_m = high + 0.005
+
+    def next_tick_margin(monitor, scale):
+        # one tick later: 2.3 m/s closer, v_h 2.0 m/s, the link turned 0.163 m/s toward the person
+        return monitor.update(walker(t + DT, x - 2.3 * DT, 2.0), arm(t + DT, (0.163, 0.987, 0.0), scale),
+                              t + DT).margin_m
+
+    old = cell_like_monitor()
+    old.update(walker(t, x, 1.977), arm(t, (0.0, 1.0, 0.0), 1.0), t)
+    assert float(speed_scale_for(separation_m, old_inputs, 1.977, 0.0, steps)) == 1.0
+    assert next_tick_margin(old, 1.0) < 0.0                     # what the evidence showed: inside S_p, moving
+    new = cell_like_monitor()
+    verdict = new.update(walker(t, x, 1.977), arm(t, (0.0, 1.0, 0.0), 1.0), t)
+    assert 0.0 < verdict.speed_scale < 1.0 and 'look-ahead' in verdict.reason
+    assert next_tick_margin(new, verdict.speed_scale) >= 0.0
+
+
+@pytest.mark.parametrize('people_data', [
+    PeopleObservation(3.4, 'world', np.array([[math.nan, 0.0, 1.0]])),
+    PeopleObservation(3.4, 'world', np.array([[2.5, 0.0, 1.0]]), np.array([[math.nan, 0.0]]), np.zeros((1, 2, 2))),
+])
+def test_the_look_ahead_still_stops_on_doubt_and_floors_an_unknown_speed(people_data):
+    monitor = cell_like_monitor()
+    verdict = monitor.update(people_data, arm(3.4, (1.0, 0.0, 0.0), 1.0), 3.4)
+    if np.isnan(people_data.positions_m).any():
+        assert verdict.speed_scale == 0.0 and 'NaN' in verdict.reason
+    else:               # a NaN velocity: no slower than a person known to approach at the floor speed
+        assert verdict.human_speed_mps == pytest.approx(1.6)
+        known = cell_like_monitor().update(walker(3.4, 2.5, 1.6), arm(3.4, (1.0, 0.0, 0.0), 1.0), 3.4)
+        assert 0.0 < verdict.target_scale <= known.target_scale

@@ -329,7 +329,8 @@ LOOK = LookAhead(update_period_s=0.04, actuation_lag_s=0.05, human_accel_mps2=4.
     (1.5, 1.86),          # 1.5 + 0.36 is above the floor
     (0.5, 1.6),           # 0.86: the floor already is the worst case
     (-1.0, 1.6),          # walking away: floor
-    (math.nan, 1.6),      # unknown: floor
+    (math.nan, 1.96),     # unknown: the floor, grown like an estimate at the floor
+    (1.6, 1.96),
 ])
 def test_human_speed_bound_over_the_horizon(v_h, expected):
     assert float(human_speed_bound(INPUTS, v_h, LOOK)) == pytest.approx(expected)

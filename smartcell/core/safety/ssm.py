@@ -234,11 +234,12 @@ def human_speed_bound(inputs: SeparationInputs, human_speed_mps: np.ndarray | fl
     """v_h,H (m/s): the person's speed toward the robot at its bound over the horizon.
 
     The estimate (an upper confidence bound already) may grow by a_h * H before the next verdict
-    takes effect; never below the floor (a floor speed needs no growth: it already is the worst
-    case for someone standing or walking away). Unknown (NaN) counts as the floor, as in S_p.
+    takes effect; never below the floor (the floor needs no growth: it already is the worst case
+    for someone standing or walking away). An unknown speed (NaN) is the floor and may grow like an
+    estimate: never less than a known speed at the floor gets.
     """
-    grown = np.asarray(human_speed_mps, dtype=float) + look.human_accel_mps2 * look.horizon_s
-    return np.maximum(np.nan_to_num(grown, nan=0.0), inputs.human_speed_floor_mps)
+    known = np.nan_to_num(np.asarray(human_speed_mps, dtype=float), nan=inputs.human_speed_floor_mps)
+    return np.maximum(known + look.human_accel_mps2 * look.horizon_s, inputs.human_speed_floor_mps)
 
 
 def look_ahead_terms(separation_m: np.ndarray | float, inputs: SeparationInputs, human_speed_mps: np.ndarray | float,
