@@ -576,3 +576,16 @@ def test_the_look_ahead_still_stops_on_doubt_and_floors_an_unknown_speed(people_
         assert verdict.human_speed_mps == pytest.approx(1.6)
         known = cell_like_monitor().update(walker(3.4, 2.5, 1.6), arm(3.4, (1.0, 0.0, 0.0), 1.0), 3.4)
         assert 0.0 < verdict.target_scale <= known.target_scale
+
+
+def test_the_look_ahead_defaults_cover_the_chain_they_stand_for():
+    from smartcell.core.safety.pipeline import VERDICT_TO_ARM_S
+    from smartcell.core.sensors.people_tracking import TrackerConfig
+    config = SafetyConfig()
+    # L: at least the verdict-to-arm time the reaction budget counts, and the lockstep twin's one tick
+    assert config.actuation_lag_s >= max(VERDICT_TO_ARM_S, DT)
+    # a_h: the tracker's own acceleration model of a person at the same confidence as the speed bound
+    assert config.human_accel_bound_mps2 >= safety.VELOCITY_BOUND_SIGMAS * TrackerConfig().accel_noise_mps2
+    for name in ('actuation_lag_s', 'human_accel_bound_mps2'):
+        with pytest.raises(ConfigError, match=name):
+            SafetyConfig(**{name: 0.0})
