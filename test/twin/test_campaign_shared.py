@@ -11,8 +11,9 @@ import pytest
 
 from smartcell.core.sensors.background import BackgroundError, read_background_file
 from smartcell.tools import campaign as campaign_tool
-from smartcell.twin.campaign import SHARED_TASKS, CampaignSettings, campaign_scenario, run_scenario
-from smartcell.twin.human import REGION_NAMES, region_segments
+from smartcell.twin.campaign import (SHARED_TASKS, CampaignSettings, _in_shared_workspace, campaign_scenario,
+                                      run_scenario)
+from smartcell.twin.human import REGION_NAMES, PersonState, region_segments
 from smartcell.twin.world import DEFAULT_LAYOUT
 
 STATION = DEFAULT_LAYOUT.station('assembly')
@@ -153,3 +154,12 @@ def test_a_small_campaign_lists_every_shared_task(tmp_path, capsys):
         figures = summary['by_kind'][task]
         assert {'parts_per_hour', 'stops', 'stopped_share', 'violations', 'contacts_above_limit'} <= set(figures['ssm'])
     assert status == (1 if campaign_tool.failed(summary['ssm']) else 0), printed
+
+
+@pytest.mark.parametrize('xy,inside', [((1.2, 0.0), True), ((1.2, 0.84), True), ((1.2, 0.86), False),
+                                       ((0.3, 0.0), False), ((2.3, 1.1), False)])
+def test_only_people_truly_in_the_shared_workspace_are_spared_the_s_p_rule(xy, inside):
+    # The region of cell.yaml grown by the controller's 0.25 m hysteresis: the farthest out the
+    # controller may still count a person in; anybody beyond is judged against S_p even in collaborative mode.
+    regions = np.array([SHARED_REGION])
+    assert _in_shared_workspace(PersonState(*xy, yaw_rad=0.0), regions) is inside
