@@ -383,18 +383,32 @@ def test_a_person_on_their_own_step_out_of_view_is_not_away_until_it_should_be_o
 
 
 def test_an_arm_with_no_step_parks_away_from_the_shared_station():
-    from smartcell.core.cell.controller import PARK_POSE
-    run = started(job='job_gearbox', units=1)                 # nobody acknowledges the person's steps
-    park = run.cell.motions.configurations[PARK_POSE]
+    from smartcell.core.cell.controller import HANDOVER_POSE, PARK_POSE
+    run = started(job='job_demo', units=1, collaborative_regions_xyr=[1.2, 0.0, 0.6])
+    configurations = run.cell.motions.configurations
+    run.person = (1.25, 0.05)                          # at the station: takes the part, never acks the assembly
     targets = []
-    for _ in range(int(60.0 / DT)):
+    for _ in range(int(30.0 / DT)):
         run.tick()
         run.arrive()
         targets.append(run.target)
-    robot_done = [s.step_id for s in run.cell.runner.log if s.actor == 'robot']
-    assert 'place_housing' in robot_done                        # it was at the shared assembly station
-    assert run.cell.runner.upcoming('robot') is not None        # its next step waits for the person
-    assert np.allclose(targets[-1], park) and np.allclose(run.q, park)
+        if run.cell.human_step is not None and run.cell.human_step[1] == 'present_part':
+            run.record(run.cell.on_operator_done(run.t))
+    assert run.cell.runner.state_of(0, 'present_part').value == 'done'
+    assert any(t is not None and np.allclose(t, configurations[HANDOVER_POSE]) for t in targets)
+    # The handover left the tool over the shared station; with nothing to do the arm leaves it.
+    assert np.allclose(targets[-1], configurations[PARK_POSE]) and np.allclose(run.q, configurations[PARK_POSE])
+
+
+def test_an_arm_with_no_step_outside_the_shared_workspace_waits_where_it_is():
+    from smartcell.core.cell.controller import PARK_POSE
+    run = started(job='job_gearbox', units=1, collaborative_regions_xyr=[1.2, 0.0, 0.6])
+    for _ in range(int(60.0 / DT)):                     # nobody acknowledges: the robot runs out of steps
+        run.tick()
+        run.arrive()
+    assert run.cell.runner.upcoming('robot') is not None
+    at = [name for name, q in run.cell.motions.configurations.items() if np.allclose(run.q, q)]
+    assert at and PARK_POSE not in at and not any('assembly' in name for name in at), at
 
 
 def test_time_per_unit_is_measured_against_the_schedulers_plan():

@@ -835,11 +835,16 @@ class CellController:
                                          tuple(float(v) for v in plan.positions_rad[0]), float(plan.times_s[0]))
 
     def _park(self, joints: JointSample) -> None:
-        """With no step to do, the arm waits at PARK_POSE: left over a shared station after a
-        handover or a place there, it would stand in the person's workspace, and the person waits
-        for it to leave."""
+        """With no step to do and its tool inside a shared workspace (left there by a handover or a
+        place at the shared station), the arm goes to PARK_POSE: waiting there it would stand in the
+        person's way, and the person waits for it to leave. Elsewhere it waits where it is (a park
+        there would only add a motion to the next step)."""
         park = self.motions.configurations.get(PARK_POSE)
-        if park is None or arrived(joints.positions_rad, joints.velocities_radps, np.asarray(park, dtype=float)):
+        regions = np.asarray(self.config.collaborative_regions_xyr, dtype=float).reshape(-1, 3)
+        if park is None or len(regions) == 0 or self._pending_motion:
+            return
+        tool_xy = tool_tip_world(joints.positions_rad, self.safety.base)[:2]
+        if not np.any(np.linalg.norm(regions[:, :2] - tool_xy, axis=1) <= regions[:, 2]):
             return
         self._send_motion(joints.positions_rad, park)
 
