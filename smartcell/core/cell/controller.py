@@ -27,7 +27,8 @@ from smartcell.core.robot.motions import ARRIVAL_TOLERANCE_RAD, MotionLibrary, a
 from smartcell.core.robot.motions import UR5E_JOINT_LIMITS as LIMITS
 from smartcell.core.safety.monitor import Mode, PeopleObservation, SafetyEvent, SafetyState, SafetyVerdict
 from smartcell.core.safety.pipeline import CellKpis, SafetyPipeline, person_near, tool_tip_world
-from smartcell.core.tasks.job_runner import ShiftConfig, ShiftError, ShiftKpis, ShiftRunner
+from smartcell.core.tasks.job_runner import (PERSON_REACH_M, ShiftConfig, ShiftError, ShiftKpis, ShiftRunner,
+                                             parse_station_positions)
 from smartcell.core.tasks.recipe import Recipe
 from smartcell.core.tasks.scheduling import Scheduler
 
@@ -101,6 +102,10 @@ class CellConfig:
     # intrusion. While every tracked person is inside one during a job, the cell runs in
     # COLLABORATIVE mode (PFL speed caps, ISO/TS 15066 5.5.5); anyone elsewhere means SSM again.
     collaborative_regions_xyr: tuple[float, ...] = ()
+    # Stations (name, x m, y m, world): the job runner keeps robot steps out of a tracked person's
+    # reach (person_reach_m) while it has other robot work (docs/tasks.md, section 4).
+    station_positions_xy: tuple[tuple[str, float, float], ...] = ()
+    person_reach_m: float = PERSON_REACH_M
 
     @classmethod
     def from_params(cls, values: Mapping[str, Any]) -> 'CellConfig':
@@ -116,6 +121,8 @@ class CellConfig:
                                   f'radius >= 0 (0: no region), got {list(values_m)}')
             triples = [values_m[i:i + 3] for i in range(0, len(values_m), 3)]
             picked['collaborative_regions_xyr'] = tuple(v for t in triples if t[2] > 0.0 for v in t)
+        if 'station_positions_xy' in picked:
+            picked['station_positions_xy'] = parse_station_positions(picked['station_positions_xy'])
         if 'future_tolerance_s' not in picked and 'people_timeout_s' in values:
             picked['future_tolerance_s'] = float(values['people_timeout_s'])
         return cls(**picked)
@@ -325,6 +332,8 @@ class CellController:
             self._joints = joints
         positions = np.asarray(people.positions_m, dtype=float).reshape(-1, 3)
         self._people_xy = positions[:, :2]
+        if self._runner is not None:
+            self._runner.on_person_positions(self._people_xy, now_s)
         self._sense_presence(len(positions) > 0, now_s)
         verdict = self.safety.evaluate(people, None if joints is None else tuple(joints), now_s)
         self._react_to_safety(verdict)
@@ -735,9 +744,11 @@ class CellController:
             return
         self._job = _Job(recipe, units, order_id, ShiftConfig(
             late_threshold_s=self.config.late_threshold_s, fatigue_high=self.config.fatigue_high,
-            fatigue_low=self.config.fatigue_low), self.config.plan_horizon_units, self._now_s,
+            fatigue_low=self.config.fatigue_low, station_positions_xy=self.config.station_positions_xy,
+            person_reach_m=self.config.person_reach_m), self.config.plan_horizon_units, self._now_s,
             Scheduler(time_budget_s=None if self.config.lockstep else PLAN_TIME_BUDGET_S))
         self._runner = self._job.runner
+        self._runner.on_person_positions(self._people_xy, self._now_s)
         self._robot_step = self._human_step = None
         self._emit('job_started', job=recipe.job, units=units, order_id=order_id)
         if self._fatigue is not None:
@@ -753,6 +764,7 @@ class CellController:
                        order_id=job.order_id)
         if job.runner is not self._runner:            # the next batch of the order was planned
             self._runner = job.runner
+            self._runner.on_person_positions(self._people_xy, self._now_s)
             self._robot_step = self._human_step = None
             if self._fatigue is not None:
                 self._runner.on_fatigue(self._fatigue, self._now_s)
