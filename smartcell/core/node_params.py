@@ -175,6 +175,11 @@ SUPERVISOR = NodeParams('supervisor', (
     P('collaborative_regions_xyr', [0.0, 0.0, 0.0], 'shared workspaces, x, y, radius (m, world) per region: '
       'while the cell runs (a job or the bare cycle) and every tracked person is inside one, it runs in '
       'collaborative mode (PFL caps) instead of separation stops; a radius of 0 declares none'),
+    P('station_positions_xy', ['pick 0.35 -0.35', 'place -0.35 0.35', 'assembly 0.70 0.0', 'operator_bench 3.6 -1.1'],
+      "stations, 'NAME X Y' (m, world; the twin layout's): during a job a robot step at a station within "
+      'person_reach_m of a tracked person waits while another robot step out of reach can start'),
+    P('person_reach_m', 0.85, 'a station this close to a tracked person is in their reach (ISO 13855 C = 850 mm), m',
+      min=0.05, max=3.0),
     P('handover_presence_m', 1.2, 'a handover: the arm moves into the handover pose only while a tracked person '
       'stands within this horizontal distance of the part (gripper tip), m', min=0.3, max=3.0),
     P('operator_users_file', '', 'the MES users file (name: {password_hash, role}; docs/mes.md): its operators may '
