@@ -281,3 +281,46 @@ def test_moving_people_never_lose_or_repeat_a_step_and_the_runner_stays_determin
         assert schedule_violations(recipe, log, units, check_durations=False) == []
         runs.append((runner.log, runner.replan_reasons, runner.reach_deferrals))
     assert runs[0] == runs[1]
+
+
+def test_the_supervisors_station_positions_are_the_twin_layouts():
+    from smartcell.core.node_params import SUPERVISOR
+    from smartcell.twin.world import DEFAULT_LAYOUT
+    configured = {name: (x, y) for name, x, y in parse_station_positions(SUPERVISOR.defaults()['station_positions_xy'])}
+    layout = {s.name: tuple(s.position_m[:2]) for s in DEFAULT_LAYOUT.stations}
+    assert sorted(configured) == sorted(layout)
+    assert all(np.allclose(configured[name], layout[name]) for name in layout)
+
+
+def test_the_cell_controller_feeds_the_runner_the_tracked_people(repo):
+    """Wiring: the controller hands every people update to the job runner, with the configured stations."""
+    from smartcell.core.cell.controller import CellController, JointSample
+    from smartcell.core.cell.states import State
+    from smartcell.core.node_params import SUPERVISOR
+    from smartcell.core.safety.monitor import PeopleObservation
+    config = repo / 'config'
+    params = {**SUPERVISOR.defaults(), 'robot_base_xyz_yaw': [0.0, 0.0, 0.75, 0.0], 'lockstep': True,
+              'job': 'job_gearbox', 'units': 1}
+    cell = CellController.from_params(params, config / 'stopping.yaml', config / 'body_regions.yaml',
+                                      config / 'motions.yaml', lambda job: load_recipe(config / f'{job}.yaml'))
+    assert cell.config.station_positions_xy[2] == ('assembly', 0.70, 0.0)
+    home = np.array([0.0, -1.571, 1.571, -1.571, -1.571, 0.0])
+    t = 0.0
+
+    def tick(person):
+        nonlocal t
+        t += 1.0 / 30.0
+        cell.on_cycle(PeopleObservation(t, 'world', np.array([[*person, 0.0]])), JointSample(t, home, np.zeros(6)), t)
+
+    for _ in range(45):                       # restart interlock, then start with the person far away
+        tick((4.0, 3.0))
+    assert cell.request('start', t).success
+    for _ in range(60):
+        tick((4.0, 3.0))
+    assert cell.state in (State.RUNNING, State.PROTECTIVE_STOP) and cell.runner is not None
+    assert cell.runner.stations_in_reach == frozenset()
+    tick((1.20, 0.0))                          # at the shared station's person place
+    assert cell.runner.stations_in_reach == frozenset({'assembly'})
+    assert (t, 'person within reach of assembly') in cell.runner.replan_reasons   # (a stop may follow)
+    tick((math.nan, 0.0))
+    assert cell.runner.stations_in_reach is None     # NaN: unknown, nothing preferred
