@@ -345,9 +345,11 @@ def test_the_edge_of_a_shared_workspace_does_not_flip_the_mode_every_cycle():
     before = len(run.events('mode_change'))
     for k in range(30):                                    # tracking noise around the edge (0.5 m)
         hold(run, DT, np.array([[1.2 + (0.48 if k % 2 else 0.55), 0.0, 0.0]]))
-    assert len(run.events('mode_change')) == before and run.cell.safety.mode is Mode.COLLABORATIVE
-    hold(run, 0.2, np.array([[1.2 + 0.8, 0.0, 0.0]]))     # clearly out
-    assert run.cell.safety.mode is Mode.AUTOMATIC
+    # Out at the edge, once (separation monitoring errs early), and not back in on the noise.
+    assert len(run.events('mode_change')) == before + 1 and run.cell.safety.mode is Mode.AUTOMATIC
+    for k in range(30):                                    # noise around the way in (0.25 m inside the edge)
+        hold(run, DT, np.array([[1.2 + (0.2 if k % 2 else 0.3), 0.0, 0.0]]))
+    assert len(run.events('mode_change')) == before + 2 and run.cell.safety.mode is Mode.COLLABORATIVE
 
 
 def test_the_bare_cycle_collaborates_at_a_shared_workspace_too():

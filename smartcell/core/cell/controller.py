@@ -61,7 +61,10 @@ CELL_LEVEL = {State.FAULT: Level.ERROR, State.EMERGENCY_STOP: Level.ERROR, State
 
 ARM_ABORT_PREFIX = 'aborted: '   # the arm's result for a motion it dropped on a clock jump (nodes/arm.py)
 CLOCK_JUMP_S = 1.0            # people stamps this far behind the newest: the time source restarted, s
-SHARED_WORKSPACE_HYSTERESIS_M = 0.25   # a person counted in a shared workspace leaves it this far past its edge
+# A person enters a shared workspace this far inside its edge and leaves it at the edge: the noise at
+# the edge does not flip the mode, and tracking lag errs on the safe side (SSM back early). The campaign's
+# audit spares a person up to this far outside the edge (ground truth against the tracked position).
+SHARED_WORKSPACE_HYSTERESIS_M = 0.25
 INPUT_ERROR_HOLD_S = 5.0      # a refused input stays ERROR on /diagnostics this long after the last one, s
 
 
@@ -908,7 +911,7 @@ class CellController:
         the operator-chosen mode.
         Only from AUTOMATIC: a T1 (manual reduced) choice is never overridden. A switch is a
         mode_change event judged at once on the latest data, not a stop."""
-        shared = self._people_in_shared_workspaces(SHARED_WORKSPACE_HYSTERESIS_M if self._shared else 0.0)
+        shared = self._people_in_shared_workspaces(0.0 if self._shared else -SHARED_WORKSPACE_HYSTERESIS_M)
         self._shared = shared
         collaborate = (handover or shared) and self._base_mode is Mode.AUTOMATIC
         wanted = Mode.COLLABORATIVE if collaborate else self._base_mode
@@ -917,9 +920,9 @@ class CellController:
         self._change_mode(wanted, reason)
 
     def _people_in_shared_workspaces(self, margin_m: float = 0.0) -> bool:
-        """True when someone is tracked and everyone tracked is inside a shared workspace (its radius
-        grown by margin_m: once in, a person stays in until clearly out, so tracking noise at the edge
-        does not flip the mode every cycle)."""
+        """True when someone is tracked and everyone tracked is inside a shared workspace, its radius
+        grown by margin_m (negative: shrunk; entering takes a person well inside, leaving is at the
+        edge, so tracking noise at the edge does not flip the mode every cycle)."""
         regions = np.asarray(self.config.collaborative_regions_xyr, dtype=float).reshape(-1, 3)
         people = np.asarray(self._people_xy, dtype=float).reshape(-1, 2)
         if len(regions) == 0 or len(people) == 0 or not np.all(np.isfinite(people)):
