@@ -409,7 +409,8 @@ def _native_stdout_silenced():
 
 def _in_shared_workspace(person: PersonState, regions_xyr: np.ndarray) -> bool:
     """Whether the person truly stands in a shared workspace (x, y, radius m rows), its edge grown by
-    the controller's hysteresis: as far out as the controller may still count them in."""
+    SHARED_WORKSPACE_HYSTERESIS_M: the controller lets a person out at the edge by their track, and
+    this allows for the track's lag and noise against the ground truth."""
     distance = np.hypot(regions_xyr[:, 0] - person.x_m, regions_xyr[:, 1] - person.y_m)
     return bool(np.any(distance <= regions_xyr[:, 2] + SHARED_WORKSPACE_HYSTERESIS_M))
 

@@ -159,7 +159,7 @@ def test_a_small_campaign_lists_every_shared_task(tmp_path, capsys):
 @pytest.mark.parametrize('xy,inside', [((1.2, 0.0), True), ((1.2, 0.84), True), ((1.2, 0.86), False),
                                        ((0.3, 0.0), False), ((2.3, 1.1), False)])
 def test_only_people_truly_in_the_shared_workspace_are_spared_the_s_p_rule(xy, inside):
-    # The region of cell.yaml grown by the controller's 0.25 m hysteresis: the farthest out the
-    # controller may still count a person in; anybody beyond is judged against S_p even in collaborative mode.
+    # The region of cell.yaml grown by 0.25 m (SHARED_WORKSPACE_HYSTERESIS_M), an allowance for the tracks the
+    # controller decides by; anybody beyond is judged against S_p even in collaborative mode.
     regions = np.array([SHARED_REGION])
     assert _in_shared_workspace(PersonState(*xy, yaw_rad=0.0), regions) is inside
