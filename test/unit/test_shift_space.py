@@ -42,7 +42,7 @@ def test_the_plan_puts_the_table_step_first():
 
 
 def test_a_robot_step_in_reach_waits_while_one_out_of_reach_can_start():
-    runner = runner_for(two_robot_steps())
+    runner = runner_for(two_robot_steps(), reach_defer_awaited=True)   # the person's step awaits place_base
     runner.on_person_positions(NEAR_TABLE, 0.0)
     assert runner.stations_in_reach == frozenset({'table'})
     actions = runner.next_actions(0.0)
@@ -93,7 +93,7 @@ def test_a_handover_is_never_deferred():
 
 
 def test_the_person_moving_re_plans_and_names_the_station():
-    runner = runner_for(two_robot_steps())
+    runner = runner_for(two_robot_steps(), reach_defer_awaited=True)   # the person's step awaits place_base
     runner.on_person_positions(FAR, 0.0)
     assert runner.kpis(0.0).replans == 0                   # nothing in reach, as planned
     assert 'within reach of table' in runner.on_person_positions(NEAR_TABLE, 1.0)
@@ -231,8 +231,8 @@ def test_the_gearbox_with_a_person_at_the_assembly_station_loses_and_repeats_not
 
 
 def test_a_step_the_person_waits_for_can_be_exempt_from_deferral():
-    # The person's next step (assemble) needs place_base: with reach_defer_awaited=False the robot goes on.
-    runner = runner_for(two_robot_steps(), reach_defer_awaited=False)
+    # The person's next step (assemble) needs place_base: by default (reach_defer_awaited=False) the robot goes on.
+    runner = runner_for(two_robot_steps())
     runner.on_person_positions(NEAR_TABLE, 0.0)
     assert runner.next_actions(0.0).robot.step_id == 'place_base' and runner.reach_deferrals == ()
     # A step nobody waits for is still deferred.

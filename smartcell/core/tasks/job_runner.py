@@ -75,7 +75,7 @@ class ShiftConfig:
     reach_replan_min_s: float = REACH_REPLAN_MIN_S  # changes of reach closer together re-plan once, s
     # Defer even a step that the person's next planned step waits for (False: go on with it, the
     # person is probably standing there waiting for it, and deferring only makes them wait longer).
-    reach_defer_awaited: bool = True
+    reach_defer_awaited: bool = False
 
     def __post_init__(self) -> None:
         for name in ('late_threshold_s', 'absent_return_guess_s', 'stop_clear_guess_s'):
