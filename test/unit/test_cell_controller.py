@@ -366,6 +366,14 @@ def test_the_bare_cycle_collaborates_at_a_shared_workspace_too():
     assert run.cell.state is State.IDLE and run.cell.safety.mode is Mode.AUTOMATIC
 
 
+def test_a_person_with_no_step_is_not_away_however_long_the_robot_takes():
+    # The robot never arrives at its first step: the person, waiting out of view, gets nothing to do.
+    run = started_at_first_step(job='job_demo', units=1, person_absent_s=2.0)
+    hold(run, 10.0, np.empty((0, 3)))
+    assert run.cell.human_step is None
+    assert not run.events('person_absent') and run.cell.runner.human_present
+
+
 def test_a_person_on_their_own_step_out_of_view_is_not_away_until_it_should_be_over():
     run = started_at_first_step(job='job_gearbox', units=1, person_absent_s=2.0)
     run.tick()

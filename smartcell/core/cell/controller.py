@@ -704,11 +704,14 @@ class CellController:
         unfinished step goes back to pending and `either` steps go to the robot
         (ShiftRunner.on_person_absent); seen again or a step acknowledged: back, re-plan.
 
-        Accounted for = tracked by the scanner, or (while not away) working on their own step (not a
-        handover) within its nominal time: a bench outside the fence is out of the scanner's view, and a person pressing
-        a bearing there is not away."""
+        Accounted for = tracked by the scanner, or (while not away) given no step, or working on their
+        own step (not a handover) within its nominal time: a bench outside the fence is out of the
+        scanner's view, and a person pressing a bearing there is not away."""
         busy = not self._person_away and self._human_step is not None and now_s <= self._human_step_end_s
-        if seen or busy:
+        # With no step shown the person waits for the robot (often out of view): nothing is late, and an
+        # absent person would not be offered the handover that brings them back (a deadlock).
+        idle = not self._person_away and self._human_step is None
+        if seen or busy or idle:
             self._nobody_since_s = None
             if seen and self._person_away:
                 self._mark_present(now_s)
