@@ -169,9 +169,10 @@ SUPERVISOR = NodeParams('supervisor', (
       min=1.0, max=3600.0),
     P('fatigue_high', 0.7, 'fatigue index at/above which either-steps go to the robot', min=0.0, max=1.0),
     P('fatigue_low', 0.5, 'fatigue index at/below which they may go back to the person', min=0.0, max=1.0),
-    P('person_absent_s', 30.0, 'during a job, nobody tracked this long (a step of their own out of view counts '
-      'until its nominal end) means the person left: their unfinished step goes back to pending and steps '
-      'either may do go to the robot; seen again or a step acknowledged: back, s', min=1.0, max=3600.0),
+    P('person_absent_s', 30.0, 'during a job, nobody tracked this long while the person has a step (a step of '
+      'their own out of view counts until its nominal end) means the person left: their unfinished step goes '
+      'back to pending and steps either may do go to the robot; seen again or a step acknowledged: back, s',
+      min=1.0, max=3600.0),
     P('collaborative_regions_xyr', [0.0, 0.0, 0.0], 'shared workspaces, x, y, radius (m, world) per region: '
       'while the cell runs (a job or the bare cycle) and every tracked person is inside one, it runs in '
       'collaborative mode (PFL caps) instead of separation stops; a radius of 0 declares none'),
