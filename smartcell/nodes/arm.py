@@ -146,6 +146,10 @@ class Arm(Node):
             speed_limited(UR5E_JOINT_LIMITS, self._config.max_joint_speed_fraction),
             ScaleRamp(self._config.scale_ramp_down_per_s, self._config.scale_ramp_up_per_s), initial)
         self._actual = initial
+        # Real time: nothing is commanded before the arm's own position is known, and then it is held
+        # there. A restarted arm node used to command initial_positions_rad at once: the arm swept from
+        # where it stood to home, through the hands of a person taking a part at the handover.
+        self._measured = self._lockstep
         self._last_tick_s: float | None = None
         self._last_verdict_rx_s: float | None = None      # steady (monotonic) seconds
         self._verdict_scale = 0.0
@@ -392,6 +396,10 @@ class Arm(Node):
                 self._advance_lockstep()
             return
         self._actual = sample.positions_rad
+        if not self._measured:
+            self._measured = True
+            if not self._executor.active:
+                self._executor.cancel(sample.positions_rad)
         if jump:
             self._on_clock_jump(jump)
         if self._config.backend == 'sim':
@@ -437,6 +445,8 @@ class Arm(Node):
 
     # -- control -----------------------------------------------------------------------------
     def _tick(self, now_s: float, stamp: Time) -> None:
+        if not self._measured:
+            return                      # where the arm is is not known yet: command nothing
         dt = 0.0 if self._last_tick_s is None else min(MAX_TICK_DT_S, max(0.0, now_s - self._last_tick_s))
         self._last_tick_s = now_s
         if not self._lockstep and self._hold_reason():

@@ -544,3 +544,15 @@ def test_malformed_commands_never_kill_the_twin(peer, processes):
     peer.wait_for(lambda: len(states) > count + 10, 20, 'the twin still stepping', processes)
     assert all(np.all(np.isfinite(s.position)) for s in states)
     assert not processes.failed()
+
+
+def test_a_started_arm_holds_where_the_arm_stands_never_its_initial_pose(peer, processes, cell_key):
+    # A restarted arm node meets an arm that is not at initial_positions_rad (it held a part out).
+    twin = SignedTwin(peer, cell_key[1])
+    standing = np.array(moved(HOME[0] + 0.8))
+    twin.position = standing.copy()
+    processes.start('arm', node_command('smartcell.nodes.arm', 'arm', None, arm_params(peer, cell_key)))
+    peer.wait_for(lambda: len(twin.commands) > 5, 30, 'arm commands', processes)
+    first = [np.array(c.position) for c in twin.commands[:5]]
+    assert all(np.allclose(q, standing, atol=1e-9) for q in first), (first[0], standing)
+    assert not any(np.allclose(np.array(c.position), HOME, atol=1e-3) for c in twin.commands)
