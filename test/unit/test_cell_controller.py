@@ -410,6 +410,17 @@ def test_an_arm_with_no_step_parks_away_from_the_shared_station():
     assert np.allclose(targets[-1], configurations[PARK_POSE]) and np.allclose(run.q, configurations[PARK_POSE])
 
 
+def test_the_arm_holds_the_part_out_until_the_person_confirms_the_handover():
+    from smartcell.core.cell.controller import HANDOVER_POSE
+    run = started(job='job_demo', units=1, collaborative_regions_xyr=[1.2, 0.0, 0.6])
+    run.person = (1.25, 0.05)                          # at the station, taking the part, not yet confirming
+    for _ in range(int(15.0 / DT)):
+        run.tick()
+        run.arrive()
+    assert run.cell.runner.state_of(0, 'present_part').value == 'active'
+    assert np.allclose(run.target, run.cell.motions.configurations[HANDOVER_POSE])   # not parked away
+
+
 def test_an_arm_with_no_step_outside_the_shared_workspace_waits_where_it_is():
     from smartcell.core.cell.controller import PARK_POSE
     run = started(job='job_gearbox', units=1, collaborative_regions_xyr=[1.2, 0.0, 0.6])

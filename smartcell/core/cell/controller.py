@@ -28,7 +28,7 @@ from smartcell.core.robot.motions import UR5E_JOINT_LIMITS as LIMITS
 from smartcell.core.safety.monitor import Mode, PeopleObservation, SafetyEvent, SafetyState, SafetyVerdict
 from smartcell.core.safety.pipeline import CellKpis, SafetyPipeline, person_near, tool_tip_world
 from smartcell.core.tasks.job_runner import (PERSON_REACH_M, ShiftConfig, ShiftError, ShiftKpis, ShiftRunner,
-                                             parse_station_positions)
+                                             StepState, parse_station_positions)
 from smartcell.core.tasks.recipe import Recipe
 from smartcell.core.tasks.scheduling import Scheduler
 
@@ -861,6 +861,10 @@ class CellController:
         regions = np.asarray(self.config.collaborative_regions_xyr, dtype=float).reshape(-1, 3)
         if park is None or len(regions) == 0 or self._pending_motion:
             return
+        last = self._intent
+        if self._runner is not None and last.get('step') is not None and \
+                self._runner.state_of(int(last['unit']), str(last['step'])) is StepState.ACTIVE:
+            return      # a handover waiting for the person to confirm: they may be taking the part now
         tool_xy = tool_tip_world(joints.positions_rad, self.safety.base)[:2]
         if not np.any(np.linalg.norm(regions[:, :2] - tool_xy, axis=1) <= regions[:, 2]):
             return
