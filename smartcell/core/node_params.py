@@ -26,6 +26,9 @@ TWIN = NodeParams('twin', (
     P('duration_s', 0.0, 'simulated seconds to run; 0 runs until shut down', min=0.0, max=1e7),
     P('urdf_path', '', 'robot URDF; empty uses the installed share/smartcell/urdf/ur5e.urdf'),
     P('scan_noise_m', 0.01, 'standard deviation of the simulated range noise in m', min=0.0, max=0.1),
+    P('rated_force_limit_n', 120.0, "the simulated cobot's own safety force limit (UR: 50-250 N): a contact pushing "
+      'this hard holds the arm until the person and the arm part; at most the quasi-static limit of every region '
+      'exposed at the shared station (config/body_regions.yaml), checked at start-up', min=50.0, max=250.0),
     P('motions_file', '', "the arm's named configurations, swept through the cell at start-up (table, fence, "
       'furniture; the twin refuses to run with a collision); empty uses the installed config/motions.yaml '
       '(set cell-wide under /** so that the supervisor uses the same file)'),

@@ -47,7 +47,9 @@ class Twin(Node):
     sim_time_s, wall_time_s, ticks, true min person-robot distance, contacts);
     `twin/contacts` (diagnostic_msgs/DiagnosticArray, only on ticks with a person-robot contact: one
     status per person body region and robot link, name `<person>/<region>`, hardware_id = robot link,
-    values body_regions (config/body_regions.yaml names, comma-separated), normal_force_n (N),
+    values body_regions (config/body_regions.yaml names, comma-separated), normal_force_n (N, the
+    ISO/TS 15066 Annex A contact model's peak over the tick, see CellWorld), closing_speed_mps (at the
+    first touch), rated_force_stop (true while the simulated cobot's own force limit holds the arm),
     x_m/y_m/z_m (world)); `/diagnostics`.
     Subscribes: `twin/joint_command` (sensor_msgs/JointState position/velocity set-points from the arm;
     a command that names the joints wrongly, has NaN/Inf or leaves the joint limits is ignored with an
@@ -406,6 +408,7 @@ def contacts_msg(stamp, contacts) -> DiagnosticArray:
     """The twin's ground-truth contacts as a DiagnosticArray (see Twin: `twin/contacts`)."""
     statuses = [diagnostic_status(f'{c.person}/{c.region}', c.robot_link, LEVEL_WARN, c.iso_region, {
         'body_regions': ','.join(c.body_regions), 'normal_force_n': repr(c.normal_force_n),
+        'closing_speed_mps': repr(c.closing_speed_mps), 'rated_force_stop': str(c.rated_force_stop).lower(),
         'x_m': repr(c.position_m[0]), 'y_m': repr(c.position_m[1]), 'z_m': repr(c.position_m[2])})
         for c in contacts]
     return diagnostic_array(stamp, statuses)
@@ -415,7 +418,7 @@ def build_world(config: Any) -> tuple[CellWorld, SafetyScanner]:
     """The cell of the default layout with the scenario's people and the safety scanner."""
     from smartcell.twin.scanner import ScannerConfig, world_scanner
     from smartcell.twin.scenarios import SCENARIOS, scenario_paths
-    from smartcell.twin.world import DEFAULT_LAYOUT, CellWorld, connect
+    from smartcell.twin.world import DEFAULT_LAYOUT, CellWorld, connect, default_contact_model
     if config.scenario not in SCENARIOS and config.scenario != TASK_DRIVEN_SCENARIO:
         raise ConfigError(f'unknown scenario {config.scenario!r}; accepted: '
                           f'{", ".join(sorted(SCENARIOS) + [TASK_DRIVEN_SCENARIO])}')
@@ -426,9 +429,10 @@ def build_world(config: Any) -> tuple[CellWorld, SafetyScanner]:
         people: tuple[PersonPath, ...] = (PathBuilder(bench).wait(horizon_s).build(),)   # at the bench until a step
     else:
         people = scenario_paths(config.scenario, config.seed, horizon_s, DEFAULT_LAYOUT)
+    contact_model = default_contact_model(config.rated_force_limit_n)     # refuses a limit above an exposed region's
     client = connect(gui=config.gui)
     world = CellWorld(client, DEFAULT_LAYOUT, config.urdf_path or None, seed=config.seed, people=people,
-                      physics_rate_hz=config.physics_rate_hz)
+                      physics_rate_hz=config.physics_rate_hz, contact_model=contact_model)
     scanner = world_scanner(world, ScannerConfig(rate_hz=config.tick_rate_hz, noise_std_m=config.scan_noise_m))
     return world, scanner
 

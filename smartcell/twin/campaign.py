@@ -43,7 +43,8 @@ from smartcell.core.robot.trajectory import JointTrajectoryPlan, ScaleRamp, Traj
 from smartcell.topology import param_registry
 from smartcell.twin.human import RUNNING_SPEED_MPS, WALKING_SPEED_MPS, PathBuilder, PersonPath, PersonState
 from smartcell.twin.scanner import ScannerConfig, world_scanner
-from smartcell.twin.world import DEFAULT_LAYOUT, Area, CellLayout, CellWorld, connect, disconnect
+from smartcell.twin.world import (DEFAULT_LAYOUT, Area, CellLayout, CellWorld, connect, default_contact_model,
+                                  disconnect)
 
 POLICIES = ('ssm', 'static', 'none')     # 'none': no safety function at all, to show the audit can fail
 ROBOT_REACH_M = REACH_M + DEFAULT_TOOL_LENGTH_M     # the arm plus the tool: the hazard zone around the base
@@ -320,6 +321,8 @@ class ScenarioResult:
     collaborative_time_s: float = 0.0  # in COLLABORATIVE mode (PFL caps; S_p not judged, contacts are)
     pfl_overspeed_samples: int = 0     # collaborative ticks with a robot point faster than the PFL cap
     contact_examples: list[dict] = field(default_factory=list)   # the first contacts above the limit
+    rated_force_stops: int = 0         # contacts on which the simulated cobot's own force limit held the arm
+    peak_contact_force_n: float = 0.0  # the largest contact force of the run (Annex A model), N
     ghost_ticks: int = 0               # scans with more people tracked than there are (a ghost stops the arm)
     scan_rate_hz: float = 30.0         # scans (ticks) per simulated s
 
@@ -438,10 +441,12 @@ def run_scenario(scenario: CampaignScenario, policy_name: str, settings: Campaig
     with _native_stdout_silenced():
         client = connect()
     try:
+        contact_model = default_contact_model(settings.twin['rated_force_limit_n'], settings.supervisor['payload_kg'],
+                                              settings.body_regions_path)
         with _native_stdout_silenced():
             world = CellWorld(client, layout, seed=scenario.seed, people=scenario.paths,
                               physics_rate_hz=settings.twin['physics_rate_hz'],
-                              initial_q_rad=tuple(settings.arm['initial_positions_rad']))
+                              initial_q_rad=tuple(settings.arm['initial_positions_rad']), contact_model=contact_model)
         scanner = world_scanner(world, ScannerConfig(rate_hz=settings.twin['tick_rate_hz'],
                                                      noise_std_m=settings.twin['scan_noise_m']))
         pipeline = _pipeline(policy_name, settings)
@@ -537,11 +542,14 @@ def run_scenario(scenario: CampaignScenario, policy_name: str, settings: Campaig
             if len(commands) > lag:
                 world.set_joint_targets(*commands.popleft())
             world.step(dt)
+            touching = world.person_robot_contacts()
             contacts = [(f'{c.person}/{c.region} on {c.robot_link}', c.body_regions, c.normal_force_n)
-                        for c in world.person_robot_contacts()]
+                        for c in touching]
             if contacts:     # ground truth: each contact against its region's quasi-static limit
                 result.contacts += len(contacts)
-                for what, regions, force_n in contacts:
+                result.rated_force_stops += sum(c.rated_force_stop for c in touching)
+                for contact, (what, regions, force_n) in zip(touching, contacts):
+                    result.peak_contact_force_n = max(result.peak_contact_force_n, force_n)
                     verdict = contact_verdict(body.most_restrictive(regions), force_n, False)
                     if verdict.within_limit:
                         continue
@@ -550,7 +558,8 @@ def run_scenario(scenario: CampaignScenario, policy_name: str, settings: Campaig
                         result.contact_examples.append({
                             'time_s': round(t + dt, 4), 'contact': what, 'force_n': round(force_n, 1),
                             'limit_n': verdict.limit_N, 'mode': 'collaborative' if collaborative else 'automatic',
-                            'robot_speed_mps': round(fastest_mps, 3)})
+                            'robot_speed_mps': round(fastest_mps, 3),
+                            'closing_speed_mps': round(contact.closing_speed_mps, 3)})
                 output = controller.on_contacts(contacts, t + dt)     # the cell's own reaction
                 if output.verdict is not None and output.verdict.state in STOP_STATES:
                     scale = 0.0

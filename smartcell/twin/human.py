@@ -338,6 +338,7 @@ class SimulatedPerson:
         self.dims = dims
         self.state = initial
         positions, quaternions, axes = _region_frames(initial, dims)
+        self.positions_m, self.quaternions_xyzw = positions, quaternions   # each region's pose, world frame
         self.segments_m, self.radii_m = _segments(positions, axes, dims)
         bodies = []
         for (region, (shape, size)), position, quaternion in zip(shape_specs(dims).items(), positions, quaternions):
@@ -355,6 +356,7 @@ class SimulatedPerson:
         """Place every body region for this state (kinematic: no forces, no inertia)."""
         self.state = state
         positions, quaternions, axes = _region_frames(state, self.dims)
+        self.positions_m, self.quaternions_xyzw = positions, quaternions
         # Each region as segment + radius, for cheap distance bounds and scanner sectors.
         self.segments_m, self.radii_m = _segments(positions, axes, self.dims)
         for body, position, quaternion in zip(self.body_ids, positions.tolist(), quaternions.tolist()):

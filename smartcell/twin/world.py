@@ -15,6 +15,7 @@ import pybullet as p
 
 from smartcell.core.robot.kinematics import (JOINT_NAMES, LINK_CAPSULE_RADII, UR5E_LIMITS, link_capsules,
                                        segment_distances)
+from smartcell.core.safety.pfl import BodyModel, ContactEpisode, ContactForceModel
 from smartcell.twin.human import (BODY_MODEL_REGIONS, ISO_TS_15066_REGIONS, BodyDimensions, PersonPath, PersonState,
                                   SimulatedPerson)
 from smartcell.twin.robot import RobotHandle, default_urdf_path, load_robot, reset_joints
@@ -25,6 +26,28 @@ DISTANCE_QUERY_SLACK_M = 0.15
 
 # Arm pose at start: config/motions.yaml `home` (rad, JOINT_NAMES order; test_motions_layout keeps them equal).
 HOME_Q_RAD = (-1.571, -1.571, 1.571, -1.571, -1.571, 0.0)
+
+# The robot's own safety function (PFL): the force at which it stops a pushing contact, N. UR's
+# safety configuration sets it between 50 and 250 N; it must stay at or below the quasi-static limit
+# of every region exposed at the shared station (hands 140 N), which ContactForceModel checks.
+RATED_FORCE_LIMIT_N = 120.0
+ROBOT_MOVING_MASS_KG = 16.0     # M of ISO/TS 15066 eq. (A.5): UR5e 20.6 kg without its fixed base
+PAYLOAD_KG = 1.0                # tool + part
+
+
+def default_contact_model(rated_force_limit_N: float = RATED_FORCE_LIMIT_N, payload_kg: float = PAYLOAD_KG,
+                          body_regions_path: str | Path | None = None) -> ContactForceModel:
+    """The UR5e's moving mass with this payload and rated force limit, and the body regions of
+    body_regions_path, else the installed config/body_regions.yaml (else this checkout's)."""
+    path = body_regions_path
+    if not path:
+        path = Path(__file__).resolve().parents[2] / 'config' / 'body_regions.yaml'
+        try:
+            from smartcell.share import share_file
+            path = share_file('config', 'body_regions.yaml')
+        except (ImportError, OSError):
+            pass
+    return ContactForceModel(BodyModel.from_yaml(path), ROBOT_MOVING_MASS_KG, payload_kg, rated_force_limit_N)
 
 
 def connect(gui: bool = False) -> int:
@@ -210,8 +233,10 @@ class Contact:
     iso_region: str                 # the ISO/TS 15066 body region it stands for
     body_regions: tuple[str, ...]   # its region name(s) in config/body_regions.yaml (PFL limits)
     robot_link: str
-    normal_force_n: float           # N, summed over the points
+    normal_force_n: float           # N, the ISO/TS 15066 Annex A model's peak over the last step (see CellWorld)
     position_m: tuple[float, float, float]      # deepest point, on the robot, world frame
+    closing_speed_mps: float = 0.0  # relative speed along the normal at the first touch, m/s
+    rated_force_stop: bool = False  # the robot's own force limit stopped it on this contact
 
 
 class CellWorld:
@@ -219,12 +244,20 @@ class CellWorld:
 
     Time advances only in step(dt), in fixed physics substeps of 1/physics_rate_hz; people are
     placed kinematically at the end of every step for the new sim_time.
+
+    People and the arm do not meet in the rigid solver: a scripted person cannot yield, so a rigid
+    contact would be an infinitely stiff, infinitely heavy hand (154-605 N from an arm at
+    0.09-0.26 m/s). After every substep each overlap of a body region and a robot link is a contact
+    episode of `contact_model` (ISO/TS 15066 Annex A: the transient peak of the first touch, then the
+    region's spring compressed by the arm's own motion into it); where that reaches the robot's rated
+    force limit, the arm holds where it is, as the cobot's own safety function stops it, until the
+    region and the link part.
     """
 
     def __init__(self, client_id: int, layout: CellLayout = DEFAULT_LAYOUT, urdf_path: str | Path | None = None,
                  seed: int = 0, people: tuple[PersonPath, ...] | list[PersonPath] = (),
                  physics_rate_hz: float = 240.0, initial_q_rad: tuple[float, ...] = HOME_Q_RAD,
-                 body: BodyDimensions = BodyDimensions()) -> None:
+                 body: BodyDimensions = BodyDimensions(), contact_model: ContactForceModel | None = None) -> None:
         if not 60.0 <= physics_rate_hz <= 2000.0:
             raise ValueError(f'physics_rate_hz must be in [60, 2000] Hz, got {physics_rate_hz}')
         if not p.isConnected(physicsClientId=client_id):
@@ -263,6 +296,16 @@ class CellWorld:
         for person in self.people:
             for body_id, region in person.region_by_body.items():
                 self._person_of_body[body_id] = (person.name, region)
+                for link in self.robot.link_names:     # contacts are the contact model's, see the class
+                    p.setCollisionFilterPair(self.robot.body_id, body_id, link, -1, 0, physicsClientId=cid)
+        self.contact_model = contact_model or default_contact_model()
+        self._episodes: dict[tuple[str, str, str], ContactEpisode] = {}
+        self._step_contacts: dict[tuple[str, str, str], Contact] = {}
+        self._rated_hold = False
+        # Each person region's pose at the placement before the last and the time between the two: the
+        # velocity of a point on it, for closing speeds (a reaching hand moves faster than its forearm's centre).
+        self._placed_at_s, self._placement_dt_s = 0.0, 0.0
+        self._pose_before: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     # -- scene building ------------------------------------------------------------------------
 
@@ -316,12 +359,20 @@ class CellWorld:
                              f'[{UR5E_LIMITS.lower[j]:.4f}, {UR5E_LIMITS.upper[j]:.4f}] rad')
         self._q_target = q
         self._qd_target = np.clip(qd, -UR5E_LIMITS.velocity, UR5E_LIMITS.velocity)
-        self._apply_joint_targets()
+        if not self._rated_hold:        # held by the robot's own force limit until the contact ends
+            self._apply_joint_targets()
 
-    def _apply_joint_targets(self) -> None:
+    @property
+    def rated_force_stop(self) -> bool:
+        """The robot's own force limit holds the arm (a pushing contact reached it)."""
+        return self._rated_hold
+
+    def _apply_joint_targets(self, q_rad: np.ndarray | None = None, qd_radps: np.ndarray | None = None) -> None:
+        q = self._q_target if q_rad is None else q_rad
+        qd = self._qd_target if qd_radps is None else qd_radps
         for j, index in enumerate(self.robot.joint_indices):
             p.setJointMotorControl2(self.robot.body_id, index, p.POSITION_CONTROL,
-                                    targetPosition=float(self._q_target[j]), targetVelocity=float(self._qd_target[j]),
+                                    targetPosition=float(q[j]), targetVelocity=float(qd[j]),
                                     force=float(UR5E_LIMITS.effort[j]), maxVelocity=float(UR5E_LIMITS.velocity[j]),
                                     positionGain=0.3, velocityGain=1.0, physicsClientId=self.client_id)
 
@@ -382,8 +433,10 @@ class CellWorld:
             raise ValueError(f'step dt must be > 0 s, got {dt_s}')
         self._check_open()
         substeps = max(1, round(dt_s * self.physics_rate_hz))
+        self._step_contacts = {}
         for _ in range(substeps):
             p.stepSimulation(physicsClientId=self.client_id)
+            self._touch_people(1.0 / self.physics_rate_hz)
         self._substeps_done += substeps
         # Counting substeps (not adding floats) keeps sim_time exact over long runs.
         self._sim_time_s = self._substeps_done / self.physics_rate_hz
@@ -392,7 +445,68 @@ class CellWorld:
     def _place_people(self) -> None:
         for person, path in zip(self.people, self.paths):
             if path is not None:
+                for body_id, position, quaternion in zip(person.body_ids, person.positions_m, person.quaternions_xyzw):
+                    self._pose_before[body_id] = (position, quaternion)
                 person.apply(path.state_at(self._sim_time_s))
+        self._placement_dt_s = self._sim_time_s - self._placed_at_s
+        self._placed_at_s = self._sim_time_s
+
+    # -- contacts (see the class docstring) -------------------------------------------------------
+
+    def _robot_point_velocity(self, link: int, point_m: np.ndarray) -> np.ndarray:
+        if link < 0:
+            return np.zeros(3)      # the base is bolted to the table
+        state = p.getLinkState(self.robot.body_id, link, computeLinkVelocity=1, computeForwardKinematics=1,
+                               physicsClientId=self.client_id)
+        return np.asarray(state[6]) + np.cross(state[7], point_m - np.asarray(state[0]))
+
+    def _region_point_velocity(self, body_id: int, point_m: np.ndarray) -> np.ndarray:
+        """The velocity of this point of a person's region over its last placement (rigid motion)."""
+        before = self._pose_before.get(body_id)
+        if before is None or self._placement_dt_s <= 0.0:
+            return np.zeros(3)
+        position, quaternion = p.getBasePositionAndOrientation(body_id, physicsClientId=self.client_id)
+        rotation_now = np.reshape(p.getMatrixFromQuaternion(quaternion), (3, 3))
+        rotation_before = np.reshape(p.getMatrixFromQuaternion(before[1]), (3, 3))
+        local = rotation_now.T @ (point_m - np.asarray(position))
+        return (point_m - (rotation_before @ local + before[0])) / self._placement_dt_s
+
+    def _touch_people(self, dt_s: float) -> None:
+        """After a substep: start, push or end each region-link contact episode; hold or release the arm."""
+        deepest: dict[tuple[str, str, str], tuple] = {}
+        for body_id, (person, region) in self._person_of_body.items():
+            for point in p.getClosestPoints(self.robot.body_id, body_id, 0.0, physicsClientId=self.client_id):
+                if point[8] > 0.0:
+                    continue
+                key = (person, region, self.robot.link_names[point[3]])
+                if key not in deepest or point[8] < deepest[key][0][8]:
+                    deepest[key] = (point, body_id)
+        episodes = {}
+        for key, (point, body_id) in deepest.items():
+            on_robot = np.asarray(point[5])
+            into_person = -np.asarray(point[7])        # the normal on the person points to the robot
+            robot_velocity = self._robot_point_velocity(point[3], on_robot)
+            episode = self._episodes.get(key)
+            if episode is None:
+                person_velocity = self._region_point_velocity(body_id, np.asarray(point[6]))
+                closing = float((robot_velocity - person_velocity) @ into_person)
+                episode = self.contact_model.touch(BODY_MODEL_REGIONS[key[1]], closing)
+            else:
+                episode.push(float(robot_velocity @ into_person), dt_s)
+            episodes[key] = episode
+            earlier = self._step_contacts.get(key)
+            force_n = max(episode.force_N, earlier.normal_force_n if earlier else 0.0)
+            self._step_contacts[key] = Contact(key[0], key[1], ISO_TS_15066_REGIONS[key[1]], BODY_MODEL_REGIONS[key[1]],
+                                               key[2], force_n, tuple(on_robot), episode.closing_speed_mps,
+                                               episode.rated_stop or bool(earlier and earlier.rated_force_stop))
+        self._episodes = episodes
+        held = any(episode.rated_stop for episode in episodes.values())
+        if held and not self._rated_hold:
+            q, _, _ = self.joint_state()
+            self._apply_joint_targets(q, np.zeros(len(JOINT_NAMES)))
+        elif self._rated_hold and not held:
+            self._apply_joint_targets()
+        self._rated_hold = held
 
     # -- people --------------------------------------------------------------------------------
 
@@ -400,6 +514,8 @@ class CellWorld:
         """Pin person `index` to a state (their path is dropped), e.g. to stage a test."""
         self.paths[index] = None
         self.people[index].apply(state)
+        for body_id in self.people[index].body_ids:     # staged, not moved: no closing speed of its own
+            self._pose_before.pop(body_id, None)
 
     def min_person_robot_distance(self, max_distance_m: float = 20.0, person_index: int | None = None) -> float:
         """Smallest distance (m) between any person region (only person `person_index`'s when given)
@@ -452,20 +568,9 @@ class CellWorld:
                 np.concatenate([person.radii_m for person in self.people]))
 
     def person_robot_contacts(self) -> list[Contact]:
-        """Contacts of the last physics substep between people and the robot, one per region-link pair."""
-        pairs: dict[tuple[str, str, str], list] = {}
-        for point in p.getContactPoints(bodyA=self.robot.body_id, physicsClientId=self.client_id):
-            owner = self._person_of_body.get(point[2])
-            if owner is None:
-                continue
-            key = (owner[0], owner[1], self.robot.link_names[point[3]])
-            pairs.setdefault(key, []).append(point)
-        contacts = []
-        for (person, region, link), points in sorted(pairs.items()):
-            deepest = min(points, key=lambda pt: pt[8])
-            contacts.append(Contact(person, region, ISO_TS_15066_REGIONS[region], BODY_MODEL_REGIONS[region],
-                                    link, float(sum(pt[9] for pt in points)), tuple(deepest[5])))
-        return contacts
+        """The contacts of the last step(), one per person region and robot link, each with the contact
+        model's peak force over the step's substeps (a graze within one step is not missed)."""
+        return [self._step_contacts[key] for key in sorted(self._step_contacts)]
 
     # -- lifetime ------------------------------------------------------------------------------
 

@@ -100,11 +100,55 @@ def test_a_forced_contact_is_attributed_to_the_right_body_region(client, urdf_pa
     contacts = world.person_robot_contacts()
     assert contacts, 'no contact reported'
     assert {c.region for c in contacts} == {'forearm_hand_right'}
-    assert all(c.normal_force_n > 0 for c in contacts)
+    # Staged overlap of a still arm and a still person: no closing speed, no compression, no force.
+    assert all(c.normal_force_n == 0.0 and c.closing_speed_mps == 0.0 for c in contacts)
     assert {c.robot_link for c in contacts} <= {'forearm_link', 'upper_arm_link', 'wrist_1_link'}
     assert contacts[0].iso_region.startswith('lower arm')
     assert contacts[0].body_regions == ('lower_arms_wrists', 'hands_fingers')
     assert world.min_person_robot_distance() < 0          # interpenetrating
+    q = world.joint_state()[0]
+    for _ in range(5):
+        world.step(1 / 30)
+    # A scripted person cannot yield: the rigid solver would shove the arm; the contact model does not.
+    np.testing.assert_allclose(world.joint_state()[0], q, atol=1e-6)
+
+
+def test_an_arm_pushing_into_a_person_meets_the_annex_a_force_then_its_rated_limit_holds_it(client, urdf_path):
+    from smartcell.core.safety.pfl import transient_contact_force_N
+    world = CellWorld(client, urdf_path=urdf_path, initial_q_rad=tuple(UPRIGHT_Q),
+                      people=[_still(PersonState(50.0, 50.0, 0.0))])
+    # Facing the upright arm from +x, arms reaching: tilting the shoulder towards +x meets the upper arm.
+    world.set_person_state(0, PersonState(0.9, 0.0, math.pi, reach=1.0))
+    q, rate = np.array(UPRIGHT_Q, dtype=float), 0.3
+    first = None
+    for _ in range(120):
+        q[1] += rate / 30
+        world.set_joint_targets(q, np.array([0.0, rate, 0.0, 0.0, 0.0, 0.0]))
+        world.step(1 / 30)
+        if world.person_robot_contacts():
+            first = world.person_robot_contacts()[0]
+            break
+    assert first is not None, 'the arm never reached the person'
+    model = world.contact_model
+    region = model.body.most_restrictive(first.body_regions)
+    transient = transient_contact_force_N(region, first.closing_speed_mps, model.robot_moving_mass_kg, model.payload_kg)
+    assert 0.1 < first.closing_speed_mps < 0.5            # the wrist's speed at 0.3 rad/s about the shoulder
+    assert transient <= first.normal_force_n <= model.rated_force_limit_N
+    for _ in range(10):                                   # it keeps pushing: the robot's own limit stops it
+        q[1] += rate / 30
+        world.set_joint_targets(q, np.array([0.0, rate, 0.0, 0.0, 0.0, 0.0]))
+        world.step(1 / 30)
+    assert world.rated_force_stop
+    assert max(c.normal_force_n for c in world.person_robot_contacts()) == pytest.approx(model.rated_force_limit_N)
+    held = world.joint_state()[0]
+    world.step(1 / 30)
+    np.testing.assert_allclose(world.joint_state()[0], held, atol=1e-3)
+    assert abs(world.joint_state()[1][1]) < 0.01          # held, while the command goes on
+    world.set_person_state(0, PersonState(3.0, 0.0, math.pi))     # the person steps back: released
+    world.step(1 / 30)
+    world.step(1 / 30)
+    assert not world.rated_force_stop and world.person_robot_contacts() == []
+    assert world.joint_state()[0][1] > held[1] + 0.005    # following the command again
 
 
 def test_no_contacts_when_apart(client, urdf_path):

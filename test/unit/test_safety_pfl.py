@@ -6,8 +6,9 @@ import pytest
 import yaml
 
 from smartcell.core.params import ConfigError
-from smartcell.core.safety.pfl import (BodyModel, ContactOutcome, contact_verdict, max_contact_speed,
-                                       max_transient_speed, reduced_mass, robot_effective_mass)
+from smartcell.core.safety.pfl import (BodyModel, ContactForceModel, ContactOutcome, contact_verdict,
+                                       max_contact_speed, max_transient_speed, reduced_mass, robot_effective_mass,
+                                       transient_contact_force_N)
 
 CONFIG = Path(__file__).resolve().parents[2] / 'config'
 BODY = BodyModel.from_yaml(CONFIG / 'body_regions.yaml')
@@ -146,3 +147,39 @@ def test_bad_body_region_files_name_the_problem(tmp_path, mutate, fragment):
 def test_unknown_region_names_the_accepted_ones():
     with pytest.raises(ConfigError, match="unknown body region 'tail'; accepted: skull_forehead"):
         BODY.region('tail')
+
+
+# -- the twin's contact forces (Annex A's two-body model) ----------------------------------------
+
+def test_a_contact_at_the_permissible_speed_meets_exactly_its_limit():
+    hand = BODY.region('hands_fingers')
+    v = max_contact_speed(hand, 16.0, 1.0, clamping=True)
+    assert transient_contact_force_N(hand, v, 16.0, 1.0) == pytest.approx(hand.force_N)
+    # by hand: m_R = 16/2 + 1 = 9 kg, mu = (1/0.6 + 1/9)^-1 = 0.5625 kg, k = 75 000 N/m
+    assert transient_contact_force_N(hand, 0.25, 16.0, 1.0) == pytest.approx(0.25 * math.sqrt(0.5625 * 75_000))
+    with pytest.raises(ValueError, match='closing speed'):
+        transient_contact_force_N(hand, float('nan'), 16.0, 1.0)
+
+
+def test_a_contact_episode_is_the_first_touch_then_the_spring_the_robot_compresses_up_to_its_rated_limit():
+    model = ContactForceModel(BODY, 16.0, 1.0, 120.0)
+    episode = model.touch(['lower_arms_wrists', 'hands_fingers'], 0.1)
+    assert episode.region.name == 'hands_fingers'           # the stricter of the two
+    first = episode.force_N
+    assert first == pytest.approx(0.1 * math.sqrt(0.5625 * 75_000))
+    episode.push(-0.5, 0.01)                                # moving away compresses nothing
+    assert episode.compression_m == 0.0 and episode.force_N == first
+    episode.push(0.1, 0.01)                                 # 1 mm into a 75 N/mm hand: 75 N
+    assert episode.force_N == pytest.approx(75.0) and not episode.rated_stop
+    episode.push(0.1, 0.01)                                 # 2 mm would be 150 N: the robot's limit holds it at 120
+    assert episode.force_N == pytest.approx(120.0) and episode.rated_stop
+    assert model.touch(['hands_fingers'], -0.3).force_N == 0.0     # a region moving away from the robot
+
+
+def test_a_rated_force_limit_above_an_exposed_region_is_refused_naming_it():
+    with pytest.raises(ConfigError, match=r'hands_fingers \(140 N\).*at most 140 N'):
+        ContactForceModel(BODY, 16.0, 1.0, 150.0)
+    with pytest.raises(ConfigError, match='rated force limit must be a number > 0'):
+        ContactForceModel(BODY, 16.0, 1.0, float('nan'))
+    with pytest.raises(ConfigError, match='payload'):
+        ContactForceModel(BODY, 16.0, -1.0, 100.0)

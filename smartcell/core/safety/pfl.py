@@ -203,3 +203,90 @@ def contact_verdict(region: BodyRegion, force_N: float, transient: bool) -> Cont
     else:
         outcome = ContactOutcome.ABOVE_TRANSIENT if transient else ContactOutcome.ABOVE_QUASI_STATIC
     return ContactVerdict(region.name, force_N, limit_N, transient, outcome)
+
+
+# ---------------------------------------------------------------------------------------------
+# Contact forces of the digital twin (Annex A's two-body model, not a rigid solver's)
+# ---------------------------------------------------------------------------------------------
+
+def transient_contact_force_N(region: BodyRegion, closing_speed_mps: float, robot_moving_mass_kg: float,
+                              payload_kg: float) -> float:
+    """Peak force (N) of a transient contact at this closing speed, ISO/TS 15066 eq. (A.6) solved
+    for F: all the two-body kinetic energy 1/2 mu v^2 goes into the region's spring, F = v sqrt(mu k).
+    The inverse of max_contact_speed: a contact at that speed meets exactly the limit it used."""
+    if not (math.isfinite(closing_speed_mps) and closing_speed_mps >= 0.0):
+        raise ValueError(f'closing speed must be a finite number >= 0 m/s, got {closing_speed_mps!r}')
+    mu = reduced_mass(region.effective_mass_kg, robot_effective_mass(robot_moving_mass_kg, payload_kg))
+    return closing_speed_mps * math.sqrt(mu * region.spring_constant_N_per_mm * _N_PER_MM_TO_N_PER_M)
+
+
+@dataclass
+class ContactEpisode:
+    """One body region touching one robot link, from first touch until they part.
+
+    The force is the larger of the transient peak at the first touch and the quasi-static force of
+    the region's spring compressed by the robot's own motion into it since (clamping, the worst
+    case: the region does not recoil). The robot's rated force limit bounds the quasi-static part:
+    at that force the cobot's own safety function stops it (`rated_stop`)."""
+
+    region: BodyRegion
+    closing_speed_mps: float     # relative speed along the contact normal at the first touch, m/s
+    transient_N: float           # Annex A peak of that first touch, N
+    rated_force_limit_N: float
+    compression_m: float = 0.0   # how far the robot has moved into the region since the first touch, m
+
+    def push(self, robot_speed_into_mps: float, dt_s: float) -> None:
+        """The robot moved at this speed along the normal into the region (negative: away) for dt."""
+        if not (math.isfinite(robot_speed_into_mps) and math.isfinite(dt_s) and dt_s >= 0.0):
+            raise ValueError(f'need finite speed and dt >= 0, got {robot_speed_into_mps!r}, {dt_s!r}')
+        self.compression_m = max(0.0, self.compression_m + robot_speed_into_mps * dt_s)
+
+    @property
+    def spring_force_N(self) -> float:
+        """The region's spring force at the robot's compression, N (before the rated limit)."""
+        return self.region.spring_constant_N_per_mm * _N_PER_MM_TO_N_PER_M * self.compression_m
+
+    @property
+    def rated_stop(self) -> bool:
+        """The robot pushes as hard as its rated force limit: its own safety function stops it."""
+        return self.spring_force_N >= self.rated_force_limit_N
+
+    @property
+    def force_N(self) -> float:
+        return max(self.transient_N, min(self.spring_force_N, self.rated_force_limit_N))
+
+
+@dataclass(frozen=True)
+class ContactForceModel:
+    """How the twin turns a touch into a force: the body model, the robot's moving mass and payload
+    (eq. A.5), and the rated force limit of the robot's own safety function, which holds the arm
+    where a pushing contact reaches it. That limit must not exceed the quasi-static limit of any
+    region exposed at the shared station: the cobot's safety configuration is what keeps a clamped
+    hand below its limit, the supervisor only slows the arm."""
+
+    body: BodyModel
+    robot_moving_mass_kg: float
+    payload_kg: float
+    rated_force_limit_N: float
+
+    def __post_init__(self) -> None:
+        robot_effective_mass(self.robot_moving_mass_kg, self.payload_kg)     # validates both
+        limit = self.rated_force_limit_N
+        if not (isinstance(limit, (int, float)) and not isinstance(limit, bool) and math.isfinite(limit)
+                and limit > 0.0):
+            raise ConfigError(f'the robot\'s rated force limit must be a number > 0 N, got {limit!r}')
+        for name in self.body.exposed:
+            region = self.body.region(name)
+            if limit > region.force_N:
+                raise ConfigError(f'the robot\'s rated force limit {limit:g} N is above the quasi-static limit '
+                                  f'of {name} ({region.force_N:g} N), a region exposed at the shared station: a '
+                                  f'clamped {name} could be pushed beyond it; set the robot\'s safety force '
+                                  f'limit to at most {min(self.body.region(n).force_N for n in self.body.exposed):g} N')
+
+    def touch(self, region_names: Iterable[str], closing_speed_mps: float) -> ContactEpisode:
+        """A first touch of the region(s) (judged as the most restrictive) at this closing speed."""
+        region = self.body.most_restrictive(region_names)
+        speed = max(0.0, float(closing_speed_mps))
+        return ContactEpisode(region, speed, transient_contact_force_N(region, speed, self.robot_moving_mass_kg,
+                                                                        self.payload_kg),
+                              float(self.rated_force_limit_N))
