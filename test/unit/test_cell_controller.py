@@ -463,3 +463,23 @@ def test_a_motion_the_arm_aborted_on_a_clock_jump_is_planned_again_not_a_fault()
     assert run.cell.last_motion != motion                      # re-planned from where the arm is
     refused = run.cell.on_motion_result(run.cell.last_motion, False, 'rejected: joint 2 beyond its limit', run.t)
     assert run.cell.state is State.FAULT and 'fault' in [e.type for e in refused.events]
+
+
+def test_a_touch_within_its_limit_stops_the_arm_until_they_part_and_one_above_latches_an_emergency_stop():
+    run = started()
+    touch = [('person_0/forearm_hand_right on wrist_3_link', ('lower_arms_wrists', 'hands_fingers'), 60.0)]
+    output = run.cell.on_contacts(touch, run.t)
+    run.record(output)
+    assert output.verdict.state is SafetyState.PROTECTIVE_STOP and output.verdict.speed_scale == 0.0
+    assert 'touching a person' in output.verdict.reason and 'wrist_3_link (60 N)' in output.verdict.reason
+    assert run.cell.state is State.PROTECTIVE_STOP
+    for _ in range(15):                       # still touching: held
+        run.tick()
+        run.record(run.cell.on_contacts(touch, run.t))
+        assert run.outputs[-1].verdict.speed_scale == 0.0
+    run.run(3.0)                              # parted: back in service after hold and ramp, by itself
+    assert run.cell.state is State.RUNNING and run.outputs[-1].verdict.speed_scale > 0.0
+    output = run.cell.on_contacts([(touch[0][0], touch[0][1], 141.0)], run.t)     # hands: 140 N
+    assert output.verdict.state is SafetyState.EMERGENCY_STOP
+    run.run(3.0)
+    assert run.cell.state is State.EMERGENCY_STOP

@@ -381,11 +381,13 @@ class CellController:
     def on_contacts(self, contacts: Sequence[tuple[str, Sequence[str], float]], now_s: float,
                     unreadable: str = '') -> CellOutput:
         """Measured contacts (source, body regions, normal force N), judged against the quasi-static
-        limits; above one (or an unreadable report) an emergency stop."""
+        limits; above one (or an unreadable report) an emergency stop, within them a protective stop
+        until the person and the arm part."""
         self._begin(now_s)
         if unreadable:
             self.safety.emergency_stop(now_s, f'unreadable contact report: {unreadable}')
             self._emergency(self.safety.last_verdict)
+        touching = []
         for source, regions, force_n in contacts:
             try:
                 contact = self.safety.report_contact(now_s, list(regions), float(force_n), transient=False,
@@ -397,6 +399,17 @@ class CellController:
             self._safety_events()
             if not within:
                 self._emergency(self.safety.last_verdict)
+            else:
+                touching.append(f'{source} ({float(force_n):.0f} N)')
+        if touching and self.safety.last_verdict is not None and \
+                self.safety.last_verdict.state is not SafetyState.EMERGENCY_STOP:
+            # Within its limit, a touch is allowed (PFL), but the arm does not go on pushing into a person,
+            # nor start to move while one leans on it: it stops until they part, then resumes after the hold.
+            verdict = self.safety.protective_stop(now_s, f'touching a person: {", ".join(touching)}; stopped until '
+                                                         'they part')
+            self._verdict(verdict)
+            self._react_to_safety(verdict)
+            self._settle_stop()
         return self._end()
 
     def on_input_refused(self, reason: str, now_s: float) -> CellOutput:
