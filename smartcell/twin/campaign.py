@@ -26,7 +26,8 @@ import numpy as np
 
 from smartcell.core.robot.kinematics import (DEFAULT_TOOL_LENGTH_M, REACH_M, capsule_point_velocities,
                                              link_capsules)
-from smartcell.core.cell.controller import SHARED_WORKSPACE_HYSTERESIS_M, CellConfig, CellController, JointSample
+from smartcell.core.cell.controller import (SHARED_WORKSPACE_HYSTERESIS_M, CellConfig, CellController, JointSample,
+                                         inside_workspaces)
 from smartcell.core.robot.motions import UR5E_JOINT_LIMITS as LIMITS, MotionLibrary, speed_limited
 from smartcell.core.params import load_cell_config
 from smartcell.core.safety.monitor import Mode, PeopleObservation, SafetyState, SafetyVerdict
@@ -414,8 +415,7 @@ def _in_shared_workspace(person: PersonState, regions_xyr: np.ndarray) -> bool:
     """Whether the person truly stands in a shared workspace (x, y, radius m rows), its edge grown by
     SHARED_WORKSPACE_HYSTERESIS_M: the controller lets a person out at the edge by their track, and
     this allows for the track's lag and noise against the ground truth."""
-    distance = np.hypot(regions_xyr[:, 0] - person.x_m, regions_xyr[:, 1] - person.y_m)
-    return bool(np.any(distance <= regions_xyr[:, 2] + SHARED_WORKSPACE_HYSTERESIS_M))
+    return bool(inside_workspaces((person.x_m, person.y_m), regions_xyr, SHARED_WORKSPACE_HYSTERESIS_M)[0])
 
 
 def _tracker(settings: CampaignSettings, frame) -> PeopleTracker:

@@ -133,6 +133,18 @@ def test_a_handover_waits_for_an_absent_person():
     assert runner.next_actions(2.0).human is not None
 
 
+
+def test_the_robot_holds_a_handover_from_its_part_done_until_the_person_confirms():
+    recipe = recipe_from_dict({'job': 'give', 'stations': ['assembly'], 'steps': [
+        {'id': 'give', 'actor': 'both', 'kind': 'present', 'station': 'assembly', 'duration_s': 3}]})
+    runner = ShiftRunner(recipe, 1, SCHEDULER, now_s=0.0)
+    action = runner.next_actions(0.0).robot
+    assert action is not None and action.handover and not runner.robot_holds_a_handover()   # still moving there
+    assert not runner.step_done('give', 0, ROBOT, 2.0)
+    assert runner.robot_holds_a_handover()
+    assert runner.step_done('give', 0, HUMAN, 4.0)
+    assert not runner.robot_holds_a_handover()
+
 ROBOT_HEAVY = recipe_from_dict({'job': 'robot_heavy', 'stations': ['pick', 'place', 'assembly'], 'steps': [
     {'id': 'weld', 'actor': 'robot', 'kind': 'process', 'station': 'place', 'duration_s': 20},
     {'id': 'sort', 'actor': 'either', 'kind': 'pick', 'station': 'pick', 'duration_s': {'robot': 6, 'human': 4}},

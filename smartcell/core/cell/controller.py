@@ -28,7 +28,7 @@ from smartcell.core.robot.motions import UR5E_JOINT_LIMITS as LIMITS
 from smartcell.core.safety.monitor import Mode, PeopleObservation, SafetyEvent, SafetyState, SafetyVerdict
 from smartcell.core.safety.pipeline import CellKpis, SafetyPipeline, person_near, tool_tip_world
 from smartcell.core.tasks.job_runner import (PERSON_REACH_M, ShiftConfig, ShiftError, ShiftKpis, ShiftRunner,
-                                             StepState, parse_station_positions)
+                                             parse_station_positions)
 from smartcell.core.tasks.recipe import Recipe
 from smartcell.core.tasks.scheduling import Scheduler
 
@@ -871,17 +871,13 @@ class CellController:
         person's way, and the person waits for it to leave. Elsewhere it waits where it is (a park
         there would only add a motion to the next step)."""
         park = self.motions.configurations.get(PARK_POSE)
-        regions = np.asarray(self.config.collaborative_regions_xyr, dtype=float).reshape(-1, 3)
-        if park is None or len(regions) == 0 or self._pending_motion:
+        if park is None or self._pending_motion:
             return
-        last = self._intent
-        if self._runner is not None and last.get('step') is not None and \
-                self._runner.state_of(int(last['unit']), str(last['step'])) is StepState.ACTIVE:
-            return      # a handover waiting for the person to confirm: they may be taking the part now
+        if self._runner is not None and self._runner.robot_holds_a_handover():
+            return      # the person may be taking the part now
         tool_xy = tool_tip_world(joints.positions_rad, self.safety.base)[:2]
-        if not np.any(np.linalg.norm(regions[:, :2] - tool_xy, axis=1) <= regions[:, 2]):
-            return
-        self._send_motion(joints.positions_rad, park)
+        if inside_workspaces(tool_xy, self.config.collaborative_regions_xyr)[0]:
+            self._send_motion(joints.positions_rad, park)
 
     def _person_at_handover(self) -> bool:
         if self._handover_xy is None:      # fixed pose and base: once
@@ -943,12 +939,21 @@ class CellController:
         """True when someone is tracked and everyone tracked is inside a shared workspace, its radius
         grown by margin_m (negative: shrunk; entering takes a person well inside, leaving is at the
         edge, so tracking noise at the edge does not flip the mode every cycle)."""
-        regions = np.asarray(self.config.collaborative_regions_xyr, dtype=float).reshape(-1, 3)
         people = np.asarray(self._people_xy, dtype=float).reshape(-1, 2)
-        if len(regions) == 0 or len(people) == 0 or not np.all(np.isfinite(people)):
+        if len(people) == 0 or not np.all(np.isfinite(people)):
             return False
-        distance = np.linalg.norm(people[:, None, :] - regions[None, :, :2], axis=2)
-        return bool(np.all(np.any(distance <= regions[None, :, 2] + margin_m, axis=1)))
+        return bool(np.all(inside_workspaces(people, self.config.collaborative_regions_xyr, margin_m)))
+
+
+def inside_workspaces(points_xy: Any, regions_xyr: Any, margin_m: float = 0.0) -> np.ndarray:
+    """For each (x, y) point (m, world), whether it lies inside any declared workspace (rows x, y,
+    radius m), the radius grown by margin_m; all False when none is declared."""
+    points = np.asarray(points_xy, dtype=float).reshape(-1, 2)
+    regions = np.asarray(regions_xyr, dtype=float).reshape(-1, 3)
+    if len(regions) == 0:
+        return np.zeros(len(points), dtype=bool)
+    distance = np.linalg.norm(points[:, None, :] - regions[None, :, :2], axis=2)
+    return np.any(distance <= regions[None, :, 2] + margin_m, axis=1)
 
 
 class _Job:

@@ -255,6 +255,11 @@ class ShiftRunner:
                              f'units 0..{self.units - 1})')
         return self._state[key]
 
+    def robot_holds_a_handover(self) -> bool:
+        """A handover whose robot part is done and whose person part is not: the arm holds the part
+        out at the shared station while the person may be taking it."""
+        return any(running.executor == BOTH and ROBOT in running.reported for running in self._running.values())
+
     def done_steps(self) -> frozenset[StepKey]:
         return frozenset(k for k, s in self._state.items() if s is StepState.DONE)
 
