@@ -129,7 +129,8 @@ def test_killing_the_supervisor_stops_the_arm_by_its_deadman(peer, processes, ce
 
 
 def test_a_contact_above_its_quasi_static_limit_stops_the_arm(peer, processes, cell):
-    """A twin contact report within the limit is logged only; one above it is an emergency stop."""
+    """A twin contact report within the limit is logged and stops the arm until no contact is reported
+    (then it resumes by itself); one above it is an emergency stop."""
     twin, people, state = cell
     events: list[dict] = []
     peer.node.create_subscription(String, 'cell/events', lambda m: events.append(json.loads(m.data)), 100)
@@ -149,7 +150,9 @@ def test_a_contact_above_its_quasi_static_limit_stops_the_arm(peer, processes, c
     touch(100.0)                            # below 140 N (hands and fingers, the stricter of the two)
     peer.wait_for(lambda: len(contact_events()) == 1, 10, 'contact logged', processes)
     assert 'hands_fingers' in contact_events()[0]['reason'] and 'within_limit' in contact_events()[0]['reason']
-    assert state['cell'] == 'running'
+    applied_now(peer, state, processes, 0.0, 'stop while touching a person')
+    peer.wait_for(lambda: state['cell'] == 'running', 15, 'back in service once no contact is reported', processes)
+    applied_now(peer, state, processes, 1.0, 'full speed again')
     touch(150.0)                            # within the lower-arm limit (160 N), above the hand's (140 N)
     applied_now(peer, state, processes, 0.0, 'stop after the contact above the limit')
     peer.wait_for(lambda: state['cell'] == 'emergency_stop', 10, 'cell emergency_stop', processes)
