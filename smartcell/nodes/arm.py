@@ -26,6 +26,7 @@ from smartcell.core.safety.authority import (CellKeyError, SeenSignatures, Seque
                                              load_or_create_cell_key, split_signed_id, verify_trajectory,
                                              verify_verdict)
 from smartcell.core.safety.graph import CommandPublisherCheck
+from smartcell.core.safety.pfl import RATED_STOP_REASON
 from smartcell.core.safety.verdict import VERDICT_STATUS_NAME
 from smartcell.core.stamp_join import ExactStampJoiner
 from smartcell.nodes.common import (LATCHED_QOS, LEVEL_ERROR, LEVEL_OK, LEVEL_WARN, STREAM_QOS,
@@ -62,10 +63,14 @@ class SimBackend:
 
     allow_extra_joints = False
 
-    def __init__(self, node: Node, on_state: Callable[[JointState], None]) -> None:
+    def __init__(self, node: Node, on_state: Callable[[JointState], None],
+                 on_robot_stop: Callable[[DiagnosticArray], None]) -> None:
         self._state_pub = node.create_publisher(JointState, 'joint_states', STREAM_QOS)
         self._command_pub = node.create_publisher(JointState, 'twin/joint_command', STREAM_QOS)
         node.create_subscription(JointState, 'twin/joint_states', on_state, STREAM_QOS)
+        # The simulated cobot's own safety function (its rated force limit) reports on the contacts; a
+        # vendor driver reports it in its own status messages (UR: safety_mode), not handled here.
+        node.create_subscription(DiagnosticArray, 'twin/contacts', on_robot_stop, 10)
 
     def relay(self, msg: JointState) -> None:
         self._state_pub.publish(msg)
@@ -146,6 +151,7 @@ class Arm(Node):
             speed_limited(UR5E_JOINT_LIMITS, self._config.max_joint_speed_fraction),
             ScaleRamp(self._config.scale_ramp_down_per_s, self._config.scale_ramp_up_per_s), initial)
         self._actual = initial
+        self._robot_stopped = ''          # why the robot stopped itself (the twin's rated force limit), until handled
         # Real time: nothing is commanded before the arm's own position is known, and then it is held
         # there. A restarted arm node used to command initial_positions_rad at once: the arm swept from
         # where it stood to home, through the hands of a person taking a part at the handover.
@@ -185,7 +191,8 @@ class Arm(Node):
         self.create_service(Trigger, 'arm/stop', self._guard(self._on_stop))
         self.create_service(Trigger, RESUME_SERVICE, self._guard(self._on_resume))
         on_state = self._guard(self._on_measured)
-        self._backend: ArmBackend = (SimBackend(self, on_state) if self._config.backend == 'sim' else
+        self._backend: ArmBackend = (SimBackend(self, on_state, self._guard(self._on_twin_contacts))
+                                     if self._config.backend == 'sim' else
                                      Ros2ControlBackend(self, self._config, on_state,
                                                         self._guard(self._on_control_tick)))
         steady = steady_clock()
@@ -405,6 +412,14 @@ class Arm(Node):
         if self._config.backend == 'sim':
             self._tick(sample.stamp_s, msg.header.stamp)
 
+    def _on_twin_contacts(self, msg: DiagnosticArray) -> None:
+        """The twin's cobot stopped itself on a contact pushing as hard as its rated force limit (like a
+        UR protective stop): at the next tick the trajectory is dropped and the arm holds where it
+        stands, which is also where the twin lets it move again from."""
+        if any(value.key == 'rated_force_stop' and value.value == 'true' for status in msg.status
+               for value in status.values):
+            self._robot_stopped = RATED_STOP_REASON
+
     def _on_clock_jump(self, reason: str) -> None:
         """Time went back (a restarted twin, a sim-time reset): nothing planned on the old timeline may
         continue. Drop the trajectory and hold where the arm is; pairing starts afresh."""
@@ -449,6 +464,12 @@ class Arm(Node):
             return                      # where the arm is is not known yet: command nothing
         dt = 0.0 if self._last_tick_s is None else min(MAX_TICK_DT_S, max(0.0, now_s - self._last_tick_s))
         self._last_tick_s = now_s
+        if self._robot_stopped:
+            if self._trajectory_id:
+                self._publish_result(self._trajectory_id, DiagnosticStatus.ERROR, f'aborted: {self._robot_stopped}')
+                self._trajectory_id = ''
+            self._executor.cancel(self._actual)
+            self._robot_stopped = ''
         if not self._lockstep and self._hold_reason():
             self._executor.set_speed_limit(0.0)
         was_active = self._executor.active

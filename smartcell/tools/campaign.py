@@ -62,6 +62,8 @@ def _totals(rows: list[dict]) -> dict[str, Any]:
         'contacts_above_limit': sum(r['contacts_above_limit'] for r in rows),
         'rated_force_stops': sum(r.get('rated_force_stops', 0) for r in rows),
         'peak_contact_force_n': max((r.get('peak_contact_force_n', 0.0) for r in rows), default=0.0),
+        'peak_robot_force_n': max((r.get('peak_robot_force_n', 0.0) for r in rows), default=0.0),
+        'contacts_above_limit_by_person': sum(r.get('contacts_above_limit_by_person', 0) for r in rows),
         'pfl_overspeed_samples': sum(r.get('pfl_overspeed_samples', 0) for r in rows),
         'ghost_share': sum(r.get('ghost_ticks', 0) for r in rows) / (duration * rate_hz) if duration else math.nan,
         'stops': sum(r['stops'] for r in rows),
@@ -112,12 +114,14 @@ def summarize(results: list[dict], policies: tuple[str, ...]) -> dict:
 
 def format_summary(summary: dict, policies: tuple[str, ...], wall_s: float, workers: int) -> str:
     lines = [f'{summary["scenarios"]} scenarios, {wall_s:.0f} s wall with {workers} worker(s)', '']
-    rows = [('contacts above the quasi-static limit', 'contacts_above_limit', '{:.0f}'),
+    rows = [('contacts above the quasi-static limit (robot\'s share)', 'contacts_above_limit', '{:.0f}'),
             ('samples faster than allowed (S_p) or stops beyond the model', 'violations', '{:.0f}'),
             ('scenarios with such samples', 'scenarios_with_violations', '{:.0f}'),
             ('collaborative samples faster than the PFL cap', 'pfl_overspeed_samples', '{:.0f}'),
             ('contacts (region x link x tick)', 'contacts', '{:.0f}'),
-            ('largest contact force, Annex A model (N)', 'peak_contact_force_n', '{:.0f}'),
+            ('largest robot share of a contact force, Annex A model (N)', 'peak_robot_force_n', '{:.0f}'),
+            ('largest contact force a person met, their swing included (N)', 'peak_contact_force_n', '{:.0f}'),
+            ('contacts above the limit only by the person\'s own swing', 'contacts_above_limit_by_person', '{:.0f}'),
             ('contacts held by the cobot\'s own force limit', 'rated_force_stops', '{:.0f}'),
             ('robot approaching a person within 2 m (samples)', 'approach_samples', '{:.0f}'),
             ('worst margin d - S_p while approaching (m)', 'worst_margin_m', '{:.3f}'),

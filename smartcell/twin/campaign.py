@@ -26,12 +26,12 @@ import numpy as np
 
 from smartcell.core.robot.kinematics import (DEFAULT_TOOL_LENGTH_M, REACH_M, capsule_point_velocities,
                                              link_capsules)
-from smartcell.core.cell.controller import (SHARED_WORKSPACE_HYSTERESIS_M, CellConfig, CellController, JointSample,
-                                         inside_workspaces)
+from smartcell.core.cell.controller import (ARM_ABORT_PREFIX, SHARED_WORKSPACE_HYSTERESIS_M, CellConfig,
+                                         CellController, JointSample, inside_workspaces)
 from smartcell.core.robot.motions import UR5E_JOINT_LIMITS as LIMITS, MotionLibrary, speed_limited
 from smartcell.core.params import load_cell_config
 from smartcell.core.safety.monitor import Mode, PeopleObservation, SafetyState, SafetyVerdict
-from smartcell.core.safety.pfl import BodyModel, contact_verdict
+from smartcell.core.safety.pfl import RATED_STOP_REASON, BodyModel, contact_verdict
 from smartcell.core.safety.ssm import SeparationInputs
 from smartcell.core.safety.stopping import StoppingModel
 from smartcell.core.safety.ground_truth import (SPEED_TOLERANCE_MPS, PersonTruth, SsmAudit, StaticZonePolicy,
@@ -311,7 +311,7 @@ class ScenarioResult:
     parts: float                     # finished pick-place cycles, fractional (segments done / segments per cycle)
     violations: int                  # SsmAudit violations (moving + stopping)
     contacts: int                    # ticks x region-link pairs in contact
-    contacts_above_limit: int        # of those, above the region's quasi-static limit
+    contacts_above_limit: int        # of those, the robot's share above the region's quasi-static limit
     stops: int                       # transitions into a stop
     stopped_time_s: float
     approach_samples: int
@@ -323,7 +323,9 @@ class ScenarioResult:
     pfl_overspeed_samples: int = 0     # collaborative ticks with a robot point faster than the PFL cap
     contact_examples: list[dict] = field(default_factory=list)   # the first contacts above the limit
     rated_force_stops: int = 0         # contacts on which the simulated cobot's own force limit held the arm
-    peak_contact_force_n: float = 0.0  # the largest contact force of the run (Annex A model), N
+    peak_contact_force_n: float = 0.0  # the largest contact force a person met (Annex A model), N
+    peak_robot_force_n: float = 0.0    # the largest robot share of a contact force, N
+    contacts_above_limit_by_person: int = 0   # above the limit only by the person's own motion into the arm
     ghost_ticks: int = 0               # scans with more people tracked than there are (a ghost stops the arm)
     scan_rate_hz: float = 30.0         # scans (ticks) per simulated s
 
@@ -471,6 +473,7 @@ def run_scenario(scenario: CampaignScenario, policy_name: str, settings: Campaig
         rotation, offset = base.rotation(), np.array([base.x_m, base.y_m, base.z_m])
 
         commands: deque = deque()
+        loaded_motion = ''
         shared_regions = np.asarray(controller.config.collaborative_regions_xyr, dtype=float).reshape(-1, 3)
         scale, stopped = 0.0, True
         collaborative, pfl_cap_mps = False, math.inf
@@ -507,6 +510,7 @@ def run_scenario(scenario: CampaignScenario, policy_name: str, settings: Campaig
             if output.motion is not None:
                 executor.load(JointTrajectoryPlan(output.motion.joint_names, np.array([output.motion.duration_s]),
                                                   np.asarray(output.motion.positions_rad)[None, :]), q)
+                loaded_motion = output.motion.motion_id
             now_stopped = scale <= 0.0
             if now_stopped and not stopped:
                 result.stops += 1
@@ -542,22 +546,39 @@ def run_scenario(scenario: CampaignScenario, policy_name: str, settings: Campaig
             if len(commands) > lag:
                 world.set_joint_targets(*commands.popleft())
             world.step(dt)
+            # -- the arm node: the cobot's own force limit stopped the arm (a UR protective stop): drop
+            # the motion and hold where the arm stands; the cell plans it again from there.
+            if world.rated_force_stop:
+                q_held, _, _ = world.joint_state()
+                executor.cancel(q_held)
+                commands.clear()
+                if loaded_motion:
+                    controller.on_motion_result(loaded_motion, False, f'{ARM_ABORT_PREFIX}{RATED_STOP_REASON}', t + dt)
+                    loaded_motion = ''
             touching = world.person_robot_contacts()
             contacts = [(f'{c.person}/{c.region} on {c.robot_link}', c.body_regions, c.normal_force_n)
                         for c in touching]
             if contacts:     # ground truth: each contact against its region's quasi-static limit
                 result.contacts += len(contacts)
                 result.rated_force_stops += sum(c.rated_force_stop for c in touching)
-                for contact, (what, regions, force_n) in zip(touching, contacts):
-                    result.peak_contact_force_n = max(result.peak_contact_force_n, force_n)
-                    verdict = contact_verdict(body.most_restrictive(regions), force_n, False)
+                for contact in touching:
+                    # The robot's share is what PFL limits; the force the person met (their own swing
+                    # included) is reported beside it, and is what the cell reacts to.
+                    region = body.most_restrictive(contact.body_regions)
+                    result.peak_contact_force_n = max(result.peak_contact_force_n, contact.normal_force_n)
+                    result.peak_robot_force_n = max(result.peak_robot_force_n, contact.robot_force_n)
+                    verdict = contact_verdict(region, contact.robot_force_n, False)
                     if verdict.within_limit:
+                        result.contacts_above_limit_by_person += \
+                            not contact_verdict(region, contact.normal_force_n, False).within_limit
                         continue
                     result.contacts_above_limit += 1
                     if len(result.contact_examples) < KEPT_CONTACTS:
                         result.contact_examples.append({
-                            'time_s': round(t + dt, 4), 'contact': what, 'force_n': round(force_n, 1),
-                            'limit_n': verdict.limit_N, 'mode': 'collaborative' if collaborative else 'automatic',
+                            'time_s': round(t + dt, 4), 'contact': f'{contact.person}/{contact.region} on '
+                            f'{contact.robot_link}', 'robot_force_n': round(contact.robot_force_n, 1),
+                            'force_n': round(contact.normal_force_n, 1), 'limit_n': verdict.limit_N,
+                            'mode': 'collaborative' if collaborative else 'automatic',
                             'robot_speed_mps': round(fastest_mps, 3),
                             'closing_speed_mps': round(contact.closing_speed_mps, 3)})
                 output = controller.on_contacts(contacts, t + dt)     # the cell's own reaction

@@ -31,6 +31,9 @@ HOME_Q_RAD = (-1.571, -1.571, 1.571, -1.571, -1.571, 0.0)
 # safety configuration sets it between 50 and 250 N; it must stay at or below the quasi-static limit
 # of every region exposed at the shared station (hands 140 N), which ContactForceModel checks.
 RATED_FORCE_LIMIT_N = 120.0
+# After a rated stop the arm resumes only when its command is this close to where it was held (rad,
+# each joint): the arm's controller must start again from there (it re-plans, as after a cobot's stop).
+RATED_STOP_RESUME_TOLERANCE_RAD = 0.02
 ROBOT_MOVING_MASS_KG = 16.0     # M of ISO/TS 15066 eq. (A.5): UR5e 20.6 kg without its fixed base
 PAYLOAD_KG = 1.0                # tool + part
 
@@ -237,6 +240,7 @@ class Contact:
     position_m: tuple[float, float, float]      # deepest point, on the robot, world frame
     closing_speed_mps: float = 0.0  # relative speed along the normal at the first touch, m/s
     rated_force_stop: bool = False  # the robot's own force limit stopped it on this contact
+    robot_force_n: float = 0.0      # N, the robot's share (its own speed, its push): what PFL limits
 
 
 class CellWorld:
@@ -251,7 +255,7 @@ class CellWorld:
     episode of `contact_model` (ISO/TS 15066 Annex A: the transient peak of the first touch, then the
     region's spring compressed by the arm's own motion into it); where that reaches the robot's rated
     force limit, the arm holds where it is, as the cobot's own safety function stops it, until the
-    region and the link part.
+    region and the link part and the arm's command starts again from where it stands.
     """
 
     def __init__(self, client_id: int, layout: CellLayout = DEFAULT_LAYOUT, urdf_path: str | Path | None = None,
@@ -302,6 +306,7 @@ class CellWorld:
         self._episodes: dict[tuple[str, str, str], ContactEpisode] = {}
         self._step_contacts: dict[tuple[str, str, str], Contact] = {}
         self._rated_hold = False
+        self._held_q = np.asarray(initial_q_rad, dtype=float)
         # Each person region's pose at the placement before the last and the time between the two: the
         # velocity of a point on it, for closing speeds (a reaching hand moves faster than its forearm's centre).
         self._placed_at_s, self._placement_dt_s = 0.0, 0.0
@@ -364,7 +369,8 @@ class CellWorld:
 
     @property
     def rated_force_stop(self) -> bool:
-        """The robot's own force limit holds the arm (a pushing contact reached it)."""
+        """The robot's own force limit holds the arm: a pushing contact reached it, and the arm's
+        command has not yet come back to where it stands (see RATED_STOP_RESUME_TOLERANCE_RAD)."""
         return self._rated_hold
 
     def _apply_joint_targets(self, q_rad: np.ndarray | None = None, qd_radps: np.ndarray | None = None) -> None:
@@ -487,26 +493,33 @@ class CellWorld:
             into_person = -np.asarray(point[7])        # the normal on the person points to the robot
             robot_velocity = self._robot_point_velocity(point[3], on_robot)
             episode = self._episodes.get(key)
+            robot_into = float(robot_velocity @ into_person)
             if episode is None:
                 person_velocity = self._region_point_velocity(body_id, np.asarray(point[6]))
-                closing = float((robot_velocity - person_velocity) @ into_person)
-                episode = self.contact_model.touch(BODY_MODEL_REGIONS[key[1]], closing)
+                closing = robot_into - float(person_velocity @ into_person)
+                episode = self.contact_model.touch(BODY_MODEL_REGIONS[key[1]], closing, robot_into)
             else:
-                episode.push(float(robot_velocity @ into_person), dt_s)
+                episode.push(robot_into, dt_s)
             episodes[key] = episode
             earlier = self._step_contacts.get(key)
-            force_n = max(episode.force_N, earlier.normal_force_n if earlier else 0.0)
-            self._step_contacts[key] = Contact(key[0], key[1], ISO_TS_15066_REGIONS[key[1]], BODY_MODEL_REGIONS[key[1]],
-                                               key[2], force_n, tuple(on_robot), episode.closing_speed_mps,
-                                               episode.rated_stop or bool(earlier and earlier.rated_force_stop))
+            self._step_contacts[key] = Contact(
+                key[0], key[1], ISO_TS_15066_REGIONS[key[1]], BODY_MODEL_REGIONS[key[1]], key[2],
+                max(episode.force_N, earlier.normal_force_n if earlier else 0.0), tuple(on_robot),
+                episode.closing_speed_mps, episode.rated_stop or bool(earlier and earlier.rated_force_stop),
+                max(episode.robot_force_N, earlier.robot_force_n if earlier else 0.0))
         self._episodes = episodes
-        held = any(episode.rated_stop for episode in episodes.values())
-        if held and not self._rated_hold:
+        pushing = any(episode.rated_stop for episode in episodes.values())
+        if pushing and not self._rated_hold:
             q, _, _ = self.joint_state()
+            self._held_q = q
             self._apply_joint_targets(q, np.zeros(len(JOINT_NAMES)))
-        elif self._rated_hold and not held:
+            self._rated_hold = True
+        elif self._rated_hold and not pushing and \
+                float(np.max(np.abs(self._q_target - self._held_q))) <= RATED_STOP_RESUME_TOLERANCE_RAD:
+            # Like a cobot's protective stop, it resumes only once the contact is over and the command
+            # starts from where the arm stands (the arm re-planned): never a lunge to a stale set-point.
+            self._rated_hold = False
             self._apply_joint_targets()
-        self._rated_hold = held
 
     # -- people --------------------------------------------------------------------------------
 

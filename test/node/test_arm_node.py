@@ -75,6 +75,7 @@ class SignedTwin:
         self.sequence = time.time_ns()
         self.stamp_offset_s = 0.0
         self.publish_states = True
+        self.follow = True              # False: the arm stands still whatever it is commanded (held)
         self.state_pub = node.create_publisher(JointState, 'twin/joint_states', STREAM_QOS)
         self.verdict_pub = node.create_publisher(DiagnosticArray, 'safety/verdict', STREAM_QOS)
         self.trajectory_pub = node.create_publisher(JointTrajectory, 'arm/joint_trajectory', 10)
@@ -91,7 +92,8 @@ class SignedTwin:
 
     def _on_command(self, msg: JointState) -> None:
         self.commands.append(msg)
-        self.position = np.array(msg.position)
+        if self.follow:
+            self.position = np.array(msg.position)
 
     def _on_mode(self, msg: String) -> None:
         self.mode = msg.data
@@ -473,6 +475,26 @@ def test_joint_states_jumping_back_abort_the_motion_and_hold_until_consistent(pe
     arm.send('after', moved(frozen + 0.2), 1.0)
     peer.wait_for(lambda: arm.result('after') is not None, 15, 'the new motion', processes)
     assert arm.result('after').level == DiagnosticStatus.OK
+
+
+def test_the_robots_own_force_stop_drops_the_motion_and_holds_where_the_arm_stands(peer, processes, arm):
+    arm.send('reach', moved(1.2), 5.0)
+    peer.wait_for(lambda: arm.position[0] > 0.1, 10, 'motion', processes)
+    arm.follow = False                      # the cobot's force limit holds it here
+    held = arm.position.copy()
+    contacts = arm.peer.node.create_publisher(DiagnosticArray, 'twin/contacts', 10)
+    peer.wait_for(lambda: contacts.get_subscription_count() > 0, 10, 'the arm subscribed to twin/contacts', processes)
+    msg = DiagnosticArray(status=[DiagnosticStatus(name='person_0/forearm_hand_left', hardware_id='wrist_3_link',
+                                                   values=[KeyValue(key='normal_force_n', value='120.0'),
+                                                           KeyValue(key='rated_force_stop', value='true')])])
+    contacts.publish(msg)
+    peer.wait_for(lambda: arm.result('reach') is not None, 10, 'the motion aborted', processes)
+    assert arm.result('reach').level == DiagnosticStatus.ERROR
+    assert arm.result('reach').message.startswith('aborted: ') and 'force limit' in arm.result('reach').message
+    count = len(arm.commands)
+    peer.wait_for(lambda: len(arm.commands) > count + 10, 5, 'more commands', processes)
+    # Every command since is where the arm stands: no lunge to the old set-point once it is let go.
+    np.testing.assert_allclose(arm.commands[-1].position, held, atol=1e-9)
 
 
 def test_ros2_control_backend_streams_the_scaled_path_to_the_controller(peer, processes, cell_key):

@@ -183,3 +183,14 @@ def test_a_rated_force_limit_above_an_exposed_region_is_refused_naming_it():
         ContactForceModel(BODY, 16.0, 1.0, float('nan'))
     with pytest.raises(ConfigError, match='payload'):
         ContactForceModel(BODY, 16.0, -1.0, 100.0)
+
+
+def test_a_hand_swung_into_a_slow_arm_is_the_persons_force_and_the_robots_share_is_its_own_speed():
+    model = ContactForceModel(BODY, 16.0, 1.0, 120.0)
+    episode = model.touch(['hands_fingers'], 1.2, robot_speed_mps=0.2)
+    root_mu_k = math.sqrt(0.5625 * 75_000)
+    assert episode.force_N == pytest.approx(1.2 * root_mu_k)        # 243 N: what the hand meets
+    assert episode.robot_force_N == pytest.approx(0.2 * root_mu_k)  # 41 N: what the robot brought
+    episode.push(0.1, 0.01)                                         # then the robot pushes on: its force
+    assert episode.robot_force_N == pytest.approx(75.0)
+    assert model.touch(['hands_fingers'], 0.8, robot_speed_mps=-0.1).robot_force_N == 0.0   # arm moving away

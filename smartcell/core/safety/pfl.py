@@ -220,18 +220,27 @@ def transient_contact_force_N(region: BodyRegion, closing_speed_mps: float, robo
     return closing_speed_mps * math.sqrt(mu * region.spring_constant_N_per_mm * _N_PER_MM_TO_N_PER_M)
 
 
+# What the arm reports when the cobot's own force limit stopped it (the arm drops its motion).
+RATED_STOP_REASON = "the robot's own force limit stopped it (a contact pushed as hard as its rated limit)"
+
+
 @dataclass
 class ContactEpisode:
     """One body region touching one robot link, from first touch until they part.
 
-    The force is the larger of the transient peak at the first touch and the quasi-static force of
-    the region's spring compressed by the robot's own motion into it since (clamping, the worst
-    case: the region does not recoil). The robot's rated force limit bounds the quasi-static part:
-    at that force the cobot's own safety function stops it (`rated_stop`)."""
+    Two forces are kept. `force_N` is what the person meets: the transient peak of the first touch at
+    the relative closing speed (robot and person), or the region's spring compressed by the robot's
+    own motion into it since (clamping, the worst case: the region does not recoil) if larger.
+    `robot_force_N` is the robot's share, what PFL limits: the same with the robot's own speed toward
+    the region at the first touch (a hand swung into a still arm is the person's doing, as against a
+    table). The robot's rated force limit bounds the spring: at that force the cobot's own safety
+    function stops it (`rated_stop`)."""
 
     region: BodyRegion
     closing_speed_mps: float     # relative speed along the contact normal at the first touch, m/s
-    transient_N: float           # Annex A peak of that first touch, N
+    robot_speed_mps: float       # the robot's own speed along the normal into the region then, m/s
+    transient_N: float           # Annex A peak of the first touch at the relative closing speed, N
+    robot_transient_N: float     # the same at the robot's own speed, N
     rated_force_limit_N: float
     compression_m: float = 0.0   # how far the robot has moved into the region since the first touch, m
 
@@ -254,6 +263,10 @@ class ContactEpisode:
     @property
     def force_N(self) -> float:
         return max(self.transient_N, min(self.spring_force_N, self.rated_force_limit_N))
+
+    @property
+    def robot_force_N(self) -> float:
+        return max(self.robot_transient_N, min(self.spring_force_N, self.rated_force_limit_N))
 
 
 @dataclass(frozen=True)
@@ -283,10 +296,14 @@ class ContactForceModel:
                                   f'clamped {name} could be pushed beyond it; set the robot\'s safety force '
                                   f'limit to at most {min(self.body.region(n).force_N for n in self.body.exposed):g} N')
 
-    def touch(self, region_names: Iterable[str], closing_speed_mps: float) -> ContactEpisode:
-        """A first touch of the region(s) (judged as the most restrictive) at this closing speed."""
+    def touch(self, region_names: Iterable[str], closing_speed_mps: float,
+              robot_speed_mps: float | None = None) -> ContactEpisode:
+        """A first touch of the region(s) (judged as the most restrictive) at this relative closing
+        speed, of which the robot's own speed toward the region is robot_speed_mps (None: all of it)."""
         region = self.body.most_restrictive(region_names)
-        speed = max(0.0, float(closing_speed_mps))
-        return ContactEpisode(region, speed, transient_contact_force_N(region, speed, self.robot_moving_mass_kg,
-                                                                        self.payload_kg),
-                              float(self.rated_force_limit_N))
+        closing = max(0.0, float(closing_speed_mps))
+        robot = closing if robot_speed_mps is None else max(0.0, float(robot_speed_mps))
+
+        def peak(speed: float) -> float:
+            return transient_contact_force_N(region, speed, self.robot_moving_mass_kg, self.payload_kg)
+        return ContactEpisode(region, closing, robot, peak(closing), peak(robot), float(self.rated_force_limit_N))
