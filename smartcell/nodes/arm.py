@@ -322,6 +322,7 @@ class Arm(Node):
 
     def _load(self, motion_id: str, parsed: TrajectoryInput) -> None:
         self._loaded_motion = motion_id
+        self._robot_stopped = ''        # the cell planned again, from where the arm stands
         try:
             self._executor.load(parsed.plan, self._actual)
         except TrajectoryRejected as exc:
@@ -415,7 +416,7 @@ class Arm(Node):
     def _on_twin_contacts(self, msg: DiagnosticArray) -> None:
         """The twin's cobot stopped itself on a contact pushing as hard as its rated force limit (like a
         UR protective stop): at the next tick the trajectory is dropped and the arm holds where it
-        stands, which is also where the twin lets it move again from."""
+        stands until the cell sends a motion again; the twin lets it move only from there."""
         if any(value.key == 'rated_force_stop' and value.value == 'true' for status in msg.status
                for value in status.values):
             self._robot_stopped = RATED_STOP_REASON
@@ -465,11 +466,12 @@ class Arm(Node):
         dt = 0.0 if self._last_tick_s is None else min(MAX_TICK_DT_S, max(0.0, now_s - self._last_tick_s))
         self._last_tick_s = now_s
         if self._robot_stopped:
+            # Until the cell sends a motion again the arm's command is where it stands, so that the
+            # twin lets it go without a lunge to an old set-point.
             if self._trajectory_id:
                 self._publish_result(self._trajectory_id, DiagnosticStatus.ERROR, f'aborted: {self._robot_stopped}')
                 self._trajectory_id = ''
             self._executor.cancel(self._actual)
-            self._robot_stopped = ''
         if not self._lockstep and self._hold_reason():
             self._executor.set_speed_limit(0.0)
         was_active = self._executor.active

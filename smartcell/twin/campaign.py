@@ -473,7 +473,7 @@ def run_scenario(scenario: CampaignScenario, policy_name: str, settings: Campaig
         rotation, offset = base.rotation(), np.array([base.x_m, base.y_m, base.z_m])
 
         commands: deque = deque()
-        loaded_motion = ''
+        loaded_motion, robot_stopped = '', False
         shared_regions = np.asarray(controller.config.collaborative_regions_xyr, dtype=float).reshape(-1, 3)
         scale, stopped = 0.0, True
         collaborative, pfl_cap_mps = False, math.inf
@@ -510,7 +510,9 @@ def run_scenario(scenario: CampaignScenario, policy_name: str, settings: Campaig
             if output.motion is not None:
                 executor.load(JointTrajectoryPlan(output.motion.joint_names, np.array([output.motion.duration_s]),
                                                   np.asarray(output.motion.positions_rad)[None, :]), q)
-                loaded_motion = output.motion.motion_id
+                loaded_motion, robot_stopped = output.motion.motion_id, False
+            elif robot_stopped:
+                executor.cancel(q)      # as the arm node: where the arm stands, until a motion comes again
             now_stopped = scale <= 0.0
             if now_stopped and not stopped:
                 result.stops += 1
@@ -548,9 +550,9 @@ def run_scenario(scenario: CampaignScenario, policy_name: str, settings: Campaig
             world.step(dt)
             # -- the arm node: the cobot's own force limit stopped the arm (a UR protective stop): drop
             # the motion and hold where the arm stands; the cell plans it again from there.
-            if world.rated_force_stop:
-                q_held, _, _ = world.joint_state()
-                executor.cancel(q_held)
+            if world.rated_force_stop and not robot_stopped:
+                robot_stopped = True
+                executor.cancel(world.joint_state()[0])
                 commands.clear()
                 if loaded_motion:
                     controller.on_motion_result(loaded_motion, False, f'{ARM_ABORT_PREFIX}{RATED_STOP_REASON}', t + dt)

@@ -33,7 +33,8 @@ HOME_Q_RAD = (-1.571, -1.571, 1.571, -1.571, -1.571, 0.0)
 RATED_FORCE_LIMIT_N = 120.0
 # After a rated stop the arm resumes only when its command is this close to where it was held (rad,
 # each joint): the arm's controller must start again from there (it re-plans, as after a cobot's stop).
-RATED_STOP_RESUME_TOLERANCE_RAD = 0.02
+# Tight: the position servo turns 0.02 rad of error into 1.4 rad/s at the shoulder.
+RATED_STOP_RESUME_TOLERANCE_RAD = 0.001
 ROBOT_MOVING_MASS_KG = 16.0     # M of ISO/TS 15066 eq. (A.5): UR5e 20.6 kg without its fixed base
 PAYLOAD_KG = 1.0                # tool + part
 
@@ -292,6 +293,9 @@ class CellWorld:
         reset_joints(self.robot, np.asarray(initial_q_rad))
         self._q_target = np.asarray(initial_q_rad, dtype=float)
         self._qd_target = np.zeros(len(JOINT_NAMES))
+        # Where the servo's reference stood at the end of the last step: a new set-point is reached by
+        # the end of the next step along a straight line, as a robot controller interpolates a stream.
+        self._q_from = self._q_target.copy()
         self._apply_joint_targets()
         self.paths: list[PersonPath | None] = list(people)
         self.people: list[SimulatedPerson] = [SimulatedPerson(cid, f'person_{i}', body, path.state_at(0.0))
@@ -350,8 +354,8 @@ class CellWorld:
     def set_joint_targets(self, q_rad: np.ndarray, qd_radps: np.ndarray | None = None) -> None:
         """Position control towards q (rad) with feed-forward qd (rad/s); speed and torque are
         limited to the UR5e's joint limits. A non-finite or out-of-range target is refused."""
-        q = np.asarray(q_rad, dtype=float)
-        qd = np.zeros(len(JOINT_NAMES)) if qd_radps is None else np.asarray(qd_radps, dtype=float)
+        q = np.array(q_rad, dtype=float)        # a copy: the caller may reuse its array for the next one
+        qd = np.zeros(len(JOINT_NAMES)) if qd_radps is None else np.array(qd_radps, dtype=float)
         if q.shape != (len(JOINT_NAMES),) or qd.shape != (len(JOINT_NAMES),):
             raise ValueError(f'joint targets need {len(JOINT_NAMES)} values in order {JOINT_NAMES}, '
                              f'got shapes {q.shape} and {qd.shape}')
@@ -364,8 +368,6 @@ class CellWorld:
                              f'[{UR5E_LIMITS.lower[j]:.4f}, {UR5E_LIMITS.upper[j]:.4f}] rad')
         self._q_target = q
         self._qd_target = np.clip(qd, -UR5E_LIMITS.velocity, UR5E_LIMITS.velocity)
-        if not self._rated_hold:        # held by the robot's own force limit until the contact ends
-            self._apply_joint_targets()
 
     @property
     def rated_force_stop(self) -> bool:
@@ -440,9 +442,16 @@ class CellWorld:
         self._check_open()
         substeps = max(1, round(dt_s * self.physics_rate_hz))
         self._step_contacts = {}
-        for _ in range(substeps):
+        # The set-point is interpolated over the substeps (the servo chased a 30 Hz staircase before:
+        # its speed swung 0.4-2.4 rad/s within every tick for a steady 1.44 rad/s, and the joint state,
+        # sampled at the bottom of the swing, read a third of the true speed).
+        start, goal = self._q_from, self._q_target
+        for index in range(substeps):
+            if not self._rated_hold:    # held by the robot's own force limit: see _touch_people
+                self._apply_joint_targets(start + (goal - start) * ((index + 1) / substeps), self._qd_target)
             p.stepSimulation(physicsClientId=self.client_id)
             self._touch_people(1.0 / self.physics_rate_hz)
+        self._q_from = self._held_q if self._rated_hold else goal
         self._substeps_done += substeps
         # Counting substeps (not adding floats) keeps sim_time exact over long runs.
         self._sim_time_s = self._substeps_done / self.physics_rate_hz
@@ -519,7 +528,6 @@ class CellWorld:
             # Like a cobot's protective stop, it resumes only once the contact is over and the command
             # starts from where the arm stands (the arm re-planned): never a lunge to a stale set-point.
             self._rated_hold = False
-            self._apply_joint_targets()
 
     # -- people --------------------------------------------------------------------------------
 

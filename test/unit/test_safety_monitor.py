@@ -283,6 +283,24 @@ def test_collaborative_mode_caps_by_the_most_restrictive_exposed_region(exposed,
         assert f'collaborative: PFL {limit} of {region}: every capsule point capped at' in verdicts[-1].reason
 
 
+
+def test_the_pfl_cap_holds_for_an_arm_speeding_up_until_the_next_verdict_applies():
+    body = BodyModel.from_yaml(CONFIG / 'body_regions.yaml')
+    monitor = SafetyMonitor(SafetyConfig(separation=ZONES_ONLY), None, Mode.COLLABORATIVE, body)
+    run(monitor, 0.0, 4.0, lambda t: (3.0,), speed_x_mps=0.5)           # steady 0.5 m/s at full scale
+    cap = monitor.last_verdict.allowed_speed_mps
+    assert monitor.last_verdict.target_scale == pytest.approx(min(1.0, cap / 0.5))
+    # The arm's full-scale speed grows 0.5 -> 0.6 m/s in one scanner period (3 m/s^2): the cap is
+    # applied to the speed reached by the time the next verdict takes effect (P + L = 0.09 s).
+    t = 4.0 + DT
+    verdict = monitor.update(people(t, 3.0), robot(t, 0.6, 1.0), t)
+    horizon = monitor.config.update_period_s + monitor.config.actuation_lag_s
+    expected = 0.6 + (0.1 / DT) * horizon
+    assert verdict.target_scale == pytest.approx(cap / expected)
+    assert f'{expected:.3f} m/s within' in verdict.reason
+    t += DT                                                              # slowing down: its present speed
+    assert monitor.update(people(t, 3.0), robot(t, 0.55, 1.0), t).target_scale == pytest.approx(min(1.0, cap / 0.55))
+
 def test_collaborative_without_body_model_stops():
     monitor = SafetyMonitor(SafetyConfig(separation=ZONES_ONLY), None, Mode.COLLABORATIVE)
     verdicts = run(monitor, 0.0, 2.0, lambda t: (3.0,))

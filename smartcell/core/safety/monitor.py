@@ -60,6 +60,8 @@ ZONES = ('clear', 'warning', 'protective', 'fault')
 # A person's speed toward the robot is taken as the tracker's projected mean plus this many standard
 # deviations (one-sided ~97.7 % for a Gaussian estimate); never below the ISO 13855 floor.
 VELOCITY_BOUND_SIGMAS = 2.0
+# Robot speeds further apart than this (s) are not differenced for the PFL cap's growth (a gap in the data).
+CAP_GROWTH_MAX_GAP_S = 0.5
 
 
 def _default_separation() -> SeparationInputs:
@@ -360,6 +362,7 @@ class SafetyMonitor:
         self._separation = config.effective_separation      # S_p as the standard defines it (evidence margin)
         # The scale chosen now stands until the next verdict has taken effect (ssm.look_ahead_scale).
         self._look = LookAhead(config.update_period_s, config.actuation_lag_s, config.human_accel_bound_mps2)
+        self._cap_speed: tuple[float, float] | None = None    # (stamp s, fastest full-scale speed m/s) last capped
         self._steps = stopping.steps(self._payload_fraction, config.speed_fraction_at_full_scale) \
             if stopping is not None else StoppingSteps.constant(self._separation.fixed_stopping())
         self._pfl = self._pfl_limit(body) if body is not None else None
@@ -637,11 +640,21 @@ class SafetyMonitor:
         point_speeds = np.linalg.norm(robot.velocities_mps, axis=2)
         fastest = float(full_scale_speed(point_speeds.max(), robot.applied_scale,
                                          self.config.nominal_robot_speed_mps, self.config.min_scale_for_estimate))
-        scale = 1.0 if fastest <= cap else cap / fastest
+        # The cap must hold until the next verdict is applied (the look-ahead horizon P + L): an arm
+        # speeding up along its motion is capped by the speed it will have reached by then, its
+        # full-scale speed extrapolated at the growth measured since the previous verdict (encoders
+        # are exact enough to difference; a slowing arm is taken at its present speed).
+        previous, self._cap_speed = self._cap_speed, (robot.stamp_s, fastest)
+        growth = 0.0
+        if previous is not None and 0.0 < robot.stamp_s - previous[0] <= CAP_GROWTH_MAX_GAP_S:
+            growth = max(0.0, (fastest - previous[1]) / (robot.stamp_s - previous[0]))
+        expected = fastest + growth * self._look.horizon_s
+        scale = 1.0 if expected <= cap else cap / expected
         what = 'manual reduced (T1)' if self._mode is Mode.MANUAL_REDUCED else \
             f'collaborative: PFL {self._pfl[1] if self._pfl else "?"}'
         return _Rule(scale, f'{what}: every capsule point capped at {cap:.3f} m/s '
-                            f'(fastest {fastest:.3f} m/s at full scale)')
+                            f'(fastest {fastest:.3f} m/s at full scale, {expected:.3f} m/s within '
+                            f'{self._look.horizon_s:.2f} s)')
 
     @staticmethod
     def _combine(rules: list[_Rule]) -> tuple[float, str]:
