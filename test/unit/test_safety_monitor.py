@@ -291,10 +291,12 @@ def test_the_pfl_cap_holds_for_an_arm_speeding_up_until_the_next_verdict_applies
     cap = monitor.last_verdict.allowed_speed_mps
     assert monitor.last_verdict.target_scale == pytest.approx(min(1.0, cap / 0.5))
     # The arm's full-scale speed grows 0.5 -> 0.6 m/s in one scanner period (3 m/s^2): the cap is
-    # applied to the speed reached by the time the next verdict takes effect (P + L = 0.09 s).
+    # applied to the speed reached by the time a later verdict takes effect, the next one (P + L) or,
+    # should the people data stop now, the timeout's stop (people_timeout_s + L), the later of the two.
     t = 4.0 + DT
     verdict = monitor.update(people(t, 3.0), robot(t, 0.6, 1.0), t)
-    horizon = monitor.config.update_period_s + monitor.config.actuation_lag_s
+    config = monitor.config
+    horizon = max(config.update_period_s, config.people_timeout_s) + config.actuation_lag_s
     expected = 0.6 + (0.1 / DT) * horizon
     assert verdict.target_scale == pytest.approx(cap / expected)
     assert f'{expected:.3f} m/s within' in verdict.reason

@@ -633,28 +633,31 @@ class SafetyMonitor:
 
     def _mode_rule(self, robot: RobotObservation) -> _Rule:
         cap = self._mode_speed_cap()
-        if math.isinf(cap):
-            return _Rule(1.0, '')
-        if self._mode is Mode.COLLABORATIVE and self._pfl is None:
-            return _Rule(0.0, 'collaborative mode without a body-region model with exposed regions: PFL limit unknown')
         point_speeds = np.linalg.norm(robot.velocities_mps, axis=2)
         fastest = float(full_scale_speed(point_speeds.max(), robot.applied_scale,
                                          self.config.nominal_robot_speed_mps, self.config.min_scale_for_estimate))
-        # The cap must hold until the next verdict is applied (the look-ahead horizon P + L): an arm
-        # speeding up along its motion is capped by the speed it will have reached by then, its
+        # The cap must hold until a later verdict is applied: the next one (P + L), or, if the people
+        # data stop (a scanner dropout), the timeout's stop (people_timeout_s + L), whichever is later.
+        # An arm speeding up along its motion is capped by the speed it will have reached by then, its
         # full-scale speed extrapolated at the growth measured since the previous verdict (encoders
-        # are exact enough to difference; a slowing arm is taken at its present speed).
+        # are exact enough to difference; a slowing arm is taken at its present speed). Tracked in
+        # every mode, so that the growth is known on the first cycle under a cap.
         previous, self._cap_speed = self._cap_speed, (robot.stamp_s, fastest)
         growth = 0.0
         if previous is not None and 0.0 < robot.stamp_s - previous[0] <= CAP_GROWTH_MAX_GAP_S:
             growth = max(0.0, (fastest - previous[1]) / (robot.stamp_s - previous[0]))
-        expected = fastest + growth * self._look.horizon_s
+        if math.isinf(cap):
+            return _Rule(1.0, '')
+        if self._mode is Mode.COLLABORATIVE and self._pfl is None:
+            return _Rule(0.0, 'collaborative mode without a body-region model with exposed regions: PFL limit unknown')
+        horizon_s = max(self._look.horizon_s, self.config.people_timeout_s + self.config.actuation_lag_s)
+        expected = fastest + growth * horizon_s
         scale = 1.0 if expected <= cap else cap / expected
         what = 'manual reduced (T1)' if self._mode is Mode.MANUAL_REDUCED else \
             f'collaborative: PFL {self._pfl[1] if self._pfl else "?"}'
         return _Rule(scale, f'{what}: every capsule point capped at {cap:.3f} m/s '
                             f'(fastest {fastest:.3f} m/s at full scale, {expected:.3f} m/s within '
-                            f'{self._look.horizon_s:.2f} s)')
+                            f'{horizon_s:.2f} s)')
 
     @staticmethod
     def _combine(rules: list[_Rule]) -> tuple[float, str]:
