@@ -24,14 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from smartcell.core.robot.kinematics import (DEFAULT_TOOL_LENGTH_M, LINK_CAPSULE_RADII, REACH_M,
-                                             capsule_point_velocities, link_capsules)
+from smartcell.core.robot.kinematics import (DEFAULT_TOOL_LENGTH_M, REACH_M, capsule_point_velocities,
+                                             link_capsules)
 from smartcell.core.cell.controller import (ARM_ABORT_PREFIX, SHARED_WORKSPACE_HYSTERESIS_M, CellConfig,
                                          CellController, JointSample, inside_workspaces)
 from smartcell.core.robot.motions import UR5E_JOINT_LIMITS as LIMITS, MotionLibrary, speed_limited
 from smartcell.core.params import load_cell_config
-from smartcell.core.safety.monitor import (Mode, PeopleObservation, RobotObservation, SafetyMonitor, SafetyState,
-                                          SafetyVerdict, pair_geometry)
+from smartcell.core.safety.monitor import Mode, PeopleObservation, SafetyState, SafetyVerdict
 from smartcell.core.safety.pfl import RATED_STOP_REASON, BodyModel, contact_verdict
 from smartcell.core.safety.ssm import SeparationInputs
 from smartcell.core.safety.stopping import StoppingModel
@@ -421,20 +420,6 @@ def _in_shared_workspace(person: PersonState, regions_xyr: np.ndarray) -> bool:
     return bool(inside_workspaces((person.x_m, person.y_m), regions_xyr, SHARED_WORKSPACE_HYSTERESIS_M)[0])
 
 
-def _reachable_speed(monitor: SafetyMonitor, scenario: CampaignScenario, t: float, points: np.ndarray,
-                     velocities: np.ndarray) -> float:
-    """The fastest capsule point (world frame, 2 per link) on a link that a person, at their true
-    position, can reach by the monitor's PFL rule (monitor.pfl_reachable), m/s."""
-    capsules, point_velocities = points.reshape(-1, 2, 3), velocities.reshape(-1, 2, 3)
-    link_speeds = np.linalg.norm(point_velocities, axis=2).max(axis=1)
-    truth = np.array([[path.state_at(t).x_m, path.state_at(t).y_m, 0.0] for path in scenario.paths]).reshape(-1, 3)
-    robot = RobotObservation(t, capsules, np.asarray(LINK_CAPSULE_RADII, dtype=float), point_velocities, 1.0)
-    geometry = pair_geometry(truth, robot, monitor.config.person_radius_m, monitor.config.person_height_m)
-    reachable = np.any(monitor.pfl_reachable(geometry.separation_m + monitor.config.person_radius_m, link_speeds),
-                       axis=0)
-    return float(link_speeds[reachable].max()) if np.any(reachable) else 0.0
-
-
 def _tracker(settings: CampaignSettings, frame) -> PeopleTracker:
     """The scanner node's tracker for the twin's scans: its config and background. The node's scan
     gate rejects every scan of another beam layout than the background's (people withheld, the arm
@@ -551,11 +536,9 @@ def run_scenario(scenario: CampaignScenario, policy_name: str, settings: Campaig
                 # Power and force limiting (ISO/TS 15066 5.5.5) replaces separation for the people who are
                 # truly in a shared workspace (ground truth, not the tracks the controller chose by): they
                 # may be within S_p, while every contact is judged against its region's limit below and the
-                # arm's speed against the PFL cap (each capsule point of the links a person can reach, by
-                # the monitor's rule but from the true positions of everybody). Anybody else, e.g. hidden
-                # behind the operator from the scanner, is still judged against S_p.
-                result.pfl_overspeed_samples += _reachable_speed(pipeline.monitor, scenario, t, points, velocities) \
-                    > motion_cap_mps + SPEED_TOLERANCE_MPS
+                # arm's speed against the PFL cap (each capsule point, as the monitor caps it). Anybody
+                # else, e.g. hidden behind the operator from the scanner, is still judged against S_p.
+                result.pfl_overspeed_samples += fastest_mps > motion_cap_mps + SPEED_TOLERANCE_MPS
                 truths = [truth for truth, path in zip(truths, scenario.paths)
                           if not _in_shared_workspace(path.state_at(t), shared_regions)]
             audit.sample(t, truths, fastest_mps, executor.applied_scale, scale)

@@ -273,7 +273,7 @@ def test_collaborative_mode_caps_by_the_most_restrictive_exposed_region(exposed,
     body = BodyModel.from_yaml(CONFIG / 'body_regions.yaml')
     body = BodyModel(body.regions, tuple(exposed), clamping)
     monitor = SafetyMonitor(SafetyConfig(separation=ZONES_ONLY), None, Mode.COLLABORATIVE, body)
-    verdicts = run(monitor, 0.0, 4.0, lambda t: (0.5,), speed_x_mps=robot_speed)     # the link within reach
+    verdicts = run(monitor, 0.0, 4.0, lambda t: (3.0,), speed_x_mps=robot_speed)
     # clamping possible: the quasi-static limits (1x instead of 2x), half the transient cap
     applied_cap = cap / 2.0 if clamping else cap
     assert verdicts[-1].target_scale == pytest.approx(min(1.0, applied_cap / robot_speed))
@@ -287,34 +287,21 @@ def test_collaborative_mode_caps_by_the_most_restrictive_exposed_region(exposed,
 def test_the_pfl_cap_holds_for_an_arm_speeding_up_until_the_next_verdict_applies():
     body = BodyModel.from_yaml(CONFIG / 'body_regions.yaml')
     monitor = SafetyMonitor(SafetyConfig(separation=ZONES_ONLY), None, Mode.COLLABORATIVE, body)
-    run(monitor, 0.0, 4.0, lambda t: (0.5,), speed_x_mps=0.5)           # steady 0.5 m/s at full scale
+    run(monitor, 0.0, 4.0, lambda t: (3.0,), speed_x_mps=0.5)           # steady 0.5 m/s at full scale
     cap = monitor.last_verdict.allowed_speed_mps
     assert monitor.last_verdict.target_scale == pytest.approx(min(1.0, cap / 0.5))
     # The arm's full-scale speed grows 0.5 -> 0.6 m/s in one scanner period (3 m/s^2): the cap is
     # applied to the speed reached by the time a later verdict takes effect, the next one (P + L) or,
     # should the people data stop now, the timeout's stop (people_timeout_s + L), the later of the two.
     t = 4.0 + DT
-    verdict = monitor.update(people(t, 0.5), robot(t, 0.6, 1.0), t)
+    verdict = monitor.update(people(t, 3.0), robot(t, 0.6, 1.0), t)
     config = monitor.config
     horizon = max(config.update_period_s, config.people_timeout_s) + config.actuation_lag_s
     expected = 0.6 + (0.1 / DT) * horizon
     assert verdict.target_scale == pytest.approx(cap / expected)
     assert f'{expected:.3f} m/s within' in verdict.reason
     t += DT                                                              # slowing down: its present speed
-    assert monitor.update(people(t, 0.5), robot(t, 0.55, 1.0), t).target_scale == pytest.approx(min(1.0, cap / 0.55))
-
-
-def test_pfl_caps_only_the_links_a_person_can_reach():
-    body = BodyModel.from_yaml(CONFIG / 'body_regions.yaml')
-    monitor = SafetyMonitor(SafetyConfig(separation=ZONES_ONLY), None, Mode.COLLABORATIVE, body)
-    near = run(monitor, 0.0, 3.0, lambda t: (0.5,), speed_x_mps=2.0)[-1]      # axis 0.4 m from the link
-    assert near.target_scale == pytest.approx(near.allowed_speed_mps / 2.0)
-    # 1.6 m from the link's surface: beyond pfl_reach_m (1.0 m) plus what 2 m/s covers over the horizon
-    far = run(monitor, 3.1, 6.0, lambda t: (1.7,), speed_x_mps=2.0)[-1]
-    assert far.target_scale == 1.0 and far.mode is Mode.COLLABORATIVE
-    # 1.2 m: beyond the reach, but 2 m/s closes the gap within the horizon: capped
-    closing = run(monitor, 6.1, 9.0, lambda t: (1.3,), speed_x_mps=2.0)[-1]
-    assert closing.target_scale < 1.0
+    assert monitor.update(people(t, 3.0), robot(t, 0.55, 1.0), t).target_scale == pytest.approx(min(1.0, cap / 0.55))
 
 def test_collaborative_without_body_model_stops():
     monitor = SafetyMonitor(SafetyConfig(separation=ZONES_ONLY), None, Mode.COLLABORATIVE)

@@ -94,8 +94,6 @@ class SafetyConfig:
     association_gate_m: float = 0.5             # max move of a person between two messages, m
     person_radius_m: float = 0.2                # body cylinder radius, m
     person_height_m: float = 2.0                # body cylinder from the floor up to this, m
-    pfl_reach_m: float = 1.0                    # PFL caps robot links within this of a person's axis, m (ISO
-                                                # 13855 reach C = 0.85 m + 0.15 m for tracking error and lean)
     nominal_robot_speed_mps: float = 1.0        # assumed full-scale speed when the scale is too small
     min_scale_for_estimate: float = 0.05        # below: measured/scale is not trusted
     speed_fraction_at_full_scale: float = 1.0   # stopping-table speed fraction at scale 1 (1.0: safe)
@@ -118,7 +116,7 @@ class SafetyConfig:
                     'ramp_up_per_s', 'ramp_down_per_s', 'association_gate_m', 'person_height_m',
                     'nominal_robot_speed_mps', 'min_scale_for_estimate', 'speed_fraction_at_full_scale',
                     'robot_moving_mass_kg', 't1_speed_limit_mps', 'update_period_s', 'actuation_lag_s',
-                    'human_accel_bound_mps2', 'pfl_reach_m')
+                    'human_accel_bound_mps2')
         for name in positive:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0.0
@@ -510,14 +508,13 @@ class SafetyMonitor:
             return self._stop_verdict(now_s, SafetyState.PROTECTIVE_STOP, doubt, stamp_s=stamp_s)
         previous, self._track = self._track, people
         positions = np.asarray(people.positions_m, dtype=float).reshape(-1, 3)
-        geometry = pair_geometry(positions, robot, self.config.person_radius_m, self.config.person_height_m) \
-            if len(positions) else None
-        rules = [self._mode_rule(robot, geometry)]
-        if geometry is None:
+        rules = [self._mode_rule(robot)]
+        if len(positions) == 0:
             target, reason = self._combine(rules)
             return self._moving_verdict(people.stamp_s, now_s, target, reason, math.inf, math.nan, math.inf,
                                         self._mode_speed_cap(), self.config.separation.human_speed_floor_mps,
                                         0.0, -1)
+        geometry = pair_geometry(positions, robot, self.config.person_radius_m, self.config.person_height_m)
         if self._mode is Mode.COLLABORATIVE:
             # Power and force limiting (ISO/TS 15066 5.5.5) replaces separation: contact with the
             # exposed regions is permitted at the PFL speed, so neither SSM nor the zones stop the
@@ -634,24 +631,11 @@ class SafetyMonitor:
             return self._pfl[0] if self._pfl is not None else 0.0
         return math.inf
 
-    @property
-    def cap_horizon_s(self) -> float:
-        """How long a speed cap must hold: until a later verdict is applied, the next one (P + L) or,
-        if the people data stop, the timeout's stop (people_timeout_s + L), whichever is later."""
-        return max(self._look.horizon_s, self.config.people_timeout_s + self.config.actuation_lag_s)
-
-    def pfl_reachable(self, axis_distance_m: np.ndarray, link_speed_mps: np.ndarray) -> np.ndarray:
-        """Which robot links PFL caps (ISO/TS 15066 5.5.5: where a body region can be reached): those
-        whose surface is within pfl_reach_m of a person's axis, or could get there within the cap's
-        horizon at their speed. Farther links cannot touch anyone before a later verdict applies."""
-        return np.asarray(axis_distance_m) <= self.config.pfl_reach_m + np.asarray(link_speed_mps) * self.cap_horizon_s
-
-    def _mode_rule(self, robot: RobotObservation, geometry: PairGeometry | None = None) -> _Rule:
+    def _mode_rule(self, robot: RobotObservation) -> _Rule:
         cap = self._mode_speed_cap()
         point_speeds = np.linalg.norm(robot.velocities_mps, axis=2)
-        link_speeds = full_scale_speed(point_speeds.max(axis=1), robot.applied_scale,
-                                       self.config.nominal_robot_speed_mps, self.config.min_scale_for_estimate)
-        fastest = float(np.max(link_speeds))
+        fastest = float(full_scale_speed(point_speeds.max(), robot.applied_scale,
+                                         self.config.nominal_robot_speed_mps, self.config.min_scale_for_estimate))
         # The cap must hold until a later verdict is applied: the next one (P + L), or, if the people
         # data stop (a scanner dropout), the timeout's stop (people_timeout_s + L), whichever is later.
         # An arm speeding up along its motion is capped by the speed it will have reached by then, its
@@ -666,19 +650,14 @@ class SafetyMonitor:
             return _Rule(1.0, '')
         if self._mode is Mode.COLLABORATIVE and self._pfl is None:
             return _Rule(0.0, 'collaborative mode without a body-region model with exposed regions: PFL limit unknown')
-        horizon_s = self.cap_horizon_s
-        capped = link_speeds
-        if self._mode is Mode.COLLABORATIVE and geometry is not None:
-            axis_distance = geometry.separation_m + self.config.person_radius_m     # from the link's surface
-            capped = link_speeds[np.any(self.pfl_reachable(axis_distance, link_speeds + growth * horizon_s), axis=0)]
-        fastest_capped = float(np.max(capped)) if len(capped) else 0.0
-        expected = fastest_capped + growth * horizon_s if len(capped) else 0.0
+        horizon_s = max(self._look.horizon_s, self.config.people_timeout_s + self.config.actuation_lag_s)
+        expected = fastest + growth * horizon_s
         scale = 1.0 if expected <= cap else cap / expected
         what = 'manual reduced (T1)' if self._mode is Mode.MANUAL_REDUCED else \
             f'collaborative: PFL {self._pfl[1] if self._pfl else "?"}'
         return _Rule(scale, f'{what}: every capsule point capped at {cap:.3f} m/s '
-                            f'(fastest within reach {fastest_capped:.3f} m/s at full scale, {expected:.3f} m/s '
-                            f'within {horizon_s:.2f} s)')
+                            f'(fastest {fastest:.3f} m/s at full scale, {expected:.3f} m/s within '
+                            f'{horizon_s:.2f} s)')
 
     @staticmethod
     def _combine(rules: list[_Rule]) -> tuple[float, str]:

@@ -211,10 +211,6 @@ class SafetyPipeline:
         self._geometry_cache: tuple[float, np.ndarray, np.ndarray, RobotGeometry] | None = None
         self.events: list[SafetyEvent] = []
 
-    @property
-    def monitor(self) -> SafetyMonitor:
-        return self._monitor
-
     @classmethod
     def from_params(cls, config: dict, stopping_path, body_regions_path,
                     evidence_key: bytes | None = None) -> 'SafetyPipeline':
