@@ -245,3 +245,21 @@ def test_every_twin_body_region_has_pfl_limits():
     assert set(BODY_MODEL_REGIONS) == set(REGION_NAMES)
     for names in BODY_MODEL_REGIONS.values():
         assert body.most_restrictive(names).force_N > 0
+
+
+def test_a_set_point_stream_is_followed_smoothly_and_the_joint_state_reads_the_true_speed(client, urdf_path):
+    # 30 Hz set-points of a steady 1.44 rad/s pan (the arm node's stream in lockstep). The servo used to
+    # chase each one as a step: within every tick the speed swung 0.4-2.4 rad/s, and the joint state,
+    # read at the end of the tick, said ~0.45 rad/s, a third of the truth.
+    world = CellWorld(client, urdf_path=urdf_path)
+    q, rate = np.array(HOME_Q_RAD, dtype=float), 1.44
+    readings, travelled = [], []
+    for _ in range(30):
+        q[0] += rate / 30
+        before = world.joint_state()[0][0]
+        world.set_joint_targets(q, np.array([rate, 0.0, 0.0, 0.0, 0.0, 0.0]))
+        world.step(1 / 30)
+        readings.append(world.joint_state()[1][0])
+        travelled.append((world.joint_state()[0][0] - before) * 30)
+    assert np.allclose(readings[5:], rate, rtol=0.03), readings
+    assert np.allclose(travelled[5:], rate, rtol=0.03), travelled    # the reading is what the joint did
