@@ -111,7 +111,9 @@ class Arm(Node):
     in rad, time_from_start; started from the actual position, refused with a reason when it leaves
     the joint position or velocity limits); `safety/verdict` (diagnostic_msgs/DiagnosticArray: the
     speed scale to apply; a missing, malformed or late verdict stops the arm: deadman, on a steady
-    clock that sim time cannot stop).
+    clock that sim time cannot stop); sim backend: `twin/contacts` (a status with rated_force_stop
+    true: the simulated cobot's own force limit stopped it; the trajectory is aborted and the arm
+    holds where it stands until the next one. Unsigned: a stray publisher can only stop the arm).
     Command authority (require_authenticated_commands, default): a verdict counts only when it is
     signed with the cell key, its sequence is above the last one accepted and `supervisor_node` is
     the one publisher of `safety/verdict` on the ROS graph; a trajectory only when it is signed
