@@ -62,6 +62,10 @@ def test_broker_down_for_a_long_stretch_then_back(tmp_path, broker):
         records = [mixed_record(i) for i in range(4000)]
         box.append_many(records[:200])
         assert consumer.wait_until(lambda c: len(c.seen) == 200, 20.0)
+        deadline = time.monotonic() + 10
+        while box.backlog('mqtt') and time.monotonic() < deadline:
+            time.sleep(0.02)        # polling: the consumer can see a record before its PUBACK reaches the producer
+        assert box.backlog('mqtt') == 0
         broker.kill()                                       # broker dies (SIGKILL) ...
         link.cut()
         for start in range(200, 4000, 100):                 # ... while the cell keeps producing
