@@ -31,7 +31,7 @@ from smartcell.core.cell.controller import (ARM_ABORT_PREFIX, SHARED_WORKSPACE_H
 from smartcell.core.robot.motions import UR5E_JOINT_LIMITS as LIMITS, MotionLibrary, speed_limited
 from smartcell.core.params import load_cell_config
 from smartcell.core.safety.monitor import Mode, PeopleObservation, SafetyState, SafetyVerdict
-from smartcell.core.safety.pfl import RATED_STOP_REASON, BodyModel, contact_verdict
+from smartcell.core.safety.pfl import RATED_STOP_REASON, contact_verdict
 from smartcell.core.safety.ssm import SeparationInputs
 from smartcell.core.safety.stopping import StoppingModel
 from smartcell.core.safety.ground_truth import (SPEED_TOLERANCE_MPS, PersonTruth, SsmAudit, StaticZonePolicy,
@@ -457,7 +457,7 @@ def run_scenario(scenario: CampaignScenario, policy_name: str, settings: Campaig
                                                             'lockstep': True, 'job': ''}),
                                     pipeline, MotionLibrary.from_yaml(settings.motions_path, LIMITS),
                                     load_recipe=_no_recipes)
-        body = BodyModel.from_yaml(settings.body_regions_path)
+        body = contact_model.body
         stopping = StoppingModel.from_yaml(settings.stopping_path)
         # The stopping data at the scale the arm applies: scale 1 is at most max_joint_speed_fraction
         # of the limits (the arm refuses anything faster).
