@@ -194,3 +194,14 @@ def test_a_hand_swung_into_a_slow_arm_is_the_persons_force_and_the_robots_share_
     episode.push(0.1, 0.01)                                         # then the robot pushes on: its force
     assert episode.robot_force_N == pytest.approx(75.0)
     assert model.touch(['hands_fingers'], 0.8, robot_speed_mps=-0.1).robot_force_N == 0.0   # arm moving away
+
+
+def test_a_touch_at_an_unknown_speed_is_taken_as_above_every_limit():
+    model = ContactForceModel(BODY, 16.0, 1.0, 120.0)
+    unknown_relative = model.touch(['hands_fingers'], float('nan'), 0.1)
+    assert unknown_relative.force_N == math.inf and unknown_relative.robot_force_N < 140.0
+    unknown_robot = model.touch(['hands_fingers'], 0.3, float('nan'))
+    assert unknown_robot.robot_force_N == math.inf
+    assert not contact_verdict(unknown_robot.region, unknown_robot.robot_force_N, False).within_limit
+    both = model.touch(['hands_fingers'], float('nan'))
+    assert both.force_N == both.robot_force_N == math.inf

@@ -301,9 +301,14 @@ class ContactForceModel:
         """A first touch of the region(s) (judged as the most restrictive) at this relative closing
         speed, of which the robot's own speed toward the region is robot_speed_mps (None: all of it)."""
         region = self.body.most_restrictive(region_names)
-        closing = max(0.0, float(closing_speed_mps))
-        robot = closing if robot_speed_mps is None else max(0.0, float(robot_speed_mps))
+
+        def approach(speed: float) -> float:     # an unknown speed (NaN) is taken as the worst: infinite
+            return math.inf if math.isnan(speed) else max(0.0, speed)
+        closing = approach(float(closing_speed_mps))
+        robot = closing if robot_speed_mps is None else approach(float(robot_speed_mps))
 
         def peak(speed: float) -> float:
+            if math.isinf(speed):
+                return math.inf
             return transient_contact_force_N(region, speed, self.robot_moving_mass_kg, self.payload_kg)
         return ContactEpisode(region, closing, robot, peak(closing), peak(robot), float(self.rated_force_limit_N))
