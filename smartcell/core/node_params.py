@@ -151,6 +151,9 @@ SUPERVISOR = NodeParams('supervisor', (
     P('max_joint_speed_fraction', 0.5, 'the fastest joint speed the arm allows, as a fraction of its limits (set '
       'cell-wide under /**; the arm enforces it): SSM stopping times and distances at speed scale 1 are '
       'taken at this fraction', min=0.05, max=1.0),
+    P('scale_ramp_down_per_s', 4.0, "the arm's speed-scale decrease rate (set cell-wide under /**; the arm "
+      'enforces it): while it slows, the scale it applies is bounded from below by this ramp, and its speed '
+      'at full scale is taken from that bound; 1/s', min=0.5, max=100.0),
     P('auto_start', False, 'start the cell by itself on the first valid safety cycle (simulation)'),
     P('evidence_log', '', 'append-only safety evidence log (JSON lines); empty: none'),
     P('evidence_anchor_period_s', 60.0, 'the evidence log\'s head (seq, hash) is sent on cell/events as a signed '
@@ -192,7 +195,8 @@ SUPERVISOR = NodeParams('supervisor', (
     P('operator_request_window_s', 5.0, 'a signed operator request stamped further than this from the '
       "supervisor's wall clock is refused (replays inside it are refused by nonce), s", min=0.5, max=60.0),
     P('arm_node', 'arm', "the arm node (in this namespace) whose max_joint_speed_fraction must equal this node's "
-      '(checked through its get_parameters service; a mismatch holds a protective stop); empty: not checked'),
+      'and whose scale_ramp_down_per_s must not exceed it (checked through its get_parameters service; a '
+      'mismatch holds a protective stop); empty: not checked'),
 ))
 
 RECORDER = NodeParams('recorder', (

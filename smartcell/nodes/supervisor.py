@@ -31,7 +31,7 @@ from smartcell.io.event_journal import EventJournal
 from smartcell.io.order_store import SqliteOrderStore
 from smartcell.nodes.common import declare_config, guarded, qos_profile, run_node, stamp_ns, stamp_to_s, steady_clock
 from smartcell.nodes.scanner import velocities_from_cloud
-from smartcell.nodes.supervisor_inputs import ArmSpeedFractionCheck, people_publisher_doubt
+from smartcell.nodes.supervisor_inputs import ArmConfigCheck, people_publisher_doubt
 from smartcell.nodes.supervisor_messages import (CellSigner, contacts_from_msg, joint_sample, motion_result,
                                                  people_observation, people_positions)
 from smartcell.nodes.supervisor_outputs import CellPublishers
@@ -74,8 +74,9 @@ class Supervisor(Node):
     `evidence_anchor_period_s` an `evidence_anchor` event carries the evidence log's head; a latched
     `cell/events/replay_request` (std_msgs/UInt64: the last seq the asker has) is answered on
     `cell/events/replay` (std_msgs/String, the journaled events after it, in pages).
-    Checks: the arm's `max_joint_speed_fraction` (its get_parameters service) equals this node's; a
-    mismatch is a protective stop held with an ERROR naming both values.
+    Checks: the arm's `max_joint_speed_fraction` (its get_parameters service) equals this node's and its
+    `scale_ramp_down_per_s` is not above this node's; a mismatch is a protective stop held with an ERROR
+    naming both values.
     Parameters: smartcell.core.node_params.SUPERVISOR.
     """
 
@@ -101,7 +102,8 @@ class Supervisor(Node):
         self._latest_joints: JointSample | None = None
         self._velocity_refusal = self._input_error = ''
         self._config_refusal = ''            # a run-time configuration mismatch: held as a protective stop
-        self._arm_check = ArmSpeedFractionCheck(self, config.arm_node, config.max_joint_speed_fraction) \
+        self._arm_check = ArmConfigCheck(self, config.arm_node, config.max_joint_speed_fraction,
+                                         config.scale_ramp_down_per_s) \
             if config.arm_node else None
 
         self._out = CellPublishers(self, self._controller.config.cell_id,
@@ -128,7 +130,7 @@ class Supervisor(Node):
         self.create_service(AddDiagnostics, 'cell/cancel_order', self._answer(self._on_cancel_order))
 
         if self._arm_check is not None:
-            self.create_timer(ARM_CHECK_PERIOD_S, self._guard(self._check_arm_speed_fraction))
+            self.create_timer(ARM_CHECK_PERIOD_S, self._guard(self._check_arm_config))
         if not config.lockstep:     # watchdog: silence on `humans` is a stop; checked at twice the timeout rate
             self.create_timer(config.people_timeout_s / 2.0, self._guard(
                 lambda: self._out.apply(self._controller.on_silence(self._now_s()))))
@@ -221,8 +223,9 @@ class Supervisor(Node):
         self._out.apply(output)
         return output.success, output.message
 
-    def _check_arm_speed_fraction(self) -> None:
-        """One cell-wide speed fraction: the arm's must equal ours (SSM's stopping data are taken at ours)."""
+    def _check_arm_config(self) -> None:
+        """One cell-wide speed fraction (SSM's stopping data are taken at ours) and an arm that slows its
+        scale no faster than we assume (ArmConfigCheck)."""
         refusal = self._arm_check.poll() if self._arm_check is not None else None
         if refusal is None:
             return

@@ -75,14 +75,25 @@ def _pfl_applied(previous: dict[str, Any] | None) -> bool:
     return previous is not None and previous.get('mode') == 'collaborative'
 
 
+def _braking(previous: dict[str, Any] | None, record: dict[str, Any]) -> bool:
+    """The arm still moves only because it is braking: the previous verdict and this one stop it. S_p is
+    the distance at which a stop must begin (ISO/TS 15066 5.5.4); once begun, the ground covered while
+    stopping is S_p's own S_s term, so these cycles are not judged against S_p again."""
+    return previous is not None and previous.get('speed_scale', 1.0) <= 0.0 and record.get('speed_scale', 1.0) <= 0.0
+
+
+def _judged_against_sp(previous: dict[str, Any] | None, record: dict[str, Any]) -> bool:
+    return _moving(record) and not _pfl_applied(previous) and not _braking(previous, record)
+
+
 def find_violations(log: EvidenceLog) -> list[Violation]:
     """Cycles where the arm moved closer than S_p, and contacts above their body region's limit."""
     found = []
     previous: dict[str, Any] | None = None
     for cycle in log.cycles():
         margin = cycle.get('margin_m')
-        judged, previous = not _pfl_applied(previous), cycle
-        if judged and _moving(cycle) and isinstance(margin, (int, float)) and margin < 0.0:
+        judged, previous = _judged_against_sp(previous, cycle), cycle
+        if judged and isinstance(margin, (int, float)) and margin < 0.0:
             found.append(Violation(cycle['stamp_s'], 'closer_than_sp_while_moving',
                                    f'separation {cycle.get("separation_m", math.nan):.3f} m < S_p '
                                    f'{cycle.get("protective_separation_m", math.nan):.3f} m with the arm moving '
@@ -112,7 +123,7 @@ def summarise(log: EvidenceLog) -> Summary:
     befores: list[dict[str, Any] | None] = [None, *cycles[:-1]]
     afters: list[dict[str, Any] | None] = [*cycles[1:], None]
     for before, record, after in zip(befores, cycles, afters):
-        moving = _moving(record) and not _pfl_applied(before)
+        moving = _judged_against_sp(before, record)
         margin = record.get('margin_m', math.inf)
         if moving and isinstance(margin, (int, float)) and margin < worst:
             worst, worst_at = margin, record['stamp_s']

@@ -107,6 +107,17 @@ def test_a_speed_fraction_mismatch_in_the_cell_file_is_refused(tmp_path):
         str(info.value) and 'cell.yaml' in str(info.value)
 
 
+def test_an_arm_slowing_its_scale_faster_than_the_supervisor_assumes_is_refused(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load_cell_config(cell_file(tmp_path, {'arm': {'scale_ramp_down_per_s': 8.0}}), param_registry())
+    assert 'arm.scale_ramp_down_per_s=8' in str(info.value) and 'supervisor.scale_ramp_down_per_s=4' in \
+        str(info.value)
+    # the supervisor assuming a faster ramp than the arm's only lowers its bound: accepted
+    resolved = load_cell_config(cell_file(tmp_path, {'supervisor': {'scale_ramp_down_per_s': 8.0}}),
+                                param_registry())
+    assert resolved['supervisor']['scale_ramp_down_per_s'] == 8.0 and resolved['arm']['scale_ramp_down_per_s'] == 4.0
+
+
 def test_a_monitored_area_smaller_than_reach_plus_sp_is_refused(tmp_path):
     with pytest.raises(ConfigError) as info:
         load_cell_config(cell_file(tmp_path, {'scanner': {'monitored_area_m': [-1.0, -1.0, 1.0, 1.0]}}),

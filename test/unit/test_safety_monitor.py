@@ -609,3 +609,53 @@ def test_the_look_ahead_defaults_cover_the_chain_they_stand_for():
     for name in ('actuation_lag_s', 'human_accel_bound_mps2'):
         with pytest.raises(ConfigError, match=name):
             SafetyConfig(**{name: 0.0})
+
+
+# -- the mode cap and the arm's applied scale (job_demo: the PFL cap froze the arm at 0.04-0.2) ------
+def test_rising_under_the_mode_cap_ramps_without_the_restart_interlock():
+    monitor = started()
+    monitor.set_mode(Mode.MANUAL_REDUCED, 3.1)
+    run(monitor, 3.2, 6.0, lambda t: (3.0,), speed_x_mps=1.0)        # T1 cap 0.25 m/s: scale 0.25
+    assert monitor.last_verdict.speed_scale == pytest.approx(0.25)
+    # The programme slows to 0.5 m/s at full scale: the cap allows 0.5 at once. The robot's own speed
+    # is what the cap bounds, so the scale ramps from the next cycle on, with no restart hold.
+    t = 6.0 + DT
+    verdict = monitor.update(people(t, 3.0), robot(t, 0.5, 0.25), t)
+    assert verdict.target_scale == pytest.approx(0.5)
+    assert verdict.speed_scale == pytest.approx(0.25 + monitor.config.ramp_up_per_s * DT)
+    assert 'restart interlock' not in verdict.reason and 'under the mode cap' in verdict.reason
+    # A person inside the protective distance still stops it, and leaving holds the restart interlock.
+    t += DT
+    assert monitor.update(people(t, 0.3), robot(t, 0.5, 0.25), t).speed_scale == 0.0
+    t += DT
+    held = monitor.update(people(t, 3.0), robot(t, 0.5, 0.0), t)
+    assert held.speed_scale == 0.0 and 'restart interlock' in held.reason
+
+
+def test_the_applied_scale_bound_follows_the_arms_ramp_down_not_the_command():
+    from smartcell.core.safety.pipeline import AppliedScaleBound
+    ramped, at_once = AppliedScaleBound(ramp_down_per_s=4.0), AppliedScaleBound()
+    for bound in (ramped, at_once):
+        for k in range(5):
+            bound.at(k * DT)
+            bound.commanded(1.0)
+        assert bound.at(5 * DT) == 1.0
+        bound.commanded(0.2)                    # the monitor drops the scale to 0.2 at once
+    seen = []
+    for k in range(6, 16):
+        seen.append((ramped.at(k * DT), at_once.at(k * DT)))
+        ramped.commanded(0.2)
+        at_once.commanded(0.2)
+    # The arm slows its scale at 4/s: 1.0 -> 0.2 takes 0.2 s, not one tick.
+    assert [round(r, 4) for r, _ in seen[:6]] == [round(max(0.2, 1.0 - 4.0 * DT * k), 4) for k in range(1, 7)]
+    assert seen[-1][0] == pytest.approx(0.2)
+    assert all(once == 0.2 for _, once in seen)       # an arm that may drop at once: the command itself
+    # A stamp going back (a restarted clock) takes the smallest recent command again.
+    ramped.commanded(0.9)
+    assert ramped.at(0.0) == pytest.approx(0.2)
+    # A rising command counts once every recent one has risen (the arm keeps up a tick or three late).
+    for k in range(1, 5):
+        assert ramped.at(16 * DT + k * DT) == pytest.approx(0.2 if k < 4 else 0.9)
+        ramped.commanded(0.9)
+    with pytest.raises(ConfigError, match='ramp-down must be > 0'):
+        AppliedScaleBound(ramp_down_per_s=0.0)

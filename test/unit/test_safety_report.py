@@ -136,6 +136,23 @@ def test_the_cycle_that_leaves_collaborative_mode_is_judged_by_pfl(tmp_path, cap
     assert 'VIOLATIONS: 1' in text and '-0.020 m' in text and '1.360 m' not in text
 
 
+def test_cycles_of_a_stop_under_way_are_not_judged_against_sp_again(tmp_path, capsys):
+    # S_p is where a stop must begin; the arm brakes over the following cycles (the ground it covers is
+    # S_p's S_s). A stop begun too late, and moving on while inside S_p, are violations.
+    path = tmp_path / 'braking.jsonl'
+    with EvidenceWriter(path) as writer:
+        writer.write(cycle(0.0, 2.0, 1.9, 1.0))                                           # moving, 0.1 m spare
+        writer.write({**cycle(DT, 1.95, 1.9, 0.0), 'applied_scale': 1.0})                 # stop begins in time
+        writer.write({**cycle(2 * DT, 1.7, 1.8, 0.0), 'applied_scale': 0.6})              # braking
+        writer.write({**cycle(3 * DT, 1.6, 1.7, 0.0), 'applied_scale': 0.2})              # braking
+        writer.write({**cycle(4 * DT, 1.6, 1.65, 0.3), 'applied_scale': 0.0})             # moves on inside S_p
+        writer.write({**cycle(5 * DT, 1.6, 1.9, 0.0), 'applied_scale': 0.3})              # a stop too late
+    assert main([str(path)]) == 1
+    text = capsys.readouterr().out
+    assert 'VIOLATIONS: 2' in text
+    assert '0.133 s  closer_than_sp_while_moving' in text and '0.167 s  closer_than_sp_while_moving' in text
+
+
 def red_pixels(png):
     import matplotlib.image
     image = matplotlib.image.imread(png)

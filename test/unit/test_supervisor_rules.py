@@ -18,7 +18,7 @@ from smartcell.core.cell.authorisation import OperatorPolicy, RequestVerifier, l
     user_key
 from smartcell.core.cell.controller import CLOCK_JUMP_S, CellController, CellEvent, JointSample
 from smartcell.core.cell.files import cell_file, cell_key
-from smartcell.core.cell.inputs import TickPairing, people_velocities, speed_fraction_refusal
+from smartcell.core.cell.inputs import TickPairing, people_velocities, ramp_down_refusal, speed_fraction_refusal
 from smartcell.core.cell.operator_requests import OperatorRequests, login_query
 from smartcell.core.cell.outputs import ReplayPages, VerdictStamps, journal_record
 from smartcell.core.node_params import SUPERVISOR
@@ -105,6 +105,13 @@ def test_the_arms_speed_fraction_must_be_the_cells():
     mismatch = speed_fraction_refusal(0.8, 0.5, 'arm')
     assert 'is 0.8 on the arm node' in mismatch and 'but 0.5 on the supervisor' in mismatch
     assert 'does not declare' in speed_fraction_refusal(None, 0.5, 'arm')
+
+
+def test_the_arm_may_not_slow_its_scale_faster_than_the_supervisor_assumes():
+    assert ramp_down_refusal(4.0, 4.0, 'arm') == '' and ramp_down_refusal(2.0, 4.0, 'arm') == ''
+    faster = ramp_down_refusal(8.0, 4.0, 'arm')
+    assert 'is 8 1/s on the arm node' in faster and 'but 4 1/s on the supervisor' in faster
+    assert 'does not declare' in ramp_down_refusal(None, 4.0, 'arm')
 
 
 # -- outputs ------------------------------------------------------------------------------------------

@@ -86,6 +86,19 @@ class TickPairing(Generic[P, V, J]):
         return pairs
 
 
+def ramp_down_refusal(arm_rate: float | None, supervisor_rate: float, arm_node: str) -> str:
+    """'' when the arm lowers its speed scale no faster than the supervisor assumes, else why the cell
+    must hold. The supervisor bounds the scale the arm still applies by that ramp; an arm that drops its
+    scale faster moves slower than the bound says, and its speed at full scale would be underrated."""
+    if arm_rate is None:
+        return f'configuration check: the arm node {arm_node!r} does not declare scale_ramp_down_per_s as a double'
+    if arm_rate <= supervisor_rate + 1e-9:
+        return ''
+    return (f'configuration mismatch: scale_ramp_down_per_s is {arm_rate:g} 1/s on the arm node {arm_node!r} '
+            f'but {supervisor_rate:g} 1/s on the supervisor, which bounds the scale the arm applies by its own '
+            'value; set it once for the cell under /** in the cell file')
+
+
 def speed_fraction_refusal(arm_fraction: float | None, cell_fraction: float, arm_node: str) -> str:
     """'' when the arm runs at the cell's max_joint_speed_fraction, else why the cell must hold.
 

@@ -13,9 +13,11 @@ Rules, each giving a speed scale in [0, 1]; the arm must apply the minimum:
   PFL speed of the most restrictive exposed body region (ISO/TS 15066 Annex A): transient limits,
   or quasi-static ones where the body model says a part can be clamped (clamping_possible).
 Doubt (NaN, wrong frame, stale/backward/future stamps, implausible positions, bad robot data)
-means a protective stop with the reason. Slowing is immediate; speeding up waits until the
-target has stayed above the applied scale for resume_hold_s (restart interlock), then ramps at
-ramp_up_per_s. After an emergency stop only reset() releases.
+means a protective stop with the reason. Slowing is immediate; speeding up after the people rules
+(zones, SSM, doubt) slowed the arm waits until their target has stayed above it for resume_hold_s
+(restart interlock), then ramps at ramp_up_per_s. The mode cap bounds the robot's own speed, not a
+person's approach, so rising under it only ramps (a hold there would freeze the arm at the low
+scale of each accelerating segment). After an emergency stop only reset() releases.
 """
 from __future__ import annotations
 
@@ -367,6 +369,8 @@ class SafetyMonitor:
             if stopping is not None else StoppingSteps.constant(self._separation.fixed_stopping())
         self._pfl = self._pfl_limit(body) if body is not None else None
         self._scale = 0.0                   # what the arm must apply; starts stopped
+        self._held_scale = 0.0              # the people rules' scale after restart interlock and ramp
+        self._cap_scale = 0.0               # the mode cap's scale after its ramp
         self._rising_since_s: float | None = None
         self._last_now_s: float | None = None
         self._newest_people_s: float | None = None        # stamp of the newest valid people data, s
@@ -508,10 +512,10 @@ class SafetyMonitor:
             return self._stop_verdict(now_s, SafetyState.PROTECTIVE_STOP, doubt, stamp_s=stamp_s)
         previous, self._track = self._track, people
         positions = np.asarray(people.positions_m, dtype=float).reshape(-1, 3)
-        rules = [self._mode_rule(robot)]
+        cap = self._mode_rule(robot)
+        rules: list[_Rule] = []
         if len(positions) == 0:
-            target, reason = self._combine(rules)
-            return self._moving_verdict(people.stamp_s, now_s, target, reason, math.inf, math.nan, math.inf,
+            return self._moving_verdict(people.stamp_s, now_s, cap, rules, math.inf, math.nan, math.inf,
                                         self._mode_speed_cap(), self.config.separation.human_speed_floor_mps,
                                         0.0, -1)
         geometry = pair_geometry(positions, robot, self.config.person_radius_m, self.config.person_height_m)
@@ -521,8 +525,7 @@ class SafetyMonitor:
             # arm (doubtful data above still does).
             person_min = geometry.separation_m.min(axis=1)
             closest = int(np.argmin(person_min))
-            target, reason = self._combine(rules)
-            return self._moving_verdict(people.stamp_s, now_s, target, reason, float(person_min[closest]), math.nan,
+            return self._moving_verdict(people.stamp_s, now_s, cap, rules, float(person_min[closest]), math.nan,
                                         math.inf, self._mode_speed_cap(), self.config.separation.human_speed_floor_mps,
                                         float(geometry.robot_speed_toward_mps.min(axis=1)[closest]), closest)
         human_toward = self._human_speed_toward(previous, people, positions, geometry)
@@ -553,11 +556,11 @@ class SafetyMonitor:
             self._separation.reaction_time_s + s_s + self._separation.fixed_margin_m
         margins = geometry.separation_m - s_p
         worst = np.unravel_index(int(np.argmin(margins)), margins.shape)
-        target, reason = self._combine(rules)
+        target = min(self._combine(rules)[0], cap.scale)
         stop_at_target = self._steps.at(np.array([target]))
         allowed = max_robot_speed(float(shrunk[limit_i, limit_c]), held, float(v_h_bound[limit_i, limit_c]),
                                   StoppingPoint(float(stop_at_target[0][0]), float(stop_at_target[1][0])))
-        return self._moving_verdict(people.stamp_s, now_s, target, reason, separation, float(s_p[worst]),
+        return self._moving_verdict(people.stamp_s, now_s, cap, rules, separation, float(s_p[worst]),
                                     float(margins[worst]), min(allowed, self._mode_speed_cap()),
                                     float(v_h[limit_i, limit_c]), float(measured[limit_i, limit_c]), closest)
 
@@ -665,29 +668,44 @@ class SafetyMonitor:
         return float(np.clip(limiting.scale, 0.0, 1.0)), limiting.reason if limiting.scale < 1.0 else ''
 
     # -- hold and ramp ------------------------------------------------------------------------------
-    def _advance_scale(self, target: float, now_s: float) -> tuple[float, str]:
-        """Immediate when slowing; when rising, hold resume_hold_s and then ramp at ramp_up_per_s.
-        Returns the scale and a note when it is below the target."""
-        if target <= self._scale:
-            self._scale, self._rising_since_s = target, None
-            return self._scale, ''
-        if self._rising_since_s is None:
-            self._rising_since_s = now_s
-        held_s = now_s - self._rising_since_s
-        if held_s < self.config.resume_hold_s:
-            return self._scale, (f'restart interlock: clear for {held_s:.2f} of {self.config.resume_hold_s:g} s '
-                                 f'before speeding up to {target:.2f}')
-        # The ramp runs from the end of the hold (or the previous cycle, whichever is later).
-        ramp_from_s = max(now_s if self._last_now_s is None else self._last_now_s,
-                          self._rising_since_s + self.config.resume_hold_s)
-        self._scale = min(target, self._scale + self.config.ramp_up_per_s * max(0.0, now_s - ramp_from_s))
-        note = '' if self._scale >= target else f'ramping up to {target:.2f} at {self.config.ramp_up_per_s:g}/s'
-        return self._scale, note
+    def _advance_scale(self, held_target: float, cap_target: float, now_s: float) -> tuple[float, str]:
+        """The scale to apply, and a note when it is below the target. Slowing is immediate. The people
+        rules' scale rises only after it has stayed below their target for resume_hold_s, then ramps at
+        ramp_up_per_s; the mode cap's scale (the robot's own speed) ramps at once."""
+        dt_s = 0.0 if self._last_now_s is None else max(0.0, now_s - self._last_now_s)
+        held_note = ''
+        if held_target <= self._held_scale:
+            self._held_scale, self._rising_since_s = held_target, None
+        else:
+            if self._rising_since_s is None:
+                self._rising_since_s = now_s
+            held_s = now_s - self._rising_since_s
+            if held_s < self.config.resume_hold_s:
+                held_note = (f'restart interlock: clear for {held_s:.2f} of {self.config.resume_hold_s:g} s '
+                             f'before speeding up to {held_target:.2f}')
+            else:
+                # The ramp runs from the end of the hold (or the previous cycle, whichever is later).
+                ramp_from_s = max(now_s - dt_s, self._rising_since_s + self.config.resume_hold_s)
+                self._held_scale = min(held_target, self._held_scale +
+                                       self.config.ramp_up_per_s * max(0.0, now_s - ramp_from_s))
+                if self._held_scale < held_target:
+                    held_note = f'ramping up to {held_target:.2f} at {self.config.ramp_up_per_s:g}/s'
+        cap_note = ''
+        if cap_target <= self._cap_scale:
+            self._cap_scale = cap_target
+        else:
+            self._cap_scale = min(cap_target, self._cap_scale + self.config.ramp_up_per_s * dt_s)
+            if self._cap_scale < cap_target:
+                cap_note = f'ramping up to {cap_target:.2f} at {self.config.ramp_up_per_s:g}/s under the mode cap'
+        self._scale = min(self._held_scale, self._cap_scale)
+        return self._scale, held_note if self._held_scale <= self._cap_scale else cap_note
 
-    def _moving_verdict(self, stamp_s: float, now_s: float, target: float, reason: str, separation: float,
+    def _moving_verdict(self, stamp_s: float, now_s: float, cap: _Rule, rules: list[_Rule], separation: float,
                         s_p: float, margin: float, allowed: float, v_h: float, v_r: float,
                         closest: int) -> SafetyVerdict:
-        scale, note = self._advance_scale(target, now_s)
+        held_target = self._combine(rules)[0] if rules else 1.0
+        target, reason = self._combine([cap, *rules])
+        scale, note = self._advance_scale(held_target, cap.scale, now_s)
         self._last_now_s = now_s
         if scale <= 0.0:
             state = SafetyState.PROTECTIVE_STOP
@@ -703,7 +721,8 @@ class SafetyMonitor:
 
     def _stop_verdict(self, now_s: float, state: SafetyState, reason: str,
                       stamp_s: float | None = None) -> SafetyVerdict:
-        self._scale, self._rising_since_s, self._last_now_s = 0.0, None, now_s
+        self._scale = self._held_scale = self._cap_scale = 0.0
+        self._rising_since_s, self._last_now_s = None, now_s
         return SafetyVerdict(now_s if stamp_s is None else stamp_s, self._mode, state, 'fault', math.inf, math.nan,
                              0.0, self.config.separation.human_speed_floor_mps, 0.0, 0.0, reason, -1, math.inf, 0.0)
 

@@ -189,25 +189,66 @@ def check_light_curtain(config: Mapping[str, Any], stopping_time_s: float) -> fl
 
 
 # Commanded scales kept: the arm's measured velocities lag the command by up to ~3 ticks
-# (lockstep lag, the arm's tick, its ramp), so the smallest of these bounds the applied scale.
+# (lockstep lag, the arm's tick, its ramp), so the arm is tracking one of these (AppliedScaleBound).
 APPLIED_SCALE_HISTORY = 4
 NO_ROBOT = RobotGeometry(-math.inf, np.zeros((1, 2, 3)), np.zeros(1), np.zeros((1, 2, 3)))
+
+
+class AppliedScaleBound:
+    """Lower bound of the speed scale the arm applies, from the scales commanded to it.
+
+    The arm applies a commanded scale a tick or two later and ramps towards it: slowing at no more
+    than its scale_ramp_down_per_s, and keeping up with a rising command (the monitor ramps no faster
+    than the arm). So the applied scale is at least the larger of the smallest of the last few
+    commands and the previous bound less the ramp-down since. Without the ramp term (an arm that may
+    drop its scale at once: ramp inf), a drop in the command was read at once as the arm's scale: its
+    still-fast motion then seemed even faster at full scale, the PFL cap dropped the scale again, and
+    the arm crawled at the bottom of its range.
+    """
+
+    def __init__(self, ramp_down_per_s: float = math.inf, history: int = APPLIED_SCALE_HISTORY) -> None:
+        if not ramp_down_per_s > 0.0:
+            raise ConfigError(f'the arm\'s scale ramp-down must be > 0 1/s (inf: it may drop its scale at once), '
+                              f'got {ramp_down_per_s!r}')
+        self._ramp_down_per_s = float(ramp_down_per_s)
+        self._commanded = [0.0] * history
+        self._bound, self._stamp_s = 0.0, -math.inf
+
+    def at(self, stamp_s: float) -> float:
+        """The bound at stamp_s (a stamp not after the previous one: the smallest recent command)."""
+        commanded = min(self._commanded)
+        since_s = stamp_s - self._stamp_s
+        bound = commanded
+        if math.isfinite(since_s) and since_s >= 0.0 and math.isfinite(self._ramp_down_per_s):
+            bound = max(commanded, self._bound - self._ramp_down_per_s * since_s)
+        if math.isfinite(stamp_s):
+            self._bound, self._stamp_s = bound, stamp_s
+        return bound
+
+    def commanded(self, scale: float) -> None:
+        """A scale sent to the arm."""
+        self._commanded = self._commanded[1:] + [scale]
+
+    @property
+    def last(self) -> float:
+        """The bound last computed by at()."""
+        return self._bound
 
 
 class SafetyPipeline:
     """Joint state -> robot capsules in the world, then the SafetyMonitor (zones + SSM + modes).
 
-    Measured speed divided by the applied scale is the robot's speed at full scale. The arm applies
-    a commanded scale a tick or two later and ramps towards it, so the applied scale is bounded from
-    below by the smallest of the last few commanded ones: dividing by that bound can only
-    overestimate the full-scale speed (the safe direction; the monitor guards small scales).
+    Measured speed divided by the applied scale is the robot's speed at full scale; the applied scale
+    is bounded from below by AppliedScaleBound (dividing by a lower bound can only overestimate: the
+    safe direction; the monitor guards small scales).
     """
 
-    def __init__(self, monitor: SafetyMonitor, base: BasePose, evidence: EvidenceWriter | None = None) -> None:
+    def __init__(self, monitor: SafetyMonitor, base: BasePose, evidence: EvidenceWriter | None = None,
+                 arm_ramp_down_per_s: float = math.inf) -> None:
         self._monitor = monitor
         self._base = base
         self._evidence = evidence
-        self._commanded_scales = [0.0] * APPLIED_SCALE_HISTORY
+        self._applied = AppliedScaleBound(arm_ramp_down_per_s)
         self._geometry_cache: tuple[float, np.ndarray, np.ndarray, RobotGeometry] | None = None
         self.events: list[SafetyEvent] = []
 
@@ -239,7 +280,8 @@ class SafetyPipeline:
         body = BodyModel.from_yaml(body_regions_path)
         evidence = EvidenceWriter(config['evidence_log'], key=evidence_key) if config['evidence_log'] else None
         return cls(SafetyMonitor(safety, stopping, Mode(config['mode']), body=body),
-                   BasePose.from_list(config['robot_base_xyz_yaw']), evidence)
+                   BasePose.from_list(config['robot_base_xyz_yaw']), evidence,
+                   arm_ramp_down_per_s=config['scale_ramp_down_per_s'])
 
     @property
     def base(self) -> BasePose:
@@ -262,7 +304,7 @@ class SafetyPipeline:
                 return self.protective_stop(now_s, doubt)
         geometry = NO_ROBOT if joints is None else self._geometry_of(joints)
         robot = RobotObservation(geometry.stamp_s, geometry.capsules_m, geometry.radii_m, geometry.velocities_mps,
-                                 min(self._commanded_scales))
+                                 self._applied.at(stamp_s))
         observation = people if isinstance(people, PeopleObservation) else PeopleObservation(stamp_s, frame, positions)
         return self._record(self._monitor.update(observation, robot, now_s))
 
@@ -317,8 +359,8 @@ class SafetyPipeline:
             self._evidence.close()
 
     def _record(self, verdict: SafetyVerdict) -> SafetyVerdict:
-        applied = min(self._commanded_scales)
-        self._commanded_scales = self._commanded_scales[1:] + [verdict.speed_scale]
+        applied = self._applied.last
+        self._applied.commanded(verdict.speed_scale)
         if self._evidence is not None:
             self._evidence.cycle(verdict, applied)
         self._log_events()
