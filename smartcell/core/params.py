@@ -195,7 +195,7 @@ def load_cell_config(path: str | Path, registry: Mapping[str, NodeParams]) -> di
 
 def check_cell(resolved: Mapping[str, Mapping[str, Any]], path: Path) -> None:
     """Checks across nodes, which no single node can make at its start-up: one speed fraction for the
-    cell, an arm that slows its scale no faster than the supervisor assumes, and a scanner that watches the whole hazard zone (robot reach plus S_p)."""
+    cell, an arm that slows its scale no faster and raises it no slower than the supervisor assumes, and a scanner that watches the whole hazard zone (robot reach plus S_p)."""
     arm, supervisor, scanner = (resolved.get(name) for name in ('arm', 'supervisor', 'scanner'))
     if arm is not None and supervisor is not None and \
             arm['max_joint_speed_fraction'] != supervisor['max_joint_speed_fraction']:
@@ -203,6 +203,11 @@ def check_cell(resolved: Mapping[str, Mapping[str, Any]], path: Path) -> None:
             f"{path}: arm.max_joint_speed_fraction={arm['max_joint_speed_fraction']:g} but "
             f"supervisor.max_joint_speed_fraction={supervisor['max_joint_speed_fraction']:g}: the arm would run "
             "faster than the stopping data the supervisor's SSM uses; set it once under /**")
+    if arm is not None and supervisor is not None and supervisor['ramp_up_per_s'] > arm['scale_ramp_up_per_s']:
+        raise ConfigError(
+            f"{path}: supervisor.ramp_up_per_s={supervisor['ramp_up_per_s']:g} but "
+            f"arm.scale_ramp_up_per_s={arm['scale_ramp_up_per_s']:g}: the supervisor would raise the scale faster "
+            "than the arm follows, and take the arm's scale for higher than it is")
     if arm is not None and supervisor is not None and \
             arm['scale_ramp_down_per_s'] > supervisor['scale_ramp_down_per_s']:
         raise ConfigError(

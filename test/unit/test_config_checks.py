@@ -109,13 +109,20 @@ def test_a_speed_fraction_mismatch_in_the_cell_file_is_refused(tmp_path):
 
 def test_an_arm_slowing_its_scale_faster_than_the_supervisor_assumes_is_refused(tmp_path):
     with pytest.raises(ConfigError) as info:
-        load_cell_config(cell_file(tmp_path, {'arm': {'scale_ramp_down_per_s': 8.0}}), param_registry())
+        load_cell_config(cell_file(tmp_path, {'arm': {'scale_ramp_down_per_s': 8.0, 'scale_ramp_up_per_s': 1.0}}),
+                         param_registry())
     assert 'arm.scale_ramp_down_per_s=8' in str(info.value) and 'supervisor.scale_ramp_down_per_s=4' in \
         str(info.value)
     # the supervisor assuming a faster ramp than the arm's only lowers its bound: accepted
     resolved = load_cell_config(cell_file(tmp_path, {'supervisor': {'scale_ramp_down_per_s': 8.0}}),
                                 param_registry())
     assert resolved['supervisor']['scale_ramp_down_per_s'] == 8.0 and resolved['arm']['scale_ramp_down_per_s'] == 4.0
+
+
+def test_a_supervisor_raising_the_scale_faster_than_the_arm_follows_is_refused(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load_cell_config(cell_file(tmp_path, {'supervisor': {'ramp_up_per_s': 2.0}}), param_registry())
+    assert 'supervisor.ramp_up_per_s=2' in str(info.value) and 'arm.scale_ramp_up_per_s=1' in str(info.value)
 
 
 def test_a_monitored_area_smaller_than_reach_plus_sp_is_refused(tmp_path):
