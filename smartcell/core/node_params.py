@@ -83,8 +83,10 @@ ARM = NodeParams('arm', (
     P('deadman_timeout_s', 0.25, 'no speed limit for this long -> the arm stops by itself (above the loaded '
       'verdict period, within T_r: docs/safety.md, Timing budget), s',
       min=0.02, max=5.0),
-    P('scale_ramp_down_per_s', 4.0, 'speed-scale decrease rate, 1/s (fast to slow down)', min=0.5, max=100.0),
-    P('scale_ramp_up_per_s', 0.5, 'speed-scale increase rate, 1/s (slow to speed up)', min=0.05, max=10.0),
+    P('scale_ramp_down_per_s', 4.0, 'speed-scale decrease rate, 1/s (fast to slow down; set cell-wide under /**: the '
+      "supervisor's bound of the applied scale assumes it)", min=0.5, max=100.0),
+    P('scale_ramp_up_per_s', 0.5, "speed-scale increase rate, 1/s (slow to speed up; at least the supervisor's "
+      'ramp_up_per_s, checked when the cell file loads)', min=0.05, max=10.0),
     P('lockstep', False, 'sim backend: handle tick t only with the twin state and safety verdict of tick t'),
     P('initial_positions_rad', [-1.571, -1.571, 1.571, -1.571, -1.571, 0.0],
       'sim backend: joint positions before the first twin state arrives, rad'),
@@ -131,7 +133,8 @@ SUPERVISOR = NodeParams('supervisor', (
     P('sensor_uncertainty_m', 0.10, 'Z_d: person position uncertainty, m', min=0.0, max=1.0),
     P('robot_position_uncertainty_m', 0.02, 'Z_r: robot position uncertainty, m', min=0.0, max=0.5),
     P('resume_hold_s', 0.5, 'separation must stay safe this long before speeding up again, s', min=0.0, max=30.0),
-    P('ramp_up_per_s', 0.5, 'speed-scale increase rate after the hold, 1/s', min=0.05, max=10.0),
+    P('ramp_up_per_s', 0.5, "speed-scale increase rate after the hold and under a mode cap (at most the arm's "
+      'scale_ramp_up_per_s), 1/s', min=0.05, max=10.0),
     P('payload_kg', 1.0, 'tool + part mass (stopping model and PFL), kg', min=0.0, max=5.0),
     P('scanner_protective_field_m', 2.2, "distance of the safety scanner's own (safety-rated) protective "
       'field from the hazard zone; checked at start-up against ISO 13855 S = K T + C, m', min=0.0, max=20.0),
