@@ -453,6 +453,35 @@ def test_time_per_unit_is_measured_against_the_schedulers_plan():
     assert values['time_per_unit_ratio'] == pytest.approx(values['time_per_unit_s'] / planned)
 
 
+def test_the_plan_for_the_units_done_counts_each_batch_as_first_planned():
+    # Two units per batch, three units: the third unit's plan is the second batch's, after the first
+    # batch's span; not the first batch's span per unit (a batch fills and drains, so a unit of a batch
+    # just begun is planned late in it too).
+    run = started(job='job_demo', units=3, plan_horizon_units=2, collaborative_regions_xyr=[1.2, 0.0, 0.5])
+    job = run.cell._job
+    first_unit, first_batch = job.planned_time_for_units_s(1), job.planned_time_for_units_s(2)
+    assert 0.0 < first_unit < first_batch and job.planned_s_per_unit == pytest.approx(first_batch / 2)
+    run.person = (1.25, 0.05)
+    seen = {}
+    for _ in range(int(180.0 / DT)):
+        run.tick()
+        run.arrive()
+        if run.cell.human_step is not None:
+            run.record(run.cell.on_operator_done(run.t))
+        values = run.cell.kpi_values(run.t)
+        seen.setdefault(values['units_completed'], values)
+        if values['units_completed'] == 3:
+            break
+    assert seen[1]['planned_time_per_unit_s'] == pytest.approx(first_unit)
+    assert seen[2]['planned_time_per_unit_s'] == pytest.approx(first_batch / 2)
+    third = job.planned_time_for_units_s(3) - first_batch      # the second batch as planned when it began
+    assert 0.0 < third < first_batch
+    assert seen[3]['planned_time_per_unit_s'] == pytest.approx((first_batch + third) / 3)
+    assert seen[3]['planned_time_per_unit_s'] != pytest.approx(first_batch / 2)
+    assert seen[3]['time_per_unit_ratio'] == pytest.approx(seen[3]['time_per_unit_s'] /
+                                                           seen[3]['planned_time_per_unit_s'])
+
+
 def test_a_motion_the_arm_aborted_on_a_clock_jump_is_planned_again_not_a_fault():
     run = started()
     motion = run.cell.last_motion

@@ -956,6 +956,14 @@ def inside_workspaces(points_xy: Any, regions_xyr: Any, margin_m: float = 0.0) -
     return np.any(distance <= regions[None, :, 2] + margin_m, axis=1)
 
 
+def planned_unit_ends_s(entries: Any, start_s: float) -> list[float]:
+    """When a plan finishes its units, from start_s, earliest first (s)."""
+    ends: dict[int, float] = {}
+    for entry in entries:
+        ends[entry.unit] = max(ends.get(entry.unit, -math.inf), entry.end_s - start_s)
+    return sorted(ends.values())
+
+
 class _Job:
     """One job (an order or the configured recipe), planned `horizon` units at a time so that no
     single call plans a large order at once (the safety loop never waits for planning)."""
@@ -972,9 +980,11 @@ class _Job:
         self.start_s = now_s
         self.last_unit_s: float | None = None       # when the latest unit was finished, s
         self.runner = self._batch(now_s)
-        # The scheduler's own figure, to hold the run against: its first batch's span per unit.
-        plan = self.runner.plan.entries
-        self.planned_s_per_unit = (max(e.end_s for e in plan) - now_s) / self.runner.units if plan else math.nan
+        # The scheduler's own figures, to hold the run against: each batch's plan as first made (not
+        # as re-planned after a delay), the time from the batch's start to each unit's finish.
+        self._planned_batches_s = 0.0               # planned spans of the batches finished, s
+        self._unit_ends_s = planned_unit_ends_s(self.runner.plan.entries, now_s)
+        self.planned_s_per_unit = self._unit_ends_s[-1] / len(self._unit_ends_s) if self._unit_ends_s else math.nan
 
     def _batch(self, now_s: float) -> ShiftRunner:
         return ShiftRunner(self.recipe, min(self._horizon, self.units - self._done_before), self._scheduler,
@@ -1009,7 +1019,9 @@ class _Job:
             self._earlier.append(kpis)
             self._cycle_times.extend(kpis.cycle_times_s)
             self._done_before += kpis.units_done
+            self._planned_batches_s += self._unit_ends_s[-1] if self._unit_ends_s else 0.0
             self.runner = self._batch(now_s)
+            self._unit_ends_s = planned_unit_ends_s(self.runner.plan.entries, now_s)
 
     def kpis(self, now_s: float) -> ShiftKpis:
         current = self.runner.kpis(now_s)
@@ -1024,16 +1036,28 @@ class _Job:
                          sum(k.safety_stop_s for k in parts), sum(k.replans for k in parts),
                          sum(k.reallocated_steps for k in parts))
 
+    def planned_time_for_units_s(self, units: int) -> float:
+        """How long the scheduler planned for the job's first `units` units: the spans of the batches
+        they finish, each as first planned, and within the last one until its units-th unit is done."""
+        in_batch = units - self._done_before
+        if in_batch <= 0 or not self._unit_ends_s:
+            return self._planned_batches_s
+        return self._planned_batches_s + self._unit_ends_s[min(in_batch, len(self._unit_ends_s)) - 1]
+
     def pace_values(self) -> dict[str, object]:
         """Time per unit, actual (job start to the latest unit finished, over the units) and planned
-        (the scheduler's first batch): per-unit cycle times overlap in a batch, this does not."""
+        (the scheduler's plan for those same units, batch by batch: a batch fills and drains, so a
+        unit of a batch just begun is planned late in it too). Per-unit cycle times overlap in a
+        batch, these do not. Before any unit is done, planned is the first batch's span per unit."""
         values: dict[str, object] = {'planned_time_per_unit_s': self.planned_s_per_unit
                                      if math.isfinite(self.planned_s_per_unit) else None}
         done = self.units_done
         if done and self.last_unit_s is not None:
             actual = (self.last_unit_s - self.start_s) / done
+            planned = self.planned_time_for_units_s(done) / done
+            values['planned_time_per_unit_s'] = planned
             values['time_per_unit_s'] = actual
-            values['time_per_unit_ratio'] = actual / self.planned_s_per_unit if self.planned_s_per_unit > 0 else None
+            values['time_per_unit_ratio'] = actual / planned if planned > 0 else None
         else:
             values['time_per_unit_s'] = values['time_per_unit_ratio'] = None
             values['time_per_unit_reason'] = 'no unit completed yet'
