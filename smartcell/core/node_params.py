@@ -187,7 +187,11 @@ SUPERVISOR = NodeParams('supervisor', (
       'collaborative mode (PFL caps) instead of separation stops; a radius of 0 declares none'),
     P('station_positions_xy', ['pick 0.35 -0.35', 'place -0.35 0.35', 'assembly 0.70 0.0', 'operator_bench 3.6 -1.1'],
       "stations, 'NAME X Y' (m, world; the twin layout's): during a job a robot step at a station within "
-      'person_reach_m of a tracked person waits while another robot step out of reach can start'),
+      'person_reach_m of a tracked person waits while another robot step out of reach can start; the scheduler '
+      'plans the person\'s walks between them'),
+    P('person_walking_speed_mps', 1.6, "the person's walking speed the scheduler plans their walks between stations "
+      'with (straight lines between station_positions_xy: a lower bound round tables and through the fence '
+      'opening); 0: walks not planned, m/s', min=0.0, max=3.0),
     P('person_reach_m', 0.85, 'a station this close to a tracked person is in their reach (ISO 13855 C = 850 mm), m',
       min=0.05, max=3.0),
     P('handover_presence_m', 1.2, 'a handover: the arm moves into the handover pose only while a tracked person '

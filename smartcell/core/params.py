@@ -195,7 +195,8 @@ def load_cell_config(path: str | Path, registry: Mapping[str, NodeParams]) -> di
 
 def check_cell(resolved: Mapping[str, Mapping[str, Any]], path: Path) -> None:
     """Checks across nodes, which no single node can make at its start-up: one speed fraction for the
-    cell, an arm that slows its scale no faster and raises it no slower than the supervisor assumes, and a scanner that watches the whole hazard zone (robot reach plus S_p)."""
+    cell, an arm that slows its scale no faster and raises it no slower than the supervisor assumes,
+    and a scanner that watches the whole hazard zone (robot reach plus S_p)."""
     arm, supervisor, scanner = (resolved.get(name) for name in ('arm', 'supervisor', 'scanner'))
     if arm is not None and supervisor is not None and \
             arm['max_joint_speed_fraction'] != supervisor['max_joint_speed_fraction']:

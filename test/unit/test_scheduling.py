@@ -6,7 +6,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from smartcell.core.tasks.scheduling import (InProgress, PlanRequest, Schedule, ScheduledStep, ScheduleError, Scheduler,
-                                       naive_schedule, schedule_violations, sequential_schedule, validate_schedule)
+                                       naive_schedule, person_travel_times, schedule_violations, sequential_schedule,
+                                       validate_schedule)
 from smartcell.core.tasks.recipe import BOTH, HUMAN, ROBOT, generated_recipe, load_recipe, recipe_from_dict
 
 EXACT = Scheduler(exact_max_steps=8, time_budget_s=None)
@@ -118,6 +119,62 @@ def test_replanning_respects_constraints(seed, units, done_share, human_back_s, 
                 assert e.start_s >= now + human_back_s - 1e-9
             if either_to and len(recipe.by_id[e.step_id].executors) == 2:
                 assert e.actor == either_to
+
+
+# -- the person's walks between stations --------------------------------------------------------------
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(1, 20), seed=st.integers(0, 10_000), units=st.integers(1, 3), exact=st.booleans(),
+       walks=st.lists(st.floats(0.0, 20.0), min_size=6, max_size=6), done_share=st.floats(0.0, 0.7))
+def test_every_plan_leaves_the_person_time_to_walk(n, seed, units, exact, walks, done_share):
+    recipe = generated_recipe(n, seed, n_stations=4, handover_share=0.2, either_share=0.4, integer_durations=False)
+    stations = [f'station_{i}' for i in range(4)]
+    travel = tuple((a, b, t) for (a, b), t in zip(itertools.combinations(stations, 2), walks))
+    scheduler = EXACT if exact else HEURISTIC_ONLY
+    plan = scheduler.plan(PlanRequest(recipe, units, person_travel_s=travel))
+    assert schedule_violations(recipe, plan, units, person_travel_s=travel) == []
+    free = scheduler.plan(PlanRequest(recipe, units))
+    if free.optimal:                                       # walking never makes the optimum shorter
+        assert plan.makespan_s >= free.makespan_s - 1e-9
+    # re-planned with steps done and running: still room to walk after the running one
+    now = plan.makespan_s * done_share
+    done = frozenset(e.key for e in plan.entries if e.end_s <= now)
+    running = tuple(InProgress(e.unit, e.step_id, e.actor, e.start_s, e.end_s)
+                    for e in plan.entries if e.start_s <= now < e.end_s)
+    again = HEURISTIC_ONLY.plan(PlanRequest(recipe, units, now_s=now, done=done, in_progress=running,
+                                            person_travel_s=travel))
+    assert schedule_violations(recipe, again, units, done=done, person_travel_s=travel) == []
+
+
+def walking_recipe():
+    """Four person steps, two at the bench and two at the assembly station, in any order."""
+    return recipe_from_dict({'job': 'walks', 'stations': ['bench', 'assembly'], 'steps': [
+        {'id': f'{kind}_{k}', 'actor': 'human', 'kind': 'assemble', 'station': station, 'duration_s': 5}
+        for k in range(2) for kind, station in (('fetch', 'bench'), ('fit', 'assembly'))]})
+
+
+def test_the_plan_sends_the_person_across_the_cell_once_not_back_and_forth():
+    travel = (('bench', 'assembly', 10.0),)
+    plan = EXACT.plan(PlanRequest(walking_recipe(), 1, person_travel_s=travel))
+    assert plan.optimal and plan.makespan_s == pytest.approx(30.0)       # 4 x 5 s and one walk, not three
+    stations = [e.station for e in sorted(plan.entries, key=lambda e: e.start_s)]
+    assert stations in (['bench', 'bench', 'assembly', 'assembly'], ['assembly', 'assembly', 'bench', 'bench'])
+    assert EXACT.plan(PlanRequest(walking_recipe(), 1)).makespan_s == pytest.approx(20.0)   # walks not planned
+    assert person_travel_times([('bench', 0.0, 0.0), ('assembly', 3.0, 4.0)], 1.25) == (('bench', 'assembly', 4.0),)
+    with pytest.raises(ValueError, match='walking speed'):
+        person_travel_times([('bench', 0.0, 0.0)], 0.0)
+    with pytest.raises(ValueError, match='person_travel_s'):
+        EXACT.plan(PlanRequest(walking_recipe(), 1, person_travel_s=(('bench', 'assembly', math.nan),)))
+
+
+def test_the_validator_names_a_walk_too_short():
+    recipe = walking_recipe()
+    rows = [('fetch_0', 'bench', 0.0), ('fit_0', 'assembly', 7.0), ('fetch_1', 'bench', 22.0),
+            ('fit_1', 'assembly', 40.0)]
+    entries = tuple(ScheduledStep(0, step, HUMAN, station, start, start + 5.0) for step, station, start in rows)
+    schedule = Schedule(entries, 0.0, 45.0, 'test')
+    problems = schedule_violations(recipe, schedule, person_travel_s=(('bench', 'assembly', 10.0),))
+    assert len(problems) == 1 and "cannot walk from 'bench'" in problems[0] and "'fit_0'" in problems[0]
+    assert schedule_violations(recipe, schedule) == []
 
 
 @pytest.mark.parametrize('units', [1, 3, 10])

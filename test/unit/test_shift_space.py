@@ -336,3 +336,19 @@ def test_the_cell_controller_feeds_the_runner_the_tracked_people(repo):
     assert cell.runner.stations_in_reach == frozenset({'assembly'})
     tick((math.nan, 0.0))
     assert cell.runner.stations_in_reach is None     # NaN: unknown, nothing preferred
+
+
+def test_the_runner_plans_the_persons_walks_between_stations_at_the_configured_speed(repo):
+    recipe = load_recipe(repo / 'config' / 'job_gearbox.yaml')
+    stations = parse_station_positions(['pick 0.35 -0.35', 'place -0.35 0.35', 'assembly 0.70 0.0',
+                                        'operator_bench 3.6 -1.1'])
+    walking = ShiftRunner(recipe, 2, SCHEDULER, config=ShiftConfig(station_positions_xy=stations,
+                                                                    person_walking_speed_mps=1.6))
+    teleporting = ShiftRunner(recipe, 2, SCHEDULER, config=ShiftConfig(station_positions_xy=stations))
+    bench_to_assembly_s = math.hypot(3.6 - 0.70, -1.1 - 0.0) / 1.6
+    person = sorted((e for e in walking.plan.entries if e.actor in (HUMAN, BOTH)), key=lambda e: e.start_s)
+    walks = [(a, b) for a, b in zip(person, person[1:]) if {a.station, b.station} == {'operator_bench', 'assembly'}]
+    assert walks and all(b.start_s - a.end_s >= bench_to_assembly_s - 1e-9 for a, b in walks)
+    assert walking.plan.makespan_s > teleporting.plan.makespan_s
+    with pytest.raises(ValueError, match='person_walking_speed_mps'):
+        ShiftConfig(person_walking_speed_mps=-1.0)

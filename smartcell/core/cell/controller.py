@@ -109,6 +109,7 @@ class CellConfig:
     # reach (person_reach_m) while it has other robot work (docs/tasks.md, section 4).
     station_positions_xy: tuple[tuple[str, float, float], ...] = ()
     person_reach_m: float = PERSON_REACH_M
+    person_walking_speed_mps: float = 1.6   # the scheduler plans the person's walks between stations at it
 
     @classmethod
     def from_params(cls, values: Mapping[str, Any]) -> 'CellConfig':
@@ -764,7 +765,8 @@ class CellController:
         self._job = _Job(recipe, units, order_id, ShiftConfig(
             late_threshold_s=self.config.late_threshold_s, fatigue_high=self.config.fatigue_high,
             fatigue_low=self.config.fatigue_low, station_positions_xy=self.config.station_positions_xy,
-            person_reach_m=self.config.person_reach_m), self.config.plan_horizon_units, self._now_s,
+            person_reach_m=self.config.person_reach_m,
+            person_walking_speed_mps=self.config.person_walking_speed_mps), self.config.plan_horizon_units, self._now_s,
             Scheduler(time_budget_s=None if self.config.lockstep else PLAN_TIME_BUDGET_S))
         self._runner = self._job.runner
         self._runner.on_person_positions(self._people_xy, self._now_s)

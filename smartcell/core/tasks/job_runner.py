@@ -39,7 +39,7 @@ import numpy as np
 
 from smartcell.core.params import ConfigError
 from smartcell.core.tasks.scheduling import (InProgress, PlanRequest, Schedule, ScheduledStep, Scheduler, StepKey,
-                                       validate_schedule)
+                                       person_travel_times, validate_schedule)
 from smartcell.core.tasks.recipe import BOTH, EITHER, HUMAN, ROBOT, Recipe, topological_order
 
 EXECUTORS = (ROBOT, HUMAN)
@@ -76,6 +76,9 @@ class ShiftConfig:
     # Defer even a step that the person's next planned step waits for (False: go on with it, the
     # person is probably standing there waiting for it, and deferring only makes them wait longer).
     reach_defer_awaited: bool = False
+    # The person's walking speed, m/s: the scheduler plans their walks between the stations above at
+    # it (straight lines). 0: walks not planned.
+    person_walking_speed_mps: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ('late_threshold_s', 'absent_return_guess_s', 'stop_clear_guess_s'):
@@ -92,6 +95,9 @@ class ShiftConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0.0):
                 raise ValueError(f'ShiftConfig.{name} must be a finite number >= 0, got {value!r}')
+        if not (math.isfinite(self.person_walking_speed_mps) and self.person_walking_speed_mps >= 0.0):
+            raise ValueError(f'ShiftConfig.person_walking_speed_mps must be a finite number >= 0 of m/s, '
+                             f'got {self.person_walking_speed_mps!r}')
         names = [entry[0] for entry in self.station_positions_xy]
         for entry in self.station_positions_xy:
             if len(entry) != 3 or not isinstance(entry[0], str) or not entry[0] or \
@@ -200,6 +206,8 @@ class ShiftRunner:
         robot_stations = {s.station for s in recipe.steps if s.actor in (ROBOT, EITHER)}
         self._station_xy = {name: np.array([x_m, y_m]) for name, x_m, y_m in config.station_positions_xy
                             if name in robot_stations}
+        self._person_travel_s = person_travel_times(config.station_positions_xy, config.person_walking_speed_mps) \
+            if config.person_walking_speed_mps > 0.0 else ()
         self._in_reach: frozenset[str] | None = None   # None: unknown (no positions yet, or not finite)
         self._known_reach: frozenset[str] = frozenset()  # the last known set, for hysteresis
         self._planned_reach: frozenset[str] = frozenset()  # the set the current plan was made with
@@ -596,10 +604,10 @@ class ShiftRunner:
             self.recipe, self.units, now_s=now_s, done=done,
             in_progress=tuple(InProgress(k[0], k[1], r.executor, r.start_s, r.expected_end_s)
                               for k, r in sorted(self._running.items())),
-            executor_free_s=tuple(free), either_to=either_to)
+            executor_free_s=tuple(free), either_to=either_to, person_travel_s=self._person_travel_s)
         plan = self._scheduler.plan(request)
         # Run-time check: a plan that breaks a constraint is never executed (the node faults).
-        validate_schedule(self.recipe, plan, self.units, done=done)
+        validate_schedule(self.recipe, plan, self.units, done=done, person_travel_s=self._person_travel_s)
         return plan
 
     def _replan(self, now_s: float, reason: str) -> None:

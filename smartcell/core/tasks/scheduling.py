@@ -26,6 +26,11 @@ the recipe in file order, unit after unit, no gap filling) and sequential (one s
 Over a batch of units the steps of all units are scheduled together, so the robot starts unit
 k+1 while the person finishes unit k whenever the constraints allow (pipelining).
 
+The person walks between stations (`PlanRequest.person_travel_s`, seconds per pair of stations):
+two of their steps at different stations are at least that far apart, so a plan that sends them
+back and forth between the bench and the shared station pays for it, and the search prefers one
+that does not. (The robot's moves between stations are part of its steps' durations.)
+
 Pure Python; no ROS.
 """
 from __future__ import annotations
@@ -110,6 +115,9 @@ class PlanRequest:
     in_progress: tuple[InProgress, ...] = ()
     executor_free_s: tuple[tuple[str, float], ...] = ()   # ('human', t): person not available before t s
     either_to: str | None = None                           # force pending `either` steps to this executor
+    # The person's walking time between two stations (either way), s: (station, station, s) triples;
+    # pairs not listed (and a station to itself) take no time.
+    person_travel_s: tuple[tuple[str, str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -150,6 +158,18 @@ class Scheduler:
 _METHOD_RANK = {'exact': 0, 'heuristic': 1, 'naive': 2, 'sequential': 3}
 
 
+def person_travel_times(positions_xy: Iterable[tuple[str, float, float]], walking_speed_mps: float
+                        ) -> tuple[tuple[str, str, float], ...]:
+    """The person's walking time between every two stations, straight line at walking_speed_mps:
+    (station, station, s) triples for PlanRequest.person_travel_s. A lower bound where the way is
+    not straight (round a table, through the fence opening)."""
+    if not (math.isfinite(walking_speed_mps) and walking_speed_mps > 0.0):
+        raise ValueError(f'walking speed must be a positive finite number of m/s, got {walking_speed_mps!r}')
+    stations = list(positions_xy)
+    return tuple((a, b, math.hypot(xa - xb, ya - yb) / walking_speed_mps)
+                 for i, (a, xa, ya) in enumerate(stations) for (b, xb, yb) in stations[i + 1:])
+
+
 def naive_schedule(recipe: Recipe, units: int = 1) -> Schedule:
     """Baseline: `either` steps to the robot; each actor follows the recipe order, unit by unit, no gap filling."""
     return _naive(_Problem.build(PlanRequest(recipe, units)))
@@ -163,12 +183,14 @@ def sequential_schedule(recipe: Recipe, units: int = 1) -> Schedule:
 # --- validation ------------------------------------------------------------------------------
 
 def schedule_violations(recipe: Recipe, schedule: Schedule, units: int = 1,
-                        done: Iterable[StepKey] = (), check_durations: bool = True) -> list[str]:
+                        done: Iterable[StepKey] = (), check_durations: bool = True,
+                        person_travel_s: Iterable[tuple[str, str, float]] = ()) -> list[str]:
     """Every broken constraint of `schedule`, as messages naming the step; [] when valid.
 
     The schedule must hold every (unit, step) not in `done` exactly once. Entries marked fixed
     (and all entries when check_durations is False, e.g. a log of what really happened) are not
-    held to the nominal duration.
+    held to the nominal duration. With `person_travel_s`, a planned step of the person at another
+    station than their step before must leave them the time to walk there.
     """
     problems: list[str] = []
     done = frozenset(done)
@@ -220,6 +242,14 @@ def schedule_violations(recipe: Recipe, schedule: Schedule, units: int = 1,
             if b.start_s < a.end_s - EPS_S:
                 problems.append(f'{resource!r} is used by step {a.step_id!r} of unit {a.unit} and step '
                                 f'{b.step_id!r} of unit {b.unit} at the same time ({b.start_s:g} s < {a.end_s:g} s)')
+    walks = {(a, b): float(t) for a, b, t in person_travel_s} | {(b, a): float(t) for a, b, t in person_travel_s}
+    person = sorted(occupancy.get(HUMAN, []), key=lambda x: (x.start_s, x.end_s))
+    for a, b in zip(person, person[1:]):
+        walk = walks.get((a.station, b.station), 0.0) if a.station != b.station else 0.0
+        if not b.fixed and b.start_s < a.end_s + walk - EPS_S:
+            problems.append(f'the person cannot walk from {a.station!r} (step {a.step_id!r} of unit {a.unit}, ends '
+                            f'{a.end_s:g} s) to {b.station!r} (step {b.step_id!r} of unit {b.unit}, starts '
+                            f'{b.start_s:g} s) in {walk:g} s')
     if seen:
         span = max(e.end_s for e in seen.values()) - schedule.origin_s
         if abs(span - schedule.makespan_s) > 1e-6:
@@ -228,9 +258,9 @@ def schedule_violations(recipe: Recipe, schedule: Schedule, units: int = 1,
 
 
 def validate_schedule(recipe: Recipe, schedule: Schedule, units: int = 1, done: Iterable[StepKey] = (),
-                      check_durations: bool = True) -> None:
+                      check_durations: bool = True, person_travel_s: Iterable[tuple[str, str, float]] = ()) -> None:
     """Raise ScheduleError listing every violation (see schedule_violations)."""
-    problems = schedule_violations(recipe, schedule, units, done, check_durations)
+    problems = schedule_violations(recipe, schedule, units, done, check_durations, tuple(person_travel_s))
     if problems:
         raise ScheduleError('invalid schedule: ' + '; '.join(problems))
 
@@ -257,7 +287,9 @@ class _Problem:
     jobs: list[_Job]
     succs: list[list[int]] = field(default_factory=list)
     fixed: list[ScheduledStep] = field(default_factory=list)
-    busy: dict[str, list[tuple[float, float]]] = field(default_factory=dict)   # resource -> fixed intervals
+    # resource -> fixed intervals (start s, end s, station or None: the person away, nowhere known)
+    busy: dict[str, list[tuple[float, float, str | None]]] = field(default_factory=dict)
+    travel: dict[tuple[str, str], float] = field(default_factory=dict)  # (station, station) -> the person's walk, s
     tail_s: list[float] = field(default_factory=list)   # critical path from job start to the end, s
     min_duration_s: list[float] = field(default_factory=list)
 
@@ -272,12 +304,18 @@ class _Problem:
         fixed = [ScheduledStep(p.unit, p.step_id, p.actor, recipe.by_id[p.step_id].station, p.start_s,
                                max(p.expected_end_s, now), fixed=True) for p in request.in_progress]
         fixed_end = {f.key: f.end_s for f in fixed}
-        busy: dict[str, list[tuple[float, float]]] = {}
+        busy: dict[str, list[tuple[float, float, str | None]]] = {}
         for f in fixed:
             for r in _resources(f.station, f.actor):
-                busy.setdefault(r, []).append((f.start_s, f.end_s))
+                busy.setdefault(r, []).append((f.start_s, f.end_s, f.station))
         for executor, free_s in request.executor_free_s:
-            busy.setdefault(executor, []).append((_NEVER, free_s))
+            busy.setdefault(executor, []).append((_NEVER, free_s, None))
+        travel: dict[tuple[str, str], float] = {}
+        for a, b, seconds in request.person_travel_s:
+            if not (math.isfinite(seconds) and seconds >= 0.0):
+                raise ValueError(f'person_travel_s {a!r} -> {b!r} must be a finite number >= 0 of s, got {seconds!r}')
+            if a != b:
+                travel[(a, b)] = travel[(b, a)] = float(seconds)
         order = topological_order(recipe)
         position = {step_id: i for i, step_id in enumerate(order)}
         index: dict[StepKey, int] = {}
@@ -295,7 +333,7 @@ class _Problem:
                 preds = tuple(index[(unit, b)] for b in step.after if (unit, b) in index)
                 index[key] = len(jobs)
                 jobs.append(_Job(key, step.station, modes, preds, release, position[step_id]))
-        problem = _Problem(request, jobs, fixed=fixed, busy=busy)
+        problem = _Problem(request, jobs, fixed=fixed, busy=busy, travel=travel)
         problem.succs = [[] for _ in jobs]
         for j, job in enumerate(jobs):
             for p in job.preds:
@@ -325,23 +363,31 @@ def _span(schedule: Schedule) -> float:
 
 
 class _Timelines:
-    """Busy intervals per resource, sorted and disjoint, for earliest-fit placement."""
+    """Busy intervals per resource, sorted and disjoint, for earliest-fit placement. Each interval
+    keeps its station: on the person's timeline a step at another station must leave room to walk
+    there (`travel`, s per pair of stations) before and after it."""
 
-    def __init__(self, busy: dict[str, list[tuple[float, float]]]) -> None:
+    def __init__(self, busy: dict[str, list[tuple[float, float, str | None]]],
+                 travel: dict[tuple[str, str], float] | None = None) -> None:
         self.starts: dict[str, list[float]] = {}
         self.ends: dict[str, list[float]] = {}
+        self.stations: dict[str, list[str | None]] = {}
+        self.travel = travel or {}
         for resource, intervals in busy.items():
-            merged: list[list[float]] = []
-            for a, b in sorted(intervals):   # overlapping reservations (away + running) merge into one
+            merged: list[list] = []
+            for a, b, station in sorted(intervals, key=lambda i: (i[0], i[1])):
+                # overlapping reservations (away + running) merge into one, at the later one's station
                 if merged and a <= merged[-1][1]:
-                    merged[-1][1] = max(merged[-1][1], b)
+                    if b >= merged[-1][1]:
+                        merged[-1][1], merged[-1][2] = b, station
                 else:
-                    merged.append([a, b])
-            for a, b in merged:
-                self.add(resource, a, b)
+                    merged.append([a, b, station])
+            for a, b, station in merged:
+                self.add(resource, a, b, station)
 
-    def earliest(self, resources: Sequence[str], est: float, duration: float) -> float:
+    def earliest(self, resources: Sequence[str], est: float, duration: float, station: str | None = None) -> float:
         t = est
+        walks = bool(self.travel) and station is not None
         moved = True
         while moved:
             moved = False
@@ -349,26 +395,47 @@ class _Timelines:
                 ends = self.ends.get(r)
                 if not ends:
                     continue
+                if walks and r == HUMAN:
+                    for a, b, at in zip(self.starts[r], ends, self.stations[r]):
+                        walk = self.walk_s(at, station)
+                        if a - walk < t + duration - EPS_S and b + walk > t + EPS_S:
+                            t = b + walk
+                            moved = True
+                    continue
                 i = bisect.bisect_right(ends, t + EPS_S)
                 if i < len(ends) and self.starts[r][i] < t + duration - EPS_S:
                     t = ends[i]
                     moved = True
         return t
 
-    def latest_end(self, resources: Sequence[str]) -> float:
-        return max((self.ends[r][-1] for r in resources if self.ends.get(r)), default=_NEVER)
+    def latest_end(self, resources: Sequence[str], station: str | None = None) -> float:
+        """The last end on these resources (on the person's, plus the walk from there to `station`)."""
+        latest = _NEVER
+        for r in resources:
+            if not self.ends.get(r):
+                continue
+            end = self.ends[r][-1]
+            latest = max(latest, end + (self.walk_s(self.stations[r][-1], station) if r == HUMAN else 0.0))
+        return latest
 
-    def add(self, resource: str, start: float, end: float) -> None:
+    def walk_s(self, here: str | None, there: str | None) -> float:
+        """The person's walk from one station to another, s (0 where either is unknown)."""
+        return 0.0 if here is None or there is None else self.travel.get((here, there), 0.0)
+
+    def add(self, resource: str, start: float, end: float, station: str | None = None) -> None:
         starts = self.starts.setdefault(resource, [])
         ends = self.ends.setdefault(resource, [])
+        stations = self.stations.setdefault(resource, [])
         i = bisect.bisect_right(starts, start)
         starts.insert(i, start)
         ends.insert(i, end)
+        stations.insert(i, station)
 
     def remove(self, resource: str, start: float) -> None:
         i = bisect.bisect_left(self.starts[resource], start)
         del self.starts[resource][i]
         del self.ends[resource][i]
+        del self.stations[resource][i]
 
 
 # --- schedule generation ----------------------------------------------------------------------
@@ -381,7 +448,7 @@ def _sgs(problem: _Problem, order: Sequence[int], modes: Sequence[int | None], i
     Without insertion a job never starts before the last end on its resources (no gap filling).
     """
     jobs = problem.jobs
-    timelines = _Timelines(problem.busy)
+    timelines = _Timelines(problem.busy, problem.travel)
     starts = [0.0] * len(jobs)
     ends = [0.0] * len(jobs)
     chosen = [0] * len(jobs)
@@ -395,14 +462,14 @@ def _sgs(problem: _Problem, order: Sequence[int], modes: Sequence[int | None], i
         for m in candidates:
             executor, duration = job.modes[m]
             resources = _resources(job.station, executor)
-            earliest = est if insertion else max(est, timelines.latest_end(resources))
-            start = timelines.earliest(resources, earliest, duration)
+            earliest = est if insertion else max(est, timelines.latest_end(resources, job.station))
+            start = timelines.earliest(resources, earliest, duration, job.station)
             if best is None or start + duration < best[0] + best[2] - EPS_S:
                 best = (start, m, duration)
         assert best is not None, 'every job has at least one mode'
         start, m, duration = best
         for r in _resources(job.station, job.modes[m][0]):
-            timelines.add(r, start, start + duration)
+            timelines.add(r, start, start + duration, job.station)
         starts[j], ends[j], chosen[j] = start, start + duration, m
         span = max(span, start + duration)
     return starts, chosen, span
@@ -445,7 +512,7 @@ def _naive(problem: _Problem) -> Schedule:
 
 def _sequential(problem: _Problem) -> Schedule:
     order = _priority_list(problem, _rules(problem)['recipe_order'])
-    timelines = _Timelines(problem.busy)
+    timelines = _Timelines(problem.busy, problem.travel)
     starts = [0.0] * len(problem.jobs)
     modes = [min(range(len(job.modes)), key=lambda m: job.modes[m][1]) for job in problem.jobs]
     t = max([problem.request.now_s] + [f.end_s for f in problem.fixed])
@@ -453,10 +520,11 @@ def _sequential(problem: _Problem) -> Schedule:
         job = problem.jobs[j]
         executor, duration = job.modes[modes[j]]
         resources = _resources(job.station, executor)
-        t = timelines.earliest(resources, max(t, job.release_s, timelines.latest_end(resources)), duration)
+        t = timelines.earliest(resources, max(t, job.release_s, timelines.latest_end(resources, job.station)),
+                               duration, job.station)
         starts[j] = t
         for r in resources:
-            timelines.add(r, t, t + duration)
+            timelines.add(r, t, t + duration, job.station)
         t += duration
     return problem.to_schedule(starts, modes, 'sequential')
 
@@ -547,7 +615,7 @@ def _branch_and_bound(problem: _Problem, max_nodes: int, incumbent: Schedule, de
     n = len(jobs)
     if n == 0:
         return problem.to_schedule([], [], 'exact', optimal=True)
-    timelines = _Timelines(problem.busy)
+    timelines = _Timelines(problem.busy, problem.travel)
     best_span = incumbent.makespan_s + problem.request.now_s
     best: list = [None]
     starts = [0.0] * n
@@ -580,13 +648,13 @@ def _branch_and_bound(problem: _Problem, max_nodes: int, incumbent: Schedule, de
             est = max([job.release_s] + [ends[p] for p in job.preds])
             for m, (executor, duration) in enumerate(job.modes):
                 resources = _resources(job.station, executor)
-                start = timelines.earliest(resources, est, duration)
+                start = timelines.earliest(resources, est, duration, job.station)
                 child = key | {(j, m, round(start, 9))}
                 if child in seen:
                     continue
                 seen.add(child)
                 for r in resources:
-                    timelines.add(r, start, start + duration)
+                    timelines.add(r, start, start + duration, job.station)
                 placed[j], starts[j], ends[j], modes[j] = True, start, start + duration, m
                 finished = search(count + 1, max(span, start + duration), child)
                 placed[j] = False
