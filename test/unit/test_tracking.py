@@ -227,3 +227,20 @@ def test_bad_filter_config_is_refused():
         TrackerConfig(range_noise_m=0.0)
     with pytest.raises(ValueError, match='confirm_hits'):
         TrackerConfig(confirm_hits=0)
+
+
+def test_people_side_by_side_are_not_lost_once_the_background_is_taken_out():
+    # Campaign scenario 603 (1000 scenarios, seed 1): two people standing 0.1 m apart at the shared
+    # station; their four legs made one cluster wider than a leg, which was skipped as a wall, so both
+    # vanished and the arm sped up towards them. With the static background subtracted nothing that
+    # wide is the cell's structure: it is taken as legs.
+    side_by_side = person(2.0, 0.0, stride=0.12) + person(2.0, 0.24, stride=0.12)   # legs touching
+    ranges = scan_of_circles(side_by_side)
+    assert len(leg_candidates(ranges, GEOMETRY, TrackerConfig())) == 0          # one wide cluster
+    legs = leg_candidates(ranges, GEOMETRY, TrackerConfig(), split_wide=True)
+    assert len(legs) >= 2
+    assert np.all(np.abs(legs[:, 0] - 2.0) < 0.15) and legs[:, 1].min() < 0.05 and legs[:, 1].max() > 0.15
+    # A wall stays a wall without a background (it is only split where the background was taken out).
+    wall = np.full(BEAMS, np.inf)
+    wall[200:300] = 2.0 / np.cos(angles()[200:300] - angles()[250])
+    assert len(leg_candidates(wall, GEOMETRY, TrackerConfig())) == 0

@@ -147,8 +147,15 @@ def scan_points(ranges_m: np.ndarray, geometry: ScanGeometry) -> tuple[np.ndarra
     return np.column_stack((r * np.cos(angles), r * np.sin(angles))), beams
 
 
-def leg_candidates(ranges_m: np.ndarray, geometry: ScanGeometry, config: TrackerConfig) -> np.ndarray:
-    """Centres (L,2) of leg-sized clusters, in the scanner frame."""
+def leg_candidates(ranges_m: np.ndarray, geometry: ScanGeometry, config: TrackerConfig,
+                   split_wide: bool = False) -> np.ndarray:
+    """Centres (L,2) of leg-sized clusters, in the scanner frame.
+
+    A cluster wider than max_leg_width_m is a wall or a table side and is skipped, unless
+    `split_wide`: in a scan whose static background has been taken out, what is left that wide is
+    not the cell's structure but something in it, most often people standing side by side whose
+    legs merge into one cluster (or a person carrying a box). It is then taken as legs, one per
+    max_leg_width_m of it: never nobody where somebody may be."""
     points, beams = scan_points(ranges_m, geometry)
     if len(points) == 0:
         return np.empty((0, 2))
@@ -160,12 +167,14 @@ def leg_candidates(ranges_m: np.ndarray, geometry: ScanGeometry, config: Tracker
         if len(cluster) < config.min_cluster_points:
             continue
         width = float(np.hypot(*(cluster[-1] - cluster[0])))
-        if not config.min_leg_width_m <= width <= config.max_leg_width_m:
+        if width < config.min_leg_width_m or (width > config.max_leg_width_m and not split_wide):
             continue
-        centre = cluster.mean(axis=0)
-        distance = float(np.hypot(*centre))
-        # The scanner sees the front of the leg: its axis lies one radius further along the beam.
-        centres.append(centre * (distance + config.leg_radius_m) / max(distance, 1e-6))
+        pieces = np.array_split(cluster, min(len(cluster), int(np.ceil(width / config.max_leg_width_m))))
+        for piece in pieces:
+            centre = piece.mean(axis=0)
+            distance = float(np.hypot(*centre))
+            # The scanner sees the front of the leg: its axis lies one radius further along the beam.
+            centres.append(centre * (distance + config.leg_radius_m) / max(distance, 1e-6))
     return np.array(centres) if centres else np.empty((0, 2))
 
 
@@ -243,7 +252,7 @@ class PeopleTracker:
     def update(self, ranges_m: np.ndarray, stamp_s: float) -> list[Track]:
         if self.background is not None:
             ranges_m = self.background.foreground(ranges_m, self.config.background_tolerance_m)
-        legs = leg_candidates(ranges_m, self.geometry, self.config)
+        legs = leg_candidates(ranges_m, self.geometry, self.config, split_wide=self.background is not None)
         world_legs = self.scanner_pose.apply(legs) if len(legs) else np.empty((0, 2))
         return self.update_legs(np.array([leg for leg in world_legs if self._inside(leg)]).reshape(-1, 2), stamp_s)
 
