@@ -981,16 +981,16 @@ class _Job:
         self.end_s = now_s                          # time of the latest step done, s
         self.start_s = now_s
         self.last_unit_s: float | None = None       # when the latest unit was finished, s
-        self.runner = self._batch(now_s)
         # The scheduler's own figures, to hold the run against: each batch's plan as first made (not
         # as re-planned after a delay), the time from the batch's start to each unit's finish.
         self._planned_batches_s = 0.0               # planned spans of the batches finished, s
-        self._unit_ends_s = planned_unit_ends_s(self.runner.plan.entries, now_s)
+        self._start_batch(now_s)
         self.planned_s_per_unit = self._unit_ends_s[-1] / len(self._unit_ends_s) if self._unit_ends_s else math.nan
 
-    def _batch(self, now_s: float) -> ShiftRunner:
-        return ShiftRunner(self.recipe, min(self._horizon, self.units - self._done_before), self._scheduler,
-                           now_s=now_s, config=self._config)
+    def _start_batch(self, now_s: float) -> None:
+        self.runner = ShiftRunner(self.recipe, min(self._horizon, self.units - self._done_before), self._scheduler,
+                                  now_s=now_s, config=self._config)
+        self._unit_ends_s = planned_unit_ends_s(self.runner.plan.entries, now_s)
 
     @property
     def units_done(self) -> int:
@@ -1022,8 +1022,7 @@ class _Job:
             self._cycle_times.extend(kpis.cycle_times_s)
             self._done_before += kpis.units_done
             self._planned_batches_s += self._unit_ends_s[-1] if self._unit_ends_s else 0.0
-            self.runner = self._batch(now_s)
-            self._unit_ends_s = planned_unit_ends_s(self.runner.plan.entries, now_s)
+            self._start_batch(now_s)
 
     def kpis(self, now_s: float) -> ShiftKpis:
         current = self.runner.kpis(now_s)
@@ -1039,8 +1038,9 @@ class _Job:
                          sum(k.reallocated_steps for k in parts))
 
     def planned_time_for_units_s(self, units: int) -> float:
-        """How long the scheduler planned for the job's first `units` units: the spans of the batches
-        they finish, each as first planned, and within the last one until its units-th unit is done."""
+        """How long the scheduler planned for the job's first `units` units (at least those of the
+        batches finished): the spans of those batches, each as first planned, and within the current
+        one until its units-th unit is done."""
         in_batch = units - self._done_before
         if in_batch <= 0 or not self._unit_ends_s:
             return self._planned_batches_s
