@@ -362,7 +362,9 @@ class SimulatedOperator:
                              else (layout.door_outside_xy_m, layout.door_inside_xy_m)):
                 path.walk_to(waypoint)
         path.walk_to(target)
-        work_s = max(1.0, float(step['expected_end_s']) - float(step['started_s']))
+        # The person's own work at the step (a handover's planned end also holds the arm's approach).
+        work_s = float(step['work_s']) if step.get('work_s') else \
+            max(1.0, float(step['expected_end_s']) - float(step['started_s']))
         self._waiting = None
         if key is not None and (step.get('handover') or station.shared):
             # Wait, arms down, for the part or for the arm to leave (tick() reaches then).

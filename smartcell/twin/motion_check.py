@@ -17,7 +17,7 @@ from itertools import combinations
 
 import numpy as np
 
-from smartcell.core.robot.motions import MotionLibrary
+from smartcell.core.robot.motions import MotionLibrary, transit_poses
 from smartcell.twin.world import DEFAULT_LAYOUT, CellLayout, CellWorld, connect, disconnect
 
 ARM_CLEARANCE_M = 0.03
@@ -51,9 +51,9 @@ def commanded_segments(library: MotionLibrary) -> list[tuple[str, str]]:
         if f'above_{name}' in names:                       # approach and retreat of a station
             segments.update({(f'above_{name}', name), (name, f'above_{name}')})
     # Robot steps start and end above their station (or at the handover pose), from wherever the
-    # previous one ended, and a re-plan after a stop starts on one of these segments.
-    transit = sorted(n for n in names if n.startswith('above_') or n in ('home', 'present'))
-    segments.update(combinations(transit, 2))
+    # previous one ended, an arm with no step waits at one of them, and a re-plan after a stop starts
+    # on one of these segments.
+    segments.update(combinations(transit_poses(library), 2))
     return sorted(segments)
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import json
 from pathlib import Path
 
@@ -392,9 +393,32 @@ def test_a_person_on_their_own_step_out_of_view_is_not_away_until_it_should_be_o
     assert done.success and run.events('person_present') and run.cell.runner.human_present
 
 
-def test_an_arm_with_no_step_parks_away_from_the_shared_station():
+def _started_with(recipe_document: dict, **overrides) -> Run:
+    from smartcell.core.tasks.recipe import recipe_from_dict
+    recipe = recipe_from_dict(recipe_document)
+    params = {**SUPERVISOR.defaults(), 'robot_base_xyz_yaw': [0.0, 0.0, 0.75, 0.0], 'lockstep': True,
+              'job': recipe.job, 'units': 1, 'collaborative_regions_xyr': [1.2, 0.0, 0.6], **overrides}
+    run = Run(CellController.from_params(params, CONFIG / 'stopping.yaml', CONFIG / 'body_regions.yaml',
+                                         CONFIG / 'motions.yaml', lambda job: recipe))
+    run.run(1.5)
+    assert run.request('start').success
+    return run
+
+
+def _pose_names(run: Run, targets) -> list[str]:
+    """The motions.yaml names of successive motion targets."""
+    return [next(n for n, q in run.cell.motions.configurations.items() if np.allclose(q, target))
+            for target in targets]
+
+
+def test_an_arm_with_no_step_left_parks_away_from_the_shared_station():
     from smartcell.core.cell.controller import HANDOVER_POSE, PARK_POSE
-    run = started(job='job_demo', units=1, collaborative_regions_xyr=[1.2, 0.0, 0.6])
+    run = _started_with({'job': 'handover_only', 'stations': ['pick', 'assembly'], 'steps': [
+        {'id': 'pick_part', 'actor': 'robot', 'kind': 'pick', 'station': 'pick', 'duration_s': 4.0},
+        {'id': 'present_part', 'actor': 'both', 'kind': 'present', 'station': 'assembly', 'duration_s': 3.0,
+         'after': ['pick_part']},
+        {'id': 'assemble_part', 'actor': 'human', 'kind': 'assemble', 'station': 'assembly', 'duration_s': 10.0,
+         'after': ['present_part']}]})
     configurations = run.cell.motions.configurations
     run.person = (1.25, 0.05)                          # at the station: takes the part, never acks the assembly
     targets = []
@@ -405,9 +429,98 @@ def test_an_arm_with_no_step_parks_away_from_the_shared_station():
         if run.cell.human_step is not None and run.cell.human_step[1] == 'present_part':
             run.record(run.cell.on_operator_done(run.t))
     assert run.cell.runner.state_of(0, 'present_part').value == 'done'
+    assert run.cell.runner.upcoming('robot') is None
     assert any(t is not None and np.allclose(t, configurations[HANDOVER_POSE]) for t in targets)
-    # The handover left the tool over the shared station; with nothing to do the arm leaves it.
+    # The handover left the tool over the shared station; with nothing left to do the arm leaves it.
     assert np.allclose(targets[-1], configurations[PARK_POSE]) and np.allclose(run.q, configurations[PARK_POSE])
+
+
+# The handover waits for the person's 10 s preparation; the arm has placed its part by then.
+PLACE_THEN_HANDOVER = {'job': 'place_then_handover', 'stations': ['pick', 'place', 'assembly'], 'steps': [
+    {'id': 'pick_part', 'actor': 'robot', 'kind': 'pick', 'station': 'pick', 'duration_s': 4.0},
+    {'id': 'place_part', 'actor': 'robot', 'kind': 'place', 'station': 'place', 'duration_s': 4.0,
+     'after': ['pick_part']},
+    {'id': 'prepare', 'actor': 'human', 'kind': 'inspect', 'station': 'assembly', 'duration_s': 10.0},
+    {'id': 'present_part', 'actor': 'both', 'kind': 'present', 'station': 'assembly', 'duration_s': 3.0,
+     'after': ['place_part', 'prepare']}]}
+
+
+@pytest.mark.parametrize('person, waits_at', [((1.25, 0.05), 'above_pick'),   # at the shared station
+                                              ((0.9, -0.12), None)])           # also within reach of above_pick
+def test_an_arm_with_no_step_now_waits_outside_the_shared_workspace_nearest_its_next_step(person, waits_at):
+    """Placed, with the handover still waiting for the person, the arm does not idle across the cell:
+    it waits at the pose outside the shared workspace nearest to the handover's first pose (above the
+    pick station), unless that pose is within a tracked person's reach; then it stays where it is.
+    Every pose of every step is still visited in order."""
+    from smartcell.core.cell.controller import HANDOVER_POSE, inside_workspaces
+    from smartcell.core.safety.pipeline import tool_tip_world
+    run = _started_with(PLACE_THEN_HANDOVER)
+    run.person = person
+    targets, waits = [], []
+    for _ in range(int(40.0 / DT)):
+        before = run.target
+        run.tick()
+        run.arrive()
+        if run.target is not before:
+            targets.append(run.target)
+            if run.cell.robot_step is None:
+                waits.append(run.target)
+        shown = run.displays.get('operator/current_step') or {}
+        if run.cell.human_step is not None and run.t >= shown.get('expected_end_s', math.inf):
+            run.record(run.cell.on_operator_done(run.t))
+    assert run.events('job_complete'), 'the job did not finish'
+    step_poses = ['above_pick', 'pick', 'above_pick', 'above_place', 'place', 'above_place', 'above_assembly',
+                  HANDOVER_POSE]
+    if waits_at is None:
+        assert not waits and _pose_names(run, targets) == step_poses
+    else:
+        assert _pose_names(run, waits) == [waits_at]
+        assert _pose_names(run, targets) == step_poses[:6] + [waits_at] + step_poses[6:]
+        tool_xy = tool_tip_world(run.cell.motions.configurations[waits_at], run.cell.safety.base)[:2]
+        assert not inside_workspaces(tool_xy, run.cell.config.collaborative_regions_xyr)[0]
+
+
+def test_the_cell_plans_a_handover_with_the_arms_approach_and_a_robot_step_with_its_motions():
+    """The person waits through the arm's approach into the handover pose, from where the arm waits
+    for it (above the pick station, outside the shared workspace): the plan counts it. A robot step
+    never lasts less than its own motions at the nominal speed; a longer recipe duration stands."""
+    from smartcell.core.robot.motions import UR5E_JOINT_LIMITS, segment_plan
+    from smartcell.core.tasks.recipe import recipe_from_dict
+    document = {'job': 'quick', 'stations': ['pick', 'assembly'], 'steps': [
+        {'id': 'pick_part', 'actor': 'robot', 'kind': 'pick', 'station': 'pick', 'duration_s': 0.1},
+        {'id': 'present_part', 'actor': 'both', 'kind': 'present', 'station': 'assembly', 'duration_s': 3.0,
+         'after': ['pick_part']},
+        {'id': 'stow_part', 'actor': 'either', 'kind': 'place', 'station': 'pick',
+         'duration_s': {'robot': 9.0, 'human': 6.0}, 'after': ['present_part']}]}
+    cell = controller(collaborative_regions_xyr=[1.2, 0.0, 0.6], nominal_speed_fraction=0.5)
+    cell._load_recipe_file = lambda job: recipe_from_dict(document)
+    planned = cell.load_job('quick')
+    q = cell.motions.configurations
+
+    def seconds(*names: str) -> float:
+        return sum(float(segment_plan(np.asarray(q[a]), np.asarray(q[b]), UR5E_JOINT_LIMITS, 0.5).times_s[0])
+                   for a, b in zip(names, names[1:]))
+
+    approach = seconds('above_pick', 'above_assembly', 'present')
+    assert approach > 2.0
+    assert planned.step('present_part').duration_s('both') == pytest.approx(3.0 + approach)
+    assert planned.step('pick_part').duration_s('robot') == pytest.approx(seconds('above_pick', 'pick', 'above_pick'))
+    assert planned.step('stow_part').durations_s == (('robot', 9.0), ('human', 6.0))
+    assert cell.load_job('quick') is planned                       # timed once per job
+
+
+def test_the_person_is_shown_their_own_work_at_a_handover_beside_its_planned_end():
+    """The planned end of a handover holds the arm's approach; the person's own work is the recipe's."""
+    run = started(job='job_demo', units=1, collaborative_regions_xyr=[1.2, 0.0, 0.6])
+    run.person = (1.25, 0.05)
+    for _ in range(int(20.0 / DT)):
+        run.tick()
+        run.arrive()
+        if run.cell.human_step is not None:
+            break
+    shown = run.displays['operator/current_step']
+    assert shown['step'] == 'present_part' and shown['work_s'] == 3.0            # config/job_demo.yaml
+    assert shown['expected_end_s'] - shown['started_s'] > 3.0 + 2.0
 
 
 def test_the_arm_holds_the_part_out_until_the_person_confirms_the_handover():

@@ -12,6 +12,7 @@ clears the robot's intent and the operator's steps.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -23,13 +24,14 @@ from smartcell.core.cell.authorisation import MODE_PREFIX, Operator, OperatorPol
 from smartcell.core.cell.orders import OrderBook, OrderError
 from smartcell.core.cell.states import CellStateMachine, Event, IllegalTransition, State, Transition
 from smartcell.core.params import ConfigError
-from smartcell.core.robot.motions import ARRIVAL_TOLERANCE_RAD, MotionLibrary, arrived, motions_for_step, segment_plan
+from smartcell.core.robot.motions import (ARRIVAL_TOLERANCE_RAD, MotionLibrary, arrived, motions_for_step, segment_plan,
+                                         transit_poses)
 from smartcell.core.robot.motions import UR5E_JOINT_LIMITS as LIMITS
 from smartcell.core.safety.monitor import Mode, PeopleObservation, SafetyEvent, SafetyState, SafetyVerdict
 from smartcell.core.safety.pipeline import CellKpis, SafetyPipeline, person_near, tool_tip_world
 from smartcell.core.tasks.job_runner import (PERSON_REACH_M, ShiftConfig, ShiftError, ShiftKpis, ShiftRunner,
                                              parse_station_positions)
-from smartcell.core.tasks.recipe import Recipe
+from smartcell.core.tasks.recipe import BOTH, HUMAN, ROBOT, Recipe
 from smartcell.core.tasks.scheduling import Scheduler
 
 # Wall-clock cap of one plan outside lockstep: planning runs in the safety cycle's thread, so a batch's
@@ -213,6 +215,10 @@ class CellController:
         if authorisation is not None:
             self.cell.add_callback(authorisation.observe)
         self._cycle = motions.cycle(config.cycle_waypoints)
+        self._waiting_poses: dict[str, str | None] = {}   # a step's first pose -> where to wait for it
+        # (job, step id) -> the person's own work at the step, s, as the recipe says (a handover's planned
+        # time also holds the arm's approach, which the person spends waiting, not working).
+        self._person_work_s: dict[tuple[str, str], float] = {}
         self._cycle_index = 0
         self._default_recipe = self.load_job(config.job) if config.job else None
         self.orders = orders if orders is not None else OrderBook(max_units=config.max_order_units)
@@ -224,6 +230,9 @@ class CellController:
         self._human_step: tuple[int, str] | None = None
         self._fatigue: float | None = None
         self._pending_motion = ''                     # id of the segment sent and not finished
+        # (unit, step, pose) when the pending segment is the robot step's next pose; None for a segment
+        # of no step (waiting pose, park): its arrival must not count as the step's progress.
+        self._pending_step_pose: tuple[int, str, str] | None = None
         self._pending_target = np.zeros(len(LIMITS.names))
         self._last_motion = ''
         self._motion_count = 0
@@ -260,15 +269,44 @@ class CellController:
                    load_recipe, now_s, orders, authorisation, last_seq=last_seq)
 
     def load_job(self, job: str) -> Recipe:
-        """The recipe named `job`, checked: every robot-capable step has arm configurations."""
+        """The recipe named `job`, checked (every robot-capable step has arm configurations) and timed
+        by the arm's motions (_timed_by_motions): the recipe the cell plans with."""
         recipe = self._recipes.get(job)
         if recipe is None:
-            recipe = self._load_recipe_file(job)
-            for step in recipe.steps:
-                if step.actor != 'human':
-                    motions_for_step(step.station, step.kind, self.motions)
+            recipe = self._timed_by_motions(self._load_recipe_file(job))
             self._recipes[job] = recipe
         return recipe
+
+    def _timed_by_motions(self, recipe: Recipe) -> Recipe:
+        """The recipe with the durations the arm's motions need, at the nominal speed: a robot step
+        lasts at least its own motions; a handover lasts the arm's approach (from where it waits for
+        the handover, _wait_for_next_step, into the handover pose), which the person waits through,
+        plus the recipe's duration or the arm's motions after the handover pose, whichever is longer.
+        Raises ConfigError when a robot-capable step lacks arm configurations."""
+        steps = []
+        for step in recipe.steps:
+            for executor in (HUMAN, BOTH):
+                if executor in step.executors:
+                    self._person_work_s[(recipe.job, step.id)] = step.duration_s(executor)
+            if step.actor == HUMAN:
+                steps.append(step)
+                continue
+            poses = motions_for_step(step.station, step.kind, self.motions)
+            q = [np.asarray(self.motions.configurations[name], dtype=float) for name in poses]
+            legs = [self._motion_time_s(a, b) for a, b in zip(q, q[1:])]
+            durations = []
+            for executor, duration_s in step.durations_s:
+                if executor == BOTH:
+                    waiting = self._waiting_pose(poses[0])
+                    start = q[0] if waiting is None else np.asarray(self.motions.configurations[waiting], dtype=float)
+                    at_handover = poses.index(HANDOVER_POSE) if HANDOVER_POSE in poses else len(poses) - 1
+                    approach_s = self._motion_time_s(start, q[0]) + sum(legs[:at_handover])
+                    duration_s = approach_s + max(duration_s, sum(legs[at_handover:]))
+                elif executor == ROBOT:
+                    duration_s = max(duration_s, sum(legs))
+                durations.append((executor, duration_s))
+            steps.append(dataclasses.replace(step, durations_s=tuple(durations)))
+        return dataclasses.replace(recipe, steps=tuple(steps))
 
     # -- state -------------------------------------------------------------------------------------
     @property
@@ -300,6 +338,11 @@ class CellController:
     def human_step(self) -> tuple[int, str] | None:
         """(unit, step id) shown to the person on operator/current_step; None when nothing is."""
         return self._human_step
+
+    @property
+    def robot_step(self) -> tuple[int, str] | None:
+        """(unit, step id) the arm is doing; None when it has no step (waiting or parking)."""
+        return None if self._robot_step is None else self._robot_step[:2]
 
     # -- inputs ------------------------------------------------------------------------------------
     def on_joint_state(self, joints: JointSample | None) -> None:
@@ -805,8 +848,11 @@ class CellController:
 
     def _motion_done(self) -> None:
         self._pending_motion = ''
+        for_step, self._pending_step_pose = self._pending_step_pose, None
         if self._runner is not None and self._robot_step is not None:
             unit, step_id, remaining = self._robot_step
+            if for_step != (unit, step_id, remaining[0]):
+                return      # a waiting or park motion ended after the step came: its first pose is next
             if remaining[1:]:
                 self._robot_step = (unit, step_id, remaining[1:])
                 return
@@ -848,24 +894,69 @@ class CellController:
             return
         if self._runner is not None:
             if self._robot_step is None:
-                self._park(joints)
+                self._wait_for_next_step(joints)
                 return
-            name = self._robot_step[2][0]
+            unit, step_id, (name, *_) = self._robot_step
             if name == HANDOVER_POSE and not self._person_at_handover():
                 return          # hold the part back until somebody is there to take it
+            self._send_motion(joints.positions_rad, self.motions.configurations[name])
+            self._pending_step_pose = (unit, step_id, name)
         elif self._job is None and self._default_recipe is None:
             name = self._cycle[self._cycle_index % len(self._cycle)]
-        else:
-            return
-        self._send_motion(joints.positions_rad, self.motions.configurations[name])
+            self._send_motion(joints.positions_rad, self.motions.configurations[name])
 
     def _send_motion(self, actual: np.ndarray, target: Sequence[float] | np.ndarray) -> None:
         plan = segment_plan(actual, np.asarray(target, dtype=float), LIMITS, self.config.nominal_speed_fraction)
         self._motion_count += 1
         self._pending_motion = self._last_motion = f'motion-{self._motion_count}'
+        self._pending_step_pose = None
         self._pending_target = np.asarray(target, dtype=float)
         self._out.motion = MotionCommand(self._pending_motion, tuple(LIMITS.names),
                                          tuple(float(v) for v in plan.positions_rad[0]), float(plan.times_s[0]))
+
+    def _wait_for_next_step(self, joints: JointSample) -> None:
+        """An arm with no step to do now waits where its next planned step begins, or, when that pose
+        is in a shared workspace, at the pose outside every shared workspace nearest to it (in motion
+        time): the travel to the next station is done while the arm would idle, not while the person
+        waits for it (a handover after a place across the cell). It moves only when that shortens the
+        travel still to come, never toward a pose within a tracked person's reach, and never while it
+        holds a handover out. With no next step, or no such pose, it parks (_park)."""
+        if self._pending_motion or self._runner is None or self._runner.robot_holds_a_handover():
+            return
+        upcoming = self._runner.upcoming('robot')
+        if upcoming is not None:
+            kind = self._runner.recipe.by_id[upcoming.step_id].kind
+            first = motions_for_step(upcoming.station, kind, self.motions)[0]
+            waiting = self._waiting_pose(first)
+            if waiting is not None:
+                target = np.asarray(self.motions.configurations[waiting], dtype=float)
+                first_rad = np.asarray(self.motions.configurations[first], dtype=float)
+                if arrived(joints.positions_rad, np.zeros_like(target), target):
+                    return
+                in_reach = person_near(self._people_xy, tool_tip_world(target, self.safety.base)[:2],
+                                       self.config.person_reach_m)
+                if not in_reach and self._motion_time_s(target, first_rad) < \
+                        self._motion_time_s(joints.positions_rad, first_rad):
+                    self._send_motion(joints.positions_rad, target)
+                    return
+        self._park(joints)
+
+    def _waiting_pose(self, first: str) -> str | None:
+        """The transit pose (off the work surface, transit_poses) outside every shared workspace with the
+        shortest motion to `first` (itself when it is one); None when there is none. Fixed poses: once each."""
+        if first not in self._waiting_poses:
+            target = np.asarray(self.motions.configurations[first], dtype=float)
+            outside = [name for name in transit_poses(self.motions)
+                       if not inside_workspaces(tool_tip_world(self.motions.configurations[name], self.safety.base)[:2],
+                                                self.config.collaborative_regions_xyr)[0]]
+            self._waiting_poses[first] = min(
+                outside, default=None,
+                key=lambda name: self._motion_time_s(np.asarray(self.motions.configurations[name]), target))
+        return self._waiting_poses[first]
+
+    def _motion_time_s(self, start_rad: np.ndarray, target_rad: np.ndarray) -> float:
+        """The planned duration of one segment at the nominal speed (s)."""
+        return float(segment_plan(start_rad, target_rad, LIMITS, self.config.nominal_speed_fraction).times_s[0])
 
     def _park(self, joints: JointSample) -> None:
         """With no step to do and its tool inside a shared workspace (left there by a handover or a
@@ -920,7 +1011,9 @@ class CellController:
             self._display('operator/current_step', {} if human is None else {
                 'unit': human.unit, 'step': human.step_id, 'station': human.station, 'kind': human.kind,
                 'handover': human.handover, 'started_s': human.started_s,
-                'expected_end_s': human.expected_end_s, 'note': actions.human_note})
+                'expected_end_s': human.expected_end_s,
+                'work_s': self._person_work_s.get((self._runner.recipe.job, human.step_id)),
+                'note': actions.human_note})
 
     def _choose_mode(self, handover: bool) -> None:
         """While the cell runs (a job or the bare cycle) it is in COLLABORATIVE mode (PFL speed caps

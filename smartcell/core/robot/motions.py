@@ -94,6 +94,13 @@ def segment_plan(start_rad: np.ndarray, target_rad: np.ndarray, limits: JointLim
     return JointTrajectoryPlan(tuple(limits.names), np.array([duration]), np.asarray(target_rad, float)[None, :])
 
 
+def transit_poses(library: MotionLibrary) -> tuple[str, ...]:
+    """The configurations off the work surface between which the arm moves directly: above each
+    station, home and the handover pose. Robot steps start and end at them, an arm with no step
+    waits at one, and the twin's motion check sweeps every segment between them."""
+    return tuple(sorted(n for n in library.configurations if n.startswith('above_') or n in ('home', 'present')))
+
+
 def motions_for_step(station: str, kind: str, library: MotionLibrary) -> tuple[str, ...]:
     """The configurations the arm visits for a robot step (or its half of a handover).
 
