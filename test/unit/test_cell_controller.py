@@ -480,6 +480,34 @@ def test_an_arm_with_no_step_now_waits_outside_the_shared_workspace_nearest_its_
         assert not inside_workspaces(tool_xy, run.cell.config.collaborative_regions_xyr)[0]
 
 
+def test_a_step_that_comes_while_the_arm_moves_to_wait_still_begins_at_its_first_pose():
+    """The arm is on its way to wait above the pick station when the handover is dispatched: that
+    motion's arrival is not the handover's first pose; the arm goes above the station, then presents."""
+    run = _started_with(PLACE_THEN_HANDOVER)
+    run.person = (1.25, 0.05)
+    configurations = run.cell.motions.configurations
+    while not (run.target is not None and np.allclose(run.target, configurations['above_pick'])
+               and run.cell.robot_step is None):
+        run.tick()
+        run.arrive()
+        assert run.t < 30.0, 'the arm never went to wait above the pick station'
+    while run.cell.robot_step is None:                 # on its way; the person finishes preparing
+        run.tick(moving=True)
+        if run.cell.human_step is not None:
+            run.record(run.cell.on_operator_done(run.t))
+        assert run.t < 40.0, 'the handover was never dispatched'
+    assert run.cell.robot_step[1] == 'present_part'
+    run.arrive()                                       # now at above_pick
+    targets = []
+    for _ in range(int(5.0 / DT)):
+        before = run.target
+        run.tick()
+        run.arrive()
+        if run.target is not before:
+            targets.append(run.target)
+    assert _pose_names(run, targets)[:2] == ['above_assembly', 'present']
+
+
 def test_the_cell_plans_a_handover_with_the_arms_approach_and_a_robot_step_with_its_motions():
     """The person waits through the arm's approach into the handover pose, from where the arm waits
     for it (above the pick station, outside the shared workspace): the plan counts it. A robot step
