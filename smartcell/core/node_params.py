@@ -132,8 +132,9 @@ SUPERVISOR = NodeParams('supervisor', (
     P('intrusion_distance_m', 0.65, 'C: reach beyond the sensed body, m', min=0.0, max=2.0),
     P('sensor_uncertainty_m', 0.10, 'Z_d: person position uncertainty, m', min=0.0, max=1.0),
     P('robot_position_uncertainty_m', 0.02, 'Z_r: robot position uncertainty, m', min=0.0, max=0.5),
-    P('resume_hold_s', 0.5, 'separation must stay safe this long before speeding up again, s', min=0.0, max=30.0),
-    P('ramp_up_per_s', 0.5, "speed-scale increase rate after the hold and under a mode cap (at most the arm's "
+    P('resume_hold_s', 0.5, 'after a stop, separation must stay safe this long before the arm restarts, s',
+      min=0.0, max=30.0),
+    P('ramp_up_per_s', 0.5, "speed-scale increase rate, after a restart's hold too (at most the arm's "
       'scale_ramp_up_per_s), 1/s', min=0.05, max=10.0),
     P('payload_kg', 1.0, 'tool + part mass (stopping model and PFL), kg', min=0.0, max=5.0),
     P('scanner_protective_field_m', 2.2, "distance of the safety scanner's own (safety-rated) protective "

@@ -156,6 +156,23 @@ def test_zones_slow_at_once_then_hold_then_ramp():
     assert [e.kind for e in monitor.drain_events()] == ['resume', 'full_speed']
 
 
+def test_from_a_reduced_speed_the_scale_ramps_up_at_once_only_a_stop_needs_the_restart_hold():
+    """The restart interlock is for a restart: after the warning zone slowed the arm (0.3, still
+    moving) the scale ramps back as soon as the person leaves; after a stop it waits resume_hold_s."""
+    monitor = started()
+    reduced = monitor.update(people(3.1, 1.3), robot(3.1), 3.1)             # warning zone: 0.3, moving
+    assert reduced.speed_scale == 0.3
+    verdicts = run(monitor, 3.1 + DT, 3.6, lambda t: (3.0,))                # the person leaves
+    scales = [v.speed_scale for v in verdicts]
+    assert scales[0] == pytest.approx(0.3 + monitor.config.ramp_up_per_s * DT, abs=1e-9)
+    assert all('restart interlock' not in v.reason for v in verdicts)
+    assert np.all(np.diff(scales) > 0.0)
+    stopped = monitor.update(people(3.7, 0.8), robot(3.7), 3.7)             # protective zone: stop
+    assert stopped.speed_scale == 0.0
+    verdicts = run(monitor, 3.7 + DT, 4.1, lambda t: (3.0,))               # 0.4 s clear < 0.5 s hold
+    assert all(v.speed_scale == 0.0 for v in verdicts) and 'restart interlock' in verdicts[-1].reason
+
+
 def test_a_dip_during_the_hold_restarts_it():
     monitor = started()
     monitor.update(people(3.1, 0.8), robot(3.1), 3.1)                      # stop
@@ -192,12 +209,18 @@ def test_ssm_limits_below_the_zone_rule():
     verdicts = standing(monitor, 1.0)
     first = (1.7 - (1.6 + 1.0) * 0.05 - 1.484) / 0.54                    # from full speed: 0.159
     assert verdicts[0].speed_scale == pytest.approx(first, abs=1e-9)
-    # then at v_now = 0.159 m/s a higher target (0.237), held back by the restart interlock
-    assert verdicts[-1].target_scale == pytest.approx((1.7 - (1.6 + first) * 0.05 - 1.484) / 0.54, abs=1e-9)
-    assert verdicts[-1].speed_scale == pytest.approx(first, abs=1e-9)
-    # evidence S_p uses T_r alone at the applied speed 0.159 m/s: 1.6 * 0.7 + 0.5 * 0.159 + 0.3 m
-    assert verdicts[-1].protective_distance_m == pytest.approx(1.42 + 0.5 * first)
-    assert verdicts[-1].margin_m == pytest.approx(1.7 - 1.42 - 0.5 * first)
+    # then, at v_now = the applied scale x 1 m/s, a higher target (0.237 at 0.159 m/s); from a reduced
+    # speed (no stop, so no restart interlock) the scale ramps toward it at once, at ramp_up_per_s
+    ramp = monitor.config.ramp_up_per_s
+    for before, after in zip(verdicts, verdicts[1:]):
+        assert after.target_scale == pytest.approx((1.7 - (1.6 + before.speed_scale) * 0.05 - 1.484) / 0.54,
+                                                   abs=1e-9)
+        assert after.speed_scale == pytest.approx(min(after.target_scale, before.speed_scale + ramp * DT), abs=1e-9)
+    assert verdicts[1].speed_scale > first
+    # evidence S_p uses T_r alone at the applied speed: 1.6 * 0.7 + 0.5 * v_now + 0.3 m
+    v_now = verdicts[-2].speed_scale
+    assert verdicts[-1].protective_distance_m == pytest.approx(1.42 + 0.5 * v_now)
+    assert verdicts[-1].margin_m == pytest.approx(1.7 - 1.42 - 0.5 * v_now)
     assert verdicts[-1].zone == 'clear' and verdicts[-1].reason.startswith('SSM')
     assert verdicts[-1].human_speed_mps == pytest.approx(1.6)
     # robot moving away at the same speed: only the fixed part 1.484 m <= d_H 1.62 m -> full speed target

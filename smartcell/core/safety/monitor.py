@@ -13,11 +13,11 @@ Rules, each giving a speed scale in [0, 1]; the arm must apply the minimum:
   PFL speed of the most restrictive exposed body region (ISO/TS 15066 Annex A): transient limits,
   or quasi-static ones where the body model says a part can be clamped (clamping_possible).
 Doubt (NaN, wrong frame, stale/backward/future stamps, implausible positions, bad robot data)
-means a protective stop with the reason. Slowing is immediate; speeding up after the people rules
-(zones, SSM, doubt) slowed the arm waits until their target has stayed above it for resume_hold_s
-(restart interlock), then ramps at ramp_up_per_s. The mode cap bounds the robot's own speed, not a
-person's approach, so rising under it only ramps (a hold there would freeze the arm at the low
-scale of each accelerating segment). After an emergency stop only reset() releases.
+means a protective stop with the reason. Slowing is immediate; restarting after the people rules
+(zones, SSM, doubt) stopped the arm waits until their target has stayed above 0 for resume_hold_s
+(restart interlock), then ramps at ramp_up_per_s; from a reduced speed it only ramps. The mode cap
+bounds the robot's own speed, not a person's approach, so rising under it only ramps (a hold there
+would freeze the arm at the low scale of each accelerating segment). After an emergency stop only reset() releases.
 """
 from __future__ import annotations
 
@@ -669,13 +669,19 @@ class SafetyMonitor:
 
     # -- hold and ramp ------------------------------------------------------------------------------
     def _advance_scale(self, held_target: float, cap_target: float, now_s: float) -> tuple[float, str]:
-        """The scale to apply, and a note when it is below the target. Slowing is immediate. The people
-        rules' scale rises only after it has stayed below their target for resume_hold_s, then ramps at
-        ramp_up_per_s; the mode cap's scale (the robot's own speed) ramps at once."""
+        """The scale to apply, and a note when it is below the target. Slowing is immediate. After the
+        people rules stopped the arm (scale 0), their scale rises only once it has stayed below their
+        target for resume_hold_s (restart interlock), then ramps at ramp_up_per_s; from a reduced
+        speed, and under the mode cap (the robot's own speed), it ramps at once: that is no restart,
+        and each verdict's target is safe until the next one."""
         dt_s = 0.0 if self._last_now_s is None else max(0.0, now_s - self._last_now_s)
         held_note = ''
         if held_target <= self._held_scale:
             self._held_scale, self._rising_since_s = held_target, None
+        elif self._held_scale > 0.0 and self._rising_since_s is None:
+            self._held_scale = min(held_target, self._held_scale + self.config.ramp_up_per_s * dt_s)
+            if self._held_scale < held_target:
+                held_note = f'ramping up to {held_target:.2f} at {self.config.ramp_up_per_s:g}/s'
         else:
             if self._rising_since_s is None:
                 self._rising_since_s = now_s
