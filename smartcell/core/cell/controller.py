@@ -949,7 +949,7 @@ class CellController:
             outside = [name for name in transit_poses(self.motions)
                        if not inside_workspaces(tool_tip_world(self.motions.configurations[name], self.safety.base)[:2],
                                                 self.config.collaborative_regions_xyr)[0]]
-            self._waiting_poses[first] = min(
+            self._waiting_poses[first] = first if first in outside else min(
                 outside, default=None,
                 key=lambda name: self._motion_time_s(np.asarray(self.motions.configurations[name]), target))
         return self._waiting_poses[first]
