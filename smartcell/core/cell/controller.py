@@ -298,9 +298,9 @@ class CellController:
             for executor, duration_s in step.durations_s:
                 if executor == BOTH:
                     waiting = self._waiting_pose(poses[0])
-                    start = q[0] if waiting is None else np.asarray(self.motions.configurations[waiting], dtype=float)
                     at_handover = poses.index(HANDOVER_POSE) if HANDOVER_POSE in poses else len(poses) - 1
-                    approach_s = self._motion_time_s(start, q[0]) + sum(legs[:at_handover])
+                    approach_s = sum(legs[:at_handover]) + (0.0 if waiting in (None, poses[0]) else self._motion_time_s(
+                        np.asarray(self.motions.configurations[waiting], dtype=float), q[0]))
                     duration_s = approach_s + max(duration_s, sum(legs[at_handover:]))
                 elif executor == ROBOT:
                     duration_s = max(duration_s, sum(legs))
