@@ -37,7 +37,8 @@ def test_ssm_has_no_violation_where_no_safety_function_has_many(settings):
     assert ssm.violations == 0 and ssm.contacts_above_limit == 0, ssm.examples
     assert ssm.stopped_time_s > 1.0                               # it held the arm for the person
     assert unsafe.violations > 10 and unsafe.stops == 0          # the audit can fail
-    assert unsafe.parts > ssm.parts
+    # Without a safety function the arm is never held (a 12 s run ends within the same part either way)
+    assert unsafe.parts >= ssm.parts and unsafe.stopped_time_s < ssm.stopped_time_s - 1.0
     assert all(e['kind'] == 'moving' for e in unsafe.examples)
 
 
