@@ -15,7 +15,7 @@ import pybullet as p
 
 from smartcell.core.robot.kinematics import (JOINT_NAMES, LINK_CAPSULE_RADII, UR5E_LIMITS, link_capsules,
                                        segment_distances)
-from smartcell.core.safety.pfl import BodyModel, ContactEpisode, ContactForceModel
+from smartcell.core.safety.pfl import UR5E_MOVING_MASS_KG, BodyModel, ContactEpisode, ContactForceModel
 from smartcell.twin.human import (BODY_MODEL_REGIONS, ISO_TS_15066_REGIONS, BodyDimensions, PersonPath, PersonState,
                                   SimulatedPerson)
 from smartcell.twin.robot import RobotHandle, default_urdf_path, load_robot, reset_joints
@@ -35,7 +35,6 @@ RATED_FORCE_LIMIT_N = 120.0
 # each joint): the arm's controller must start again from there (it re-plans, as after a cobot's stop).
 # Tight: the position servo turns 0.02 rad of error into 1.4 rad/s at the shoulder.
 RATED_STOP_RESUME_TOLERANCE_RAD = 0.001
-ROBOT_MOVING_MASS_KG = 16.0     # M of ISO/TS 15066 eq. (A.5): UR5e 20.6 kg without its fixed base
 PAYLOAD_KG = 1.0                # tool + part
 
 
@@ -51,7 +50,7 @@ def default_contact_model(rated_force_limit_N: float = RATED_FORCE_LIMIT_N, payl
             path = share_file('config', 'body_regions.yaml')
         except (ImportError, OSError):
             pass
-    return ContactForceModel(BodyModel.from_yaml(path), ROBOT_MOVING_MASS_KG, payload_kg, rated_force_limit_N)
+    return ContactForceModel(BodyModel.from_yaml(path), UR5E_MOVING_MASS_KG, payload_kg, rated_force_limit_N)
 
 
 def connect(gui: bool = False) -> int:

@@ -30,8 +30,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from smartcell.core.params import ConfigError
-from smartcell.core.safety.pfl import (BodyModel, BodyRegion, ContactOutcome, ContactVerdict,  # noqa: F401
-                                       contact_verdict, max_contact_speed, max_transient_speed,
+from smartcell.core.safety.pfl import (UR5E_MOVING_MASS_KG, BodyModel, BodyRegion, ContactOutcome,  # noqa: F401
+                                       ContactVerdict, contact_verdict, max_contact_speed, max_transient_speed,
                                        robot_effective_mass)
 from smartcell.core.safety.ssm import (HUMAN_SPEED_FLOOR_MPS, LookAhead, SeparationInputs,  # noqa: F401
                                        StoppingPoint, StoppingSteps, look_ahead_scale, look_ahead_terms,
@@ -100,7 +100,7 @@ class SafetyConfig:
     min_scale_for_estimate: float = 0.05        # below: measured/scale is not trusted
     speed_fraction_at_full_scale: float = 1.0   # stopping-table speed fraction at scale 1 (1.0: safe)
     payload_kg: float = 1.0                     # tool + part, kg
-    robot_moving_mass_kg: float = 16.0          # M of ISO/TS 15066 eq. (A.5), kg (UR5e 20.6 kg - base)
+    robot_moving_mass_kg: float = UR5E_MOVING_MASS_KG   # M of ISO/TS 15066 eq. (A.5), kg
     t1_speed_limit_mps: float = 0.25            # MANUAL_REDUCED cap on every capsule point, m/s
     contact_area_cm2: float | None = None       # PFL: also bound the force by pressure x area
     update_period_s: float = 0.04               # P: longest time between two verdicts (25 Hz scanner), s

@@ -129,6 +129,11 @@ class BodyModel:
         return cls(regions, tuple(exposed), clamping)
 
 
+# M of ISO/TS 15066 eq. (A.5): the UR5e's moving mass, 20.6 kg less its fixed base, kg. The monitor's PFL
+# caps and the twin's contact model both use it.
+UR5E_MOVING_MASS_KG = 16.0
+
+
 def robot_effective_mass(robot_moving_mass_kg: float, payload_kg: float) -> float:
     """m_R = M/2 + m_L (kg), ISO/TS 15066 eq. (A.5): M moving parts of the robot, m_L payload + tool."""
     if not (math.isfinite(robot_moving_mass_kg) and robot_moving_mass_kg > 0.0):
