@@ -57,6 +57,13 @@ class Run:
         if self.target is not None:
             self.q = self.target.copy()
 
+    def advance(self) -> np.ndarray | None:
+        """One tick with the arm reaching its target; the new target when a motion was sent."""
+        before = self.target
+        self.tick()
+        self.arrive()
+        return self.target if self.target is not before else None
+
     def run(self, seconds: float) -> None:
         for _ in range(int(seconds / DT)):
             self.tick()
@@ -458,13 +465,11 @@ def test_an_arm_with_no_step_now_waits_outside_the_shared_workspace_nearest_its_
     run.person = person
     targets, waits = [], []
     for _ in range(int(40.0 / DT)):
-        before = run.target
-        run.tick()
-        run.arrive()
-        if run.target is not before:
-            targets.append(run.target)
+        sent = run.advance()
+        if sent is not None:
+            targets.append(sent)
             if run.cell.robot_step is None:
-                waits.append(run.target)
+                waits.append(sent)
         shown = run.displays.get('operator/current_step') or {}
         if run.cell.human_step is not None and run.t >= shown.get('expected_end_s', math.inf):
             run.record(run.cell.on_operator_done(run.t))
@@ -498,13 +503,7 @@ def test_a_step_that_comes_while_the_arm_moves_to_wait_still_begins_at_its_first
         assert run.t < 40.0, 'the handover was never dispatched'
     assert run.cell.robot_step[1] == 'present_part'
     run.arrive()                                       # now at above_pick
-    targets = []
-    for _ in range(int(5.0 / DT)):
-        before = run.target
-        run.tick()
-        run.arrive()
-        if run.target is not before:
-            targets.append(run.target)
+    targets = [sent for sent in (run.advance() for _ in range(int(5.0 / DT))) if sent is not None]
     assert _pose_names(run, targets)[:2] == ['above_assembly', 'present']
 
 
