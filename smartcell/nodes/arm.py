@@ -17,7 +17,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from smartcell.core.node_params import ARM
 from smartcell.core.params import ConfigError
-from smartcell.core.robot.command_validation import (ClockGuard, HoldLatch, Invalid, TrajectoryInput,
+from smartcell.core.robot.command_validation import (ClockGuard, HoldLatch, Invalid, NamedMotionWatch, TrajectoryInput,
                                                      validate_trajectory_points, validate_verdict)
 from smartcell.core.robot.kinematics import JOINT_NAMES
 from smartcell.core.robot.motions import UR5E_JOINT_LIMITS, speed_limited
@@ -41,6 +41,10 @@ MAX_QUEUED_MOTIONS = 16           # signed trajectories waiting for the verdict 
 LOCKSTEP_DEPTH = 64               # lockstep: unpaired twin states kept (as many verdicts); the twin runs at most
                                   # lockstep_lag_ticks ahead of the arm's commands, so a few wait at a time
 AUTHORITY_CHECK_PERIOD_S = 0.1    # steady seconds between ROS graph checks of the command topics
+# A trajectory and the verdict naming it leave the supervisor in the same cycle; on a busy machine DDS
+# delivers the trajectory within milliseconds, so a named motion still missing after this long (steady s)
+# never comes: reported lost, the cell plans again (NamedMotionWatch).
+LOST_MOTION_GRACE_S = 2.0
 VERDICT_TOPIC = 'safety/verdict'
 TRAJECTORY_TOPIC = 'arm/joint_trajectory'
 RESUME_SERVICE = 'arm/resume'
@@ -129,7 +133,9 @@ class Arm(Node):
     `arm/mode` (std_msgs/String latched: idle, executing, paused, stopping, held, fault);
     `arm/trajectory_result` (diagnostic_msgs/DiagnosticStatus: name = trajectory id (header.frame_id of
     the request without its signature), level OK succeeded / WARN preempted / ERROR rejected,
-    message = reason);
+    message = reason; real time: a motion the verdicts name for LOST_MOTION_GRACE_S without its
+    trajectory arriving, e.g. one sent while this node was restarting, gets ERROR `aborted: ...`, so
+    the supervisor plans it again instead of waiting for it);
     `arm/speed_limit_applied` (sensor_msgs/TimeReference: header.stamp when the scale was applied,
     time_ref = the verdict stamp, source = the scale) — for latency measurement;
     `/diagnostics`.
@@ -167,6 +173,8 @@ class Arm(Node):
         self._clock_guard = ClockGuard(('joint_states', 'verdict'),
                                        int(self._config.clock_jump_tolerance_s * 1e9))
         self._sequence = SequenceGuard()
+        self._motion_watch = NamedMotionWatch(LOST_MOTION_GRACE_S)
+        self._lost_motions = 0
         self._seen_trajectories = SeenSignatures()
         self._trajectory_id = ''
         self._mode: ArmMode | None = None
@@ -255,6 +263,10 @@ class Arm(Node):
     def _on_trajectory(self, msg: JointTrajectory) -> None:
         motion_id, signature = split_signed_id(msg.header.frame_id) if self._authenticated \
             else (msg.header.frame_id, None)
+        if not self._lockstep and not self._motion_watch.received(motion_id):
+            self._refuse(motion_id, 'arrived after it was reported lost: the cell has planned again without it',
+                         hold=False)
+            return
         check = self._command_publishers_of(TRAJECTORY_TOPIC) if self._authenticated else CommandPublisherCheck()
         # No writer named yet (start-up discovery lags the data by a few ms): the signature below
         # decides. Holding here would tie the lockstep simulation to wall-clock discovery timing.
@@ -380,6 +392,13 @@ class Arm(Node):
                 self._advance_lockstep()
             return
         self._verdict_scale, self._verdict_motion = verdict.speed_scale, verdict.motion
+        lost = self._motion_watch.named(verdict.motion, time.monotonic())
+        if lost:
+            self._lost_motions += 1
+            reason = (f'motion {lost!r} named by the supervisor for {LOST_MOTION_GRACE_S:g} s never reached this '
+                      'arm (sent while this node was down, or lost on the way): holding; the cell plans it again')
+            self.get_logger().warning(reason)
+            self._publish_result(lost, DiagnosticStatus.ERROR, f'aborted: {reason}')
         self._apply_limit()
         self._deadman_reason = '' if verdict.speed_scale > 0.0 else 'safety verdict: stop'
         if self._authenticated:
@@ -559,6 +578,7 @@ class Arm(Node):
             'trajectories_refused': self._rejections,
             'verdicts_refused': self._verdicts_refused,
             'clock_jumps': self._clock_guard.jumps,
+            'lost_motions_reported': self._lost_motions,
             'authenticated_commands': self._authenticated})
         if self._mode == ArmMode.FAULT:
             status.level = LEVEL_ERROR

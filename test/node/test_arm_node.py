@@ -477,6 +477,31 @@ def test_joint_states_jumping_back_abort_the_motion_and_hold_until_consistent(pe
     assert arm.result('after').level == DiagnosticStatus.OK
 
 
+def test_a_motion_named_but_never_received_is_reported_lost_and_refused_if_it_comes_late(peer, processes, arm):
+    """A restarted arm never gets the trajectory sent while it was dead: the supervisor would wait for
+    its result for ever. Named by the verdicts for LOST_MOTION_GRACE_S, it is reported aborted."""
+    from smartcell.nodes.arm import LOST_MOTION_GRACE_S
+    arm.motion = 'sent-while-down'          # the verdicts name it; its trajectory never comes
+    started = time.monotonic()
+    peer.wait_for(lambda: arm.result('sent-while-down') is not None, 15, 'the lost motion reported', processes)
+    waited = time.monotonic() - started
+    result = arm.result('sent-while-down')
+    assert result.level == DiagnosticStatus.ERROR and result.message.startswith('aborted: ')
+    assert 'never reached this arm' in result.message
+    assert waited >= LOST_MOTION_GRACE_S - 0.1
+    # It arrives late: the cell has planned past it, so it must not run.
+    arm.results.clear()
+    arm.send('sent-while-down', moved(1.0), 1.0)
+    peer.wait_for(lambda: arm.result('sent-while-down') is not None, 10, 'the late trajectory refused', processes)
+    assert 'reported lost' in arm.result('sent-while-down').message
+    assert arm.position[0] == pytest.approx(HOME[0], abs=1e-6)
+    # The cell's next motion runs as usual, and is never reported lost.
+    arm.send('replanned', moved(0.3), 1.0)
+    peer.wait_for(lambda: arm.result('replanned') is not None, 15, 'the re-planned motion', processes)
+    assert arm.result('replanned').level == DiagnosticStatus.OK
+    assert arm.position[0] == pytest.approx(0.3, abs=1e-3)
+
+
 def test_the_robots_own_force_stop_drops_the_motion_and_holds_where_the_arm_stands(peer, processes, arm):
     arm.send('reach', moved(1.2), 5.0)
     peer.wait_for(lambda: arm.position[0] > 0.1, 10, 'motion', processes)

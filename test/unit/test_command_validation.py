@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from smartcell.core.robot.command_validation import (ClockGuard, HoldLatch, Invalid, JointCommand, JointSample,
+                                                     NamedMotionWatch,
                                                      TrajectoryInput, VerdictInput, validate_joint_command,
                                                      validate_joint_state, validate_trajectory_points,
                                                      validate_verdict)
@@ -221,3 +222,41 @@ def test_hold_latch_releases_each_reason_after_its_quiet_time():
     assert 'spoofer' in latch.reason(11.4) and 'positions' in latch.reason(11.4)
     assert latch.reason(11.5) == 'joint state has 6 names but 0 positions'
     assert latch.reason(11.6) == ''
+
+
+def test_a_named_motion_that_never_arrives_is_reported_lost_once_after_the_grace():
+    watch = NamedMotionWatch(grace_s=2.0)
+    assert watch.named('motion-7', 10.0) is None            # just sent: its trajectory may be on its way
+    assert watch.named('motion-7', 11.9) is None
+    assert watch.named('motion-7', 12.0) == 'motion-7'      # named 2 s and still not here: lost
+    assert watch.named('motion-7', 13.0) is None            # reported once
+    assert not watch.received('motion-7')                   # arriving now, it must not run
+
+
+def test_a_motion_that_arrives_is_never_reported_lost():
+    watch = NamedMotionWatch(grace_s=2.0)
+    assert watch.named('motion-1', 0.0) is None
+    assert watch.received('motion-1')                       # arrived after its verdict: normal
+    assert watch.named('motion-1', 100.0) is None
+    assert watch.received('motion-2')                       # arrived before any verdict named it
+    assert watch.named('motion-2', 0.0) is None and watch.named('motion-2', 50.0) is None
+    assert watch.named('', 0.0) is None and watch.named('', 10.0) is None     # nothing sent yet
+
+
+def test_the_grace_restarts_when_the_verdicts_name_another_motion():
+    watch = NamedMotionWatch(grace_s=2.0)
+    watch.named('motion-1', 0.0)
+    assert watch.named('motion-2', 1.5) is None
+    assert watch.named('motion-2', 3.0) is None             # motion-2 named only 1.5 s
+    assert watch.named('motion-2', 3.5) == 'motion-2'
+
+
+def test_the_watch_remembers_a_bounded_number_of_ids_and_rejects_no_grace():
+    watch = NamedMotionWatch(grace_s=1.0, remember=3)
+    for index in range(5):
+        watch.received(f'motion-{index}')
+    watch.named('motion-0', 0.0)
+    assert watch.named('motion-0', 1.0) == 'motion-0'       # forgotten: judged like a new one
+    assert watch.named('motion-4', 0.0) is None and watch.named('motion-4', 5.0) is None
+    with pytest.raises(ValueError, match='grace_s'):
+        NamedMotionWatch(grace_s=0.0)

@@ -5,12 +5,14 @@ here raises on bad data (an exception in a callback would kill a safety process)
 arm holds (speed limit 0) and the twin ignores the command, both with an ERROR diagnostic.
 
 Also here: the guards the arm keeps over time, ROS-free so they are tested without DDS —
-`ClockGuard` (stamps that jump backwards: a restarted twin, a sim-time reset) and `HoldLatch`
-(reasons that hold the arm until they have been absent for a while).
+`ClockGuard` (stamps that jump backwards: a restarted twin, a sim-time reset), `HoldLatch`
+(reasons that hold the arm until they have been absent for a while) and `NamedMotionWatch` (a
+motion the supervisor waits on that never reached this arm).
 """
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -315,3 +317,49 @@ class HoldLatch:
         for source in [s for s, (_, at) in self._tripped.items() if now_s - at >= self._clear_after_s]:
             del self._tripped[source]
         return '; '.join(reason for reason, _ in self._tripped.values())
+
+
+class NamedMotionWatch:
+    """Motions the supervisor waits on that never reached this arm.
+
+    Each verdict names the motion the supervisor sent last and waits on. A restarted arm node never got
+    the trajectory that was on its way while it was dead (the topic is volatile), so without an answer
+    the cell would wait for that motion's result for ever, running with the arm standing still. A
+    motion named for `grace_s` (steady s) without its trajectory arriving is reported lost, once; the
+    supervisor then plans it again from where the arm stands. A trajectory that arrives after it was
+    reported lost must not run (the cell has planned past it). Ids are remembered up to `remember`.
+    """
+
+    def __init__(self, grace_s: float, remember: int = 256) -> None:
+        if not grace_s > 0.0:
+            raise ValueError(f'grace_s must be > 0, got {grace_s!r}')
+        self.grace_s = grace_s
+        self._remember = remember
+        self._received: OrderedDict[str, None] = OrderedDict()
+        self._reported: OrderedDict[str, None] = OrderedDict()
+        self._unknown: tuple[str, float] | None = None      # (motion named but not here, first named at)
+
+    def received(self, motion_id: str) -> bool:
+        """A trajectory arrived; False when it was already reported lost (it must not run)."""
+        self._keep(self._received, motion_id)
+        return motion_id not in self._reported
+
+    def named(self, motion_id: str, now_s: float) -> str | None:
+        """A verdict named `motion_id` at steady `now_s`: the id to report lost now, else None."""
+        if not motion_id or motion_id in self._received or motion_id in self._reported:
+            self._unknown = None
+            return None
+        if self._unknown is None or self._unknown[0] != motion_id:
+            self._unknown = (motion_id, now_s)
+            return None
+        if now_s - self._unknown[1] < self.grace_s:
+            return None
+        self._unknown = None
+        self._keep(self._reported, motion_id)
+        return motion_id
+
+    def _keep(self, ids: OrderedDict[str, None], motion_id: str) -> None:
+        ids[motion_id] = None
+        ids.move_to_end(motion_id)
+        while len(ids) > self._remember:
+            ids.popitem(last=False)
