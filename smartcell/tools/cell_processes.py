@@ -161,11 +161,13 @@ class CellProcesses:
     log_dir: Path
     env: dict[str, str]
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    stopped: set[str] = field(default_factory=set)       # stopped on purpose (stop_one) and not restarted
 
     def start(self, name: str, command: list[str]) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         # Appended: a restarted node's log keeps what its previous run said (often why it was restarted).
         restarted = name in self.processes
+        self.stopped.discard(name)
         log = open(self.log_dir / f'{name}.log', 'ab')
         if restarted:
             log.write(f'--- {name} restarted at {time.strftime("%Y-%m-%dT%H:%M:%S")} ---\n'.encode())
@@ -181,8 +183,9 @@ class CellProcesses:
                                                namespace, self.log_dir / f'{spec.name}.overrides.yaml'))
 
     def failed(self) -> dict[str, int]:
-        """Processes that have exited, with their exit codes."""
-        return {name: p.returncode for name, p in self.processes.items() if p.poll() is not None}
+        """Processes that have exited, with their exit codes (one stop_one ended cleanly is not failed)."""
+        return {name: p.returncode for name, p in self.processes.items() if p.poll() is not None
+                and not (name in self.stopped and p.returncode in (0, -signal.SIGINT))}
 
     def check_alive(self) -> None:
         """RuntimeError naming the first node that has exited, with the end of its log."""
@@ -202,6 +205,18 @@ class CellProcesses:
         process = self.processes[name]
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
+
+    def stop_one(self, name: str, timeout_s: float = 10.0) -> None:
+        """SIGINT one process and wait for it (SIGKILL after `timeout_s`): a node shut down on purpose."""
+        process = self.processes[name]
+        self.stopped.add(name)
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=5)
 
     def stop(self, timeout_s: float = 10.0) -> dict[str, int]:
         """SIGINT all, SIGKILL what does not end in time; returns the nodes that failed: those dead before

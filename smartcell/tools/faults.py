@@ -11,7 +11,9 @@ for persistent sessions only when authenticated), an MES consumer on a persisten
 an MES order client on MQTT, and an OPC UA client (asyncua) that reads the cell's state.
 
 Faults, in turn and at seeded random moments: kill -9 of mes_bridge, supervisor, scanner, twin, arm,
-and a stop of the broker; each is restarted after a seeded random down time. An order is sent at
+and a stop of the broker; each is restarted after a seeded random down time. The supervisor and the
+arm are killed while the arm moves (waiting up to MOVING_WAIT_S for it): a motion cut off half way is
+the case that can strand a cell. An order is sent at
 each fault (while the target is down when that is possible). Checked:
 - every record the consumer gets, per stream: no gap in `seq`, no duplicate after deduplication on
   `record_id` (redeliveries of the same record are allowed by the at-least-once contract and
@@ -41,6 +43,8 @@ from smartcell.twin.scenarios import TASK_DRIVEN_SCENARIO
 TARGETS = ('mes_bridge', 'supervisor', 'scanner', 'twin', 'arm', 'broker')
 REST_SPEED_RADPS = 0.01          # every joint slower than this: the arm is at rest
 MOVING_SPEED_RADPS = 0.05        # some joint faster than this: the arm is working
+KILLED_WHILE_MOVING = ('supervisor', 'arm')
+MOVING_WAIT_S = 30.0             # the longest wait for the arm to move before such a kill (then killed anyway)
 PRODUCTION_STREAMS = ('job_order', 'job_response', 'unit', 'equipment_state', 'alarm', 'safety', 'safety_summary')
 
 
@@ -366,6 +370,8 @@ def run(options: FaultOptions, out=sys.stdout) -> dict[str, Any]:
         say(f'cell running; broker {broker.kind} on {broker.port}; {options.faults} faults, seed {options.seed}')
         for index, fault in enumerate(plan_faults(options.faults, options.seed, options.gap_s, options.down_s)):
             _wait_s(fault.wait_s, processes)
+            if fault.target in KILLED_WHILE_MOVING:
+                _wait_s(MOVING_WAIT_S, processes, until=lambda: watcher.moving_since(time.monotonic() - 0.2))
             order_id = f'FAULT-{options.seed}-{index:04d}'
             entry: dict[str, Any] = {'index': index, 'target': fault.target, 'down_s': fault.down_s,
                                      'order': order_id}
@@ -405,7 +411,8 @@ def run(options: FaultOptions, out=sys.stdout) -> dict[str, Any]:
                 + (f' [{entry["operator_resets"]} operator reset(s), last: {entry["operator_reset"]}]'
                    if 'operator_reset' in entry else '')
                 + (f', arm at rest after {rest:.2f} s (moving at the kill: {entry["arm_moving_at_kill"]})'
-                   if rest is not None else ''))
+                   if rest is not None else '')
+                + (f' (moving at the kill: {entry["arm_moving_at_kill"]})' if fault.target == 'arm' else ''))
             report['faults'].append(entry)
         report['opcua_client'] = opcua_state(f'opc.tcp://127.0.0.1:{opcua_port}/smartcell/')
         # Let the bridge deliver its backlog and answer the last orders.
@@ -413,6 +420,12 @@ def run(options: FaultOptions, out=sys.stdout) -> dict[str, Any]:
         while time.monotonic() < deadline and not all(o in consumer.answers for o in orders_sent):
             _wait_s(0.5, processes)
         _wait_s(3.0, processes)
+        processes.check_alive()
+        # The supervisor stops first, so that no event is journaled after the bridge has gone: then the
+        # bridge gets the time to turn every journaled event into records (it is judged on that).
+        processes.stop_one('supervisor')
+        _wait_s(options.settle_s, processes, until=lambda: (journaled_events(log_dir / 'events.sqlite') or 0)
+                <= (bridge_event_cursor(db_path) or 0))
         processes.check_alive()
     finally:
         failed = processes.stop()
@@ -556,10 +569,11 @@ def _wait(condition, timeout_s: float, what: str, processes) -> None:
         time.sleep(0.05)     # polling state that other threads update; the cell runs on its own
 
 
-def _wait_s(seconds: float, processes, ignore: str = '') -> None:
-    """Let the cell run for a while (a fault's moment or down time), failing on any unexpected death."""
+def _wait_s(seconds: float, processes, ignore: str = '', until=None) -> None:
+    """Let the cell run for a while (a fault's moment or down time), or until `until()` is true, failing
+    on any unexpected death."""
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not (until is not None and until()):
         dead = {n: c for n, c in processes.failed().items() if n != ignore}
         if dead:
             name = next(iter(dead))
