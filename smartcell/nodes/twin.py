@@ -34,6 +34,10 @@ if TYPE_CHECKING:      # the twin's modules load pybullet: imported where the wo
     from smartcell.twin.world import CellWorld
 
 WARMUP_REPUBLISH_S = 0.5     # wall seconds: re-send tick 0 until the pipeline answers (discovery)
+# Wall seconds the subscriber counts must hold before the run starts: a count is the writer's side of a
+# match, and a reader that has not matched this writer yet drops what it is sent (a recorder then missed
+# tick 0); tick 0 goes out again once the counts have held this long.
+SUBSCRIBERS_SETTLE_S = 0.3
 STATUS_PERIOD_S = 0.5        # simulated seconds between twin/status updates
 
 
@@ -79,6 +83,7 @@ class Twin(Node):
         self._wall_start: float | None = None
         self._tick_messages: tuple[int, Clock, JointState, LaserScan] | None = None   # last published, per tick
         self._last_publish_wall = 0.0
+        self._subscribers_since: float | None = None     # wall s since the subscriber counts are met
         self._next_status_s = 0.0
         self._commands_refused = 0
         self._input_problem = ''                  # the last refused command or callback error (ERROR)
@@ -157,8 +162,15 @@ class Twin(Node):
         self._advance(command)
 
     def _subscribers_ready(self) -> bool:
-        return min(self._scan_pub.get_subscription_count(),
-                   self._joint_pub.get_subscription_count()) >= self._config.min_subscribers
+        """scan and twin/joint_states have had min_subscribers each for SUBSCRIBERS_SETTLE_S."""
+        if min(self._scan_pub.get_subscription_count(),
+               self._joint_pub.get_subscription_count()) < self._config.min_subscribers:
+            self._subscribers_since = None
+            return False
+        now = time.monotonic()
+        if self._subscribers_since is None:
+            self._subscribers_since = now
+        return now - self._subscribers_since >= SUBSCRIBERS_SETTLE_S
 
     def _advance(self, command) -> None:
         """Lockstep: the arm's command for the expected tick drives the physics one tick on."""
