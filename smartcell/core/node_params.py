@@ -32,6 +32,10 @@ TWIN = NodeParams('twin', (
     P('motions_file', '', "the arm's named configurations, swept through the cell at start-up (table, fence, "
       'furniture; the twin refuses to run with a collision); empty uses the installed config/motions.yaml '
       '(set cell-wide under /** so that the supervisor uses the same file)'),
+    P('payload_kg', 1.0, 'tool + part mass the simulated arm carries, in its contact forces (set cell-wide under '
+      "/**: it must equal the supervisor's, checked), kg", min=0.0, max=5.0),
+    P('body_regions_file', '', 'ISO/TS 15066 body regions the contact forces are judged by; empty uses the installed '
+      "config/body_regions.yaml (set cell-wide under /**: it must equal the supervisor's, checked)"),
 ))
 
 SCANNER = NodeParams('scanner', (

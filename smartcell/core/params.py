@@ -153,7 +153,7 @@ def read_yaml(path: str | Path, what: str) -> Any:
 
 # Parameters every node accepts (set by ROS itself or cell-wide under `/**`).
 COMMON_PARAMS = ('use_sim_time', 'cell_id', 'cell_key_file', 'world_frame', 'max_joint_speed_fraction', 'motions_file',
-                 'scale_ramp_down_per_s',
+                 'scale_ramp_down_per_s', 'payload_kg', 'body_regions_file',
                  # the cell layout: one value for the safety functions and the TF tree alike
                  'robot_base_xyz_yaw', 'scanner_pose_xy_yaw')
 
@@ -196,7 +196,8 @@ def load_cell_config(path: str | Path, registry: Mapping[str, NodeParams]) -> di
 def check_cell(resolved: Mapping[str, Mapping[str, Any]], path: Path) -> None:
     """Checks across nodes, which no single node can make at its start-up: one speed fraction for the
     cell, an arm that slows its scale no faster and raises it no slower than the supervisor assumes,
-    and a scanner that watches the whole hazard zone (robot reach plus S_p)."""
+    a twin that judges contacts with the supervisor's payload and body regions, and a scanner that
+    watches the whole hazard zone (robot reach plus S_p)."""
     arm, supervisor, scanner = (resolved.get(name) for name in ('arm', 'supervisor', 'scanner'))
     if arm is not None and supervisor is not None and \
             arm['max_joint_speed_fraction'] != supervisor['max_joint_speed_fraction']:
@@ -216,6 +217,12 @@ def check_cell(resolved: Mapping[str, Mapping[str, Any]], path: Path) -> None:
             f"supervisor.scale_ramp_down_per_s={supervisor['scale_ramp_down_per_s']:g}: the arm would slow its "
             "scale faster than the supervisor assumes, which then underrates its speed at full scale; set it once "
             "under /**")
+    twin = resolved.get('twin')
+    for name in ('payload_kg', 'body_regions_file'):
+        if twin is not None and supervisor is not None and twin[name] != supervisor[name]:
+            raise ConfigError(
+                f'{path}: twin.{name}={twin[name]!r} but supervisor.{name}={supervisor[name]!r}: the twin would '
+                "judge contacts by another arm or body than the supervisor's PFL caps; set it once under /**")
     if scanner is not None and supervisor is not None:
         from smartcell.core.safety.stopping import StoppingModel, check_monitored_area
         stopping_file = Path(supervisor['stopping_file']) if supervisor['stopping_file'] else \

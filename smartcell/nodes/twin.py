@@ -443,7 +443,9 @@ def build_world(config: Any) -> tuple[CellWorld, SafetyScanner]:
         people: tuple[PersonPath, ...] = (PathBuilder(bench).wait(horizon_s).build(),)   # at the bench until a step
     else:
         people = scenario_paths(config.scenario, config.seed, horizon_s, DEFAULT_LAYOUT)
-    contact_model = default_contact_model(config.rated_force_limit_n)     # refuses a limit above an exposed region's
+    # refuses a rated force limit above an exposed region's quasi-static limit
+    contact_model = default_contact_model(config.rated_force_limit_n, config.payload_kg,
+                                          config.body_regions_file or None)
     client = connect(gui=config.gui)
     world = CellWorld(client, DEFAULT_LAYOUT, config.urdf_path or None, seed=config.seed, people=people,
                       physics_rate_hz=config.physics_rate_hz, contact_model=contact_model)

@@ -138,3 +138,20 @@ def test_the_hazard_radius_covers_reach_and_the_full_speed_sp():
     supervisor = load_cell_config(CONFIG / 'cell.yaml', param_registry())['supervisor']
     radius = hazard_radius_m(supervisor, StoppingModel.from_yaml(CONFIG / 'stopping.yaml'))
     assert 3.0 < radius < 6.0          # reach 1 m + S_p at full speed; the shipped area (+-6 m) covers it
+
+
+@pytest.mark.parametrize('name, value', [('payload_kg', 3.0), ('body_regions_file', '/cells/7/body_regions.yaml')])
+def test_a_twin_judging_contacts_by_another_payload_or_body_than_the_supervisor_is_refused(tmp_path, name, value):
+    with pytest.raises(ConfigError) as info:
+        load_cell_config(cell_file(tmp_path, {'supervisor': {name: value}}), param_registry())
+    assert f'supervisor.{name}={value!r}' in str(info.value) and f'twin.{name}=' in str(info.value)
+    assert 'set it once under /**' in str(info.value)
+
+
+def test_the_payload_set_cell_wide_reaches_the_twin_and_the_supervisor(tmp_path):
+    path = cell_file(tmp_path, {})
+    document = yaml.safe_load(path.read_text())
+    document['/**']['ros__parameters']['payload_kg'] = 2.5
+    path.write_text(yaml.safe_dump(document))
+    resolved = load_cell_config(path, param_registry())
+    assert resolved['twin']['payload_kg'] == resolved['supervisor']['payload_kg'] == 2.5
