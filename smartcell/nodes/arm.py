@@ -395,8 +395,9 @@ class Arm(Node):
         lost = self._motion_watch.named(verdict.motion, time.monotonic())
         if lost:
             self._lost_motions += 1
-            reason = (f'motion {lost!r} named by the supervisor for {LOST_MOTION_GRACE_S:g} s never reached this '
-                      'arm (sent while this node was down, or lost on the way): holding; the cell plans it again')
+            reason = (f'motion {lost!r}, named by the verdicts for {LOST_MOTION_GRACE_S:g} s, never reached this arm '
+                      '(sent while this node was down, or lost on the way): if the cell still waits for it, it '
+                      'plans it again from where the arm stands')
             self.get_logger().warning(reason)
             self._publish_result(lost, DiagnosticStatus.ERROR, f'aborted: {reason}')
         self._apply_limit()
