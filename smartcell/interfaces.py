@@ -33,6 +33,11 @@ class Qos:
 
 
 STREAM = Qos(Reliability.RELIABLE, Durability.VOLATILE, 20)          # periodic data between cell nodes
+# A stream's publishers keep a deeper history than its subscribers' queues: a reliable reader that fell
+# behind gets what it missed re-sent from it (a recorder stalled for 0.5 s on a loaded machine lost 23
+# of the lockstep twin's ticks with 20; at ~80 ticks/s, 200 covers 2.5 s), while a subscriber's own
+# queue stays short, so a safety node that lags does not work through old data.
+STREAM_SOURCE = Qos(Reliability.RELIABLE, Durability.VOLATILE, 200)
 SENSOR = Qos(Reliability.BEST_EFFORT, Durability.VOLATILE, 5)         # rclpy's qos_profile_sensor_data
 LATCHED = Qos(Reliability.RELIABLE, Durability.TRANSIENT_LOCAL, 1)    # latest value for late joiners
 COMMAND = Qos(Reliability.RELIABLE, Durability.VOLATILE, 10)          # commands and results
@@ -66,7 +71,9 @@ class Service:
 
 def _topic(name: str, type_: str, publishers: tuple[str, ...], subscribers: tuple[str, ...], qos: Qos,
            description: str, subscriber_qos: Qos | None = None) -> Topic:
-    return Topic(name, type_, publishers, subscribers, qos, subscriber_qos or qos, description)
+    """`qos` is both sides' unless `subscriber_qos` is given; a STREAM is published with STREAM_SOURCE."""
+    return Topic(name, type_, publishers, subscribers, STREAM_SOURCE if qos == STREAM else qos,
+                 subscriber_qos or qos, description)
 
 
 TOPICS: tuple[Topic, ...] = (

@@ -29,7 +29,7 @@ from smartcell.core.safety.graph import CommandPublisherCheck
 from smartcell.core.safety.pfl import RATED_STOP_REASON
 from smartcell.core.safety.verdict import VERDICT_STATUS_NAME
 from smartcell.core.stamp_join import ExactStampJoiner
-from smartcell.nodes.common import (LATCHED_QOS, LEVEL_ERROR, LEVEL_OK, LEVEL_WARN, STREAM_QOS,
+from smartcell.nodes.common import (LATCHED_QOS, LEVEL_ERROR, LEVEL_OK, LEVEL_WARN, STREAM_PUB_QOS, STREAM_QOS,
                                     declare_config, diagnostic_array, diagnostic_status, duration_msg, guarded,
                                     joint_state_sample, command_publishers, run_node, stamp_ns, steady_clock)
 
@@ -69,8 +69,8 @@ class SimBackend:
 
     def __init__(self, node: Node, on_state: Callable[[JointState], None],
                  on_robot_stop: Callable[[DiagnosticArray], None]) -> None:
-        self._state_pub = node.create_publisher(JointState, 'joint_states', STREAM_QOS)
-        self._command_pub = node.create_publisher(JointState, 'twin/joint_command', STREAM_QOS)
+        self._state_pub = node.create_publisher(JointState, 'joint_states', STREAM_PUB_QOS)
+        self._command_pub = node.create_publisher(JointState, 'twin/joint_command', STREAM_PUB_QOS)
         node.create_subscription(JointState, 'twin/joint_states', on_state, STREAM_QOS)
         # The simulated cobot's own safety function (its rated force limit) reports on the contacts; a
         # vendor driver reports it in its own status messages (UR: safety_mode), not handled here.
@@ -191,7 +191,7 @@ class Arm(Node):
 
         self._mode_pub = self.create_publisher(String, 'arm/mode', LATCHED_QOS)
         self._result_pub = self.create_publisher(DiagnosticStatus, 'arm/trajectory_result', 10)
-        self._applied_pub = self.create_publisher(TimeReference, 'arm/speed_limit_applied', STREAM_QOS)
+        self._applied_pub = self.create_publisher(TimeReference, 'arm/speed_limit_applied', STREAM_PUB_QOS)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self._subscriptions_by_topic = {
             TRAJECTORY_TOPIC: self.create_subscription(JointTrajectory, TRAJECTORY_TOPIC,

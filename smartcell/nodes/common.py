@@ -19,7 +19,7 @@ from rclpy.clock import Clock, ClockType
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 
-from smartcell.interfaces import Durability, Qos, Reliability
+from smartcell.interfaces import STREAM, STREAM_SOURCE, Durability, Qos, Reliability
 from smartcell.core.params import COMMON_PARAMS, ConfigError, NodeParams, ParamValue
 from smartcell.core.safety.graph import CommandPublisherCheck, check_command_publishers
 from smartcell.core.robot.command_validation import Invalid, JointSample, validate_joint_state
@@ -27,9 +27,12 @@ from smartcell.core.robot.command_validation import Invalid, JointSample, valida
 # Latched: late joiners (dashboards, the MES bridge) get the last value at once.
 LATCHED_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST,
                          reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-# Streams are reliable: in lockstep simulation a lost message would change the result.
-STREAM_QOS = QoSProfile(depth=20, history=HistoryPolicy.KEEP_LAST,
+# Streams are reliable: in lockstep simulation a lost message would change the result. Subscribers take
+# STREAM_QOS, publishers STREAM_PUB_QOS (a deeper history, for readers that fell behind: interfaces.py).
+STREAM_QOS = QoSProfile(depth=STREAM.depth, history=HistoryPolicy.KEEP_LAST,
                         reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
+STREAM_PUB_QOS = QoSProfile(depth=STREAM_SOURCE.depth, history=HistoryPolicy.KEEP_LAST,
+                            reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
 
 LEVEL_OK = DiagnosticStatus.OK
 LEVEL_WARN = DiagnosticStatus.WARN

@@ -20,7 +20,7 @@ from smartcell.core.sensors.background import BackgroundError, ScanBackground, r
 from smartcell.core.sensors.people_tracking import PeopleTracker, Pose2D, TrackerConfig
 from smartcell.core.sensors.scan_validation import (RawScan, RepeatedScan, ScanGate, ScanLayout, ScanLimits,
                                                     ScanRejected, check_publishers)
-from smartcell.nodes.common import (LEVEL_ERROR, LEVEL_OK, STREAM_QOS, declare_config, diagnostic_array,
+from smartcell.nodes.common import (LEVEL_ERROR, LEVEL_OK, STREAM_PUB_QOS, declare_config, diagnostic_array,
                                     diagnostic_status, run_node)
 
 # `humans/velocities`: one PointCloud2 point per person, in the order of `humans` and with its header;
@@ -143,9 +143,9 @@ class Scanner(Node):
         self._rejections: dict[str, int] = {}              # fault name -> scans rejected for it
         self._last_reason = ''
         self._reported: tuple[str, float] = ('', -1e9)      # (fault name, monotonic s) of the last immediate ERROR
-        self._humans_pub = self.create_publisher(PoseArray, 'humans', STREAM_QOS)
-        self._velocities_pub = self.create_publisher(PointCloud2, 'humans/velocities', STREAM_QOS)
-        self._markers_pub = self.create_publisher(MarkerArray, 'humans/markers', STREAM_QOS)
+        self._humans_pub = self.create_publisher(PoseArray, 'humans', STREAM_PUB_QOS)
+        self._velocities_pub = self.create_publisher(PointCloud2, 'humans/velocities', STREAM_PUB_QOS)
+        self._markers_pub = self.create_publisher(MarkerArray, 'humans/markers', STREAM_PUB_QOS)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self._scan_sub = self.create_subscription(LaserScan, 'scan', self._on_scan, qos_profile_sensor_data)
         self._scan_topic = self._scan_sub.topic_name

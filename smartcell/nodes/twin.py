@@ -25,9 +25,9 @@ from smartcell.twin.scenarios import TASK_DRIVEN_SCENARIO
 from smartcell.twin.world import disconnect
 from smartcell.core.node_params import TWIN
 from smartcell.core.params import ConfigError
-from smartcell.nodes.common import (LATCHED_QOS, LEVEL_ERROR, LEVEL_OK, LEVEL_WARN, STREAM_QOS, declare_config,
-                                    diagnostic_array, diagnostic_status, guarded, run_node, s_to_stamp, stamp_ns,
-                                    stamp_to_s)
+from smartcell.nodes.common import (LATCHED_QOS, LEVEL_ERROR, LEVEL_OK, LEVEL_WARN, STREAM_PUB_QOS, STREAM_QOS,
+                                    declare_config, diagnostic_array, diagnostic_status, guarded, run_node, s_to_stamp,
+                                    stamp_ns, stamp_to_s)
 
 if TYPE_CHECKING:      # the twin's modules load pybullet: imported where the world is built
     from smartcell.twin.scanner import SafetyScanner
@@ -89,8 +89,8 @@ class Twin(Node):
         self._input_problem = ''                  # the last refused command or callback error (ERROR)
 
         self._clock_pub = self.create_publisher(Clock, '/clock', 10)
-        self._scan_pub = self.create_publisher(LaserScan, 'scan', STREAM_QOS)
-        self._joint_pub = self.create_publisher(JointState, 'twin/joint_states', STREAM_QOS)
+        self._scan_pub = self.create_publisher(LaserScan, 'scan', STREAM_PUB_QOS)
+        self._joint_pub = self.create_publisher(JointState, 'twin/joint_states', STREAM_PUB_QOS)
         self._truth_pub = self.create_publisher(PoseArray, 'twin/people_truth', 10)
         self._status_pub = self.create_publisher(DiagnosticArray, 'twin/status', LATCHED_QOS)
         self._contacts_pub = self.create_publisher(DiagnosticArray, 'twin/contacts', 10)

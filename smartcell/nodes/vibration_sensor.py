@@ -18,7 +18,7 @@ from smartcell.core.sensors.vibration import (FEATURE_COLUMNS, LEVEL_OK, Analysi
                                               HealthBaseline, HealthThresholds, MonitorConfig, bearing_preset,
                                               feature_row, feature_vector_names)
 from smartcell.core.sensors.vibration_baseline import baselines_for_monitor, read_baseline_file
-from smartcell.nodes.common import (LEVEL_ERROR, LEVEL_STALE, LEVEL_WARN, STREAM_QOS, declare_config,
+from smartcell.nodes.common import (LEVEL_ERROR, LEVEL_STALE, LEVEL_WARN, STREAM_PUB_QOS, STREAM_QOS, declare_config,
                                     diagnostic_array, diagnostic_status, run_node, stamp_to_s)
 from smartcell.twin.vibration_model import GearboxModel, GearboxVibration, fault_severity
 
@@ -102,8 +102,8 @@ class VibrationSensor(Node):
         self._sim_first_s: float | None = None
         self._sim_last_s: float | None = None
         self._sim_carry = 0.0          # fractional sample left over between joint states
-        self._features_pub = self.create_publisher(Float64MultiArray, 'vibration/features', STREAM_QOS)
-        self._health_pub = self.create_publisher(DiagnosticArray, 'vibration/health', STREAM_QOS)
+        self._features_pub = self.create_publisher(Float64MultiArray, 'vibration/features', STREAM_PUB_QOS)
+        self._health_pub = self.create_publisher(DiagnosticArray, 'vibration/health', STREAM_PUB_QOS)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.create_subscription(JointState, 'joint_states', self._on_joint_states, STREAM_QOS)
         prefix = c.raw_topic_prefix.rstrip('/')
