@@ -217,6 +217,8 @@ class Scanner(Node):
         if fault != self._reported[0] or now - self._reported[1] >= REJECT_REPORT_PERIOD_S:
             self._reported = (fault, now)
             self._publish_diagnostics(LEVEL_ERROR, f'scan rejected, people withheld: {reason}')
+            # In the node's log too (what a stalled or stopped run's logs are read for), at most every 5 s.
+            self.get_logger().error(f'scan rejected, people withheld: {reason}', throttle_duration_sec=5.0)
 
     def _on_report_timer(self) -> None:
         try:

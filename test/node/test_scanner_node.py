@@ -184,6 +184,9 @@ def test_each_malformed_scan_publishes_no_people_and_an_error_naming_the_reason(
         assert all(len(p.poses) == 1 for p in probe.people), f'a people message without the person after {kind}'
     assert 'invalid_beams' in probe.errors('invalid_beams')[0].message
     assert 'people withheld' in probe.errors('bad_increment')[0].message
+    # The node's log names a rejection too (what a stalled run's logs are read for).
+    peer.wait_for(lambda: 'scan rejected, people withheld: ' in processes.log_tail('scanner', 200), 10,
+                  'the rejection in the scanner log', processes)
     assert not processes.failed()
 
 
