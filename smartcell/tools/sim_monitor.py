@@ -17,6 +17,9 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from smartcell.nodes.common import stamp_ns
 from smartcell.tools.cell_processes import CellProcesses
 
+# The lockstep loop, in order: twin -> scanner -> supervisor -> arm -> twin (and the arm's relay).
+LOCKSTEP_CHAIN = ('scan', 'twin/joint_states', 'humans', 'humans/velocities', 'joint_states', 'safety/verdict',
+                  'arm/joint_trajectory', 'twin/joint_command')
 LATEST = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
@@ -91,11 +94,25 @@ class SimMonitor:
                     last_progress = (twin.get('sim_time_s'), time.monotonic())
                 elif time.monotonic() - last_progress[1] > stall_timeout_s:
                     raise RuntimeError(f'no simulated progress for {stall_timeout_s:.0f} s (twin: '
-                                       f'{status.status[0].message}); logs in {processes.log_dir}')
+                                       f'{status.status[0].message}); {self.lockstep_graph()}; '
+                                       f'logs in {processes.log_dir}')
         finally:
-            if self._bar is not None:
-                self._bar.close()
-            self._node.destroy_node()
+            self.close()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+        self._node.destroy_node()
+
+    def lockstep_graph(self) -> str:
+        """Publishers -> subscribers of each topic of the lockstep chain as this node sees the ROS graph:
+        a link missing there is why a run stalls (a node that never came up, discovery that failed)."""
+        links = []
+        for topic in LOCKSTEP_CHAIN:
+            name = self._node.resolve_topic_name(topic)
+            links.append(f'{topic} {len(self._node.get_publishers_info_by_topic(name))}->'
+                         f'{len(self._node.get_subscriptions_info_by_topic(name))}')
+        return 'publishers->subscribers on the graph: ' + ', '.join(links)
 
     def _collect(self, twin: dict[str, str]) -> dict[str, float]:
         cell = values_of(self._kpi, 'smartcell/cell') or {}
