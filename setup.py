@@ -21,7 +21,8 @@ setup(
         ('share/ament_index/resource_index/packages', ['resource/' + PACKAGE]),
         ('share/' + PACKAGE, ['package.xml']),
         ('share/' + PACKAGE + '/launch', glob('launch/*.py')),
-        ('share/' + PACKAGE + '/config', glob('config/*.yaml') + glob('config/*.rviz') + glob('config/*.json')),
+        ('share/' + PACKAGE + '/config', glob('config/*.yaml') + glob('config/*.rviz') + glob('config/*.json')
+         + glob('config/*.xml')),
         ('share/' + PACKAGE + '/urdf', glob('urdf/*.urdf')),
     ],
     install_requires=['setuptools'],

@@ -5,11 +5,13 @@ import sys
 from pathlib import Path
 
 # Set before any test imports rclpy or starts a node process (children inherit the environment).
-from smartcell.tools.cell_processes import random_private_domain  # noqa: E402 - before rclpy is imported
+from smartcell.tools.cell_processes import random_private_domain, with_dds_profile  # noqa: E402 - before rclpy
 
 os.environ.setdefault('ROS_DOMAIN_ID', str(random_private_domain()))   # 1-101: the range safe on Linux
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
 os.environ.setdefault('AMENT_PREFIX_PATH', sys.prefix)
+# The DDS profile users' cells run with (smartcell sim, ros2 launch): a killed node leaves the graph in 4 s.
+os.environ.update(with_dds_profile(dict(os.environ)))
 os.environ.setdefault('MPLBACKEND', 'Agg')
 # Cell keys, order stores and outboxes default to ROS_HOME: each test session gets its own, so runs
 # never see each other's orders (duplicates are refused across restarts by design).
