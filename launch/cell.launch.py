@@ -9,7 +9,9 @@ Parameter overrides: `node.name:=value` (e.g. `mes_bridge.mqtt_port:=1884`) is c
 node's parameter specs and written to a params file read after the cell file, so it wins over the
 file's `/**/node` section; any other undeclared argument is refused with the reason (ros2 launch
 would ignore it silently). With `namespace:=cell_b` the MES bridge derives its cell id, outbox,
-OPC UA port and MQTT client id from the namespace (mes_bridge.namespace_derived).
+OPC UA port and MQTT client id from the namespace (mes_bridge.namespace_derived), the supervisor names
+its journal and order store after it, and with sim:=true the nodes' `/clock` is remapped into it (each
+cell runs on its own twin's time).
 
 The nodes run with smartcell's Fast DDS profile (config/fastdds_profile.xml: a 4 s participant lease,
 so a killed node leaves the graph within 4 s) unless FASTRTPS_DEFAULT_PROFILES_FILE or
@@ -117,6 +119,9 @@ def generate_launch_description():
             entities.append(Node(
                 package='smartcell', executable=spec.name, name=spec.name,
                 namespace=LaunchConfiguration('namespace'),
+                # sim: each cell's twin is its clock; /clock is global, so two namespaced cells on one domain
+                # would run on each other's time. 'clock' resolves to /<namespace>/clock (/clock at the root).
+                remappings=[('/clock', 'clock')] if in_sim else [],
                 parameters=[LaunchConfiguration('config'), LaunchConfiguration(params_key(spec.name, in_sim))],
                 output='screen', emulate_tty=True, condition=condition,
                 # the MES bridge flushes its outbox and closes its servers on shutdown

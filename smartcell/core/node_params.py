@@ -168,10 +168,12 @@ SUPERVISOR = NodeParams('supervisor', (
       '`evidence_anchor` event this often (node clock), and the MES bridge seals it on its `anchor` stream: a copy '
       'of the anchor off this machine; 0: never, s', min=0.0, max=86400.0),
     P('order_store_file', '', 'SQLite file of the job orders received and their ISA-95 states (duplicates are '
-      'refused across restarts); empty: <ROS_HOME or ~/.ros>/smartcell/orders_<cell_id>.sqlite'),
+      'refused across restarts); empty: <ROS_HOME or ~/.ros>/smartcell/orders_<cell_id>.sqlite, in a namespace '
+      'orders_<cell_id>_<namespace>.sqlite'),
     P('event_journal_file', '', 'SQLite journal of every cell event, written before the event is published on '
       'cell/events (seq continues from it after a restart; the MES bridge has what it missed replayed from it); '
-      'empty: <ROS_HOME or ~/.ros>/smartcell/events_<cell_id>.sqlite'),
+      'empty: <ROS_HOME or ~/.ros>/smartcell/events_<cell_id>.sqlite, in a namespace '
+      'events_<cell_id>_<namespace>.sqlite'),
     P('job', '', 'job recipe to run: a name in the installed config/ (e.g. job_demo) or a path; '
       'empty: the pick-and-place cycle'),
     P('units', 3, 'units of the job to make per start', min=1, max=100000),

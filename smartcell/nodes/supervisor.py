@@ -89,9 +89,10 @@ class Supervisor(Node):
         self._operator = OperatorRequests(RequestVerifier(users, key, config.operator_request_window_s)
                                           if users else None)
         # Every event is on disk before it is published; seq continues from the journal after a restart.
-        self._journal = EventJournal(cell_file(config.event_journal_file, config.cell_id, 'events'))
-        orders = OrderBook(max_units=config.max_order_units,
-                           store=SqliteOrderStore(cell_file(config.order_store_file, config.cell_id, 'orders')))
+        namespace = self.get_namespace()
+        self._journal = EventJournal(cell_file(config.event_journal_file, config.cell_id, 'events', namespace))
+        order_file = cell_file(config.order_store_file, config.cell_id, 'orders', namespace)
+        orders = OrderBook(max_units=config.max_order_units, store=SqliteOrderStore(order_file))
         self._controller = CellController.from_params(
             dataclasses.asdict(config), config.stopping_file or share_file('config', 'stopping.yaml'),
             config.body_regions_file or share_file('config', 'body_regions.yaml'),

@@ -220,6 +220,15 @@ def test_the_cells_files_sit_beside_its_key_named_after_it(tmp_path, monkeypatch
     assert len(key) >= 32 and cell_key('', 'cell-01') == key and (tmp_path / 'smartcell' / 'cell-01.key').is_file()
 
 
+def test_two_cells_from_one_parameter_file_in_two_namespaces_never_share_a_journal(tmp_path, monkeypatch):
+    monkeypatch.setenv('ROS_HOME', str(tmp_path))
+    folder = tmp_path / 'smartcell'
+    assert cell_file('', 'cell-01', 'events', '/') == folder / 'events_cell-01.sqlite'
+    assert cell_file('', 'cell-01', 'events', '/cell_a') == folder / 'events_cell-01_cell_a.sqlite'
+    assert cell_file('', 'cell-01', 'orders', '/line2/cell_b') == folder / 'orders_cell-01_line2-cell_b.sqlite'
+    assert cell_file('/data/events.sqlite', 'cell-01', 'events', '/cell_a') == Path('/data/events.sqlite')  # as set
+
+
 @pytest.mark.parametrize('cell_id', ['', '../x', '..'])
 def test_a_cell_id_that_cannot_name_a_file_is_a_configuration_error(tmp_path, monkeypatch, cell_id):
     monkeypatch.setenv('ROS_HOME', str(tmp_path))

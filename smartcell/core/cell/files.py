@@ -1,13 +1,15 @@
 """Where a cell keeps its files when the configuration names none, free of ROS.
 
 The cell key (smartcell.core.safety.authority) lives at `<ROS_HOME or ~/.ros>/smartcell/<cell_id>.key`;
-the cell's order store and event journal sit beside it, named after the cell, so two cells on one
-computer never share one.
+the cell's order store and event journal sit beside it, named after the cell and its ROS namespace,
+so two cells on one computer never share one, also when both start from one parameter file (one
+cell_id) under /cell_a and /cell_b.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
+from smartcell.core.mes.params import namespace_slug
 from smartcell.core.params import ConfigError
 from smartcell.core.safety.authority import CellKeyError, default_cell_key_path, load_or_create_cell_key
 
@@ -20,6 +22,11 @@ def cell_key(key_file: str, cell_id: str) -> bytes:
         raise ConfigError(f'supervisor.cell_key_file: {exc}') from exc
 
 
-def cell_file(configured: str, cell_id: str, kind: str) -> Path:
-    """`configured`, else `<kind>_<cell_id>.sqlite` beside the cell's default key file."""
-    return Path(configured) if configured else default_cell_key_path(cell_id).with_name(f'{kind}_{cell_id}.sqlite')
+def cell_file(configured: str, cell_id: str, kind: str, namespace: str = '/') -> Path:
+    """`configured`, else `<kind>_<cell_id>.sqlite` beside the cell's default key file; in a ROS namespace
+    `<kind>_<cell_id>_<namespace slug>.sqlite` (/line2/cell_b -> line2-cell_b): two supervisors sharing a
+    journal collided on its seq and lost events."""
+    if configured:
+        return Path(configured)
+    slug = namespace_slug(namespace)
+    return default_cell_key_path(cell_id).with_name(f'{kind}_{cell_id}{"_" + slug if slug else ""}.sqlite')
