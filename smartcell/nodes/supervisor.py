@@ -27,6 +27,7 @@ from smartcell.core.cell.orders import OrderBook
 from smartcell.core.node_params import SUPERVISOR
 from smartcell.core.safety.monitor import Mode
 from smartcell.core.tasks.recipe import Recipe, load_recipe
+from smartcell.io.cell_files import adopt_legacy_file
 from smartcell.io.event_journal import EventJournal
 from smartcell.io.order_store import SqliteOrderStore
 from smartcell.nodes.common import declare_config, guarded, qos_profile, run_node, stamp_ns, stamp_to_s, steady_clock
@@ -90,8 +91,15 @@ class Supervisor(Node):
                                           if users else None)
         # Every event is on disk before it is published; seq continues from the journal after a restart.
         namespace = self.get_namespace()
-        self._journal = EventJournal(cell_file(config.event_journal_file, config.cell_id, 'events', namespace))
+        journal_file = cell_file(config.event_journal_file, config.cell_id, 'events', namespace)
         order_file = cell_file(config.order_store_file, config.cell_id, 'orders', namespace)
+        for path, configured, kind in ((journal_file, config.event_journal_file, 'events'),
+                                       (order_file, config.order_store_file, 'orders')):
+            legacy = cell_file(configured, config.cell_id, kind)      # its name before it carried the namespace
+            if adopt_legacy_file(path, legacy):
+                self.get_logger().warning(f'{path} did not exist: continued from a copy of {legacy}, this '
+                                          'cell\'s file before the namespace was in its name')
+        self._journal = EventJournal(journal_file)
         orders = OrderBook(max_units=config.max_order_units, store=SqliteOrderStore(order_file))
         self._controller = CellController.from_params(
             dataclasses.asdict(config), config.stopping_file or share_file('config', 'stopping.yaml'),
