@@ -34,9 +34,10 @@ class Qos:
 
 STREAM = Qos(Reliability.RELIABLE, Durability.VOLATILE, 20)          # periodic data between cell nodes
 # A stream's publishers keep a deeper history than its subscribers' queues: a reliable reader that fell
-# behind gets what it missed re-sent from it (a recorder stalled for 0.5 s on a loaded machine lost 23
-# of the lockstep twin's ticks with 20; at ~80 ticks/s, 200 covers 2.5 s), while a subscriber's own
-# queue stays short, so a safety node that lags does not work through old data.
+# behind gets what it missed re-sent from it (bench/bench_recorder_stall.py: a recorder frozen 0.5 s lost
+# 22-23 of the lockstep twin's ticks per topic with 20, none with 200; the twin ran 80-220 ticks/s, so 200
+# covers 0.9-2.5 s), while a subscriber's own queue stays short, so a safety node that lags does not work
+# through old data.
 STREAM_SOURCE = Qos(Reliability.RELIABLE, Durability.VOLATILE, 200)
 SENSOR = Qos(Reliability.BEST_EFFORT, Durability.VOLATILE, 5)         # rclpy's qos_profile_sensor_data
 LATCHED = Qos(Reliability.RELIABLE, Durability.TRANSIENT_LOCAL, 1)    # latest value for late joiners

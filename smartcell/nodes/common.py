@@ -19,20 +19,27 @@ from rclpy.clock import Clock, ClockType
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 
-from smartcell.interfaces import STREAM, STREAM_SOURCE, Durability, Qos, Reliability
+from smartcell.interfaces import LATCHED, STREAM, STREAM_SOURCE, Durability, Qos, Reliability
 from smartcell.core.params import COMMON_PARAMS, ConfigError, NodeParams, ParamValue
 from smartcell.core.safety.graph import CommandPublisherCheck, check_command_publishers
 from smartcell.core.robot.command_validation import Invalid, JointSample, validate_joint_state
 
-# Latched: late joiners (dashboards, the MES bridge) get the last value at once.
-LATCHED_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST,
-                         reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+def qos_profile(qos: Qos) -> QoSProfile:
+    """The rclpy profile of a smartcell.interfaces QoS entry."""
+    return QoSProfile(depth=qos.depth, history=HistoryPolicy.KEEP_LAST,
+                      reliability=ReliabilityPolicy.RELIABLE if qos.reliability is Reliability.RELIABLE
+                      else ReliabilityPolicy.BEST_EFFORT,
+                      durability=DurabilityPolicy.TRANSIENT_LOCAL if qos.durability is Durability.TRANSIENT_LOCAL
+                      else DurabilityPolicy.VOLATILE)
+
+
 # Streams are reliable: in lockstep simulation a lost message would change the result. Subscribers take
 # STREAM_QOS, publishers STREAM_PUB_QOS (a deeper history, for readers that fell behind: interfaces.py).
-STREAM_QOS = QoSProfile(depth=STREAM.depth, history=HistoryPolicy.KEEP_LAST,
-                        reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
-STREAM_PUB_QOS = QoSProfile(depth=STREAM_SOURCE.depth, history=HistoryPolicy.KEEP_LAST,
-                            reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
+STREAM_QOS = qos_profile(STREAM)
+STREAM_PUB_QOS = qos_profile(STREAM_SOURCE)
+# Latched: late joiners (dashboards, the MES bridge) get the last value at once.
+LATCHED_QOS = qos_profile(LATCHED)
 
 LEVEL_OK = DiagnosticStatus.OK
 LEVEL_WARN = DiagnosticStatus.WARN
@@ -229,12 +236,3 @@ def run_node(make_node: Callable[[], Node], args: list[str] | None = None) -> in
             node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
-
-
-def qos_profile(qos: Qos) -> QoSProfile:
-    """The rclpy profile of a smartcell.interfaces QoS entry."""
-    return QoSProfile(depth=qos.depth, history=HistoryPolicy.KEEP_LAST,
-                      reliability=ReliabilityPolicy.RELIABLE if qos.reliability is Reliability.RELIABLE
-                      else ReliabilityPolicy.BEST_EFFORT,
-                      durability=DurabilityPolicy.TRANSIENT_LOCAL if qos.durability is Durability.TRANSIENT_LOCAL
-                      else DurabilityPolicy.VOLATILE)
