@@ -19,7 +19,7 @@ from std_srvs.srv import Trigger
 
 from smartcell import interfaces
 from smartcell.core.cell.authorisation import OperatorPolicy, RequestVerifier, load_operator_users
-from smartcell.core.cell.files import cell_file, cell_key
+from smartcell.core.cell.files import cell_file, cell_key, unadopted_file
 from smartcell.core.cell.controller import REQUESTS, CellController, CellOutput, JointSample
 from smartcell.core.cell.inputs import TickPairing, Velocities, people_velocities
 from smartcell.core.cell.operator_requests import OperatorRequests
@@ -27,7 +27,6 @@ from smartcell.core.cell.orders import OrderBook
 from smartcell.core.node_params import SUPERVISOR
 from smartcell.core.safety.monitor import Mode
 from smartcell.core.tasks.recipe import Recipe, load_recipe
-from smartcell.io.cell_files import adopt_legacy_file
 from smartcell.io.event_journal import EventJournal
 from smartcell.io.order_store import SqliteOrderStore
 from smartcell.nodes.common import declare_config, guarded, qos_profile, run_node, stamp_ns, stamp_to_s, steady_clock
@@ -95,10 +94,12 @@ class Supervisor(Node):
         order_file = cell_file(config.order_store_file, config.cell_id, 'orders', namespace)
         for path, configured, kind in ((journal_file, config.event_journal_file, 'events'),
                                        (order_file, config.order_store_file, 'orders')):
-            legacy = cell_file(configured, config.cell_id, kind)      # its name before it carried the namespace
-            if adopt_legacy_file(path, legacy):
-                self.get_logger().warning(f'{path} did not exist: continued from a copy of {legacy}, this '
-                                          'cell\'s file before the namespace was in its name')
+            root = unadopted_file(configured, config.cell_id, kind, namespace)
+            if root is not None:
+                self.get_logger().warning(
+                    f'starting a new {path}; {root} exists: if it is this cell\'s from before the namespace was '
+                    'in the file name, stop the cell and move it there (else the MES bridge refuses the restarted '
+                    'event seq as replays); if it is a root-namespace cell\'s, nothing to do')
         self._journal = EventJournal(journal_file)
         orders = OrderBook(max_units=config.max_order_units, store=SqliteOrderStore(order_file))
         self._controller = CellController.from_params(

@@ -17,7 +17,7 @@ import pytest
 from smartcell.core.cell.authorisation import OperatorPolicy, RequestVerifier, load_operator_users, signed_request, \
     user_key
 from smartcell.core.cell.controller import CLOCK_JUMP_S, CellController, CellEvent, JointSample
-from smartcell.core.cell.files import cell_file, cell_key
+from smartcell.core.cell.files import cell_file, cell_key, unadopted_file
 from smartcell.core.cell.inputs import TickPairing, people_velocities, ramp_down_refusal, speed_fraction_refusal
 from smartcell.core.cell.operator_requests import OperatorRequests, login_query
 from smartcell.core.cell.outputs import ReplayPages, VerdictStamps, journal_record
@@ -234,3 +234,17 @@ def test_a_cell_id_that_cannot_name_a_file_is_a_configuration_error(tmp_path, mo
     monkeypatch.setenv('ROS_HOME', str(tmp_path))
     with pytest.raises(ConfigError, match='cell_key_file'):
         cell_key('', cell_id)
+
+
+def test_a_root_namespace_file_is_named_to_a_new_namespaced_cell_never_taken_over(tmp_path, monkeypatch):
+    monkeypatch.setenv('ROS_HOME', str(tmp_path))
+    folder = tmp_path / 'smartcell'
+    assert unadopted_file('', 'cell-01', 'events', '/cell_a') is None        # nothing at the root
+    folder.mkdir()
+    (folder / 'events_cell-01.sqlite').write_bytes(b'')
+    assert unadopted_file('', 'cell-01', 'events', '/cell_a') == folder / 'events_cell-01.sqlite'
+    assert unadopted_file('', 'cell-01', 'events', '/') is None              # the root cell's own
+    assert unadopted_file('/data/events.sqlite', 'cell-01', 'events', '/cell_a') is None   # as configured
+    (folder / 'events_cell-01_cell_a.sqlite').write_bytes(b'')
+    assert unadopted_file('', 'cell-01', 'events', '/cell_a') is None        # it has its own now
+    assert not (folder / 'events_cell-01_cell_a.sqlite').read_bytes()       # nothing was copied into it

@@ -30,3 +30,13 @@ def cell_file(configured: str, cell_id: str, kind: str, namespace: str = '/') ->
         return Path(configured)
     slug = namespace_slug(namespace)
     return default_cell_key_path(cell_id).with_name(f'{kind}_{cell_id}{"_" + slug if slug else ""}.sqlite')
+
+
+def unadopted_file(configured: str, cell_id: str, kind: str, namespace: str) -> Path | None:
+    """The root-namespace default file (`<kind>_<cell_id>.sqlite`) when this namespaced cell has no file
+    of its own yet and that one exists, else None. It may be this cell's from before the namespace was in
+    the name (0df5c50), or another cell's that runs at the root: never copied automatically (events of
+    another cell would reach this cell's MES as its own), named in a warning instead."""
+    path = cell_file(configured, cell_id, kind, namespace)
+    root = cell_file(configured, cell_id, kind)
+    return root if path != root and not path.exists() and root.is_file() else None
